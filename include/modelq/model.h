@@ -1,0 +1,100 @@
+/*
+** modelq/model.h - a checkpoint opened for reading: its files, tensors, metadata and config.
+**
+** mq_model_open() accepts a .safetensors file, a model.safetensors.index.json, a Hugging Face
+** model folder (model.safetensors or the index, plus config.json) or a .gguf file. Opening reads
+** and validates headers only; tensor data is reached later with mq_model_read(), a bounded
+** pread at the tensor's offset (no mmap, no whole-file reads, any alignment).
+**
+** Shapes are stored outermost-first, as safetensors and PyTorch write them: a Linear weight is
+** [out_features, in_features], so shape[ndim-1] is the row length.
+*/
+#ifndef MODELQ_MODEL_H
+#define MODELQ_MODEL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "modelq/dtype.h"
+#include "modelq/error.h"
+
+#define MQ_MAX_DIMS 8
+
+struct mq_tensor {
+    char *name;
+    enum mq_dtype dtype;
+    uint32_t ndim;
+    uint64_t shape[MQ_MAX_DIMS]; /* outermost first; a scalar has ndim 0 */
+    uint64_t numel;              /* product of shape (1 for a scalar) */
+    uint64_t nbytes;             /* bytes of data in the file */
+    uint32_t file;               /* index into mq_model.files */
+    uint64_t offset;             /* absolute offset of the data in that file */
+};
+
+struct mq_file {
+    char *path;          /* as opened (folder + shard name for shards) */
+    int fd;
+    uint64_t size;       /* file size at open */
+    uint64_t data_start; /* first byte after the header */
+};
+
+struct mq_kv {
+    char *key;
+    char *value;
+};
+
+/* The fields of config.json modelq uses; 0 / "" when absent. */
+struct mq_config {
+    bool present;
+    char *path;
+    char model_type[64];
+    char architecture[128];      /* architectures[0] */
+    char torch_dtype[32];        /* "torch_dtype" or transformers v5 "dtype" */
+    uint64_t hidden_size;
+    uint64_t intermediate_size;
+    uint64_t num_layers;         /* num_hidden_layers */
+    uint64_t num_heads;          /* num_attention_heads */
+    uint64_t num_kv_heads;       /* num_key_value_heads, default num_heads */
+    uint64_t head_dim;           /* head_dim, default hidden_size / num_heads */
+    uint64_t vocab_size;
+    uint64_t max_position;       /* max_position_embeddings */
+    int tie_word_embeddings;     /* -1 unknown, 0, 1 */
+};
+
+struct mq_model {
+    const char *format;          /* "safetensors" or "gguf" (static string) */
+    char *input_path;
+    struct mq_file *files;
+    size_t n_files;
+    struct mq_tensor *tensors;   /* in file order: shard order, then data offset */
+    size_t n_tensors;
+    struct mq_kv *metadata;      /* __metadata__ (first shard) or GGUF key/values */
+    size_t n_metadata;
+    struct mq_config config;
+    char **warnings;             /* non-fatal findings (index/total_size mismatches ...) */
+    size_t n_warnings;
+    uint64_t header_bytes_read;  /* bytes read from input files while opening */
+};
+
+/*
+** Opens `path` (see above). On success *out owns the model: free it with mq_model_free().
+** On failure *out is NULL and `err` names the file, the tensor where there is one, and the check.
+*/
+enum mq_status mq_model_open(const char *path, struct mq_model **out, struct mq_error *err);
+
+/* Closes the files and frees everything. Accepts NULL. */
+void mq_model_free(struct mq_model *m);
+
+/* Index of the tensor called `name`, or -1. */
+long mq_model_find(const struct mq_model *m, const char *name);
+
+/* Reads `len` bytes of tensor `t`'s data starting `offset` bytes into it. */
+enum mq_status mq_model_read(const struct mq_model *m, size_t t, uint64_t offset, void *buf,
+                             size_t len, struct mq_error *err);
+
+/* Row length (innermost dimension; 1 for scalars) and row count of a tensor. */
+uint64_t mq_tensor_row_len(const struct mq_tensor *t);
+uint64_t mq_tensor_rows(const struct mq_tensor *t);
+
+#endif /* MODELQ_MODEL_H */
