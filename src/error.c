@@ -44,9 +44,15 @@ void mq_error_prefix(struct mq_error *err, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(prefix, sizeof prefix, fmt, ap);
     va_end(ap);
-    char joined[MQ_ERROR_MSG_MAX];
-    snprintf(joined, sizeof joined, "%s: %s", prefix, err->msg);
-    memcpy(err->msg, joined, sizeof err->msg);
+    /* prefix + ": " + old message, truncated to the buffer */
+    size_t pl = strlen(prefix), ml = strlen(err->msg);
+    if (pl + 2 >= sizeof err->msg) pl = sizeof err->msg - 3;
+    if (pl + 2 + ml >= sizeof err->msg) ml = sizeof err->msg - 3 - pl;
+    memmove(err->msg + pl + 2, err->msg, ml);
+    err->msg[pl + 2 + ml] = '\0';
+    memcpy(err->msg, prefix, pl);
+    err->msg[pl] = ':';
+    err->msg[pl + 1] = ' ';
 }
 
 const char *mq_status_name(enum mq_status code)

@@ -75,6 +75,8 @@ struct mq_model {
     char **warnings;             /* non-fatal findings (index/total_size mismatches ...) */
     size_t n_warnings;
     uint64_t header_bytes_read;  /* bytes read from input files while opening */
+    /* internal: allocated capacities of the arrays above */
+    size_t cap_files, cap_tensors, cap_metadata, cap_warnings;
 };
 
 /*

@@ -1,0 +1,37 @@
+/*
+** format.h - how a file format plugs into modelq.
+**
+** Each reader exports one `const struct mq_reader_ops`; formats/registry.c holds the only table
+** that names them all. Detection works by bidding (libarchive style): every reader scores the
+** first bytes of a file and its path, and the highest non-zero score reads it.
+*/
+#ifndef MODELQ_FORMAT_H
+#define MODELQ_FORMAT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "model_build.h"
+
+#define MQ_PROBE_BYTES 64
+
+struct mq_reader_ops {
+    const char *name;
+    /* 0 = not mine ... 100 = certainly mine. `head` holds up to MQ_PROBE_BYTES first bytes. */
+    int (*probe)(const uint8_t *head, size_t len, const char *path);
+    /*
+    ** Validates the file at `path` and appends it and its tensors to `m` (tensor offsets absolute).
+    ** Errors name `path` and, where there is one, the tensor.
+    */
+    enum mq_status (*read_file)(struct mq_model *m, const char *path, struct mq_error *err);
+};
+
+extern const struct mq_reader_ops mq_safetensors_reader;
+
+/* The reader that bids highest for this file, or NULL. */
+const struct mq_reader_ops *mq_reader_for(const uint8_t *head, size_t len, const char *path);
+
+/* A sharded safetensors checkpoint from its model.safetensors.index.json (safetensors_index.c). */
+enum mq_status mq_safetensors_read_index(struct mq_model *m, const char *index_path, struct mq_error *err);
+
+#endif

@@ -1,0 +1,182 @@
+/*
+** input.c - mq_model_open(): from a user's path to a validated model.
+**
+** Accepted inputs, in the order they are tried for a folder (Hugging Face layout):
+**   FOLDER/model.safetensors              one file
+**   FOLDER/model.safetensors.index.json   sharded
+**   FOLDER/<one>.safetensors.index.json   sharded, other prefix (e.g. diffusion_pytorch_model)
+**   FOLDER/<one>.safetensors              a single file of another name
+** A path to a .json file is an index; any other file is given to the reader that bids for it.
+** config.json beside the checkpoint is read when present. A folder holding only pickle files
+** (pytorch_model*.bin, *.pt, *.pth) gets a clear "not read yet" error.
+*/
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "format.h"
+
+static bool ends_with(const char *s, const char *suffix)
+{
+    size_t a = strlen(s), b = strlen(suffix);
+    return a >= b && strcmp(s + a - b, suffix) == 0;
+}
+
+static bool exists_file(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+struct dir_scan {
+    char index[NAME_MAX + 1];   /* one *.safetensors.index.json */
+    char single[NAME_MAX + 1];  /* one *.safetensors */
+    int n_index, n_single, n_pickle, n_gguf;
+    char gguf[NAME_MAX + 1];
+};
+
+static enum mq_status scan_dir(const char *dir, struct dir_scan *ds, struct mq_error *err)
+{
+    memset(ds, 0, sizeof *ds);
+    DIR *d = opendir(dir);
+    if (!d) {
+        int e = errno;
+        MQ_FAIL(err, MQ_E_IO, "io", "%s: cannot open folder: %s", dir, strerror(e));
+        if (err) err->sys_errno = e;
+        return MQ_E_IO;
+    }
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL) {
+        const char *n = de->d_name;
+        if (ends_with(n, ".safetensors.index.json")) {
+            if (ds->n_index++ == 0) snprintf(ds->index, sizeof ds->index, "%s", n);
+        } else if (ends_with(n, ".safetensors")) {
+            if (ds->n_single++ == 0) snprintf(ds->single, sizeof ds->single, "%s", n);
+        } else if (ends_with(n, ".bin") || ends_with(n, ".pt") || ends_with(n, ".pth") || ends_with(n, ".ckpt")) {
+            ds->n_pickle++;
+        } else if (ends_with(n, ".gguf")) {
+            if (ds->n_gguf++ == 0) snprintf(ds->gguf, sizeof ds->gguf, "%s", n);
+        }
+    }
+    closedir(d);
+    return MQ_OK;
+}
+
+/* dir + "/" + name into out; false when it does not fit. */
+static bool path_join(char *out, size_t cap, const char *dir, const char *name)
+{
+    int n = snprintf(out, cap, "%s/%s", dir, name);
+    return n >= 0 && (size_t)n < cap;
+}
+
+/* Picks the checkpoint file inside a folder; writes its path to `out`. */
+static enum mq_status resolve_folder(const char *dir, char *out, size_t cap, struct mq_error *err)
+{
+    static const char *const preferred[] = {"model.safetensors", "model.safetensors.index.json"};
+    for (size_t i = 0; i < 2; i++) {
+        if (path_join(out, cap, dir, preferred[i]) && exists_file(out)) return MQ_OK;
+    }
+    struct dir_scan ds;
+    MQ_TRY(scan_dir(dir, &ds, err));
+    if (ds.n_index == 1) {
+        if (!path_join(out, cap, dir, ds.index)) return MQ_FAIL(err, MQ_E_USAGE, "path", "%s: path too long", dir);
+        return MQ_OK;
+    }
+    if (ds.n_index == 0 && ds.n_single == 1) {
+        if (!path_join(out, cap, dir, ds.single)) return MQ_FAIL(err, MQ_E_USAGE, "path", "%s: path too long", dir);
+        return MQ_OK;
+    }
+    if (ds.n_index > 1 || ds.n_single > 1)
+        return MQ_FAIL(err, MQ_E_USAGE, "ambiguous-folder",
+                       "%s: several checkpoints in this folder; name the .safetensors file or the index", dir);
+    if (ds.n_gguf == 1) {
+        if (!path_join(out, cap, dir, ds.gguf)) return MQ_FAIL(err, MQ_E_USAGE, "path", "%s: path too long", dir);
+        return MQ_OK;
+    }
+    if (ds.n_pickle > 0)
+        return MQ_FAIL(err, MQ_E_UNSUPPORTED, "pickle",
+                       "%s: only PyTorch pickle checkpoints (pytorch_model*.bin) here; pickle checkpoints are not read "
+                       "yet: convert them to safetensors first",
+                       dir);
+    return MQ_FAIL(err, MQ_E_USAGE, "no-checkpoint", "%s: no model.safetensors, index or .safetensors file in this folder",
+                   dir);
+}
+
+static enum mq_status open_checkpoint_file(struct mq_model *m, const char *path, struct mq_error *err)
+{
+    if (ends_with(path, ".json")) {
+        m->format = "safetensors";
+        return mq_safetensors_read_index(m, path, err);
+    }
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        int e = errno;
+        MQ_FAIL(err, MQ_E_IO, "io", "%s: cannot open: %s", path, strerror(e));
+        if (err) err->sys_errno = e;
+        return MQ_E_IO;
+    }
+    uint8_t head[MQ_PROBE_BYTES];
+    ssize_t got = pread(fd, head, sizeof head, 0);
+    close(fd);
+    if (got < 0) return MQ_FAIL(err, MQ_E_IO, "io", "%s: cannot read", path);
+    const struct mq_reader_ops *r = mq_reader_for(head, (size_t)got, path);
+    if (!r) {
+        if (got >= 4 && memcmp(head, "GGUF", 4) == 0)
+            return MQ_FAIL(err, MQ_E_UNSUPPORTED, "format", "%s: GGUF input is not read yet", path);
+        if (ends_with(path, ".bin") || ends_with(path, ".pt") || ends_with(path, ".pth"))
+            return MQ_FAIL(err, MQ_E_UNSUPPORTED, "pickle",
+                           "%s: PyTorch pickle checkpoints are not read yet: convert them to safetensors first", path);
+        return MQ_FAIL(err, MQ_E_UNSUPPORTED, "format", "%s: not a safetensors file (unknown format)", path);
+    }
+    m->format = r->name;
+    return r->read_file(m, path, err);
+}
+
+enum mq_status mq_model_open(const char *path, struct mq_model **out, struct mq_error *err)
+{
+    *out = NULL;
+    struct stat st;
+    if (stat(path, &st) != 0) {
+        int e = errno;
+        MQ_FAIL(err, MQ_E_IO, "io", "%s: %s", path, strerror(e));
+        if (err) err->sys_errno = e;
+        return MQ_E_IO;
+    }
+    char file[PATH_MAX];
+    char dir[PATH_MAX];
+    if (S_ISDIR(st.st_mode)) {
+        size_t n = strlen(path);
+        while (n > 1 && path[n - 1] == '/') n--;
+        if (n >= sizeof dir) return MQ_FAIL(err, MQ_E_USAGE, "path", "%s: path too long", path);
+        memcpy(dir, path, n);
+        dir[n] = '\0';
+        MQ_TRY(resolve_folder(dir, file, sizeof file, err));
+    } else {
+        if (strlen(path) >= sizeof file) return MQ_FAIL(err, MQ_E_USAGE, "path", "%s: path too long", path);
+        snprintf(file, sizeof file, "%s", path);
+        const char *slash = strrchr(path, '/');
+        if (slash) snprintf(dir, sizeof dir, "%.*s", (int)(slash - path), path);
+        else snprintf(dir, sizeof dir, ".");
+        if (slash == path) snprintf(dir, sizeof dir, "/");
+    }
+    struct mq_model *m = mq_model_new(path);
+    if (!m) return MQ_FAIL(err, MQ_E_NOMEM, "alloc", "out of memory");
+    enum mq_status s = open_checkpoint_file(m, file, err);
+    if (s == MQ_OK) {
+        char cfg[PATH_MAX];
+        if (path_join(cfg, sizeof cfg, dir, "config.json") && exists_file(cfg))
+            s = mq_config_load(m, cfg, err);
+    }
+    if (s != MQ_OK) {
+        mq_model_free(m);
+        return s;
+    }
+    *out = m;
+    return MQ_OK;
+}

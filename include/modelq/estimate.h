@@ -1,0 +1,75 @@
+/*
+** modelq/estimate.h - memory for *this* model, from headers and config.json only.
+**
+** Weights per target come from mq_target_plan_tensor() (the same rules `convert` uses). With a
+** config.json, also:
+**   KV cache   = 2 (K and V) x layers x ctx x kv_heads x head_dim x kv_bytes x batch
+**   overhead   = runtime reserve (default 512 MiB: CUDA context, allocator slack)
+**                + compute buffer 4 bytes x ubatch x (vocab + heads x ctx), ubatch = min(ctx x batch, 512)
+**                (the logits and one layer's attention scores, as llama.cpp sizes its graph)
+**   inference  = weights + KV cache + overhead
+**   training   (activations NOT counted; they depend on sequence length and checkpointing):
+**     full fine-tune, mixed-precision AdamW: 16 bytes/param (16-bit weights 2 + grads 2,
+**       fp32 master 4 + Adam m 4 + v 4)
+**     LoRA rank r on every linear layer: 16-bit base weights + 16 bytes x r x (in + out) per layer
+**     QLoRA: NF4 + double-quant base weights + the same adapters
+*/
+#ifndef MODELQ_ESTIMATE_H
+#define MODELQ_ESTIMATE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "modelq/model.h"
+#include "modelq/target.h"
+
+#define MQ_ESTIMATE_DEFAULT_CTX 4096
+#define MQ_ESTIMATE_DEFAULT_LORA_RANK 16
+#define MQ_ESTIMATE_DEFAULT_RESERVE (512ull << 20)
+#define MQ_ESTIMATE_UBATCH 512
+#define MQ_TRAIN_BYTES_PER_PARAM 16
+
+struct mq_estimate_options {
+    uint64_t ctx;            /* tokens of context (default 4096) */
+    uint64_t batch;          /* sequences (default 1) */
+    uint32_t kv_bytes;       /* bytes per KV element (2 = f16) */
+    uint32_t lora_rank;      /* default 16 */
+    uint64_t reserve_bytes;  /* fixed runtime reserve (default 512 MiB) */
+};
+
+struct mq_estimate_row {
+    enum mq_target target;
+    uint64_t bytes;             /* weights as the target stores them */
+    uint64_t quantized_params;  /* parameters the target quantizes */
+    uint64_t kept_params;       /* parameters left unquantized (source dtype, F32/F16 per rules) */
+    uint64_t n_fallback;        /* tensors that fell back to another type */
+    double bpw;                 /* bytes x 8 / all parameters: scales and kept tensors included */
+    uint64_t inference_bytes;   /* weights + KV + overhead (0 without config) */
+};
+
+struct mq_estimate {
+    uint64_t n_tensors;
+    uint64_t params;            /* sum of element counts */
+    uint64_t source_bytes;      /* tensor bytes as stored */
+    struct mq_estimate_row rows[MQ_TARGET_COUNT];
+    bool have_config;
+    struct mq_estimate_options opt;
+    uint64_t kv_per_token;      /* bytes of K+V per token per sequence */
+    uint64_t kv_bytes;
+    uint64_t compute_bytes;
+    uint64_t overhead_bytes;    /* reserve + compute */
+    uint64_t linear_params;     /* parameters in linear layers (LoRA targets) */
+    uint64_t linear_layers;
+    uint64_t lora_params;
+    uint64_t train_full_bytes;
+    uint64_t train_lora_bytes;
+    uint64_t train_qlora_bytes;
+};
+
+void mq_estimate_options_default(struct mq_estimate_options *o);
+
+/* Fills `out` from the model's headers and config. Reads no tensor data. */
+enum mq_status mq_estimate_model(const struct mq_model *m, const struct mq_estimate_options *opt,
+                                 struct mq_estimate *out, struct mq_error *err);
+
+#endif /* MODELQ_ESTIMATE_H */

@@ -1,0 +1,81 @@
+/*
+** modelq/target.h - output targets and which tensors each one quantizes.
+**
+** A target is what a user asks for ("q4_0", "nf4-dq"); it has a default codec and one rule set
+** that decides, per tensor, the codec actually used or that the tensor is kept. `estimate` and
+** `convert` both call mq_target_plan_tensor(), so the bytes estimated are the bytes written.
+**
+** Rule sets:
+**   ALL_FLOAT   every float tensor converted (F32, F16/BF16 rows of the memory table)
+**   GGUF        llama.cpp: convert_hf_to_gguf keeps 1-D tensors, norms and biases in F32;
+**               llama-quantize quantizes 2-D+ "*weight" tensors that are not norms, MoE routers,
+**               position or token-type embeddings; output.weight (or a tied token_embd) gets Q6_K
+**               unless the target is Q8_0; IQ4_NL puts attn_v in Q5_K when n_head/n_kv_head >= 4
+**               and ffn_down of the first n_layer/8 layers in Q5_K; rows that do not split into
+**               blocks fall back (Q6_K->Q8_0, Q5_K->Q5_1, then F16).
+**   BNB_LINEAR  bitsandbytes: only nn.Linear weights (2-D "*.weight" that are not embeddings and
+**               not lm_head, which transformers skips by default); everything else in source dtype.
+**   MATRICES    modelq's own codecs: every 2-D+ float weight that is not a norm or embedding
+**               position table; the rest in source dtype.
+*/
+#ifndef MODELQ_TARGET_H
+#define MODELQ_TARGET_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "modelq/codec.h"
+#include "modelq/model.h"
+
+enum mq_target {
+    MQ_TARGET_F32,
+    MQ_TARGET_F16,       /* 16-bit: BF16 stays BF16, F16 stays F16, F32 becomes F16 */
+    MQ_TARGET_Q8_0,
+    MQ_TARGET_INT8_ROW,  /* bitsandbytes LLM.int8 */
+    MQ_TARGET_INT8_ASYM, /* modelq asymmetric INT8, block 64 */
+    MQ_TARGET_NF4,       /* bitsandbytes NF4, block 64, F32 absmax */
+    MQ_TARGET_NF4_DQ,    /* NF4 + double quantization */
+    MQ_TARGET_Q4_0,
+    MQ_TARGET_IQ4_NL,
+    MQ_TARGET_COUNT
+};
+
+enum mq_rule_set { MQ_RULES_ALL_FLOAT, MQ_RULES_GGUF, MQ_RULES_BNB_LINEAR, MQ_RULES_MATRICES };
+
+struct mq_target_info {
+    const char *name;        /* CLI spelling: "q8_0", "nf4-dq" */
+    const char *label;       /* table label: "NF4 + double quant" */
+    enum mq_codec codec;     /* default codec for quantized tensors */
+    struct mq_codec_params params;
+    enum mq_rule_set rules;
+    int llama_ftype;         /* general.file_type for GGUF targets, -1 otherwise */
+};
+
+const struct mq_target_info *mq_target_info(enum mq_target t);
+bool mq_target_from_name(const char *name, enum mq_target *out);
+
+/* What a target does with one tensor. */
+struct mq_tensor_plan {
+    bool convert;            /* false: kept as stored (dtype and bytes unchanged) */
+    bool quantized;          /* the codec is a quantizer (not a plain float type) */
+    enum mq_codec codec;     /* valid when convert */
+    struct mq_codec_params params;
+    uint64_t bytes;          /* output bytes of this tensor */
+    bool fell_back;          /* the rule's codec did not fit the row length */
+    const char *why;         /* short reason for the choice ("norm", "output", "fallback" ...) */
+};
+
+/* Model-wide facts the rules need (tied embeddings, GQA ratio, layer count). */
+struct mq_rule_context {
+    bool has_output;         /* an lm_head/output tensor exists (else embeddings are tied) */
+    uint64_t n_gqa;          /* num_heads / num_kv_heads, 0 unknown */
+    uint64_t n_layer;        /* from config or the highest layer index + 1 */
+};
+
+void mq_rule_context_init(struct mq_rule_context *rc, const struct mq_model *m);
+
+enum mq_status mq_target_plan_tensor(enum mq_target t, const struct mq_rule_context *rc,
+                                     const struct mq_tensor *ts, struct mq_tensor_plan *out,
+                                     struct mq_error *err);
+
+#endif /* MODELQ_TARGET_H */

@@ -1,0 +1,44 @@
+/*
+** cli.h - the modelq command line: one file per command, a table in main.c.
+** The CLI alone owns exit codes, stdout/stderr and formatting; it includes only include/modelq/.
+*/
+#ifndef MODELQ_CLI_H
+#define MODELQ_CLI_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "modelq/error.h"
+
+/* Exit codes (README "Exit codes"). */
+enum {
+    EXIT_OK = 0,
+    EXIT_INTERNAL = 1,
+    EXIT_USAGE = 2,
+    EXIT_BAD_INPUT = 3,
+    EXIT_IO = 4,
+    EXIT_NOMEM = 5
+};
+
+int cmd_inspect(int argc, char **argv);
+int cmd_estimate(int argc, char **argv);
+
+/* Prints "modelq: <message>" on stderr (one line) and returns the exit code for err->code. */
+int cli_fail(const struct mq_error *err);
+/* Prints a usage error ("modelq <cmd>: <message>; see --help") and returns EXIT_USAGE. */
+int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+int cli_exit_code(enum mq_status s);
+
+/* Parses a positive decimal integer option value; false when invalid. */
+bool cli_parse_u64(const char *s, uint64_t *out);
+
+/* "6,738,415,616" */
+const char *cli_group(uint64_t v, char *buf, size_t cap);
+
+/* Shape as "[4096, 11008]" */
+const char *cli_shape(const uint64_t *shape, uint32_t ndim, char *buf, size_t cap);
+
+extern bool cli_verbose;
+
+#endif

@@ -1,0 +1,200 @@
+/* cmd_estimate.c - `modelq estimate PATH`: the memory table for this model (headers only). */
+#include <cjson/cJSON.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "modelq/estimate.h"
+
+#define ESTIMATE_SCHEMA_VERSION 1
+#define GIB 1073741824.0
+
+static const char *const estimate_help =
+    "usage: modelq estimate PATH [--ctx N] [--batch B] [--lora-rank R] [--json]\n"
+    "\n"
+    "Memory for this model from its headers and config.json (tensor data is never read).\n"
+    "Weights: one row per target - FP32, FP16/BF16, GGUF Q8_0, bitsandbytes LLM.int8, modelq INT8 asym,\n"
+    "bitsandbytes NF4 (block 64), NF4 + double quant, GGUF Q4_0, GGUF IQ4_NL - with bits per weight\n"
+    "including scales and the tensors each target leaves unquantized (the rules `convert` uses).\n"
+    "\n"
+    "With config.json, inference VRAM = weights + KV cache + overhead:\n"
+    "  KV cache  2 x layers x ctx x kv_heads x head_dim x 2 bytes (f16) x batch\n"
+    "  overhead  512 MiB runtime reserve + compute buffer 4 x min(ctx x batch, 512) x (vocab + heads x ctx)\n"
+    "and training (activations not counted): full fine-tune with mixed-precision AdamW (16 bytes/param),\n"
+    "LoRA (16-bit base + 16 bytes per adapter parameter), QLoRA (NF4 + double-quant base + adapters).\n"
+    "\n"
+    "  --ctx N        context length in tokens (default 4096)\n"
+    "  --batch B      sequences in parallel (default 1)\n"
+    "  --lora-rank R  LoRA rank on every linear layer (default 16)\n"
+    "  --json         one JSON document (field \"schema_version\" = 1)\n"
+    "GB = 10^9 bytes, GiB = 2^30 bytes.\n";
+
+static void print_text(const struct mq_model *m, const struct mq_estimate *e)
+{
+    char a[64], b[64], c[64];
+    printf("model:       %s (%s, %zu file%s)\n", m->input_path, m->format, m->n_files, m->n_files == 1 ? "" : "s");
+    printf("parameters:  %s in %" PRIu64 " tensors; stored as %s bytes (%.2f GB, %.2f GiB)\n",
+           cli_group(e->params, a, sizeof a), e->n_tensors, cli_group(e->source_bytes, b, sizeof b),
+           (double)e->source_bytes / 1e9, (double)e->source_bytes / GIB);
+    printf("\nweights by target\n");
+    printf("%-24s %6s %18s %9s %9s %8s %16s %16s\n", "target", "bpw", "bytes", "GB", "GiB", "vs FP32", "quantized",
+           "unquantized");
+    double fp32 = (double)e->rows[MQ_TARGET_F32].bytes;
+    for (int k = 0; k < MQ_TARGET_COUNT; k++) {
+        const struct mq_estimate_row *r = &e->rows[k];
+        printf("%-24s %6.3f %18s %9.2f %9.2f %7.1f%% %16s %16s\n", mq_target_info(r->target)->label, r->bpw,
+               cli_group(r->bytes, a, sizeof a), (double)r->bytes / 1e9, (double)r->bytes / GIB,
+               fp32 > 0 ? 100.0 * (double)r->bytes / fp32 : 0.0, cli_group(r->quantized_params, b, sizeof b),
+               cli_group(r->kept_params, c, sizeof c));
+    }
+    printf("bpw = bytes x 8 / all parameters (scales, zero points and unquantized tensors included).\n"
+           "unquantized = parameters the target keeps: GGUF keeps norms/1-D tensors in F32 (and gives output.weight\n"
+           "Q6_K in 4-bit files); bitsandbytes quantizes only linear layers (embeddings and lm_head stay %s).\n",
+           m->config.torch_dtype[0] ? m->config.torch_dtype : "in the source dtype");
+    for (int k = 0; k < MQ_TARGET_COUNT; k++)
+        if (e->rows[k].n_fallback)
+            printf("note: %s: %" PRIu64 " tensor(s) fall back to another type (row length not a multiple of the block)\n",
+                   mq_target_info((enum mq_target)k)->label, e->rows[k].n_fallback);
+
+    if (!e->have_config) {
+        printf("\nno config.json with layers/heads: KV cache, inference VRAM and training need it.\n");
+        return;
+    }
+    const struct mq_config *cf = &m->config;
+    printf("\ninference VRAM at ctx %" PRIu64 ", batch %" PRIu64 " (f16 KV cache)\n", e->opt.ctx, e->opt.batch);
+    printf("  KV cache: 2 x %" PRIu64 " layers x %" PRIu64 " tokens x %" PRIu64 " kv heads x %" PRIu64
+           " head_dim x 2 bytes x %" PRIu64 " = %s bytes (%.2f GB, %.2f GiB; %s bytes/token)\n",
+           cf->num_layers, e->opt.ctx, cf->num_kv_heads, cf->head_dim, e->opt.batch, cli_group(e->kv_bytes, a, sizeof a),
+           (double)e->kv_bytes / 1e9, (double)e->kv_bytes / GIB, cli_group(e->kv_per_token, b, sizeof b));
+    printf("  overhead: %.0f MiB reserve + %.2f MiB compute buffer = %.2f GiB\n",
+           (double)e->opt.reserve_bytes / 1048576.0, (double)e->compute_bytes / 1048576.0,
+           (double)e->overhead_bytes / GIB);
+    printf("%-24s %12s %12s %12s %12s\n", "target", "weights GiB", "KV GiB", "total GB", "total GiB");
+    for (int k = 0; k < MQ_TARGET_COUNT; k++) {
+        const struct mq_estimate_row *r = &e->rows[k];
+        printf("%-24s %12.2f %12.2f %12.2f %12.2f\n", mq_target_info(r->target)->label, (double)r->bytes / GIB,
+               (double)e->kv_bytes / GIB, (double)r->inference_bytes / 1e9, (double)r->inference_bytes / GIB);
+    }
+    printf("\ntraining (activations not counted: they depend on sequence length, batch and checkpointing)\n");
+    printf("  full fine-tune, mixed-precision AdamW (16 B/param):  %10.2f GB %10.2f GiB\n",
+           (double)e->train_full_bytes / 1e9, (double)e->train_full_bytes / GIB);
+    printf("  LoRA r=%u on %" PRIu64 " linear layers (%s adapter params): %.2f GB %.2f GiB\n", e->opt.lora_rank,
+           e->linear_layers, cli_group(e->lora_params, a, sizeof a), (double)e->train_lora_bytes / 1e9,
+           (double)e->train_lora_bytes / GIB);
+    printf("  QLoRA r=%u (NF4 + double-quant base):             %10.2f GB %10.2f GiB\n", e->opt.lora_rank,
+           (double)e->train_qlora_bytes / 1e9, (double)e->train_qlora_bytes / GIB);
+}
+
+static void add_bytes(cJSON *o, const char *key, uint64_t v)
+{
+    cJSON *x = cJSON_AddObjectToObject(o, key);
+    cJSON_AddNumberToObject(x, "bytes", (double)v);
+    cJSON_AddNumberToObject(x, "GB", (double)v / 1e9);
+    cJSON_AddNumberToObject(x, "GiB", (double)v / GIB);
+}
+
+static int print_json(const struct mq_model *m, const struct mq_estimate *e)
+{
+    cJSON *root = cJSON_CreateObject();
+    cJSON_AddNumberToObject(root, "schema_version", ESTIMATE_SCHEMA_VERSION);
+    cJSON_AddStringToObject(root, "input", m->input_path);
+    cJSON_AddNumberToObject(root, "tensors", (double)e->n_tensors);
+    cJSON_AddNumberToObject(root, "parameters", (double)e->params);
+    cJSON_AddNumberToObject(root, "source_bytes", (double)e->source_bytes);
+    cJSON *rows = cJSON_AddArrayToObject(root, "targets");
+    for (int k = 0; k < MQ_TARGET_COUNT; k++) {
+        const struct mq_estimate_row *r = &e->rows[k];
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "target", mq_target_info(r->target)->name);
+        cJSON_AddStringToObject(o, "label", mq_target_info(r->target)->label);
+        cJSON_AddNumberToObject(o, "bits_per_weight", r->bpw);
+        cJSON_AddNumberToObject(o, "bytes", (double)r->bytes);
+        cJSON_AddNumberToObject(o, "GB", (double)r->bytes / 1e9);
+        cJSON_AddNumberToObject(o, "GiB", (double)r->bytes / GIB);
+        cJSON_AddNumberToObject(o, "quantized_parameters", (double)r->quantized_params);
+        cJSON_AddNumberToObject(o, "unquantized_parameters", (double)r->kept_params);
+        cJSON_AddNumberToObject(o, "fallback_tensors", (double)r->n_fallback);
+        if (e->have_config) add_bytes(o, "inference", r->inference_bytes);
+        cJSON_AddItemToArray(rows, o);
+    }
+    if (e->have_config) {
+        cJSON *inf = cJSON_AddObjectToObject(root, "inference");
+        cJSON_AddNumberToObject(inf, "ctx", (double)e->opt.ctx);
+        cJSON_AddNumberToObject(inf, "batch", (double)e->opt.batch);
+        cJSON_AddNumberToObject(inf, "kv_bytes_per_token", (double)e->kv_per_token);
+        add_bytes(inf, "kv_cache", e->kv_bytes);
+        add_bytes(inf, "compute_buffer", e->compute_bytes);
+        add_bytes(inf, "overhead", e->overhead_bytes);
+        cJSON *tr = cJSON_AddObjectToObject(root, "training");
+        cJSON_AddStringToObject(tr, "note", "activations not counted");
+        cJSON_AddNumberToObject(tr, "lora_rank", e->opt.lora_rank);
+        cJSON_AddNumberToObject(tr, "lora_parameters", (double)e->lora_params);
+        add_bytes(tr, "full_adamw_mixed_precision", e->train_full_bytes);
+        add_bytes(tr, "lora", e->train_lora_bytes);
+        add_bytes(tr, "qlora", e->train_qlora_bytes);
+    } else {
+        cJSON_AddNullToObject(root, "inference");
+        cJSON_AddNullToObject(root, "training");
+    }
+    char *text = cJSON_Print(root);
+    cJSON_Delete(root);
+    if (!text) {
+        fprintf(stderr, "modelq: error: out of memory writing JSON\n");
+        return EXIT_NOMEM;
+    }
+    puts(text);
+    free(text);
+    return EXIT_OK;
+}
+
+int cmd_estimate(int argc, char **argv)
+{
+    const char *path = NULL;
+    bool json = false;
+    struct mq_estimate_options opt;
+    mq_estimate_options_default(&opt);
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        uint64_t v;
+        if (strcmp(a, "--json") == 0) {
+            json = true;
+        } else if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+            fputs(estimate_help, stdout);
+            return EXIT_OK;
+        } else if (strcmp(a, "--ctx") == 0 || strcmp(a, "--batch") == 0 || strcmp(a, "--lora-rank") == 0) {
+            if (i + 1 >= argc || !cli_parse_u64(argv[i + 1], &v))
+                return cli_usage_error("estimate", "%s needs a positive integer", a);
+            i++;
+            if (strcmp(a, "--ctx") == 0) opt.ctx = v;
+            else if (strcmp(a, "--batch") == 0) opt.batch = v;
+            else if (v > 65536) return cli_usage_error("estimate", "--lora-rank %" PRIu64 " is too large", v);
+            else opt.lora_rank = (uint32_t)v;
+        } else if (a[0] == '-' && a[1]) {
+            return cli_usage_error("estimate", "unknown option '%s'", a);
+        } else if (path) {
+            return cli_usage_error("estimate", "one PATH only");
+        } else {
+            path = a;
+        }
+    }
+    if (!path) return cli_usage_error("estimate", "missing PATH");
+    struct mq_error err;
+    mq_error_clear(&err);
+    struct mq_model *m;
+    if (mq_model_open(path, &m, &err) != MQ_OK) return cli_fail(&err);
+    struct mq_estimate e;
+    int rc;
+    if (mq_estimate_model(m, &opt, &e, &err) != MQ_OK) {
+        rc = cli_fail(&err);
+    } else {
+        for (size_t i = 0; i < m->n_warnings; i++) fprintf(stderr, "modelq: warning: %s\n", m->warnings[i]);
+        rc = json ? print_json(m, &e) : (print_text(m, &e), EXIT_OK);
+    }
+    mq_model_free(m);
+    if (fflush(stdout) != 0) {
+        fprintf(stderr, "modelq: error: cannot write to standard output\n");
+        return EXIT_IO;
+    }
+    return rc;
+}

@@ -1,0 +1,36 @@
+/*
+** json_strict.h - a strict validating scan of JSON text before cJSON builds the tree.
+**
+** cJSON is lenient where untrusted headers must not be: it skips any byte <= 0x20 as whitespace
+** (so NUL padding passes), accepts raw control characters in strings, truncates names at an
+** escaped \u0000, and turns every number into a double ("1.0", "-0", "1e3" and 2^64 all look like
+** integers). This scan enforces RFC 8259 exactly, as serde_json does for safetensors, plus:
+**   - only JSON whitespace (space, tab, LF, CR) around tokens;
+**   - the text must be valid UTF-8, with no escaped NUL and no lone surrogate escapes;
+**   - numbers, when `integers_only`, must be unsigned decimal integers without leading zeros and
+**     at most 2^53 (so cJSON's double holds them exactly);
+**   - nesting at most `max_depth` levels.
+** On failure `check` (a static rule name) and `where` (byte offset) say what and where.
+*/
+#ifndef MODELQ_JSON_STRICT_H
+#define MODELQ_JSON_STRICT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+struct json_strict_result {
+    const char *check;  /* NULL when valid */
+    const char *detail; /* human-readable reason */
+    size_t where;       /* byte offset of the problem */
+};
+
+/* Largest integer accepted: 2^53, the largest a double counts exactly to. */
+#define JSON_STRICT_MAX_INT 9007199254740992ull
+
+bool json_strict_check(const char *text, size_t len, bool integers_only, int max_depth,
+                       struct json_strict_result *res);
+
+/* True when `s[0..len)` is well-formed UTF-8 (no overlongs, surrogates or values > U+10FFFF). */
+bool utf8_valid(const unsigned char *s, size_t len, size_t *bad_at);
+
+#endif

@@ -1,0 +1,29 @@
+/*
+** model_build.h - private: how format readers fill a struct mq_model.
+**
+** Readers (formats/) call these to append files, tensors, metadata and warnings; the model owns
+** everything appended. On any failure the caller frees the half-built model with mq_model_free().
+*/
+#ifndef MODELQ_MODEL_BUILD_H
+#define MODELQ_MODEL_BUILD_H
+
+#include "modelq/model.h"
+
+/* A new empty model; NULL when out of memory. */
+struct mq_model *mq_model_new(const char *input_path);
+
+/* Appends an open file (the model closes fd). */
+enum mq_status mq_model_add_file(struct mq_model *m, const char *path, int fd, uint64_t size,
+                                 uint32_t *index, struct mq_error *err);
+/* Appends a tensor; the model takes ownership of t->name. */
+enum mq_status mq_model_add_tensor(struct mq_model *m, const struct mq_tensor *t, struct mq_error *err);
+/* Appends a copy of key/value. */
+enum mq_status mq_model_add_kv(struct mq_model *m, const char *key, const char *value, struct mq_error *err);
+/* Appends a formatted warning. */
+enum mq_status mq_model_warn(struct mq_model *m, struct mq_error *err, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Parses config.json at `path` into m->config (errors name the file). */
+enum mq_status mq_config_load(struct mq_model *m, const char *path, struct mq_error *err);
+
+#endif /* MODELQ_MODEL_BUILD_H */

@@ -1,0 +1,156 @@
+/* targets.c - the target table and the per-tensor rules (see include/modelq/target.h). */
+#include "modelq/target.h"
+
+#include <string.h>
+#include <strings.h>
+
+#include "tensor_role.h"
+
+static const struct mq_target_info target_table[MQ_TARGET_COUNT] = {
+    [MQ_TARGET_F32] = {"f32", "FP32", MQ_CODEC_F32, {0, false}, MQ_RULES_ALL_FLOAT, 0},
+    [MQ_TARGET_F16] = {"f16", "FP16 / BF16", MQ_CODEC_F16, {0, false}, MQ_RULES_ALL_FLOAT, 1},
+    [MQ_TARGET_Q8_0] = {"q8_0", "GGUF Q8_0", MQ_CODEC_Q8_0, {0, false}, MQ_RULES_GGUF, 7},
+    [MQ_TARGET_INT8_ROW] = {"int8_row", "bnb LLM.int8", MQ_CODEC_INT8_ROW, {0, false}, MQ_RULES_BNB_LINEAR, -1},
+    [MQ_TARGET_INT8_ASYM] = {"int8_asym", "INT8 asym (block 64)", MQ_CODEC_INT8_ASYM, {64, false}, MQ_RULES_MATRICES, -1},
+    [MQ_TARGET_NF4] = {"nf4", "bnb NF4 (block 64)", MQ_CODEC_NF4, {64, false}, MQ_RULES_BNB_LINEAR, -1},
+    [MQ_TARGET_NF4_DQ] = {"nf4-dq", "bnb NF4 + double quant", MQ_CODEC_NF4, {64, true}, MQ_RULES_BNB_LINEAR, -1},
+    [MQ_TARGET_Q4_0] = {"q4_0", "GGUF Q4_0", MQ_CODEC_Q4_0, {0, false}, MQ_RULES_GGUF, 2},
+    [MQ_TARGET_IQ4_NL] = {"iq4_nl", "GGUF IQ4_NL", MQ_CODEC_IQ4_NL, {0, false}, MQ_RULES_GGUF, 25},
+};
+
+const struct mq_target_info *mq_target_info(enum mq_target t)
+{
+    return (unsigned)t < MQ_TARGET_COUNT ? &target_table[t] : NULL;
+}
+
+bool mq_target_from_name(const char *name, enum mq_target *out)
+{
+    for (int i = 0; i < MQ_TARGET_COUNT; i++) {
+        if (strcasecmp(target_table[i].name, name) == 0) {
+            *out = (enum mq_target)i;
+            return true;
+        }
+    }
+    return false;
+}
+
+static bool ends_with(const char *s, const char *suf)
+{
+    size_t a = strlen(s), b = strlen(suf);
+    return a >= b && strcmp(s + a - b, suf) == 0;
+}
+
+void mq_rule_context_init(struct mq_rule_context *rc, const struct mq_model *m)
+{
+    memset(rc, 0, sizeof *rc);
+    long max_layer = -1;
+    for (size_t i = 0; i < m->n_tensors; i++) {
+        if (mq_tensor_role(m->tensors[i].name) == MQ_ROLE_OUTPUT) rc->has_output = true;
+        long l = mq_tensor_layer(m->tensors[i].name);
+        if (l > max_layer) max_layer = l;
+    }
+    rc->n_layer = m->config.num_layers ? m->config.num_layers : (uint64_t)(max_layer + 1);
+    if (m->config.num_heads && m->config.num_kv_heads) rc->n_gqa = m->config.num_heads / m->config.num_kv_heads;
+}
+
+static bool row_fits(enum mq_codec c, uint64_t row_len)
+{
+    const struct mq_codec_info *ci = mq_codec_info(c);
+    return ci->flat_blocks || row_len % ci->block_elems == 0;
+}
+
+/* llama-quantize's choice for an eligible tensor (llama_tensor_get_type without imatrix). */
+static enum mq_codec gguf_choose(enum mq_target t, const struct mq_rule_context *rc, const struct mq_tensor *ts,
+                                 enum mq_role role, bool *fell_back, const char **why)
+{
+    enum mq_codec c = target_table[t].codec;
+    uint64_t row = mq_tensor_row_len(ts);
+    *why = "quantized";
+    if (role == MQ_ROLE_OUTPUT || (role == MQ_ROLE_TOKEN_EMBD && !rc->has_output)) {
+        if (!row_fits(c, row)) c = MQ_CODEC_Q8_0;
+        else if (c != MQ_CODEC_Q8_0) c = MQ_CODEC_Q6_K;
+        *why = role == MQ_ROLE_OUTPUT ? "output tensor" : "tied embeddings (as output)";
+    } else if (t == MQ_TARGET_IQ4_NL && role == MQ_ROLE_ATTN_V && rc->n_gqa >= 4) {
+        c = MQ_CODEC_Q5_K;
+        *why = "attn_v with GQA >= 4";
+    } else if (t == MQ_TARGET_IQ4_NL && role == MQ_ROLE_FFN_DOWN && mq_tensor_layer(ts->name) >= 0 &&
+               (uint64_t)mq_tensor_layer(ts->name) < rc->n_layer / 8) {
+        c = MQ_CODEC_Q5_K;
+        *why = "ffn_down in the first n_layer/8 layers";
+    }
+    if (!row_fits(c, row)) {
+        /* llama.cpp tensor_type_fallback */
+        enum mq_codec q5_1;
+        if (c == MQ_CODEC_Q6_K) c = MQ_CODEC_Q8_0;
+        else if (c == MQ_CODEC_Q5_K && mq_codec_from_name("q5_1", &q5_1)) c = q5_1;
+        else c = MQ_CODEC_F16;
+        if (!row_fits(c, row)) c = MQ_CODEC_F16;
+        *fell_back = true;
+        *why = "row length does not fit the block: fallback";
+    }
+    return c;
+}
+
+enum mq_status mq_target_plan_tensor(enum mq_target t, const struct mq_rule_context *rc,
+                                     const struct mq_tensor *ts, struct mq_tensor_plan *out,
+                                     struct mq_error *err)
+{
+    const struct mq_target_info *ti = mq_target_info(t);
+    if (!ti) return MQ_FAIL(err, MQ_E_INTERNAL, "target", "unknown target %d", (int)t);
+    memset(out, 0, sizeof *out);
+    out->bytes = ts->nbytes;
+    out->why = "kept";
+    if (!mq_dtype_is_quantizable_float(ts->dtype)) {
+        out->why = "not F32/F16/BF16: kept as stored";
+        return MQ_OK;
+    }
+    enum mq_role role = mq_tensor_role(ts->name);
+    bool weight = ends_with(ts->name, "weight");
+    switch (ti->rules) {
+    case MQ_RULES_ALL_FLOAT:
+        out->convert = true;
+        out->codec = ti->codec;
+        if (ti->codec == MQ_CODEC_F16 && ts->dtype == MQ_DTYPE_BF16) out->codec = MQ_CODEC_BF16;
+        out->why = "converted";
+        break;
+    case MQ_RULES_GGUF: {
+        bool eligible = ts->ndim >= 2 && weight && role != MQ_ROLE_NORM && role != MQ_ROLE_ROUTER &&
+                        role != MQ_ROLE_POS_EMBD;
+        out->convert = true;
+        if (!eligible) {
+            /* convert_hf_to_gguf.py writes these in F32 and llama-quantize copies them */
+            out->codec = MQ_CODEC_F32;
+            out->why = ts->ndim <= 1 ? "1-D: F32" : role == MQ_ROLE_NORM ? "norm: F32" : !weight ? "bias: F32"
+                                                                                               : "not quantized: F32";
+        } else {
+            out->codec = gguf_choose(t, rc, ts, role, &out->fell_back, &out->why);
+            out->quantized = mq_codec_info(out->codec)->block_elems > 1;
+        }
+        break;
+    }
+    case MQ_RULES_BNB_LINEAR:
+        if (ts->ndim == 2 && ends_with(ts->name, ".weight") && role != MQ_ROLE_TOKEN_EMBD && role != MQ_ROLE_OUTPUT &&
+            role != MQ_ROLE_POS_EMBD && role != MQ_ROLE_NORM) {
+            out->convert = out->quantized = true;
+            out->codec = ti->codec;
+            out->params = ti->params;
+            out->why = "linear layer";
+        } else {
+            out->why = role == MQ_ROLE_OUTPUT ? "lm_head: skipped by default" : "not a linear layer: source dtype";
+        }
+        break;
+    case MQ_RULES_MATRICES:
+        if (ts->ndim >= 2 && weight && role != MQ_ROLE_NORM && role != MQ_ROLE_POS_EMBD) {
+            out->convert = out->quantized = true;
+            out->codec = ti->codec;
+            out->params = ti->params;
+            out->why = "matrix";
+        } else {
+            out->why = "not a weight matrix: source dtype";
+        }
+        break;
+    }
+    if (out->convert)
+        MQ_TRY(mq_codec_tensor_bytes(out->codec, &out->params, ts->numel, mq_tensor_row_len(ts), &out->bytes, err));
+    return MQ_OK;
+}

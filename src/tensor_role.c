@@ -1,0 +1,59 @@
+/* tensor_role.c - tensor roles from names, Hugging Face and GGUF spellings. */
+#include "tensor_role.h"
+
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+static bool ends_with(const char *s, const char *suf)
+{
+    size_t a = strlen(s), b = strlen(suf);
+    return a >= b && strcmp(s + a - b, suf) == 0;
+}
+
+static bool has(const char *s, const char *part) { return strstr(s, part) != NULL; }
+
+enum mq_role mq_tensor_role(const char *n)
+{
+    if (strcmp(n, "lm_head.weight") == 0 || strcmp(n, "output.weight") == 0 || ends_with(n, ".lm_head.weight"))
+        return MQ_ROLE_OUTPUT;
+    if (has(n, "embed_tokens.") || strcmp(n, "token_embd.weight") == 0 || has(n, "wte.") ||
+        has(n, "word_embeddings.") || strcmp(n, "per_layer_token_embd.weight") == 0)
+        return MQ_ROLE_TOKEN_EMBD;
+    if (has(n, "position_embd") || has(n, "wpe.") || has(n, "embed_positions") || has(n, "position_embeddings") ||
+        has(n, "token_type"))
+        return MQ_ROLE_POS_EMBD;
+    if (has(n, "norm") || has(n, ".ln_") || has(n, "ln_f."))
+        return MQ_ROLE_NORM;
+    if (has(n, "ffn_gate_inp") || ends_with(n, "mlp.gate.weight") || has(n, "block_sparse_moe.gate.") ||
+        has(n, ".router."))
+        return MQ_ROLE_ROUTER;
+    if (has(n, "q_proj.") || has(n, "attn_q.")) return MQ_ROLE_ATTN_Q;
+    if (has(n, "k_proj.") || has(n, "attn_k.")) return MQ_ROLE_ATTN_K;
+    if (has(n, "v_proj.") || has(n, "attn_v.")) return MQ_ROLE_ATTN_V;
+    if (has(n, "o_proj.") || has(n, "attn_output.")) return MQ_ROLE_ATTN_OUT;
+    if (has(n, "gate_proj.") || has(n, "ffn_gate.") || has(n, "ffn_gate_exps.")) return MQ_ROLE_FFN_GATE;
+    if (has(n, "up_proj.") || has(n, "ffn_up.") || has(n, "ffn_up_exps.")) return MQ_ROLE_FFN_UP;
+    if (has(n, "down_proj.") || has(n, "ffn_down.") || has(n, "ffn_down_exps.")) return MQ_ROLE_FFN_DOWN;
+    return MQ_ROLE_OTHER;
+}
+
+long mq_tensor_layer(const char *name)
+{
+    static const char *const keys[] = {"layers.", "blk.", "h.", "layer."};
+    for (size_t k = 0; k < sizeof keys / sizeof keys[0]; k++) {
+        const char *p = name;
+        size_t kl = strlen(keys[k]);
+        while ((p = strstr(p, keys[k])) != NULL) {
+            bool at_start = (p == name || p[-1] == '.');
+            const char *d = p + kl;
+            if (at_start && *d >= '0' && *d <= '9') {
+                char *end;
+                long v = strtol(d, &end, 10);
+                if (*end == '.') return v;
+            }
+            p += kl;
+        }
+    }
+    return -1;
+}

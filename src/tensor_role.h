@@ -1,0 +1,28 @@
+/*
+** tensor_role.h - what a tensor is, from its name (Hugging Face or GGUF spelling).
+** The quantization rules of llama.cpp and bitsandbytes are written in terms of these roles.
+*/
+#ifndef MODELQ_TENSOR_ROLE_H
+#define MODELQ_TENSOR_ROLE_H
+
+enum mq_role {
+    MQ_ROLE_OTHER,
+    MQ_ROLE_TOKEN_EMBD,  /* model.embed_tokens.weight, token_embd.weight, wte */
+    MQ_ROLE_OUTPUT,      /* lm_head.weight, output.weight */
+    MQ_ROLE_POS_EMBD,    /* learned position / token-type tables */
+    MQ_ROLE_NORM,
+    MQ_ROLE_ROUTER,      /* MoE gate (ffn_gate_inp) */
+    MQ_ROLE_ATTN_Q,
+    MQ_ROLE_ATTN_K,
+    MQ_ROLE_ATTN_V,
+    MQ_ROLE_ATTN_OUT,
+    MQ_ROLE_FFN_GATE,
+    MQ_ROLE_FFN_UP,
+    MQ_ROLE_FFN_DOWN
+};
+
+enum mq_role mq_tensor_role(const char *name);
+/* Layer index from "layers.N." / "blk.N." / "h.N.", or -1. */
+long mq_tensor_layer(const char *name);
+
+#endif
