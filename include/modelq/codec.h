@@ -43,12 +43,37 @@ struct mq_codec_params {
     bool double_quant;     /* NF4/FP4: 8-bit absmax against the dynamic map, block 256 */
 };
 
+/*
+** Kernel contract (one quantize/dequantize pair per codec; src/quant/<codec>.c).
+**
+** A kernel converts `n` consecutive elements of one tensor. `row_len` is the tensor's row length
+** (used by INT8_ROW's per-row scale; per-row ggml codecs need n and row_len to be multiples of
+** block_elems), `block` the effective block size (params->block_elems or the default).
+** Outputs:
+**   data    packed codes: ggml blocks (scales inline), bitsandbytes nibbles, int8 codes, or the
+**           little-endian f32/f16/bf16 elements; mq_codec_data_bytes(n) bytes.
+**   scales  per-block (NF4/FP4 absmax, INT8_ASYM scale) or per-row (INT8_ROW SCB) float32 side
+**           data, mq_codec_side_count(n) entries; unused (may be NULL) for the other codecs.
+**   zeros   INT8_ASYM zero points, one per block; unused (may be NULL) otherwise.
+** Streaming: a tensor may be fed in chunks; every chunk but the last must be a whole number of
+** blocks (flat codecs) or rows (per-row codecs), and the output pointers advance accordingly.
+** Kernels never fail: value checks (NaN/Inf, fp16 overflow) happen before, in mq_range_scan().
+*/
+typedef void (*mq_quantize_fn)(const float *src, size_t n, size_t row_len, uint32_t block,
+                               uint8_t *data, float *scales, int8_t *zeros);
+typedef void (*mq_dequantize_fn)(const uint8_t *data, const float *scales, const int8_t *zeros,
+                                 size_t n, size_t row_len, uint32_t block, float *dst);
+
 struct mq_codec_info {
     const char *name;      /* "q8_0", "nf4", ... (llama.cpp's spelling for ggml types) */
     uint32_t block_elems;  /* default elements per block (1 for plain float types) */
     uint32_t block_bytes;  /* bytes per block of the main data (scales inside ggml blocks) */
     bool flat_blocks;      /* true: blocks run over the flattened tensor; false: within rows */
     int ggml_type;         /* ggml type id, -1 when the codec has no GGUF type */
+    bool fp16_scales;      /* ggml block scales are fp16 (can overflow; see mq_range_scan) */
+    mq_quantize_fn quantize_ref;  /* plain C reference kernel: defines the bytes */
+    mq_quantize_fn quantize_fast; /* same bytes; AVX2/F16C when the CPU has it, else portable */
+    mq_dequantize_fn dequantize;
 };
 
 /* Row of the codec table; NULL for an out-of-range value. */
@@ -66,5 +91,17 @@ bool mq_codec_from_name(const char *name, enum mq_codec *out);
 enum mq_status mq_codec_tensor_bytes(enum mq_codec c, const struct mq_codec_params *params,
                                      uint64_t numel, uint64_t row_len, uint64_t *out,
                                      struct mq_error *err);
+
+/* Effective block size: params->block_elems when set (flat codecs only), else the default. */
+uint32_t mq_codec_block(enum mq_codec c, const struct mq_codec_params *params);
+
+/* Bytes of `data` a kernel writes for n elements (a partial last block counts whole for flat
+** codecs; NF4/FP4 pack (n+1)/2 bytes). */
+uint64_t mq_codec_data_bytes(enum mq_codec c, const struct mq_codec_params *params, uint64_t n);
+
+/* Entries of `scales` (and `zeros` for INT8_ASYM) a kernel writes for n elements with rows of
+** row_len: blocks for NF4/FP4/INT8_ASYM, rows for INT8_ROW, 0 for the others. */
+uint64_t mq_codec_side_count(enum mq_codec c, const struct mq_codec_params *params, uint64_t n,
+                             uint64_t row_len);
 
 #endif /* MODELQ_CODEC_H */

@@ -1,26 +1,30 @@
-/* codec_table.c - the codec table (sizes); kernels are added per codec in src/quant/. */
+/* codec_table.c - the codec table: sizes, geometry and the kernels of every codec. */
 #include "modelq/codec.h"
 
 #include <strings.h>
 
 #include "ckd.h"
+#include "qcommon.h"
+
+#define K(x) .quantize_ref = mq_quantize_##x##_ref, .quantize_fast = mq_quantize_##x##_fast, \
+             .dequantize = mq_dequantize_##x
 
 static const struct mq_codec_info codec_table[MQ_CODEC_COUNT] = {
     /* ggml types: block layouts from ggml-common.h (d = fp16 scale). */
-    [MQ_CODEC_F32] = {"f32", 1, 4, false, 0},
-    [MQ_CODEC_F16] = {"f16", 1, 2, false, 1},
-    [MQ_CODEC_BF16] = {"bf16", 1, 2, false, 30},
-    [MQ_CODEC_Q8_0] = {"q8_0", 32, 34, false, 8},    /* d + 32 x int8 */
-    [MQ_CODEC_Q4_0] = {"q4_0", 32, 18, false, 2},    /* d + 16 nibble bytes */
-    [MQ_CODEC_Q4_1] = {"q4_1", 32, 20, false, 3},    /* d + m + 16 nibble bytes */
-    [MQ_CODEC_IQ4_NL] = {"iq4_nl", 32, 18, false, 20},
-    [MQ_CODEC_Q5_K] = {"q5_K", 256, 176, false, 13},
-    [MQ_CODEC_Q6_K] = {"q6_K", 256, 210, false, 14},
+    [MQ_CODEC_F32] = {"f32", 1, 4, false, 0, false, K(f32)},
+    [MQ_CODEC_F16] = {"f16", 1, 2, false, 1, false, K(f16)},
+    [MQ_CODEC_BF16] = {"bf16", 1, 2, false, 30, false, K(bf16)},
+    [MQ_CODEC_Q8_0] = {"q8_0", 32, 34, false, 8, true, K(q8_0)},      /* d + 32 x int8 */
+    [MQ_CODEC_Q4_0] = {"q4_0", 32, 18, false, 2, true, K(q4_0)},      /* d + 16 nibble bytes */
+    [MQ_CODEC_Q4_1] = {"q4_1", 32, 20, false, 3, true, K(q4_1)},      /* d + m + 16 nibble bytes */
+    [MQ_CODEC_IQ4_NL] = {"iq4_nl", 32, 18, false, 20, true, K(iq4_nl)}, /* d + 16 nibble bytes */
+    [MQ_CODEC_Q5_K] = {"q5_K", 256, 176, false, 13, true, K(q5_k)},
+    [MQ_CODEC_Q6_K] = {"q6_K", 256, 210, false, 14, true, K(q6_k)},
     /* bitsandbytes / modelq codecs: block_bytes counts the packed codes only; side data below. */
-    [MQ_CODEC_NF4] = {"nf4", 64, 32, true, -1},
-    [MQ_CODEC_FP4] = {"fp4", 64, 32, true, -1},
-    [MQ_CODEC_INT8_ROW] = {"int8_row", 1, 1, false, -1},
-    [MQ_CODEC_INT8_ASYM] = {"int8_asym", 64, 64, true, -1},
+    [MQ_CODEC_NF4] = {"nf4", 64, 32, true, -1, false, K(nf4)},
+    [MQ_CODEC_FP4] = {"fp4", 64, 32, true, -1, false, K(fp4)},
+    [MQ_CODEC_INT8_ROW] = {"int8_row", 1, 1, false, -1, false, K(int8_row)},
+    [MQ_CODEC_INT8_ASYM] = {"int8_asym", 64, 64, true, -1, false, K(int8_asym)},
 };
 
 const struct mq_codec_info *mq_codec_info(enum mq_codec c)
@@ -98,4 +102,40 @@ enum mq_status mq_codec_tensor_bytes(enum mq_codec c, const struct mq_codec_para
     if (ovf) return MQ_FAIL(err, MQ_E_OVERFLOW, "size-overflow", "tensor size overflows 64 bits");
     *out = bytes;
     return MQ_OK;
+}
+
+uint32_t mq_codec_block(enum mq_codec c, const struct mq_codec_params *params)
+{
+    const struct mq_codec_info *ci = mq_codec_info(c);
+    if (!ci) return 0;
+    if (ci->flat_blocks && params && params->block_elems) return params->block_elems;
+    return ci->block_elems;
+}
+
+uint64_t mq_codec_data_bytes(enum mq_codec c, const struct mq_codec_params *params, uint64_t n)
+{
+    const struct mq_codec_info *ci = mq_codec_info(c);
+    if (!ci) return 0;
+    switch (c) {
+    case MQ_CODEC_NF4:
+    case MQ_CODEC_FP4: return n / 2 + (n & 1);
+    case MQ_CODEC_INT8_ROW:
+    case MQ_CODEC_INT8_ASYM: return n;
+    default: {
+        uint64_t blk = mq_codec_block(c, params);
+        return mq_div_ceil_u64(n, blk) * ci->block_bytes;
+    }
+    }
+}
+
+uint64_t mq_codec_side_count(enum mq_codec c, const struct mq_codec_params *params, uint64_t n,
+                             uint64_t row_len)
+{
+    switch (c) {
+    case MQ_CODEC_NF4:
+    case MQ_CODEC_FP4:
+    case MQ_CODEC_INT8_ASYM: return mq_div_ceil_u64(n, mq_codec_block(c, params));
+    case MQ_CODEC_INT8_ROW: return row_len ? mq_div_ceil_u64(n, row_len) : n;
+    default: return 0;
+    }
 }

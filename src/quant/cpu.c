@@ -1,0 +1,49 @@
+/*
+** cpu.c - run-time CPU feature detection for the fast kernels.
+**
+** Fast kernels are compiled per function with __attribute__((target("avx2,f16c"))) and chosen
+** here once. Setting the environment variable MODELQ_NO_SIMD (any value) forces the portable
+** path, so tests and benchmarks can exercise both on one machine.
+*/
+#include <stdlib.h>
+
+#include "modelq/quant.h"
+#include "qcommon.h"
+
+static int cpu_state = -1; /* -1 unknown, 0 portable, 1 avx2+f16c */
+static int cpu_forced = -1; /* -1 none, else forced value (mq_quant_set_simd) */
+
+static int cpu_detect(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    if (getenv("MODELQ_NO_SIMD")) return 0;
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("f16c");
+#else
+    return 0;
+#endif
+}
+
+bool mq_cpu_avx2(void)
+{
+    if (cpu_forced >= 0) return cpu_forced;
+    int s = __atomic_load_n(&cpu_state, __ATOMIC_RELAXED);
+    if (s < 0) {
+        s = cpu_detect();
+        __atomic_store_n(&cpu_state, s, __ATOMIC_RELAXED);
+    }
+    return s == 1;
+}
+
+const char *mq_quant_simd_name(void) { return mq_cpu_avx2() ? "avx2+f16c" : "portable"; }
+
+void mq_quant_set_simd(int mode)
+{
+    if (mode < 0) {
+        cpu_forced = -1;
+    } else if (mode == 0) {
+        cpu_forced = 0;
+    } else {
+        cpu_forced = cpu_detect();
+    }
+}

@@ -1,0 +1,453 @@
+/*
+** kquants.c - ggml K-quants Q6_K and Q5_K (super-blocks of 256), byte-identical to
+** quantize_row_q6_K_ref / quantize_row_q5_K_ref, which ggml_quantize_chunk runs when there is
+** no importance matrix.
+**
+** Q6_K block (210 bytes): ql[128] @0 | qh[64] @128 | scales int8[16] @192 | d fp16 @208.
+**   Per 128-element half h (ql += 64h, qh += 32h), l = 0..31, q = 6-bit code (L + 32):
+**   ql[l] = q[l]&15 | (q[l+64]&15)<<4; ql[l+32] = q[l+32]&15 | (q[l+96]&15)<<4;
+**   qh[l] = q[l]>>4 | (q[l+32]>>4)<<2 | (q[l+64]>>4)<<4 | (q[l+96]>>4)<<6.
+**   value = d * scales[i/16] * (q - 32).
+** Q5_K block (176 bytes): d fp16 @0 | dmin fp16 @2 | scales[12] @4 | qh[32] @16 | qs[128] @48.
+**   Eight sub-blocks of 32 with 6-bit scale and min packed in scales[12] (get_scale_min_k4);
+**   in 64-chunk c: qs[32c+l] = q[64c+l]&15 | (q[64c+32+l]&15)<<4, the 5th bits go to qh[l]
+**   bit 2c (element 64c+l) and bit 2c+1 (element 64c+32+l). value = d*sc*q - dmin*m.
+** All sums run left to right in float32 exactly as in ggml-quants.c.
+*/
+#include "qcommon.h"
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define MQ_X86 1
+#endif
+
+enum { QK_K = 256, Q6K_BYTES = 210, Q5K_BYTES = 176 };
+
+#define GROUP_MAX_EPS 1e-15f
+
+static inline int imax(int a, int b) { return a > b ? a : b; }
+static inline int imin(int a, int b) { return a < b ? a : b; }
+
+/* ggml make_qx_quants with rmse_type 1 and no weights (w = x^2). */
+static float make_qx_quants(int n, int nmax, const float *x, int8_t *L)
+{
+    float max = 0, amax = 0;
+    for (int i = 0; i < n; i++) {
+        float ax = fabsf(x[i]);
+        if (ax > amax) {
+            amax = ax;
+            max = x[i];
+        }
+    }
+    if (amax < GROUP_MAX_EPS) {
+        for (int i = 0; i < n; i++) L[i] = 0;
+        return 0.f;
+    }
+    float iscale = -nmax / max;
+    float sumlx = 0, suml2 = 0;
+    for (int i = 0; i < n; i++) {
+        int l = mq_nearest_int(iscale * x[i]);
+        l = imax(-nmax, imin(nmax - 1, l));
+        L[i] = (int8_t)(l + nmax);
+        float w = x[i] * x[i];
+        sumlx += w * x[i] * l;
+        suml2 += w * l * l;
+    }
+    float scale = suml2 ? sumlx / suml2 : 0.0f;
+    float best = scale * sumlx;
+    for (int is = -9; is <= 9; is++) {
+        if (is == 0) continue;
+        iscale = -(nmax + 0.1f * is) / max;
+        sumlx = suml2 = 0;
+        for (int i = 0; i < n; i++) {
+            int l = mq_nearest_int(iscale * x[i]);
+            l = imax(-nmax, imin(nmax - 1, l));
+            float w = x[i] * x[i];
+            sumlx += w * x[i] * l;
+            suml2 += w * l * l;
+        }
+        if (suml2 > 0 && sumlx * sumlx > best * suml2) {
+            for (int i = 0; i < n; i++) {
+                int l = mq_nearest_int(iscale * x[i]);
+                L[i] = (int8_t)(nmax + imax(-nmax, imin(nmax - 1, l)));
+            }
+            scale = sumlx / suml2;
+            best = scale * sumlx;
+        }
+    }
+    return scale;
+}
+
+static void q6_k_pack(const float *x, const float *scales, const int8_t *Lin, uint8_t *y)
+{
+    int8_t L[QK_K];
+    memcpy(L, Lin, sizeof L);
+    float max_scale = 0, max_abs_scale = 0;
+    for (int ib = 0; ib < QK_K / 16; ib++) {
+        float abs_scale = fabsf(scales[ib]);
+        if (abs_scale > max_abs_scale) {
+            max_abs_scale = abs_scale;
+            max_scale = scales[ib];
+        }
+    }
+    if (max_abs_scale < GROUP_MAX_EPS) {
+        memset(y, 0, Q6K_BYTES);
+        mq_put_f16(y + 208, 0.f);
+        return;
+    }
+    int8_t *sc = (int8_t *)(y + 192);
+    float iscale = -128.f / max_scale;
+    mq_put_f16(y + 208, 1 / iscale);
+    for (int ib = 0; ib < QK_K / 16; ib++) sc[ib] = (int8_t)imin(127, mq_nearest_int(iscale * scales[ib]));
+    const float dd = mq_get_f16(y + 208);
+    for (int j = 0; j < QK_K / 16; j++) {
+        float d = dd * sc[j];
+        if (!d) continue;
+        for (int ii = 0; ii < 16; ii++) {
+            int l = mq_nearest_int(x[16 * j + ii] / d);
+            l = imax(-32, imin(31, l));
+            L[16 * j + ii] = (int8_t)(l + 32);
+        }
+    }
+    uint8_t *ql = y, *qh = y + 128;
+    for (int j = 0; j < QK_K; j += 128) {
+        for (int l = 0; l < 32; l++) {
+            const uint8_t q1 = L[j + l + 0] & 0xF, q2 = L[j + l + 32] & 0xF;
+            const uint8_t q3 = L[j + l + 64] & 0xF, q4 = L[j + l + 96] & 0xF;
+            ql[l + 0] = (uint8_t)(q1 | (q3 << 4));
+            ql[l + 32] = (uint8_t)(q2 | (q4 << 4));
+            qh[l] = (uint8_t)((L[j + l] >> 4) | ((L[j + l + 32] >> 4) << 2) | ((L[j + l + 64] >> 4) << 4) |
+                              ((L[j + l + 96] >> 4) << 6));
+        }
+        ql += 64;
+        qh += 32;
+    }
+}
+
+void mq_quantize_q6_k_ref(const float *src, size_t n, size_t row_len, uint32_t block,
+                          uint8_t *data, float *scales_unused, int8_t *zeros)
+{
+    (void)row_len, (void)block, (void)scales_unused, (void)zeros;
+    int8_t L[QK_K];
+    float scales[QK_K / 16];
+    for (size_t b = 0; b < n / QK_K; b++) {
+        const float *x = src + b * QK_K;
+        for (int ib = 0; ib < QK_K / 16; ib++) scales[ib] = make_qx_quants(16, 32, x + 16 * ib, L + 16 * ib);
+        q6_k_pack(x, scales, L, data + b * Q6K_BYTES);
+    }
+}
+
+#ifdef MQ_X86
+/*
+** make_qx_quants(16, 32, ...) for eight 16-element groups at once, group g in lane g: every
+** float operation is the scalar one, lane-wise, in the scalar order, so each lane's scale and
+** L equal the reference. nearest_int is the same 1.5*2^23 trick on integer lanes.
+*/
+__attribute__((target("avx2,f16c"))) static inline __m256i nearest_int8(__m256 f)
+{
+    __m256 v = _mm256_add_ps(f, _mm256_set1_ps(12582912.f));
+    __m256i i = _mm256_castps_si256(v);
+    return _mm256_sub_epi32(_mm256_and_si256(i, _mm256_set1_epi32(0x007fffff)), _mm256_set1_epi32(0x00400000));
+}
+
+__attribute__((target("avx2,f16c"))) static void make_qx_quants_8x16(const float *x, float *scale_out,
+                                                                    int8_t *L /* [8*16] */)
+{
+    const int nmax = 32;
+    const __m256 absmask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
+    const __m256i lane_off = _mm256_setr_epi32(0, 16, 32, 48, 64, 80, 96, 112);
+    const __m256i vlo = _mm256_set1_epi32(-nmax), vhi = _mm256_set1_epi32(nmax - 1);
+    const __m256 zero = _mm256_setzero_ps();
+    __m256 X[16], W[16];
+    __m256 amax = zero, max = zero;
+    for (int i = 0; i < 16; i++) {
+        X[i] = _mm256_i32gather_ps(x + i, lane_off, 4);
+        W[i] = _mm256_mul_ps(X[i], X[i]);
+        __m256 ax = _mm256_and_ps(X[i], absmask);
+        __m256 gt = _mm256_cmp_ps(ax, amax, _CMP_GT_OQ);
+        amax = _mm256_blendv_ps(amax, ax, gt);
+        max = _mm256_blendv_ps(max, X[i], gt);
+    }
+    const __m256 active = _mm256_cmp_ps(amax, _mm256_set1_ps(GROUP_MAX_EPS), _CMP_GE_OQ);
+    __m256i Lbest[16];
+    __m256 iscale = _mm256_div_ps(_mm256_set1_ps((float)-nmax), max);
+    __m256 sumlx = zero, suml2 = zero;
+    for (int i = 0; i < 16; i++) {
+        __m256i l = _mm256_max_epi32(vlo, _mm256_min_epi32(vhi, nearest_int8(_mm256_mul_ps(iscale, X[i]))));
+        Lbest[i] = l;
+        __m256 lf = _mm256_cvtepi32_ps(l);
+        sumlx = _mm256_add_ps(sumlx, _mm256_mul_ps(_mm256_mul_ps(W[i], X[i]), lf));
+        suml2 = _mm256_add_ps(suml2, _mm256_mul_ps(_mm256_mul_ps(W[i], lf), lf));
+    }
+    __m256 scale = _mm256_and_ps(_mm256_cmp_ps(suml2, zero, _CMP_NEQ_UQ), _mm256_div_ps(sumlx, suml2));
+    __m256 best = _mm256_mul_ps(scale, sumlx);
+    for (int is = -9; is <= 9; is++) {
+        if (is == 0) continue;
+        /* -(nmax + 0.1f*is) / max */
+        float num = -((float)nmax + 0.1f * (float)is);
+        iscale = _mm256_div_ps(_mm256_set1_ps(num), max);
+        __m256i Lt[16];
+        sumlx = suml2 = zero;
+        for (int i = 0; i < 16; i++) {
+            __m256i l = _mm256_max_epi32(vlo, _mm256_min_epi32(vhi, nearest_int8(_mm256_mul_ps(iscale, X[i]))));
+            Lt[i] = l;
+            __m256 lf = _mm256_cvtepi32_ps(l);
+            sumlx = _mm256_add_ps(sumlx, _mm256_mul_ps(_mm256_mul_ps(W[i], X[i]), lf));
+            suml2 = _mm256_add_ps(suml2, _mm256_mul_ps(_mm256_mul_ps(W[i], lf), lf));
+        }
+        __m256 better = _mm256_and_ps(_mm256_cmp_ps(suml2, zero, _CMP_GT_OQ),
+                                      _mm256_cmp_ps(_mm256_mul_ps(sumlx, sumlx), _mm256_mul_ps(best, suml2), _CMP_GT_OQ));
+        if (_mm256_testz_ps(better, better)) continue;
+        __m256 ns = _mm256_div_ps(sumlx, suml2);
+        scale = _mm256_blendv_ps(scale, ns, better);
+        best = _mm256_blendv_ps(best, _mm256_mul_ps(ns, sumlx), better);
+        for (int i = 0; i < 16; i++) Lbest[i] = _mm256_blendv_epi8(Lbest[i], Lt[i], _mm256_castps_si256(better));
+    }
+    scale = _mm256_and_ps(scale, active);
+    _mm256_storeu_ps(scale_out, scale);
+    int32_t tmp[16][8];
+    for (int i = 0; i < 16; i++) {
+        __m256i l = _mm256_add_epi32(Lbest[i], _mm256_set1_epi32(nmax));
+        l = _mm256_and_si256(l, _mm256_castps_si256(active)); /* inactive groups: L = 0 */
+        _mm256_storeu_si256((__m256i *)tmp[i], l);
+    }
+    for (int g = 0; g < 8; g++)
+        for (int i = 0; i < 16; i++) L[16 * g + i] = (int8_t)tmp[i][g];
+}
+#endif
+
+void mq_quantize_q6_k_fast(const float *src, size_t n, size_t row_len, uint32_t block,
+                           uint8_t *data, float *scales_unused, int8_t *zeros)
+{
+#ifdef MQ_X86
+    if (mq_cpu_avx2()) {
+        int8_t L[QK_K];
+        float scales[QK_K / 16];
+        for (size_t b = 0; b < n / QK_K; b++) {
+            const float *x = src + b * QK_K;
+            make_qx_quants_8x16(x, scales, L);
+            make_qx_quants_8x16(x + 128, scales + 8, L + 128);
+            q6_k_pack(x, scales, L, data + b * Q6K_BYTES);
+        }
+        return;
+    }
+#endif
+    mq_quantize_q6_k_ref(src, n, row_len, block, data, scales_unused, zeros);
+}
+
+void mq_dequantize_q6_k(const uint8_t *data, const float *scales, const int8_t *zeros, size_t n,
+                        size_t row_len, uint32_t block, float *dst)
+{
+    (void)scales, (void)zeros, (void)row_len, (void)block;
+    for (size_t b = 0; b < n / QK_K; b++) {
+        const uint8_t *blk = data + b * Q6K_BYTES;
+        const float d = mq_get_f16(blk + 208);
+        const uint8_t *ql = blk, *qh = blk + 128;
+        const int8_t *sc = (const int8_t *)(blk + 192);
+        float *y = dst + b * QK_K;
+        for (int h = 0; h < 2; h++) {
+            for (int l = 0; l < 32; l++) {
+                int is = l / 16;
+                int q1 = (int)((ql[l] & 0xF) | (((qh[l] >> 0) & 3) << 4)) - 32;
+                int q2 = (int)((ql[l + 32] & 0xF) | (((qh[l] >> 2) & 3) << 4)) - 32;
+                int q3 = (int)((ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4)) - 32;
+                int q4 = (int)((ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4)) - 32;
+                y[l + 0] = d * sc[is + 0] * q1;
+                y[l + 32] = d * sc[is + 2] * q2;
+                y[l + 64] = d * sc[is + 4] * q3;
+                y[l + 96] = d * sc[is + 6] * q4;
+            }
+            y += 128;
+            ql += 64;
+            qh += 32;
+            sc += 8;
+        }
+    }
+}
+
+/* ---- Q5_K ---- */
+
+/* ggml make_qkx2_quants (weights given, use_mad false). */
+static float make_qkx2_quants(int n, int nmax, const float *x, const float *weights, uint8_t *L,
+                              float *the_min, uint8_t *Laux, float rmin, float rdelta, int nstep)
+{
+    float min = x[0], max = x[0];
+    float sum_w = weights[0];
+    float sum_x = sum_w * x[0];
+    for (int i = 1; i < n; i++) {
+        if (x[i] < min) min = x[i];
+        if (x[i] > max) max = x[i];
+        float w = weights[i];
+        sum_w += w;
+        sum_x += w * x[i];
+    }
+    if (min > 0) min = 0;
+    if (max == min) {
+        for (int i = 0; i < n; i++) L[i] = 0;
+        *the_min = -min;
+        return 0.f;
+    }
+    float iscale = nmax / (max - min);
+    float scale = 1 / iscale;
+    float best_error = 0;
+    for (int i = 0; i < n; i++) {
+        int l = mq_nearest_int(iscale * (x[i] - min));
+        L[i] = (uint8_t)imax(0, imin(nmax, l));
+        float diff = scale * L[i] + min - x[i];
+        diff = diff * diff;
+        best_error += weights[i] * diff;
+    }
+    for (int is = 0; is <= nstep; is++) {
+        iscale = (rmin + rdelta * is + nmax) / (max - min);
+        float sum_l = 0, sum_l2 = 0, sum_xl = 0;
+        for (int i = 0; i < n; i++) {
+            int l = mq_nearest_int(iscale * (x[i] - min));
+            l = imax(0, imin(nmax, l));
+            Laux[i] = (uint8_t)l;
+            float w = weights[i];
+            sum_l += w * l;
+            sum_l2 += w * l * l;
+            sum_xl += w * l * x[i];
+        }
+        float D = sum_w * sum_l2 - sum_l * sum_l;
+        if (D > 0) {
+            float this_scale = (sum_w * sum_xl - sum_x * sum_l) / D;
+            float this_min = (sum_l2 * sum_x - sum_l * sum_xl) / D;
+            if (this_min > 0) {
+                this_min = 0;
+                this_scale = sum_xl / sum_l2;
+            }
+            float cur_error = 0;
+            for (int i = 0; i < n; i++) {
+                float diff = this_scale * Laux[i] + this_min - x[i];
+                diff = diff * diff;
+                cur_error += weights[i] * diff;
+            }
+            if (cur_error < best_error) {
+                for (int i = 0; i < n; i++) L[i] = Laux[i];
+                best_error = cur_error;
+                scale = this_scale;
+                min = this_min;
+            }
+        }
+    }
+    *the_min = -min;
+    return scale;
+}
+
+static inline void get_scale_min_k4(int j, const uint8_t *q, uint8_t *d, uint8_t *m)
+{
+    if (j < 4) {
+        *d = q[j] & 63;
+        *m = q[j + 4] & 63;
+    } else {
+        *d = (uint8_t)((q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4));
+        *m = (uint8_t)((q[j + 4] >> 4) | ((q[j - 0] >> 6) << 4));
+    }
+}
+
+void mq_quantize_q5_k_ref(const float *src, size_t n, size_t row_len, uint32_t block,
+                          uint8_t *data, float *scales_unused, int8_t *zeros)
+{
+    (void)row_len, (void)block, (void)scales_unused, (void)zeros;
+    uint8_t L[QK_K], Laux[32];
+    float mins[QK_K / 32], scales[QK_K / 32], weights[32];
+    for (size_t b = 0; b < n / QK_K; b++) {
+        const float *x = src + b * QK_K;
+        uint8_t *y = data + b * Q5K_BYTES;
+        uint8_t *sc = y + 4, *qh = y + 16, *ql = y + 48;
+        float max_scale = 0, max_min = 0;
+        for (int j = 0; j < QK_K / 32; j++) {
+            float sum_x2 = 0;
+            for (int l = 0; l < 32; l++) sum_x2 += x[32 * j + l] * x[32 * j + l];
+            float av_x = sqrtf(sum_x2 / 32);
+            for (int l = 0; l < 32; l++) weights[l] = av_x + fabsf(x[32 * j + l]);
+            scales[j] = make_qkx2_quants(32, 31, x + 32 * j, weights, L + 32 * j, &mins[j], Laux, -0.5f, 0.1f, 15);
+            if (scales[j] > max_scale) max_scale = scales[j];
+            if (mins[j] > max_min) max_min = mins[j];
+        }
+        float inv_scale = max_scale > 0 ? 63.f / max_scale : 0.f;
+        float inv_min = max_min > 0 ? 63.f / max_min : 0.f;
+        for (int j = 0; j < QK_K / 32; j++) {
+            uint8_t ls = (uint8_t)mq_nearest_int(inv_scale * scales[j]);
+            uint8_t lm = (uint8_t)mq_nearest_int(inv_min * mins[j]);
+            ls = ls < 63 ? ls : 63;
+            lm = lm < 63 ? lm : 63;
+            if (j < 4) {
+                sc[j] = ls;
+                sc[j + 4] = lm;
+            } else {
+                sc[j + 4] = (uint8_t)((ls & 0xF) | ((lm & 0xF) << 4));
+                sc[j - 4] |= (uint8_t)((ls >> 4) << 6);
+                sc[j - 0] |= (uint8_t)((lm >> 4) << 6);
+            }
+        }
+        mq_put_f16(y, max_scale / 63.f);
+        mq_put_f16(y + 2, max_min / 63.f);
+        const float dd = mq_get_f16(y), dmin = mq_get_f16(y + 2);
+        for (int j = 0; j < QK_K / 32; j++) {
+            uint8_t s, m;
+            get_scale_min_k4(j, sc, &s, &m);
+            const float d = dd * s;
+            if (!d) continue;
+            const float dm = dmin * m;
+            for (int ii = 0; ii < 32; ii++) {
+                int l = mq_nearest_int((x[32 * j + ii] + dm) / d);
+                L[32 * j + ii] = (uint8_t)imax(0, imin(31, l));
+            }
+        }
+        memset(qh, 0, QK_K / 8);
+        uint8_t m1 = 1, m2 = 2;
+        for (int nn = 0; nn < QK_K; nn += 64) {
+            for (int j = 0; j < 32; j++) {
+                int l1 = L[nn + j];
+                if (l1 > 15) {
+                    l1 -= 16;
+                    qh[j] |= m1;
+                }
+                int l2 = L[nn + j + 32];
+                if (l2 > 15) {
+                    l2 -= 16;
+                    qh[j] |= m2;
+                }
+                ql[j] = (uint8_t)(l1 | (l2 << 4));
+            }
+            m1 = (uint8_t)(m1 << 2);
+            m2 = (uint8_t)(m2 << 2);
+            ql += 32;
+        }
+    }
+}
+
+void mq_quantize_q5_k_fast(const float *src, size_t n, size_t row_len, uint32_t block,
+                           uint8_t *data, float *scales, int8_t *zeros)
+{
+    mq_quantize_q5_k_ref(src, n, row_len, block, data, scales, zeros);
+}
+
+void mq_dequantize_q5_k(const uint8_t *data, const float *scales, const int8_t *zeros, size_t n,
+                        size_t row_len, uint32_t block, float *dst)
+{
+    (void)scales, (void)zeros, (void)row_len, (void)block;
+    for (size_t b = 0; b < n / QK_K; b++) {
+        const uint8_t *blk = data + b * Q5K_BYTES;
+        const float d = mq_get_f16(blk), min = mq_get_f16(blk + 2);
+        const uint8_t *sc = blk + 4, *qh = blk + 16, *ql = blk + 48;
+        float *y = dst + b * QK_K;
+        int is = 0;
+        uint8_t u1 = 1, u2 = 2;
+        for (int j = 0; j < QK_K; j += 64) {
+            uint8_t s, m;
+            get_scale_min_k4(is + 0, sc, &s, &m);
+            const float d1 = d * s, m1 = min * m;
+            get_scale_min_k4(is + 1, sc, &s, &m);
+            const float d2 = d * s, m2 = min * m;
+            for (int l = 0; l < 32; l++) *y++ = d1 * ((ql[l] & 0xF) + (qh[l] & u1 ? 16 : 0)) - m1;
+            for (int l = 0; l < 32; l++) *y++ = d2 * ((ql[l] >> 4) + (qh[l] & u2 ? 16 : 0)) - m2;
+            ql += 32;
+            is += 2;
+            u1 = (uint8_t)(u1 << 2);
+            u2 = (uint8_t)(u2 << 2);
+        }
+    }
+}

@@ -1,0 +1,91 @@
+/*
+** qcommon.h - private helpers shared by the quantizer translation units (src/quant/).
+**
+** Every rounding helper here reproduces the exact float operation ggml or bitsandbytes uses;
+** the whole project is compiled with -ffp-contract=off so no a*b+c is fused into an FMA.
+*/
+#ifndef MODELQ_QCOMMON_H
+#define MODELQ_QCOMMON_H
+
+#include <math.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "modelq/codec.h"
+#include "modelq/half.h"
+
+static inline uint32_t mq_f32_bits(float f)
+{
+    uint32_t u;
+    memcpy(&u, &f, sizeof u);
+    return u;
+}
+static inline float mq_f32_from_bits(uint32_t u)
+{
+    float f;
+    memcpy(&f, &u, sizeof f);
+    return f;
+}
+
+/* ggml's nearest_int: round half to even via the 1.5*2^23 trick; exact for |f| <= 4194303. */
+static inline int mq_nearest_int(float f)
+{
+    float v = f + 12582912.f;
+    uint32_t i = mq_f32_bits(v);
+    return (int)(i & 0x007fffff) - 0x00400000;
+}
+
+/*
+** float -> int8 as ggml's `(int8_t)f` behaves on x86-64: the compiler converts with cvttss2si
+** (truncation to int32; out-of-range, Inf and NaN give INT32_MIN) and keeps the low byte. In
+** range this is the C conversion; out of range (only when a block's inverse scale is Inf, i.e.
+** all |x| < ~3.7e-37) C leaves it undefined, so it is spelled out here: the result is byte 0.
+*/
+static inline uint8_t mq_cvt_i8(float f)
+{
+    int32_t i = (f >= -2147483648.0f && f < 2147483648.0f) ? (int32_t)f : INT32_MIN;
+    return (uint8_t)(i & 0xff);
+}
+
+/* Little-endian fp16 field in a block. */
+static inline void mq_put_f16(uint8_t *p, float v)
+{
+    uint16_t h = mq_f32_to_f16(v);
+    p[0] = (uint8_t)h;
+    p[1] = (uint8_t)(h >> 8);
+}
+static inline float mq_get_f16(const uint8_t *p) { return mq_f16_to_f32((uint16_t)(p[0] | (p[1] << 8))); }
+static inline uint16_t mq_get_u16(const uint8_t *p) { return (uint16_t)(p[0] | (p[1] << 8)); }
+
+/* Runtime CPU features (cpu.c). */
+bool mq_cpu_avx2(void); /* AVX2 + F16C + OS support, and not disabled by MODELQ_NO_SIMD */
+
+/* Kernels, one pair per codec (see codec.h for the argument contract). */
+#define MQ_DECLARE_KERNELS(name)                                                                  \
+    void mq_quantize_##name##_ref(const float *src, size_t n, size_t row_len, uint32_t block,     \
+                                  uint8_t *data, float *scales, int8_t *zeros);                   \
+    void mq_quantize_##name##_fast(const float *src, size_t n, size_t row_len, uint32_t block,    \
+                                   uint8_t *data, float *scales, int8_t *zeros);                  \
+    void mq_dequantize_##name(const uint8_t *data, const float *scales, const int8_t *zeros,      \
+                              size_t n, size_t row_len, uint32_t block, float *dst);
+
+MQ_DECLARE_KERNELS(f32)
+MQ_DECLARE_KERNELS(f16)
+MQ_DECLARE_KERNELS(bf16)
+MQ_DECLARE_KERNELS(q8_0)
+MQ_DECLARE_KERNELS(q4_0)
+MQ_DECLARE_KERNELS(q4_1)
+MQ_DECLARE_KERNELS(iq4_nl)
+MQ_DECLARE_KERNELS(q5_k)
+MQ_DECLARE_KERNELS(q6_k)
+MQ_DECLARE_KERNELS(nf4)
+MQ_DECLARE_KERNELS(fp4)
+MQ_DECLARE_KERNELS(int8_row)
+MQ_DECLARE_KERNELS(int8_asym)
+
+/* IQ4_NL's non-linear grid (ggml-common.h kvalues_iq4nl). */
+extern const int8_t mq_iq4nl_values[16];
+
+#endif /* MODELQ_QCOMMON_H */

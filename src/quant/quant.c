@@ -1,0 +1,161 @@
+/*
+** quant.c - the public quantize/dequantize entry points (geometry checks, kernel dispatch) and
+** the streaming "values that do not fit" check (see modelq/quant.h).
+*/
+#include "modelq/quant.h"
+
+#include <inttypes.h>
+
+#include "qcommon.h"
+
+static enum mq_status check_geometry(enum mq_codec c, const struct mq_codec_params *params, size_t n,
+                                     size_t *row_len, uint32_t *block, struct mq_error *err)
+{
+    const struct mq_codec_info *ci = mq_codec_info(c);
+    if (!ci) return MQ_FAIL(err, MQ_E_USAGE, "codec", "unknown codec %d", (int)c);
+    if (*row_len == 0) *row_len = n;
+    uint32_t blk = mq_codec_block(c, params);
+    if (blk == 0) return MQ_FAIL(err, MQ_E_USAGE, "block-size", "%s: block size 0", ci->name);
+    if ((c == MQ_CODEC_NF4 || c == MQ_CODEC_FP4) && (blk & 1))
+        return MQ_FAIL(err, MQ_E_USAGE, "block-size", "%s: block size %" PRIu32 " must be even", ci->name, blk);
+    if (!ci->flat_blocks) {
+        if (*row_len && *row_len % ci->block_elems != 0)
+            return MQ_FAIL(err, MQ_E_USAGE, "row-block", "row length %zu is not a multiple of %s's block of %u",
+                           *row_len, ci->name, ci->block_elems);
+        if (*row_len && n % *row_len != 0)
+            return MQ_FAIL(err, MQ_E_USAGE, "whole-rows", "%s: %zu values are not whole rows of %zu", ci->name,
+                           n, *row_len);
+    }
+    *block = blk;
+    return MQ_OK;
+}
+
+static bool needs_scales(enum mq_codec c)
+{
+    return c == MQ_CODEC_NF4 || c == MQ_CODEC_FP4 || c == MQ_CODEC_INT8_ROW || c == MQ_CODEC_INT8_ASYM;
+}
+
+enum mq_status mq_quantize(enum mq_codec c, const struct mq_codec_params *params, const float *src,
+                           size_t n, size_t row_len, const struct mq_qbuf *out, bool fast,
+                           struct mq_error *err)
+{
+    uint32_t block;
+    MQ_TRY(check_geometry(c, params, n, &row_len, &block, err));
+    if (n == 0) return MQ_OK;
+    if (!src || !out || !out->data || (needs_scales(c) && !out->scales) ||
+        (c == MQ_CODEC_INT8_ASYM && !out->zeros))
+        return MQ_FAIL(err, MQ_E_USAGE, "buffers", "%s: missing input or output buffer", mq_codec_info(c)->name);
+    const struct mq_codec_info *ci = mq_codec_info(c);
+    (fast ? ci->quantize_fast : ci->quantize_ref)(src, n, row_len, block, out->data, out->scales, out->zeros);
+    return MQ_OK;
+}
+
+enum mq_status mq_dequantize(enum mq_codec c, const struct mq_codec_params *params,
+                             const struct mq_qbuf *in, size_t n, size_t row_len, float *dst,
+                             struct mq_error *err)
+{
+    uint32_t block;
+    MQ_TRY(check_geometry(c, params, n, &row_len, &block, err));
+    if (n == 0) return MQ_OK;
+    if (!dst || !in || !in->data || (needs_scales(c) && !in->scales) || (c == MQ_CODEC_INT8_ASYM && !in->zeros))
+        return MQ_FAIL(err, MQ_E_USAGE, "buffers", "%s: missing input or output buffer", mq_codec_info(c)->name);
+    mq_codec_info(c)->dequantize(in->data, in->scales, in->zeros, n, row_len, block, dst);
+    return MQ_OK;
+}
+
+/* ---- values that do not fit ---- */
+
+void mq_range_init(struct mq_range_check *rc) { memset(rc, 0, sizeof *rc); }
+
+static void note_bad(struct mq_range_check *rc, uint64_t index, float v, bool nonfinite)
+{
+    if (rc->bad == 0) {
+        rc->first_bad = index;
+        rc->first_value = v;
+    }
+    rc->bad++;
+    if (nonfinite) rc->nonfinite++;
+}
+
+/* Offsets of the fp16 scale fields of one ggml block. */
+static int scale_fields(enum mq_codec c, int off[2])
+{
+    switch (c) {
+    case MQ_CODEC_Q8_0:
+    case MQ_CODEC_Q4_0:
+    case MQ_CODEC_IQ4_NL: off[0] = 0; return 1;
+    case MQ_CODEC_Q4_1:
+    case MQ_CODEC_Q5_K: off[0] = 0, off[1] = 2; return 2;
+    case MQ_CODEC_Q6_K: off[0] = 208; return 1;
+    default: return 0;
+    }
+}
+
+void mq_range_scan(struct mq_range_check *rc, enum mq_codec c, const struct mq_codec_params *params,
+                   const float *x, size_t n, size_t row_len)
+{
+    const struct mq_codec_info *ci = mq_codec_info(c);
+    const bool f16_elems = c == MQ_CODEC_F16 || c == MQ_CODEC_INT8_ROW;
+    (void)params, (void)row_len;
+    if (!ci) return;
+    if (!ci->fp16_scales) {
+        for (size_t i = 0; i < n; i++) {
+            float a = fabsf(x[i]);
+            bool nonfinite = !(a <= 3.402823466e38f);
+            if (nonfinite || (f16_elems && a >= MQ_F16_OVERFLOW)) note_bad(rc, rc->seen + i, x[i], nonfinite);
+        }
+        rc->seen += n;
+        return;
+    }
+    /* fp16-scale ggml codecs: blocks lie within rows, and n is whole rows, so whole blocks */
+    const uint32_t blk = ci->block_elems;
+    uint8_t scratch[256];
+    for (size_t lo = 0; lo < n; lo += blk) {
+        size_t len = n - lo < blk ? n - lo : blk;
+        float amax = 0.0f;
+        bool any_nonfinite = false;
+        for (size_t i = lo; i < lo + len; i++) {
+            float a = fabsf(x[i]);
+            if (!(a <= 3.402823466e38f)) any_nonfinite = true;
+            else if (a > amax) amax = a;
+        }
+        if (any_nonfinite) {
+            for (size_t i = lo; i < lo + len; i++)
+                if (!(fabsf(x[i]) <= 3.402823466e38f)) note_bad(rc, rc->seen + i, x[i], true);
+            continue;
+        }
+        /* A block whose max|x| <= 65504 cannot overflow: Q8_0/Q4_0/Q4_1 scales are amax/127,
+         * max/8, range/15 and min; IQ4_NL's and Q6_K's least-squares fits over non-zero
+         * levels stay <= max|x|; K-quant super-scales are sub-scales (<= range) over 63/128. */
+        if (amax <= MQ_F16_MAX || len != blk) continue;
+        ci->quantize_ref(x + lo, blk, blk, blk, scratch, NULL, NULL);
+        int off[2];
+        int nf = scale_fields(c, off);
+        bool overflow = false;
+        for (int k = 0; k < nf; k++)
+            if ((mq_get_u16(scratch + off[k]) & 0x7c00u) == 0x7c00u) overflow = true;
+        if (!overflow) continue;
+        for (size_t i = lo; i < lo + len; i++)
+            if (fabsf(x[i]) > MQ_F16_MAX) note_bad(rc, rc->seen + i, x[i], false);
+    }
+    rc->seen += n;
+}
+
+enum mq_status mq_range_finish(const struct mq_range_check *rc, const char *tensor, enum mq_codec c,
+                               struct mq_error *err)
+{
+    if (rc->bad == 0) return MQ_OK;
+    const struct mq_codec_info *ci = mq_codec_info(c);
+    const char *name = ci ? ci->name : "?";
+    if (rc->nonfinite)
+        return MQ_FAIL(err, MQ_E_RANGE, "value-range",
+                       "tensor '%s': %" PRIu64 " value(s) that do not fit %s (%" PRIu64
+                       " NaN/Inf); first at flat index %" PRIu64 " (%g)",
+                       tensor ? tensor : "?", rc->bad, name, rc->nonfinite, rc->first_bad,
+                       (double)rc->first_value);
+    return MQ_FAIL(err, MQ_E_RANGE, "value-range",
+                   "tensor '%s': %" PRIu64 " value(s) that do not fit %s (|x| above 65504 after fp16 "
+                   "rounding%s); first at flat index %" PRIu64 " (%g)",
+                   tensor ? tensor : "?", rc->bad, name, ci && ci->fp16_scales ? " of a block scale" : "",
+                   rc->first_bad, (double)rc->first_value);
+}
