@@ -108,8 +108,8 @@ static enum mq_status load_shards(struct mq_model *m, const char *index_path, co
         }
         char *real = realpath(path, NULL);
         if (!real) {
-            s = MQ_FAIL(err, MQ_E_IO, "shard-missing", "%s: shard '%s' named by the index cannot be opened", index_path,
-                        shards[k]);
+            s = MQ_FAIL(err, MQ_E_CORRUPT, "shard-missing", "%s: shard-missing: shard '%s' named by the index does not exist",
+                        index_path, shards[k]);
             break;
         }
         bool inside = shard_contained(real, real_dir);

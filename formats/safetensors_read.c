@@ -191,7 +191,13 @@ static enum mq_status parse_header(struct mq_model *m, const char *path, const c
     struct json_strict_result jr;
     if (!json_strict_check(hdr, hlen, true, ST_MAX_DEPTH, &jr)) {
         const char *check = jr.check;
-        if (strncmp(check, "json-", 5) == 0) check = "header-json";
+        /* numbers are legal only in shapes and data_offsets: name the rule of the field */
+        if (strncmp(check, "json-integer", 12) == 0 && strcmp(jr.key, "data_offsets") == 0) check = "offsets-pair";
+        else if (strncmp(check, "json-integer", 12) == 0 && strcmp(jr.key, "shape") == 0) check = "shape-integers";
+        else if (strncmp(check, "json-", 5) == 0) check = "header-json";
+        if (jr.top_key[0] && strcmp(jr.top_key, "__metadata__") != 0)
+            return MQ_FAIL(err, MQ_E_CORRUPT, check, "%s: tensor '%s': %s: %s at header byte %zu", path, jr.top_key, check,
+                           jr.detail, jr.where);
         return MQ_FAIL(err, MQ_E_CORRUPT, check, "%s: %s: %s at header byte %zu", path, check, jr.detail, jr.where);
     }
     cJSON *root = cJSON_ParseWithLength(hdr, hlen);

@@ -2,6 +2,7 @@
 #include "json_strict.h"
 
 #include <stdint.h>
+#include <string.h>
 
 bool utf8_valid(const unsigned char *s, size_t len, size_t *bad_at)
 {
@@ -47,6 +48,8 @@ struct scan {
     bool integers_only;
     int max_depth;
     struct json_strict_result *res;
+    size_t key_at, key_len; /* the innermost key being scanned (raw, unescaped) */
+    size_t top_at, top_len; /* the root object's current key */
 };
 
 static bool fail(struct scan *s, const char *check, const char *detail)
@@ -55,6 +58,12 @@ static bool fail(struct scan *s, const char *check, const char *detail)
         s->res->check = check;
         s->res->detail = detail;
         s->res->where = s->pos;
+        size_t n = s->key_len < sizeof s->res->key - 1 ? s->key_len : sizeof s->res->key - 1;
+        memcpy(s->res->key, s->p + s->key_at, n);
+        s->res->key[n] = '\0';
+        n = s->top_len < sizeof s->res->top_key - 1 ? s->top_len : sizeof s->res->top_key - 1;
+        memcpy(s->res->top_key, s->p + s->top_at, n);
+        s->res->top_key[n] = '\0';
     }
     return false;
 }
@@ -196,7 +205,14 @@ static bool scan_container(struct scan *s, int depth, char close)
         skip_ws(s);
         if (close == '}') {
             if (s->pos >= s->len || s->p[s->pos] != '"') return fail(s, "json-syntax", "expected a string key");
+            size_t key_start = s->pos + 1;
             if (!scan_string(s)) return false;
+            s->key_at = key_start;
+            s->key_len = s->pos - 1 - key_start;
+            if (depth == 1) {
+                s->top_at = s->key_at;
+                s->top_len = s->key_len;
+            }
             skip_ws(s);
             if (s->pos >= s->len || s->p[s->pos] != ':') return fail(s, "json-syntax", "expected ':'");
             s->pos++;
@@ -234,7 +250,9 @@ static bool scan_value(struct scan *s, int depth)
 bool json_strict_check(const char *text, size_t len, bool integers_only, int max_depth,
                        struct json_strict_result *res)
 {
-    struct scan s = {text, len, 0, integers_only, max_depth, res};
+    struct scan s = {text, len, 0, integers_only, max_depth, res, 0, 0, 0, 0};
+    res->key[0] = '\0';
+    res->top_key[0] = '\0';
     res->check = NULL;
     res->detail = NULL;
     res->where = 0;

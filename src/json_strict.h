@@ -22,6 +22,8 @@ struct json_strict_result {
     const char *check;  /* NULL when valid */
     const char *detail; /* human-readable reason */
     size_t where;       /* byte offset of the problem */
+    char key[32];       /* the object key whose value holds the problem ("" at the root) */
+    char top_key[128];  /* the key of the root object's member holding the problem ("" if none) */
 };
 
 /* Largest integer accepted: 2^53, the largest a double counts exactly to. */

@@ -34,16 +34,16 @@ static void print_text(const struct mq_model *m, const struct mq_estimate *e)
 {
     char a[64], b[64], c[64];
     printf("model:       %s (%s, %zu file%s)\n", m->input_path, m->format, m->n_files, m->n_files == 1 ? "" : "s");
-    printf("parameters:  %s in %" PRIu64 " tensors; stored as %s bytes (%.2f GB, %.2f GiB)\n",
+    printf("parameters:  %s in %" PRIu64 " tensors; stored as %s bytes (%.4f GB, %.4f GiB)\n",
            cli_group(e->params, a, sizeof a), e->n_tensors, cli_group(e->source_bytes, b, sizeof b),
            (double)e->source_bytes / 1e9, (double)e->source_bytes / GIB);
     printf("\nweights by target\n");
-    printf("%-24s %6s %18s %9s %9s %8s %16s %16s\n", "target", "bpw", "bytes", "GB", "GiB", "vs FP32", "quantized",
+    printf("%-24s %6s %18s %10s %10s %8s %16s %16s\n", "target", "bpw", "bytes", "GB", "GiB", "vs FP32", "quantized",
            "unquantized");
     double fp32 = (double)e->rows[MQ_TARGET_F32].bytes;
     for (int k = 0; k < MQ_TARGET_COUNT; k++) {
         const struct mq_estimate_row *r = &e->rows[k];
-        printf("%-24s %6.3f %18s %9.2f %9.2f %7.1f%% %16s %16s\n", mq_target_info(r->target)->label, r->bpw,
+        printf("%-24s %6.3f %18s %10.4f %10.4f %7.1f%% %16s %16s\n", mq_target_info(r->target)->label, r->bpw,
                cli_group(r->bytes, a, sizeof a), (double)r->bytes / 1e9, (double)r->bytes / GIB,
                fp32 > 0 ? 100.0 * (double)r->bytes / fp32 : 0.0, cli_group(r->quantized_params, b, sizeof b),
                cli_group(r->kept_params, c, sizeof c));
@@ -64,26 +64,30 @@ static void print_text(const struct mq_model *m, const struct mq_estimate *e)
     const struct mq_config *cf = &m->config;
     printf("\ninference VRAM at ctx %" PRIu64 ", batch %" PRIu64 " (f16 KV cache)\n", e->opt.ctx, e->opt.batch);
     printf("  KV cache: 2 x %" PRIu64 " layers x %" PRIu64 " tokens x %" PRIu64 " kv heads x %" PRIu64
-           " head_dim x 2 bytes x %" PRIu64 " = %s bytes (%.2f GB, %.2f GiB; %s bytes/token)\n",
+           " head_dim x 2 bytes x %" PRIu64 " = %s bytes (%.4f GB, %.4f GiB; %s bytes/token)\n",
            cf->num_layers, e->opt.ctx, cf->num_kv_heads, cf->head_dim, e->opt.batch, cli_group(e->kv_bytes, a, sizeof a),
            (double)e->kv_bytes / 1e9, (double)e->kv_bytes / GIB, cli_group(e->kv_per_token, b, sizeof b));
-    printf("  overhead: %.0f MiB reserve + %.2f MiB compute buffer = %.2f GiB\n",
+    printf("  overhead: %.0f MiB reserve + %.2f MiB compute buffer = %.4f GiB\n",
            (double)e->opt.reserve_bytes / 1048576.0, (double)e->compute_bytes / 1048576.0,
            (double)e->overhead_bytes / GIB);
     printf("%-24s %12s %12s %12s %12s\n", "target", "weights GiB", "KV GiB", "total GB", "total GiB");
     for (int k = 0; k < MQ_TARGET_COUNT; k++) {
         const struct mq_estimate_row *r = &e->rows[k];
-        printf("%-24s %12.2f %12.2f %12.2f %12.2f\n", mq_target_info(r->target)->label, (double)r->bytes / GIB,
+        printf("%-24s %12.4f %12.4f %12.4f %12.4f\n", mq_target_info(r->target)->label, (double)r->bytes / GIB,
                (double)e->kv_bytes / GIB, (double)r->inference_bytes / 1e9, (double)r->inference_bytes / GIB);
     }
     printf("\ntraining (activations not counted: they depend on sequence length, batch and checkpointing)\n");
-    printf("  full fine-tune, mixed-precision AdamW (16 B/param):  %10.2f GB %10.2f GiB\n",
+    printf("  %-52s %12.4f GB %12.4f GiB\n", "full fine-tune, mixed-precision AdamW (16 B/param)",
            (double)e->train_full_bytes / 1e9, (double)e->train_full_bytes / GIB);
-    printf("  LoRA r=%u on %" PRIu64 " linear layers (%s adapter params): %.2f GB %.2f GiB\n", e->opt.lora_rank,
-           e->linear_layers, cli_group(e->lora_params, a, sizeof a), (double)e->train_lora_bytes / 1e9,
-           (double)e->train_lora_bytes / GIB);
-    printf("  QLoRA r=%u (NF4 + double-quant base):             %10.2f GB %10.2f GiB\n", e->opt.lora_rank,
-           (double)e->train_qlora_bytes / 1e9, (double)e->train_qlora_bytes / GIB);
+    char label[128];
+    snprintf(label, sizeof label, "LoRA r=%u, 16-bit base, %s adapter params", e->opt.lora_rank,
+             cli_group(e->lora_params, a, sizeof a));
+    printf("  %-52s %12.4f GB %12.4f GiB\n", label, (double)e->train_lora_bytes / 1e9, (double)e->train_lora_bytes / GIB);
+    snprintf(label, sizeof label, "QLoRA r=%u, NF4 + double-quant base", e->opt.lora_rank);
+    printf("  %-52s %12.4f GB %12.4f GiB\n", label, (double)e->train_qlora_bytes / 1e9,
+           (double)e->train_qlora_bytes / GIB);
+    printf("  (LoRA adapters on the %" PRIu64 " linear layers; adapters cost 16 B/param like full fine-tuning)\n",
+           e->linear_layers);
 }
 
 static void add_bytes(cJSON *o, const char *key, uint64_t v)

@@ -84,7 +84,7 @@ static void print_text(const struct mq_model *m)
         printf("  %-11s %6" PRIu64 " tensors %18s parameters %18s bytes\n", mq_dtype_name((enum mq_dtype)d),
                by[d].tensors, cli_group(by[d].params, a, sizeof a), cli_group(by[d].bytes, b, sizeof b));
     }
-    printf("  %-11s %6" PRIu64 " tensors %18s parameters %18s bytes (%.2f GB, %.2f GiB)\n", "all", all.tensors,
+    printf("  %-11s %6" PRIu64 " tensors %18s parameters %18s bytes (%.4f GB, %.4f GiB)\n", "all", all.tensors,
            cli_group(all.params, a, sizeof a), cli_group(all.bytes, b, sizeof b), (double)all.bytes / 1e9,
            (double)all.bytes / 1073741824.0);
 }
