@@ -6,7 +6,7 @@
 **     with the fixture's own tokenizer.json, has attention scores with std >= 1 in every layer and
 **     a top next-token probability >= 0.3 (mean and median per sentence), and feeding un-permuted
 **     Q/K rows (what llama.cpp computes if a converter forgets the Q/K permutation) changes the
-**     logits by more than 1 - so later GGUF tests can catch layout mistakes through the outputs;
+**     some logit by more than 5 - so later GGUF tests can catch layout mistakes through the outputs;
 **   - the folder, the 3-shard copy and its index file all give identical tensors.
 */
 #include <criterion/criterion.h>
@@ -208,7 +208,7 @@ static void check_forward(const char *dir)
                     dir, s, T, mean, median, top[0], delta);
         cr_expect_geq(mean, 0.3, "%s input %zu: mean top probability %.3f", dir, s, mean);
         cr_expect_geq(median, 0.3, "%s input %zu: median top probability %.3f", dir, s, median);
-        cr_expect_geq(delta, 1.0, "%s input %zu: a Q/K layout error would be invisible (%.3f)", dir, s, delta);
+        cr_expect_geq(delta, 5.0, "%s input %zu: a Q/K layout error would be invisible (%.3f)", dir, s, delta);
         free(text_ids);
         free(ids);
         free(logits);

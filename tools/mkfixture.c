@@ -35,7 +35,7 @@
 ** Before writing anything the tool runs tests/helpers/llama_ref.c on a few typical sentences and
 ** fails unless the smallest per-layer attention-score std is >= 1, every sentence's mean and
 ** median top next-token probability are >= 0.3, and leaving out the Q/K permutation moves some
-** logit of every sentence by >= 1.
+** logit of every sentence by >= 5 (measured: 14 to 21).
 */
 #include <errno.h>
 #include <stdarg.h>
@@ -718,10 +718,10 @@ static void json_index(struct buf *b, const struct tensor *ts, size_t n, uint64_
 
 /* Thresholds of issue 2 (attention scores, top probability) plus one of our own: feeding the
 ** un-permuted q/k rows to the rotate-half math (what llama.cpp computes when a converter forgets
-** the Q/K permutation) must move the logits of every check sentence by at least MIN_LAYOUT_DELTA. */
+** the Q/K permutation) must move some logit of every check sentence by at least MIN_LAYOUT_DELTA. */
 #define MIN_ATTN_STD 1.0
 #define MIN_TOP_PROB 0.3
-#define MIN_LAYOUT_DELTA 1.0
+#define MIN_LAYOUT_DELTA 5.0
 
 static int cmp_double(const void *a, const void *b)
 {
