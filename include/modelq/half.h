@@ -6,7 +6,7 @@
 **             ggml_compute_fp32_to_fp16 does.
 ** f32 -> bf16: round-to-nearest-even on the top 16 bits (no flush of subnormals, overflow to inf);
 **             NaN becomes (bits >> 16) | 0x40 (quiet), as ggml_compute_fp32_to_bf16 does.
-** f16/bf16 -> f32: exact.
+** f16/bf16 -> f32: exact (an f16 signalling NaN comes back quiet, as in ggml).
 **
 ** Values are host-order uint16_t bit patterns; callers that write files store them little-endian.
 ** The _row functions pick an F16C kernel at run time when the CPU has one; their output is

@@ -38,7 +38,8 @@ float mq_f16_to_f32(uint16_t h)
 {
     uint32_t sign = (uint32_t)(h & 0x8000u) << 16;
     uint32_t e = (h >> 10) & 0x1fu, m = h & 0x3ffu;
-    if (e == 0x1f) return mq_f32_from_bits(sign | 0x7f800000u | (m << 13));
+    /* Inf, or NaN made quiet (ggml's float-arithmetic conversion and vcvtph2ps both quiet it) */
+    if (e == 0x1f) return mq_f32_from_bits(sign | 0x7f800000u | (m << 13) | (m ? 0x400000u : 0u));
     if (e != 0) return mq_f32_from_bits(sign | ((e + 112) << 23) | (m << 13));
     if (m == 0) return mq_f32_from_bits(sign);
     /* subnormal: m * 2^-24, exact in f32 */
