@@ -27,10 +27,13 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-# Node packages for interop tests (pinned by the committed lock file).
-if [ -f "$here/interop/package-lock.json" ]; then
-  if [ ! -d "$here/interop/node_modules" ] || [ "$here/interop/package-lock.json" -nt "$here/interop/node_modules/.package-lock.json" ]; then
-    echo "setup: npm ci in tools/interop" >&2
-    (cd "$here/interop" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+# Node packages for interop tests, each folder pinned by its committed lock file:
+#   tools/interop            @node-llama-cpp/linux-x64 (ggml's libggml-base.so for differential tests)
+#   tools/interop-tokenizer  a JS tokenizers implementation that loads the bundled tokenizer.json
+for d in "$here/interop" "$here/interop-tokenizer"; do
+  [ -f "$d/package-lock.json" ] || continue
+  if [ ! -f "$d/node_modules/.package-lock.json" ] || [ "$d/package-lock.json" -nt "$d/node_modules/.package-lock.json" ]; then
+    echo "setup: npm ci in ${d#"$here/"}" >&2
+    (cd "$d" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
   fi
-fi
+done
