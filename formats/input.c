@@ -20,6 +20,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "fileio.h"
 #include "format.h"
 
 static bool ends_with(const char *s, const char *suffix)
@@ -45,12 +46,7 @@ static enum mq_status scan_dir(const char *dir, struct dir_scan *ds, struct mq_e
 {
     memset(ds, 0, sizeof *ds);
     DIR *d = opendir(dir);
-    if (!d) {
-        int e = errno;
-        MQ_FAIL(err, MQ_E_IO, "io", "%s: cannot open folder: %s", dir, strerror(e));
-        if (err) err->sys_errno = e;
-        return MQ_E_IO;
-    }
+    if (!d) return mq_io_error(err, "cannot open folder", dir);
     struct dirent *de;
     while ((de = readdir(d)) != NULL) {
         const char *n = de->d_name;
@@ -114,13 +110,8 @@ static enum mq_status open_checkpoint_file(struct mq_model *m, const char *path,
         m->format = "safetensors";
         return mq_safetensors_read_index(m, path, err);
     }
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        int e = errno;
-        MQ_FAIL(err, MQ_E_IO, "io", "%s: cannot open: %s", path, strerror(e));
-        if (err) err->sys_errno = e;
-        return MQ_E_IO;
-    }
+    int fd;
+    MQ_TRY(mq_open_read(path, &fd, err));
     uint8_t head[MQ_PROBE_BYTES];
     ssize_t got = pread(fd, head, sizeof head, 0);
     close(fd);
@@ -142,12 +133,7 @@ enum mq_status mq_model_open(const char *path, struct mq_model **out, struct mq_
 {
     *out = NULL;
     struct stat st;
-    if (stat(path, &st) != 0) {
-        int e = errno;
-        MQ_FAIL(err, MQ_E_IO, "io", "%s: %s", path, strerror(e));
-        if (err) err->sys_errno = e;
-        return MQ_E_IO;
-    }
+    if (stat(path, &st) != 0) return mq_io_error(err, "cannot open", path);
     char file[PATH_MAX];
     char dir[PATH_MAX];
     if (S_ISDIR(st.st_mode)) {

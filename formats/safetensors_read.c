@@ -253,13 +253,8 @@ static enum mq_status parse_header(struct mq_model *m, const char *path, const c
 
 static enum mq_status st_read_file(struct mq_model *m, const char *path, struct mq_error *err)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        int e = errno;
-        MQ_FAIL(err, MQ_E_IO, "io", "%s: cannot open: %s", path, strerror(e));
-        if (err) err->sys_errno = e;
-        return MQ_E_IO;
-    }
+    int fd;
+    MQ_TRY(mq_open_read(path, &fd, err));
     struct stat st;
     if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
         close(fd);

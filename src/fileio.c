@@ -8,7 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static enum mq_status io_fail(struct mq_error *err, const char *what, const char *path)
+enum mq_status mq_io_error(struct mq_error *err, const char *what, const char *path)
 {
     int e = errno;
     MQ_FAIL(err, MQ_E_IO, "io", "%s: %s: %s", path, what, strerror(e));
@@ -24,7 +24,7 @@ enum mq_status mq_pread_full(int fd, const char *path, void *buf, size_t len, ui
         ssize_t r = pread(fd, p, len, (off_t)off);
         if (r < 0) {
             if (errno == EINTR) continue;
-            return io_fail(err, "read failed", path);
+            return mq_io_error(err, "read failed", path);
         }
         if (r == 0) return MQ_FAIL(err, MQ_E_CORRUPT, "truncated", "%s: file is truncated", path);
         p += r;
@@ -39,11 +39,11 @@ enum mq_status mq_read_small_file(const char *path, size_t max_bytes, const char
 {
     *out = NULL;
     int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return io_fail(err, "cannot open", path);
+    if (fd < 0) return mq_io_error(err, "cannot open", path);
     struct stat st;
     if (fstat(fd, &st) != 0) {
         close(fd);
-        return io_fail(err, "cannot stat", path);
+        return mq_io_error(err, "cannot stat", path);
     }
     if (!S_ISREG(st.st_mode)) {
         close(fd);
@@ -70,4 +70,10 @@ enum mq_status mq_read_small_file(const char *path, size_t max_bytes, const char
     *out = buf;
     *len = n;
     return MQ_OK;
+}
+
+enum mq_status mq_open_read(const char *path, int *fd, struct mq_error *err)
+{
+    *fd = open(path, O_RDONLY | O_CLOEXEC);
+    return *fd < 0 ? mq_io_error(err, "cannot open", path) : MQ_OK;
 }

@@ -18,4 +18,10 @@ enum mq_status mq_read_small_file(const char *path, size_t max_bytes, const char
 enum mq_status mq_pread_full(int fd, const char *path, void *buf, size_t len, uint64_t off,
                              struct mq_error *err);
 
+/* MQ_E_IO "<path>: <what>: <strerror(errno)>" with err->sys_errno set; returns MQ_E_IO. */
+enum mq_status mq_io_error(struct mq_error *err, const char *what, const char *path);
+
+/* open(path, O_RDONLY | O_CLOEXEC) with a clear error. */
+enum mq_status mq_open_read(const char *path, int *fd, struct mq_error *err);
+
 #endif

@@ -41,4 +41,8 @@ const char *cli_shape(const uint64_t *shape, uint32_t ndim, char *buf, size_t ca
 
 extern bool cli_verbose;
 
+struct cJSON;
+/* Prints a JSON document on stdout and deletes it; EXIT_OK or EXIT_NOMEM. */
+int cli_print_json(struct cJSON *doc);
+
 #endif

@@ -1,4 +1,5 @@
 /* cli_util.c - exit codes, error printing and number formatting shared by the commands. */
+#include <cjson/cJSON.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stdarg.h>
@@ -79,4 +80,17 @@ const char *cli_shape(const uint64_t *shape, uint32_t ndim, char *buf, size_t ca
         o += (size_t)snprintf(buf + o, cap - o, "%s%" PRIu64, i ? ", " : "", shape[i]);
     if (o < cap) snprintf(buf + o, cap - o, "]");
     return buf;
+}
+
+int cli_print_json(cJSON *doc)
+{
+    char *text = cJSON_Print(doc);
+    cJSON_Delete(doc);
+    if (!text) {
+        fprintf(stderr, "modelq: error: out of memory writing JSON\n");
+        return EXIT_NOMEM;
+    }
+    puts(text);
+    free(text);
+    return EXIT_OK;
 }

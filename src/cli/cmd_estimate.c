@@ -141,15 +141,7 @@ static int print_json(const struct mq_model *m, const struct mq_estimate *e)
         cJSON_AddNullToObject(root, "inference");
         cJSON_AddNullToObject(root, "training");
     }
-    char *text = cJSON_Print(root);
-    cJSON_Delete(root);
-    if (!text) {
-        fprintf(stderr, "modelq: error: out of memory writing JSON\n");
-        return EXIT_NOMEM;
-    }
-    puts(text);
-    free(text);
-    return EXIT_OK;
+    return cli_print_json(root);
 }
 
 int cmd_estimate(int argc, char **argv)

@@ -152,15 +152,7 @@ static int print_json(const struct mq_model *m)
     cJSON_AddNumberToObject(tot, "bytes", (double)all.bytes);
     cJSON *warn = cJSON_AddArrayToObject(root, "warnings");
     for (size_t i = 0; i < m->n_warnings; i++) cJSON_AddItemToArray(warn, cJSON_CreateString(m->warnings[i]));
-    char *text = cJSON_Print(root);
-    cJSON_Delete(root);
-    if (!text) {
-        fprintf(stderr, "modelq: error: out of memory writing JSON\n");
-        return EXIT_NOMEM;
-    }
-    puts(text);
-    free(text);
-    return EXIT_OK;
+    return cli_print_json(root);
 }
 
 int cmd_inspect(int argc, char **argv)
