@@ -7,6 +7,10 @@
 */
 #include <stdlib.h>
 
+#if defined(__x86_64__) || defined(__i386__)
+#include <cpuid.h>
+#endif
+
 #include "modelq/quant.h"
 #include "qcommon.h"
 
@@ -18,7 +22,11 @@ static int cpu_detect(void)
 #if defined(__x86_64__) || defined(__i386__)
     if (getenv("MODELQ_NO_SIMD")) return 0;
     __builtin_cpu_init();
-    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("f16c");
+    if (!__builtin_cpu_supports("avx2")) return 0; /* also covers OS YMM state support */
+    /* F16C: CPUID.1:ECX bit 29 (clang 14's __builtin_cpu_supports does not know "f16c") */
+    unsigned a, b, c, d;
+    if (!__get_cpuid(1, &a, &b, &c, &d)) return 0;
+    return (c >> 29) & 1u;
 #else
     return 0;
 #endif
