@@ -39,6 +39,7 @@ static void need_ggml(void)
 {
     if (have_ggml) return;
     if (getenv("CI")) cr_assert_fail("ggml library required when CI is set: %s", why);
+    fprintf(stderr, "SKIP ggml differential test: %s (set CI to make this a failure)\n", why);
     cr_skip_test("ggml differential test skipped: %s", why);
 }
 
