@@ -100,6 +100,47 @@ Test(kernels, fast_equals_reference_all_codecs)
     fprintf(stderr, "kernels: %ld fast-vs-reference comparisons\n", checked);
 }
 
+Test(kernels, fast_equals_reference_odd_geometry)
+{
+    /* INT8_ROW rows that are not a multiple of the vector width; NF4/FP4/INT8_ASYM block sizes
+     * other than the default with partial last blocks */
+    enum { N = 4096 + 333 };
+    static float x[N];
+    struct mq_test_rng r;
+    mq_test_rng_seed(&r, 5);
+    for (int kind = 0; kind < MQ_TEST_ROW_KINDS; kind++) {
+        for (size_t i = 0; i < N; i += 32) mq_test_fill_row(&r, kind, x + i, N - i < 32 ? 0 : 32);
+        static const size_t rows[] = {1, 7, 37, 1000, 4429};
+        for (size_t k = 0; k < 5; k++) {
+            size_t n = N / rows[k] * rows[k];
+            struct qout a, b;
+            qout_alloc(&a, MQ_CODEC_INT8_ROW, NULL, n, rows[k]);
+            qout_alloc(&b, MQ_CODEC_INT8_ROW, NULL, n, rows[k]);
+            run(MQ_CODEC_INT8_ROW, NULL, x, n, rows[k], &a, false);
+            run(MQ_CODEC_INT8_ROW, NULL, x, n, rows[k], &b, true);
+            cr_expect(same(&a, &b), "int8_row row %zu, %s", rows[k], mq_test_row_kind_name(kind));
+            qout_free(&a);
+            qout_free(&b);
+        }
+        static const uint32_t blocks[] = {2, 32, 48, 128, 4096};
+        static const enum mq_codec flat[] = {MQ_CODEC_NF4, MQ_CODEC_FP4, MQ_CODEC_INT8_ASYM};
+        for (size_t k = 0; k < 5; k++) {
+            for (size_t f = 0; f < 3; f++) {
+                struct mq_codec_params p = {.block_elems = blocks[k]};
+                struct qout a, b;
+                qout_alloc(&a, flat[f], &p, N, 0);
+                qout_alloc(&b, flat[f], &p, N, 0);
+                run(flat[f], &p, x, N, 0, &a, false);
+                run(flat[f], &p, x, N, 0, &b, true);
+                cr_expect(same(&a, &b), "%s block %u, %s", mq_codec_info(flat[f])->name, blocks[k],
+                          mq_test_row_kind_name(kind));
+                qout_free(&a);
+                qout_free(&b);
+            }
+        }
+    }
+}
+
 Test(kernels, chunked_equals_one_shot)
 {
     enum { N = 64 * 40 };
