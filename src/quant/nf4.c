@@ -134,17 +134,33 @@ void mq_quantize_fp4_ref(const float *src, size_t n, size_t row_len, uint32_t bl
     bnb4_quantize(src, n, block, data, scales, fp4_code, 0);
 }
 
-void mq_quantize_fp4_fast(const float *src, size_t n, size_t row_len, uint32_t block, uint8_t *data,
-                          float *scales, int8_t *zeros)
-{
-    mq_quantize_fp4_ref(src, n, row_len, block, data, scales, zeros);
-}
 
 #ifdef MQ_X86
-/* Full blocks whose size is a multiple of 16: absmax with vmaxps, codes as 15 compares summed
- * per lane (the count of thresholds below s, exactly nf4_code), nibbles packed high-first. */
-__attribute__((target("avx2,f16c"))) static void nf4_avx2(const float *src, size_t nblocks,
-                                                          uint32_t block, uint8_t *data, float *absmax)
+/* dQuantizeFP4 on 8 lanes: the same seven strict compares, selected as in the scalar tree;
+ * NaN fails every compare (code 0) and -0.0 is not < 0 (sign 0), as in fp4_code. */
+__attribute__((target("avx2,f16c"))) static inline __m256i fp4_code8(__m256 s)
+{
+    const __m256 absmask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
+    __m256 a = _mm256_and_ps(s, absmask);
+#define GT(t) _mm256_castps_si256(_mm256_cmp_ps(a, _mm256_set1_ps(t), _CMP_GT_OQ))
+#define I(v) _mm256_set1_epi32(v)
+#define SEL(m, x, y) _mm256_blendv_epi8(y, x, m) /* m ? x : y */
+    __m256i hi = SEL(GT(0.583333f), SEL(GT(0.8333333f), I(3), I(2)), SEL(GT(0.4166667f), I(5), I(4)));
+    __m256i lo = SEL(GT(0.0859375f), SEL(GT(0.20833333f), I(7), I(6)), SEL(GT(0.00260417f), I(1), I(0)));
+    __m256i c = _mm256_blendv_epi8(lo, hi, GT(0.29166667f));
+#undef GT
+#undef SEL
+#undef I
+    __m256i neg = _mm256_castps_si256(_mm256_cmp_ps(s, _mm256_setzero_ps(), _CMP_LT_OQ));
+    return _mm256_add_epi32(c, _mm256_and_si256(neg, _mm256_set1_epi32(8)));
+}
+
+/* Full blocks whose size is a multiple of 16: absmax with vmaxps, NF4 codes as 15 compares
+ * summed per lane (the count of thresholds below s, exactly nf4_code) or the FP4 tree, nibbles
+ * packed high-first. */
+__attribute__((target("avx2,f16c"))) static void bnb4_avx2(const float *src, size_t nblocks,
+                                                           uint32_t block, uint8_t *data, float *absmax,
+                                                           int fp4)
 {
     const __m256 absmask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
     __m256 th[15];
@@ -166,10 +182,15 @@ __attribute__((target("avx2,f16c"))) static void nf4_avx2(const float *src, size
             __m256 s0 = _mm256_mul_ps(_mm256_loadu_ps(x + i), inv);
             __m256 s1 = _mm256_mul_ps(_mm256_loadu_ps(x + i + 8), inv);
             __m256i c0 = _mm256_setzero_si256(), c1 = _mm256_setzero_si256();
-            for (int t = 0; t < 15; t++) {
-                /* compare mask is -1 where threshold < s: subtracting counts it */
-                c0 = _mm256_sub_epi32(c0, _mm256_castps_si256(_mm256_cmp_ps(th[t], s0, _CMP_LT_OQ)));
-                c1 = _mm256_sub_epi32(c1, _mm256_castps_si256(_mm256_cmp_ps(th[t], s1, _CMP_LT_OQ)));
+            if (fp4) {
+                c0 = fp4_code8(s0);
+                c1 = fp4_code8(s1);
+            } else {
+                for (int t = 0; t < 15; t++) {
+                    /* compare mask is -1 where threshold < s: subtracting counts it */
+                    c0 = _mm256_sub_epi32(c0, _mm256_castps_si256(_mm256_cmp_ps(th[t], s0, _CMP_LT_OQ)));
+                    c1 = _mm256_sub_epi32(c1, _mm256_castps_si256(_mm256_cmp_ps(th[t], s1, _CMP_LT_OQ)));
+                }
             }
             /* pair lanes: byte k = c[2k] << 4 | c[2k+1]; shift the even lanes up by 4 and
              * OR in the odd lane moved down one int32 position */
@@ -189,20 +210,32 @@ __attribute__((target("avx2,f16c"))) static void nf4_avx2(const float *src, size
 }
 #endif
 
-void mq_quantize_nf4_fast(const float *src, size_t n, size_t row_len, uint32_t block, uint8_t *data,
-                          float *scales, int8_t *zeros)
+static void bnb4_fast(const float *src, size_t n, size_t row_len, uint32_t block, uint8_t *data, float *scales,
+                      int8_t *zeros, int fp4)
 {
+    mq_quantize_fn ref = fp4 ? mq_quantize_fp4_ref : mq_quantize_nf4_ref;
 #ifdef MQ_X86
     if (mq_cpu_avx2() && block % 16 == 0) {
         size_t full = n / block;
-        nf4_avx2(src, full, block, data, scales);
+        bnb4_avx2(src, full, block, data, scales, fp4);
         size_t done = full * block;
-        if (done < n)
-            mq_quantize_nf4_ref(src + done, n - done, row_len, block, data + done / 2, scales + full, zeros);
+        if (done < n) ref(src + done, n - done, row_len, block, data + done / 2, scales + full, zeros);
         return;
     }
 #endif
-    mq_quantize_nf4_ref(src, n, row_len, block, data, scales, zeros);
+    ref(src, n, row_len, block, data, scales, zeros);
+}
+
+void mq_quantize_nf4_fast(const float *src, size_t n, size_t row_len, uint32_t block, uint8_t *data,
+                          float *scales, int8_t *zeros)
+{
+    bnb4_fast(src, n, row_len, block, data, scales, zeros, 0);
+}
+
+void mq_quantize_fp4_fast(const float *src, size_t n, size_t row_len, uint32_t block, uint8_t *data,
+                          float *scales, int8_t *zeros)
+{
+    bnb4_fast(src, n, row_len, block, data, scales, zeros, 1);
 }
 
 static void bnb4_dequantize(const uint8_t *data, const float *absmax, size_t n, uint32_t block,
