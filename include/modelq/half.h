@@ -10,8 +10,8 @@
 **
 ** Values are host-order uint16_t bit patterns; callers that write files store them little-endian.
 ** The _row functions pick an F16C kernel at run time when the CPU has one; their output is
-** identical to the scalar functions for every input (tests/test_half.c checks all 2^32 floats'
-** classes on samples and every 16-bit pattern).
+** identical to the scalar functions for every input (tests/test_half.c: every f16 pattern, an
+** RNE oracle on a stride through all f32 patterns; tests/test_ggml_diff.c: ggml's own functions).
 */
 #ifndef MODELQ_HALF_H
 #define MODELQ_HALF_H
