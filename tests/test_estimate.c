@@ -38,6 +38,18 @@ static void make_model(const struct stw_llama *spec)
     cr_assert_eq(stw_write_llama_sparse(tmpdir, spec), 0);
 }
 
+/* Writes the sparse model and opens it; `rc` gets the rule context. */
+static struct mq_model *make_and_open(const struct stw_llama *spec, struct mq_rule_context *rc)
+{
+    make_model(spec);
+    struct mq_model *m;
+    struct mq_error err;
+    mq_error_clear(&err);
+    cr_assert_eq(mq_model_open(tmpdir, &m, &err), MQ_OK, "%s", err.msg);
+    mq_rule_context_init(rc, m);
+    return m;
+}
+
 static void remove_model(void)
 {
     char cmd[128];
@@ -89,13 +101,10 @@ Test(estimate, iq4_nl_mix_follows_llama_quantize_for_gqa_models)
 {
     /* Llama-3-8B shape: GQA 32/8 = 4, so attn_v goes to Q5_K; ffn_down of layers 0..3 too */
     struct stw_llama l3 = {32, 4096, 14336, 128256, 32, 8, "BF16", 2, 0};
-    make_model(&l3);
-    struct mq_model *m;
+    struct mq_rule_context rc;
+    struct mq_model *m = make_and_open(&l3, &rc);
     struct mq_error err;
     mq_error_clear(&err);
-    cr_assert_eq(mq_model_open(tmpdir, &m, &err), MQ_OK, "%s", err.msg);
-    struct mq_rule_context rc;
-    mq_rule_context_init(&rc, m);
     cr_expect_eq(rc.n_gqa, 4);
     cr_expect_eq(rc.n_layer, 32);
     int q5k_v = 0, q5k_down = 0, q6k = 0;
@@ -121,13 +130,10 @@ Test(estimate, iq4_nl_mix_follows_llama_quantize_for_gqa_models)
 Test(estimate, tied_embeddings_are_treated_as_output_in_gguf_targets)
 {
     struct stw_llama tied = {2, 256, 512, 1000, 4, 2, "BF16", 1, 1};
-    make_model(&tied);
-    struct mq_model *m;
+    struct mq_rule_context rc;
+    struct mq_model *m = make_and_open(&tied, &rc);
     struct mq_error err;
     mq_error_clear(&err);
-    cr_assert_eq(mq_model_open(tmpdir, &m, &err), MQ_OK, "%s", err.msg);
-    struct mq_rule_context rc;
-    mq_rule_context_init(&rc, m);
     cr_expect(!rc.has_output);
     long te = mq_model_find(m, "model.embed_tokens.weight");
     cr_assert_geq(te, 0);
@@ -144,13 +150,10 @@ Test(estimate, row_lengths_that_do_not_fit_fall_back_like_llama_cpp)
 {
     /* hidden 4160 = 16 x 260: a multiple of 32 but not of 256 */
     struct stw_llama odd = {1, 4160, 512, 1000, 4, 4, "F16", 1, 0};
-    make_model(&odd);
-    struct mq_model *m;
+    struct mq_rule_context rc;
+    struct mq_model *m = make_and_open(&odd, &rc);
     struct mq_error err;
     mq_error_clear(&err);
-    cr_assert_eq(mq_model_open(tmpdir, &m, &err), MQ_OK, "%s", err.msg);
-    struct mq_rule_context rc;
-    mq_rule_context_init(&rc, m);
     long out = mq_model_find(m, "lm_head.weight");
     struct mq_tensor_plan p;
     cr_assert_eq(mq_target_plan_tensor(MQ_TARGET_Q4_0, &rc, &m->tensors[out], &p, &err), MQ_OK);
