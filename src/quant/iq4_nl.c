@@ -132,6 +132,27 @@ __attribute__((target("avx2,f16c"))) static inline __m256i best_index8(__m256 x,
     return idx;
 }
 
+/*
+** For 8 blocks at once (one per lane): quantize x*id to the nearest IQ4_NL value q and sum
+** w*q*x and w*q*q in element order j = 0..31, the order the reference kernel adds them.
+*/
+__attribute__((target("avx2,f16c"))) static inline void weighted_sums8(__m256 id, const __m256 *X, const __m256 *W,
+                                                                      const __m256 *vv, __m256 vtab_lo, __m256 vtab_hi,
+                                                                      __m256 *sumqx, __m256 *sumq2)
+{
+    __m256 sx = _mm256_setzero_ps(), s2 = _mm256_setzero_ps();
+    for (int j = 0; j < QK; j++) {
+        __m256i l = best_index8(_mm256_mul_ps(id, X[j]), vv, vtab_lo, vtab_hi);
+        __m256 q = _mm256_blendv_ps(_mm256_permutevar8x32_ps(vtab_lo, l), _mm256_permutevar8x32_ps(vtab_hi, l),
+                                    _mm256_castsi256_ps(_mm256_cmpgt_epi32(l, _mm256_set1_epi32(7))));
+        __m256 wq = _mm256_mul_ps(W[j], q);
+        sx = _mm256_add_ps(sx, _mm256_mul_ps(wq, X[j]));
+        s2 = _mm256_add_ps(s2, _mm256_mul_ps(wq, q));
+    }
+    *sumqx = sx;
+    *sumq2 = s2;
+}
+
 __attribute__((target("avx2,f16c"))) static void iq4_nl_8blocks_avx2(const float *src, uint8_t *data)
 {
     __m256 vv[18];
@@ -158,29 +179,14 @@ __attribute__((target("avx2,f16c"))) static void iq4_nl_8blocks_avx2(const float
     __m256 d = _mm256_div_ps(_mm256_xor_ps(max, _mm256_set1_ps(-0.0f)), vv[0]);
     __m256 id = _mm256_div_ps(_mm256_set1_ps(1.0f), d);
     __m256 vtab_lo = vv[16], vtab_hi = vv[17];
-    __m256 sumqx = zero, sumq2 = zero;
-    for (int j = 0; j < QK; j++) {
-        __m256i l = best_index8(_mm256_mul_ps(id, X[j]), vv, vtab_lo, vtab_hi);
-        __m256 q = _mm256_blendv_ps(_mm256_permutevar8x32_ps(vtab_lo, l), _mm256_permutevar8x32_ps(vtab_hi, l),
-                                    _mm256_castsi256_ps(_mm256_cmpgt_epi32(l, _mm256_set1_epi32(7))));
-        __m256 wq = _mm256_mul_ps(W[j], q);
-        sumqx = _mm256_add_ps(sumqx, _mm256_mul_ps(wq, X[j]));
-        sumq2 = _mm256_add_ps(sumq2, _mm256_mul_ps(wq, q));
-    }
+    __m256 sumqx, sumq2;
+    weighted_sums8(id, X, W, vv, vtab_lo, vtab_hi, &sumqx, &sumq2);
     __m256 pos = _mm256_cmp_ps(sumq2, zero, _CMP_GT_OQ);
     d = _mm256_and_ps(pos, _mm256_div_ps(sumqx, sumq2));
     __m256 best = _mm256_mul_ps(d, sumqx);
     for (int itry = -NTRY; itry <= NTRY; itry++) {
         id = _mm256_div_ps(_mm256_set1_ps((float)(itry + mq_iq4nl_values[0])), max);
-        sumqx = sumq2 = zero;
-        for (int j = 0; j < QK; j++) {
-            __m256i l = best_index8(_mm256_mul_ps(id, X[j]), vv, vtab_lo, vtab_hi);
-            __m256 q = _mm256_blendv_ps(_mm256_permutevar8x32_ps(vtab_lo, l), _mm256_permutevar8x32_ps(vtab_hi, l),
-                                        _mm256_castsi256_ps(_mm256_cmpgt_epi32(l, _mm256_set1_epi32(7))));
-            __m256 wq = _mm256_mul_ps(W[j], q);
-            sumqx = _mm256_add_ps(sumqx, _mm256_mul_ps(wq, X[j]));
-            sumq2 = _mm256_add_ps(sumq2, _mm256_mul_ps(wq, q));
-        }
+        weighted_sums8(id, X, W, vv, vtab_lo, vtab_hi, &sumqx, &sumq2);
         __m256 better = _mm256_and_ps(_mm256_cmp_ps(sumq2, zero, _CMP_GT_OQ),
                                       _mm256_cmp_ps(_mm256_mul_ps(sumqx, sumqx), _mm256_mul_ps(best, sumq2), _CMP_GT_OQ));
         __m256 nd = _mm256_div_ps(sumqx, sumq2);
