@@ -38,6 +38,7 @@ void mq_model_free(struct mq_model *m)
         free(m->metadata[i].value);
     }
     free(m->metadata);
+    mq_meta_free(&m->meta);
     for (size_t i = 0; i < m->n_warnings; i++) free(m->warnings[i]);
     free(m->warnings);
     free(m->config.path);

@@ -18,6 +18,7 @@
 
 #include "modelq/dtype.h"
 #include "modelq/error.h"
+#include "modelq/meta.h"
 
 #define MQ_MAX_DIMS 8
 
@@ -30,6 +31,9 @@ struct mq_tensor {
     uint64_t nbytes;             /* bytes of data in the file */
     uint32_t file;               /* index into mq_model.files */
     uint64_t offset;             /* absolute offset of the data in that file */
+    bool from_gguf;              /* read from a GGUF file: ggml_type is meaningful */
+    int32_t ggml_type;           /* GGUF inputs: the ggml type id (dtype is then the plain
+                                    equivalent for F32/F16/BF16/I8..I64/F64, else U8) */
 };
 
 struct mq_file {
@@ -69,8 +73,9 @@ struct mq_model {
     size_t n_files;
     struct mq_tensor *tensors;   /* in file order: shard order, then data offset */
     size_t n_tensors;
-    struct mq_kv *metadata;      /* __metadata__ (first shard) or GGUF key/values */
+    struct mq_kv *metadata;      /* __metadata__ (first shard) or GGUF key/values as text */
     size_t n_metadata;
+    struct mq_meta meta;         /* GGUF inputs: the typed key/values, in file order */
     struct mq_config config;
     char **warnings;             /* non-fatal findings (index/total_size mismatches ...) */
     size_t n_warnings;

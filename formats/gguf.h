@@ -1,0 +1,47 @@
+/*
+** gguf.h - GGUF v3 constants and the ggml type table shared by the GGUF reader and writer.
+**
+** File layout (../shared/docs/gguf-and-ggml.md section 1), all little-endian, nothing aligned
+** except the data section and each tensor:
+**   "GGUF" | u32 version 3 | u64 n_tensors | u64 n_kv
+**   n_kv x  { u64 key_len, key bytes | i32 value_type | value }
+**           value: scalar bytes | u64 len + bytes (STRING) |
+**                  i32 elem_type, u64 count, count elements (ARRAY, never nested)
+**   n_tensors x { u64 name_len, name (<= 63 bytes) | u32 n_dims (<= 4) | i64 ne[n_dims]
+**                 (ne[0] = row length, the reverse of safetensors' shape) | i32 ggml_type |
+**                 u64 offset (relative to the data section) }
+**   zero padding to ALIGNMENT (general.alignment, UINT32 power of two, default 32)
+**   data: tensor 0, zero pad to ALIGNMENT, tensor 1, pad, ... last tensor, pad.
+** Offsets are contiguous: tensor i starts at sum over j < i of PAD(nbytes_j).
+*/
+#ifndef MODELQ_FORMATS_GGUF_H
+#define MODELQ_FORMATS_GGUF_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "modelq/dtype.h"
+
+#define MQ_GGUF_MAGIC "GGUF"
+#define MQ_GGUF_VERSION 3u
+#define MQ_GGUF_DEFAULT_ALIGNMENT 32u
+#define MQ_GGUF_MAX_NAME 63u        /* GGML_MAX_NAME - 1 */
+#define MQ_GGUF_MAX_DIMS 4u         /* GGML_MAX_DIMS */
+#define MQ_GGUF_QNT_VERSION 2u      /* GGML_QNT_VERSION */
+#define MQ_GGUF_CHECKSUM_KEY "modelq.tensor_xxh3"
+
+/* One ggml type: name (llama.cpp spelling), elements and bytes per block; blck 0 = removed id. */
+struct mq_ggml_type {
+    const char *name;
+    uint32_t blck;
+    uint32_t bytes;
+    bool quantized;         /* a block-quantized type (not F32/F16/BF16/int/F64) */
+    enum mq_dtype plain;    /* the safetensors dtype with the same bytes, or MQ_DTYPE_COUNT */
+};
+
+#define MQ_GGML_TYPE_COUNT 42u /* ids 0..41; later ids are refused (older readers reject them) */
+
+/* The row for a type id, or NULL when the id is unknown or removed. */
+const struct mq_ggml_type *mq_ggml_type(int32_t id);
+
+#endif /* MODELQ_FORMATS_GGUF_H */
