@@ -54,6 +54,8 @@ struct run {
     bool failed;                       /* I/O or internal error in err */
     struct mq_error err;
     bool range_failed;
+    uint64_t chunk_elems;              /* CHUNK_ELEMS, or MODELQ_CHUNK_ELEMS (tests: many small chunks) */
+    unsigned delay_ms;                 /* test hook MODELQ_TEST_CHUNK_DELAY_MS: slow runs for signal tests */
     /* buffer sizes every worker allocates */
     size_t max_src, max_elems, max_out, max_side;
 };
@@ -90,7 +92,7 @@ static enum mq_status build_jobs(struct run *r, struct mq_error *err)
             unit = RAW_CHUNK_BYTES;
             total = t->bytes;
         } else {
-            unit = t->row_len >= CHUNK_ELEMS ? 1 : CHUNK_ELEMS / t->row_len;
+            unit = t->row_len >= r->chunk_elems ? 1 : r->chunk_elems / t->row_len;
             if (t->permute_heads) {
                 uint64_t group = t->rows / t->permute_heads;
                 unit = (unit + group - 1) / group * group;
@@ -210,6 +212,10 @@ static enum mq_status do_job(struct run *r, size_t ji, struct worker_buf *b, str
 {
     const struct job *j = &r->jobs[ji];
     struct mq_plan_tensor *t = &r->p->t[j->t];
+    if (r->delay_ms) {
+        struct timespec ts = {(time_t)(r->delay_ms / 1000), (long)(r->delay_ms % 1000) * 1000000L};
+        nanosleep(&ts, NULL);
+    }
     if (!t->convert) {
         if (j->nrows == 0) return MQ_OK;
         MQ_TRY(mq_model_read(r->p->model, (size_t)t->src, j->row0, b->src, (size_t)j->nrows, err));
@@ -395,6 +401,10 @@ enum mq_status mq_plan_run(struct mq_plan *p, struct mq_outfile *out, unsigned t
     r.out = out;
     r.stats = stats;
     r.fast = !p->opt->reference_kernels;
+    const char *ce = getenv("MODELQ_CHUNK_ELEMS");
+    r.chunk_elems = ce && *ce && strtoull(ce, NULL, 10) > 0 ? strtoull(ce, NULL, 10) : CHUNK_ELEMS;
+    const char *delay = getenv("MODELQ_TEST_CHUNK_DELAY_MS");
+    if (delay && *delay) r.delay_ms = (unsigned)strtoul(delay, NULL, 10);
     pthread_mutex_init(&r.mu, NULL);
     r.chunks_done = calloc(p->n ? p->n : 1, sizeof *r.chunks_done);
     r.chunks_total = calloc(p->n ? p->n : 1, sizeof *r.chunks_total);
