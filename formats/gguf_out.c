@@ -19,6 +19,7 @@
 
 #include "format.h"
 #include "gguf.h"
+#include "gguf_arch.h"
 #include "gguf_write.h"
 #include "plan.h"
 
@@ -46,7 +47,7 @@ static int32_t raw_ggml_type(const struct mq_plan_tensor *t)
 }
 
 /* "tiny-llama" from ".../tiny-llama" or ".../tiny-llama/model.safetensors" or "x.gguf". */
-static void model_name(const char *input, char *out, size_t cap)
+void mq_gguf_model_name(const char *input, char *out, size_t cap)
 {
     char *a = strdup(input);
     if (!a) {
@@ -101,10 +102,13 @@ static enum mq_status gguf_prepare(struct mq_plan *p, struct mq_error *err)
         if (p->target == MQ_TARGET_AUTO) p->file_type = -2; /* keep the input's */
         return MQ_OK;
     }
+    bool applied;
+    MQ_TRY(mq_gguf_arch_apply(p, &applied, err));
+    if (applied) return MQ_OK;
     const char *arch = m->config.present && m->config.model_type[0] ? m->config.model_type : "raw";
     MQ_TRY(mq_meta_set_str(&p->meta, "general.architecture", arch, SIZE_MAX, err));
     char name[256];
-    model_name(m->input_path, name, sizeof name);
+    mq_gguf_model_name(m->input_path, name, sizeof name);
     MQ_TRY(mq_meta_set_str(&p->meta, "general.name", name, SIZE_MAX, err));
     return MQ_OK;
 }

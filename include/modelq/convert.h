@@ -42,6 +42,7 @@ struct mq_convert_options {
     bool no_fallback;              /* a tensor whose rows do not fit its type is an error */
     bool pure;                     /* one type for every eligible tensor (no output Q6_K etc.) */
     bool reference_kernels;        /* use the plain C kernels (the bytes are the same) */
+    bool raw_names;                /* GGUF: unsupported architecture -> tensor names unchanged */
     const struct mq_type_override *overrides;
     size_t n_overrides;
     const char *const *keep;       /* regexes: matching tensors keep their source precision */

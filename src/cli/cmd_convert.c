@@ -41,6 +41,7 @@ static const char *const convert_help =
     "  --stats                  per-tensor error: RMSE, max error, SNR (dequantize and compare)\n"
     "  --report FILE.json       also write the report as JSON (schema_version 1)\n"
     "  --quiet                  no per-tensor table\n"
+    "  --raw-names              unsupported architecture: keep the tensor names (llama.cpp cannot run it)\n"
     "  --reference-kernels      plain C kernels (same bytes; for checking)\n"
     "Exit codes: 0 ok, 1 internal, 2 usage, 3 bad input data, 4 I/O (disk full ...), 5 out of memory.\n";
 
@@ -235,6 +236,8 @@ int cmd_convert(int argc, char **argv)
             o.stats = true;
         } else if (strcmp(a, "--quiet") == 0 || strcmp(a, "-q") == 0) {
             quiet = true;
+        } else if (strcmp(a, "--raw-names") == 0) {
+            o.raw_names = true;
         } else if (strcmp(a, "--reference-kernels") == 0) {
             o.reference_kernels = true;
         } else if (a[0] == '-' && a[1]) {
