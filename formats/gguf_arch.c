@@ -323,8 +323,10 @@ enum mq_status mq_gguf_arch_apply(struct mq_plan *p, bool *applied, struct mq_er
                 free(t->name);
                 t->name = names[i];
                 if (!t->name) continue; /* dropped */
-                if (a->permute_qk && (strstr(t->name, ".attn_q.") || strstr(t->name, ".attn_k."))) {
-                    t->permute_heads = (uint32_t)(strstr(t->name, ".attn_q.") ? heads : kv);
+                if (a->permute_qk && p->opt->debug_qk_permute != 1 &&
+                    (strstr(t->name, ".attn_q.") || strstr(t->name, ".attn_k."))) {
+                    bool q = strstr(t->name, ".attn_q.") != NULL;
+                    t->permute_heads = (uint32_t)(q || p->opt->debug_qk_permute == 2 ? heads : kv);
                     if (t->ndim == 1) { /* a bias: its elements move like rows of one element */
                         t->rows = t->numel;
                         t->row_len = 1;

@@ -43,6 +43,9 @@ struct mq_convert_options {
     bool pure;                     /* one type for every eligible tensor (no output Q6_K etc.) */
     bool reference_kernels;        /* use the plain C kernels (the bytes are the same) */
     bool raw_names;                /* GGUF: unsupported architecture -> tensor names unchanged */
+    /* Tests only (negative controls): 0 normal Q/K permutation, 1 none, 2 K permuted with the
+     * query head count. Not reachable from the command line. */
+    int debug_qk_permute;
     const struct mq_type_override *overrides;
     size_t n_overrides;
     const char *const *keep;       /* regexes: matching tensors keep their source precision */
