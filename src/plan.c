@@ -121,7 +121,7 @@ static enum mq_codec fallback_codec(enum mq_codec c, uint64_t row_len)
 {
     enum mq_codec f;
     if (c == MQ_CODEC_Q6_K) f = MQ_CODEC_Q8_0;
-    else if (c == MQ_CODEC_Q5_K && mq_codec_from_name("q5_1", &f)) { /* f set */ }
+    else if (c == MQ_CODEC_Q5_K) f = MQ_CODEC_Q5_1;
     else f = MQ_CODEC_F16;
     return row_fits(f, row_len) ? f : MQ_CODEC_F16;
 }

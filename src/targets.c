@@ -24,13 +24,15 @@ static const struct mq_target_info target_table[MQ_TARGET_COUNT] = {
     [MQ_TARGET_Q4_1] = {"q4_1", "GGUF Q4_1", MQ_CODEC_Q4_1, {0, false}, MQ_RULES_GGUF, 3},
     [MQ_TARGET_Q6_K] = {"q6_K", "GGUF Q6_K", MQ_CODEC_Q6_K, {0, false}, MQ_RULES_GGUF, 18},
     [MQ_TARGET_Q5_K] = {"q5_K", "GGUF Q5_K", MQ_CODEC_Q5_K, {0, false}, MQ_RULES_GGUF, 17},
+    [MQ_TARGET_Q5_0] = {"q5_0", "GGUF Q5_0", MQ_CODEC_Q5_0, {0, false}, MQ_RULES_GGUF, 8},
+    [MQ_TARGET_Q5_1] = {"q5_1", "GGUF Q5_1", MQ_CODEC_Q5_1, {0, false}, MQ_RULES_GGUF, 9},
     [MQ_TARGET_FP4] = {"fp4", "bnb FP4 (block 64)", MQ_CODEC_FP4, {64, false}, MQ_RULES_BNB_LINEAR, -1},
 };
 
 /* convert --type spellings, in the order the help lists them */
 static const enum mq_target convert_targets[] = {
     MQ_TARGET_AUTO, MQ_TARGET_F32, MQ_TARGET_GGUF_F16, MQ_TARGET_GGUF_BF16, MQ_TARGET_Q8_0, MQ_TARGET_Q4_0,
-    MQ_TARGET_Q4_1, MQ_TARGET_IQ4_NL, MQ_TARGET_Q6_K, MQ_TARGET_Q5_K, MQ_TARGET_NF4, MQ_TARGET_NF4_DQ,
+    MQ_TARGET_Q4_1, MQ_TARGET_Q5_0, MQ_TARGET_Q5_1, MQ_TARGET_IQ4_NL, MQ_TARGET_Q6_K, MQ_TARGET_Q5_K, MQ_TARGET_NF4, MQ_TARGET_NF4_DQ,
     MQ_TARGET_FP4, MQ_TARGET_INT8_ROW, MQ_TARGET_INT8_ASYM,
 };
 
@@ -52,7 +54,7 @@ bool mq_target_for_convert(const char *name, enum mq_target *out)
 
 const char *mq_target_convert_names(void)
 {
-    return "auto f32 f16 bf16 q8_0 q4_0 q4_1 iq4_nl q6_K q5_K nf4 nf4-dq fp4 int8_row int8_asym";
+    return "auto f32 f16 bf16 q8_0 q4_0 q4_1 q5_0 q5_1 iq4_nl q6_K q5_K nf4 nf4-dq fp4 int8_row int8_asym";
 }
 
 bool mq_target_is_gguf(enum mq_target t)
@@ -118,9 +120,8 @@ static enum mq_codec gguf_choose(enum mq_target t, const struct mq_rule_context 
     }
     if (!row_fits(c, row)) {
         /* llama.cpp tensor_type_fallback */
-        enum mq_codec q5_1;
         if (c == MQ_CODEC_Q6_K) c = MQ_CODEC_Q8_0;
-        else if (c == MQ_CODEC_Q5_K && mq_codec_from_name("q5_1", &q5_1)) c = q5_1;
+        else if (c == MQ_CODEC_Q5_K) c = MQ_CODEC_Q5_1;
         else c = MQ_CODEC_F16;
         if (!row_fits(c, row)) c = MQ_CODEC_F16;
         *fell_back = true;

@@ -45,6 +45,8 @@ enum mq_target {
     MQ_TARGET_Q4_1,
     MQ_TARGET_Q6_K,
     MQ_TARGET_Q5_K,
+    MQ_TARGET_Q5_0,
+    MQ_TARGET_Q5_1,
     MQ_TARGET_FP4,       /* bitsandbytes FP4, block 64 */
     MQ_TARGET_COUNT
 };

@@ -24,7 +24,7 @@ static const char *const convert_help =
     "TYPE (llama.cpp's names):\n"
     "  auto    keep the source precision (BF16 stays BF16; the default)\n"
     "  f32 f16 bf16                  float GGUF (1-D tensors and norms stay F32)\n"
-    "  q8_0 q4_0 q4_1 iq4_nl q6_K q5_K  quantized GGUF with llama-quantize's rules (norms F32,\n"
+    "  q8_0 q4_0 q4_1 q5_0 q5_1 iq4_nl q6_K q5_K  quantized GGUF with llama-quantize's rules (norms F32,\n"
     "                                output.weight Q6_K in 4-bit files, shape fallback)\n"
     "  nf4 nf4-dq fp4 int8_row int8_asym  no GGUF type: only with --dry-run (measure, write nothing)\n"
     "\n"
