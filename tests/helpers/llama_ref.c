@@ -44,6 +44,13 @@ static void matvec(const float *w, const double *x, int rows, int cols, double *
     }
 }
 
+/* out[r] += bias[r], when there is a bias */
+static void add_bias(double *out, const float *bias, int rows)
+{
+    if (!bias) return;
+    for (int r = 0; r < rows; r++) out[r] += (double)bias[r];
+}
+
 /* transformers LlamaRMSNorm: x * rsqrt(mean(x^2) + eps) * weight */
 static void rmsnorm(const double *x, const float *weight, int n, double eps, double *out)
 {
@@ -72,6 +79,13 @@ static double silu(double x) { return x / (1.0 + exp(-x)); }
 int llama_ref_forward(const struct llama_ref_config *cfg, const struct llama_ref_weights *w,
                       const int32_t *tokens, size_t n_tokens, float *logits,
                       struct llama_ref_stats *stats)
+{
+    return llama_ref_forward_bias(cfg, w, NULL, tokens, n_tokens, logits, stats);
+}
+
+int llama_ref_forward_bias(const struct llama_ref_config *cfg, const struct llama_ref_weights *w,
+                           const struct llama_ref_bias *bias, const int32_t *tokens, size_t n_tokens,
+                           float *logits, struct llama_ref_stats *stats)
 {
     const int E = cfg->n_embd, F = cfg->n_ff, H = cfg->n_head, KV = cfg->n_kv_head, D = cfg->head_dim;
     if (n_tokens == 0 || E <= 0 || F <= 0 || H <= 0 || KV <= 0 || D <= 0 || D % 2 != 0 ||
@@ -105,6 +119,11 @@ int llama_ref_forward(const struct llama_ref_config *cfg, const struct llama_ref
             matvec(L->wq, n + (size_t)t * E, QD, E, q + (size_t)t * QD);
             matvec(L->wk, n + (size_t)t * E, KD, E, k + (size_t)t * KD);
             matvec(L->wv, n + (size_t)t * E, KD, E, v + (size_t)t * KD);
+            if (bias) {
+                add_bias(q + (size_t)t * QD, bias[l].bq, QD);
+                add_bias(k + (size_t)t * KD, bias[l].bk, KD);
+                add_bias(v + (size_t)t * KD, bias[l].bv, KD);
+            }
             for (int h = 0; h < H; h++) rope_rotate_half(q + (size_t)t * QD + h * D, D, t, cfg->rope_theta);
             for (int h = 0; h < KV; h++) rope_rotate_half(k + (size_t)t * KD + h * D, D, t, cfg->rope_theta);
         }

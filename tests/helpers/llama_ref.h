@@ -1,8 +1,9 @@
 /*
 ** llama_ref.h - a reference Llama forward pass in plain C (double precision), for tests.
 **
-** It is the Hugging Face LlamaForCausalLM math, written against plain float arrays in the
-** Hugging Face layout (no GGUF Q/K permutation):
+** It is the Hugging Face LlamaForCausalLM math (and Qwen2ForCausalLM's, which only adds q/k/v
+** biases: llama_ref_forward_bias), written against plain float arrays in the Hugging Face layout
+** (no GGUF Q/K permutation):
 **
 **   x = embed[token]
 **   per layer:  h = x + o_proj(attn(rmsnorm(x) * input_layernorm))
@@ -10,7 +11,8 @@
 **   logits = lm_head(rmsnorm(x) * norm)
 **
 **   rmsnorm(v) = v / sqrt(mean(v^2) + rms_norm_eps)
-**   attention: q = Wq n, k = Wk n, v = Wv n split into heads of head_dim; query head h reads
+**   attention: q = Wq n + bq, k = Wk n + bk, v = Wv n + bv (biases only where given) split into
+**              heads of head_dim; query head h reads
 **              KV head h / (n_head / n_kv_head) (transformers' repeat_kv); RoPE "rotate half":
 **              for i < head_dim/2, with a = pos * rope_theta^(-2i/head_dim),
 **                  out[i]            = x[i] cos a - x[i + head_dim/2] sin a
@@ -59,6 +61,13 @@ struct llama_ref_weights {
     const float *lm_head;                 /* lm_head.weight [n_vocab, n_embd] (embed when tied) */
 };
 
+/* Optional attention biases of one layer (Qwen2); a NULL member means that projection has none. */
+struct llama_ref_bias {
+    const float *bq;        /* self_attn.q_proj.bias            [n_head*head_dim] */
+    const float *bk;        /* self_attn.k_proj.bias            [n_kv_head*head_dim] */
+    const float *bv;        /* self_attn.v_proj.bias            [n_kv_head*head_dim] */
+};
+
 /* Pre-softmax attention scores (q.k / sqrt(head_dim)) seen during one or more forward passes. */
 struct llama_ref_stats {
     uint64_t count;        /* causal scores seen, all layers and heads */
@@ -83,6 +92,10 @@ double llama_ref_stats_min_layer_std(const struct llama_ref_stats *s);
 int llama_ref_forward(const struct llama_ref_config *cfg, const struct llama_ref_weights *w,
                       const int32_t *tokens, size_t n_tokens, float *logits,
                       struct llama_ref_stats *stats);
+/* The same with q/k/v biases: `bias` has n_layer entries, or is NULL (= llama_ref_forward). */
+int llama_ref_forward_bias(const struct llama_ref_config *cfg, const struct llama_ref_weights *w,
+                           const struct llama_ref_bias *bias, const int32_t *tokens, size_t n_tokens,
+                           float *logits, struct llama_ref_stats *stats);
 
 /*
 ** The Q/K row permutation of llama.cpp's convert_hf_to_gguf.py (LlamaModel.permute) on a
