@@ -9,7 +9,7 @@
 **             made by mkbigmodel (next to this tool) unless DIR/model-PRESET/.mkbigmodel shows it
 **             was already made with the same options. Outputs go to DIR/out-TYPE.gguf and are
 **             deleted after measuring unless --keep.
-**   preset    issue (default: hidden 4096, ffn 14336, 4 layers, 32/8 heads, vocab 32000,
+**   preset    issue (default: hidden 4096, ffn 14336, 4 layers, 32/8 heads, vocab 512,
 **             2.27 GB) or 256m (253 MB); see tools/mkbigmodel.c.
 **   modelq    the CLI to run (default: modelq next to this tool).
 **   types     default q8_0,q4_0,iq4_nl,f16; -j N is passed to convert (default 2).
@@ -126,9 +126,12 @@ static int list_inputs(const char *dir, char *paths[MAX_INPUTS])
     while ((e = readdir(d)) && n < MAX_INPUTS) {
         size_t len = strlen(e->d_name);
         if (len > 12 && strcmp(e->d_name + len - 12, ".safetensors") == 0) {
-            paths[n] = malloc(PATH_MAX);
+            size_t need = strlen(dir) + 1 + len + 1;
+            paths[n] = malloc(need);
             if (!paths[n]) abort();
-            snprintf(paths[n], PATH_MAX, "%s/%s", dir, e->d_name);
+            memcpy(paths[n], dir, strlen(dir));
+            paths[n][strlen(dir)] = '/';
+            memcpy(paths[n] + strlen(dir) + 1, e->d_name, len + 1);
             n++;
         }
     }

@@ -7,8 +7,8 @@
 **                          [--kv-heads N] [--vocab N] [--shards N] [--tied] [--seed N] [--dry-run]
 **
 **   --preset issue (default)  hidden 4096, intermediate 14336, 4 layers, 32 heads / 8 KV heads,
-**                             vocab 32000, untied: 1,134,596,096 parameters, 2,269,192,192 bytes
-**                             of BF16 data (2.27 GB, 2.11 GiB).
+**                             vocab 512 (the issue's ~1.75 GB), untied: 876,646,400 parameters, 1,753,292,800 bytes
+**                             of BF16 data (1.75 GB, 1.63 GiB).
 **   --preset 256m             hidden 1024, intermediate 4096, 4 layers, 16 heads / 4 KV heads,
 **                             vocab 32000, untied: 126,362,624 parameters, 252,725,248 bytes of
 **                             data (253 MB, 241 MiB); what tests/test_convert_rss.c converts.
@@ -119,7 +119,7 @@ static double now(void)
 
 int main(int argc, char **argv)
 {
-    static const struct stw_llama issue = {4, 4096, 14336, 32000, 32, 8, "BF16", 1, 0};
+    static const struct stw_llama issue = {4, 4096, 14336, 512, 32, 8, "BF16", 1, 0};
     static const struct stw_llama small = {4, 1024, 4096, 32000, 16, 4, "BF16", 1, 0};
     struct stw_llama s = issue;
     const char *dir = NULL;
