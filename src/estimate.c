@@ -39,7 +39,7 @@ enum mq_status mq_estimate_model(const struct mq_model *m, const struct mq_estim
         ovf |= mq_ckd_add_u64(&out->source_bytes, out->source_bytes, t->nbytes);
     }
     out->n_tensors = m->n_tensors;
-    for (int k = 0; k < MQ_TARGET_COUNT; k++) {
+    for (int k = 0; k < MQ_TARGET_ESTIMATE_COUNT; k++) {
         struct mq_estimate_row *row = &out->rows[k];
         row->target = (enum mq_target)k;
         for (size_t i = 0; i < m->n_tensors; i++) {
@@ -81,7 +81,7 @@ enum mq_status mq_estimate_model(const struct mq_model *m, const struct mq_estim
         uint64_t cb[] = {4, ub, width};
         ovf |= mul_all(&out->compute_bytes, cb, 3);
         ovf |= mq_ckd_add_u64(&out->overhead_bytes, opt->reserve_bytes, out->compute_bytes);
-        for (int k = 0; k < MQ_TARGET_COUNT; k++) {
+        for (int k = 0; k < MQ_TARGET_ESTIMATE_COUNT; k++) {
             struct mq_estimate_row *row = &out->rows[k];
             ovf |= mq_ckd_add_u64(&row->inference_bytes, row->bytes, out->kv_bytes);
             ovf |= mq_ckd_add_u64(&row->inference_bytes, row->inference_bytes, out->overhead_bytes);

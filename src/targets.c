@@ -16,6 +16,24 @@ static const struct mq_target_info target_table[MQ_TARGET_COUNT] = {
     [MQ_TARGET_NF4_DQ] = {"nf4-dq", "bnb NF4 + double quant", MQ_CODEC_NF4, {64, true}, MQ_RULES_BNB_LINEAR, -1},
     [MQ_TARGET_Q4_0] = {"q4_0", "GGUF Q4_0", MQ_CODEC_Q4_0, {0, false}, MQ_RULES_GGUF, 2},
     [MQ_TARGET_IQ4_NL] = {"iq4_nl", "GGUF IQ4_NL", MQ_CODEC_IQ4_NL, {0, false}, MQ_RULES_GGUF, 25},
+    /* convert only; llama_ftype from include/llama.h (Q5_K -> 17 Q5_K_M and Q6_K -> 18 are the
+     * closest file types: modelq applies llama-quantize's generic rules, not the _M mixtures) */
+    [MQ_TARGET_AUTO] = {"auto", "source precision", MQ_CODEC_F32, {0, false}, MQ_RULES_GGUF_FLOAT, -1},
+    [MQ_TARGET_GGUF_F16] = {"f16", "GGUF F16", MQ_CODEC_F16, {0, false}, MQ_RULES_GGUF_FLOAT, 1},
+    [MQ_TARGET_GGUF_BF16] = {"bf16", "GGUF BF16", MQ_CODEC_BF16, {0, false}, MQ_RULES_GGUF_FLOAT, 32},
+    [MQ_TARGET_Q4_1] = {"q4_1", "GGUF Q4_1", MQ_CODEC_Q4_1, {0, false}, MQ_RULES_GGUF, 3},
+    [MQ_TARGET_Q6_K] = {"q6_K", "GGUF Q6_K", MQ_CODEC_Q6_K, {0, false}, MQ_RULES_GGUF, 18},
+    [MQ_TARGET_Q5_K] = {"q5_K", "GGUF Q5_K", MQ_CODEC_Q5_K, {0, false}, MQ_RULES_GGUF, 17},
+    [MQ_TARGET_Q5_0] = {"q5_0", "GGUF Q5_0", MQ_CODEC_Q5_0, {0, false}, MQ_RULES_GGUF, 8},
+    [MQ_TARGET_Q5_1] = {"q5_1", "GGUF Q5_1", MQ_CODEC_Q5_1, {0, false}, MQ_RULES_GGUF, 9},
+    [MQ_TARGET_FP4] = {"fp4", "bnb FP4 (block 64)", MQ_CODEC_FP4, {64, false}, MQ_RULES_BNB_LINEAR, -1},
+};
+
+/* convert --type spellings, in the order the help lists them */
+static const enum mq_target convert_targets[] = {
+    MQ_TARGET_AUTO, MQ_TARGET_F32, MQ_TARGET_GGUF_F16, MQ_TARGET_GGUF_BF16, MQ_TARGET_Q8_0, MQ_TARGET_Q4_0,
+    MQ_TARGET_Q4_1, MQ_TARGET_Q5_0, MQ_TARGET_Q5_1, MQ_TARGET_IQ4_NL, MQ_TARGET_Q6_K, MQ_TARGET_Q5_K, MQ_TARGET_NF4, MQ_TARGET_NF4_DQ,
+    MQ_TARGET_FP4, MQ_TARGET_INT8_ROW, MQ_TARGET_INT8_ASYM,
 };
 
 const struct mq_target_info *mq_target_info(enum mq_target t)
@@ -23,9 +41,31 @@ const struct mq_target_info *mq_target_info(enum mq_target t)
     return (unsigned)t < MQ_TARGET_COUNT ? &target_table[t] : NULL;
 }
 
+bool mq_target_for_convert(const char *name, enum mq_target *out)
+{
+    for (size_t i = 0; i < sizeof convert_targets / sizeof convert_targets[0]; i++) {
+        if (strcasecmp(target_table[convert_targets[i]].name, name) == 0) {
+            *out = convert_targets[i];
+            return true;
+        }
+    }
+    return false;
+}
+
+const char *mq_target_convert_names(void)
+{
+    return "auto f32 f16 bf16 q8_0 q4_0 q4_1 q5_0 q5_1 iq4_nl q6_K q5_K nf4 nf4-dq fp4 int8_row int8_asym";
+}
+
+bool mq_target_is_gguf(enum mq_target t)
+{
+    const struct mq_target_info *ti = mq_target_info(t);
+    return ti && (ti->rules == MQ_RULES_GGUF || ti->rules == MQ_RULES_GGUF_FLOAT || t == MQ_TARGET_F32);
+}
+
 bool mq_target_from_name(const char *name, enum mq_target *out)
 {
-    for (int i = 0; i < MQ_TARGET_COUNT; i++) {
+    for (int i = 0; i < MQ_TARGET_ESTIMATE_COUNT; i++) {
         if (strcasecmp(target_table[i].name, name) == 0) {
             *out = (enum mq_target)i;
             return true;
@@ -80,9 +120,8 @@ static enum mq_codec gguf_choose(enum mq_target t, const struct mq_rule_context 
     }
     if (!row_fits(c, row)) {
         /* llama.cpp tensor_type_fallback */
-        enum mq_codec q5_1;
         if (c == MQ_CODEC_Q6_K) c = MQ_CODEC_Q8_0;
-        else if (c == MQ_CODEC_Q5_K && mq_codec_from_name("q5_1", &q5_1)) c = q5_1;
+        else if (c == MQ_CODEC_Q5_K) c = MQ_CODEC_Q5_1;
         else c = MQ_CODEC_F16;
         if (!row_fits(c, row)) c = MQ_CODEC_F16;
         *fell_back = true;
@@ -137,6 +176,19 @@ enum mq_status mq_target_plan_tensor(enum mq_target t, const struct mq_rule_cont
             out->why = "linear layer";
         } else {
             out->why = role == MQ_ROLE_OUTPUT ? "lm_head: skipped by default" : "not a linear layer: source dtype";
+        }
+        break;
+    case MQ_RULES_GGUF_FLOAT:
+        out->convert = true;
+        if (ts->ndim <= 1 || role == MQ_ROLE_NORM) {
+            out->codec = MQ_CODEC_F32;
+            out->why = ts->ndim <= 1 ? "1-D: F32" : "norm: F32";
+        } else if (t == MQ_TARGET_AUTO) {
+            out->codec = ts->dtype == MQ_DTYPE_BF16 ? MQ_CODEC_BF16 : ts->dtype == MQ_DTYPE_F16 ? MQ_CODEC_F16 : MQ_CODEC_F32;
+            out->why = "source precision";
+        } else {
+            out->codec = ti->codec;
+            out->why = "converted";
         }
         break;
     case MQ_RULES_MATRICES:

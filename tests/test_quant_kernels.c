@@ -411,7 +411,7 @@ Test(kernels, round_trip_accuracy_every_codec)
         {MQ_CODEC_F32, 0.0},      {MQ_CODEC_F16, 0.0004},   {MQ_CODEC_BF16, 0.003},  {MQ_CODEC_Q8_0, 0.01},
         {MQ_CODEC_Q4_0, 0.12},    {MQ_CODEC_Q4_1, 0.11},    {MQ_CODEC_IQ4_NL, 0.10}, {MQ_CODEC_Q5_K, 0.05},
         {MQ_CODEC_Q6_K, 0.025},   {MQ_CODEC_NF4, 0.11},     {MQ_CODEC_FP4, 0.15},    {MQ_CODEC_INT8_ROW, 0.01},
-        {MQ_CODEC_INT8_ASYM, 0.012},
+        {MQ_CODEC_INT8_ASYM, 0.012}, {MQ_CODEC_Q5_0, 0.06},    {MQ_CODEC_Q5_1, 0.055},
     };
     cr_assert_eq(sizeof lim / sizeof lim[0], MQ_CODEC_COUNT);
     for (size_t k = 0; k < MQ_CODEC_COUNT; k++) {

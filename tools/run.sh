@@ -11,3 +11,5 @@ model=testdata/tiny-llama
 set -x
 ./build/modelq inspect "$model"
 ./build/modelq estimate "$model"
+./build/modelq convert "$model" -o build/tiny-llama-q8_0.gguf --type q8_0 --stats
+./build/modelq verify build/tiny-llama-q8_0.gguf --quiet

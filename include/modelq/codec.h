@@ -34,6 +34,8 @@ enum mq_codec {
     MQ_CODEC_FP4,
     MQ_CODEC_INT8_ROW,
     MQ_CODEC_INT8_ASYM,
+    MQ_CODEC_Q5_0,
+    MQ_CODEC_Q5_1,
     MQ_CODEC_COUNT
 };
 

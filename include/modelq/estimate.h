@@ -51,7 +51,7 @@ struct mq_estimate {
     uint64_t n_tensors;
     uint64_t params;            /* sum of element counts */
     uint64_t source_bytes;      /* tensor bytes as stored */
-    struct mq_estimate_row rows[MQ_TARGET_COUNT];
+    struct mq_estimate_row rows[MQ_TARGET_ESTIMATE_COUNT];
     bool have_config;
     struct mq_estimate_options opt;
     uint64_t kv_per_token;      /* bytes of K+V per token per sequence */

@@ -37,10 +37,25 @@ enum mq_target {
     MQ_TARGET_NF4_DQ,    /* NF4 + double quantization */
     MQ_TARGET_Q4_0,
     MQ_TARGET_IQ4_NL,
+    MQ_TARGET_ESTIMATE_COUNT, /* the rows above are estimate's memory table */
+    /* convert-only targets (llama.cpp type names) */
+    MQ_TARGET_AUTO = MQ_TARGET_ESTIMATE_COUNT, /* keep the source precision (BF16 stays BF16) */
+    MQ_TARGET_GGUF_F16,  /* GGUF f16: matrices F16 (also from BF16), 1-D tensors and norms F32 */
+    MQ_TARGET_GGUF_BF16,
+    MQ_TARGET_Q4_1,
+    MQ_TARGET_Q6_K,
+    MQ_TARGET_Q5_K,
+    MQ_TARGET_Q5_0,
+    MQ_TARGET_Q5_1,
+    MQ_TARGET_FP4,       /* bitsandbytes FP4, block 64 */
     MQ_TARGET_COUNT
 };
 
-enum mq_rule_set { MQ_RULES_ALL_FLOAT, MQ_RULES_GGUF, MQ_RULES_BNB_LINEAR, MQ_RULES_MATRICES };
+/*
+** GGUF_FLOAT: convert_hf_to_gguf's float output: 1-D tensors and norms F32, other float tensors
+** in the target's type (AUTO: their own F32/F16/BF16 type).
+*/
+enum mq_rule_set { MQ_RULES_ALL_FLOAT, MQ_RULES_GGUF, MQ_RULES_BNB_LINEAR, MQ_RULES_MATRICES, MQ_RULES_GGUF_FLOAT };
 
 struct mq_target_info {
     const char *name;        /* CLI spelling: "q8_0", "nf4-dq" */
@@ -52,7 +67,15 @@ struct mq_target_info {
 };
 
 const struct mq_target_info *mq_target_info(enum mq_target t);
+/* Estimate rows by name (case-insensitive). */
 bool mq_target_from_name(const char *name, enum mq_target *out);
+/* `convert --type NAME`: auto f32 f16 bf16 q8_0 q4_0 q4_1 iq4_nl q6_K q5_K nf4 nf4-dq fp4 int8_row
+** int8_asym (case-insensitive). */
+bool mq_target_for_convert(const char *name, enum mq_target *out);
+/* The names mq_target_for_convert accepts, space separated. */
+const char *mq_target_convert_names(void);
+/* A rule of the GGUF families: the plan of every tensor is a ggml type. */
+bool mq_target_is_gguf(enum mq_target t);
 
 /* What a target does with one tensor. */
 struct mq_tensor_plan {

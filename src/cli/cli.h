@@ -18,11 +18,15 @@ enum {
     EXIT_USAGE = 2,
     EXIT_BAD_INPUT = 3,
     EXIT_IO = 4,
-    EXIT_NOMEM = 5
+    EXIT_NOMEM = 5,
+    EXIT_MISMATCH = 6,      /* verify: a checksum does not match */
+    EXIT_NO_CHECKSUMS = 7   /* verify: the file carries no checksums */
 };
 
 int cmd_inspect(int argc, char **argv);
 int cmd_estimate(int argc, char **argv);
+int cmd_convert(int argc, char **argv);
+int cmd_verify(int argc, char **argv);
 
 /* Prints "modelq: <message>" on stderr (one line) and returns the exit code for err->code. */
 int cli_fail(const struct mq_error *err);

@@ -13,6 +13,8 @@ struct command {
 static const struct command commands[] = {
     {"inspect", cmd_inspect, "list a checkpoint's metadata, tensors and totals by dtype"},
     {"estimate", cmd_estimate, "memory table for this model: FP32/FP16/INT8/NF4/GGUF, VRAM, training"},
+    {"convert", cmd_convert, "convert a checkpoint into a (quantized) GGUF file in one streaming pass"},
+    {"verify", cmd_verify, "recompute the per-tensor checksums of a file modelq wrote"},
 };
 
 static void usage(FILE *f)
@@ -21,7 +23,7 @@ static void usage(FILE *f)
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
         fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].summary);
     fprintf(f, "\n'modelq COMMAND --help' describes a command. Exit codes: 0 ok, 1 internal error, 2 usage,\n"
-               "3 bad input data, 4 I/O error, 5 out of memory.\n");
+               "3 bad input data, 4 I/O error, 5 out of memory; verify: 6 checksum mismatch, 7 no checksums.\n");
 }
 
 int main(int argc, char **argv)

@@ -83,8 +83,10 @@ static int scale_fields(enum mq_codec c, int off[2])
     switch (c) {
     case MQ_CODEC_Q8_0:
     case MQ_CODEC_Q4_0:
-    case MQ_CODEC_IQ4_NL: off[0] = 0; return 1;
+    case MQ_CODEC_IQ4_NL:
+    case MQ_CODEC_Q5_0: off[0] = 0; return 1;
     case MQ_CODEC_Q4_1:
+    case MQ_CODEC_Q5_1:
     case MQ_CODEC_Q5_K: off[0] = 0, off[1] = 2; return 2;
     case MQ_CODEC_Q6_K: off[0] = 208; return 1;
     default: return 0;
@@ -124,8 +126,8 @@ void mq_range_scan(struct mq_range_check *rc, enum mq_codec c, const struct mq_c
                 if (!(fabsf(x[i]) <= 3.402823466e38f)) note_bad(rc, rc->seen + i, x[i], true);
             continue;
         }
-        /* A block whose max|x| <= 65504 cannot overflow: Q8_0/Q4_0/Q4_1 scales are amax/127,
-         * max/8, range/15 and min; IQ4_NL's and Q6_K's least-squares fits over non-zero
+        /* A block whose max|x| <= 65504 cannot overflow: Q8_0/Q4_0/Q4_1/Q5_0/Q5_1 scales are
+         * amax/127, max/8 or max/16, range/15 or range/31 and min; IQ4_NL's and Q6_K's least-squares fits over non-zero
          * levels stay <= max|x|; K-quant super-scales are sub-scales (<= range) over 63/128. */
         if (amax <= MQ_F16_MAX || len != blk) continue;
         ci->quantize_ref(x + lo, blk, blk, blk, scratch, NULL, NULL);

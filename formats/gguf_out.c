@@ -1,0 +1,181 @@
+/*
+** gguf_out.c - the GGUF writer plugged into the conversion pipeline (struct mq_writer_ops).
+**
+** prepare: metadata. GGUF input: every key copied in order (stale checksums dropped). Other
+**          inputs: general.architecture (config.json's model_type, else "raw") and general.name
+**          (the input folder's or file's name: no paths, no timestamps, so bytes reproduce).
+**          Refuses, naming the tensor, what GGUF cannot hold: > 4 dims, names over 63 bytes,
+**          dtypes without a ggml type (BOOL, unsigned, FP8/FP6/FP4, complex).
+** layout:  general.file_type (UINT32 llama_ftype) and general.quantization_version (UINT32 2)
+**          set in place (or appended), then modelq.tensor_xxh3 (UINT64[n_tensors], tensor-info
+**          order) appended as zeros so its size is planned; tensor infos with ggml dims
+**          (reversed shape); offsets contiguous and 32-aligned (gguf_write.c).
+** header:  the same bytes with the checksums filled in.
+*/
+#include <libgen.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "format.h"
+#include "gguf.h"
+#include "gguf_arch.h"
+#include "gguf_write.h"
+#include "plan.h"
+
+struct gguf_state {
+    struct mq_gguf_tensor_info *info;
+};
+
+static bool gguf_stores_codec(enum mq_codec c) { return mq_codec_info(c) && mq_codec_info(c)->ggml_type >= 0; }
+
+/* ggml type of a raw (copied) tensor, or -1 when GGUF has none. */
+static int32_t raw_ggml_type(const struct mq_plan_tensor *t)
+{
+    if (t->raw_ggml_type >= 0) return t->raw_ggml_type;
+    switch (t->raw_dtype) {
+    case MQ_DTYPE_I8: return 24;
+    case MQ_DTYPE_I16: return 25;
+    case MQ_DTYPE_I32: return 26;
+    case MQ_DTYPE_I64: return 27;
+    case MQ_DTYPE_F64: return 28;
+    case MQ_DTYPE_F32: return 0;
+    case MQ_DTYPE_F16: return 1;
+    case MQ_DTYPE_BF16: return 30;
+    default: return -1;
+    }
+}
+
+/* "tiny-llama" from ".../tiny-llama" or ".../tiny-llama/model.safetensors" or "x.gguf". */
+void mq_gguf_model_name(const char *input, char *out, size_t cap)
+{
+    char *a = strdup(input);
+    if (!a) {
+        snprintf(out, cap, "model");
+        return;
+    }
+    size_t n = strlen(a);
+    while (n > 1 && a[n - 1] == '/') a[--n] = '\0';
+    char *base = basename(a);
+    const char *exts[] = {".safetensors", ".json", ".gguf"};
+    bool file = false;
+    for (size_t i = 0; i < 3; i++) {
+        size_t bl = strlen(base), el = strlen(exts[i]);
+        if (bl > el && strcmp(base + bl - el, exts[i]) == 0) file = true;
+    }
+    if (file && (strncmp(base, "model", 5) == 0)) {
+        /* model.safetensors / model.safetensors.index.json: the folder names the model */
+        char *b = strdup(input);
+        if (b) {
+            char *d = dirname(b);
+            snprintf(out, cap, "%s", basename(d));
+            free(b);
+        }
+    } else {
+        snprintf(out, cap, "%s", base);
+        char *dot = strrchr(out, '.');
+        if (file && dot && dot != out) *dot = '\0';
+    }
+    free(a);
+    if (!out[0] || strcmp(out, "/") == 0 || strcmp(out, ".") == 0) snprintf(out, cap, "model");
+}
+
+static enum mq_status gguf_prepare(struct mq_plan *p, struct mq_error *err)
+{
+    const struct mq_model *m = p->model;
+    for (size_t i = 0; i < p->n; i++) {
+        const struct mq_plan_tensor *t = &p->t[i];
+        if (t->ndim > MQ_GGUF_MAX_DIMS)
+            return MQ_FAIL(err, MQ_E_UNSUPPORTED, "gguf-dims", "tensor %s: %u dims; GGUF tensors have at most %u",
+                           t->name, t->ndim, MQ_GGUF_MAX_DIMS);
+        if (strlen(t->name) > MQ_GGUF_MAX_NAME)
+            return MQ_FAIL(err, MQ_E_UNSUPPORTED, "gguf-name-length",
+                           "tensor %s: name of %zu bytes; GGUF allows at most %u", t->name, strlen(t->name),
+                           MQ_GGUF_MAX_NAME);
+        if (t->kind == MQ_SRC_RAW && raw_ggml_type(t) < 0)
+            return MQ_FAIL(err, MQ_E_UNSUPPORTED, "gguf-dtype", "tensor %s: dtype %s has no GGUF (ggml) type",
+                           t->name, mq_dtype_name(t->raw_dtype));
+    }
+    if (m->format && strcmp(m->format, "gguf") == 0) {
+        MQ_TRY(mq_meta_copy(&p->meta, &m->meta, err));
+        mq_meta_remove(&p->meta, MQ_GGUF_CHECKSUM_KEY);
+        if (p->target == MQ_TARGET_AUTO) p->file_type = -2; /* keep the input's */
+        return MQ_OK;
+    }
+    bool applied;
+    MQ_TRY(mq_gguf_arch_apply(p, &applied, err));
+    if (applied) return MQ_OK;
+    const char *arch = m->config.present && m->config.model_type[0] ? m->config.model_type : "raw";
+    MQ_TRY(mq_meta_set_str(&p->meta, "general.architecture", arch, SIZE_MAX, err));
+    char name[256];
+    mq_gguf_model_name(m->input_path, name, sizeof name);
+    MQ_TRY(mq_meta_set_str(&p->meta, "general.name", name, SIZE_MAX, err));
+    return MQ_OK;
+}
+
+static enum mq_status gguf_layout(struct mq_plan *p, struct mq_error *err)
+{
+    if (p->file_type >= 0) MQ_TRY(mq_meta_set_u32(&p->meta, "general.file_type", (uint32_t)p->file_type, err));
+    else if (p->file_type == -2) {
+        uint64_t ft;
+        if (mq_meta_get_uint(&p->meta, "general.file_type", &ft)) p->file_type = (int)ft;
+    }
+    MQ_TRY(mq_meta_set_u32(&p->meta, "general.quantization_version", MQ_GGUF_QNT_VERSION, err));
+    mq_meta_remove(&p->meta, MQ_GGUF_CHECKSUM_KEY);
+    uint64_t *zeros = calloc(p->n ? p->n : 1, sizeof *zeros);
+    if (!zeros) return MQ_FAIL(err, MQ_E_NOMEM, "alloc", "out of memory");
+    enum mq_status s = mq_meta_set_array(&p->meta, MQ_GGUF_CHECKSUM_KEY, MQ_META_U64, zeros, p->n, err);
+    free(zeros);
+    MQ_TRY(s);
+
+    struct gguf_state *st = calloc(1, sizeof *st);
+    if (!st) return MQ_FAIL(err, MQ_E_NOMEM, "alloc", "out of memory");
+    p->writer_state = st;
+    st->info = calloc(p->n ? p->n : 1, sizeof *st->info);
+    if (!st->info) return MQ_FAIL(err, MQ_E_NOMEM, "alloc", "out of memory");
+    for (size_t i = 0; i < p->n; i++) {
+        const struct mq_plan_tensor *t = &p->t[i];
+        struct mq_gguf_tensor_info *g = &st->info[i];
+        g->name = t->name;
+        g->n_dims = t->ndim ? t->ndim : 1;
+        g->ne[0] = 1;
+        for (uint32_t d = 0; d < t->ndim; d++) g->ne[d] = t->shape[t->ndim - 1 - d];
+        g->type = t->convert ? mq_codec_info(t->codec)->ggml_type : raw_ggml_type(t);
+        g->nbytes = t->bytes;
+    }
+    uint64_t data_start, size;
+    MQ_TRY(mq_gguf_layout(&p->meta, st->info, p->n, &data_start, &size, err));
+    for (size_t i = 0; i < p->n; i++) p->t[i].offset = data_start + st->info[i].offset;
+    p->data_start = data_start;
+    p->file_size = size;
+    return MQ_OK;
+}
+
+static enum mq_status gguf_header(struct mq_plan *p, uint8_t *buf, struct mq_error *err)
+{
+    struct gguf_state *st = p->writer_state;
+    long k = mq_meta_find(&p->meta, MQ_GGUF_CHECKSUM_KEY);
+    if (k < 0 || p->meta.items[k].v.count != p->n)
+        return MQ_FAIL(err, MQ_E_INTERNAL, "checksums", "checksum array missing from the planned header");
+    uint64_t *sums = p->meta.items[k].v.arr;
+    for (size_t i = 0; i < p->n; i++) sums[i] = p->t[i].xxh3;
+    return mq_gguf_header_write(&p->meta, st->info, p->n, buf, p->data_start, err);
+}
+
+static void gguf_release(struct mq_plan *p)
+{
+    struct gguf_state *st = p->writer_state;
+    if (st) free(st->info);
+    free(st);
+    p->writer_state = NULL;
+}
+
+const struct mq_writer_ops mq_gguf_writer = {
+    .name = "gguf",
+    .ext = ".gguf",
+    .stores_codec = gguf_stores_codec,
+    .prepare = gguf_prepare,
+    .layout = gguf_layout,
+    .header = gguf_header,
+    .release = gguf_release,
+};

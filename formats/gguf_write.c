@@ -1,0 +1,231 @@
+/* gguf_write.c - GGUF v3 header serialization (layout in gguf.h, API in gguf_write.h). */
+#include "gguf_write.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "ckd.h"
+#include "gguf.h"
+#include "span.h"
+
+/* A write cursor that only counts when buf is NULL (the sizing pass uses the same code). */
+struct wcur {
+    uint8_t *buf;
+    uint64_t cap;
+    uint64_t off;
+    int ovf;
+};
+
+static void w_bytes(struct wcur *w, const void *p, uint64_t n)
+{
+    if (w->buf && !w->ovf) {
+        if (n > w->cap - w->off) {
+            w->ovf = 1;
+            return;
+        }
+        if (n) memcpy(w->buf + w->off, p, (size_t)n);
+    }
+    if (mq_ckd_add_u64(&w->off, w->off, n)) w->ovf = 1;
+}
+static void w_u32(struct wcur *w, uint32_t v)
+{
+    uint8_t b[4];
+    mq_store_u32le(b, v);
+    w_bytes(w, b, 4);
+}
+static void w_u64(struct wcur *w, uint64_t v)
+{
+    uint8_t b[8];
+    mq_store_u64le(b, v);
+    w_bytes(w, b, 8);
+}
+static void w_str(struct wcur *w, const char *s, uint64_t len)
+{
+    w_u64(w, len);
+    w_bytes(w, s, len);
+}
+
+/* One scalar element, little-endian, from its packed host-order array slot. */
+static void w_elem(struct wcur *w, enum mq_meta_type t, const uint8_t *p)
+{
+    size_t n = mq_meta_type_size(t);
+    uint8_t b[8];
+    if (n == 1) b[0] = (uint8_t)p[0];
+    else if (n == 2) { uint16_t v; memcpy(&v, p, 2); mq_store_u16le(b, v); }
+    else if (n == 4) { uint32_t v; memcpy(&v, p, 4); mq_store_u32le(b, v); }
+    else { uint64_t v; memcpy(&v, p, 8); mq_store_u64le(b, v); }
+    w_bytes(w, b, n);
+}
+
+/* A scalar value from struct mq_meta_value's num union. */
+static void w_scalar(struct wcur *w, const struct mq_meta_value *v)
+{
+    uint8_t slot[8];
+    switch (v->type) {
+    case MQ_META_U8: case MQ_META_BOOL: { uint8_t x = (uint8_t)v->num.u; memcpy(slot, &x, 1); break; }
+    case MQ_META_I8: { int8_t x = (int8_t)v->num.i; memcpy(slot, &x, 1); break; }
+    case MQ_META_U16: { uint16_t x = (uint16_t)v->num.u; memcpy(slot, &x, 2); break; }
+    case MQ_META_I16: { int16_t x = (int16_t)v->num.i; memcpy(slot, &x, 2); break; }
+    case MQ_META_U32: { uint32_t x = (uint32_t)v->num.u; memcpy(slot, &x, 4); break; }
+    case MQ_META_I32: { int32_t x = (int32_t)v->num.i; memcpy(slot, &x, 4); break; }
+    case MQ_META_F32: { float x = (float)v->num.f; memcpy(slot, &x, 4); break; }
+    case MQ_META_U64: memcpy(slot, &v->num.u, 8); break;
+    case MQ_META_I64: memcpy(slot, &v->num.i, 8); break;
+    case MQ_META_F64: memcpy(slot, &v->num.f, 8); break;
+    default: return;
+    }
+    w_elem(w, v->type, slot);
+}
+
+static enum mq_status w_kv(struct wcur *w, const struct mq_meta_entry *e, struct mq_error *err)
+{
+    const struct mq_meta_value *v = &e->v;
+    size_t klen = strlen(e->key);
+    if (klen == 0) return MQ_FAIL(err, MQ_E_USAGE, "gguf-key", "GGUF metadata keys must not be empty");
+    w_str(w, e->key, klen);
+    w_u32(w, (uint32_t)v->type);
+    if (v->type == MQ_META_STRING) {
+        w_str(w, v->str.p, v->str.len);
+    } else if (v->type == MQ_META_ARRAY) {
+        if (v->elem_type == MQ_META_ARRAY || (unsigned)v->elem_type >= MQ_META_TYPE_COUNT)
+            return MQ_FAIL(err, MQ_E_USAGE, "gguf-nested-array", "metadata %s: GGUF arrays cannot nest", e->key);
+        w_u32(w, (uint32_t)v->elem_type);
+        w_u64(w, v->count);
+        if (v->elem_type == MQ_META_STRING) {
+            for (uint64_t i = 0; i < v->count; i++) w_str(w, v->strs[i].p, v->strs[i].len);
+        } else {
+            size_t es = mq_meta_type_size(v->elem_type);
+            for (uint64_t i = 0; i < v->count; i++) w_elem(w, v->elem_type, (const uint8_t *)v->arr + i * es);
+        }
+    } else if ((unsigned)v->type < MQ_META_TYPE_COUNT) {
+        w_scalar(w, v);
+    } else {
+        return MQ_FAIL(err, MQ_E_INTERNAL, "gguf-type", "metadata %s: unknown value type %d", e->key, (int)v->type);
+    }
+    return MQ_OK;
+}
+
+static enum mq_status alignment_of(const struct mq_meta *meta, uint64_t *align, struct mq_error *err)
+{
+    *align = MQ_GGUF_DEFAULT_ALIGNMENT;
+    const struct mq_meta_value *v = mq_meta_get(meta, "general.alignment");
+    if (!v) return MQ_OK;
+    if (v->type != MQ_META_U32 || v->num.u == 0 || (v->num.u & (v->num.u - 1)) != 0)
+        return MQ_FAIL(err, MQ_E_USAGE, "gguf-alignment", "general.alignment must be a UINT32 power of two");
+    *align = v->num.u;
+    return MQ_OK;
+}
+
+static uint64_t pad_to(uint64_t x, uint64_t a) { return (x + a - 1) / a * a; }
+
+/* Serializes everything before the padding; buf NULL = count only. */
+static enum mq_status serialize(const struct mq_meta *meta, const struct mq_gguf_tensor_info *t, size_t n,
+                                struct wcur *w, struct mq_error *err)
+{
+    w_bytes(w, MQ_GGUF_MAGIC, 4);
+    w_u32(w, MQ_GGUF_VERSION);
+    w_u64(w, (uint64_t)n);
+    w_u64(w, (uint64_t)meta->n);
+    for (size_t i = 0; i < meta->n; i++) MQ_TRY(w_kv(w, &meta->items[i], err));
+    for (size_t i = 0; i < n; i++) {
+        w_str(w, t[i].name, strlen(t[i].name));
+        w_u32(w, t[i].n_dims);
+        for (uint32_t d = 0; d < t[i].n_dims; d++) w_u64(w, t[i].ne[d]);
+        w_u32(w, (uint32_t)t[i].type);
+        w_u64(w, t[i].offset);
+    }
+    if (w->ovf) return MQ_FAIL(err, MQ_E_OVERFLOW, "gguf-header-size", "GGUF header does not fit its planned size");
+    return MQ_OK;
+}
+
+enum mq_status mq_gguf_layout(const struct mq_meta *meta, struct mq_gguf_tensor_info *t, size_t n,
+                              uint64_t *data_start, uint64_t *file_size, struct mq_error *err)
+{
+    uint64_t align;
+    MQ_TRY(alignment_of(meta, &align, err));
+    uint64_t off = 0;
+    for (size_t i = 0; i < n; i++) {
+        const struct mq_ggml_type *gt = mq_ggml_type(t[i].type);
+        size_t nl = strlen(t[i].name);
+        if (nl == 0 || nl > MQ_GGUF_MAX_NAME)
+            return MQ_FAIL(err, MQ_E_USAGE, "gguf-name-length",
+                           "tensor %s: GGUF tensor names are 1..%u bytes (this one is %zu)", t[i].name,
+                           MQ_GGUF_MAX_NAME, nl);
+        for (size_t j = 0; j < i; j++)
+            if (strcmp(t[j].name, t[i].name) == 0)
+                return MQ_FAIL(err, MQ_E_USAGE, "gguf-duplicate-tensor", "tensor %s appears twice", t[i].name);
+        if (t[i].n_dims < 1 || t[i].n_dims > MQ_GGUF_MAX_DIMS)
+            return MQ_FAIL(err, MQ_E_USAGE, "gguf-dims", "tensor %s: GGUF tensors have 1..4 dims, not %" PRIu32,
+                           t[i].name, t[i].n_dims);
+        if (!gt) return MQ_FAIL(err, MQ_E_USAGE, "gguf-type", "tensor %s: unknown ggml type %d", t[i].name, t[i].type);
+        if (t[i].ne[0] % gt->blck)
+            return MQ_FAIL(err, MQ_E_USAGE, "gguf-block", "tensor %s: row of %" PRIu64 " is not a multiple of %s's %u",
+                           t[i].name, t[i].ne[0], gt->name, gt->blck);
+        uint64_t bytes = t[i].ne[0] / gt->blck * gt->bytes;
+        for (uint32_t d = 1; d < t[i].n_dims; d++)
+            if (mq_ckd_mul_u64(&bytes, bytes, t[i].ne[d]))
+                return MQ_FAIL(err, MQ_E_OVERFLOW, "gguf-size", "tensor %s: size overflows", t[i].name);
+        if (bytes != t[i].nbytes)
+            return MQ_FAIL(err, MQ_E_INTERNAL, "gguf-size", "tensor %s: planned %" PRIu64 " bytes, ggml says %" PRIu64,
+                           t[i].name, t[i].nbytes, bytes);
+        t[i].offset = off;
+        if (mq_ckd_add_u64(&off, off, pad_to(bytes, align)) || off < bytes)
+            return MQ_FAIL(err, MQ_E_OVERFLOW, "gguf-size", "tensor %s: file size overflows", t[i].name);
+    }
+    struct wcur w = {0};
+    MQ_TRY(serialize(meta, t, n, &w, err));
+    *data_start = pad_to(w.off, align);
+    if (mq_ckd_add_u64(file_size, *data_start, off))
+        return MQ_FAIL(err, MQ_E_OVERFLOW, "gguf-size", "GGUF file size overflows");
+    return MQ_OK;
+}
+
+enum mq_status mq_gguf_header_write(const struct mq_meta *meta, const struct mq_gguf_tensor_info *t,
+                                    size_t n, uint8_t *buf, uint64_t data_start, struct mq_error *err)
+{
+    struct wcur w = {.buf = buf, .cap = data_start};
+    MQ_TRY(serialize(meta, t, n, &w, err));
+    memset(buf + w.off, 0, (size_t)(data_start - w.off));
+    return MQ_OK;
+}
+
+enum mq_status mq_gguf_write_meta_only(const char *path, const struct mq_meta *meta, struct mq_error *err)
+{
+    uint64_t start, size;
+    MQ_TRY(mq_gguf_layout(meta, NULL, 0, &start, &size, err));
+    size_t len;
+    if (mq_ckd_u64_to_size(&len, start)) return MQ_FAIL(err, MQ_E_OVERFLOW, "gguf-size", "%s: header too large", path);
+    uint8_t *buf = malloc(len ? len : 1);
+    if (!buf) return MQ_FAIL(err, MQ_E_NOMEM, "alloc", "%s: out of memory for the header", path);
+    enum mq_status st = mq_gguf_header_write(meta, NULL, 0, buf, start, err);
+    char tmp[4200];
+    snprintf(tmp, sizeof tmp, "%s.modelq-tmp", path);
+    int fd = st == MQ_OK ? open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644) : -1;
+    if (st == MQ_OK && fd < 0) {
+        st = MQ_FAIL(err, MQ_E_IO, "open", "%s: cannot create: %s", tmp, strerror(errno));
+        err->sys_errno = errno;
+    }
+    if (st == MQ_OK) {
+        size_t done = 0;
+        while (done < len) {
+            ssize_t k = write(fd, buf + done, len - done);
+            if (k < 0 && errno == EINTR) continue;
+            if (k <= 0) {
+                st = MQ_FAIL(err, MQ_E_IO, "write", "%s: write failed: %s", tmp, strerror(errno));
+                break;
+            }
+            done += (size_t)k;
+        }
+        if (close(fd) != 0 && st == MQ_OK) st = MQ_FAIL(err, MQ_E_IO, "close", "%s: %s", tmp, strerror(errno));
+        if (st == MQ_OK && rename(tmp, path) != 0)
+            st = MQ_FAIL(err, MQ_E_IO, "rename", "%s: cannot rename into place: %s", path, strerror(errno));
+        if (st != MQ_OK) unlink(tmp);
+    }
+    free(buf);
+    return st;
+}

@@ -1,0 +1,32 @@
+/* writers.c - the one table of output writers (see src/plan.h for the ops). */
+#include <string.h>
+#include <strings.h>
+
+#include "plan.h"
+
+extern const struct mq_writer_ops mq_gguf_writer;
+
+static const struct mq_writer_ops *const writers[] = {
+    &mq_gguf_writer,
+};
+
+#define N_WRITERS (sizeof writers / sizeof writers[0])
+
+const struct mq_writer_ops *mq_writer_by_name(const char *name)
+{
+    for (size_t i = 0; i < N_WRITERS; i++)
+        if (strcasecmp(writers[i]->name, name) == 0) return writers[i];
+    return NULL;
+}
+
+const struct mq_writer_ops *mq_writer_for_path(const char *path)
+{
+    size_t n = strlen(path);
+    for (size_t i = 0; i < N_WRITERS; i++) {
+        size_t e = strlen(writers[i]->ext);
+        if (n > e && strcasecmp(path + n - e, writers[i]->ext) == 0) return writers[i];
+    }
+    return NULL;
+}
+
+const char *mq_writer_names(void) { return "gguf"; }

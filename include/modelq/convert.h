@@ -1,0 +1,116 @@
+/*
+** modelq/convert.h - one-pass conversion of a checkpoint into a (quantized) output file.
+**
+** Outline of mq_convert():
+**   1. open the input (mq_model_open), pick the output writer (--format or the extension);
+**   2. plan: every input tensor gets an output name, shape and type (the target's rule table,
+**      shared with `estimate`; --tensor-type / --keep overrides; shape fallback), the writer adds
+**      its metadata, and lays the file out (every offset and the total size known up front);
+**   3. run: N threads take row-aligned chunks in order, read them with pread, convert to f32,
+**      check the values, quantize, and pwrite each to its planned offset in a temporary file
+**      beside the output; memory is bounded by threads x chunk size whatever the model size;
+**   4. checksum every tensor's bytes (XXH3-64), write the header last, fsync, rename over the
+**      output, fsync the folder. Any error or SIGINT/SIGTERM removes the temporary file.
+** The output bytes do not depend on the thread count or on SIMD (kernels are byte-identical).
+*/
+#ifndef MODELQ_CONVERT_H
+#define MODELQ_CONVERT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "modelq/codec.h"
+#include "modelq/error.h"
+#include "modelq/qstats.h"
+#include "modelq/target.h"
+
+struct mq_type_override {
+    const char *pattern;   /* POSIX extended regex searched in the output tensor name */
+    const char *type;      /* codec name (q8_0, q6_K, f16 ...) */
+};
+
+struct mq_convert_options {
+    const char *input;
+    const char *output;            /* file (GGUF); NULL with dry_run */
+    const char *format;            /* "gguf"; NULL = from the output's extension */
+    const char *type;              /* convert target name; NULL = "auto" */
+    unsigned threads;              /* 0 = all online CPUs */
+    bool dry_run;                  /* plan (and with stats: quantize in memory), write nothing */
+    bool stats;                    /* per-tensor error statistics (dequantize and compare) */
+    bool allow_requantize;         /* GGUF input: requantize already-quantized tensors */
+    bool no_fallback;              /* a tensor whose rows do not fit its type is an error */
+    bool pure;                     /* one type for every eligible tensor (no output Q6_K etc.) */
+    bool reference_kernels;        /* use the plain C kernels (the bytes are the same) */
+    bool raw_names;                /* GGUF: unsupported architecture -> tensor names unchanged */
+    /* Tests only (negative controls): 0 normal Q/K permutation, 1 none, 2 K permuted with the
+     * query head count. Not reachable from the command line. */
+    int debug_qk_permute;
+    const struct mq_type_override *overrides;
+    size_t n_overrides;
+    const char *const *keep;       /* regexes: matching tensors keep their source precision */
+    size_t n_keep;
+    /* progress: called from the calling thread about 5 times a second; may be NULL */
+    void (*progress)(void *ctx, uint64_t done_bytes, uint64_t total_bytes);
+    void *progress_ctx;
+};
+
+/* What happened to one tensor. */
+struct mq_convert_tensor {
+    char *name;                    /* output name */
+    char *src_name;                /* input name */
+    const char *src_type;          /* "BF16", "Q8_0" ... */
+    const char *out_type;          /* "q8_0", "f32", or the source type for copies */
+    uint64_t numel;
+    uint64_t bytes;                /* bytes written (or that would be) */
+    double bpw;                    /* bytes x 8 / numel */
+    const char *why;               /* rule that chose the type */
+    bool fell_back;
+    bool overridden;
+    bool have_stats;
+    struct mq_qstats stats;
+};
+
+struct mq_convert_report {
+    char *input, *output, *format;
+    const char *target;            /* target name */
+    int file_type;                 /* llama_ftype written, -1 none */
+    unsigned threads;
+    struct mq_convert_tensor *tensors;
+    size_t n_tensors;
+    uint64_t params, quantized_params;
+    uint64_t tensor_bytes;         /* sum of tensor bytes (what `estimate` predicts) */
+    uint64_t file_bytes;           /* whole output file (header, padding) */
+    uint64_t input_bytes;          /* tensor bytes read */
+    uint64_t n_fallback;
+    double seconds;
+    bool dry_run;
+    bool have_stats;
+    struct mq_qstats total_stats;  /* over all quantized elements */
+};
+
+void mq_convert_options_default(struct mq_convert_options *o);
+
+/* Runs the conversion; fills `rep` (free with mq_convert_report_free) also on dry runs. */
+enum mq_status mq_convert(const struct mq_convert_options *o, struct mq_convert_report *rep,
+                          struct mq_error *err);
+void mq_convert_report_free(struct mq_convert_report *rep);
+
+/*
+** Integrity check of a file modelq wrote: recomputes each tensor's XXH3-64 and compares it with
+** the stored one (GGUF: modelq.tensor_xxh3, UINT64 per tensor in tensor-info order).
+** on_tensor (may be NULL) is called for every tensor in order.
+*/
+struct mq_verify_result {
+    bool has_checksums;   /* false: the file carries none (nothing was checked) */
+    size_t n_checked;
+    size_t n_bad;
+};
+enum mq_status mq_verify(const char *path,
+                         void (*on_tensor)(void *ctx, const char *name, uint64_t stored, uint64_t actual),
+                         void *ctx, struct mq_verify_result *res, struct mq_error *err);
+
+/* Installs SIGINT/SIGTERM handlers that remove in-progress temporary files, then re-raise. */
+void mq_convert_install_signal_cleanup(void);
+
+#endif /* MODELQ_CONVERT_H */

@@ -1,0 +1,280 @@
+/* cmd_convert.c - `modelq convert INPUT -o OUTPUT --type TYPE`: one-pass conversion + report. */
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "modelq/convert.h"
+
+#define REPORT_SCHEMA_VERSION 1
+#define GIB 1073741824.0
+#define MAX_PATTERNS 64
+
+static const char *const convert_help =
+    "usage: modelq convert INPUT -o OUTPUT.gguf [--type TYPE] [options]\n"
+    "\n"
+    "Converts a checkpoint (safetensors file, sharded index, Hugging Face folder, or GGUF) into a GGUF\n"
+    "file in one streaming pass: bounded memory, all cores, identical bytes for any thread count.\n"
+    "The output appears complete or not at all (temporary file + rename; removed on error or Ctrl-C).\n"
+    "\n"
+    "TYPE (llama.cpp's names):\n"
+    "  auto    keep the source precision (BF16 stays BF16; the default)\n"
+    "  f32 f16 bf16                  float GGUF (1-D tensors and norms stay F32)\n"
+    "  q8_0 q4_0 q4_1 q5_0 q5_1 iq4_nl q6_K q5_K  quantized GGUF with llama-quantize's rules (norms F32,\n"
+    "                                output.weight Q6_K in 4-bit files, shape fallback)\n"
+    "  nf4 nf4-dq fp4 int8_row int8_asym  no GGUF type: only with --dry-run (measure, write nothing)\n"
+    "\n"
+    "  -o, --output FILE        output file (.gguf)\n"
+    "  --format gguf            output format (default: from the extension)\n"
+    "  -t, --type TYPE          see above (default auto)\n"
+    "  -j, --threads N          worker threads (default: all cores)\n"
+    "  --tensor-type RE=TYPE    tensors whose name matches the regex RE get TYPE (repeatable; first wins)\n"
+    "  --keep RE                tensors matching RE keep their source precision (repeatable)\n"
+    "  --pure                   the TYPE for every eligible tensor (no Q6_K output, no promotions)\n"
+    "  --no-fallback            a tensor whose rows do not fit the type's block is an error\n"
+    "  --allow-requantize       GGUF input: requantize tensors that are already quantized\n"
+    "  --dry-run                print the plan; write nothing (with --stats: quantize in memory)\n"
+    "  --stats                  per-tensor error: RMSE, max error, SNR (dequantize and compare)\n"
+    "  --report FILE.json       also write the report as JSON (schema_version 1)\n"
+    "  --quiet                  no per-tensor table\n"
+    "  --raw-names              unsupported architecture: keep the tensor names (llama.cpp cannot run it)\n"
+    "  --reference-kernels      plain C kernels (same bytes; for checking)\n"
+    "Exit codes: 0 ok, 1 internal, 2 usage, 3 bad input data, 4 I/O (disk full ...), 5 out of memory.\n";
+
+struct progress_state {
+    bool tty;
+    int last;
+};
+
+static void on_progress(void *ctx, uint64_t done, uint64_t total)
+{
+    struct progress_state *ps = ctx;
+    if (!ps->tty || total == 0) return;
+    int pct = (int)(done * 100 / total);
+    if (pct == ps->last) return;
+    ps->last = pct;
+    char bar[41];
+    int fill = pct * 40 / 100;
+    for (int i = 0; i < 40; i++) bar[i] = i < fill ? '#' : '.';
+    bar[40] = '\0';
+    fprintf(stderr, "\r[%s] %3d%%  %.2f / %.2f GB", bar, pct, (double)done / 1e9, (double)total / 1e9);
+    if (pct == 100) fputc('\n', stderr);
+    fflush(stderr);
+}
+
+static void print_stats(const struct mq_qstats *s)
+{
+    printf(" rmse %.3e max %.3e snr %6.2f dB", s->rmse, s->max_abs_err, s->snr_db);
+}
+
+static void print_report(const struct mq_convert_report *r, bool quiet)
+{
+    char a[64], b[64], c[64];
+    if (!quiet) {
+        printf("%-44s %-6s %-8s %14s %7s  %s\n", "tensor", "from", "to", "bytes", "bpw", "why");
+        for (size_t i = 0; i < r->n_tensors; i++) {
+            const struct mq_convert_tensor *t = &r->tensors[i];
+            printf("%-44s %-6s %-8s %14s %7.3f  %s%s", t->name, t->src_type, t->out_type, cli_group(t->bytes, a, sizeof a),
+                   t->bpw, t->why ? t->why : "", t->fell_back ? " [fallback]" : "");
+            if (t->have_stats) print_stats(&t->stats);
+            putchar('\n');
+        }
+        putchar('\n');
+    }
+    double bpw = r->params ? (double)r->tensor_bytes * 8.0 / (double)r->params : 0.0;
+    printf("%-24s %6s %18s %10s %10s %16s %16s\n", "target", "bpw", "bytes", "GB", "GiB", "quantized", "unquantized");
+    printf("%-24s %6.3f %18s %10.4f %10.4f %16s %16s\n", r->target, bpw, cli_group(r->tensor_bytes, a, sizeof a),
+           (double)r->tensor_bytes / 1e9, (double)r->tensor_bytes / GIB, cli_group(r->quantized_params, b, sizeof b),
+           cli_group(r->params - r->quantized_params, c, sizeof c));
+    printf("tensors: %zu; parameters: %s; fallbacks: %" PRIu64 "\n", r->n_tensors, cli_group(r->params, a, sizeof a),
+           r->n_fallback);
+    if (r->have_stats) {
+        printf("all quantized tensors:");
+        print_stats(&r->total_stats);
+        putchar('\n');
+    }
+    if (r->dry_run) {
+        printf("dry run: nothing written (%s would be %s bytes)\n", r->output ? r->output : "the output",
+               cli_group(r->file_bytes, a, sizeof a));
+    } else {
+        printf("wrote %s: %s bytes (%s) in %.2f s, %u thread%s, %.2f GB/s of input\n", r->output,
+               cli_group(r->file_bytes, a, sizeof a), r->format, r->seconds, r->threads, r->threads == 1 ? "" : "s",
+               r->seconds > 0 ? (double)r->input_bytes / 1e9 / r->seconds : 0.0);
+    }
+}
+
+static cJSON *stats_json(const struct mq_qstats *s)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddNumberToObject(o, "n", (double)s->n);
+    cJSON_AddNumberToObject(o, "rmse", s->rmse);
+    cJSON_AddNumberToObject(o, "max_abs_err", s->max_abs_err);
+    cJSON_AddNumberToObject(o, "mean_abs_err", s->mean_abs_err);
+    if (isfinite(s->snr_db)) cJSON_AddNumberToObject(o, "snr_db", s->snr_db);
+    else cJSON_AddNullToObject(o, "snr_db");
+    cJSON_AddNumberToObject(o, "cosine", s->cosine);
+    return o;
+}
+
+static int write_json_report(const char *path, const struct mq_convert_report *r)
+{
+    cJSON *doc = cJSON_CreateObject();
+    cJSON_AddNumberToObject(doc, "schema_version", REPORT_SCHEMA_VERSION);
+    cJSON_AddStringToObject(doc, "input", r->input);
+    if (r->output) cJSON_AddStringToObject(doc, "output", r->output);
+    cJSON_AddStringToObject(doc, "format", r->format);
+    cJSON_AddStringToObject(doc, "type", r->target);
+    cJSON_AddNumberToObject(doc, "file_type", r->file_type);
+    cJSON_AddBoolToObject(doc, "dry_run", r->dry_run);
+    cJSON_AddNumberToObject(doc, "params", (double)r->params);
+    cJSON_AddNumberToObject(doc, "quantized_params", (double)r->quantized_params);
+    cJSON_AddNumberToObject(doc, "tensor_bytes", (double)r->tensor_bytes);
+    cJSON_AddNumberToObject(doc, "file_bytes", (double)r->file_bytes);
+    cJSON_AddNumberToObject(doc, "bpw", r->params ? (double)r->tensor_bytes * 8.0 / (double)r->params : 0.0);
+    cJSON_AddNumberToObject(doc, "fallbacks", (double)r->n_fallback);
+    if (r->have_stats) cJSON_AddItemToObject(doc, "stats", stats_json(&r->total_stats));
+    cJSON *arr = cJSON_AddArrayToObject(doc, "tensors");
+    for (size_t i = 0; i < r->n_tensors; i++) {
+        const struct mq_convert_tensor *t = &r->tensors[i];
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "name", t->name);
+        cJSON_AddStringToObject(o, "source_name", t->src_name);
+        cJSON_AddStringToObject(o, "source_type", t->src_type);
+        cJSON_AddStringToObject(o, "type", t->out_type);
+        cJSON_AddNumberToObject(o, "elements", (double)t->numel);
+        cJSON_AddNumberToObject(o, "bytes", (double)t->bytes);
+        cJSON_AddNumberToObject(o, "bpw", t->bpw);
+        cJSON_AddStringToObject(o, "why", t->why ? t->why : "");
+        cJSON_AddBoolToObject(o, "fallback", t->fell_back);
+        if (t->have_stats) cJSON_AddItemToObject(o, "stats", stats_json(&t->stats));
+        cJSON_AddItemToArray(arr, o);
+    }
+    char *text = cJSON_Print(doc);
+    cJSON_Delete(doc);
+    if (!text) {
+        fprintf(stderr, "modelq: error: out of memory writing the report\n");
+        return EXIT_NOMEM;
+    }
+    char tmp[4200];
+    snprintf(tmp, sizeof tmp, "%s.modelq-tmp-%ld", path, (long)getpid());
+    FILE *f = fopen(tmp, "w");
+    int ok = f && fputs(text, f) >= 0 && fputc('\n', f) != EOF;
+    if (f && fclose(f) != 0) ok = 0;
+    free(text);
+    if (!ok || rename(tmp, path) != 0) {
+        fprintf(stderr, "modelq: error: %s: cannot write the report: %s\n", path, strerror(errno));
+        unlink(tmp);
+        return EXIT_IO;
+    }
+    return EXIT_OK;
+}
+
+int cmd_convert(int argc, char **argv)
+{
+    struct mq_convert_options o;
+    mq_convert_options_default(&o);
+    struct mq_type_override ov[MAX_PATTERNS];
+    const char *keep[MAX_PATTERNS];
+    const char *report_path = NULL;
+    bool quiet = false;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        const char *val = i + 1 < argc ? argv[i + 1] : NULL;
+#define NEED_VALUE() \
+    do { \
+        if (!val) return cli_usage_error("convert", "%s needs a value", a); \
+        i++; \
+    } while (0)
+        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+            fputs(convert_help, stdout);
+            return EXIT_OK;
+        } else if (strcmp(a, "-o") == 0 || strcmp(a, "--output") == 0) {
+            NEED_VALUE();
+            o.output = val;
+        } else if (strcmp(a, "-t") == 0 || strcmp(a, "--type") == 0) {
+            NEED_VALUE();
+            o.type = val;
+        } else if (strcmp(a, "--format") == 0) {
+            NEED_VALUE();
+            o.format = val;
+        } else if (strcmp(a, "-j") == 0 || strcmp(a, "--threads") == 0) {
+            uint64_t n;
+            NEED_VALUE();
+            if (!cli_parse_u64(val, &n) || n > 1024) return cli_usage_error("convert", "%s needs 1..1024", a);
+            o.threads = (unsigned)n;
+        } else if (strcmp(a, "--tensor-type") == 0) {
+            NEED_VALUE();
+            const char *eq = strrchr(val, '=');
+            if (!eq || eq == val || !eq[1])
+                return cli_usage_error("convert", "--tensor-type needs PATTERN=TYPE, got '%s'", val);
+            if (o.n_overrides == MAX_PATTERNS) return cli_usage_error("convert", "too many --tensor-type");
+            char *pat = strndup(val, (size_t)(eq - val));
+            if (!pat) return EXIT_NOMEM;
+            ov[o.n_overrides].pattern = pat; /* freed at exit */
+            ov[o.n_overrides].type = eq + 1;
+            o.n_overrides++;
+        } else if (strcmp(a, "--keep") == 0) {
+            NEED_VALUE();
+            if (o.n_keep == MAX_PATTERNS) return cli_usage_error("convert", "too many --keep");
+            keep[o.n_keep++] = val;
+        } else if (strcmp(a, "--report") == 0) {
+            NEED_VALUE();
+            report_path = val;
+        } else if (strcmp(a, "--pure") == 0) {
+            o.pure = true;
+        } else if (strcmp(a, "--no-fallback") == 0) {
+            o.no_fallback = true;
+        } else if (strcmp(a, "--allow-requantize") == 0) {
+            o.allow_requantize = true;
+        } else if (strcmp(a, "--dry-run") == 0) {
+            o.dry_run = true;
+        } else if (strcmp(a, "--stats") == 0) {
+            o.stats = true;
+        } else if (strcmp(a, "--quiet") == 0 || strcmp(a, "-q") == 0) {
+            quiet = true;
+        } else if (strcmp(a, "--raw-names") == 0) {
+            o.raw_names = true;
+        } else if (strcmp(a, "--reference-kernels") == 0) {
+            o.reference_kernels = true;
+        } else if (a[0] == '-' && a[1]) {
+            return cli_usage_error("convert", "unknown option '%s'", a);
+        } else if (o.input) {
+            return cli_usage_error("convert", "one INPUT only ('%s' and '%s')", o.input, a);
+        } else {
+            o.input = a;
+        }
+#undef NEED_VALUE
+    }
+    if (!o.input) return cli_usage_error("convert", "missing INPUT");
+    if (!o.output && !o.dry_run) return cli_usage_error("convert", "missing -o OUTPUT (or --dry-run)");
+    o.overrides = ov;
+    o.keep = keep;
+    struct progress_state ps = {isatty(2) && !o.dry_run, -1};
+    o.progress = on_progress;
+    o.progress_ctx = &ps;
+    mq_convert_install_signal_cleanup();
+
+    struct mq_error err;
+    mq_error_clear(&err);
+    struct mq_convert_report rep;
+    enum mq_status s = mq_convert(&o, &rep, &err);
+    int rc = EXIT_OK;
+    if (s != MQ_OK) {
+        if (ps.tty && ps.last >= 0) fputc('\n', stderr);
+        rc = cli_fail(&err);
+    } else {
+        print_report(&rep, quiet);
+        if (report_path) rc = write_json_report(report_path, &rep);
+    }
+    mq_convert_report_free(&rep);
+    for (size_t i = 0; i < o.n_overrides; i++) free((char *)ov[i].pattern);
+    if (fflush(stdout) != 0 && rc == EXIT_OK) {
+        fprintf(stderr, "modelq: error: cannot write to standard output\n");
+        return EXIT_IO;
+    }
+    return rc;
+}

@@ -1,0 +1,186 @@
+/* convert.c - mq_convert(): open, plan, run, commit, report (outline in modelq/convert.h). */
+#include "modelq/convert.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "modelq/model.h"
+#include "outfile.h"
+#include "plan.h"
+
+void mq_convert_options_default(struct mq_convert_options *o)
+{
+    memset(o, 0, sizeof *o);
+    o->type = "auto";
+}
+
+void mq_convert_report_free(struct mq_convert_report *rep)
+{
+    if (!rep) return;
+    for (size_t i = 0; i < rep->n_tensors; i++) {
+        free(rep->tensors[i].name);
+        free(rep->tensors[i].src_name);
+    }
+    free(rep->tensors);
+    free(rep->input);
+    free(rep->output);
+    free(rep->format);
+    memset(rep, 0, sizeof *rep);
+}
+
+static double now_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* OUTPUT must not be (a hard link to) any input file: the rename would destroy the source. */
+static enum mq_status check_not_input(const struct mq_model *m, const char *output, struct mq_error *err)
+{
+    struct stat so;
+    if (stat(output, &so) != 0) return MQ_OK;
+    for (size_t i = 0; i < m->n_files; i++) {
+        struct stat si;
+        if (fstat(m->files[i].fd, &si) == 0 && si.st_dev == so.st_dev && si.st_ino == so.st_ino)
+            return MQ_FAIL(err, MQ_E_USAGE, "output-is-input", "%s: the output is the input file %s", output,
+                           m->files[i].path);
+    }
+    return MQ_OK;
+}
+
+static const char *type_name_of(const struct mq_plan *p, const struct mq_plan_tensor *t, bool out)
+{
+    if (out && t->convert) return mq_codec_info(t->codec)->name;
+    if (t->kind == MQ_SRC_GENERATED) return "F32";
+    const struct mq_tensor *in = &p->model->tensors[t->src];
+    if (t->kind == MQ_SRC_QUANT) return mq_codec_info(t->src_codec)->name;
+    return mq_dtype_name(in->dtype);
+}
+
+static enum mq_status fill_report(const struct mq_plan *p, struct mq_convert_report *rep, struct mq_error *err)
+{
+    rep->tensors = calloc(p->n ? p->n : 1, sizeof *rep->tensors);
+    if (!rep->tensors) return MQ_FAIL(err, MQ_E_NOMEM, "alloc", "out of memory for the report");
+    rep->n_tensors = p->n;
+    rep->file_type = p->file_type;
+    for (size_t i = 0; i < p->n; i++) {
+        const struct mq_plan_tensor *t = &p->t[i];
+        struct mq_convert_tensor *r = &rep->tensors[i];
+        r->name = strdup(t->name);
+        r->src_name = strdup(t->src >= 0 ? p->model->tensors[t->src].name : "(generated)");
+        if (!r->name || !r->src_name) return MQ_FAIL(err, MQ_E_NOMEM, "alloc", "out of memory for the report");
+        r->src_type = type_name_of(p, t, false);
+        r->out_type = type_name_of(p, t, true);
+        r->numel = t->numel;
+        r->bytes = t->bytes;
+        r->bpw = t->numel ? (double)t->bytes * 8.0 / (double)t->numel : 0.0;
+        r->why = t->why;
+        r->fell_back = t->fell_back;
+        r->overridden = t->overridden;
+        r->have_stats = t->have_stats;
+        r->stats = t->stats;
+        rep->params += t->numel;
+        if (t->convert && t->quantized) rep->quantized_params += t->numel;
+        rep->tensor_bytes += t->bytes;
+        if (t->fell_back) rep->n_fallback++;
+        if (t->src >= 0) rep->input_bytes += p->model->tensors[t->src].nbytes;
+    }
+    rep->have_stats = p->have_stats;
+    rep->total_stats = p->total_stats;
+    return MQ_OK;
+}
+
+static enum mq_status pick_writer(const struct mq_convert_options *o, enum mq_target target,
+                                  const struct mq_writer_ops **out, struct mq_error *err)
+{
+    *out = NULL;
+    const struct mq_writer_ops *w = NULL;
+    if (o->format) {
+        w = mq_writer_by_name(o->format);
+        if (!w)
+            return MQ_FAIL(err, MQ_E_USAGE, "format", "unknown output format '%s' (known: %s)", o->format,
+                           mq_writer_names());
+    } else if (o->output) {
+        w = mq_writer_for_path(o->output);
+        if (!w && !o->dry_run)
+            return MQ_FAIL(err, MQ_E_USAGE, "format",
+                           "%s: cannot tell the output format from the name; use a .gguf name or --format (%s)",
+                           o->output, mq_writer_names());
+    }
+    if (w && strcmp(w->name, "gguf") == 0 && !mq_target_is_gguf(target)) {
+        if (o->dry_run) return MQ_OK; /* plan and measure in memory, no container */
+        return MQ_FAIL(err, MQ_E_USAGE, "type-format",
+                       "--type %s has no GGUF type (GGUF stores ggml types only): use --type iq4_nl for 4-bit "
+                       "or q8_0 for 8-bit, or --dry-run --stats to measure %s without writing",
+                       mq_target_info(target)->name, mq_target_info(target)->name);
+    }
+    *out = w;
+    return MQ_OK;
+}
+
+static unsigned default_threads(void)
+{
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 0 ? (unsigned)n : 1;
+}
+
+enum mq_status mq_convert(const struct mq_convert_options *o, struct mq_convert_report *rep, struct mq_error *err)
+{
+    memset(rep, 0, sizeof *rep);
+    double t0 = now_seconds();
+    enum mq_target target;
+    const char *tname = o->type ? o->type : "auto";
+    if (!mq_target_for_convert(tname, &target))
+        return MQ_FAIL(err, MQ_E_USAGE, "type", "unknown --type '%s' (known: %s)", tname, mq_target_convert_names());
+    if (!o->input) return MQ_FAIL(err, MQ_E_USAGE, "input", "no input given");
+    if (!o->output && !o->dry_run) return MQ_FAIL(err, MQ_E_USAGE, "output", "no output given (-o FILE)");
+    const struct mq_writer_ops *writer;
+    MQ_TRY(pick_writer(o, target, &writer, err));
+
+    struct mq_model *m = NULL;
+    MQ_TRY(mq_model_open(o->input, &m, err));
+    struct mq_plan plan;
+    struct mq_outfile *out = NULL;
+    uint8_t *header = NULL;
+    enum mq_status s = MQ_OK;
+    if (o->output && !o->dry_run) s = check_not_input(m, o->output, err);
+    if (s == MQ_OK) s = mq_plan_build(&plan, m, o, target, writer, err);
+    else memset(&plan, 0, sizeof plan);
+    unsigned threads = o->threads ? o->threads : default_threads();
+    rep->threads = threads;
+    rep->dry_run = o->dry_run;
+    rep->target = mq_target_info(target)->name;
+    rep->input = strdup(o->input);
+    rep->output = o->output ? strdup(o->output) : NULL;
+    rep->format = strdup(writer ? writer->name : "none");
+    if (s == MQ_OK && !o->dry_run) {
+        size_t hlen = (size_t)plan.data_start;
+        header = malloc(hlen ? hlen : 1);
+        if (!header) s = MQ_FAIL(err, MQ_E_NOMEM, "alloc", "out of memory for the header");
+        if (s == MQ_OK) s = mq_outfile_create(o->output, plan.file_size, &out, err);
+    }
+    if (s == MQ_OK && (!o->dry_run || o->stats)) s = mq_plan_run(&plan, out, threads, o->stats, err);
+    if (s == MQ_OK && out) {
+        s = writer->header(&plan, header, err);
+        if (s == MQ_OK) s = mq_outfile_pwrite(out, header, (size_t)plan.data_start, 0, err);
+        if (s == MQ_OK) {
+            s = mq_outfile_commit(out, err);
+            out = NULL;
+        }
+    }
+    if (out) mq_outfile_abort(out);
+    if (s == MQ_OK) {
+        s = fill_report(&plan, rep, err);
+        rep->file_bytes = plan.file_size;
+    }
+    rep->seconds = now_seconds() - t0;
+    free(header);
+    mq_plan_free(&plan);
+    mq_model_free(m);
+    return s;
+}

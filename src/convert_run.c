@@ -1,0 +1,459 @@
+/*
+** convert_run.c - the streaming engine: chunks of rows through the codecs into planned offsets.
+**
+** Work list: every output tensor is cut into chunks of whole rows (about CHUNK_ELEMS elements;
+** whole Q/K head groups when rows are permuted; whole bitsandbytes blocks for flat codecs). N
+** threads take chunks in order from an atomic counter; each owns its buffers (so memory is
+** N x a few MB whatever the model size), reads its rows with pread, converts them to f32 (or
+** dequantizes a GGUF source), checks the values, quantizes, and pwrites the bytes at their
+** final offset. No chunk depends on another, so the bytes do not depend on the thread count.
+**
+** Value errors (NaN/Inf, f16 overflow) stop the run; the report is made deterministic by
+** rescanning, single-threaded, the tensors up to the first one that failed.
+** After the data, a second pass over tensors computes each one's XXH3-64 from the bytes read back.
+*/
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <xxhash.h>
+
+#include "ckd.h"
+#include "modelq/half.h"
+#include "modelq/quant.h"
+#include "outfile.h"
+#include "plan.h"
+
+#define CHUNK_ELEMS (256u * 1024u)
+#define RAW_CHUNK_BYTES (1u << 20)
+#define HASH_CHUNK_BYTES (1u << 20)
+
+struct job {
+    size_t t;
+    uint64_t row0, nrows;   /* rows (raw copies: bytes) */
+};
+
+struct run {
+    struct mq_plan *p;
+    struct mq_outfile *out;
+    bool stats, fast;
+    struct job *jobs;
+    size_t njobs;
+    _Atomic size_t next;
+    _Atomic bool stop;
+    _Atomic uint64_t done_bytes;
+    _Atomic unsigned running;
+    uint64_t total_bytes;
+    struct mq_qstats_acc *job_stats;   /* per job, merged in job order */
+    _Atomic uint64_t *chunks_done;     /* per tensor */
+    uint64_t *chunks_total;
+    pthread_mutex_t mu;
+    bool failed;                       /* I/O or internal error in err */
+    struct mq_error err;
+    bool range_failed;
+    uint64_t chunk_elems;              /* CHUNK_ELEMS, or MODELQ_CHUNK_ELEMS (tests: many small chunks) */
+    unsigned delay_ms;                 /* test hook MODELQ_TEST_CHUNK_DELAY_MS: slow runs for signal tests */
+    /* buffer sizes every worker allocates */
+    size_t max_src, max_elems, max_out, max_side;
+};
+
+/* Source bytes of one row of plan tensor t. */
+static uint64_t src_row_bytes(const struct mq_plan *p, const struct mq_plan_tensor *t)
+{
+    if (t->kind == MQ_SRC_GENERATED) return t->row_len * 4;
+    if (t->kind == MQ_SRC_QUANT) {
+        const struct mq_codec_info *ci = mq_codec_info(t->src_codec);
+        return t->row_len / ci->block_elems * ci->block_bytes;
+    }
+    return p->model->tensors[t->src].nbytes / (t->rows ? t->rows : 1);
+}
+
+static uint64_t gcd_u64(uint64_t a, uint64_t b)
+{
+    while (b) {
+        uint64_t r = a % b;
+        a = b;
+        b = r;
+    }
+    return a;
+}
+
+static enum mq_status build_jobs(struct run *r, struct mq_error *err)
+{
+    struct mq_plan *p = r->p;
+    size_t cap = 0;
+    for (size_t i = 0; i < p->n; i++) {
+        struct mq_plan_tensor *t = &p->t[i];
+        uint64_t unit, total; /* rows per chunk and rows in the tensor (raw: bytes) */
+        if (!t->convert) {
+            unit = RAW_CHUNK_BYTES;
+            total = t->bytes;
+        } else {
+            unit = t->row_len >= r->chunk_elems ? 1 : r->chunk_elems / t->row_len;
+            if (t->permute_heads) {
+                uint64_t group = t->rows / t->permute_heads;
+                unit = (unit + group - 1) / group * group;
+            }
+            const struct mq_codec_info *ci = mq_codec_info(t->codec);
+            if (ci->flat_blocks) {
+                uint64_t b = mq_codec_block(t->codec, &t->params);
+                uint64_t step = b / gcd_u64(t->row_len % b ? t->row_len % b : b, b);
+                if (t->row_len % b == 0) step = 1;
+                unit = (unit + step - 1) / step * step;
+            }
+            total = t->rows;
+            uint64_t elems = unit * t->row_len;
+            if (elems > SIZE_MAX / 8) return MQ_FAIL(err, MQ_E_LIMIT, "chunk", "tensor %s: rows too long", t->name);
+            if (elems > r->max_elems) r->max_elems = (size_t)elems;
+            uint64_t sb = unit * src_row_bytes(p, t);
+            if (sb > r->max_src) r->max_src = (size_t)sb;
+            uint64_t ob = mq_codec_data_bytes(t->codec, &t->params, elems);
+            if (ob > r->max_out) r->max_out = (size_t)ob;
+            uint64_t sc = mq_codec_side_count(t->codec, &t->params, elems, t->row_len);
+            if (sc > r->max_side) r->max_side = (size_t)sc;
+        }
+        r->chunks_total[i] = 0;
+        for (uint64_t row0 = 0; row0 < total || (total == 0 && row0 == 0); row0 += unit) {
+            if (r->njobs == cap) {
+                cap = cap ? cap * 2 : 256;
+                struct job *j = realloc(r->jobs, cap * sizeof *j);
+                if (!j) return MQ_FAIL(err, MQ_E_NOMEM, "alloc", "out of memory planning chunks");
+                r->jobs = j;
+            }
+            uint64_t n = total - row0 < unit ? total - row0 : unit;
+            r->jobs[r->njobs++] = (struct job){i, row0, n};
+            r->chunks_total[i]++;
+            if (total == 0) break;
+        }
+        if (t->kind != MQ_SRC_GENERATED && t->src >= 0) r->total_bytes += p->model->tensors[t->src].nbytes;
+    }
+    if (r->max_src < RAW_CHUNK_BYTES) r->max_src = RAW_CHUNK_BYTES;
+    return MQ_OK;
+}
+
+struct worker_buf {
+    uint8_t *src, *perm, *out;
+    float *f32, *deq, *scales;
+    int8_t *zeros;
+};
+
+static void free_buf(struct worker_buf *b)
+{
+    free(b->src); free(b->perm); free(b->out); free(b->f32); free(b->deq); free(b->scales); free(b->zeros);
+}
+
+static bool alloc_buf(struct run *r, struct worker_buf *b)
+{
+    memset(b, 0, sizeof *b);
+    size_t side = r->max_side ? r->max_side : 1;
+    b->src = malloc(r->max_src);
+    b->perm = malloc(r->max_src);
+    b->out = malloc(r->max_out ? r->max_out : 1);
+    b->f32 = malloc((r->max_elems ? r->max_elems : 1) * sizeof(float));
+    b->deq = r->stats ? malloc((r->max_elems ? r->max_elems : 1) * sizeof(float)) : NULL;
+    b->scales = malloc(side * sizeof(float));
+    b->zeros = malloc(side);
+    return b->src && b->perm && b->out && b->f32 && (b->deq || !r->stats) && b->scales && b->zeros;
+}
+
+/*
+** Llama Q/K rows (convert_hf_to_gguf LlamaModel.permute): within each head of hd rows,
+** output row 2i+j comes from input row j*hd/2 + i (i < hd/2, j in {0,1}).
+*/
+static void permute_rows(const uint8_t *in, uint8_t *out, uint64_t nrows, uint64_t hd, uint64_t row_bytes)
+{
+    for (uint64_t h = 0; h < nrows / hd; h++)
+        for (uint64_t i = 0; i < hd / 2; i++)
+            for (uint64_t j = 0; j < 2; j++)
+                memcpy(out + (h * hd + 2 * i + j) * row_bytes, in + (h * hd + j * (hd / 2) + i) * row_bytes,
+                       (size_t)row_bytes);
+}
+
+/* Source rows of a chunk as f32 in b->f32 (n elements). */
+static enum mq_status load_f32(struct run *r, const struct mq_plan_tensor *t, const struct job *j,
+                               struct worker_buf *b, struct mq_error *err)
+{
+    size_t n = (size_t)(j->nrows * t->row_len);
+    if (t->kind == MQ_SRC_GENERATED) {
+        memcpy(b->f32, t->generated + j->row0 * t->row_len, n * sizeof(float));
+        return MQ_OK;
+    }
+    uint64_t rb = src_row_bytes(r->p, t);
+    size_t len = (size_t)(j->nrows * rb);
+    MQ_TRY(mq_model_read(r->p->model, (size_t)t->src, j->row0 * rb, b->src, len, err));
+    const uint8_t *s = b->src;
+    if (t->permute_heads) {
+        permute_rows(b->src, b->perm, j->nrows, t->rows / t->permute_heads, rb);
+        s = b->perm;
+    }
+    if (t->kind == MQ_SRC_QUANT) {
+        struct mq_qbuf in = {(uint8_t *)s, NULL, NULL};
+        return mq_dequantize(t->src_codec, &(struct mq_codec_params){0}, &in, n, (size_t)t->row_len, b->f32, err);
+    }
+    switch (t->src_codec) {
+    case MQ_CODEC_F16: mq_f16_to_f32_row((const uint16_t *)s, b->f32, n); break;
+    case MQ_CODEC_BF16: mq_bf16_to_f32_row((const uint16_t *)s, b->f32, n); break;
+    default:
+        for (size_t i = 0; i < n; i++) {
+            uint32_t u = (uint32_t)s[4 * i] | (uint32_t)s[4 * i + 1] << 8 | (uint32_t)s[4 * i + 2] << 16 |
+                         (uint32_t)s[4 * i + 3] << 24;
+            memcpy(&b->f32[i], &u, 4);
+        }
+        break;
+    }
+    return MQ_OK;
+}
+
+static enum mq_status do_job(struct run *r, size_t ji, struct worker_buf *b, struct mq_error *err,
+                             bool *range_bad)
+{
+    const struct job *j = &r->jobs[ji];
+    struct mq_plan_tensor *t = &r->p->t[j->t];
+    if (r->delay_ms) {
+        struct timespec ts = {(time_t)(r->delay_ms / 1000), (long)(r->delay_ms % 1000) * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+    if (!t->convert) {
+        if (j->nrows == 0) return MQ_OK;
+        MQ_TRY(mq_model_read(r->p->model, (size_t)t->src, j->row0, b->src, (size_t)j->nrows, err));
+        if (r->out) MQ_TRY(mq_outfile_pwrite(r->out, b->src, (size_t)j->nrows, t->offset + j->row0, err));
+        atomic_fetch_add(&r->done_bytes, j->nrows);
+        return MQ_OK;
+    }
+    size_t n = (size_t)(j->nrows * t->row_len);
+    if (n == 0) return MQ_OK;
+    MQ_TRY(load_f32(r, t, j, b, err));
+    struct mq_range_check rc;
+    mq_range_init(&rc);
+    rc.seen = j->row0 * t->row_len;
+    mq_range_scan(&rc, t->codec, &t->params, b->f32, n, (size_t)t->row_len);
+    if (rc.bad) {
+        *range_bad = true;
+        return MQ_E_RANGE;
+    }
+    struct mq_qbuf q = {b->out, b->scales, b->zeros};
+    MQ_TRY(mq_quantize(t->codec, &t->params, b->f32, n, (size_t)t->row_len, &q, r->fast, err));
+    uint64_t first = j->row0 * t->row_len;
+    if (r->out) {
+        uint64_t off = mq_codec_data_bytes(t->codec, &t->params, first);
+        size_t len = (size_t)mq_codec_data_bytes(t->codec, &t->params, n);
+        MQ_TRY(mq_outfile_pwrite(r->out, b->out, len, t->offset + off, err));
+    }
+    if (r->stats && t->quantized) {
+        MQ_TRY(mq_dequantize(t->codec, &t->params, &q, n, (size_t)t->row_len, b->deq, err));
+        mq_qstats_add(&r->job_stats[ji], b->f32, b->deq, n);
+    }
+    if (t->kind != MQ_SRC_GENERATED) atomic_fetch_add(&r->done_bytes, j->nrows * src_row_bytes(r->p, t));
+    return MQ_OK;
+}
+
+static void *worker(void *arg)
+{
+    struct run *r = arg;
+    struct worker_buf b;
+    struct mq_error err;
+    mq_error_clear(&err);
+    if (!alloc_buf(r, &b)) {
+        pthread_mutex_lock(&r->mu);
+        if (!r->failed) {
+            r->failed = true;
+            MQ_FAIL(&r->err, MQ_E_NOMEM, "alloc", "out of memory for conversion buffers");
+        }
+        pthread_mutex_unlock(&r->mu);
+        atomic_store(&r->stop, true);
+    }
+    while (!atomic_load(&r->stop)) {
+        size_t ji = atomic_fetch_add(&r->next, 1);
+        if (ji >= r->njobs) break;
+        bool range_bad = false;
+        enum mq_status s = do_job(r, ji, &b, &err, &range_bad);
+        if (s != MQ_OK) {
+            pthread_mutex_lock(&r->mu);
+            if (range_bad) r->range_failed = true;
+            else if (!r->failed) {
+                r->failed = true;
+                r->err = err;
+                mq_error_prefix(&r->err, "tensor %s", r->p->t[r->jobs[ji].t].name);
+            }
+            pthread_mutex_unlock(&r->mu);
+            atomic_store(&r->stop, true);
+            break;
+        }
+        atomic_fetch_add(&r->chunks_done[r->jobs[ji].t], 1);
+    }
+    free_buf(&b);
+    atomic_fetch_sub(&r->running, 1);
+    return NULL;
+}
+
+/* Single-threaded range scan of one whole tensor (the deterministic error report). */
+static enum mq_status rescan(struct run *r, size_t ti, struct mq_error *err)
+{
+    struct mq_plan_tensor *t = &r->p->t[ti];
+    struct worker_buf b;
+    if (!alloc_buf(r, &b)) {
+        free_buf(&b);
+        return MQ_FAIL(err, MQ_E_NOMEM, "alloc", "out of memory");
+    }
+    struct mq_range_check rc;
+    mq_range_init(&rc);
+    enum mq_status s = MQ_OK;
+    for (size_t ji = 0; ji < r->njobs && s == MQ_OK; ji++) {
+        if (r->jobs[ji].t != ti) continue;
+        s = load_f32(r, t, &r->jobs[ji], &b, err);
+        if (s == MQ_OK)
+            mq_range_scan(&rc, t->codec, &t->params, b.f32, (size_t)(r->jobs[ji].nrows * t->row_len),
+                          (size_t)t->row_len);
+    }
+    free_buf(&b);
+    if (s != MQ_OK) return s;
+    return mq_range_finish(&rc, t->name, t->codec, err);
+}
+
+static enum mq_status run_threads(struct run *r, unsigned threads, void *(*fn)(void *), struct mq_error *err)
+{
+    pthread_t *tid = calloc(threads, sizeof *tid);
+    if (!tid) return MQ_FAIL(err, MQ_E_NOMEM, "alloc", "out of memory for threads");
+    unsigned started = 0;
+    atomic_store(&r->running, threads);
+    for (; started < threads; started++)
+        if (pthread_create(&tid[started], NULL, fn, r) != 0) break;
+    atomic_fetch_sub(&r->running, threads - started);
+    if (started == 0) {
+        free(tid);
+        return MQ_FAIL(err, MQ_E_INTERNAL, "threads", "cannot start worker threads");
+    }
+    const struct mq_convert_options *o = r->p->opt;
+    /* poll every 5 ms (finishing promptly), report progress every 200 ms */
+    for (unsigned tick = 0; atomic_load(&r->running) > 0; tick++) {
+        if (o->progress && tick % 40 == 0) o->progress(o->progress_ctx, atomic_load(&r->done_bytes), r->total_bytes);
+        struct timespec ts = {0, 5 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    for (unsigned i = 0; i < started; i++) pthread_join(tid[i], NULL);
+    if (o->progress) o->progress(o->progress_ctx, atomic_load(&r->done_bytes), r->total_bytes);
+    free(tid);
+    return MQ_OK;
+}
+
+/* ---- checksums: one tensor per job, bytes read back from the temporary file ---- */
+
+static void *hash_worker(void *arg)
+{
+    struct run *r = arg;
+    uint8_t *buf = malloc(HASH_CHUNK_BYTES);
+    XXH3_state_t *st = XXH3_createState();
+    struct mq_error err;
+    while (buf && st && !atomic_load(&r->stop)) {
+        size_t ti = atomic_fetch_add(&r->next, 1);
+        if (ti >= r->p->n) break;
+        struct mq_plan_tensor *t = &r->p->t[ti];
+        XXH3_64bits_reset(st);
+        for (uint64_t off = 0; off < t->bytes; off += HASH_CHUNK_BYTES) {
+            size_t len = t->bytes - off < HASH_CHUNK_BYTES ? (size_t)(t->bytes - off) : HASH_CHUNK_BYTES;
+            if (mq_outfile_pread(r->out, buf, len, t->offset + off, &err) != MQ_OK) {
+                pthread_mutex_lock(&r->mu);
+                if (!r->failed) {
+                    r->failed = true;
+                    r->err = err;
+                }
+                pthread_mutex_unlock(&r->mu);
+                atomic_store(&r->stop, true);
+                break;
+            }
+            XXH3_64bits_update(st, buf, len);
+        }
+        t->xxh3 = XXH3_64bits_digest(st);
+    }
+    if (!buf || !st) {
+        pthread_mutex_lock(&r->mu);
+        if (!r->failed) {
+            r->failed = true;
+            MQ_FAIL(&r->err, MQ_E_NOMEM, "alloc", "out of memory for checksums");
+        }
+        pthread_mutex_unlock(&r->mu);
+        atomic_store(&r->stop, true);
+    }
+    free(buf);
+    XXH3_freeState(st);
+    atomic_fetch_sub(&r->running, 1);
+    return NULL;
+}
+
+static void run_free(struct run *r)
+{
+    free(r->jobs);
+    free(r->job_stats);
+    free((void *)r->chunks_done);
+    free(r->chunks_total);
+    pthread_mutex_destroy(&r->mu);
+}
+
+enum mq_status mq_plan_run(struct mq_plan *p, struct mq_outfile *out, unsigned threads, bool stats,
+                           struct mq_error *err)
+{
+    struct run r;
+    memset(&r, 0, sizeof r);
+    r.p = p;
+    r.out = out;
+    r.stats = stats;
+    r.fast = !p->opt->reference_kernels;
+    const char *ce = getenv("MODELQ_CHUNK_ELEMS");
+    r.chunk_elems = ce && *ce && strtoull(ce, NULL, 10) > 0 ? strtoull(ce, NULL, 10) : CHUNK_ELEMS;
+    const char *delay = getenv("MODELQ_TEST_CHUNK_DELAY_MS");
+    if (delay && *delay) r.delay_ms = (unsigned)strtoul(delay, NULL, 10);
+    pthread_mutex_init(&r.mu, NULL);
+    r.chunks_done = calloc(p->n ? p->n : 1, sizeof *r.chunks_done);
+    r.chunks_total = calloc(p->n ? p->n : 1, sizeof *r.chunks_total);
+    enum mq_status s = r.chunks_done && r.chunks_total ? build_jobs(&r, err)
+                                                       : MQ_FAIL(err, MQ_E_NOMEM, "alloc", "out of memory");
+    if (s == MQ_OK && stats) {
+        r.job_stats = calloc(r.njobs ? r.njobs : 1, sizeof *r.job_stats);
+        if (!r.job_stats) s = MQ_FAIL(err, MQ_E_NOMEM, "alloc", "out of memory");
+        for (size_t i = 0; s == MQ_OK && i < r.njobs; i++) mq_qstats_init(&r.job_stats[i]);
+    }
+    if (threads == 0) threads = 1;
+    if (threads > r.njobs && r.njobs) threads = (unsigned)r.njobs;
+    if (s == MQ_OK) s = run_threads(&r, threads, worker, err);
+    if (s == MQ_OK && r.failed) {
+        *err = r.err;
+        s = err->code;
+    }
+    if (s == MQ_OK && r.range_failed) {
+        /* deterministic report: the first tensor (in plan order) with a bad value */
+        for (size_t i = 0; i < p->n && s == MQ_OK; i++) {
+            if (atomic_load(&r.chunks_done[i]) == r.chunks_total[i]) continue;
+            if (p->t[i].convert) s = rescan(&r, i, err);
+        }
+        if (s == MQ_OK) s = MQ_FAIL(err, MQ_E_INTERNAL, "range", "a value check failed but no tensor reproduces it");
+    }
+    if (s == MQ_OK && stats) {
+        size_t ji = 0;
+        struct mq_qstats_acc total;
+        mq_qstats_init(&total);
+        for (size_t i = 0; i < p->n; i++) {
+            struct mq_qstats_acc acc;
+            mq_qstats_init(&acc);
+            for (; ji < r.njobs && r.jobs[ji].t == i; ji++) mq_qstats_merge(&acc, &r.job_stats[ji]);
+            p->t[i].have_stats = p->t[i].convert && p->t[i].quantized;
+            mq_qstats_result(&acc, &p->t[i].stats);
+            if (p->t[i].have_stats) mq_qstats_merge(&total, &acc);
+        }
+        p->have_stats = true;
+        mq_qstats_result(&total, &p->total_stats);
+    }
+    if (s == MQ_OK && out) {
+        atomic_store(&r.next, 0);
+        unsigned ht = threads > p->n ? (unsigned)(p->n ? p->n : 1) : threads;
+        s = run_threads(&r, ht, hash_worker, err);
+        if (s == MQ_OK && r.failed) {
+            *err = r.err;
+            s = err->code;
+        }
+    }
+    run_free(&r);
+    return s;
+}

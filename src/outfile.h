@@ -1,0 +1,36 @@
+/*
+** outfile.h - private: an output file that appears complete or not at all.
+**
+** Data goes to a temporary file in the output's folder, named ".NAME.modelq-tmp-PID" so a stray
+** one (left by SIGKILL or a power cut) is recognisable; commit = fsync, rename over the output,
+** fsync the folder. abort (any error) and SIGINT/SIGTERM (mq_convert_install_signal_cleanup)
+** remove the temporary file; an existing output is never touched before the rename.
+**
+** Before any data: free space for the planned size is checked (statvfs) and reserved with
+** fallocate where the filesystem supports it, so a full disk is reported up front.
+** Test hook: MODELQ_FAULT_WRITE_AFTER=N makes writes fail with ENOSPC once N bytes have been
+** written (the path a full disk takes when fallocate is not supported).
+*/
+#ifndef MODELQ_OUTFILE_H
+#define MODELQ_OUTFILE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "modelq/error.h"
+
+struct mq_outfile;
+
+enum mq_status mq_outfile_create(const char *path, uint64_t size, struct mq_outfile **out, struct mq_error *err);
+/* Thread-safe positional write of all len bytes. */
+enum mq_status mq_outfile_pwrite(struct mq_outfile *f, const void *buf, size_t len, uint64_t off,
+                                 struct mq_error *err);
+/* Thread-safe positional read (checksums read the written data back). */
+enum mq_status mq_outfile_pread(struct mq_outfile *f, void *buf, size_t len, uint64_t off, struct mq_error *err);
+/* fsync + rename + fsync(dir); frees f in every case. */
+enum mq_status mq_outfile_commit(struct mq_outfile *f, struct mq_error *err);
+/* Removes the temporary file; frees f. Accepts NULL. */
+void mq_outfile_abort(struct mq_outfile *f);
+const char *mq_outfile_tmp_path(const struct mq_outfile *f);
+
+#endif

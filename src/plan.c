@@ -1,0 +1,286 @@
+/* plan.c - from input tensors to output tensors with names, types, sizes and offsets. */
+#include "plan.h"
+
+#include <inttypes.h>
+#include <regex.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ckd.h"
+#include "tensor_role.h"
+
+enum mq_status mq_plan_add(struct mq_plan *p, const char *name, long src, struct mq_error *err)
+{
+    if (p->n == p->cap) {
+        size_t cap = p->cap ? p->cap * 2 : 64;
+        struct mq_plan_tensor *t = realloc(p->t, cap * sizeof *t);
+        if (!t) return MQ_FAIL(err, MQ_E_NOMEM, "alloc", "out of memory planning tensor %s", name);
+        p->t = t;
+        p->cap = cap;
+    }
+    struct mq_plan_tensor *t = &p->t[p->n];
+    memset(t, 0, sizeof *t);
+    t->name = strdup(name);
+    if (!t->name) return MQ_FAIL(err, MQ_E_NOMEM, "alloc", "out of memory planning tensor %s", name);
+    t->src = src;
+    t->raw_ggml_type = -1;
+    p->n++;
+    return MQ_OK;
+}
+
+void mq_plan_free(struct mq_plan *p)
+{
+    if (p->writer && p->writer->release) p->writer->release(p);
+    for (size_t i = 0; i < p->n; i++) {
+        free(p->t[i].name);
+        free(p->t[i].generated);
+    }
+    free(p->t);
+    mq_meta_free(&p->meta);
+    memset(p, 0, sizeof *p);
+}
+
+static bool float_codec_of(enum mq_dtype d, enum mq_codec *c)
+{
+    switch (d) {
+    case MQ_DTYPE_F32: *c = MQ_CODEC_F32; return true;
+    case MQ_DTYPE_F16: *c = MQ_CODEC_F16; return true;
+    case MQ_DTYPE_BF16: *c = MQ_CODEC_BF16; return true;
+    default: return false;
+    }
+}
+
+/* The codec that reads a GGUF tensor of this ggml type, if modelq has one. */
+static bool codec_of_ggml(int32_t ggml_type, enum mq_codec *c)
+{
+    for (int i = 0; i < MQ_CODEC_COUNT; i++) {
+        if (mq_codec_info((enum mq_codec)i)->ggml_type == ggml_type) {
+            *c = (enum mq_codec)i;
+            return true;
+        }
+    }
+    return false;
+}
+
+static enum mq_status add_inputs(struct mq_plan *p, const struct mq_model *m, struct mq_error *err)
+{
+    for (size_t i = 0; i < m->n_tensors; i++) {
+        const struct mq_tensor *in = &m->tensors[i];
+        MQ_TRY(mq_plan_add(p, in->name, (long)i, err));
+        struct mq_plan_tensor *t = &p->t[p->n - 1];
+        t->ndim = in->ndim;
+        memcpy(t->shape, in->shape, sizeof t->shape);
+        t->numel = in->numel;
+        t->row_len = mq_tensor_row_len(in);
+        t->rows = t->row_len ? t->numel / t->row_len : 0;
+        t->raw_dtype = in->dtype;
+        t->bytes = in->nbytes;
+        enum mq_codec c;
+        if (in->from_gguf && in->ggml_type > 0 && in->ggml_type != 1 && in->ggml_type != 30) {
+            /* not F32/F16/BF16: a quantized type, or ints/F64 */
+            t->raw_ggml_type = in->ggml_type;
+            if (codec_of_ggml(in->ggml_type, &c)) {
+                t->kind = MQ_SRC_QUANT;
+                t->src_codec = c;
+            } else {
+                t->kind = MQ_SRC_RAW;
+            }
+        } else if (float_codec_of(in->dtype, &c)) {
+            t->kind = MQ_SRC_FLOAT;
+            t->src_codec = c;
+        } else {
+            t->kind = MQ_SRC_RAW;
+        }
+    }
+    return MQ_OK;
+}
+
+/* Does regex `pat` match `name`? Errors name the pattern. */
+static enum mq_status regex_match(const char *pat, const char *name, bool *hit, struct mq_error *err)
+{
+    regex_t re;
+    int rc = regcomp(&re, pat, REG_EXTENDED | REG_NOSUB);
+    if (rc != 0) {
+        char msg[128];
+        regerror(rc, &re, msg, sizeof msg);
+        return MQ_FAIL(err, MQ_E_USAGE, "pattern", "bad pattern '%s': %s", pat, msg);
+    }
+    *hit = regexec(&re, name, 0, NULL, 0) == 0;
+    regfree(&re);
+    return MQ_OK;
+}
+
+static bool row_fits(enum mq_codec c, uint64_t row_len)
+{
+    const struct mq_codec_info *ci = mq_codec_info(c);
+    return ci->flat_blocks || row_len % ci->block_elems == 0;
+}
+
+/* llama.cpp's tensor_type_fallback for a codec the row does not fit. */
+static enum mq_codec fallback_codec(enum mq_codec c, uint64_t row_len)
+{
+    enum mq_codec f;
+    if (c == MQ_CODEC_Q6_K) f = MQ_CODEC_Q8_0;
+    else if (c == MQ_CODEC_Q5_K) f = MQ_CODEC_Q5_1;
+    else f = MQ_CODEC_F16;
+    return row_fits(f, row_len) ? f : MQ_CODEC_F16;
+}
+
+/* Applies the target's rules and the user's overrides to one tensor. */
+static enum mq_status choose_type(struct mq_plan *p, const struct mq_rule_context *rc, struct mq_plan_tensor *t,
+                                  struct mq_error *err)
+{
+    const struct mq_convert_options *o = p->opt;
+    const struct mq_target_info *ti = mq_target_info(p->target);
+    if (t->kind == MQ_SRC_RAW) {
+        t->convert = false;
+        t->why = "not F32/F16/BF16: copied unchanged";
+        return MQ_OK;
+    }
+    /* the rules see the output name and shape, with a float dtype */
+    struct mq_tensor view = {0};
+    view.name = t->name;
+    view.dtype = t->kind == MQ_SRC_FLOAT ? p->model->tensors[t->src].dtype : MQ_DTYPE_F32;
+    view.ndim = t->ndim;
+    memcpy(view.shape, t->shape, sizeof view.shape);
+    view.numel = t->numel;
+    view.nbytes = t->numel * 4;
+    struct mq_tensor_plan tp;
+    MQ_TRY(mq_target_plan_tensor(p->target, rc, &view, &tp, err));
+    enum mq_codec keep_codec = t->src_codec; /* the source precision */
+    t->why = tp.why;
+    t->fell_back = tp.fell_back;
+    if (tp.convert && !(p->target == MQ_TARGET_AUTO && t->kind == MQ_SRC_QUANT)) {
+        t->codec = tp.codec;
+        t->params = tp.params;
+        t->quantized = tp.quantized;
+    } else {
+        t->codec = keep_codec;
+        t->quantized = false;
+    }
+    if (o->pure && tp.quantized && ti->rules == MQ_RULES_GGUF) {
+        t->codec = ti->codec;
+        t->fell_back = false;
+        t->why = "--pure";
+        if (!row_fits(t->codec, t->row_len)) {
+            t->codec = fallback_codec(t->codec, t->row_len);
+            t->fell_back = true;
+            t->why = "--pure; row length does not fit the block: fallback";
+        }
+    }
+    for (size_t k = 0; k < o->n_keep; k++) {
+        bool hit;
+        MQ_TRY(regex_match(o->keep[k], t->name, &hit, err));
+        if (hit) {
+            t->codec = keep_codec;
+            t->params = (struct mq_codec_params){0};
+            t->quantized = false;
+            t->fell_back = false;
+            t->overridden = true;
+            t->why = "--keep";
+            break;
+        }
+    }
+    for (size_t k = 0; k < o->n_overrides && !t->overridden; k++) {
+        bool hit;
+        MQ_TRY(regex_match(o->overrides[k].pattern, t->name, &hit, err));
+        if (!hit) continue;
+        enum mq_codec c;
+        if (!mq_codec_from_name(o->overrides[k].type, &c))
+            return MQ_FAIL(err, MQ_E_USAGE, "tensor-type", "--tensor-type %s=%s: unknown type '%s'",
+                           o->overrides[k].pattern, o->overrides[k].type, o->overrides[k].type);
+        t->codec = c;
+        t->params = (struct mq_codec_params){0};
+        if (mq_codec_info(c)->flat_blocks) t->params = ti->params;
+        t->quantized = mq_codec_info(c)->block_elems > 1 || c == MQ_CODEC_INT8_ROW;
+        t->overridden = true;
+        t->fell_back = false;
+        t->why = "--tensor-type";
+        if (!row_fits(c, t->row_len)) {
+            t->codec = fallback_codec(c, t->row_len);
+            t->fell_back = true;
+            t->why = "--tensor-type; row length does not fit the block: fallback";
+        }
+        break;
+    }
+    if (t->fell_back && o->no_fallback)
+        return MQ_FAIL(err, MQ_E_USAGE, "no-fallback",
+                       "tensor %s: rows of %" PRIu64 " elements do not split into %s blocks (--no-fallback)",
+                       t->name, t->row_len, mq_codec_info(tp.codec)->name);
+    if (p->writer && !p->writer->stores_codec(t->codec))
+        return MQ_FAIL(err, MQ_E_USAGE, "type-format", "tensor %s: %s has no %s type", t->name,
+                       mq_codec_info(t->codec)->name, p->writer->name);
+    if (t->kind == MQ_SRC_QUANT) {
+        if (t->codec == t->src_codec) {
+            t->convert = false;
+            t->why = "already in this type: copied";
+            return MQ_OK;
+        }
+        /* dequantizing to a float type is allowed; quantizing again needs the flag */
+        if (mq_codec_info(t->codec)->block_elems > 1 && !o->allow_requantize)
+            return MQ_FAIL(err, MQ_E_USAGE, "requantize",
+                           "tensor %s is already quantized (%s); converting it to %s compounds the error: "
+                           "pass --allow-requantize to do it anyway",
+                           t->name, mq_codec_info(t->src_codec)->name, mq_codec_info(t->codec)->name);
+    }
+    t->convert = true;
+    return mq_codec_tensor_bytes(t->codec, &t->params, t->numel, t->row_len, &t->bytes, err);
+}
+
+/* The rule context from the plan's (output) names and the config. */
+static void rule_context(const struct mq_plan *p, struct mq_rule_context *rc)
+{
+    mq_rule_context_init(rc, p->model);
+    rc->has_output = false;
+    for (size_t i = 0; i < p->n; i++)
+        if (mq_tensor_role(p->t[i].name) == MQ_ROLE_OUTPUT) rc->has_output = true;
+}
+
+/* llama_ftype for `auto`: the type most parameters end up in among the converted matrices. */
+static int auto_file_type(const struct mq_plan *p)
+{
+    uint64_t n[3] = {0, 0, 0};
+    for (size_t i = 0; i < p->n; i++) {
+        const struct mq_plan_tensor *t = &p->t[i];
+        if (!t->convert || t->ndim < 2) continue;
+        if (t->codec == MQ_CODEC_F32) n[0] += t->numel;
+        else if (t->codec == MQ_CODEC_F16) n[1] += t->numel;
+        else if (t->codec == MQ_CODEC_BF16) n[2] += t->numel;
+    }
+    if (n[2] >= n[1] && n[2] >= n[0] && n[2]) return 32;
+    if (n[1] >= n[0] && n[1]) return 1;
+    return 0;
+}
+
+enum mq_status mq_plan_build(struct mq_plan *p, const struct mq_model *m, const struct mq_convert_options *o,
+                             enum mq_target target, const struct mq_writer_ops *writer, struct mq_error *err)
+{
+    memset(p, 0, sizeof *p);
+    p->model = m;
+    p->opt = o;
+    p->target = target;
+    p->writer = writer;
+    p->file_type = mq_target_info(target)->llama_ftype;
+    MQ_TRY(add_inputs(p, m, err));
+    if (writer) MQ_TRY(writer->prepare(p, err));
+    struct mq_rule_context rc;
+    rule_context(p, &rc);
+    for (size_t i = 0; i < p->n; i++) {
+        enum mq_status s = choose_type(p, &rc, &p->t[i], err);
+        if (s != MQ_OK) {
+            mq_error_prefix(err, "%s", m->input_path);
+            return s;
+        }
+    }
+    if (target == MQ_TARGET_AUTO) p->file_type = auto_file_type(p);
+    if (writer) return writer->layout(p, err);
+    /* dry run without a container: tensors back to back */
+    uint64_t off = 0;
+    for (size_t i = 0; i < p->n; i++) {
+        p->t[i].offset = off;
+        if (mq_ckd_add_u64(&off, off, p->t[i].bytes))
+            return MQ_FAIL(err, MQ_E_OVERFLOW, "size", "%s: total size overflows", m->input_path);
+    }
+    p->file_size = off;
+    return MQ_OK;
+}
