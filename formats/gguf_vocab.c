@@ -292,8 +292,8 @@ static enum mq_status read_tokens(struct vb *b, uint64_t config_vocab_size, stru
                        path, max_id, config_vocab_size);
     uint64_t n = config_vocab_size ? config_vocab_size : max_id + 1;
     if (n > VOCAB_MAX)
-        return MQ_FAIL(err, MQ_E_LIMIT, "vocab-size", "%s: vocab_size %" PRIu64 " is over the limit of %u tokens", path, n,
-                       VOCAB_MAX);
+        return MQ_FAIL(err, MQ_E_LIMIT, "vocab-size", "%s: a vocabulary of %" PRIu64 " tokens is over the limit of %u",
+                       path, n, VOCAB_MAX);
     b->n = (uint32_t)n;
     b->t = calloc(b->n, sizeof *b->t);
     if (!b->t) return nomem(err, path);

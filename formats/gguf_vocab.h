@@ -18,12 +18,16 @@
 **       (leftmost on ties). With
 **           score(t) = -(rank of the first merge whose result is t)
 **           score(t) = -(number of merges) for every token no merge produces
-**       both pick the same pair at every step, provided every split of a merged token into two
-**       tokens is itself a merge, ranked with the token's other merges: tokenizer.json files
-**       converted from SentencePiece models list merges exactly that way. (Any other score of
-**       the non-merge tokens works as well: single characters, bytes and added tokens are never
-**       the result of a bigram, and -(number of merges) keeps unreachable multi-character tokens
-**       below every real merge.) tests/test_gguf_vocab.c checks the ids against llama.cpp itself.
+**       both pick the same pair at every step provided (a) every split of a merged token into two
+**       tokens is itself a merge and (b) a token's merges are ranked next to each other:
+**       tokenizer.json files converted from SentencePiece models (Llama 2, Mistral) list their
+**       merges exactly so. (Any score works for the tokens no merge produces - single characters,
+**       bytes and added tokens are never the result of a bigram - and -(number of merges) keeps
+**       unreachable multi-character tokens below every real merge.) Where (a) fails, as in a BPE
+**       trained directly with byte_fallback, llama.cpp may merge a pair that is no merge; and two
+**       overlapping pairs forming the same token ("ab"+"a" and "a"+"ba") are taken leftmost by
+**       llama.cpp but by rank by Hugging Face - as between Hugging Face and SentencePiece itself.
+**       tests/test_gguf_vocab.c checks the ids against llama.cpp itself.
 **
 ** Token types (tokenizer.ggml.token_type): 1 normal, 2 unknown (the model's unk_token), 3
 ** control (special added tokens), 4 user-defined (non-special added tokens), 5 unused (the

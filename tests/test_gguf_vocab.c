@@ -4,7 +4,7 @@
 ** For both bundled tokenizers - testdata/tiny-llama (byte-level BPE, Llama 3 style) and
 ** testdata/tokenizers/spm-bpe (BPE with byte fallback, Llama 2 style, written by tools/mktokenizer)
 ** - the tokenizer metadata modelq builds, plus the llama hyper-parameters a vocab-only load reads,
-** is written as a metadata-only GGUF and loaded by llama.cpp (libllama from the pinned
+** is written as a metadata-only GGUF (mq_gguf_write_meta_only) and loaded by llama.cpp (libllama from the pinned
 ** @node-llama-cpp/linux-x64, tests/helpers/llama_lib.h) with vocab_only = true. The token ids
 ** llama_tokenize() gives for a set of texts must equal those of the pinned Hugging Face
 ** tokenizers library (tools/interop-tokenizer/encode.mjs) on the same tokenizer.json, with and
@@ -31,6 +31,7 @@
 #include <unistd.h>
 
 #include "gguf_vocab.h"
+#include "gguf_write.h"
 #include "llama_lib.h"
 #include "modelq/meta.h"
 
@@ -56,8 +57,8 @@ static const char *const common_texts[] = {
     "tabs\tand\ttabs, carriage\r\nreturns\r\n",
     "\n",
     "accented Latin: caf\xc3\xa9 na\xc3\xafve fa\xc3\xa7" "ade M\xc3\xbcller Stra\xc3\x9f" "e se\xc3\xb1or cr\xc3\xa8me br\xc3\xbbl\xc3\xa9" "e",
-    "CJK: \xe6\x97\xa5\xe6\x9c\xac\xe8\xaa\x9e\xe3\x81\xae\xe3\x83\x86\xe3\x82\xad\xe3\x82\xb9\xe3\x83\x88 \xe4\xb8\xad\xe6\x96\x87 "
-    "\xed\x95\x9c\xea\xb5\xad\xec\x96\xb4",
+    ("CJK: \xe6\x97\xa5\xe6\x9c\xac\xe8\xaa\x9e\xe3\x81\xae\xe3\x83\x86\xe3\x82\xad\xe3\x82\xb9\xe3\x83\x88 \xe4\xb8\xad\xe6\x96\x87 "
+     "\xed\x95\x9c\xea\xb5\xad\xec\x96\xb4"),
     "emoji: \xf0\x9f\x98\x80\xf0\x9f\x91\x8d\xf0\x9f\x8f\xbd \xf0\x9f\x87\xab\xf0\x9f\x87\xb7 \xe2\x9d\xa4\xef\xb8\x8f!",
     "Greek and Cyrillic: \xce\xb1\xce\xbb\xcf\x86\xce\xb1 \xce\xb2\xce\xae\xcf\x84\xce\xb1, \xd0\xbf\xd1\x80\xd0\xb8\xd0\xb2\xd0\xb5\xd1\x82 \xd0\xbc\xd0\xb8\xd1\x80",
     "It's they're we'll I'm you've she'd DON'T",
@@ -191,74 +192,12 @@ static void variant(const char *src, const char *dst, void (*edit)(cJSON *tok, v
 }
 
 /* ---- a metadata-only GGUF ------------------------------------------------------------------ */
-/* Private writer until formats/gguf_write.c (mq_gguf_write_meta_only) lands on main: GGUF v3,
-** no tensors, little-endian (the host's order: x86-64), padded to 32 bytes like gguf.cpp. */
-
-static void w_bytes(FILE *f, const void *p, size_t n) { cr_assert_eq(fwrite(p, 1, n, f), n); }
-static void w_u32(FILE *f, uint32_t v) { w_bytes(f, &v, 4); }
-static void w_u64(FILE *f, uint64_t v) { w_bytes(f, &v, 8); }
-static void w_str(FILE *f, const char *s, uint64_t n)
-{
-    w_u64(f, n);
-    w_bytes(f, s, (size_t)n);
-}
-
-static void w_scalar(FILE *f, const struct mq_meta_value *v)
-{
-    union {
-        uint8_t u8;
-        uint16_t u16;
-        uint32_t u32;
-        uint64_t u64;
-        float f32;
-        double f64;
-    } x;
-    switch (v->type) {
-    case MQ_META_U8: case MQ_META_BOOL: x.u8 = (uint8_t)v->num.u; break;
-    case MQ_META_I8: x.u8 = (uint8_t)v->num.i; break;
-    case MQ_META_U16: x.u16 = (uint16_t)v->num.u; break;
-    case MQ_META_I16: x.u16 = (uint16_t)v->num.i; break;
-    case MQ_META_U32: x.u32 = (uint32_t)v->num.u; break;
-    case MQ_META_I32: x.u32 = (uint32_t)v->num.i; break;
-    case MQ_META_U64: x.u64 = v->num.u; break;
-    case MQ_META_I64: x.u64 = (uint64_t)v->num.i; break;
-    case MQ_META_F32: x.f32 = (float)v->num.f; break;
-    case MQ_META_F64: x.f64 = v->num.f; break;
-    default: cr_assert_fail("not a scalar type %d", (int)v->type);
-    }
-    w_bytes(f, &x, mq_meta_type_size(v->type));
-}
 
 static void write_gguf(const char *path, const struct mq_meta *m)
 {
-    FILE *f = fopen(path, "wb");
-    cr_assert_not_null(f, "cannot write %s", path);
-    w_bytes(f, "GGUF", 4);
-    w_u32(f, 3);
-    w_u64(f, 0);
-    w_u64(f, m->n);
-    for (size_t i = 0; i < m->n; i++) {
-        const struct mq_meta_value *v = &m->items[i].v;
-        w_str(f, m->items[i].key, strlen(m->items[i].key));
-        w_u32(f, (uint32_t)v->type);
-        if (v->type == MQ_META_STRING) {
-            w_str(f, v->str.p, v->str.len);
-        } else if (v->type == MQ_META_ARRAY) {
-            w_u32(f, (uint32_t)v->elem_type);
-            w_u64(f, v->count);
-            if (v->elem_type == MQ_META_STRING)
-                for (uint64_t k = 0; k < v->count; k++) w_str(f, v->strs[k].p, v->strs[k].len);
-            else
-                w_bytes(f, v->arr, (size_t)v->count * mq_meta_type_size(v->elem_type));
-        } else {
-            w_scalar(f, v);
-        }
-    }
-    static const char zeros[32];
-    long pos = ftell(f);
-    cr_assert_geq(pos, 0);
-    w_bytes(f, zeros, (size_t)((32 - pos % 32) % 32));
-    cr_assert_eq(fclose(f), 0);
+    struct mq_error err;
+    mq_error_clear(&err);
+    cr_assert_eq(mq_gguf_write_meta_only(path, m, &err), MQ_OK, "mq_gguf_write_meta_only(%s): %s", path, err.msg);
 }
 
 /*
@@ -289,6 +228,7 @@ struct texts {
 static struct texts texts_for(const char *const *special, size_t n_special)
 {
     struct texts t = {.n = 0};
+    cr_assert_leq(N_COMMON + n_special, sizeof t.v / sizeof t.v[0]);
     for (size_t i = 0; i < N_COMMON; i++) t.v[t.n++] = common_texts[i];
     for (size_t i = 0; i < n_special; i++) t.v[t.n++] = special[i];
     return t;
@@ -330,11 +270,15 @@ static void ids_to_text(const int32_t *ids, size_t n, char *buf, size_t cap)
     for (size_t k = 0; k < n && o + 16 < cap; k++) o += (size_t)snprintf(buf + o, cap - o, " %d", (int)ids[k]);
 }
 
-static void js_ids(const cJSON *arr, int32_t *ids, size_t *n)
+static void js_ids(const cJSON *arr, int32_t *ids, size_t cap, size_t *n)
 {
     *n = 0;
     const cJSON *e;
-    cJSON_ArrayForEach(e, arr) ids[(*n)++] = (int32_t)e->valueint;
+    cJSON_ArrayForEach(e, arr)
+    {
+        cr_assert_lt(*n, cap, "tokenizers.js returned more than %zu ids", cap);
+        ids[(*n)++] = (int32_t)e->valueint;
+    }
 }
 
 /* Builds the tokenizer metadata of `dir` (plus hyper-parameters) and writes it as a GGUF. */
@@ -367,7 +311,7 @@ static size_t compare(const char *gguf, const char *dir, const struct texts *t, 
         const cJSON *r = cJSON_GetArrayItem(res, (int)i);
         for (int special = 0; special < 2; special++) {
             size_t nt;
-            js_ids(cJSON_GetObjectItemCaseSensitive(r, special ? "with_special" : "ids"), theirs, &nt);
+            js_ids(cJSON_GetObjectItemCaseSensitive(r, special ? "with_special" : "ids"), theirs, 8192, &nt);
             int32_t n = mq_llama_tokenize(&L, model, t->v[i], strlen(t->v[i]), special, ours, 8192);
             cr_assert_geq(n, 0, "llama_tokenize failed on text %zu", i);
             total += (size_t)n;
