@@ -25,6 +25,8 @@
 ** are adjacent (convert_hf_to_gguf LlamaModel.permute); Qwen2 uses NEOX RoPE and is not permuted.
 */
 #include <cjson/cJSON.h>
+#include <libgen.h>
+#include <unistd.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,6 +34,7 @@
 
 #include "fileio.h"
 #include "gguf_arch.h"
+#include "gguf_vocab.h"
 #include "plan.h"
 
 struct arch {
@@ -193,6 +196,22 @@ static enum mq_status add_rope_freqs(struct mq_plan *p, const cJSON *rs, double 
     return MQ_OK;
 }
 
+/* ---- tokenizer ---- */
+
+/* tokenizer.json beside config.json -> tokenizer.ggml.*; without one, model "none" (llama.cpp
+** then runs on token ids only, with {arch}.vocab_size giving the size). */
+static enum mq_status add_vocab(struct mq_plan *p, const struct mq_model *m, struct mq_error *err)
+{
+    char *dup = strdup(m->config.path);
+    if (!dup) return MQ_FAIL(err, MQ_E_NOMEM, "alloc", "out of memory");
+    char dir[4096], tok[4200];
+    snprintf(dir, sizeof dir, "%s", dirname(dup));
+    free(dup);
+    snprintf(tok, sizeof tok, "%s/tokenizer.json", dir);
+    if (access(tok, F_OK) != 0) return mq_meta_set_str(&p->meta, "tokenizer.ggml.model", "none", SIZE_MAX, err);
+    return mq_gguf_vocab_from_hf(dir, m->config.vocab_size, &p->meta, err);
+}
+
 /* ---- hyper-parameters ---- */
 
 static enum mq_status set_hparams(struct mq_plan *p, const struct arch *a, const struct cfg *c, struct mq_error *err)
@@ -293,6 +312,7 @@ enum mq_status mq_gguf_arch_apply(struct mq_plan *p, bool *applied, struct mq_er
     if (s == MQ_OK) s = mq_meta_set_str(&p->meta, "general.name", name, SIZE_MAX, err);
     size_t n_inputs = p->n;
     if (s == MQ_OK) s = set_hparams(p, a, &c, err);
+    if (s == MQ_OK) s = add_vocab(p, m, err);
     uint64_t heads = m->config.num_heads, kv = m->config.num_kv_heads ? m->config.num_kv_heads : heads;
     bool tied = m->config.tie_word_embeddings == 1;
     /* names: pass 1 checks every tensor and computes its name (NULL = dropped); pass 2 applies */

@@ -28,7 +28,8 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 # Node packages for interop tests, each folder pinned by its committed lock file:
-#   tools/interop            @node-llama-cpp/linux-x64 (ggml's libggml-base.so for differential tests)
+#   tools/interop            @node-llama-cpp/linux-x64 (ggml's libggml-base.so: differential tests, GGUF
+#                            reader/writer) and @huggingface/gguf (second GGUF parser, gguf-dump.mjs)
 #   tools/interop-tokenizer  a JS tokenizers implementation that loads the bundled tokenizer.json
 for d in "$here/interop" "$here/interop-tokenizer"; do
   [ -f "$d/package-lock.json" ] || continue

@@ -114,12 +114,10 @@ static void sb_printf(struct sbuf *b, const char *fmt, ...)
     }
 }
 
-int stw_write_llama_sparse(const char *dir, const struct stw_llama *s)
+static uint64_t tensor_elems(const struct tensor_spec *t) { return t->shape[0] * (t->ndim == 2 ? t->shape[1] : 1); }
+
+static int write_config(const char *dir, const struct stw_llama *s)
 {
-    struct tensor_spec *t;
-    size_t n = llama_tensors(s, &t);
-    if (!n) return -1;
-    unsigned esize = 2;
     char path[4096];
     snprintf(path, sizeof path, "%s/config.json", dir);
     FILE *f = fopen(path, "w");
@@ -128,15 +126,49 @@ int stw_write_llama_sparse(const char *dir, const struct stw_llama *s)
             "{\"architectures\": [\"LlamaForCausalLM\"], \"model_type\": \"llama\", \"hidden_size\": %u, "
             "\"intermediate_size\": %u, \"num_hidden_layers\": %u, \"num_attention_heads\": %u, "
             "\"num_key_value_heads\": %u, \"vocab_size\": %u, \"max_position_embeddings\": 4096, "
-            "\"rms_norm_eps\": 1e-05, \"tie_word_embeddings\": %s, \"torch_dtype\": \"%s\"}\n",
+            "\"rms_norm_eps\": 1e-05, \"rope_theta\": 10000.0, \"tie_word_embeddings\": %s, \"torch_dtype\": \"%s\"}\n",
             s->hidden, s->ffn, s->layers, s->heads, s->kv_heads, s->vocab, s->tied ? "true" : "false",
             strcmp(s->dtype, "BF16") == 0 ? "bfloat16" : "float16");
-    fclose(f);
+    return fclose(f) == 0 ? 0 : -1;
+}
+
+/* Streams the data of tensors [first, end) through `fill` into fd, in chunks of a fixed buffer. */
+static int write_dense_data(int fd, const struct tensor_spec *t, size_t first, size_t end, unsigned esize,
+                            stw_fill_fn fill, void *user)
+{
+    enum { CHUNK_BYTES = 4u << 20 };
+    uint8_t *buf = malloc(CHUNK_BYTES);
+    if (!buf) return -1;
+    int rc = 0;
+    for (size_t i = first; i < end && !rc; i++) {
+        uint64_t n = tensor_elems(&t[i]), per = CHUNK_BYTES / esize;
+        for (uint64_t at = 0; at < n && !rc; at += per) {
+            uint64_t k = n - at < per ? n - at : per;
+            fill(user, t[i].name, n, at, k, buf);
+            rc = write_all(fd, buf, (size_t)(k * esize));
+        }
+    }
+    free(buf);
+    return rc;
+}
+
+/* Writes config.json and the shards; data is a hole (fill == NULL) or streamed from fill. */
+static int write_llama(const char *dir, const struct stw_llama *s, stw_fill_fn fill, void *user)
+{
+    struct tensor_spec *t;
+    size_t n = llama_tensors(s, &t);
+    if (!n) return -1;
+    unsigned esize = 2;
+    char path[4096];
+    if (write_config(dir, s) != 0) {
+        free(t);
+        return -1;
+    }
     unsigned shards = s->shards ? s->shards : 1;
     struct sbuf index = {0};
     sb_printf(&index, "{\"metadata\": {\"total_size\": ");
     uint64_t total = 0;
-    for (size_t i = 0; i < n; i++) total += t[i].shape[0] * (t[i].ndim == 2 ? t[i].shape[1] : 1) * esize;
+    for (size_t i = 0; i < n; i++) total += tensor_elems(&t[i]) * esize;
     sb_printf(&index, "%" PRIu64 "}, \"weight_map\": {", total);
     size_t per = (n + shards - 1) / shards, first = 0;
     int rc = 0;
@@ -149,7 +181,7 @@ int stw_write_llama_sparse(const char *dir, const struct stw_llama *s)
         sb_printf(&h, "{\"__metadata__\":{\"format\":\"pt\"}");
         uint64_t off = 0;
         for (size_t i = first; i < end; i++) {
-            uint64_t bytes = t[i].shape[0] * (t[i].ndim == 2 ? t[i].shape[1] : 1) * esize;
+            uint64_t bytes = tensor_elems(&t[i]) * esize;
             if (t[i].ndim == 2)
                 sb_printf(&h, ",\"%s\":{\"dtype\":\"%s\",\"shape\":[%" PRIu64 ",%" PRIu64 "],\"data_offsets\":[%" PRIu64
                               ",%" PRIu64 "]}",
@@ -163,14 +195,27 @@ int stw_write_llama_sparse(const char *dir, const struct stw_llama *s)
         sb_printf(&h, "}");
         while (h.len % 8) sb_printf(&h, " ");
         snprintf(path, sizeof path, "%s/%s", dir, shard);
-        rc = stw_write_sparse(path, h.p, off);
+        if (!fill) {
+            rc = stw_write_sparse(path, h.p, off);
+        } else {
+            int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+            if (fd < 0) rc = -1;
+            else {
+                uint8_t nb[8];
+                for (int b = 0; b < 8; b++) nb[b] = (uint8_t)((uint64_t)h.len >> (8 * b));
+                rc = write_all(fd, nb, 8);
+                if (!rc) rc = write_all(fd, h.p, h.len);
+                if (!rc) rc = write_dense_data(fd, t, first, end, esize, fill, user);
+                if (close(fd) != 0) rc = -1;
+            }
+        }
         free(h.p);
         first = end;
     }
     sb_printf(&index, "}}\n");
     if (!rc && shards > 1) {
         snprintf(path, sizeof path, "%s/model.safetensors.index.json", dir);
-        f = fopen(path, "w");
+        FILE *f = fopen(path, "w");
         if (!f) rc = -1;
         else {
             fputs(index.p, f);
@@ -180,4 +225,12 @@ int stw_write_llama_sparse(const char *dir, const struct stw_llama *s)
     free(index.p);
     free(t);
     return rc;
+}
+
+int stw_write_llama_sparse(const char *dir, const struct stw_llama *spec) { return write_llama(dir, spec, NULL, NULL); }
+
+int stw_write_llama_dense(const char *dir, const struct stw_llama *spec, stw_fill_fn fill, void *user)
+{
+    if (!fill) return -1;
+    return write_llama(dir, spec, fill, user);
 }

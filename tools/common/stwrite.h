@@ -3,7 +3,8 @@
 **
 ** Not the product's writer: these put exactly the bytes asked for (including broken ones) so
 ** every validation rule can be exercised, and write sparse files (header only, data a hole) so
-** a 70B-shaped checkpoint costs a few kilobytes of disk.
+** a 70B-shaped checkpoint costs a few kilobytes of disk, or dense ones with streamed data
+** (tools/mkbigmodel.c) for benchmarks and memory tests.
 */
 #ifndef MODELQ_STWRITE_H
 #define MODELQ_STWRITE_H
@@ -28,6 +29,16 @@ struct stw_llama {
 
 /* Writes config.json and the checkpoint into the existing folder `dir`. Returns 0 on success. */
 int stw_write_llama_sparse(const char *dir, const struct stw_llama *spec);
+
+/*
+** Fills elements [first, first + n) of tensor `name` (n_elems elements in all, row-major) as
+** little-endian values of the spec's dtype (2 bytes each for F16/BF16) into out.
+*/
+typedef void (*stw_fill_fn)(void *user, const char *name, uint64_t n_elems, uint64_t first, uint64_t n, void *out);
+
+/* As stw_write_llama_sparse, but with real data: every tensor is streamed through `fill` in
+** chunks of 4 MiB, so memory stays bounded whatever the model size. Returns 0 on success. */
+int stw_write_llama_dense(const char *dir, const struct stw_llama *spec, stw_fill_fn fill, void *user);
 
 /* Parameter count of that checkpoint (for checks). */
 uint64_t stw_llama_params(const struct stw_llama *spec);
