@@ -378,50 +378,6 @@ static void gguf_read(const char *path, struct gguf_file *g)
 }
 
 /*
-** llama.cpp refuses a file without tokenizer.ggml.model. Until modelq's converter writes the
-** tokenizer (formats/gguf_vocab.c), a file without one gets tokenizer.ggml.model = "no_vocab",
-** with which llama.cpp creates {arch}.vocab_size dummy tokens: all that decoding token ids
-** needs. The key/value is appended in place: the metadata count grows by one, the pair goes
-** after the last one, the tensor infos follow unchanged (their offsets are relative to the data
-** section) and the data section is re-padded. A file that has a tokenizer is left alone, so once
-** the converter writes one this is a no-op (and can go).
-*/
-static void gguf_add_no_vocab(const char *path)
-{
-    struct gguf_file g;
-    gguf_read(path, &g);
-    if (g.has_tokenizer) {
-        free(g.bytes);
-        return;
-    }
-    static const char key[] = "tokenizer.ggml.model", val[] = "no_vocab";
-    const uint64_t kl = sizeof key - 1, vl = sizeof val - 1;
-    size_t new_info_end = g.info_end + 8 + kl + 4 + 8 + vl;
-    size_t new_data = (new_info_end + g.align - 1) / g.align * g.align, out_len = new_data + (g.len - g.data);
-    uint8_t *out = calloc(1, out_len);
-    cr_assert_not_null(out);
-    memcpy(out, g.bytes, g.kv_end);
-    for (int i = 0; i < 8; i++) out[16 + i] = (uint8_t)((g.n_kv + 1) >> (8 * i));
-    uint8_t *q = out + g.kv_end;
-    for (int i = 0; i < 8; i++) *q++ = (uint8_t)(kl >> (8 * i));
-    memcpy(q, key, kl);
-    q += kl;
-    *q = 8; /* GGUF_TYPE_STRING, u32 LE */
-    q += 4;
-    for (int i = 0; i < 8; i++) *q++ = (uint8_t)(vl >> (8 * i));
-    memcpy(q, val, vl);
-    q += vl;
-    memcpy(q, g.bytes + g.kv_end, g.info_end - g.kv_end);
-    memcpy(out + new_data, g.bytes + g.data, g.len - g.data);
-    FILE *f = fopen(path, "wb");
-    cr_assert_not_null(f);
-    cr_assert_eq(fwrite(out, 1, out_len, f), out_len);
-    cr_assert_eq(fclose(f), 0);
-    free(g.bytes);
-    free(out);
-}
-
-/*
 ** The reference model on the weights exactly as a GGUF holds them: every tensor dequantized with
 ** modelq's codec for its ggml type, and for Llama the Q/K rows permuted back (to_gguf = 0) with
 ** the head counts llama.cpp assumes. Comparing llama.cpp with this separates what llama.cpp
@@ -517,7 +473,11 @@ static void convert(const char *in, const char *type, int debug_qk, const char *
     mq_error_clear(&err);
     cr_assert_eq(mq_convert(&o, &rep, &err), MQ_OK, "convert %s to %s: %s", in, type, err.msg);
     mq_convert_report_free(&rep);
-    gguf_add_no_vocab(out);
+    /* llama.cpp loads nothing without a tokenizer; the converter writes tokenizer.json's */
+    struct gguf_file g;
+    gguf_read(out, &g);
+    cr_assert(g.has_tokenizer, "%s: no tokenizer.ggml.model", out);
+    free(g.bytes);
 }
 
 /* ---- one file through llama.cpp ----------------------------------------------------------- */

@@ -25,6 +25,10 @@
 ** the values back through getters (llama_n_batch, llama_n_threads ...), so a different
 ** libllama fails loudly instead of misreading a field.
 **
+** Sanitizers: the libraries are not instrumented but load and run fine inside an ASan+UBSan
+** process (their allocations go through ASan's interposed malloc/new; LeakSanitizer reports
+** nothing), so tests call this in-process, no child process needed.
+**
 ** Evaluation is deterministic: one thread, a fresh context per sequence, no flash attention,
 ** one sequence, every position's logits requested (llama_batch.logits[i] = 1).
 */
