@@ -589,7 +589,7 @@ static void print_header(const char *title)
 ** quantized weights): small for every type, so llama.cpp reads every tensor as modelq meant it.
 ** The rest of the quantized KL is the 4-bit rounding itself (the bytes are ggml's, see
 ** test_ggml_diff.c); tiny-llama's is large because its designed lm_head makes logits large and
-** distributions peaked (top probability ~0.9), where rounding moves log probabilities most.
+** distributions peaked, where rounding moves log probabilities most.
 */
 struct bound {
     const char *type;
