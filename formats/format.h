@@ -27,6 +27,7 @@ struct mq_reader_ops {
 };
 
 extern const struct mq_reader_ops mq_safetensors_reader;
+extern const struct mq_reader_ops mq_gguf_reader;
 
 /* The reader that bids highest for this file, or NULL. */
 const struct mq_reader_ops *mq_reader_for(const uint8_t *head, size_t len, const char *path);

@@ -21,6 +21,7 @@
 #include <stdint.h>
 
 #include "modelq/dtype.h"
+#include "modelq/error.h"
 
 #define MQ_GGUF_MAGIC "GGUF"
 #define MQ_GGUF_VERSION 3u
@@ -29,6 +30,22 @@
 #define MQ_GGUF_MAX_DIMS 4u         /* GGML_MAX_DIMS */
 #define MQ_GGUF_QNT_VERSION 2u      /* GGML_QNT_VERSION */
 #define MQ_GGUF_CHECKSUM_KEY "modelq.tensor_xxh3"
+
+/*
+** Reader caps (modelq's own; gguf.cpp allows 2^30-byte strings and 2^30-element arrays and caps
+** nothing else). They bound what a hostile header can make the reader allocate: about 6x
+** MQ_GGUF_MAX_HEADER_BYTES in the worst case (a header of empty strings), and every allocation
+** is also checked against the bytes the file really has. Real files are far below them: the
+** largest headers seen hold a 262k-token vocabulary plus merges (about 10 MB) or a whole
+** tokenizer.json as one string (about 33 MB); real files have tens of keys and at most a few
+** thousand tensors.
+*/
+#define MQ_GGUF_MAX_HEADER_BYTES (128ull << 20) /* magic .. end of the tensor infos */
+#define MQ_GGUF_MAX_STRING (64ull << 20)        /* bytes of one string (key, value, name) */
+#define MQ_GGUF_MAX_ARRAY (1ull << 24)          /* elements of one array */
+#define MQ_GGUF_MAX_KV 16384u                   /* key/value pairs */
+#define MQ_GGUF_MAX_TENSORS 262144u             /* tensor infos */
+#define MQ_GGUF_READ_CHUNK 65536u               /* largest single pread while reading a header */
 
 /* One ggml type: name (llama.cpp spelling), elements and bytes per block; blck 0 = removed id. */
 struct mq_ggml_type {
@@ -43,5 +60,12 @@ struct mq_ggml_type {
 
 /* The row for a type id, or NULL when the id is unknown or removed. */
 const struct mq_ggml_type *mq_ggml_type(int32_t id);
+
+struct mq_model;
+/*
+** gguf_config.c: fills m->config from the typed metadata of a GGUF just read, when it names
+** general.architecture = A (A.block_count, A.embedding_length, ...); `path` becomes config.path.
+*/
+enum mq_status mq_gguf_fill_config(struct mq_model *m, const char *path, struct mq_error *err);
 
 #endif /* MODELQ_FORMATS_GGUF_H */

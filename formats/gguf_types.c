@@ -1,5 +1,6 @@
 /* gguf_types.c - the ggml type table (ggml.h enum ggml_type, ggml.c type_traits). */
 #include "gguf.h"
+#include "modelq/model.h"
 
 #include <stddef.h>
 
@@ -31,4 +32,10 @@ const struct mq_ggml_type *mq_ggml_type(int32_t id)
 {
     if (id < 0 || (uint32_t)id >= MQ_GGML_TYPE_COUNT || types[id].blck == 0) return NULL;
     return &types[id];
+}
+
+const char *mq_ggml_type_name(int32_t id)
+{
+    const struct mq_ggml_type *t = mq_ggml_type(id);
+    return t ? t->name : NULL;
 }

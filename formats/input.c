@@ -6,9 +6,12 @@
 **   FOLDER/model.safetensors.index.json   sharded
 **   FOLDER/<one>.safetensors.index.json   sharded, other prefix (e.g. diffusion_pytorch_model)
 **   FOLDER/<one>.safetensors              a single file of another name
-** A path to a .json file is an index; any other file is given to the reader that bids for it.
-** config.json beside the checkpoint is read when present. A folder holding only pickle files
-** (pytorch_model*.bin, *.pt, *.pth) gets a clear "not read yet" error.
+**   FOLDER/<one>.gguf                     when there is no safetensors checkpoint
+** A path to a .json file is an index; any other file is given to the reader that bids for it
+** (safetensors or GGUF, formats/registry.c). config.json beside a safetensors checkpoint is read
+** when present; a GGUF carries its own configuration (gguf_config.c), so config.json beside a
+** .gguf is not read. A folder holding only pickle files (pytorch_model*.bin, *.pt, *.pth) gets a
+** clear "not read yet" error.
 */
 #include <dirent.h>
 #include <errno.h>
@@ -95,13 +98,15 @@ static enum mq_status resolve_folder(const char *dir, char *out, size_t cap, str
         if (!path_join(out, cap, dir, ds.gguf)) return MQ_FAIL(err, MQ_E_USAGE, "path", "%s: path too long", dir);
         return MQ_OK;
     }
+    if (ds.n_gguf > 1)
+        return MQ_FAIL(err, MQ_E_USAGE, "ambiguous-folder", "%s: several .gguf files in this folder; name one", dir);
     if (ds.n_pickle > 0)
         return MQ_FAIL(err, MQ_E_UNSUPPORTED, "pickle",
                        "%s: only PyTorch pickle checkpoints (pytorch_model*.bin) here; pickle checkpoints are not read "
                        "yet: convert them to safetensors first",
                        dir);
-    return MQ_FAIL(err, MQ_E_USAGE, "no-checkpoint", "%s: no model.safetensors, index or .safetensors file in this folder",
-                   dir);
+    return MQ_FAIL(err, MQ_E_USAGE, "no-checkpoint",
+                   "%s: no model.safetensors, index, .safetensors or .gguf file in this folder", dir);
 }
 
 static enum mq_status open_checkpoint_file(struct mq_model *m, const char *path, struct mq_error *err)
@@ -118,12 +123,10 @@ static enum mq_status open_checkpoint_file(struct mq_model *m, const char *path,
     if (got < 0) return MQ_FAIL(err, MQ_E_IO, "io", "%s: cannot read", path);
     const struct mq_reader_ops *r = mq_reader_for(head, (size_t)got, path);
     if (!r) {
-        if (got >= 4 && memcmp(head, "GGUF", 4) == 0)
-            return MQ_FAIL(err, MQ_E_UNSUPPORTED, "format", "%s: GGUF input is not read yet", path);
         if (ends_with(path, ".bin") || ends_with(path, ".pt") || ends_with(path, ".pth"))
             return MQ_FAIL(err, MQ_E_UNSUPPORTED, "pickle",
                            "%s: PyTorch pickle checkpoints are not read yet: convert them to safetensors first", path);
-        return MQ_FAIL(err, MQ_E_UNSUPPORTED, "format", "%s: not a safetensors file (unknown format)", path);
+        return MQ_FAIL(err, MQ_E_UNSUPPORTED, "format", "%s: not a safetensors or GGUF file (unknown format)", path);
     }
     m->format = r->name;
     return r->read_file(m, path, err);
@@ -154,7 +157,7 @@ enum mq_status mq_model_open(const char *path, struct mq_model **out, struct mq_
     struct mq_model *m = mq_model_new(path);
     if (!m) return MQ_FAIL(err, MQ_E_NOMEM, "alloc", "out of memory");
     enum mq_status s = open_checkpoint_file(m, file, err);
-    if (s == MQ_OK) {
+    if (s == MQ_OK && strcmp(m->format, "safetensors") == 0) {
         char cfg[PATH_MAX];
         if (path_join(cfg, sizeof cfg, dir, "config.json") && exists_file(cfg))
             s = mq_config_load(m, cfg, err);

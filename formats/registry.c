@@ -3,6 +3,7 @@
 
 static const struct mq_reader_ops *const readers[] = {
     &mq_safetensors_reader,
+    &mq_gguf_reader,
 };
 
 const struct mq_reader_ops *mq_reader_for(const uint8_t *head, size_t len, const char *path)

@@ -41,6 +41,8 @@ struct mq_file {
     int fd;
     uint64_t size;       /* file size at open */
     uint64_t data_start; /* first byte after the header */
+    uint32_t gguf_version;   /* GGUF files: header version (2 or 3); 0 for other formats */
+    uint32_t gguf_alignment; /* GGUF files: data alignment (general.alignment or 32); else 0 */
 };
 
 struct mq_kv {
@@ -99,6 +101,9 @@ long mq_model_find(const struct mq_model *m, const char *name);
 /* Reads `len` bytes of tensor `t`'s data starting `offset` bytes into it. */
 enum mq_status mq_model_read(const struct mq_model *m, size_t t, uint64_t offset, void *buf,
                              size_t len, struct mq_error *err);
+
+/* llama.cpp's name of a ggml type id ("F32", "Q8_0", ...); NULL for unknown or removed ids. */
+const char *mq_ggml_type_name(int32_t id);
 
 /* Row length (innermost dimension; 1 for scalars) and row count of a tensor. */
 uint64_t mq_tensor_row_len(const struct mq_tensor *t);

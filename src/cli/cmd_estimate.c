@@ -13,7 +13,8 @@
 static const char *const estimate_help =
     "usage: modelq estimate PATH [--ctx N] [--batch B] [--lora-rank R] [--json]\n"
     "\n"
-    "Memory for this model from its headers and config.json (tensor data is never read).\n"
+    "Memory for this model from its headers and config.json, or for a .gguf from its own metadata\n"
+    "(tensor data is never read). Tensors a GGUF already stores quantized are counted as stored.\n"
     "Weights: one row per target - FP32, FP16/BF16, GGUF Q8_0, bitsandbytes LLM.int8, modelq INT8 asym,\n"
     "bitsandbytes NF4 (block 64), NF4 + double quant, GGUF Q4_0, GGUF IQ4_NL - with bits per weight\n"
     "including scales and the tensors each target leaves unquantized (the rules `convert` uses).\n"
@@ -29,6 +30,27 @@ static const char *const estimate_help =
     "  --lora-rank R  LoRA rank on every linear layer (default 16)\n"
     "  --json         one JSON document (field \"schema_version\" = 1)\n"
     "GB = 10^9 bytes, GiB = 2^30 bytes.\n";
+
+/*
+** Tensors of a GGUF stored in a block-quantized ggml type (the reader gives them dtype U8: ggml
+** has no U8 type). No target re-quantizes them, so every row counts them as stored.
+*/
+struct stored_quantized {
+    uint64_t tensors, params, bytes;
+};
+
+static struct stored_quantized count_stored_quantized(const struct mq_model *m)
+{
+    struct stored_quantized q = {0, 0, 0};
+    for (size_t i = 0; i < m->n_tensors; i++) {
+        const struct mq_tensor *t = &m->tensors[i];
+        if (!t->from_gguf || t->dtype != MQ_DTYPE_U8) continue;
+        q.tensors++;
+        q.params += t->numel;
+        q.bytes += t->nbytes;
+    }
+    return q;
+}
 
 static void print_text(const struct mq_model *m, const struct mq_estimate *e)
 {
@@ -57,8 +79,18 @@ static void print_text(const struct mq_model *m, const struct mq_estimate *e)
             printf("note: %s: %" PRIu64 " tensor(s) fall back to another type (row length not a multiple of the block)\n",
                    mq_target_info((enum mq_target)k)->label, e->rows[k].n_fallback);
 
+    struct stored_quantized sq = count_stored_quantized(m);
+    if (sq.tensors)
+        printf("note: %" PRIu64 " tensor(s) (%s parameters) are already quantized in this GGUF; every row counts them "
+               "as stored (%s bytes): modelq does not re-quantize quantized input.\n",
+               sq.tensors, cli_group(sq.params, a, sizeof a), cli_group(sq.bytes, b, sizeof b));
+
     if (!e->have_config) {
-        printf("\nno config.json with layers/heads: KV cache, inference VRAM and training need it.\n");
+        if (strcmp(m->format, "gguf") == 0)
+            printf("\nno layers/heads in the GGUF metadata (general.architecture and its block_count, head_count ...): "
+                   "KV cache, inference VRAM and training need them.\n");
+        else
+            printf("\nno config.json with layers/heads: KV cache, inference VRAM and training need it.\n");
         return;
     }
     const struct mq_config *cf = &m->config;
@@ -106,6 +138,13 @@ static int print_json(const struct mq_model *m, const struct mq_estimate *e)
     cJSON_AddNumberToObject(root, "tensors", (double)e->n_tensors);
     cJSON_AddNumberToObject(root, "parameters", (double)e->params);
     cJSON_AddNumberToObject(root, "source_bytes", (double)e->source_bytes);
+    struct stored_quantized sq = count_stored_quantized(m);
+    if (sq.tensors) {
+        cJSON *q = cJSON_AddObjectToObject(root, "stored_quantized");
+        cJSON_AddNumberToObject(q, "tensors", (double)sq.tensors);
+        cJSON_AddNumberToObject(q, "parameters", (double)sq.params);
+        cJSON_AddNumberToObject(q, "bytes", (double)sq.bytes);
+    }
     cJSON *rows = cJSON_AddArrayToObject(root, "targets");
     for (int k = 0; k < MQ_TARGET_ESTIMATE_COUNT; k++) {
         const struct mq_estimate_row *r = &e->rows[k];

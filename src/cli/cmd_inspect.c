@@ -1,4 +1,12 @@
-/* cmd_inspect.c - `modelq inspect PATH [--json]`: metadata, one row per tensor, totals by dtype. */
+/*
+** cmd_inspect.c - `modelq inspect PATH [--json]`: metadata, one row per tensor, totals by dtype.
+**
+** GGUF inputs print their own view: version and alignment, the typed key/values as
+** "key  TYPE  value" (arrays summarized), and per tensor the ggml type and ne in ggml order
+** (ne[0] = row length, the reverse of the safetensors shape); totals are by ggml type. The JSON
+** document adds "gguf", "metadata_typed", and per tensor "ggml_type" and "ne" next to the
+** outermost-first "shape".
+*/
 #include <cjson/cJSON.h>
 #include <inttypes.h>
 #include <stdlib.h>
@@ -12,14 +20,46 @@
 static const char *const inspect_help =
     "usage: modelq inspect PATH [--json]\n"
     "\n"
-    "PATH: a .safetensors file, a model.safetensors.index.json, or a Hugging Face model folder.\n"
-    "Prints the metadata, then one row per tensor (name, dtype, shape, parameters, bytes, shard),\n"
-    "then totals by dtype. Reads headers only.\n"
+    "PATH: a .safetensors file, a model.safetensors.index.json, a Hugging Face model folder, or a\n"
+    ".gguf file. Prints the metadata, then one row per tensor (name, dtype, shape, parameters, bytes,\n"
+    "shard), then totals by dtype. Reads headers only.\n"
+    "GGUF: version, alignment, typed metadata (key, TYPE, value), and per tensor the ggml type and\n"
+    "ne in ggml order (innermost first: ne[0] is the row length); totals by ggml type.\n"
     "  --json   the same as one JSON document (field \"schema_version\" = 1)\n";
 
 struct dtype_total {
     uint64_t tensors, params, bytes;
 };
+
+/* Totals are keyed by dtype, or by ggml type id for GGUF inputs (both below TOTAL_KEYS). */
+#define TOTAL_KEYS 64
+
+static bool is_gguf(const struct mq_model *m) { return strcmp(m->format, "gguf") == 0; }
+
+static int total_key(const struct mq_model *m, const struct mq_tensor *t)
+{
+    if (is_gguf(m) && t->from_gguf && t->ggml_type >= 0 && t->ggml_type < TOTAL_KEYS) return t->ggml_type;
+    return (int)t->dtype;
+}
+
+static const char *total_label(const struct mq_model *m, int key)
+{
+    const char *n = is_gguf(m) ? mq_ggml_type_name(key) : mq_dtype_name((enum mq_dtype)key);
+    return n ? n : "?";
+}
+
+/* ggml type name of a GGUF tensor, else its dtype name. */
+static const char *tensor_type(const struct mq_tensor *t)
+{
+    const char *n = t->from_gguf ? mq_ggml_type_name(t->ggml_type) : NULL;
+    return n ? n : mq_dtype_name(t->dtype);
+}
+
+/* ne in ggml order: the shape reversed. */
+static void tensor_ne(const struct mq_tensor *t, uint64_t *ne)
+{
+    for (uint32_t d = 0; d < t->ndim; d++) ne[d] = t->shape[t->ndim - 1 - d];
+}
 
 static const char *base_name(const char *p)
 {
@@ -29,39 +69,74 @@ static const char *base_name(const char *p)
 
 static void totals(const struct mq_model *m, struct dtype_total *by, struct dtype_total *all)
 {
-    memset(by, 0, sizeof(struct dtype_total) * MQ_DTYPE_COUNT);
+    memset(by, 0, sizeof(struct dtype_total) * TOTAL_KEYS);
     memset(all, 0, sizeof *all);
     for (size_t i = 0; i < m->n_tensors; i++) {
         const struct mq_tensor *t = &m->tensors[i];
-        by[t->dtype].tensors++;
-        by[t->dtype].params += t->numel;
-        by[t->dtype].bytes += t->nbytes;
+        int k = total_key(m, t);
+        by[k].tensors++;
+        by[k].params += t->numel;
+        by[k].bytes += t->nbytes;
         all->tensors++;
         all->params += t->numel;
         all->bytes += t->nbytes;
     }
 }
 
+/* The typed key/values of a GGUF, one "key  TYPE  value" line each. */
+static void print_gguf_meta(const struct mq_model *m)
+{
+    size_t w = 4;
+    for (size_t i = 0; i < m->meta.n; i++) {
+        size_t l = strlen(m->meta.items[i].key);
+        if (l > w) w = l;
+    }
+    if (w > 48) w = 48;
+    printf("metadata: %zu key%s (key, TYPE, value)\n", m->meta.n, m->meta.n == 1 ? "" : "s");
+    for (size_t i = 0; i < m->meta.n; i++) {
+        const struct mq_meta_entry *e = &m->meta.items[i];
+        char text[320];
+        mq_meta_value_format(&e->v, text, sizeof text, 160);
+        printf("  %-*s  %-8s %s\n", (int)w, e->key, mq_meta_type_name(e->v.type), text);
+    }
+}
+
 static void print_text(const struct mq_model *m)
 {
     char a[64], b[64], sh[256];
+    bool gguf = is_gguf(m);
     printf("input:    %s\n", m->input_path);
-    printf("format:   %s, %zu file%s\n", m->format, m->n_files, m->n_files == 1 ? "" : "s");
+    if (gguf && m->n_files == 1)
+        printf("format:   gguf v%u, alignment %u, %zu tensor%s, 1 file\n", m->files[0].gguf_version,
+               m->files[0].gguf_alignment, m->n_tensors, m->n_tensors == 1 ? "" : "s");
+    else
+        printf("format:   %s, %zu file%s\n", m->format, m->n_files, m->n_files == 1 ? "" : "s");
     for (size_t i = 0; i < m->n_files; i++)
         printf("  file %zu: %s (%s bytes, header %s bytes)\n", i, m->files[i].path, cli_group(m->files[i].size, a, sizeof a),
                cli_group(m->files[i].data_start, b, sizeof b));
     const struct mq_config *c = &m->config;
-    if (c->present) {
+    if (c->present && gguf) {
+        printf("config:   from the GGUF metadata: %s, layers %" PRIu64 ", hidden %" PRIu64 ", heads %" PRIu64 " (kv %" PRIu64
+               "), head_dim %" PRIu64 ", ffn %" PRIu64 ", vocab %" PRIu64 ", context %" PRIu64 "\n",
+               c->model_type, c->num_layers, c->hidden_size, c->num_heads, c->num_kv_heads, c->head_dim,
+               c->intermediate_size, c->vocab_size, c->max_position);
+    } else if (c->present) {
         printf("config:   %s (%s %s), layers %" PRIu64 ", hidden %" PRIu64 ", heads %" PRIu64 " (kv %" PRIu64
                "), head_dim %" PRIu64 ", ffn %" PRIu64 ", vocab %" PRIu64 ", dtype %s\n",
                c->path, c->model_type[0] ? c->model_type : "?", c->architecture[0] ? c->architecture : "?", c->num_layers,
                c->hidden_size, c->num_heads, c->num_kv_heads, c->head_dim, c->intermediate_size, c->vocab_size,
                c->torch_dtype[0] ? c->torch_dtype : "?");
+    } else if (gguf) {
+        printf("config:   none (no general.architecture with its hyperparameters in the metadata)\n");
     } else {
         printf("config:   none (no config.json beside the checkpoint)\n");
     }
-    printf("metadata: %zu entr%s\n", m->n_metadata, m->n_metadata == 1 ? "y" : "ies");
-    for (size_t i = 0; i < m->n_metadata; i++) printf("  %s = %s\n", m->metadata[i].key, m->metadata[i].value);
+    if (gguf) {
+        print_gguf_meta(m);
+    } else {
+        printf("metadata: %zu entr%s\n", m->n_metadata, m->n_metadata == 1 ? "y" : "ies");
+        for (size_t i = 0; i < m->n_metadata; i++) printf("  %s = %s\n", m->metadata[i].key, m->metadata[i].value);
+    }
 
     size_t w = 4;
     for (size_t i = 0; i < m->n_tensors; i++) {
@@ -69,24 +144,51 @@ static void print_text(const struct mq_model *m)
         if (l > w) w = l;
     }
     if (w > 72) w = 72;
-    printf("\n%-*s  %-11s %-22s %15s %15s  %s\n", (int)w, "name", "dtype", "shape", "parameters", "bytes", "shard");
+    printf("\n%-*s  %-11s %-22s %15s %15s  %s\n", (int)w, "name", gguf ? "type" : "dtype",
+           gguf ? "ne (ggml order)" : "shape", "parameters", "bytes", "shard");
     for (size_t i = 0; i < m->n_tensors; i++) {
         const struct mq_tensor *t = &m->tensors[i];
-        printf("%-*s  %-11s %-22s %15s %15s  %s\n", (int)w, t->name, mq_dtype_name(t->dtype),
-               cli_shape(t->shape, t->ndim, sh, sizeof sh), cli_group(t->numel, a, sizeof a),
+        uint64_t ne[MQ_MAX_DIMS];
+        tensor_ne(t, ne);
+        printf("%-*s  %-11s %-22s %15s %15s  %s\n", (int)w, t->name, gguf ? tensor_type(t) : mq_dtype_name(t->dtype),
+               cli_shape(gguf ? ne : t->shape, t->ndim, sh, sizeof sh), cli_group(t->numel, a, sizeof a),
                cli_group(t->nbytes, b, sizeof b), base_name(m->files[t->file].path));
     }
-    struct dtype_total by[MQ_DTYPE_COUNT], all;
+    struct dtype_total by[TOTAL_KEYS], all;
     totals(m, by, &all);
-    printf("\ntotals by dtype:\n");
-    for (int d = 0; d < MQ_DTYPE_COUNT; d++) {
+    printf("\ntotals by %s:\n", gguf ? "type" : "dtype");
+    for (int d = 0; d < TOTAL_KEYS; d++) {
         if (!by[d].tensors) continue;
-        printf("  %-11s %6" PRIu64 " tensors %18s parameters %18s bytes\n", mq_dtype_name((enum mq_dtype)d),
-               by[d].tensors, cli_group(by[d].params, a, sizeof a), cli_group(by[d].bytes, b, sizeof b));
+        printf("  %-11s %6" PRIu64 " tensors %18s parameters %18s bytes\n", total_label(m, d), by[d].tensors,
+               cli_group(by[d].params, a, sizeof a), cli_group(by[d].bytes, b, sizeof b));
     }
     printf("  %-11s %6" PRIu64 " tensors %18s parameters %18s bytes (%.4f GB, %.4f GiB)\n", "all", all.tensors,
            cli_group(all.params, a, sizeof a), cli_group(all.bytes, b, sizeof b), (double)all.bytes / 1e9,
            (double)all.bytes / 1073741824.0);
+}
+
+/* "gguf" and "metadata_typed": version, alignment, data offset, and every key with its type. */
+static void json_gguf(cJSON *root, const struct mq_model *m)
+{
+    cJSON *g = cJSON_AddObjectToObject(root, "gguf");
+    cJSON_AddNumberToObject(g, "version", m->files[0].gguf_version);
+    cJSON_AddNumberToObject(g, "alignment", m->files[0].gguf_alignment);
+    cJSON_AddNumberToObject(g, "data_offset", (double)m->files[0].data_start);
+    cJSON *typed = cJSON_AddArrayToObject(root, "metadata_typed");
+    for (size_t i = 0; i < m->meta.n; i++) {
+        const struct mq_meta_entry *e = &m->meta.items[i];
+        cJSON *o = cJSON_CreateObject();
+        char text[320];
+        mq_meta_value_format(&e->v, text, sizeof text, 160);
+        cJSON_AddStringToObject(o, "key", e->key);
+        cJSON_AddStringToObject(o, "type", mq_meta_type_name(e->v.type));
+        if (e->v.type == MQ_META_ARRAY) {
+            cJSON_AddStringToObject(o, "elem_type", mq_meta_type_name(e->v.elem_type));
+            cJSON_AddNumberToObject(o, "count", (double)e->v.count);
+        }
+        cJSON_AddStringToObject(o, "value", text);
+        cJSON_AddItemToArray(typed, o);
+    }
 }
 
 static int print_json(const struct mq_model *m)
@@ -95,6 +197,8 @@ static int print_json(const struct mq_model *m)
     cJSON_AddNumberToObject(root, "schema_version", INSPECT_SCHEMA_VERSION);
     cJSON_AddStringToObject(root, "input", m->input_path);
     cJSON_AddStringToObject(root, "format", m->format);
+    bool gguf = is_gguf(m) && m->n_files == 1;
+    if (gguf) json_gguf(root, m);
     cJSON *files = cJSON_AddArrayToObject(root, "files");
     for (size_t i = 0; i < m->n_files; i++) {
         cJSON *f = cJSON_CreateObject();
@@ -130,22 +234,48 @@ static int print_json(const struct mq_model *m)
         cJSON_AddStringToObject(o, "dtype", mq_dtype_name(t->dtype));
         cJSON *shape = cJSON_AddArrayToObject(o, "shape");
         for (uint32_t d = 0; d < t->ndim; d++) cJSON_AddItemToArray(shape, cJSON_CreateNumber((double)t->shape[d]));
+        if (t->from_gguf) {
+            uint64_t ne[MQ_MAX_DIMS];
+            tensor_ne(t, ne);
+            cJSON_AddStringToObject(o, "ggml_type", tensor_type(t));
+            cJSON *nej = cJSON_AddArrayToObject(o, "ne");
+            for (uint32_t d = 0; d < t->ndim; d++) cJSON_AddItemToArray(nej, cJSON_CreateNumber((double)ne[d]));
+        }
         cJSON_AddNumberToObject(o, "parameters", (double)t->numel);
         cJSON_AddNumberToObject(o, "bytes", (double)t->nbytes);
         cJSON_AddNumberToObject(o, "offset", (double)t->offset);
         cJSON_AddStringToObject(o, "shard", base_name(m->files[t->file].path));
         cJSON_AddItemToArray(ts, o);
     }
-    struct dtype_total by[MQ_DTYPE_COUNT], all;
+    struct dtype_total by[TOTAL_KEYS], all;
     totals(m, by, &all);
     cJSON *tot = cJSON_AddObjectToObject(root, "totals");
+    /* by_dtype as before for every format; GGUF adds by_ggml_type */
+    struct dtype_total byd_[MQ_DTYPE_COUNT];
+    memset(byd_, 0, sizeof byd_);
+    for (size_t i = 0; i < m->n_tensors; i++) {
+        const struct mq_tensor *t = &m->tensors[i];
+        byd_[t->dtype].tensors++;
+        byd_[t->dtype].params += t->numel;
+        byd_[t->dtype].bytes += t->nbytes;
+    }
     cJSON *byd = cJSON_AddObjectToObject(tot, "by_dtype");
     for (int d = 0; d < MQ_DTYPE_COUNT; d++) {
-        if (!by[d].tensors) continue;
+        if (!byd_[d].tensors) continue;
         cJSON *o = cJSON_AddObjectToObject(byd, mq_dtype_name((enum mq_dtype)d));
-        cJSON_AddNumberToObject(o, "tensors", (double)by[d].tensors);
-        cJSON_AddNumberToObject(o, "parameters", (double)by[d].params);
-        cJSON_AddNumberToObject(o, "bytes", (double)by[d].bytes);
+        cJSON_AddNumberToObject(o, "tensors", (double)byd_[d].tensors);
+        cJSON_AddNumberToObject(o, "parameters", (double)byd_[d].params);
+        cJSON_AddNumberToObject(o, "bytes", (double)byd_[d].bytes);
+    }
+    if (is_gguf(m)) {
+        cJSON *byg = cJSON_AddObjectToObject(tot, "by_ggml_type");
+        for (int d = 0; d < TOTAL_KEYS; d++) {
+            if (!by[d].tensors) continue;
+            cJSON *o = cJSON_AddObjectToObject(byg, total_label(m, d));
+            cJSON_AddNumberToObject(o, "tensors", (double)by[d].tensors);
+            cJSON_AddNumberToObject(o, "parameters", (double)by[d].params);
+            cJSON_AddNumberToObject(o, "bytes", (double)by[d].bytes);
+        }
     }
     cJSON_AddNumberToObject(tot, "tensors", (double)all.tensors);
     cJSON_AddNumberToObject(tot, "parameters", (double)all.params);
