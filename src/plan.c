@@ -272,7 +272,7 @@ enum mq_status mq_plan_build(struct mq_plan *p, const struct mq_model *m, const 
             return s;
         }
     }
-    if (target == MQ_TARGET_AUTO) p->file_type = auto_file_type(p);
+    if (target == MQ_TARGET_AUTO && p->file_type != -2) p->file_type = auto_file_type(p); /* -2: keep the input's */
     if (writer) return writer->layout(p, err);
     /* dry run without a container: tensors back to back */
     uint64_t off = 0;
