@@ -552,7 +552,7 @@ static enum mq_status gg_fixed_header(struct gg_in *in, uint32_t *version, uint6
 static enum mq_status gg_read_header(struct gg_in *in, struct mq_model *m, uint32_t file)
 {
     uint32_t version, align;
-    uint64_t n_tensors, n_kv, data_start;
+    uint64_t n_tensors = 0, n_kv = 0, data_start = 0;
     MQ_TRY(gg_fixed_header(in, &version, &n_tensors, &n_kv));
     MQ_TRY(gg_read_kvs(in, m, n_kv));
     MQ_TRY(gg_alignment(in, &m->meta, &align));
