@@ -1,11 +1,13 @@
-/* outfile.c - temporary file + rename, free-space check, signal cleanup (see outfile.h). */
+/* outfile.c - temporary file (or folder) + rename, free-space check, signal cleanup (outfile.h). */
 #include "outfile.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <libgen.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,26 +18,38 @@
 
 #include "modelq/convert.h"
 
-#define MAX_LIVE 8
+#define MAX_LIVE 64
+#define LIVE_PATH 4096
 
 struct mq_outfile {
-    char *path;
-    char *tmp;
-    char *dir;
+    char *path;                /* final path: the file, or the folder (folder mode) */
+    char *tmp;                 /* the data file being written */
+    char *dir;                 /* folder holding the final path */
+    char *tmp_dir;             /* folder mode: the temporary folder, else NULL */
+    char *data_name;           /* folder mode: the data file's name inside the folder */
     int fd;
-    int slot;
+    int slots[MAX_LIVE];       /* registered temporary paths (files first, the folder last) */
+    int n_slots;
     _Atomic uint64_t written;
     uint64_t fault_after;      /* 0 = off */
 };
 
-/* Temporary paths the signal handler must remove (fixed storage: handlers may not malloc). */
-static char live_paths[MAX_LIVE][4096];
+/*
+** Temporary paths the signal handler must remove, in fixed storage (handlers may not malloc).
+** Kind 0 = a file (unlink), 1 = a folder (rmdir, after its files).
+*/
+static char live_paths[MAX_LIVE][LIVE_PATH];
+static volatile sig_atomic_t live_kind[MAX_LIVE];
 static volatile sig_atomic_t live_used[MAX_LIVE];
 
 static void on_signal(int sig)
 {
-    for (int i = 0; i < MAX_LIVE; i++)
-        if (live_used[i]) unlink(live_paths[i]);
+    for (int pass = 0; pass < 2; pass++)
+        for (int i = 0; i < MAX_LIVE; i++)
+            if (live_used[i] && live_kind[i] == pass) {
+                if (pass == 0) unlink(live_paths[i]);
+                else rmdir(live_paths[i]);
+            }
     signal(sig, SIG_DFL);
     raise(sig);
 }
@@ -51,30 +65,46 @@ void mq_convert_install_signal_cleanup(void)
     sigaction(SIGHUP, &sa, NULL);
 }
 
-static int register_live(const char *tmp)
+static int register_live(struct mq_outfile *f, const char *path, int kind)
 {
-    if (strlen(tmp) >= sizeof live_paths[0]) return -1;
+    if (strlen(path) >= LIVE_PATH || f->n_slots == MAX_LIVE) return -1;
     for (int i = 0; i < MAX_LIVE; i++) {
         if (!live_used[i]) {
-            strcpy(live_paths[i], tmp);
+            strcpy(live_paths[i], path);
+            live_kind[i] = kind;
             live_used[i] = 1;
-            return i;
+            f->slots[f->n_slots++] = i;
+            return 0;
         }
     }
     return -1;
 }
 
-static void unregister_live(int slot)
+static void unregister_all(struct mq_outfile *f)
 {
-    if (slot >= 0) live_used[slot] = 0;
+    for (int i = 0; i < f->n_slots; i++) live_used[f->slots[i]] = 0;
+    f->n_slots = 0;
+}
+
+/* Removes every registered temporary path (files, then the folder). */
+static void remove_live(struct mq_outfile *f)
+{
+    for (int pass = 0; pass < 2; pass++)
+        for (int i = 0; i < f->n_slots; i++)
+            if (live_kind[f->slots[i]] == pass) {
+                if (pass == 0) unlink(live_paths[f->slots[i]]);
+                else rmdir(live_paths[f->slots[i]]);
+            }
 }
 
 static void outfile_free(struct mq_outfile *f)
 {
-    unregister_live(f->slot);
+    unregister_all(f);
     free(f->path);
     free(f->tmp);
     free(f->dir);
+    free(f->tmp_dir);
+    free(f->data_name);
     free(f);
 }
 
@@ -86,66 +116,152 @@ static enum mq_status io_fail(struct mq_error *err, const char *check, int e, co
     return s;
 }
 
+static char *join(const char *a, const char *b)
+{
+    size_t n = strlen(a) + strlen(b) + 2;
+    char *p = malloc(n);
+    if (p) snprintf(p, n, "%s/%s", a, b);
+    return p;
+}
+
+/* Folder of `path` and a hidden temporary name beside it. */
+static int tmp_names(const char *path, char **dir, char **tmp)
+{
+    char *a = strdup(path), *b = strdup(path);
+    if (!a || !b) {
+        free(a);
+        free(b);
+        return -1;
+    }
+    size_t n = strlen(b);
+    while (n > 1 && b[n - 1] == '/') b[--n] = '\0';
+    while (strlen(a) > 1 && a[strlen(a) - 1] == '/') a[strlen(a) - 1] = '\0';
+    *dir = strdup(dirname(a));
+    const char *base = basename(b);
+    size_t len = strlen(*dir ? *dir : "") + strlen(base) + 64;
+    *tmp = malloc(len);
+    if (*tmp && *dir) snprintf(*tmp, len, "%s/.%s.modelq-tmp-%ld", *dir, base, (long)getpid());
+    free(a);
+    free(b);
+    return *dir && *tmp ? 0 : -1;
+}
+
+static enum mq_status check_space(const char *dir, const char *path, uint64_t size, struct mq_error *err)
+{
+    struct statvfs vfs;
+    if (statvfs(dir, &vfs) != 0) return MQ_OK;
+    uint64_t avail = (uint64_t)vfs.f_bavail * (uint64_t)vfs.f_frsize;
+    if (avail >= size) return MQ_OK;
+    enum mq_status s = MQ_FAIL(err, MQ_E_IO, "disk-full",
+                               "%s: not enough free space: the output needs %" PRIu64 " bytes, the folder's "
+                               "filesystem has %" PRIu64, path, size, avail);
+    if (err) err->sys_errno = ENOSPC;
+    return s;
+}
+
+/* Creates f->tmp (registered), reserves `size` bytes. */
+static enum mq_status open_data(struct mq_outfile *f, uint64_t size, struct mq_error *err)
+{
+    if (register_live(f, f->tmp, 0) != 0)
+        return MQ_FAIL(err, MQ_E_LIMIT, "outputs", "%s: too many temporary files", f->tmp);
+    f->fd = open(f->tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    if (f->fd < 0) return io_fail(err, "create", errno, "cannot create the temporary file", f->tmp);
+    /* reserve the blocks now: a full disk fails here, before hours of work */
+    int rc = posix_fallocate(f->fd, 0, (off_t)size);
+    if (rc == ENOSPC) return io_fail(err, "disk-full", rc, "no space left for the output", f->path);
+    if (ftruncate(f->fd, (off_t)size) != 0) return io_fail(err, "write", errno, "cannot size the temporary file", f->tmp);
+    return MQ_OK;
+}
+
+static struct mq_outfile *outfile_new(const char *path)
+{
+    struct mq_outfile *f = calloc(1, sizeof *f);
+    if (!f) return NULL;
+    f->fd = -1;
+    f->path = strdup(path);
+    const char *fault = getenv("MODELQ_FAULT_WRITE_AFTER");
+    if (fault && *fault) f->fault_after = strtoull(fault, NULL, 10) + 1;
+    return f;
+}
+
 enum mq_status mq_outfile_create(const char *path, uint64_t size, struct mq_outfile **out, struct mq_error *err)
 {
     *out = NULL;
-    struct mq_outfile *f = calloc(1, sizeof *f);
-    char *a = strdup(path), *b = strdup(path);
-    if (!f || !a || !b) {
-        free(f); free(a); free(b);
+    struct mq_outfile *f = outfile_new(path);
+    if (!f || !f->path || tmp_names(path, &f->dir, &f->tmp) != 0) {
+        if (f) outfile_free(f);
         return MQ_FAIL(err, MQ_E_NOMEM, "alloc", "%s: out of memory", path);
     }
-    f->fd = -1;
-    f->slot = -1;
-    f->path = strdup(path);
-    f->dir = strdup(dirname(a));
-    const char *base = basename(b);
-    size_t n = strlen(f->dir ? f->dir : "") + strlen(base) + 64;
-    f->tmp = malloc(n);
-    if (f->tmp && f->dir) snprintf(f->tmp, n, "%s/.%s.modelq-tmp-%ld", f->dir, base, (long)getpid());
-    free(a);
-    free(b);
-    if (!f->path || !f->dir || !f->tmp) {
-        outfile_free(f);
-        return MQ_FAIL(err, MQ_E_NOMEM, "alloc", "%s: out of memory", path);
-    }
-    const char *fault = getenv("MODELQ_FAULT_WRITE_AFTER");
-    if (fault && *fault) f->fault_after = strtoull(fault, NULL, 10) + 1;
-
-    struct statvfs vfs;
-    if (statvfs(f->dir, &vfs) == 0) {
-        uint64_t avail = (uint64_t)vfs.f_bavail * (uint64_t)vfs.f_frsize;
-        if (avail < size) {
-            enum mq_status s = MQ_FAIL(err, MQ_E_IO, "disk-full",
-                                       "%s: not enough free space: the output needs %" PRIu64 " bytes, the folder's "
-                                       "filesystem has %" PRIu64, path, size, avail);
-            if (err) err->sys_errno = ENOSPC;
-            outfile_free(f);
-            return s;
-        }
-    }
-    f->slot = register_live(f->tmp);
-    f->fd = open(f->tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-    if (f->fd < 0) {
-        int e = errno;
-        enum mq_status s = io_fail(err, "create", e, "cannot create the temporary file", f->tmp);
-        outfile_free(f);
-        return s;
-    }
-    /* reserve the blocks now: a full disk fails here, before hours of work */
-    int rc = posix_fallocate(f->fd, 0, (off_t)size);
-    if (rc == ENOSPC) {
-        enum mq_status s = io_fail(err, "disk-full", rc, "no space left for the output", path);
-        mq_outfile_abort(f);
-        return s;
-    }
-    if (ftruncate(f->fd, (off_t)size) != 0) {
-        int e = errno;
-        enum mq_status s = io_fail(err, "write", e, "cannot size the temporary file", f->tmp);
+    enum mq_status s = check_space(f->dir, path, size, err);
+    if (s == MQ_OK) s = open_data(f, size, err);
+    if (s != MQ_OK) {
         mq_outfile_abort(f);
         return s;
     }
     *out = f;
+    return MQ_OK;
+}
+
+enum mq_status mq_outfile_create_in_dir(const char *dir, const char *name, uint64_t size, struct mq_outfile **out,
+                                        struct mq_error *err)
+{
+    *out = NULL;
+    struct mq_outfile *f = outfile_new(dir);
+    if (!f || !f->path || tmp_names(dir, &f->dir, &f->tmp_dir) != 0 || !(f->data_name = strdup(name)) ||
+        !(f->tmp = join(f->tmp_dir, name))) {
+        if (f) outfile_free(f);
+        return MQ_FAIL(err, MQ_E_NOMEM, "alloc", "%s: out of memory", dir);
+    }
+    struct stat st;
+    if (stat(dir, &st) == 0 && !S_ISDIR(st.st_mode)) {
+        outfile_free(f);
+        return MQ_FAIL(err, MQ_E_USAGE, "output-not-folder", "%s exists and is not a folder", dir);
+    }
+    enum mq_status s = check_space(f->dir, dir, size, err);
+    if (s == MQ_OK) {
+        if (mkdir(f->tmp_dir, 0755) != 0) s = io_fail(err, "create", errno, "cannot create the temporary folder", f->tmp_dir);
+        else if (register_live(f, f->tmp_dir, 1) != 0) s = MQ_FAIL(err, MQ_E_LIMIT, "outputs", "too many temporaries");
+    }
+    if (s == MQ_OK) s = open_data(f, size, err);
+    if (s != MQ_OK) {
+        mq_outfile_abort(f);
+        return s;
+    }
+    *out = f;
+    return MQ_OK;
+}
+
+enum mq_status mq_outfile_add_file(struct mq_outfile *f, const char *name, const void *data, size_t len,
+                                   struct mq_error *err)
+{
+    if (!f->tmp_dir) return MQ_FAIL(err, MQ_E_INTERNAL, "outputs", "%s: not a folder output", f->path);
+    char *p = join(f->tmp_dir, name);
+    if (!p) return MQ_FAIL(err, MQ_E_NOMEM, "alloc", "out of memory");
+    enum mq_status s = MQ_OK;
+    if (register_live(f, p, 0) != 0) s = MQ_FAIL(err, MQ_E_LIMIT, "outputs", "%s: too many files", p);
+    int fd = s == MQ_OK ? open(p, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644) : -1;
+    if (s == MQ_OK && fd < 0) s = io_fail(err, "create", errno, "cannot create", p);
+    const uint8_t *b = data;
+    while (s == MQ_OK && len) {
+        ssize_t k = write(fd, b, len);
+        if (k < 0 && errno == EINTR) continue;
+        if (k <= 0) s = io_fail(err, errno == ENOSPC ? "disk-full" : "write", k < 0 ? errno : ENOSPC, "write failed", p);
+        else {
+            b += k;
+            len -= (size_t)k;
+        }
+    }
+    if (fd >= 0) {
+        if (s == MQ_OK && fsync(fd) != 0) s = io_fail(err, "fsync", errno, "fsync failed", p);
+        if (close(fd) != 0 && s == MQ_OK) s = io_fail(err, "close", errno, "close failed", p);
+    }
+    free(p);
+    return s;
+}
+
+enum mq_status mq_outfile_truncate(struct mq_outfile *f, uint64_t size, struct mq_error *err)
+{
+    if (ftruncate(f->fd, (off_t)size) != 0) return io_fail(err, "write", errno, "cannot truncate", f->tmp);
     return MQ_OK;
 }
 
@@ -157,10 +273,7 @@ enum mq_status mq_outfile_pwrite(struct mq_outfile *f, const void *buf, size_t l
         size_t n = len;
         if (f->fault_after) {
             uint64_t w = atomic_fetch_add(&f->written, n) + n;
-            if (w >= f->fault_after) {
-                errno = ENOSPC;
-                return io_fail(err, "write", ENOSPC, "write failed", f->path);
-            }
+            if (w >= f->fault_after) return io_fail(err, "disk-full", ENOSPC, "write failed", f->path);
         }
         ssize_t k = pwrite(f->fd, p, n, (off_t)off);
         if (k < 0 && errno == EINTR) continue;
@@ -189,26 +302,67 @@ enum mq_status mq_outfile_pread(struct mq_outfile *f, void *buf, size_t len, uin
     return MQ_OK;
 }
 
+static void fsync_dir(const char *dir)
+{
+    int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd >= 0) {
+        (void)fsync(dfd);
+        close(dfd);
+    }
+}
+
+/* Deletes a folder modelq wrote (plain files only; no recursion into subfolders). */
+static void remove_flat_dir(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (!d) return;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
+        char *p = join(dir, e->d_name);
+        if (p) unlink(p);
+        free(p);
+    }
+    closedir(d);
+    rmdir(dir);
+}
+
 enum mq_status mq_outfile_commit(struct mq_outfile *f, struct mq_error *err)
 {
     enum mq_status s = MQ_OK;
     if (fsync(f->fd) != 0) s = io_fail(err, "fsync", errno, "fsync failed", f->tmp);
     if (close(f->fd) != 0 && s == MQ_OK) s = io_fail(err, "close", errno, "close failed", f->tmp);
     f->fd = -1;
-    if (s == MQ_OK && rename(f->tmp, f->path) != 0)
-        s = io_fail(err, "rename", errno, "cannot move the finished file into place", f->path);
     if (s != MQ_OK) {
-        unlink(f->tmp);
+        remove_live(f);
         outfile_free(f);
         return s;
     }
-    unregister_live(f->slot);
-    f->slot = -1;
-    int dfd = open(f->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd >= 0) {
-        if (fsync(dfd) != 0 && errno != EINVAL) s = io_fail(err, "fsync", errno, "fsync of the folder failed", f->dir);
-        close(dfd);
+    if (!f->tmp_dir) {
+        if (rename(f->tmp, f->path) != 0) {
+            s = io_fail(err, "rename", errno, "cannot move the finished file into place", f->path);
+            remove_live(f);
+            outfile_free(f);
+            return s;
+        }
+    } else {
+        fsync_dir(f->tmp_dir);
+        struct stat st;
+        bool exists = lstat(f->path, &st) == 0;
+        int rc = exists ? renameat2(AT_FDCWD, f->tmp_dir, AT_FDCWD, f->path, RENAME_EXCHANGE)
+                        : rename(f->tmp_dir, f->path);
+        if (rc != 0) {
+            s = io_fail(err, "rename", errno, "cannot move the finished folder into place", f->path);
+            remove_live(f);
+            outfile_free(f);
+            return s;
+        }
+        unregister_all(f);
+        /* the previous folder now sits at the temporary name */
+        if (exists) remove_flat_dir(f->tmp_dir);
     }
+    unregister_all(f);
+    fsync_dir(f->dir);
     outfile_free(f);
     return s;
 }
@@ -217,7 +371,7 @@ void mq_outfile_abort(struct mq_outfile *f)
 {
     if (!f) return;
     if (f->fd >= 0) close(f->fd);
-    unlink(f->tmp);
+    remove_live(f);
     outfile_free(f);
 }
 
