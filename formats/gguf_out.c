@@ -21,6 +21,7 @@
 #include "gguf.h"
 #include "gguf_arch.h"
 #include "gguf_write.h"
+#include "outfile.h"
 #include "plan.h"
 
 struct gguf_state {
@@ -151,7 +152,8 @@ static enum mq_status gguf_layout(struct mq_plan *p, struct mq_error *err)
     return MQ_OK;
 }
 
-static enum mq_status gguf_header(struct mq_plan *p, uint8_t *buf, struct mq_error *err)
+/* The header, with the checksums filled in, written at offset 0. */
+static enum mq_status gguf_finish(struct mq_plan *p, struct mq_outfile *out, struct mq_error *err)
 {
     struct gguf_state *st = p->writer_state;
     long k = mq_meta_find(&p->meta, MQ_GGUF_CHECKSUM_KEY);
@@ -159,7 +161,13 @@ static enum mq_status gguf_header(struct mq_plan *p, uint8_t *buf, struct mq_err
         return MQ_FAIL(err, MQ_E_INTERNAL, "checksums", "checksum array missing from the planned header");
     uint64_t *sums = p->meta.items[k].v.arr;
     for (size_t i = 0; i < p->n; i++) sums[i] = p->t[i].xxh3;
-    return mq_gguf_header_write(&p->meta, st->info, p->n, buf, p->data_start, err);
+    size_t len = (size_t)p->data_start;
+    uint8_t *buf = malloc(len ? len : 1);
+    if (!buf) return MQ_FAIL(err, MQ_E_NOMEM, "alloc", "out of memory for the header");
+    enum mq_status s = mq_gguf_header_write(&p->meta, st->info, p->n, buf, p->data_start, err);
+    if (s == MQ_OK) s = mq_outfile_pwrite(out, buf, len, 0, err);
+    free(buf);
+    return s;
 }
 
 static void gguf_release(struct mq_plan *p)
@@ -176,6 +184,6 @@ const struct mq_writer_ops mq_gguf_writer = {
     .stores_codec = gguf_stores_codec,
     .prepare = gguf_prepare,
     .layout = gguf_layout,
-    .header = gguf_header,
+    .finish = gguf_finish,
     .release = gguf_release,
 };

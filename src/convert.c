@@ -146,7 +146,6 @@ enum mq_status mq_convert(const struct mq_convert_options *o, struct mq_convert_
     MQ_TRY(mq_model_open(o->input, &m, err));
     struct mq_plan plan;
     struct mq_outfile *out = NULL;
-    uint8_t *header = NULL;
     enum mq_status s = MQ_OK;
     if (o->output && !o->dry_run) s = check_not_input(m, o->output, err);
     if (s == MQ_OK) s = mq_plan_build(&plan, m, o, target, writer, err);
@@ -159,15 +158,14 @@ enum mq_status mq_convert(const struct mq_convert_options *o, struct mq_convert_
     rep->output = o->output ? strdup(o->output) : NULL;
     rep->format = strdup(writer ? writer->name : "none");
     if (s == MQ_OK && !o->dry_run) {
-        size_t hlen = (size_t)plan.data_start;
-        header = malloc(hlen ? hlen : 1);
-        if (!header) s = MQ_FAIL(err, MQ_E_NOMEM, "alloc", "out of memory for the header");
-        if (s == MQ_OK) s = mq_outfile_create(o->output, plan.file_size, &out, err);
+        if (writer->folder_data_name)
+            s = mq_outfile_create_in_dir(o->output, writer->folder_data_name, plan.file_size, &out, err);
+        else
+            s = mq_outfile_create(o->output, plan.file_size, &out, err);
     }
     if (s == MQ_OK && (!o->dry_run || o->stats)) s = mq_plan_run(&plan, out, threads, o->stats, err);
     if (s == MQ_OK && out) {
-        s = writer->header(&plan, header, err);
-        if (s == MQ_OK) s = mq_outfile_pwrite(out, header, (size_t)plan.data_start, 0, err);
+        s = writer->finish(&plan, out, err);
         if (s == MQ_OK) {
             s = mq_outfile_commit(out, err);
             out = NULL;
@@ -179,7 +177,6 @@ enum mq_status mq_convert(const struct mq_convert_options *o, struct mq_convert_
         rep->file_bytes = plan.file_size;
     }
     rep->seconds = now_seconds() - t0;
-    free(header);
     mq_plan_free(&plan);
     mq_model_free(m);
     return s;

@@ -135,14 +135,14 @@ static enum mq_status build_jobs(struct run *r, struct mq_error *err)
 }
 
 struct worker_buf {
-    uint8_t *src, *perm, *out;
+    uint8_t *src, *perm, *out, *side_le;
     float *f32, *deq, *scales;
     int8_t *zeros;
 };
 
 static void free_buf(struct worker_buf *b)
 {
-    free(b->src); free(b->perm); free(b->out); free(b->f32); free(b->deq); free(b->scales); free(b->zeros);
+    free(b->src); free(b->perm); free(b->out); free(b->side_le); free(b->f32); free(b->deq); free(b->scales); free(b->zeros);
 }
 
 static bool alloc_buf(struct run *r, struct worker_buf *b)
@@ -156,7 +156,8 @@ static bool alloc_buf(struct run *r, struct worker_buf *b)
     b->deq = r->stats ? malloc((r->max_elems ? r->max_elems : 1) * sizeof(float)) : NULL;
     b->scales = malloc(side * sizeof(float));
     b->zeros = malloc(side);
-    return b->src && b->perm && b->out && b->f32 && (b->deq || !r->stats) && b->scales && b->zeros;
+    b->side_le = malloc(side * 4);
+    return b->src && b->perm && b->out && b->f32 && (b->deq || !r->stats) && b->scales && b->zeros && b->side_le;
 }
 
 /*
@@ -207,6 +208,33 @@ static enum mq_status load_f32(struct run *r, const struct mq_plan_tensor *t, co
     return MQ_OK;
 }
 
+/* A chunk's side values (absmax / SCB): to the file, or into the tensor's collection buffer. */
+static enum mq_status put_side(struct run *r, struct mq_plan_tensor *t, struct worker_buf *b, uint64_t first,
+                               size_t n, struct mq_error *err)
+{
+    uint64_t ns = mq_codec_side_count(t->codec, &t->params, n, t->row_len);
+    if (ns == 0 || !r->out) return MQ_OK;
+    uint64_t before = mq_codec_side_count(t->codec, &t->params, first, t->row_len);
+    if (t->side_keep) {
+        pthread_mutex_lock(&r->mu);
+        if (!t->side_buf) {
+            uint64_t total = mq_codec_side_count(t->codec, &t->params, t->numel, t->row_len);
+            t->side_buf = malloc((size_t)(total ? total : 1) * sizeof(float));
+        }
+        pthread_mutex_unlock(&r->mu);
+        if (!t->side_buf) return MQ_FAIL(err, MQ_E_NOMEM, "alloc", "out of memory for the block scales");
+        memcpy(t->side_buf + before, b->scales, (size_t)ns * sizeof(float));
+        return MQ_OK;
+    }
+    if (!t->side_offset) return MQ_OK;
+    for (uint64_t i = 0; i < ns; i++) {
+        uint32_t u;
+        memcpy(&u, &b->scales[i], 4);
+        for (int k = 0; k < 4; k++) b->side_le[4 * i + (uint64_t)k] = (uint8_t)(u >> (8 * k));
+    }
+    return mq_outfile_pwrite(r->out, b->side_le, (size_t)ns * 4, t->side_offset + before * 4, err);
+}
+
 static enum mq_status do_job(struct run *r, size_t ji, struct worker_buf *b, struct mq_error *err,
                              bool *range_bad)
 {
@@ -242,6 +270,7 @@ static enum mq_status do_job(struct run *r, size_t ji, struct worker_buf *b, str
         size_t len = (size_t)mq_codec_data_bytes(t->codec, &t->params, n);
         MQ_TRY(mq_outfile_pwrite(r->out, b->out, len, t->offset + off, err));
     }
+    MQ_TRY(put_side(r, t, b, first, n, err));
     if (r->stats && t->quantized) {
         MQ_TRY(mq_dequantize(t->codec, &t->params, &q, n, (size_t)t->row_len, b->deq, err));
         mq_qstats_add(&r->job_stats[ji], b->f32, b->deq, n);
@@ -282,7 +311,28 @@ static void *worker(void *arg)
             atomic_store(&r->stop, true);
             break;
         }
-        atomic_fetch_add(&r->chunks_done[r->jobs[ji].t], 1);
+        size_t ti = r->jobs[ji].t;
+        if (atomic_fetch_add(&r->chunks_done[ti], 1) + 1 == r->chunks_total[ti] && r->p->t[ti].side_keep && r->out) {
+            /* the last chunk of a tensor whose side data the writer wants whole */
+            struct mq_plan_tensor *t = &r->p->t[ti];
+            uint64_t total = mq_codec_side_count(t->codec, &t->params, t->numel, t->row_len);
+            enum mq_status s2 = t->side_buf || total == 0
+                                    ? r->p->writer->tensor_side(r->p, ti, t->side_buf, total, r->out, &err)
+                                    : MQ_FAIL(&err, MQ_E_INTERNAL, "side", "no side data collected");
+            free(t->side_buf);
+            t->side_buf = NULL;
+            if (s2 != MQ_OK) {
+                pthread_mutex_lock(&r->mu);
+                if (!r->failed) {
+                    r->failed = true;
+                    r->err = err;
+                    mq_error_prefix(&r->err, "tensor %s", t->name);
+                }
+                pthread_mutex_unlock(&r->mu);
+                atomic_store(&r->stop, true);
+                break;
+            }
+        }
     }
     free_buf(&b);
     atomic_fetch_sub(&r->running, 1);
@@ -385,6 +435,10 @@ static void *hash_worker(void *arg)
 
 static void run_free(struct run *r)
 {
+    for (size_t i = 0; i < r->p->n; i++) {
+        free(r->p->t[i].side_buf);
+        r->p->t[i].side_buf = NULL;
+    }
     free(r->jobs);
     free(r->job_stats);
     free((void *)r->chunks_done);

@@ -46,6 +46,13 @@ struct mq_plan_tensor {
     bool fell_back, overridden, quantized;
     uint32_t permute_heads;        /* >0: Llama Q/K row permutation with this many heads */
     float *generated;              /* MQ_SRC_GENERATED: numel floats (owned) */
+    /* side data (NF4/FP4 absmax, INT8_ROW SCB: float32 per block / row), set by the writer:
+     * side_offset > 0: each chunk's values are written there (absolute, little-endian);
+     * side_keep: collected for the whole tensor and handed to writer->tensor_side at its end
+     * (double quantization needs all of them). */
+    uint64_t side_offset;
+    bool side_keep;
+    float *side_buf;               /* internal to the run */
     /* results */
     uint64_t xxh3;
     bool have_stats;
@@ -53,6 +60,7 @@ struct mq_plan_tensor {
 };
 
 struct mq_writer_ops;
+struct mq_outfile;
 
 struct mq_plan {
     const struct mq_model *model;
@@ -79,8 +87,13 @@ struct mq_writer_ops {
     enum mq_status (*prepare)(struct mq_plan *p, struct mq_error *err);
     /* After the type rules: the file type, every t[i].offset, p->data_start and p->file_size. */
     enum mq_status (*layout)(struct mq_plan *p, struct mq_error *err);
-    /* After the data (t[i].xxh3 filled): exactly p->data_start header bytes into buf. */
-    enum mq_status (*header)(struct mq_plan *p, uint8_t *buf, struct mq_error *err);
+    /* Tensors with side_keep: all n side values of tensor i, once its data is done (any thread). */
+    enum mq_status (*tensor_side)(struct mq_plan *p, size_t i, const float *side, uint64_t n,
+                                  struct mq_outfile *out, struct mq_error *err);
+    /* After the data (t[i].xxh3 filled): headers, constant tensors, extra files. */
+    enum mq_status (*finish)(struct mq_plan *p, struct mq_outfile *out, struct mq_error *err);
+    /* NULL: the output is one file; else the data file's name inside an output folder. */
+    const char *folder_data_name;
     void (*release)(struct mq_plan *p);
 };
 
@@ -97,8 +110,7 @@ void mq_plan_free(struct mq_plan *p);
 /* Appends an output tensor (name copied); returns its index through *idx. */
 enum mq_status mq_plan_add(struct mq_plan *p, const char *name, long src, struct mq_error *err);
 
-/* convert_run.c: runs the data through the codecs; out_fd < 0 = dry run (nothing written). */
-struct mq_outfile;
+/* convert_run.c: runs the data through the codecs; out NULL = dry run (nothing written). */
 enum mq_status mq_plan_run(struct mq_plan *p, struct mq_outfile *out, unsigned threads, bool stats,
                            struct mq_error *err);
 
