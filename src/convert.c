@@ -1,7 +1,10 @@
 /* convert.c - mq_convert(): open, plan, run, commit, report (outline in modelq/convert.h). */
 #include "modelq/convert.h"
 
+#include <dirent.h>
 #include <errno.h>
+#include <libgen.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -39,11 +42,37 @@ static double now_seconds(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-/* OUTPUT must not be (a hard link to) any input file: the rename would destroy the source. */
+/* OUTPUT must not be (a hard link to) any input file, nor the folder holding one: the rename would
+** destroy the source. An existing folder is replaced only when it looks like a model folder. */
 static enum mq_status check_not_input(const struct mq_model *m, const char *output, struct mq_error *err)
 {
     struct stat so;
     if (stat(output, &so) != 0) return MQ_OK;
+    if (S_ISDIR(so.st_mode)) {
+        for (size_t i = 0; i < m->n_files; i++) {
+            char *dup = strdup(m->files[i].path);
+            struct stat sd;
+            bool same = dup && stat(dirname(dup), &sd) == 0 && sd.st_dev == so.st_dev && sd.st_ino == so.st_ino;
+            free(dup);
+            if (same)
+                return MQ_FAIL(err, MQ_E_USAGE, "output-is-input", "%s: the output folder holds the input file %s",
+                               output, m->files[i].path);
+        }
+        char cfg[4200];
+        snprintf(cfg, sizeof cfg, "%s/config.json", output);
+        DIR *d = opendir(output);
+        int entries = 0;
+        if (d) {
+            struct dirent *e;
+            while ((e = readdir(d)))
+                if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) entries++;
+            closedir(d);
+        }
+        if (entries && access(cfg, F_OK) != 0)
+            return MQ_FAIL(err, MQ_E_USAGE, "output-not-model", "%s exists, is not empty and is not a model folder "
+                           "(no config.json): refusing to replace it", output);
+        return MQ_OK;
+    }
     for (size_t i = 0; i < m->n_files; i++) {
         struct stat si;
         if (fstat(m->files[i].fd, &si) == 0 && si.st_dev == so.st_dev && si.st_ino == so.st_ino)
@@ -112,6 +141,10 @@ static enum mq_status pick_writer(const struct mq_convert_options *o, enum mq_ta
                            "%s: cannot tell the output format from the name; use a .gguf name or --format (%s)",
                            o->output, mq_writer_names());
     }
+    if (w && w->folder_data_name && mq_target_info(target)->rules != MQ_RULES_BNB_LINEAR)
+        return MQ_FAIL(err, MQ_E_USAGE, "type-format",
+                       "%s: a bitsandbytes folder holds --type nf4, nf4-dq, fp4 or int8_row, not %s (use a .gguf "
+                       "output for llama.cpp types)", o->output ? o->output : "output", mq_target_info(target)->name);
     if (w && strcmp(w->name, "gguf") == 0 && !mq_target_is_gguf(target)) {
         if (o->dry_run) return MQ_OK; /* plan and measure in memory, no container */
         return MQ_FAIL(err, MQ_E_USAGE, "type-format",

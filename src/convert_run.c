@@ -499,7 +499,7 @@ enum mq_status mq_plan_run(struct mq_plan *p, struct mq_outfile *out, unsigned t
         p->have_stats = true;
         mq_qstats_result(&total, &p->total_stats);
     }
-    if (s == MQ_OK && out) {
+    if (s == MQ_OK && out && !p->writer->own_checksums) {
         atomic_store(&r.next, 0);
         unsigned ht = threads > p->n ? (unsigned)(p->n ? p->n : 1) : threads;
         s = run_threads(&r, ht, hash_worker, err);

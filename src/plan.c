@@ -154,6 +154,10 @@ static enum mq_status choose_type(struct mq_plan *p, const struct mq_rule_contex
         t->codec = tp.codec;
         t->params = tp.params;
         t->quantized = tp.quantized;
+        if (t->codec == MQ_CODEC_NF4 || t->codec == MQ_CODEC_FP4) {
+            if (o->double_quant) t->params.double_quant = true;
+            if (o->blocksize) t->params.block_elems = o->blocksize;
+        }
     } else {
         t->codec = keep_codec;
         t->quantized = false;

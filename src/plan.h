@@ -94,6 +94,8 @@ struct mq_writer_ops {
     enum mq_status (*finish)(struct mq_plan *p, struct mq_outfile *out, struct mq_error *err);
     /* NULL: the output is one file; else the data file's name inside an output folder. */
     const char *folder_data_name;
+    /* The writer checksums what it wrote itself (the run skips its per-tensor XXH3 pass). */
+    bool own_checksums;
     void (*release)(struct mq_plan *p);
 };
 

@@ -16,6 +16,7 @@
 
 static const char *const convert_help =
     "usage: modelq convert INPUT -o OUTPUT.gguf [--type TYPE] [options]\n"
+    "       modelq convert INPUT -o OUTDIR --type nf4|nf4-dq|fp4|int8_row [--double-quant] [--blocksize 64]\n"
     "\n"
     "Converts a checkpoint (safetensors file, sharded index, Hugging Face folder, or GGUF) into a GGUF\n"
     "file in one streaming pass: bounded memory, all cores, identical bytes for any thread count.\n"
@@ -26,10 +27,14 @@ static const char *const convert_help =
     "  f32 f16 bf16                  float GGUF (1-D tensors and norms stay F32)\n"
     "  q8_0 q4_0 q4_1 q5_0 q5_1 iq4_nl q6_K q5_K  quantized GGUF with llama-quantize's rules (norms F32,\n"
     "                                output.weight Q6_K in 4-bit files, shape fallback)\n"
-    "  nf4 nf4-dq fp4 int8_row int8_asym  no GGUF type: only with --dry-run (measure, write nothing)\n"
+    "  nf4 nf4-dq fp4 int8_row       bitsandbytes: a Hugging Face folder (OUTDIR) transformers loads\n"
+    "                                pre-quantized; linear layers only (GGUF: --dry-run only)\n"
+    "  int8_asym                     modelq's own: --dry-run only (measure, write nothing)\n"
     "\n"
     "  -o, --output FILE        output file (.gguf)\n"
-    "  --format gguf            output format (default: from the extension)\n"
+    "  --format gguf|bnb        output format (default: .gguf = gguf, a folder = bnb)\n"
+    "  --double-quant           NF4/FP4: 8-bit absmax with a nested scale (nf4-dq = nf4 --double-quant)\n"
+    "  --blocksize N            NF4/FP4 block size, a power of two in 64..4096 (default 64)\n"
     "  -t, --type TYPE          see above (default auto)\n"
     "  -j, --threads N          worker threads (default: all cores)\n"
     "  --tensor-type RE=TYPE    tensors whose name matches the regex RE get TYPE (repeatable; first wins)\n"
@@ -236,6 +241,14 @@ int cmd_convert(int argc, char **argv)
             o.stats = true;
         } else if (strcmp(a, "--quiet") == 0 || strcmp(a, "-q") == 0) {
             quiet = true;
+        } else if (strcmp(a, "--double-quant") == 0) {
+            o.double_quant = true;
+        } else if (strcmp(a, "--blocksize") == 0) {
+            uint64_t n;
+            NEED_VALUE();
+            if (!cli_parse_u64(val, &n) || n < 64 || n > 4096 || (n & (n - 1)))
+                return cli_usage_error("convert", "--blocksize must be a power of two in 64..4096");
+            o.blocksize = (uint32_t)n;
         } else if (strcmp(a, "--raw-names") == 0) {
             o.raw_names = true;
         } else if (strcmp(a, "--reference-kernels") == 0) {

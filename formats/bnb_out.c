@@ -1,0 +1,582 @@
+/*
+** bnb_out.c - a Hugging Face model folder with bitsandbytes-quantized linear layers
+** (../shared/docs/bitsandbytes.md sections 4 and 5), plugged in as a struct mq_writer_ops.
+**
+** Folder: model.safetensors, config.json (the input's, plus "quantization_config"), and the
+** tokenizer / generation files copied unchanged. It appears complete or not at all (outfile.c).
+**
+** Keys per quantized module P (P.weight is the Linear weight [out, in], n = out*in, nb = ceil(n/B)):
+**   4-bit  P.weight U8 [(n+1)/2, 1] packed nibbles (element 2i in the high nibble)
+**          P.weight.absmax F32 [nb]  (double quant: U8 [nb] codes into the dynamic map)
+**          P.weight.quant_map F32 [16]  (the NF4 / FP4 code book)
+**          P.weight.nested_absmax F32 [ceil(nb/256)] and P.weight.nested_quant_map F32 [256]
+**            (double quant only)
+**          P.weight.quant_state.bitsandbytes__nf4 (or __fp4) U8 [len]: the JSON document
+**            {"quant_type": .., "blocksize": .., "dtype": .., "shape": [out, in]
+**             [, "nested_blocksize": 256, "nested_dtype": "float32", "nested_offset": X]}
+**            with Python's json.dumps separators and X as Python's repr of the float32 offset.
+**   8-bit  P.weight I8 [out, in], P.SCB F32 [out], P.weight_format U8 [] = 0 ("row").
+** Everything else keeps its source dtype and bytes.
+**
+** File layout: the safetensors header is written last. Its size is planned with every JSON blob
+** at its longest (their lengths depend on nested_offset, known only after the data) and padded
+** with spaces; the blobs sit at the end of the data section and the file is cut after the last.
+** __metadata__ = {"format": "pt", "modelq.tensor_xxh3": "<xxh3-64 hex>:<name>,..." one per tensor,
+** in header order}.
+*/
+#include <cjson/cJSON.h>
+#include <inttypes.h>
+#include <libgen.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <xxhash.h>
+
+#include "fileio.h"
+#include "modelq/quant.h"
+#include "outfile.h"
+#include "bnb_out.h"
+#include "plan.h"
+
+#define BNB_BLOB_MAX 512u      /* a quant_state JSON is < 200 bytes plus the shape digits */
+#define HASH_CHUNK (1u << 20)
+
+enum entry_kind { E_PLAIN, E_WEIGHT, E_SIDE, E_QABS, E_NESTED, E_QMAP, E_NMAP, E_WFMT, E_STATE };
+
+struct entry {
+    char *name;
+    const char *dtype;
+    uint32_t ndim;
+    uint64_t shape[MQ_MAX_DIMS];
+    uint64_t off, len;       /* relative to the data section */
+    enum entry_kind kind;
+    size_t t;                /* plan tensor */
+    uint64_t hash;
+};
+
+struct bnb_state {
+    struct entry *e;
+    size_t n, cap;
+    float *dq_offset;        /* per plan tensor: the double-quant offset */
+    uint64_t fixed_end;      /* end of the fixed-size data (blobs follow) */
+    uint64_t header_len;     /* planned JSON header bytes (multiple of 8) */
+};
+
+static bool bnb_stores_codec(enum mq_codec c)
+{
+    return c == MQ_CODEC_NF4 || c == MQ_CODEC_FP4 || c == MQ_CODEC_INT8_ROW || c == MQ_CODEC_F32 ||
+           c == MQ_CODEC_F16 || c == MQ_CODEC_BF16;
+}
+
+static const char *codec_dtype(enum mq_codec c)
+{
+    return c == MQ_CODEC_F32 ? "F32" : c == MQ_CODEC_F16 ? "F16" : "BF16";
+}
+
+/* torch dtype name of the source ("bfloat16"), as the JSON blob's "dtype". */
+static const char *torch_dtype(enum mq_dtype d)
+{
+    return d == MQ_DTYPE_F16 ? "float16" : d == MQ_DTYPE_F32 ? "float32" : "bfloat16";
+}
+
+static enum mq_status add_entry(struct bnb_state *st, const char *name, const char *suffix, const char *dtype,
+                                uint32_t ndim, const uint64_t *shape, uint64_t len, enum entry_kind kind, size_t t,
+                                struct mq_error *err)
+{
+    if (st->n == st->cap) {
+        size_t cap = st->cap ? st->cap * 2 : 64;
+        struct entry *e = realloc(st->e, cap * sizeof *e);
+        if (!e) return MQ_FAIL(err, MQ_E_NOMEM, "alloc", "out of memory");
+        st->e = e;
+        st->cap = cap;
+    }
+    struct entry *e = &st->e[st->n];
+    memset(e, 0, sizeof *e);
+    size_t nl = strlen(name) + strlen(suffix) + 1;
+    e->name = malloc(nl);
+    if (!e->name) return MQ_FAIL(err, MQ_E_NOMEM, "alloc", "out of memory");
+    snprintf(e->name, nl, "%s%s", name, suffix);
+    e->dtype = dtype;
+    e->ndim = ndim;
+    for (uint32_t d = 0; d < ndim; d++) e->shape[d] = shape[d];
+    e->len = len;
+    e->kind = kind;
+    e->t = t;
+    st->n++;
+    return MQ_OK;
+}
+
+static enum mq_status bnb_prepare(struct mq_plan *p, struct mq_error *err)
+{
+    const struct mq_config *c = &p->model->config;
+    if (c->present && strcmp(c->model_type, "gpt2") == 0)
+        return MQ_FAIL(err, MQ_E_UNSUPPORTED, "conv1d", "%s: GPT-2 style Conv1D weights are not converted to "
+                       "bitsandbytes yet (they need a transpose to [out, in])", c->path);
+    struct bnb_state *st = calloc(1, sizeof *st);
+    if (!st) return MQ_FAIL(err, MQ_E_NOMEM, "alloc", "out of memory");
+    p->writer_state = st;
+    return MQ_OK;
+}
+
+/* Python repr() of a float32 widened to double (shortest round trip, exponent outside [-4, 16)). */
+void mq_py_float_repr(float f, char *out, size_t cap)
+{
+    double v = (double)f;
+    if (v == 0) {
+        snprintf(out, cap, signbit(v) ? "-0.0" : "0.0");
+        return;
+    }
+    char e[40];
+    for (int prec = 1; prec <= 17; prec++) {
+        snprintf(e, sizeof e, "%.*e", prec - 1, v);
+        if (strtod(e, NULL) == v) break;
+    }
+    /* e = [-]d[.ddd]e[+-]XX */
+    bool neg = e[0] == '-';
+    char digits[24];
+    size_t nd = 0;
+    const char *q = e + neg;
+    for (; *q && *q != 'e'; q++)
+        if (*q != '.') digits[nd++] = *q;
+    while (nd > 1 && digits[nd - 1] == '0') nd--;
+    digits[nd] = '\0';
+    int exp = atoi(q + 1);
+    size_t pos = 0;
+    if (neg) out[pos++] = '-';
+    if (exp < -4 || exp >= 16) {
+        pos += (size_t)snprintf(out + pos, cap - pos, "%c%s%se%c%02d", digits[0], nd > 1 ? "." : "", digits + 1,
+                                exp < 0 ? '-' : '+', exp < 0 ? -exp : exp);
+    } else if (exp < 0) {
+        pos += (size_t)snprintf(out + pos, cap - pos, "0.");
+        for (int k = 0; k < -exp - 1; k++) out[pos++] = '0';
+        snprintf(out + pos, cap - pos, "%s", digits);
+    } else {
+        for (int k = 0; k <= exp; k++) out[pos++] = (size_t)k < nd ? digits[k] : '0';
+        out[pos++] = '.';
+        if ((size_t)exp + 1 < nd) snprintf(out + pos, cap - pos, "%s", digits + exp + 1);
+        else snprintf(out + pos, cap - pos, "0");
+    }
+}
+
+/* The quant_state JSON of one 4-bit tensor. offset NAN = without double quant. */
+static size_t state_json(const struct mq_plan_tensor *t, enum mq_dtype src, float offset, bool dq, char *buf,
+                         size_t cap)
+{
+    int n = snprintf(buf, cap, "{\"quant_type\": \"%s\", \"blocksize\": %u, \"dtype\": \"%s\", \"shape\": [",
+                     t->codec == MQ_CODEC_NF4 ? "nf4" : "fp4", mq_codec_block(t->codec, &t->params), torch_dtype(src));
+    for (uint32_t d = 0; d < t->ndim; d++)
+        n += snprintf(buf + n, cap - (size_t)n, "%s%" PRIu64, d ? ", " : "", t->shape[d]);
+    n += snprintf(buf + n, cap - (size_t)n, "]");
+    if (dq) {
+        char r[40];
+        mq_py_float_repr(offset, r, sizeof r);
+        n += snprintf(buf + n, cap - (size_t)n,
+                      ", \"nested_blocksize\": 256, \"nested_dtype\": \"float32\", \"nested_offset\": %s", r);
+    }
+    n += snprintf(buf + n, cap - (size_t)n, "}");
+    return (size_t)n;
+}
+
+/* ---- the safetensors header ---- */
+
+struct sbuf {
+    char *p;
+    size_t len, cap;
+    bool oom;
+};
+
+static void sb_put(struct sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void sb_put(struct sbuf *b, const char *fmt, ...)
+{
+    va_list ap;
+    for (;;) {
+        va_start(ap, fmt);
+        int n = vsnprintf(b->p ? b->p + b->len : NULL, b->p ? b->cap - b->len : 0, fmt, ap);
+        va_end(ap);
+        if (n < 0) {
+            b->oom = true;
+            return;
+        }
+        if (b->p && (size_t)n < b->cap - b->len) {
+            b->len += (size_t)n;
+            return;
+        }
+        size_t cap = (b->cap ? b->cap * 2 : 4096) + (size_t)n;
+        char *q = realloc(b->p, cap);
+        if (!q) {
+            b->oom = true;
+            return;
+        }
+        b->p = q;
+        b->cap = cap;
+    }
+}
+
+static void sb_str(struct sbuf *b, const char *s)
+{
+    sb_put(b, "\"");
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\') sb_put(b, "\\%c", c);
+        else if (c < 0x20) sb_put(b, "\\u%04x", c);
+        else sb_put(b, "%c", c);
+    }
+    sb_put(b, "\"");
+}
+
+/* Header JSON; `maxed` = every blob at its planned maximum (the size bound). */
+static void header_json(const struct bnb_state *st, struct sbuf *b, bool with_hash)
+{
+    sb_put(b, "{\"__metadata__\":{\"format\":\"pt\",\"modelq.tensor_xxh3\":\"");
+    for (size_t i = 0; i < st->n; i++) {
+        char hex[17];
+        snprintf(hex, sizeof hex, "%016" PRIx64, with_hash ? st->e[i].hash : 0);
+        sb_put(b, "%s%s:", i ? "," : "", hex);
+        /* the name inside a JSON string: escape */
+        struct sbuf nb = {0};
+        sb_str(&nb, st->e[i].name);
+        if (nb.p) {
+            nb.p[nb.len - 1] = '\0';
+            sb_put(b, "%s", nb.p + 1);
+        } else {
+            b->oom = true;
+        }
+        free(nb.p);
+    }
+    sb_put(b, "\"}");
+    for (size_t i = 0; i < st->n; i++) {
+        const struct entry *e = &st->e[i];
+        sb_put(b, ",");
+        sb_str(b, e->name);
+        sb_put(b, ":{\"dtype\":\"%s\",\"shape\":[", e->dtype);
+        for (uint32_t d = 0; d < e->ndim; d++) sb_put(b, "%s%" PRIu64, d ? "," : "", e->shape[d]);
+        sb_put(b, "],\"data_offsets\":[%" PRIu64 ",%" PRIu64 "]}", e->off, e->off + e->len);
+    }
+    sb_put(b, "}");
+}
+
+static enum mq_status bnb_layout(struct mq_plan *p, struct mq_error *err)
+{
+    struct bnb_state *st = p->writer_state;
+    st->dq_offset = calloc(p->n ? p->n : 1, sizeof *st->dq_offset);
+    if (!st->dq_offset) return MQ_FAIL(err, MQ_E_NOMEM, "alloc", "out of memory");
+    for (size_t i = 0; i < p->n; i++) {
+        struct mq_plan_tensor *t = &p->t[i];
+        const char *name = t->name;
+        if (!t->convert) {
+            MQ_TRY(add_entry(st, name, "", mq_dtype_name(t->raw_dtype), t->ndim, t->shape, t->bytes, E_PLAIN, i, err));
+            continue;
+        }
+        if (t->codec == MQ_CODEC_F32 || t->codec == MQ_CODEC_F16 || t->codec == MQ_CODEC_BF16) {
+            MQ_TRY(add_entry(st, name, "", codec_dtype(t->codec), t->ndim, t->shape, t->bytes, E_PLAIN, i, err));
+            continue;
+        }
+        size_t nl = strlen(name);
+        if (nl < 7 || strcmp(name + nl - 7, ".weight") != 0 || t->ndim != 2)
+            return MQ_FAIL(err, MQ_E_USAGE, "bnb-linear", "tensor %s: bitsandbytes quantizes Linear weights "
+                           "([out, in] tensors named *.weight) only", name);
+        uint64_t n = t->numel;
+        if (t->codec == MQ_CODEC_INT8_ROW) {
+            char mod[1024];
+            snprintf(mod, sizeof mod, "%.*s", (int)(nl - 7), name);
+            uint64_t rows[1] = {t->shape[0]};
+            MQ_TRY(add_entry(st, name, "", "I8", 2, t->shape, n, E_WEIGHT, i, err));
+            MQ_TRY(add_entry(st, mod, ".SCB", "F32", 1, rows, t->shape[0] * 4, E_SIDE, i, err));
+            MQ_TRY(add_entry(st, name, "_format", "U8", 0, NULL, 1, E_WFMT, i, err));
+            continue;
+        }
+        if (n % 2)
+            return MQ_FAIL(err, MQ_E_USAGE, "bnb-odd", "tensor %s: %" PRIu64 " elements; transformers cannot load "
+                           "an odd element count in 4-bit (its packed shape check needs n/2)", name, n);
+        uint64_t blk = mq_codec_block(t->codec, &t->params), nb = (n + blk - 1) / blk, nb2 = (nb + 255) / 256;
+        uint64_t wshape[2] = {n / 2, 1}, s_nb[1] = {nb}, s16[1] = {16}, s_nb2[1] = {nb2}, s256[1] = {256};
+        bool dq = t->params.double_quant;
+        MQ_TRY(add_entry(st, name, "", "U8", 2, wshape, n / 2, E_WEIGHT, i, err));
+        if (dq) MQ_TRY(add_entry(st, name, ".absmax", "U8", 1, s_nb, nb, E_QABS, i, err));
+        else MQ_TRY(add_entry(st, name, ".absmax", "F32", 1, s_nb, nb * 4, E_SIDE, i, err));
+        MQ_TRY(add_entry(st, name, ".quant_map", "F32", 1, s16, 64, E_QMAP, i, err));
+        if (dq) {
+            MQ_TRY(add_entry(st, name, ".nested_absmax", "F32", 1, s_nb2, nb2 * 4, E_NESTED, i, err));
+            MQ_TRY(add_entry(st, name, ".nested_quant_map", "F32", 1, s256, 1024, E_NMAP, i, err));
+        }
+        t->side_keep = dq;
+    }
+    /* 4-bit JSON blobs go last; plan them at their maximum length */
+    size_t fixed = st->n;
+    for (size_t k = 0; k < fixed; k++) {
+        const struct entry *e = &st->e[k];
+        if (e->kind != E_WEIGHT || p->t[e->t].codec == MQ_CODEC_INT8_ROW) continue;
+        uint64_t one[1] = {BNB_BLOB_MAX};
+        const char *sfx = p->t[e->t].codec == MQ_CODEC_NF4 ? ".quant_state.bitsandbytes__nf4"
+                                                           : ".quant_state.bitsandbytes__fp4";
+        MQ_TRY(add_entry(st, p->t[e->t].name, sfx, "U8", 1, one, BNB_BLOB_MAX, E_STATE, e->t, err));
+    }
+    uint64_t off = 0;
+    for (size_t k = 0; k < st->n; k++) {
+        st->e[k].off = off;
+        off += st->e[k].len;
+        if (k + 1 == fixed) st->fixed_end = off;
+    }
+    if (fixed == st->n) st->fixed_end = off;
+    struct sbuf b = {0};
+    header_json(st, &b, false);
+    if (b.oom) {
+        free(b.p);
+        return MQ_FAIL(err, MQ_E_NOMEM, "alloc", "out of memory for the header");
+    }
+    st->header_len = (b.len + 7) / 8 * 8;
+    free(b.p);
+    p->data_start = 8 + st->header_len;
+    p->file_size = p->data_start + off;
+    for (size_t k = 0; k < st->n; k++) {
+        struct entry *e = &st->e[k];
+        struct mq_plan_tensor *t = &p->t[e->t];
+        if (e->kind == E_PLAIN || e->kind == E_WEIGHT) t->offset = p->data_start + e->off;
+        if (e->kind == E_SIDE) t->side_offset = p->data_start + e->off;
+    }
+    p->file_type = -1;
+    return MQ_OK;
+}
+
+static struct entry *find_entry(struct bnb_state *st, size_t t, enum entry_kind kind)
+{
+    for (size_t k = 0; k < st->n; k++)
+        if (st->e[k].t == t && st->e[k].kind == kind) return &st->e[k];
+    return NULL;
+}
+
+static void store_f32le(uint8_t *dst, const float *v, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        uint32_t u;
+        memcpy(&u, &v[i], 4);
+        for (int k = 0; k < 4; k++) dst[4 * i + (size_t)k] = (uint8_t)(u >> (8 * k));
+    }
+}
+
+static enum mq_status bnb_tensor_side(struct mq_plan *p, size_t i, const float *absmax, uint64_t nb,
+                                      struct mq_outfile *out, struct mq_error *err)
+{
+    struct bnb_state *st = p->writer_state;
+    struct entry *eq = find_entry(st, i, E_QABS), *en = find_entry(st, i, E_NESTED);
+    if (!eq || !en) return MQ_FAIL(err, MQ_E_INTERNAL, "bnb-side", "no double-quant entries for %s", p->t[i].name);
+    uint64_t nb2 = (nb + 255) / 256;
+    uint8_t *q = malloc((size_t)nb + 1);
+    float *nested = malloc((size_t)nb2 * 4 + 4);
+    uint8_t *le = malloc((size_t)nb2 * 4 + 4);
+    enum mq_status s = MQ_OK;
+    if (!q || !nested || !le) s = MQ_FAIL(err, MQ_E_NOMEM, "alloc", "out of memory");
+    if (s == MQ_OK) {
+        mq_bnb_double_quant(absmax, (size_t)nb, q, nested, &st->dq_offset[i]);
+        store_f32le(le, nested, (size_t)nb2);
+        s = mq_outfile_pwrite(out, q, (size_t)nb, p->data_start + eq->off, err);
+        if (s == MQ_OK) s = mq_outfile_pwrite(out, le, (size_t)nb2 * 4, p->data_start + en->off, err);
+    }
+    free(q);
+    free(nested);
+    free(le);
+    return s;
+}
+
+/* ---- finish: constants, blobs, checksums, header, extra files ---- */
+
+static enum mq_status hash_range(struct mq_outfile *out, uint64_t off, uint64_t len, uint64_t *h, uint8_t *buf,
+                                 XXH3_state_t *x, struct mq_error *err)
+{
+    XXH3_64bits_reset(x);
+    for (uint64_t k = 0; k < len; k += HASH_CHUNK) {
+        size_t n = len - k < HASH_CHUNK ? (size_t)(len - k) : HASH_CHUNK;
+        MQ_TRY(mq_outfile_pread(out, buf, n, off + k, err));
+        XXH3_64bits_update(x, buf, n);
+    }
+    *h = XXH3_64bits_digest(x);
+    return MQ_OK;
+}
+
+/* The input's config.json with "quantization_config" (doc section 4.4) set. */
+static enum mq_status write_config(struct mq_plan *p, struct mq_outfile *out, struct mq_error *err)
+{
+    const struct mq_model *m = p->model;
+    cJSON *root = NULL;
+    if (m->config.present) {
+        char *text;
+        size_t len;
+        MQ_TRY(mq_read_small_file(m->config.path, 16u << 20, "config-size", &text, &len, err));
+        root = cJSON_ParseWithLength(text, len);
+        free(text);
+        if (!root) return MQ_FAIL(err, MQ_E_CORRUPT, "config-json", "%s: not valid JSON", m->config.path);
+    } else {
+        root = cJSON_CreateObject();
+    }
+    const struct mq_target_info *ti = mq_target_info(p->target);
+    bool four = ti->codec != MQ_CODEC_INT8_ROW;
+    bool dq = false;
+    enum mq_dtype src = MQ_DTYPE_BF16;
+    cJSON *skip = cJSON_CreateArray();
+    for (size_t i = 0; i < p->n; i++) {
+        const struct mq_plan_tensor *t = &p->t[i];
+        if (t->quantized && t->convert) {
+            dq |= t->params.double_quant;
+            if (t->src >= 0) src = m->tensors[t->src].dtype;
+            continue;
+        }
+        /* every 2-D *.weight left unquantized that is not an embedding or a norm is a Linear to skip */
+        size_t nl = strlen(t->name);
+        if (t->ndim == 2 && nl > 7 && !strcmp(t->name + nl - 7, ".weight") && !strstr(t->name, "embed") &&
+            !strstr(t->name, "norm") && !strstr(t->name, "wte") && !strstr(t->name, "wpe")) {
+            char mod[1024];
+            snprintf(mod, sizeof mod, "%.*s", (int)(nl - 7), t->name);
+            cJSON_AddItemToArray(skip, cJSON_CreateString(mod));
+        }
+    }
+    /* transformers replaces its default skip list by ours: lm_head must be in it when unquantized */
+    cJSON *q = cJSON_CreateObject();
+    cJSON_AddBoolToObject(q, "_load_in_4bit", four);
+    cJSON_AddBoolToObject(q, "_load_in_8bit", !four);
+    cJSON_AddStringToObject(q, "bnb_4bit_compute_dtype", torch_dtype(src));
+    cJSON_AddStringToObject(q, "bnb_4bit_quant_storage", "uint8");
+    cJSON_AddStringToObject(q, "bnb_4bit_quant_type", ti->codec == MQ_CODEC_FP4 ? "fp4" : "nf4");
+    cJSON_AddBoolToObject(q, "bnb_4bit_use_double_quant", dq);
+    cJSON_AddBoolToObject(q, "llm_int8_enable_fp32_cpu_offload", false);
+    cJSON_AddBoolToObject(q, "llm_int8_has_fp16_weight", false);
+    cJSON_AddItemToObject(q, "llm_int8_skip_modules", skip);
+    cJSON_AddNumberToObject(q, "llm_int8_threshold", 6.0);
+    cJSON_AddBoolToObject(q, "load_in_4bit", four);
+    cJSON_AddBoolToObject(q, "load_in_8bit", !four);
+    cJSON_AddStringToObject(q, "quant_method", "bitsandbytes");
+    cJSON_DeleteItemFromObjectCaseSensitive(root, "quantization_config");
+    cJSON_AddItemToObject(root, "quantization_config", q);
+    char *text = cJSON_Print(root);
+    cJSON_Delete(root);
+    if (!text) return MQ_FAIL(err, MQ_E_NOMEM, "alloc", "out of memory writing config.json");
+    size_t tl = strlen(text);
+    char *with_nl = realloc(text, tl + 2);
+    if (!with_nl) {
+        free(text);
+        return MQ_FAIL(err, MQ_E_NOMEM, "alloc", "out of memory");
+    }
+    with_nl[tl] = '\n';
+    with_nl[tl + 1] = '\0';
+    enum mq_status s = mq_outfile_add_file(out, "config.json", with_nl, tl + 1, err);
+    free(with_nl);
+    return s;
+}
+
+/* Tokenizer and generation files beside config.json, copied byte for byte. */
+static enum mq_status copy_side_files(const struct mq_model *m, struct mq_outfile *out, struct mq_error *err)
+{
+    static const char *const names[] = {"tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
+                                        "generation_config.json", "tokenizer.model", "chat_template.jinja",
+                                        "vocab.json", "merges.txt", "added_tokens.json"};
+    if (!m->config.present) return MQ_OK;
+    char *dup = strdup(m->config.path);
+    if (!dup) return MQ_FAIL(err, MQ_E_NOMEM, "alloc", "out of memory");
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s", dirname(dup));
+    free(dup);
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        char path[4200];
+        snprintf(path, sizeof path, "%s/%s", dir, names[i]);
+        if (access(path, F_OK) != 0) continue;
+        char *data;
+        size_t len;
+        MQ_TRY(mq_read_small_file(path, 256u << 20, "side-file-size", &data, &len, err));
+        enum mq_status s = mq_outfile_add_file(out, names[i], data, len, err);
+        free(data);
+        MQ_TRY(s);
+    }
+    return MQ_OK;
+}
+
+static enum mq_status bnb_finish(struct mq_plan *p, struct mq_outfile *out, struct mq_error *err)
+{
+    struct bnb_state *st = p->writer_state;
+    float nf4[16], fp4[16], dyn[256];
+    for (unsigned c = 0; c < 16; c++) nf4[c] = mq_nf4_value(c), fp4[c] = mq_fp4_value(c);
+    mq_bnb_dynamic_map(dyn);
+    uint8_t le[1024];
+    uint64_t tail = st->fixed_end;
+    for (size_t k = 0; k < st->n; k++) {
+        struct entry *e = &st->e[k];
+        const struct mq_plan_tensor *t = &p->t[e->t];
+        if (e->kind == E_QMAP) {
+            store_f32le(le, t->codec == MQ_CODEC_NF4 ? nf4 : fp4, 16);
+            MQ_TRY(mq_outfile_pwrite(out, le, 64, p->data_start + e->off, err));
+        } else if (e->kind == E_NMAP) {
+            store_f32le(le, dyn, 256);
+            MQ_TRY(mq_outfile_pwrite(out, le, 1024, p->data_start + e->off, err));
+        } else if (e->kind == E_WFMT) {
+            uint8_t zero = 0;
+            MQ_TRY(mq_outfile_pwrite(out, &zero, 1, p->data_start + e->off, err));
+        } else if (e->kind == E_STATE) {
+            char json[BNB_BLOB_MAX + 64];
+            enum mq_dtype src = t->src >= 0 ? p->model->tensors[t->src].dtype : MQ_DTYPE_F32;
+            size_t n = state_json(t, src, st->dq_offset[e->t], t->params.double_quant, json, sizeof json);
+            if (n > BNB_BLOB_MAX)
+                return MQ_FAIL(err, MQ_E_INTERNAL, "bnb-state", "%s: quant_state longer than planned", e->name);
+            e->off = tail;
+            e->len = n;
+            e->shape[0] = n;
+            tail += n;
+            MQ_TRY(mq_outfile_pwrite(out, json, n, p->data_start + e->off, err));
+        }
+    }
+    uint8_t *buf = malloc(HASH_CHUNK);
+    XXH3_state_t *x = XXH3_createState();
+    enum mq_status s = buf && x ? MQ_OK : MQ_FAIL(err, MQ_E_NOMEM, "alloc", "out of memory");
+    for (size_t k = 0; s == MQ_OK && k < st->n; k++)
+        s = hash_range(out, p->data_start + st->e[k].off, st->e[k].len, &st->e[k].hash, buf, x, err);
+    free(buf);
+    XXH3_freeState(x);
+    MQ_TRY(s);
+    struct sbuf b = {0};
+    header_json(st, &b, true);
+    if (b.oom || b.len > st->header_len) {
+        free(b.p);
+        return MQ_FAIL(err, b.oom ? MQ_E_NOMEM : MQ_E_INTERNAL, "bnb-header", "header larger than planned");
+    }
+    size_t hl = (size_t)st->header_len;
+    uint8_t *h = malloc(8 + hl);
+    if (!h) {
+        free(b.p);
+        return MQ_FAIL(err, MQ_E_NOMEM, "alloc", "out of memory");
+    }
+    for (int k = 0; k < 8; k++) h[k] = (uint8_t)((uint64_t)hl >> (8 * k));
+    memcpy(h + 8, b.p, b.len);
+    memset(h + 8 + b.len, ' ', hl - b.len); /* safetensors allows trailing spaces in the header */
+    free(b.p);
+    s = mq_outfile_pwrite(out, h, 8 + hl, 0, err);
+    free(h);
+    MQ_TRY(s);
+    p->file_size = p->data_start + tail;
+    MQ_TRY(mq_outfile_truncate(out, p->file_size, err));
+    MQ_TRY(write_config(p, out, err));
+    return copy_side_files(p->model, out, err);
+}
+
+static void bnb_release(struct mq_plan *p)
+{
+    struct bnb_state *st = p->writer_state;
+    if (!st) return;
+    for (size_t k = 0; k < st->n; k++) free(st->e[k].name);
+    free(st->e);
+    free(st->dq_offset);
+    free(st);
+    p->writer_state = NULL;
+}
+
+const struct mq_writer_ops mq_bnb_writer = {
+    .name = "bnb",
+    .ext = "",
+    .stores_codec = bnb_stores_codec,
+    .prepare = bnb_prepare,
+    .layout = bnb_layout,
+    .tensor_side = bnb_tensor_side,
+    .finish = bnb_finish,
+    .release = bnb_release,
+    .folder_data_name = "model.safetensors",
+    .own_checksums = true,
+};

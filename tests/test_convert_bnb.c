@@ -1,0 +1,374 @@
+/*
+** test_convert_bnb.c - `modelq convert --type nf4|nf4-dq|fp4|int8_row` writes a Hugging Face folder
+** as bitsandbytes serializes Linear4bit / Linear8bitLt (../shared/docs/bitsandbytes.md sections
+** 4-5). The folder is read back here with cJSON and raw reads (not modelq's reader):
+** keys, dtypes and shapes per module; the quant_state JSON (exact keys in order, nested_offset vs
+** a float64 mean of the absmax within 1 ulp of float32); the nested map against the documented
+** table; config.json's quantization_config against the tensors; the data dequantized and compared
+** with the original weights; INT8 against the LLM.int8 formula; the documented JSON vector; and
+** the folder's atomic replacement.
+*/
+#include <cjson/cJSON.h>
+#include <criterion/criterion.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "bnb_out.h"
+#include "modelq/half.h"
+#include "modelq/model.h"
+#include "modelq/quant.h"
+#include "run_cmd.h"
+
+#define MODEL "testdata/tiny-llama"
+
+/* A written model.safetensors, parsed independently. */
+struct st_file {
+    uint8_t *bytes;
+    size_t len;
+    uint64_t data;   /* data section start */
+    cJSON *hdr;
+};
+
+static void st_open(struct st_file *f, const char *dir)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/model.safetensors", dir);
+    f->bytes = read_file_all(path, &f->len);
+    cr_assert_not_null(f->bytes, "%s", path);
+    uint64_t n = 0;
+    for (int k = 0; k < 8; k++) n |= (uint64_t)f->bytes[k] << (8 * k);
+    f->data = 8 + n;
+    f->hdr = cJSON_ParseWithLength((const char *)f->bytes + 8, (size_t)n);
+    cr_assert_not_null(f->hdr, "header parses");
+}
+
+static void st_close(struct st_file *f)
+{
+    cJSON_Delete(f->hdr);
+    free(f->bytes);
+}
+
+/* Tensor `name`: checks dtype and shape, returns its bytes (and length). */
+static const uint8_t *st_get(struct st_file *f, const char *name, const char *dtype, int ndim, const uint64_t *shape,
+                             size_t *len)
+{
+    cJSON *e = cJSON_GetObjectItemCaseSensitive(f->hdr, name);
+    cr_assert_not_null(e, "key %s present", name);
+    cr_expect_str_eq(cJSON_GetObjectItem(e, "dtype")->valuestring, dtype, "%s dtype", name);
+    cJSON *sh = cJSON_GetObjectItem(e, "shape");
+    cr_assert_eq(cJSON_GetArraySize(sh), ndim, "%s rank", name);
+    for (int d = 0; shape && d < ndim; d++)
+        cr_expect_eq((uint64_t)cJSON_GetArrayItem(sh, d)->valuedouble, shape[d], "%s dim %d", name, d);
+    cJSON *off = cJSON_GetObjectItem(e, "data_offsets");
+    uint64_t a = (uint64_t)cJSON_GetArrayItem(off, 0)->valuedouble, b = (uint64_t)cJSON_GetArrayItem(off, 1)->valuedouble;
+    cr_assert(f->data + b <= f->len);
+    if (len) *len = (size_t)(b - a);
+    return f->bytes + f->data + a;
+}
+
+static float le_f32(const uint8_t *p)
+{
+    uint32_t u = (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+    float v;
+    memcpy(&v, &u, 4);
+    return v;
+}
+
+static void convert_bnb(const char *dir, const char *type)
+{
+    struct cmd_result r = run_modelq("convert " MODEL " -o %s --type %s --quiet", dir, type);
+    cr_assert_eq(r.code, 0, "convert --type %s: %s", type, r.err);
+    cmd_result_free(&r);
+}
+
+/* Original weights as f32. */
+static float *original(const struct mq_model *m, const char *name, uint64_t *n)
+{
+    long i = mq_model_find(m, name);
+    cr_assert_geq(i, 0, "%s", name);
+    const struct mq_tensor *t = &m->tensors[i];
+    uint16_t *raw = malloc(t->nbytes);
+    struct mq_error err;
+    cr_assert_eq(mq_model_read(m, (size_t)i, 0, raw, t->nbytes, &err), MQ_OK);
+    float *x = malloc(t->numel * 4);
+    for (uint64_t k = 0; k < t->numel; k++) x[k] = mq_bf16_to_f32(raw[k]);
+    free(raw);
+    *n = t->numel;
+    return x;
+}
+
+static const char *const linears[] = {"self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj",
+                                      "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj"};
+
+/* ---- 4-bit ---- */
+
+static void check_4bit(const char *type, bool dq, bool fp4)
+{
+    char *dir = make_temp_dir("bnb4");
+    char out[512];
+    snprintf(out, sizeof out, "%s/model", dir);
+    convert_bnb(out, type);
+    struct st_file f;
+    st_open(&f, out);
+    cJSON *meta = cJSON_GetObjectItem(f.hdr, "__metadata__");
+    cr_expect_str_eq(cJSON_GetObjectItem(meta, "format")->valuestring, "pt");
+    struct mq_model *m;
+    struct mq_error err;
+    cr_assert_eq(mq_model_open(MODEL, &m, &err), MQ_OK);
+    float dyn[256];
+    mq_bnb_dynamic_map(dyn);
+    double sum_abs = 0, sum_sq = 0;
+    uint64_t total = 0;
+    for (int layer = 0; layer < 2; layer++) {
+        for (size_t k = 0; k < 7; k++) {
+            char p[256], key[320];
+            snprintf(p, sizeof p, "model.layers.%d.%s.weight", layer, linears[k]);
+            uint64_t n;
+            float *x = original(m, p, &n);
+            uint64_t nb = (n + 63) / 64, nb2 = (nb + 255) / 256;
+            size_t len;
+            const uint8_t *w = st_get(&f, p, "U8", 2, (uint64_t[]){n / 2, 1}, &len);
+            cr_expect_eq(len, n / 2);
+            snprintf(key, sizeof key, "%s.quant_map", p);
+            const uint8_t *qm = st_get(&f, key, "F32", 1, (uint64_t[]){16}, NULL);
+            for (unsigned c = 0; c < 16; c++)
+                cr_expect_eq(le_f32(qm + 4 * c), fp4 ? mq_fp4_value(c) : mq_nf4_value(c), "quant_map[%u]", c);
+            /* the absmax, decoded from double quant when there is one */
+            float *absmax = malloc(nb * 4);
+            snprintf(key, sizeof key, "%s.absmax", p);
+            float offset = 0;
+            if (dq) {
+                const uint8_t *q = st_get(&f, key, "U8", 1, (uint64_t[]){nb}, NULL);
+                snprintf(key, sizeof key, "%s.nested_absmax", p);
+                const uint8_t *na = st_get(&f, key, "F32", 1, (uint64_t[]){nb2}, NULL);
+                snprintf(key, sizeof key, "%s.nested_quant_map", p);
+                const uint8_t *nm = st_get(&f, key, "F32", 1, (uint64_t[]){256}, NULL);
+                for (int c = 0; c < 256; c++) cr_expect_eq(le_f32(nm + 4 * c), dyn[c]);
+                cr_expect_eq(le_f32(nm + 4 * 0), -0.992968738079071f, "documented code 0");
+                cr_expect_eq(le_f32(nm + 4 * 127), 0.0f);
+                cr_expect_eq(le_f32(nm + 4 * 255), 1.0f);
+                snprintf(key, sizeof key, "%s.quant_state.bitsandbytes__%s", p, fp4 ? "fp4" : "nf4");
+                size_t jl;
+                const uint8_t *js = st_get(&f, key, "U8", 1, NULL, &jl);
+                char *json = strndup((const char *)js, jl);
+                char prefix[256];
+                snprintf(prefix, sizeof prefix,
+                         "{\"quant_type\": \"%s\", \"blocksize\": 64, \"dtype\": \"bfloat16\", \"shape\": [%d, %d], "
+                         "\"nested_blocksize\": 256, \"nested_dtype\": \"float32\", \"nested_offset\": ",
+                         fp4 ? "fp4" : "nf4", (int)m->tensors[mq_model_find(m, p)].shape[0],
+                         (int)m->tensors[mq_model_find(m, p)].shape[1]);
+                cr_expect(strncmp(json, prefix, strlen(prefix)) == 0, "quant_state keys in order: %s", json);
+                cr_assert_not_null(cJSON_Parse(json), "quant_state is JSON");
+                offset = (float)strtod(json + strlen(prefix), NULL);
+                free(json);
+                for (uint64_t b = 0; b < nb; b++)
+                    absmax[b] = dyn[q[b]] * le_f32(na + 4 * (b / 256)) + offset;
+            } else {
+                const uint8_t *a = st_get(&f, key, "F32", 1, (uint64_t[]){nb}, NULL);
+                for (uint64_t b = 0; b < nb; b++) absmax[b] = le_f32(a + 4 * b);
+                /* the exact absmax: max |x| of each block of 64 */
+                for (uint64_t b = 0; b < nb; b++) {
+                    float mx = 0;
+                    for (uint64_t j = b * 64; j < b * 64 + 64 && j < n; j++) mx = fmaxf(mx, fabsf(x[j]));
+                    cr_expect_eq(absmax[b], mx, "%s block %llu absmax", p, (unsigned long long)b);
+                }
+                snprintf(key, sizeof key, "%s.quant_state.bitsandbytes__%s", p, fp4 ? "fp4" : "nf4");
+                size_t jl;
+                const uint8_t *js = st_get(&f, key, "U8", 1, NULL, &jl);
+                char want[256];
+                snprintf(want, sizeof want, "{\"quant_type\": \"%s\", \"blocksize\": 64, \"dtype\": \"bfloat16\", "
+                         "\"shape\": [%d, %d]}", fp4 ? "fp4" : "nf4", (int)m->tensors[mq_model_find(m, p)].shape[0],
+                         (int)m->tensors[mq_model_find(m, p)].shape[1]);
+                cr_expect(jl == strlen(want) && memcmp(js, want, jl) == 0, "quant_state without double quant");
+            }
+            if (dq) {
+                /* the offset is the float32 mean of the exact absmax (float64 sum), within 1 ulp */
+                double s = 0;
+                for (uint64_t b = 0; b < nb; b++) {
+                    float mx = 0;
+                    for (uint64_t j = b * 64; j < b * 64 + 64 && j < n; j++) mx = fmaxf(mx, fabsf(x[j]));
+                    s += mx;
+                }
+                float mean = (float)(s / (double)nb);
+                cr_expect(fabsf(offset - mean) <= nextafterf(fabsf(mean), INFINITY) - fabsf(mean),
+                          "%s nested_offset %.9g vs float64 mean %.9g", p, offset, mean);
+            }
+            /* dequantize: element 2i in the high nibble */
+            for (uint64_t j = 0; j < n; j++) {
+                unsigned code = (w[j / 2] >> ((j % 2) ? 0 : 4)) & 15;
+                float v = (fp4 ? mq_fp4_value(code) : mq_nf4_value(code)) * absmax[j / 64];
+                double d = (double)v - (double)x[j];
+                sum_abs += fabs(d);
+                sum_sq += d * d;
+            }
+            total += n;
+            free(absmax);
+            free(x);
+        }
+    }
+    /* embeddings, lm_head and norms stay BF16 */
+    st_get(&f, "lm_head.weight", "BF16", 2, (uint64_t[]){384, 256}, NULL);
+    st_get(&f, "model.embed_tokens.weight", "BF16", 2, (uint64_t[]){384, 256}, NULL);
+    st_get(&f, "model.norm.weight", "BF16", 1, (uint64_t[]){256}, NULL);
+    printf("bnb %s round trip on %s: mean |err| %.6f, rmse %.6f over %llu weights\n", type, MODEL,
+           sum_abs / (double)total, sqrt(sum_sq / (double)total), (unsigned long long)total);
+    cr_expect_lt(sum_abs / (double)total, fp4 ? 0.02 : 0.015);
+    /* config.json */
+    char cfgp[600];
+    snprintf(cfgp, sizeof cfgp, "%s/config.json", out);
+    char *cfg = (char *)read_file_all(cfgp, NULL);
+    cJSON *c = cJSON_Parse(cfg);
+    cJSON *q = cJSON_GetObjectItem(c, "quantization_config");
+    cr_assert_not_null(q);
+    cr_expect_str_eq(cJSON_GetObjectItem(q, "quant_method")->valuestring, "bitsandbytes");
+    cr_expect(cJSON_IsTrue(cJSON_GetObjectItem(q, "load_in_4bit")));
+    cr_expect(cJSON_IsFalse(cJSON_GetObjectItem(q, "load_in_8bit")));
+    cr_expect_str_eq(cJSON_GetObjectItem(q, "bnb_4bit_quant_type")->valuestring, fp4 ? "fp4" : "nf4");
+    cr_expect_eq(cJSON_IsTrue(cJSON_GetObjectItem(q, "bnb_4bit_use_double_quant")), dq);
+    cr_expect_str_eq(cJSON_GetObjectItem(q, "bnb_4bit_compute_dtype")->valuestring, "bfloat16");
+    cJSON *skip = cJSON_GetObjectItem(q, "llm_int8_skip_modules");
+    cr_expect_eq(cJSON_GetArraySize(skip), 1);
+    cr_expect_str_eq(cJSON_GetArrayItem(skip, 0)->valuestring, "lm_head");
+    cr_expect_str_eq(cJSON_GetObjectItem(c, "torch_dtype")->valuestring, "bfloat16", "torch_dtype kept");
+    cJSON_Delete(c);
+    free(cfg);
+    /* tokenizer files copied byte for byte */
+    char a[600];
+    snprintf(a, sizeof a, "%s/tokenizer.json", out);
+    cr_expect(files_equal(a, MODEL "/tokenizer.json"));
+    st_close(&f);
+    mq_model_free(m);
+    /* our own reader accepts the file (every byte of the data section covered, header padding) */
+    char st[600];
+    snprintf(st, sizeof st, "%s/model.safetensors", out);
+    cr_expect_eq(mq_model_open(st, &m, &err), MQ_OK, "%s", err.msg);
+    if (m) mq_model_free(m);
+    remove_tree(dir);
+    free(dir);
+}
+
+Test(bnb, nf4) { check_4bit("nf4", false, false); }
+Test(bnb, nf4_double_quant) { check_4bit("nf4-dq", true, false); }
+Test(bnb, fp4) { check_4bit("fp4", false, true); }
+
+Test(bnb, int8_row_is_llm_int8)
+{
+    char *dir = make_temp_dir("bnb8");
+    char out[512];
+    snprintf(out, sizeof out, "%s/m8", dir);
+    convert_bnb(out, "int8_row");
+    struct st_file f;
+    st_open(&f, out);
+    struct mq_model *m;
+    struct mq_error err;
+    cr_assert_eq(mq_model_open(MODEL, &m, &err), MQ_OK);
+    const char *p = "model.layers.1.mlp.down_proj";
+    char key[256];
+    snprintf(key, sizeof key, "%s.weight", p);
+    uint64_t n;
+    float *x = original(m, key, &n);
+    uint64_t rows = 256, cols = 512;
+    const uint8_t *w = st_get(&f, key, "I8", 2, (uint64_t[]){rows, cols}, NULL);
+    snprintf(key, sizeof key, "%s.SCB", p);
+    const uint8_t *scb = st_get(&f, key, "F32", 1, (uint64_t[]){rows}, NULL);
+    snprintf(key, sizeof key, "%s.weight_format", p);
+    size_t len;
+    const uint8_t *wf = st_get(&f, key, "U8", 0, NULL, &len);
+    cr_expect_eq(len, 1);
+    cr_expect_eq(wf[0], 0, "weight_format 0 = row");
+    for (uint64_t r = 0; r < rows; r++) {
+        /* fp16 first, row absmax, round half to even of x * 127 / SCB */
+        float mx = 0;
+        for (uint64_t j = 0; j < cols; j++) mx = fmaxf(mx, fabsf(mq_f16_to_f32(mq_f32_to_f16(x[r * cols + j]))));
+        cr_expect_eq(le_f32(scb + 4 * r), mx, "SCB[%llu]", (unsigned long long)r);
+        for (uint64_t j = 0; j < cols; j++) {
+            float h = mq_f16_to_f32(mq_f32_to_f16(x[r * cols + j]));
+            int want = (int)rintf(h * (127.0f / mx));
+            cr_assert_eq((int8_t)w[r * cols + j], want, "q[%llu][%llu]", (unsigned long long)r, (unsigned long long)j);
+        }
+    }
+    char cfgp[600];
+    snprintf(cfgp, sizeof cfgp, "%s/config.json", out);
+    char *cfg = (char *)read_file_all(cfgp, NULL);
+    cJSON *c = cJSON_Parse(cfg);
+    cJSON *q = cJSON_GetObjectItem(c, "quantization_config");
+    cr_expect(cJSON_IsTrue(cJSON_GetObjectItem(q, "load_in_8bit")));
+    cr_expect(cJSON_IsFalse(cJSON_GetObjectItem(q, "load_in_4bit")));
+    cJSON_Delete(c);
+    free(cfg);
+    free(x);
+    st_close(&f);
+    mq_model_free(m);
+    remove_tree(dir);
+    free(dir);
+}
+
+/* bitsandbytes.md section 8, V3 JSON, and Python's repr rules. */
+Test(bnb, python_float_repr)
+{
+    static const struct { float f; const char *want; } v[] = {
+        {5.354514122009277f, "5.354514122009277"}, {1e-05f, "9.999999747378752e-06"}, {100000.0f, "100000.0"},
+        {0.0001f, "9.999999747378752e-05"}, {1152921504606846976.0f, "1.152921504606847e+18"}, {2.0f, "2.0"},
+        {0.5f, "0.5"}, {1048576.0f, "1048576.0"}, {0.001f, "0.0010000000474974513"},
+        {0.24111175537109375f, "0.24111175537109375"}, {-3.25f, "-3.25"}, {0.0f, "0.0"},
+    };
+    for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) {
+        char buf[64];
+        mq_py_float_repr(v[i].f, buf, sizeof buf);
+        cr_expect_str_eq(buf, v[i].want, "repr(%.17g)", (double)v[i].f);
+    }
+}
+
+Test(bnb, odd_count_refused_and_folder_replaced_atomically)
+{
+    char *dir = make_temp_dir("bnbdir");
+    char out[512], in[512];
+    snprintf(out, sizeof out, "%s/model", dir);
+    convert_bnb(out, "nf4");
+    char st[600];
+    snprintf(st, sizeof st, "%s/model.safetensors", out);
+    size_t before_len;
+    uint8_t *before = read_file_all(st, &before_len);
+    /* a failing run leaves the previous folder as it was, and no temporary folder */
+    setenv("MODELQ_FAULT_WRITE_AFTER", "100000", 1);
+    struct cmd_result r = run_modelq("convert " MODEL " -o %s --type fp4", out);
+    unsetenv("MODELQ_FAULT_WRITE_AFTER");
+    cr_expect_eq(r.code, 4, "%s", r.err);
+    cmd_result_free(&r);
+    size_t after_len;
+    uint8_t *after = read_file_all(st, &after_len);
+    cr_expect(after && after_len == before_len && memcmp(before, after, before_len) == 0, "previous folder intact");
+    free(after);
+    cr_expect_eq(count_entries_containing(dir, "modelq-tmp"), 0);
+    /* a successful run replaces it whole */
+    convert_bnb(out, "fp4");
+    after = read_file_all(st, &after_len);
+    cr_expect(after && (after_len != before_len || memcmp(before, after, before_len) != 0), "replaced");
+    free(after);
+    free(before);
+    cr_expect_eq(count_entries_containing(dir, "modelq-tmp"), 0, "old folder removed");
+    /* never onto the input folder */
+    r = run_modelq("convert %s -o %s --type nf4", out, out);
+    cr_expect_eq(r.code, 2, "%s", r.err);
+    cmd_result_free(&r);
+    /* odd element count */
+    snprintf(in, sizeof in, "%s/odd.safetensors", dir);
+    FILE *fp = fopen(in, "wb");
+    const char *hdr = "{\"l.weight\":{\"dtype\":\"F32\",\"shape\":[3,3],\"data_offsets\":[0,36]}}";
+    uint64_t hl = strlen(hdr);
+    fwrite(&hl, 8, 1, fp);
+    fwrite(hdr, 1, hl, fp);
+    static const float nine[9] = {1, 2, 3, 4, 5, 6, 7, 8, 9};
+    fwrite(nine, 4, 9, fp);
+    fclose(fp);
+    r = run_modelq("convert %s -o %s/oddout --type nf4", in, dir);
+    cr_expect_eq(r.code, 2, "%s", r.err);
+    cr_expect(strstr(r.err, "l.weight") && strstr(r.err, "odd"), "%s", r.err);
+    cmd_result_free(&r);
+    cr_expect(!file_exists("oddout"));
+    remove_tree(dir);
+    free(dir);
+}
