@@ -32,6 +32,12 @@ extern const struct mq_reader_ops mq_gguf_reader;
 /* The reader that bids highest for this file, or NULL. */
 const struct mq_reader_ops *mq_reader_for(const uint8_t *head, size_t len, const char *path);
 
+/*
+** bitsandbytes modules (bnb_read.c): after a safetensors checkpoint and its config.json are
+** loaded, each NF4/FP4/LLM.int8 group of entries becomes one logical tensor with `bnb` set.
+*/
+enum mq_status mq_bnb_read(struct mq_model *m, struct mq_error *err);
+
 /* A sharded safetensors checkpoint from its model.safetensors.index.json (safetensors_index.c). */
 enum mq_status mq_safetensors_read_index(struct mq_model *m, const char *index_path, struct mq_error *err);
 

@@ -10,7 +10,8 @@
 ** A path to a .json file is an index; any other file is given to the reader that bids for it
 ** (safetensors or GGUF, formats/registry.c). config.json beside a safetensors checkpoint is read
 ** when present; a GGUF carries its own configuration (gguf_config.c), so config.json beside a
-** .gguf is not read. A folder holding only pickle files (pytorch_model*.bin, *.pt, *.pth) gets a
+** .gguf is not read. bitsandbytes groups of a safetensors checkpoint then become logical tensors
+** (bnb_read.c). A folder holding only pickle files (pytorch_model*.bin, *.pt, *.pth) gets a
 ** clear "not read yet" error.
 */
 #include <dirent.h>
@@ -162,6 +163,7 @@ enum mq_status mq_model_open(const char *path, struct mq_model **out, struct mq_
         if (path_join(cfg, sizeof cfg, dir, "config.json") && exists_file(cfg))
             s = mq_config_load(m, cfg, err);
     }
+    if (s == MQ_OK && strcmp(m->format, "safetensors") == 0) s = mq_bnb_read(m, err); /* bitsandbytes groups */
     if (s != MQ_OK) {
         mq_model_free(m);
         return s;

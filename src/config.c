@@ -91,6 +91,12 @@ enum mq_status mq_config_load(struct mq_model *m, const char *path, struct mq_er
         if (!c->head_dim && c->num_heads) c->head_dim = c->hidden_size / c->num_heads;
         c->path = strdup(path);
         if (!c->path) s = MQ_FAIL(err, MQ_E_NOMEM, "alloc", "out of memory");
+        /* kept as text for the readers of quantized checkpoints (formats/bnb_read.c) */
+        const cJSON *qc = cJSON_GetObjectItemCaseSensitive(root, "quantization_config");
+        if (s == MQ_OK && qc && !cJSON_IsNull(qc)) {
+            c->quantization_config = cJSON_PrintUnformatted(qc);
+            if (!c->quantization_config) s = MQ_FAIL(err, MQ_E_NOMEM, "alloc", "out of memory");
+        }
         c->present = (s == MQ_OK);
     }
     cJSON_Delete(root);

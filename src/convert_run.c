@@ -21,6 +21,7 @@
 #include <unistd.h>
 #include <xxhash.h>
 
+#include "bnb_source.h"
 #include "ckd.h"
 #include "modelq/half.h"
 #include "modelq/quant.h"
@@ -64,7 +65,7 @@ struct run {
 static uint64_t src_row_bytes(const struct mq_plan *p, const struct mq_plan_tensor *t)
 {
     if (t->kind == MQ_SRC_GENERATED) return t->row_len * 4;
-    if (t->kind == MQ_SRC_QUANT) {
+    if (t->kind == MQ_SRC_QUANT && !t->bnb) {
         const struct mq_codec_info *ci = mq_codec_info(t->src_codec);
         return t->row_len / ci->block_elems * ci->block_bytes;
     }
@@ -109,6 +110,7 @@ static enum mq_status build_jobs(struct run *r, struct mq_error *err)
             if (elems > SIZE_MAX / 8) return MQ_FAIL(err, MQ_E_LIMIT, "chunk", "tensor %s: rows too long", t->name);
             if (elems > r->max_elems) r->max_elems = (size_t)elems;
             uint64_t sb = unit * src_row_bytes(p, t);
+            if (t->bnb) sb = elems * 4; /* bitsandbytes: f32 rows pass through b->perm */
             if (sb > r->max_src) r->max_src = (size_t)sb;
             uint64_t ob = mq_codec_data_bytes(t->codec, &t->params, elems);
             if (ob > r->max_out) r->max_out = (size_t)ob;
@@ -180,6 +182,13 @@ static enum mq_status load_f32(struct run *r, const struct mq_plan_tensor *t, co
     size_t n = (size_t)(j->nrows * t->row_len);
     if (t->kind == MQ_SRC_GENERATED) {
         memcpy(b->f32, t->generated + j->row0 * t->row_len, n * sizeof(float));
+        return MQ_OK;
+    }
+    if (t->bnb) { /* bitsandbytes: any element range dequantizes; permute the f32 rows */
+        float *dst = t->permute_heads ? (float *)b->perm : b->f32;
+        MQ_TRY(mq_bnb_read_f32(r->p->model, (size_t)t->src, j->row0 * t->row_len, n, dst, err));
+        if (t->permute_heads)
+            permute_rows(b->perm, (uint8_t *)b->f32, j->nrows, t->rows / t->permute_heads, t->row_len * 4);
         return MQ_OK;
     }
     uint64_t rb = src_row_bytes(r->p, t);

@@ -31,7 +31,10 @@ void mq_model_free(struct mq_model *m)
         free(m->files[i].path);
     }
     free(m->files);
-    for (size_t i = 0; i < m->n_tensors; i++) free(m->tensors[i].name);
+    for (size_t i = 0; i < m->n_tensors; i++) {
+        free(m->tensors[i].name);
+        free(m->tensors[i].bnb);
+    }
     free(m->tensors);
     for (size_t i = 0; i < m->n_metadata; i++) {
         free(m->metadata[i].key);
@@ -42,6 +45,7 @@ void mq_model_free(struct mq_model *m)
     for (size_t i = 0; i < m->n_warnings; i++) free(m->warnings[i]);
     free(m->warnings);
     free(m->config.path);
+    free(m->config.quantization_config);
     free(m->input_path);
     free(m);
 }

@@ -76,6 +76,12 @@ static enum mq_status add_inputs(struct mq_plan *p, const struct mq_model *m, st
         t->raw_dtype = in->dtype;
         t->bytes = in->nbytes;
         enum mq_codec c;
+        if (in->bnb) { /* bitsandbytes weight: dequantized by mq_bnb_read_f32 */
+            t->kind = MQ_SRC_QUANT;
+            t->src_codec = in->bnb->codec;
+            t->bnb = in->bnb;
+            continue;
+        }
         if (in->from_gguf && in->ggml_type > 0 && in->ggml_type != 1 && in->ggml_type != 30) {
             /* not F32/F16/BF16: a quantized type, or ints/F64 */
             t->raw_ggml_type = in->ggml_type;
@@ -140,7 +146,7 @@ static enum mq_status choose_type(struct mq_plan *p, const struct mq_rule_contex
     /* the rules see the output name and shape, with a float dtype */
     struct mq_tensor view = {0};
     view.name = t->name;
-    view.dtype = t->kind == MQ_SRC_FLOAT ? p->model->tensors[t->src].dtype : MQ_DTYPE_F32;
+    view.dtype = t->kind == MQ_SRC_FLOAT || t->bnb ? p->model->tensors[t->src].dtype : MQ_DTYPE_F32;
     view.ndim = t->ndim;
     memcpy(view.shape, t->shape, sizeof view.shape);
     view.numel = t->numel;
@@ -148,9 +154,10 @@ static enum mq_status choose_type(struct mq_plan *p, const struct mq_rule_contex
     struct mq_tensor_plan tp;
     MQ_TRY(mq_target_plan_tensor(p->target, rc, &view, &tp, err));
     enum mq_codec keep_codec = t->src_codec; /* the source precision */
+    if (t->bnb) float_codec_of(view.dtype, &keep_codec); /* bitsandbytes: its dequantized dtype */
     t->why = tp.why;
     t->fell_back = tp.fell_back;
-    if (tp.convert && !(p->target == MQ_TARGET_AUTO && t->kind == MQ_SRC_QUANT)) {
+    if (tp.convert && !(p->target == MQ_TARGET_AUTO && t->kind == MQ_SRC_QUANT && !t->bnb)) {
         t->codec = tp.codec;
         t->params = tp.params;
         t->quantized = tp.quantized;
@@ -214,14 +221,18 @@ static enum mq_status choose_type(struct mq_plan *p, const struct mq_rule_contex
     if (p->writer && !p->writer->stores_codec(t->codec))
         return MQ_FAIL(err, MQ_E_USAGE, "type-format", "tensor %s: %s has no %s type", t->name,
                        mq_codec_info(t->codec)->name, p->writer->name);
+    if (t->bnb && p->target == MQ_TARGET_AUTO && !t->overridden && t->codec == keep_codec)
+        t->why = "bitsandbytes: no GGUF type, dequantized to the source dtype";
     if (t->kind == MQ_SRC_QUANT) {
-        if (t->codec == t->src_codec) {
+        if (t->codec == t->src_codec && !t->bnb) {
             t->convert = false;
             t->why = "already in this type: copied";
             return MQ_OK;
         }
         /* dequantizing to a float type is allowed; quantizing again needs the flag */
-        if (mq_codec_info(t->codec)->block_elems > 1 && !o->allow_requantize)
+        bool to_float = t->codec == MQ_CODEC_F32 || t->codec == MQ_CODEC_F16 || t->codec == MQ_CODEC_BF16;
+        bool requant = t->bnb ? !to_float : mq_codec_info(t->codec)->block_elems > 1;
+        if (requant && !o->allow_requantize)
             return MQ_FAIL(err, MQ_E_USAGE, "requantize",
                            "tensor %s is already quantized (%s); converting it to %s compounds the error: "
                            "pass --allow-requantize to do it anyway",

@@ -22,7 +22,8 @@
 
 enum mq_src_kind {
     MQ_SRC_FLOAT,     /* F32/F16/BF16 input elements (src_codec says which) */
-    MQ_SRC_QUANT,     /* a GGUF block-quantized tensor modelq can dequantize (src_codec) */
+    MQ_SRC_QUANT,     /* a GGUF block-quantized tensor modelq can dequantize (src_codec), or a
+                         bitsandbytes weight (bnb set; read with mq_bnb_read_f32) */
     MQ_SRC_RAW,       /* bytes copied unchanged (int types, F64, kept quantized tensors) */
     MQ_SRC_GENERATED  /* float32 data computed by the writer (e.g. rope_freqs) */
 };
@@ -32,6 +33,7 @@ struct mq_plan_tensor {
     long src;                      /* input tensor index, -1 when generated */
     enum mq_src_kind kind;
     enum mq_codec src_codec;       /* FLOAT / QUANT sources */
+    const struct mq_bnb_source *bnb; /* bitsandbytes source: never copied, always dequantized */
     uint32_t ndim;
     uint64_t shape[MQ_MAX_DIMS];   /* output shape, outermost first */
     uint64_t numel, row_len, rows; /* rows = numel / row_len */

@@ -16,11 +16,40 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "modelq/codec.h"
 #include "modelq/dtype.h"
 #include "modelq/error.h"
 #include "modelq/meta.h"
 
 #define MQ_MAX_DIMS 8
+
+/* Where one stored safetensors entry of a bitsandbytes module lives. */
+struct mq_bnb_part {
+    uint32_t file;               /* index into mq_model.files */
+    uint64_t offset;             /* absolute offset of the data in that file */
+    uint64_t nbytes;
+};
+
+/*
+** A bitsandbytes-quantized Linear weight (../shared/docs/bitsandbytes.md sections 4-5), seen as
+** one logical tensor: formats/bnb_read.c replaces the module's stored entries (P.weight and its
+** quant_state / absmax / quant_map / nested_* companions, or P.weight + P.SCB + P.weight_format)
+** by a single mq_tensor "P.weight" with the original dtype and shape, whose file/offset/nbytes are
+** those of the packed codes (U8 nibbles, or I8 for INT8_ROW) and whose `bnb` points here.
+*/
+struct mq_bnb_source {
+    enum mq_codec codec;         /* MQ_CODEC_NF4, MQ_CODEC_FP4 or MQ_CODEC_INT8_ROW */
+    uint32_t blocksize;          /* NF4/FP4: elements per absmax block (flat, row-major) */
+    bool double_quant;           /* NF4/FP4: absmax stored as U8 codes + nested_absmax */
+    float offset;                /* double quant: nested_offset, as float32 */
+    uint64_t n_absmax;           /* NF4/FP4: ceil(numel / blocksize); INT8_ROW: rows */
+    struct mq_bnb_part absmax;   /* NF4/FP4: F32[n_absmax], or U8 codes with double quant */
+    struct mq_bnb_part nested_absmax; /* double quant: F32[ceil(n_absmax / 256)] */
+    struct mq_bnb_part scb;      /* INT8_ROW: SCB, F32 per row */
+    float nested_map[256];       /* double quant: nested_quant_map as stored (bnb decodes with it) */
+    uint32_t n_stored;           /* safetensors entries the module had (weight included) */
+    uint64_t stored_bytes;       /* their bytes in all (packed codes, side data, JSON blob) */
+};
 
 struct mq_tensor {
     char *name;
@@ -34,6 +63,10 @@ struct mq_tensor {
     bool from_gguf;              /* read from a GGUF file: ggml_type is meaningful */
     int32_t ggml_type;           /* GGUF inputs: the ggml type id (dtype is then the plain
                                     equivalent for F32/F16/BF16/I8..I64/F64, else U8) */
+    struct mq_bnb_source *bnb;   /* bitsandbytes weight (owned by the model), else NULL: dtype,
+                                    shape and numel are then the logical (dequantized) tensor's,
+                                    nbytes/offset the packed codes' (read it with the pipeline's
+                                    bitsandbytes reader, not as dtype elements) */
 };
 
 struct mq_file {
@@ -66,6 +99,7 @@ struct mq_config {
     uint64_t vocab_size;
     uint64_t max_position;       /* max_position_embeddings */
     int tie_word_embeddings;     /* -1 unknown, 0, 1 */
+    char *quantization_config;   /* "quantization_config" as compact JSON text, NULL when absent */
 };
 
 struct mq_model {

@@ -6,6 +6,12 @@
 ** (ne[0] = row length, the reverse of the safetensors shape); totals are by ggml type. The JSON
 ** document adds "gguf", "metadata_typed", and per tensor "ggml_type" and "ne" next to the
 ** outermost-first "shape".
+**
+** bitsandbytes checkpoints (formats/bnb_read.c): each quantized Linear weight is one row with its
+** logical dtype and shape (what dequantization gives), the bytes of all its stored entries, and
+** a last column "nf4 (block 64, double quant)" / "int8_row (LLM.int8, SCB per row)"; totals put
+** these weights under "nf4+dq", "nf4", "fp4", "fp4+dq" and "int8_row" instead of their dtype. The
+** JSON document adds per such tensor a "bitsandbytes" object, and "totals.by_bitsandbytes".
 */
 #include <cjson/cJSON.h>
 #include <inttypes.h>
@@ -13,6 +19,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "modelq/codec.h"
 #include "modelq/model.h"
 
 #define INSPECT_SCHEMA_VERSION 1
@@ -25,6 +32,8 @@ static const char *const inspect_help =
     "shard), then totals by dtype. Reads headers only.\n"
     "GGUF: version, alignment, typed metadata (key, TYPE, value), and per tensor the ggml type and\n"
     "ne in ggml order (innermost first: ne[0] is the row length); totals by ggml type.\n"
+    "bitsandbytes folders (NF4/FP4, LLM.int8): one row per quantized weight with its logical dtype and\n"
+    "shape, the bytes of all its stored entries and the quantization (\"nf4 (block 64, double quant)\").\n"
     "  --json   the same as one JSON document (field \"schema_version\" = 1)\n";
 
 struct dtype_total {
@@ -36,14 +45,39 @@ struct dtype_total {
 
 static bool is_gguf(const struct mq_model *m) { return strcmp(m->format, "gguf") == 0; }
 
+/* bitsandbytes weights: totals keys MQ_DTYPE_COUNT + kind (safetensors inputs only). */
+enum { BNB_NF4, BNB_NF4_DQ, BNB_FP4, BNB_FP4_DQ, BNB_INT8, BNB_KINDS };
+static const char *const bnb_total_labels[BNB_KINDS] = {"nf4", "nf4+dq", "fp4", "fp4+dq", "int8_row"};
+
+static int bnb_kind(const struct mq_bnb_source *b)
+{
+    if (b->codec == MQ_CODEC_INT8_ROW) return BNB_INT8;
+    return (b->codec == MQ_CODEC_FP4 ? BNB_FP4 : BNB_NF4) + (b->double_quant ? 1 : 0);
+}
+
+/* "nf4 (block 64, double quant)", "int8_row (LLM.int8, SCB per row)" */
+static const char *bnb_label(const struct mq_bnb_source *b, char *buf, size_t cap)
+{
+    if (b->codec == MQ_CODEC_INT8_ROW) snprintf(buf, cap, "int8_row (LLM.int8, SCB per row)");
+    else
+        snprintf(buf, cap, "%s (block %u%s)", b->codec == MQ_CODEC_FP4 ? "fp4" : "nf4", b->blocksize,
+                 b->double_quant ? ", double quant" : "");
+    return buf;
+}
+
+/* Bytes the tensor occupies in the checkpoint (a bitsandbytes weight: all its entries). */
+static uint64_t stored_bytes(const struct mq_tensor *t) { return t->bnb ? t->bnb->stored_bytes : t->nbytes; }
+
 static int total_key(const struct mq_model *m, const struct mq_tensor *t)
 {
     if (is_gguf(m) && t->from_gguf && t->ggml_type >= 0 && t->ggml_type < TOTAL_KEYS) return t->ggml_type;
+    if (t->bnb) return MQ_DTYPE_COUNT + bnb_kind(t->bnb);
     return (int)t->dtype;
 }
 
 static const char *total_label(const struct mq_model *m, int key)
 {
+    if (!is_gguf(m) && key >= MQ_DTYPE_COUNT) return bnb_total_labels[key - MQ_DTYPE_COUNT];
     const char *n = is_gguf(m) ? mq_ggml_type_name(key) : mq_dtype_name((enum mq_dtype)key);
     return n ? n : "?";
 }
@@ -76,10 +110,10 @@ static void totals(const struct mq_model *m, struct dtype_total *by, struct dtyp
         int k = total_key(m, t);
         by[k].tensors++;
         by[k].params += t->numel;
-        by[k].bytes += t->nbytes;
+        by[k].bytes += stored_bytes(t);
         all->tensors++;
         all->params += t->numel;
-        all->bytes += t->nbytes;
+        all->bytes += stored_bytes(t);
     }
 }
 
@@ -138,21 +172,31 @@ static void print_text(const struct mq_model *m)
         for (size_t i = 0; i < m->n_metadata; i++) printf("  %s = %s\n", m->metadata[i].key, m->metadata[i].value);
     }
 
-    size_t w = 4;
+    size_t w = 4, n_bnb = 0, n_bnb_stored = 0, shard_w = 5;
     for (size_t i = 0; i < m->n_tensors; i++) {
         size_t l = strlen(m->tensors[i].name);
         if (l > w) w = l;
+        l = strlen(base_name(m->files[m->tensors[i].file].path));
+        if (l > shard_w) shard_w = l;
+        if (m->tensors[i].bnb) n_bnb++, n_bnb_stored += m->tensors[i].bnb->n_stored;
     }
     if (w > 72) w = 72;
-    printf("\n%-*s  %-11s %-22s %15s %15s  %s\n", (int)w, "name", gguf ? "type" : "dtype",
-           gguf ? "ne (ggml order)" : "shape", "parameters", "bytes", "shard");
+    if (n_bnb)
+        printf("\nbitsandbytes: %zu quantized weight%s (%zu stored entries) shown as logical tensors: dtype and shape\n"
+               "as dequantized, bytes of all the weight's entries as stored\n",
+               n_bnb, n_bnb == 1 ? "" : "s", n_bnb_stored);
+    printf("\n%-*s  %-11s %-22s %15s %15s  %-*s%s\n", (int)w, "name", gguf ? "type" : "dtype",
+           gguf ? "ne (ggml order)" : "shape", "parameters", "bytes", n_bnb ? (int)shard_w : 0, "shard",
+           n_bnb ? "  quantization" : "");
     for (size_t i = 0; i < m->n_tensors; i++) {
         const struct mq_tensor *t = &m->tensors[i];
         uint64_t ne[MQ_MAX_DIMS];
+        char q[64];
         tensor_ne(t, ne);
-        printf("%-*s  %-11s %-22s %15s %15s  %s\n", (int)w, t->name, gguf ? tensor_type(t) : mq_dtype_name(t->dtype),
+        printf("%-*s  %-11s %-22s %15s %15s  %-*s%s%s\n", (int)w, t->name, gguf ? tensor_type(t) : mq_dtype_name(t->dtype),
                cli_shape(gguf ? ne : t->shape, t->ndim, sh, sizeof sh), cli_group(t->numel, a, sizeof a),
-               cli_group(t->nbytes, b, sizeof b), base_name(m->files[t->file].path));
+               cli_group(stored_bytes(t), b, sizeof b), t->bnb ? (int)shard_w : 0, base_name(m->files[t->file].path),
+               t->bnb ? "  " : "", t->bnb ? bnb_label(t->bnb, q, sizeof q) : "");
     }
     struct dtype_total by[TOTAL_KEYS], all;
     totals(m, by, &all);
@@ -242,7 +286,19 @@ static int print_json(const struct mq_model *m)
             for (uint32_t d = 0; d < t->ndim; d++) cJSON_AddItemToArray(nej, cJSON_CreateNumber((double)ne[d]));
         }
         cJSON_AddNumberToObject(o, "parameters", (double)t->numel);
-        cJSON_AddNumberToObject(o, "bytes", (double)t->nbytes);
+        cJSON_AddNumberToObject(o, "bytes", (double)stored_bytes(t));
+        if (t->bnb) {
+            char q[64];
+            cJSON *bj = cJSON_AddObjectToObject(o, "bitsandbytes");
+            cJSON_AddStringToObject(bj, "quant_type", mq_codec_info(t->bnb->codec)->name);
+            if (t->bnb->codec != MQ_CODEC_INT8_ROW) {
+                cJSON_AddNumberToObject(bj, "blocksize", t->bnb->blocksize);
+                cJSON_AddBoolToObject(bj, "double_quant", t->bnb->double_quant);
+            }
+            cJSON_AddStringToObject(bj, "label", bnb_label(t->bnb, q, sizeof q));
+            cJSON_AddNumberToObject(bj, "packed_bytes", (double)t->nbytes);
+            cJSON_AddNumberToObject(bj, "stored_tensors", t->bnb->n_stored);
+        }
         cJSON_AddNumberToObject(o, "offset", (double)t->offset);
         cJSON_AddStringToObject(o, "shard", base_name(m->files[t->file].path));
         cJSON_AddItemToArray(ts, o);
@@ -255,6 +311,7 @@ static int print_json(const struct mq_model *m)
     memset(byd_, 0, sizeof byd_);
     for (size_t i = 0; i < m->n_tensors; i++) {
         const struct mq_tensor *t = &m->tensors[i];
+        if (t->bnb) continue; /* in by_bitsandbytes */
         byd_[t->dtype].tensors++;
         byd_[t->dtype].params += t->numel;
         byd_[t->dtype].bytes += t->nbytes;
@@ -266,6 +323,18 @@ static int print_json(const struct mq_model *m)
         cJSON_AddNumberToObject(o, "tensors", (double)byd_[d].tensors);
         cJSON_AddNumberToObject(o, "parameters", (double)byd_[d].params);
         cJSON_AddNumberToObject(o, "bytes", (double)byd_[d].bytes);
+    }
+    bool any_bnb = false;
+    for (int d = MQ_DTYPE_COUNT; d < MQ_DTYPE_COUNT + BNB_KINDS && !is_gguf(m); d++) any_bnb |= by[d].tensors > 0;
+    if (any_bnb) {
+        cJSON *byb = cJSON_AddObjectToObject(tot, "by_bitsandbytes");
+        for (int d = MQ_DTYPE_COUNT; d < MQ_DTYPE_COUNT + BNB_KINDS; d++) {
+            if (!by[d].tensors) continue;
+            cJSON *o = cJSON_AddObjectToObject(byb, total_label(m, d));
+            cJSON_AddNumberToObject(o, "tensors", (double)by[d].tensors);
+            cJSON_AddNumberToObject(o, "parameters", (double)by[d].params);
+            cJSON_AddNumberToObject(o, "bytes", (double)by[d].bytes);
+        }
     }
     if (is_gguf(m)) {
         cJSON *byg = cJSON_AddObjectToObject(tot, "by_ggml_type");
