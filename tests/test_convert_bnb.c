@@ -372,3 +372,56 @@ Test(bnb, odd_count_refused_and_folder_replaced_atomically)
     remove_tree(dir);
     free(dir);
 }
+
+/* Two independent writers (tools/common/bnbwrite.c made testdata/bnb/) agree tensor by tensor, and
+** modelq reads its own folder back: inspect, and convert to GGUF f16 (dequantized). */
+static void expect_same_tensors(const char *ours, const char *ref)
+{
+    struct st_file a, b;
+    st_open(&a, ours);
+    st_open(&b, ref);
+    int n = 0;
+    cJSON *e;
+    cJSON_ArrayForEach(e, b.hdr)
+    {
+        if (!strcmp(e->string, "__metadata__")) continue;
+        cJSON *o = cJSON_GetObjectItemCaseSensitive(a.hdr, e->string);
+        cr_assert_not_null(o, "%s missing from modelq's folder", e->string);
+        cr_expect_str_eq(cJSON_GetObjectItem(o, "dtype")->valuestring, cJSON_GetObjectItem(e, "dtype")->valuestring);
+        cJSON *oa = cJSON_GetObjectItem(o, "data_offsets"), *ob = cJSON_GetObjectItem(e, "data_offsets");
+        uint64_t la = (uint64_t)(cJSON_GetArrayItem(oa, 1)->valuedouble - cJSON_GetArrayItem(oa, 0)->valuedouble);
+        uint64_t lb = (uint64_t)(cJSON_GetArrayItem(ob, 1)->valuedouble - cJSON_GetArrayItem(ob, 0)->valuedouble);
+        cr_assert_eq(la, lb, "%s: size", e->string);
+        cr_expect_eq(memcmp(a.bytes + a.data + (uint64_t)cJSON_GetArrayItem(oa, 0)->valuedouble,
+                            b.bytes + b.data + (uint64_t)cJSON_GetArrayItem(ob, 0)->valuedouble, (size_t)la), 0,
+                     "%s: bytes differ between the two writers", e->string);
+        n++;
+    }
+    cr_expect_eq(cJSON_GetArraySize(a.hdr), n + 1, "same key set");
+    st_close(&a);
+    st_close(&b);
+}
+
+Test(bnb, matches_the_fixture_writer_and_reads_back)
+{
+    char *dir = make_temp_dir("bnbrt");
+    char out[512], out8[512];
+    snprintf(out, sizeof out, "%s/nf4dq", dir);
+    snprintf(out8, sizeof out8, "%s/int8", dir);
+    convert_bnb(out, "nf4-dq");
+    convert_bnb(out8, "int8_row");
+    expect_same_tensors(out, "testdata/bnb/nf4-dq");
+    expect_same_tensors(out8, "testdata/bnb/int8");
+    struct cmd_result r = run_modelq("inspect %s", out);
+    cr_expect_eq(r.code, 0, "%s", r.err);
+    cr_expect(strstr(r.out, "nf4") && strstr(r.out, "double quant"), "%s", r.out);
+    cmd_result_free(&r);
+    r = run_modelq("convert %s -o %s/back.gguf --type f16 --quiet", out, dir);
+    cr_expect_eq(r.code, 0, "bnb folder -> GGUF f16: %s", r.err);
+    cmd_result_free(&r);
+    r = run_modelq("verify %s/back.gguf --quiet", dir);
+    cr_expect_eq(r.code, 0, "%s", r.err);
+    cmd_result_free(&r);
+    remove_tree(dir);
+    free(dir);
+}
