@@ -161,7 +161,9 @@ static void check_4bit(const char *type, bool dq, bool fp4)
                          fp4 ? "fp4" : "nf4", (int)m->tensors[mq_model_find(m, p)].shape[0],
                          (int)m->tensors[mq_model_find(m, p)].shape[1]);
                 cr_expect(strncmp(json, prefix, strlen(prefix)) == 0, "quant_state keys in order: %s", json);
-                cr_assert_not_null(cJSON_Parse(json), "quant_state is JSON");
+                cJSON *parsed = cJSON_Parse(json);
+                cr_expect_not_null(parsed, "quant_state is JSON");
+                cJSON_Delete(parsed);
                 offset = (float)strtod(json + strlen(prefix), NULL);
                 free(json);
                 for (uint64_t b = 0; b < nb; b++)
