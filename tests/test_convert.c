@@ -4,6 +4,7 @@
 ** refusals that name the tensor, value errors, and the atomic-output guarantees (injected disk
 ** full, SIGINT/SIGTERM/SIGKILL, output == input).
 */
+#include <cjson/cJSON.h>
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -191,6 +192,43 @@ Test(convert, estimate_equals_plan_on_llama2_7b_shape)
         cr_expect_eq(planned, e.rows[rows[i].t].bytes, "%s", rows[i].name);
     }
     cr_expect_eq(convert_tensor_bytes(dir, "q8_0", true, NULL), 7160348672ull, "hand-computed Q8_0 size");
+    remove_tree(dir);
+    free(dir);
+}
+
+/* --report FILE.json: the report as a document */
+Test(convert, json_report)
+{
+    char *dir = make_temp_dir("report");
+    struct cmd_result r = run_modelq("convert " MODEL " -o %s/m.gguf --type q4_0 --stats --quiet --report %s/r.json",
+                                     dir, dir);
+    cr_assert_eq(r.code, 0, "%s", r.err);
+    cmd_result_free(&r);
+    char path[512];
+    snprintf(path, sizeof path, "%s/r.json", dir);
+    char *text = (char *)read_file_all(path, NULL);
+    cJSON *doc = cJSON_Parse(text);
+    cr_assert_not_null(doc, "report is JSON");
+    cr_expect_eq(cJSON_GetObjectItem(doc, "schema_version")->valueint, 1);
+    cr_expect_str_eq(cJSON_GetObjectItem(doc, "type")->valuestring, "q4_0");
+    cr_expect_eq(cJSON_GetObjectItem(doc, "file_type")->valueint, 2);
+    cJSON *ts = cJSON_GetObjectItem(doc, "tensors");
+    cr_expect_eq(cJSON_GetArraySize(ts), 21);
+    double sum = 0;
+    int with_stats = 0;
+    cJSON *t;
+    cJSON_ArrayForEach(t, ts)
+    {
+        sum += cJSON_GetObjectItem(t, "bytes")->valuedouble;
+        with_stats += cJSON_GetObjectItem(t, "stats") != NULL;
+        if (!strcmp(cJSON_GetObjectItem(t, "name")->valuestring, "output.weight"))
+            cr_expect_str_eq(cJSON_GetObjectItem(t, "type")->valuestring, "q6_K", "llama-quantize: output Q6_K");
+    }
+    cr_expect_eq(sum, cJSON_GetObjectItem(doc, "tensor_bytes")->valuedouble);
+    cr_expect_eq(with_stats, 16, "every quantized tensor has error statistics");
+    cr_expect_not_null(cJSON_GetObjectItem(doc, "stats"));
+    cJSON_Delete(doc);
+    free(text);
     remove_tree(dir);
     free(dir);
 }

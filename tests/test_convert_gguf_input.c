@@ -12,16 +12,27 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "gguf_dump.h"
 #include "modelq/model.h"
 #include "run_cmd.h"
 
 #define MODEL "testdata/tiny-llama"
 
+/* Converts, then has ggml itself read the whole file (no_alloc = false: every tensor's data). */
 static void convert(const char *in, const char *out, const char *args)
 {
     struct cmd_result r = run_modelq("convert %s -o %s --quiet %s", in, out, args);
     cr_assert_eq(r.code, 0, "convert %s -> %s %s: %s", in, out, args, r.err);
     cmd_result_free(&r);
+    struct mq_ggml g;
+    char why[1024];
+    bool ok = mq_ggml_open(&g, why, sizeof why);
+    gguf_view_need_tools(ok, why);
+    struct gguf_view v;
+    cr_assert(gguf_view_from_ggml(&v, &g, out, false, why, sizeof why), "ggml refuses %s: %s", out, why);
+    cr_expect(gguf_view_check_layout(&v, why, sizeof why), "%s", why);
+    gguf_view_free(&v);
+    mq_ggml_close(&g);
 }
 
 Test(gguf_input, f32_then_quantized_equals_direct)
