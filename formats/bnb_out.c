@@ -54,16 +54,33 @@ struct entry {
     uint64_t off, len;       /* relative to the data section */
     enum entry_kind kind;
     size_t t;                /* plan tensor */
+    size_t shard;
     uint64_t hash;
+};
+
+/* One safetensors file: entries [begin, end) (fixed-size ones first, then the JSON blobs). */
+struct shard {
+    char name[64];
+    size_t begin, end;
+    uint64_t base;           /* first byte in the output's offset space */
+    uint64_t header_len;     /* planned JSON header bytes (multiple of 8) */
+    uint64_t fixed_end;      /* end of the fixed-size data (blobs follow), relative to the data */
+    uint64_t planned;        /* planned file size */
+    uint64_t size;           /* final file size */
 };
 
 struct bnb_state {
     struct entry *e;
     size_t n, cap;
     float *dq_offset;        /* per plan tensor: the double-quant offset */
-    uint64_t fixed_end;      /* end of the fixed-size data (blobs follow) */
-    uint64_t header_len;     /* planned JSON header bytes (multiple of 8) */
+    struct shard *sh;
+    size_t n_sh;
+    char **names;            /* shard file names, for the plan */
+    uint64_t *sizes;
 };
+
+static uint64_t data_start(const struct shard *sh) { return sh->base + 8 + sh->header_len; }
+static uint64_t abs_off(const struct bnb_state *st, const struct entry *e) { return data_start(&st->sh[e->shard]) + e->off; }
 
 static bool bnb_stores_codec(enum mq_codec c)
 {
@@ -228,13 +245,13 @@ static void sb_str(struct sbuf *b, const char *s)
 }
 
 /* Header JSON; `maxed` = every blob at its planned maximum (the size bound). */
-static void header_json(const struct bnb_state *st, struct sbuf *b, bool with_hash)
+static void header_json(const struct bnb_state *st, const struct shard *sh, struct sbuf *b, bool with_hash)
 {
     sb_put(b, "{\"__metadata__\":{\"format\":\"pt\",\"modelq.tensor_xxh3\":\"");
-    for (size_t i = 0; i < st->n; i++) {
+    for (size_t i = sh->begin; i < sh->end; i++) {
         char hex[17];
         snprintf(hex, sizeof hex, "%016" PRIx64, with_hash ? st->e[i].hash : 0);
-        sb_put(b, "%s%s:", i ? "," : "", hex);
+        sb_put(b, "%s%s:", i > sh->begin ? "," : "", hex);
         /* the name inside a JSON string: escape */
         struct sbuf nb = {0};
         sb_str(&nb, st->e[i].name);
@@ -247,7 +264,7 @@ static void header_json(const struct bnb_state *st, struct sbuf *b, bool with_ha
         free(nb.p);
     }
     sb_put(b, "\"}");
-    for (size_t i = 0; i < st->n; i++) {
+    for (size_t i = sh->begin; i < sh->end; i++) {
         const struct entry *e = &st->e[i];
         sb_put(b, ",");
         sb_str(b, e->name);
@@ -256,6 +273,120 @@ static void header_json(const struct bnb_state *st, struct sbuf *b, bool with_ha
         sb_put(b, "],\"data_offsets\":[%" PRIu64 ",%" PRIu64 "]}", e->off, e->off + e->len);
     }
     sb_put(b, "}");
+}
+
+/*
+** Shards: whole modules (a plan tensor and all its entries) in order, a new file when the next
+** module would pass --max-shard-size (a module larger than that gets a file of its own); within a
+** file the fixed-size entries come first and the 4-bit JSON blobs last.
+*/
+static enum mq_status plan_shards(struct mq_plan *p, struct bnb_state *st, struct mq_error *err)
+{
+    uint64_t max = p->opt->max_shard_size;
+    size_t fixed = st->n;
+    size_t *shard_of = calloc(p->n ? p->n : 1, sizeof *shard_of);
+    if (!shard_of) return MQ_FAIL(err, MQ_E_NOMEM, "alloc", "out of memory");
+    size_t n_sh = 0;
+    uint64_t cur = 0;
+    for (size_t i = 0, k = 0; i < p->n; i++) {
+        uint64_t mb = 0;
+        bool blob = false;
+        for (; k < fixed && st->e[k].t == i; k++) {
+            mb += st->e[k].len;
+            blob |= st->e[k].kind == E_WEIGHT && p->t[i].codec != MQ_CODEC_INT8_ROW && p->t[i].convert;
+        }
+        if (blob) mb += BNB_BLOB_MAX;
+        if (n_sh == 0 || (max && cur > 0 && cur + mb > max)) {
+            n_sh++;
+            cur = 0;
+        }
+        shard_of[i] = n_sh - 1;
+        cur += mb;
+    }
+    if (n_sh == 0) n_sh = 1;
+    st->sh = calloc(n_sh, sizeof *st->sh);
+    st->names = calloc(n_sh, sizeof *st->names);
+    st->sizes = calloc(n_sh, sizeof *st->sizes);
+    struct entry *ord = calloc(st->n * 2 + 1, sizeof *ord);
+    if (!st->sh || !st->names || !st->sizes || !ord) {
+        free(shard_of);
+        free(ord);
+        return MQ_FAIL(err, MQ_E_NOMEM, "alloc", "out of memory");
+    }
+    st->n_sh = n_sh;
+    size_t w = 0;
+    enum mq_status s = MQ_OK;
+    uint64_t base = 0;
+    for (size_t sh = 0; sh < n_sh && s == MQ_OK; sh++) {
+        struct shard *S = &st->sh[sh];
+        if (n_sh == 1) snprintf(S->name, sizeof S->name, "model.safetensors");
+        else snprintf(S->name, sizeof S->name, "model-%05zu-of-%05zu.safetensors", sh + 1, n_sh);
+        S->begin = w;
+        for (size_t k = 0; k < fixed; k++)
+            if (shard_of[st->e[k].t] == sh) ord[w++] = st->e[k];
+        /* the blobs of this shard's 4-bit modules */
+        for (size_t k = 0; k < fixed; k++) {
+            const struct entry *e = &st->e[k];
+            if (shard_of[e->t] != sh || e->kind != E_WEIGHT || p->t[e->t].codec == MQ_CODEC_INT8_ROW) continue;
+            const char *sfx = p->t[e->t].codec == MQ_CODEC_NF4 ? ".quant_state.bitsandbytes__nf4"
+                                                               : ".quant_state.bitsandbytes__fp4";
+            size_t nl = strlen(p->t[e->t].name) + strlen(sfx) + 1;
+            struct entry b = {0};
+            b.name = malloc(nl);
+            if (!b.name) {
+                s = MQ_FAIL(err, MQ_E_NOMEM, "alloc", "out of memory");
+                break;
+            }
+            snprintf(b.name, nl, "%s%s", p->t[e->t].name, sfx);
+            b.dtype = "U8";
+            b.ndim = 1;
+            b.shape[0] = BNB_BLOB_MAX;
+            b.len = BNB_BLOB_MAX;
+            b.kind = E_STATE;
+            b.t = e->t;
+            ord[w++] = b;
+        }
+        S->end = w;
+        uint64_t off = 0;
+        for (size_t k = S->begin; k < S->end; k++) {
+            ord[k].shard = sh;
+            ord[k].off = off;
+            off += ord[k].len;
+            if (ord[k].kind != E_STATE) S->fixed_end = off;
+        }
+        S->base = base;
+        struct sbuf hb = {0};
+        struct bnb_state view = *st;
+        view.e = ord;
+        header_json(&view, S, &hb, false);
+        if (hb.oom) s = MQ_FAIL(err, MQ_E_NOMEM, "alloc", "out of memory for the header");
+        S->header_len = (hb.len + 7) / 8 * 8;
+        free(hb.p);
+        S->planned = 8 + S->header_len + off;
+        base += S->planned;
+        st->names[sh] = S->name;
+        st->sizes[sh] = S->planned;
+    }
+    free(shard_of);
+    /* the entries now live in `ord` (blob names included) */
+    free(st->e);
+    st->e = ord;
+    st->n = w;
+    st->cap = st->n * 2 + 1;
+    MQ_TRY(s);
+    p->n_files = n_sh;
+    p->file_names = (const char *const *)st->names;
+    p->file_sizes = st->sizes;
+    p->data_start = data_start(&st->sh[0]);
+    p->file_size = base;
+    for (size_t k = 0; k < st->n; k++) {
+        struct entry *e = &st->e[k];
+        struct mq_plan_tensor *t = &p->t[e->t];
+        if (e->kind == E_PLAIN || e->kind == E_WEIGHT) t->offset = abs_off(st, e);
+        if (e->kind == E_SIDE) t->side_offset = abs_off(st, e);
+    }
+    p->file_type = -1;
+    return MQ_OK;
 }
 
 static enum mq_status bnb_layout(struct mq_plan *p, struct mq_error *err)
@@ -304,41 +435,7 @@ static enum mq_status bnb_layout(struct mq_plan *p, struct mq_error *err)
         }
         t->side_keep = dq;
     }
-    /* 4-bit JSON blobs go last; plan them at their maximum length */
-    size_t fixed = st->n;
-    for (size_t k = 0; k < fixed; k++) {
-        const struct entry *e = &st->e[k];
-        if (e->kind != E_WEIGHT || p->t[e->t].codec == MQ_CODEC_INT8_ROW) continue;
-        uint64_t one[1] = {BNB_BLOB_MAX};
-        const char *sfx = p->t[e->t].codec == MQ_CODEC_NF4 ? ".quant_state.bitsandbytes__nf4"
-                                                           : ".quant_state.bitsandbytes__fp4";
-        MQ_TRY(add_entry(st, p->t[e->t].name, sfx, "U8", 1, one, BNB_BLOB_MAX, E_STATE, e->t, err));
-    }
-    uint64_t off = 0;
-    for (size_t k = 0; k < st->n; k++) {
-        st->e[k].off = off;
-        off += st->e[k].len;
-        if (k + 1 == fixed) st->fixed_end = off;
-    }
-    if (fixed == st->n) st->fixed_end = off;
-    struct sbuf b = {0};
-    header_json(st, &b, false);
-    if (b.oom) {
-        free(b.p);
-        return MQ_FAIL(err, MQ_E_NOMEM, "alloc", "out of memory for the header");
-    }
-    st->header_len = (b.len + 7) / 8 * 8;
-    free(b.p);
-    p->data_start = 8 + st->header_len;
-    p->file_size = p->data_start + off;
-    for (size_t k = 0; k < st->n; k++) {
-        struct entry *e = &st->e[k];
-        struct mq_plan_tensor *t = &p->t[e->t];
-        if (e->kind == E_PLAIN || e->kind == E_WEIGHT) t->offset = p->data_start + e->off;
-        if (e->kind == E_SIDE) t->side_offset = p->data_start + e->off;
-    }
-    p->file_type = -1;
-    return MQ_OK;
+    return plan_shards(p, st, err);
 }
 
 static struct entry *find_entry(struct bnb_state *st, size_t t, enum entry_kind kind)
@@ -372,8 +469,8 @@ static enum mq_status bnb_tensor_side(struct mq_plan *p, size_t i, const float *
     if (s == MQ_OK) {
         mq_bnb_double_quant(absmax, (size_t)nb, q, nested, &st->dq_offset[i]);
         store_f32le(le, nested, (size_t)nb2);
-        s = mq_outfile_pwrite(out, q, (size_t)nb, p->data_start + eq->off, err);
-        if (s == MQ_OK) s = mq_outfile_pwrite(out, le, (size_t)nb2 * 4, p->data_start + en->off, err);
+        s = mq_outfile_pwrite(out, q, (size_t)nb, abs_off(st, eq), err);
+        if (s == MQ_OK) s = mq_outfile_pwrite(out, le, (size_t)nb2 * 4, abs_off(st, en), err);
     }
     free(q);
     free(nested);
@@ -491,6 +588,26 @@ static enum mq_status copy_side_files(const struct mq_model *m, struct mq_outfil
     return MQ_OK;
 }
 
+/* model.safetensors.index.json: total_size (tensor bytes) and the shard of every key. */
+static enum mq_status write_index(const struct bnb_state *st, struct mq_outfile *out, struct mq_error *err)
+{
+    cJSON *root = cJSON_CreateObject(), *meta = cJSON_CreateObject(), *map = cJSON_CreateObject();
+    uint64_t total = 0;
+    for (size_t k = 0; k < st->n; k++) {
+        total += st->e[k].len;
+        cJSON_AddStringToObject(map, st->e[k].name, st->sh[st->e[k].shard].name);
+    }
+    cJSON_AddNumberToObject(meta, "total_size", (double)total);
+    cJSON_AddItemToObject(root, "metadata", meta);
+    cJSON_AddItemToObject(root, "weight_map", map);
+    char *text = cJSON_Print(root);
+    cJSON_Delete(root);
+    if (!text) return MQ_FAIL(err, MQ_E_NOMEM, "alloc", "out of memory writing the index");
+    enum mq_status s = mq_outfile_add_file(out, "model.safetensors.index.json", text, strlen(text), err);
+    free(text);
+    return s;
+}
+
 static enum mq_status bnb_finish(struct mq_plan *p, struct mq_outfile *out, struct mq_error *err)
 {
     struct bnb_state *st = p->writer_state;
@@ -498,61 +615,68 @@ static enum mq_status bnb_finish(struct mq_plan *p, struct mq_outfile *out, stru
     for (unsigned c = 0; c < 16; c++) nf4[c] = mq_nf4_value(c), fp4[c] = mq_fp4_value(c);
     mq_bnb_dynamic_map(dyn);
     uint8_t le[1024];
-    uint64_t tail = st->fixed_end;
+    for (size_t sh = 0; sh < st->n_sh; sh++) st->sh[sh].size = st->sh[sh].fixed_end;
     for (size_t k = 0; k < st->n; k++) {
         struct entry *e = &st->e[k];
         const struct mq_plan_tensor *t = &p->t[e->t];
         if (e->kind == E_QMAP) {
             store_f32le(le, t->codec == MQ_CODEC_NF4 ? nf4 : fp4, 16);
-            MQ_TRY(mq_outfile_pwrite(out, le, 64, p->data_start + e->off, err));
+            MQ_TRY(mq_outfile_pwrite(out, le, 64, abs_off(st, e), err));
         } else if (e->kind == E_NMAP) {
             store_f32le(le, dyn, 256);
-            MQ_TRY(mq_outfile_pwrite(out, le, 1024, p->data_start + e->off, err));
+            MQ_TRY(mq_outfile_pwrite(out, le, 1024, abs_off(st, e), err));
         } else if (e->kind == E_WFMT) {
             uint8_t zero = 0;
-            MQ_TRY(mq_outfile_pwrite(out, &zero, 1, p->data_start + e->off, err));
+            MQ_TRY(mq_outfile_pwrite(out, &zero, 1, abs_off(st, e), err));
         } else if (e->kind == E_STATE) {
             char json[BNB_BLOB_MAX + 64];
             enum mq_dtype src = t->src >= 0 ? p->model->tensors[t->src].dtype : MQ_DTYPE_F32;
             size_t n = state_json(t, src, st->dq_offset[e->t], t->params.double_quant, json, sizeof json);
             if (n > BNB_BLOB_MAX)
                 return MQ_FAIL(err, MQ_E_INTERNAL, "bnb-state", "%s: quant_state longer than planned", e->name);
-            e->off = tail;
+            struct shard *S = &st->sh[e->shard];
+            e->off = S->size;
             e->len = n;
             e->shape[0] = n;
-            tail += n;
-            MQ_TRY(mq_outfile_pwrite(out, json, n, p->data_start + e->off, err));
+            S->size += n;
+            MQ_TRY(mq_outfile_pwrite(out, json, n, abs_off(st, e), err));
         }
     }
     uint8_t *buf = malloc(HASH_CHUNK);
     XXH3_state_t *x = XXH3_createState();
     enum mq_status s = buf && x ? MQ_OK : MQ_FAIL(err, MQ_E_NOMEM, "alloc", "out of memory");
     for (size_t k = 0; s == MQ_OK && k < st->n; k++)
-        s = hash_range(out, p->data_start + st->e[k].off, st->e[k].len, &st->e[k].hash, buf, x, err);
+        s = hash_range(out, abs_off(st, &st->e[k]), st->e[k].len, &st->e[k].hash, buf, x, err);
     free(buf);
     XXH3_freeState(x);
     MQ_TRY(s);
-    struct sbuf b = {0};
-    header_json(st, &b, true);
-    if (b.oom || b.len > st->header_len) {
+    uint64_t total = 0;
+    for (size_t sh = 0; sh < st->n_sh; sh++) {
+        struct shard *S = &st->sh[sh];
+        struct sbuf b = {0};
+        header_json(st, S, &b, true);
+        if (b.oom || b.len > S->header_len) {
+            free(b.p);
+            return MQ_FAIL(err, b.oom ? MQ_E_NOMEM : MQ_E_INTERNAL, "bnb-header", "header larger than planned");
+        }
+        size_t hl = (size_t)S->header_len;
+        uint8_t *h = malloc(8 + hl);
+        if (!h) {
+            free(b.p);
+            return MQ_FAIL(err, MQ_E_NOMEM, "alloc", "out of memory");
+        }
+        for (int k = 0; k < 8; k++) h[k] = (uint8_t)((uint64_t)hl >> (8 * k));
+        memcpy(h + 8, b.p, b.len);
+        memset(h + 8 + b.len, ' ', hl - b.len); /* safetensors allows trailing spaces in the header */
         free(b.p);
-        return MQ_FAIL(err, b.oom ? MQ_E_NOMEM : MQ_E_INTERNAL, "bnb-header", "header larger than planned");
+        s = mq_outfile_pwrite(out, h, 8 + hl, S->base, err);
+        free(h);
+        MQ_TRY(s);
+        MQ_TRY(mq_outfile_truncate(out, sh, 8 + S->header_len + S->size, err));
+        total += 8 + S->header_len + S->size;
     }
-    size_t hl = (size_t)st->header_len;
-    uint8_t *h = malloc(8 + hl);
-    if (!h) {
-        free(b.p);
-        return MQ_FAIL(err, MQ_E_NOMEM, "alloc", "out of memory");
-    }
-    for (int k = 0; k < 8; k++) h[k] = (uint8_t)((uint64_t)hl >> (8 * k));
-    memcpy(h + 8, b.p, b.len);
-    memset(h + 8 + b.len, ' ', hl - b.len); /* safetensors allows trailing spaces in the header */
-    free(b.p);
-    s = mq_outfile_pwrite(out, h, 8 + hl, 0, err);
-    free(h);
-    MQ_TRY(s);
-    p->file_size = p->data_start + tail;
-    MQ_TRY(mq_outfile_truncate(out, p->file_size, err));
+    p->file_size = total;
+    if (st->n_sh > 1) MQ_TRY(write_index(st, out, err));
     MQ_TRY(write_config(p, out, err));
     return copy_side_files(p->model, out, err);
 }
@@ -564,6 +688,9 @@ static void bnb_release(struct mq_plan *p)
     for (size_t k = 0; k < st->n; k++) free(st->e[k].name);
     free(st->e);
     free(st->dq_offset);
+    free(st->sh);
+    free(st->names);
+    free(st->sizes);
     free(st);
     p->writer_state = NULL;
 }
@@ -577,6 +704,6 @@ const struct mq_writer_ops mq_bnb_writer = {
     .tensor_side = bnb_tensor_side,
     .finish = bnb_finish,
     .release = bnb_release,
-    .folder_data_name = "model.safetensors",
+    .folder = true,
     .own_checksums = true,
 };

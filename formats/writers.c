@@ -38,7 +38,7 @@ const struct mq_writer_ops *mq_writer_for_path(const char *path)
                   (!strchr(base, '.') && stat(path, &st) != 0);
     if (folder)
         for (size_t i = 0; i < N_WRITERS; i++)
-            if (writers[i]->folder_data_name) return writers[i];
+            if (writers[i]->folder) return writers[i];
     return NULL;
 }
 

@@ -141,7 +141,7 @@ static enum mq_status pick_writer(const struct mq_convert_options *o, enum mq_ta
                            "%s: cannot tell the output format from the name; use a .gguf name or --format (%s)",
                            o->output, mq_writer_names());
     }
-    if (w && w->folder_data_name && mq_target_info(target)->rules != MQ_RULES_BNB_LINEAR)
+    if (w && w->folder && mq_target_info(target)->rules != MQ_RULES_BNB_LINEAR)
         return MQ_FAIL(err, MQ_E_USAGE, "type-format",
                        "%s: a bitsandbytes folder holds --type nf4, nf4-dq, fp4 or int8_row, not %s (use a .gguf "
                        "output for llama.cpp types)", o->output ? o->output : "output", mq_target_info(target)->name);
@@ -191,8 +191,8 @@ enum mq_status mq_convert(const struct mq_convert_options *o, struct mq_convert_
     rep->output = o->output ? strdup(o->output) : NULL;
     rep->format = strdup(writer ? writer->name : "none");
     if (s == MQ_OK && !o->dry_run) {
-        if (writer->folder_data_name)
-            s = mq_outfile_create_in_dir(o->output, writer->folder_data_name, plan.file_size, &out, err);
+        if (writer->folder)
+            s = mq_outfile_create_in_dir(o->output, plan.file_names, plan.file_sizes, plan.n_files, &out, err);
         else
             s = mq_outfile_create(o->output, plan.file_size, &out, err);
     }

@@ -21,13 +21,18 @@
 #define MAX_LIVE 64
 #define LIVE_PATH 4096
 
+/*
+** Data files: one (a file output), or several in a folder (shards). Writers address them through
+** one offset space: file k holds [base[k], base[k] + size[k]).
+*/
 struct mq_outfile {
     char *path;                /* final path: the file, or the folder (folder mode) */
-    char *tmp;                 /* the data file being written */
     char *dir;                 /* folder holding the final path */
     char *tmp_dir;             /* folder mode: the temporary folder, else NULL */
-    char *data_name;           /* folder mode: the data file's name inside the folder */
-    int fd;
+    size_t n_data;
+    char **tmp;                /* the data files being written */
+    int *fd;
+    uint64_t *base, *size;
     int slots[MAX_LIVE];       /* registered temporary paths (files first, the folder last) */
     int n_slots;
     _Atomic uint64_t written;
@@ -100,12 +105,37 @@ static void remove_live(struct mq_outfile *f)
 static void outfile_free(struct mq_outfile *f)
 {
     unregister_all(f);
-    free(f->path);
+    for (size_t k = 0; k < f->n_data; k++) free(f->tmp ? f->tmp[k] : NULL);
     free(f->tmp);
+    free(f->fd);
+    free(f->base);
+    free(f->size);
+    free(f->path);
     free(f->dir);
     free(f->tmp_dir);
-    free(f->data_name);
     free(f);
+}
+
+static void close_all(struct mq_outfile *f)
+{
+    for (size_t k = 0; k < f->n_data; k++)
+        if (f->fd[k] >= 0) {
+            close(f->fd[k]);
+            f->fd[k] = -1;
+        }
+}
+
+/* Allocates n data-file slots. */
+static int alloc_data(struct mq_outfile *f, size_t n)
+{
+    f->n_data = n;
+    f->tmp = calloc(n, sizeof *f->tmp);
+    f->fd = malloc(n * sizeof *f->fd);
+    f->base = calloc(n, sizeof *f->base);
+    f->size = calloc(n, sizeof *f->size);
+    if (!f->tmp || !f->fd || !f->base || !f->size) return -1;
+    for (size_t k = 0; k < n; k++) f->fd[k] = -1;
+    return 0;
 }
 
 /* "<path>: <what>: <strerror>" */
@@ -159,17 +189,18 @@ static enum mq_status check_space(const char *dir, const char *path, uint64_t si
     return s;
 }
 
-/* Creates f->tmp (registered), reserves `size` bytes. */
-static enum mq_status open_data(struct mq_outfile *f, uint64_t size, struct mq_error *err)
+/* Creates data file k (registered), reserves its bytes. */
+static enum mq_status open_data(struct mq_outfile *f, size_t k, struct mq_error *err)
 {
-    if (register_live(f, f->tmp, 0) != 0)
-        return MQ_FAIL(err, MQ_E_LIMIT, "outputs", "%s: too many temporary files", f->tmp);
-    f->fd = open(f->tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-    if (f->fd < 0) return io_fail(err, "create", errno, "cannot create the temporary file", f->tmp);
+    if (register_live(f, f->tmp[k], 0) != 0)
+        return MQ_FAIL(err, MQ_E_LIMIT, "outputs", "%s: too many temporary files", f->tmp[k]);
+    f->fd[k] = open(f->tmp[k], O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    if (f->fd[k] < 0) return io_fail(err, "create", errno, "cannot create the temporary file", f->tmp[k]);
     /* reserve the blocks now: a full disk fails here, before hours of work */
-    int rc = posix_fallocate(f->fd, 0, (off_t)size);
+    int rc = f->size[k] ? posix_fallocate(f->fd[k], 0, (off_t)f->size[k]) : 0;
     if (rc == ENOSPC) return io_fail(err, "disk-full", rc, "no space left for the output", f->path);
-    if (ftruncate(f->fd, (off_t)size) != 0) return io_fail(err, "write", errno, "cannot size the temporary file", f->tmp);
+    if (ftruncate(f->fd[k], (off_t)f->size[k]) != 0)
+        return io_fail(err, "write", errno, "cannot size the temporary file", f->tmp[k]);
     return MQ_OK;
 }
 
@@ -177,7 +208,6 @@ static struct mq_outfile *outfile_new(const char *path)
 {
     struct mq_outfile *f = calloc(1, sizeof *f);
     if (!f) return NULL;
-    f->fd = -1;
     f->path = strdup(path);
     const char *fault = getenv("MODELQ_FAULT_WRITE_AFTER");
     if (fault && *fault) f->fault_after = strtoull(fault, NULL, 10) + 1;
@@ -188,12 +218,13 @@ enum mq_status mq_outfile_create(const char *path, uint64_t size, struct mq_outf
 {
     *out = NULL;
     struct mq_outfile *f = outfile_new(path);
-    if (!f || !f->path || tmp_names(path, &f->dir, &f->tmp) != 0) {
+    if (!f || !f->path || alloc_data(f, 1) != 0 || tmp_names(path, &f->dir, &f->tmp[0]) != 0) {
         if (f) outfile_free(f);
         return MQ_FAIL(err, MQ_E_NOMEM, "alloc", "%s: out of memory", path);
     }
+    f->size[0] = size;
     enum mq_status s = check_space(f->dir, path, size, err);
-    if (s == MQ_OK) s = open_data(f, size, err);
+    if (s == MQ_OK) s = open_data(f, 0, err);
     if (s != MQ_OK) {
         mq_outfile_abort(f);
         return s;
@@ -202,13 +233,20 @@ enum mq_status mq_outfile_create(const char *path, uint64_t size, struct mq_outf
     return MQ_OK;
 }
 
-enum mq_status mq_outfile_create_in_dir(const char *dir, const char *name, uint64_t size, struct mq_outfile **out,
-                                        struct mq_error *err)
+enum mq_status mq_outfile_create_in_dir(const char *dir, const char *const *names, const uint64_t *sizes, size_t n,
+                                        struct mq_outfile **out, struct mq_error *err)
 {
     *out = NULL;
     struct mq_outfile *f = outfile_new(dir);
-    if (!f || !f->path || tmp_names(dir, &f->dir, &f->tmp_dir) != 0 || !(f->data_name = strdup(name)) ||
-        !(f->tmp = join(f->tmp_dir, name))) {
+    bool ok = f && f->path && n > 0 && alloc_data(f, n) == 0 && tmp_names(dir, &f->dir, &f->tmp_dir) == 0;
+    uint64_t size = 0;
+    for (size_t k = 0; ok && k < n; k++) {
+        ok = (f->tmp[k] = join(f->tmp_dir, names[k])) != NULL;
+        f->base[k] = size;
+        f->size[k] = sizes[k];
+        size += sizes[k];
+    }
+    if (!ok) {
         if (f) outfile_free(f);
         return MQ_FAIL(err, MQ_E_NOMEM, "alloc", "%s: out of memory", dir);
     }
@@ -222,7 +260,7 @@ enum mq_status mq_outfile_create_in_dir(const char *dir, const char *name, uint6
         if (mkdir(f->tmp_dir, 0755) != 0) s = io_fail(err, "create", errno, "cannot create the temporary folder", f->tmp_dir);
         else if (register_live(f, f->tmp_dir, 1) != 0) s = MQ_FAIL(err, MQ_E_LIMIT, "outputs", "too many temporaries");
     }
-    if (s == MQ_OK) s = open_data(f, size, err);
+    for (size_t k = 0; s == MQ_OK && k < n; k++) s = open_data(f, k, err);
     if (s != MQ_OK) {
         mq_outfile_abort(f);
         return s;
@@ -259,10 +297,19 @@ enum mq_status mq_outfile_add_file(struct mq_outfile *f, const char *name, const
     return s;
 }
 
-enum mq_status mq_outfile_truncate(struct mq_outfile *f, uint64_t size, struct mq_error *err)
+enum mq_status mq_outfile_truncate(struct mq_outfile *f, size_t k, uint64_t size, struct mq_error *err)
 {
-    if (ftruncate(f->fd, (off_t)size) != 0) return io_fail(err, "write", errno, "cannot truncate", f->tmp);
+    if (k >= f->n_data) return MQ_FAIL(err, MQ_E_INTERNAL, "outputs", "no data file %zu", k);
+    if (ftruncate(f->fd[k], (off_t)size) != 0) return io_fail(err, "write", errno, "cannot truncate", f->tmp[k]);
     return MQ_OK;
+}
+
+/* The data file holding global offset `off` (a write never spans two files). */
+static size_t file_of(const struct mq_outfile *f, uint64_t off)
+{
+    size_t k = 0;
+    while (k + 1 < f->n_data && off >= f->base[k + 1]) k++;
+    return k;
 }
 
 enum mq_status mq_outfile_pwrite(struct mq_outfile *f, const void *buf, size_t len, uint64_t off,
@@ -275,7 +322,8 @@ enum mq_status mq_outfile_pwrite(struct mq_outfile *f, const void *buf, size_t l
             uint64_t w = atomic_fetch_add(&f->written, n) + n;
             if (w >= f->fault_after) return io_fail(err, "disk-full", ENOSPC, "write failed", f->path);
         }
-        ssize_t k = pwrite(f->fd, p, n, (off_t)off);
+        size_t fk = file_of(f, off);
+        ssize_t k = pwrite(f->fd[fk], p, n, (off_t)(off - f->base[fk]));
         if (k < 0 && errno == EINTR) continue;
         if (k <= 0) {
             int e = k < 0 ? errno : ENOSPC;
@@ -292,9 +340,10 @@ enum mq_status mq_outfile_pread(struct mq_outfile *f, void *buf, size_t len, uin
 {
     uint8_t *p = buf;
     while (len) {
-        ssize_t k = pread(f->fd, p, len, (off_t)off);
+        size_t fk = file_of(f, off);
+        ssize_t k = pread(f->fd[fk], p, len, (off_t)(off - f->base[fk]));
         if (k < 0 && errno == EINTR) continue;
-        if (k <= 0) return io_fail(err, "read", k < 0 ? errno : EIO, "read-back failed", f->tmp);
+        if (k <= 0) return io_fail(err, "read", k < 0 ? errno : EIO, "read-back failed", f->tmp[fk]);
         p += k;
         off += (uint64_t)k;
         len -= (size_t)k;
@@ -330,16 +379,18 @@ static void remove_flat_dir(const char *dir)
 enum mq_status mq_outfile_commit(struct mq_outfile *f, struct mq_error *err)
 {
     enum mq_status s = MQ_OK;
-    if (fsync(f->fd) != 0) s = io_fail(err, "fsync", errno, "fsync failed", f->tmp);
-    if (close(f->fd) != 0 && s == MQ_OK) s = io_fail(err, "close", errno, "close failed", f->tmp);
-    f->fd = -1;
+    for (size_t k = 0; k < f->n_data; k++) {
+        if (s == MQ_OK && fsync(f->fd[k]) != 0) s = io_fail(err, "fsync", errno, "fsync failed", f->tmp[k]);
+        if (close(f->fd[k]) != 0 && s == MQ_OK) s = io_fail(err, "close", errno, "close failed", f->tmp[k]);
+        f->fd[k] = -1;
+    }
     if (s != MQ_OK) {
         remove_live(f);
         outfile_free(f);
         return s;
     }
     if (!f->tmp_dir) {
-        if (rename(f->tmp, f->path) != 0) {
+        if (rename(f->tmp[0], f->path) != 0) {
             s = io_fail(err, "rename", errno, "cannot move the finished file into place", f->path);
             remove_live(f);
             outfile_free(f);
@@ -370,9 +421,9 @@ enum mq_status mq_outfile_commit(struct mq_outfile *f, struct mq_error *err)
 void mq_outfile_abort(struct mq_outfile *f)
 {
     if (!f) return;
-    if (f->fd >= 0) close(f->fd);
+    if (f->fd) close_all(f);
     remove_live(f);
     outfile_free(f);
 }
 
-const char *mq_outfile_tmp_path(const struct mq_outfile *f) { return f->tmp; }
+const char *mq_outfile_tmp_path(const struct mq_outfile *f) { return f->tmp[0]; }

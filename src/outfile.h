@@ -23,19 +23,21 @@ struct mq_outfile;
 
 enum mq_status mq_outfile_create(const char *path, uint64_t size, struct mq_outfile **out, struct mq_error *err);
 /*
-** Folder outputs (a Hugging Face model folder): the data file `name` of `size` bytes is created
+** Folder outputs (a Hugging Face model folder): the data files (shards) are created
 ** inside a temporary folder ".DIRNAME.modelq-tmp-PID" beside `dir`; more small files are added
 ** with mq_outfile_add_file(). Commit fsyncs everything and puts the folder in place: a plain
 ** rename, or an atomic exchange with an existing `dir` (renameat2 RENAME_EXCHANGE) whose old
 ** contents are then removed. Abort and signals remove every file and the temporary folder.
 */
-enum mq_status mq_outfile_create_in_dir(const char *dir, const char *name, uint64_t size, struct mq_outfile **out,
-                                        struct mq_error *err);
+/* Data files names[0..n) of sizes[k] bytes, addressed as one offset space (file k starts at the
+** sum of the sizes before it). */
+enum mq_status mq_outfile_create_in_dir(const char *dir, const char *const *names, const uint64_t *sizes, size_t n,
+                                        struct mq_outfile **out, struct mq_error *err);
 /* Writes a whole small file into the temporary folder (folder outputs only). */
 enum mq_status mq_outfile_add_file(struct mq_outfile *f, const char *name, const void *data, size_t len,
                                    struct mq_error *err);
-/* Shrinks the data file to `size` bytes (writers whose tail is only known at the end). */
-enum mq_status mq_outfile_truncate(struct mq_outfile *f, uint64_t size, struct mq_error *err);
+/* Shrinks data file k to `size` bytes (writers whose tail is only known at the end). */
+enum mq_status mq_outfile_truncate(struct mq_outfile *f, size_t k, uint64_t size, struct mq_error *err);
 /* Thread-safe positional write of all len bytes. */
 enum mq_status mq_outfile_pwrite(struct mq_outfile *f, const void *buf, size_t len, uint64_t off,
                                  struct mq_error *err);

@@ -76,6 +76,9 @@ struct mq_plan {
     uint64_t file_size;            /* total output bytes (layout) */
     const struct mq_writer_ops *writer;
     void *writer_state;
+    size_t n_files;                /* folder writers: data files (shards) in the output folder */
+    const char *const *file_names;
+    const uint64_t *file_sizes;
     bool have_stats;               /* mq_plan_run with stats: over all quantized elements */
     struct mq_qstats total_stats;
 };
@@ -94,8 +97,8 @@ struct mq_writer_ops {
                                   struct mq_outfile *out, struct mq_error *err);
     /* After the data (t[i].xxh3 filled): headers, constant tensors, extra files. */
     enum mq_status (*finish)(struct mq_plan *p, struct mq_outfile *out, struct mq_error *err);
-    /* NULL: the output is one file; else the data file's name inside an output folder. */
-    const char *folder_data_name;
+    /* The output is a folder of data files (layout fills p->n_files / file_names / file_sizes). */
+    bool folder;
     /* The writer checksums what it wrote itself (the run skips its per-tensor XXH3 pass). */
     bool own_checksums;
     void (*release)(struct mq_plan *p);

@@ -59,7 +59,7 @@ static const uint8_t *st_get(struct st_file *f, const char *name, const char *dt
     cr_assert_not_null(e, "key %s present", name);
     cr_expect_str_eq(cJSON_GetObjectItem(e, "dtype")->valuestring, dtype, "%s dtype", name);
     cJSON *sh = cJSON_GetObjectItem(e, "shape");
-    cr_assert_eq(cJSON_GetArraySize(sh), ndim, "%s rank", name);
+    if (shape || ndim) cr_assert_eq(cJSON_GetArraySize(sh), ndim, "%s rank", name);
     for (int d = 0; shape && d < ndim; d++)
         cr_expect_eq((uint64_t)cJSON_GetArrayItem(sh, d)->valuedouble, shape[d], "%s dim %d", name, d);
     cJSON *off = cJSON_GetObjectItem(e, "data_offsets");
@@ -422,6 +422,85 @@ Test(bnb, matches_the_fixture_writer_and_reads_back)
     cr_expect_eq(r.code, 0, "bnb folder -> GGUF f16: %s", r.err);
     cmd_result_free(&r);
     r = run_modelq("verify %s/back.gguf --quiet", dir);
+    cr_expect_eq(r.code, 0, "%s", r.err);
+    cmd_result_free(&r);
+    remove_tree(dir);
+    free(dir);
+}
+
+/* The module a key belongs to: "P" of "P.weight", "P.weight.absmax", "P.SCB", "P.weight_format". */
+static void module_of(const char *key, char *out, size_t cap)
+{
+    const char *w = strstr(key, ".weight");
+    const char *scb = strstr(key, ".SCB");
+    const char *bias = strstr(key, ".bias");
+    const char *end = w ? w : scb ? scb : bias ? bias : key + strlen(key);
+    snprintf(out, cap, "%.*s", (int)(end - key), key);
+}
+
+Test(bnb, shards_keep_each_module_together)
+{
+    char *dir = make_temp_dir("bnbshard");
+    char one[512], many[512];
+    snprintf(one, sizeof one, "%s/one", dir);
+    snprintf(many, sizeof many, "%s/many", dir);
+    convert_bnb(one, "nf4-dq");
+    struct cmd_result r = run_modelq("convert " MODEL " -o %s --type nf4-dq --max-shard-size 300KB --quiet", many);
+    cr_assert_eq(r.code, 0, "%s", r.err);
+    cmd_result_free(&r);
+    char idx[600];
+    snprintf(idx, sizeof idx, "%s/model.safetensors.index.json", many);
+    char *text = (char *)read_file_all(idx, NULL);
+    cr_assert_not_null(text, "index written");
+    cJSON *doc = cJSON_Parse(text);
+    cJSON *map = cJSON_GetObjectItem(doc, "weight_map");
+    struct st_file ref;
+    st_open(&ref, one);
+    int keys = 0, files = 0;
+    char seen[16][64] = {{0}};
+    cJSON *k;
+    cJSON_ArrayForEach(k, map)
+    {
+        char mod[256];
+        module_of(k->string, mod, sizeof mod);
+        /* every key of this module names the same shard */
+        cJSON *o;
+        cJSON_ArrayForEach(o, map)
+        {
+            char m2[256];
+            module_of(o->string, m2, sizeof m2);
+            if (!strcmp(mod, m2))
+                cr_expect_str_eq(o->valuestring, k->valuestring, "%s and %s in different shards", k->string, o->string);
+        }
+        /* and its bytes equal the single-file output */
+        char shard_dir[600];
+        snprintf(shard_dir, sizeof shard_dir, "%s/%s", many, k->valuestring);
+        struct st_file sh;
+        sh.bytes = read_file_all(shard_dir, &sh.len);
+        cr_assert_not_null(sh.bytes);
+        uint64_t n = 0;
+        for (int b = 0; b < 8; b++) n |= (uint64_t)sh.bytes[b] << (8 * b);
+        sh.data = 8 + n;
+        sh.hdr = cJSON_ParseWithLength((const char *)sh.bytes + 8, (size_t)n);
+        size_t la, lb;
+        const uint8_t *a = st_get(&sh, k->string, cJSON_GetObjectItem(cJSON_GetObjectItem(ref.hdr, k->string), "dtype")->valuestring,
+                                  0, NULL, &la);
+        const uint8_t *b = st_get(&ref, k->string, cJSON_GetObjectItem(cJSON_GetObjectItem(ref.hdr, k->string), "dtype")->valuestring,
+                                  0, NULL, &lb);
+        cr_expect(la == lb && memcmp(a, b, la) == 0, "%s: same bytes sharded and unsharded", k->string);
+        st_close(&sh);
+        bool known = false;
+        for (int f = 0; f < files; f++) known |= !strcmp(seen[f], k->valuestring);
+        if (!known && files < 16) snprintf(seen[files++], 64, "%s", k->valuestring);
+        keys++;
+    }
+    cr_expect_gt(files, 2, "several shards");
+    cr_expect_eq(keys + 1, cJSON_GetArraySize(ref.hdr), "every key indexed");
+    st_close(&ref);
+    cJSON_Delete(doc);
+    free(text);
+    /* modelq reads the sharded folder back */
+    r = run_modelq("convert %s -o %s/back.gguf --type f16 --quiet", many, dir);
     cr_expect_eq(r.code, 0, "%s", r.err);
     cmd_result_free(&r);
     remove_tree(dir);

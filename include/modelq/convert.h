@@ -45,6 +45,7 @@ struct mq_convert_options {
     bool raw_names;                /* GGUF: unsupported architecture -> tensor names unchanged */
     bool double_quant;             /* NF4/FP4: double quantization of the absmax (nf4-dq implies it) */
     uint32_t blocksize;            /* NF4/FP4 block (bitsandbytes: 64..4096, power of two); 0 = 64 */
+    uint64_t max_shard_size;       /* folder outputs: bytes per safetensors shard, 0 = one file */
     /* Tests only (negative controls): 0 normal Q/K permutation, 1 none, 2 K permuted with the
      * query head count. Not reachable from the command line. */
     int debug_qk_permute;

@@ -5,6 +5,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include "cli.h"
@@ -35,6 +36,8 @@ static const char *const convert_help =
     "  --format gguf|bnb        output format (default: .gguf = gguf, a folder = bnb)\n"
     "  --double-quant           NF4/FP4: 8-bit absmax with a nested scale (nf4-dq = nf4 --double-quant)\n"
     "  --blocksize N            NF4/FP4 block size, a power of two in 64..4096 (default 64)\n"
+    "  --max-shard-size SIZE    bitsandbytes folder: shards of at most SIZE (5GB, 500MB, 2GiB) with\n"
+    "                           model.safetensors.index.json; a module's keys stay in one shard\n"
     "  -t, --type TYPE          see above (default auto)\n"
     "  -j, --threads N          worker threads (default: all cores)\n"
     "  --tensor-type RE=TYPE    tensors whose name matches the regex RE get TYPE (repeatable; first wins)\n"
@@ -178,6 +181,26 @@ static int write_json_report(const char *path, const struct mq_convert_report *r
     return EXIT_OK;
 }
 
+/* "5GB" (10^9, as Hugging Face counts), "500MB", "2GiB", "123456" bytes. */
+static bool parse_size(const char *s, uint64_t *out)
+{
+    char *end;
+    double v = strtod(s, &end);
+    if (end == s || !(v > 0)) return false;
+    static const struct { const char *sfx; double mul; } units[] = {
+        {"", 1}, {"B", 1}, {"KB", 1e3}, {"MB", 1e6}, {"GB", 1e9}, {"TB", 1e12},
+        {"KiB", 1024.0}, {"MiB", 1048576.0}, {"GiB", 1073741824.0}, {"TiB", 1099511627776.0}};
+    for (size_t i = 0; i < sizeof units / sizeof units[0]; i++) {
+        if (strcasecmp(end, units[i].sfx) == 0) {
+            double b = v * units[i].mul;
+            if (b < 1 || b > 1.8e19) return false;
+            *out = (uint64_t)b;
+            return true;
+        }
+    }
+    return false;
+}
+
 int cmd_convert(int argc, char **argv)
 {
     struct mq_convert_options o;
@@ -249,6 +272,10 @@ int cmd_convert(int argc, char **argv)
             if (!cli_parse_u64(val, &n) || n < 64 || n > 4096 || (n & (n - 1)))
                 return cli_usage_error("convert", "--blocksize must be a power of two in 64..4096");
             o.blocksize = (uint32_t)n;
+        } else if (strcmp(a, "--max-shard-size") == 0) {
+            NEED_VALUE();
+            if (!parse_size(val, &o.max_shard_size))
+                return cli_usage_error("convert", "--max-shard-size needs a size like 5GB, 500MB or 2GiB");
         } else if (strcmp(a, "--raw-names") == 0) {
             o.raw_names = true;
         } else if (strcmp(a, "--reference-kernels") == 0) {
