@@ -7,48 +7,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
-struct run {
-    int code;
-    char *out, *err;
-};
-
-static char *slurp(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    cr_assert_not_null(f);
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *buf = calloc(1, (size_t)n + 1);
-    cr_assert_eq(fread(buf, 1, (size_t)n, f), (size_t)n);
-    fclose(f);
-    return buf;
-}
-
-static struct run run_modelq(const char *args)
-{
-    const char *bin = getenv("MODELQ_BIN");
-    cr_assert_not_null(bin, "MODELQ_BIN not set (run through ctest)");
-    char out[] = "/tmp/modelq-cli-out-XXXXXX", err[] = "/tmp/modelq-cli-err-XXXXXX";
-    close(mkstemp(out));
-    close(mkstemp(err));
-    char cmd[4096];
-    snprintf(cmd, sizeof cmd, "'%s' %s >'%s' 2>'%s' </dev/null", bin, args, out, err);
-    int st = system(cmd);
-    struct run r = {WIFEXITED(st) ? WEXITSTATUS(st) : -1, slurp(out), slurp(err)};
-    unlink(out);
-    unlink(err);
-    return r;
-}
-
-static void run_free(struct run *r)
-{
-    free(r->out);
-    free(r->err);
-}
+#include "run_cmd.h"
 
 static int count_lines(const char *s)
 {
@@ -59,17 +19,17 @@ static int count_lines(const char *s)
 
 Test(cli, inspect_lists_every_tensor)
 {
-    struct run r = run_modelq("inspect testdata/tiny-llama");
+    struct cmd_result r = run_modelq("inspect testdata/tiny-llama");
     cr_assert_eq(r.code, 0, "stderr: %s", r.err);
     cr_expect(strstr(r.out, "model.layers.1.self_attn.k_proj.weight") != NULL);
     cr_expect(strstr(r.out, "totals by dtype") != NULL);
     cr_expect(strstr(r.out, "format = pt") != NULL);
-    run_free(&r);
+    cmd_result_free(&r);
 }
 
 Test(cli, inspect_json_is_one_document_with_schema_version)
 {
-    struct run r = run_modelq("inspect --json testdata/tiny-llama/sharded");
+    struct cmd_result r = run_modelq("inspect --json testdata/tiny-llama/sharded");
     cr_assert_eq(r.code, 0, "stderr: %s", r.err);
     cJSON *doc = cJSON_Parse(r.out);
     cr_assert_not_null(doc, "not JSON: %.200s", r.out);
@@ -81,18 +41,18 @@ Test(cli, inspect_json_is_one_document_with_schema_version)
     cJSON *t0 = cJSON_GetArrayItem(tensors, 0);
     cr_expect(cJSON_IsString(cJSON_GetObjectItem(t0, "shard")));
     cJSON_Delete(doc);
-    run_free(&r);
+    cmd_result_free(&r);
 }
 
 Test(cli, estimate_prints_the_table_and_json)
 {
-    struct run r = run_modelq("estimate testdata/tiny-llama --ctx 2048");
+    struct cmd_result r = run_modelq("estimate testdata/tiny-llama --ctx 2048");
     cr_assert_eq(r.code, 0, "stderr: %s", r.err);
     const char *rows[] = {"FP32", "FP16 / BF16", "GGUF Q8_0", "bnb LLM.int8", "bnb NF4 (block 64)", "bnb NF4 + double quant",
                           "GGUF Q4_0", "GGUF IQ4_NL", "KV cache", "QLoRA"};
     for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++)
         cr_expect(strstr(r.out, rows[i]) != NULL, "missing '%s'", rows[i]);
-    run_free(&r);
+    cmd_result_free(&r);
     r = run_modelq("estimate --json --batch 2 testdata/tiny-llama");
     cr_assert_eq(r.code, 0);
     cJSON *doc = cJSON_Parse(r.out);
@@ -102,40 +62,40 @@ Test(cli, estimate_prints_the_table_and_json)
     cr_expect_eq(cJSON_GetObjectItem(inf, "batch")->valuedouble, 2);
     cr_expect_eq(cJSON_GetObjectItem(inf, "ctx")->valuedouble, 4096);
     cJSON_Delete(doc);
-    run_free(&r);
+    cmd_result_free(&r);
 }
 
 Test(cli, bad_input_is_exit_3_with_one_line_naming_the_file)
 {
-    struct run r = run_modelq("inspect testdata/safetensors/bad/span-size.safetensors");
+    struct cmd_result r = run_modelq("inspect testdata/safetensors/bad/span-size.safetensors");
     cr_expect_eq(r.code, 3);
     cr_expect_eq(count_lines(r.err), 1, "stderr: %s", r.err);
     cr_expect(strstr(r.err, "span-size.safetensors") && strstr(r.err, "tensor 'w'"), "%s", r.err);
     cr_expect_str_eq(r.out, "");
-    run_free(&r);
+    cmd_result_free(&r);
     r = run_modelq("estimate testdata/pickle-only");
     cr_expect_eq(r.code, 3);
     cr_expect(strstr(r.err, "pickle") != NULL);
-    run_free(&r);
+    cmd_result_free(&r);
 }
 
 Test(cli, usage_and_io_errors_have_their_codes)
 {
-    struct run r = run_modelq("inspect");
+    struct cmd_result r = run_modelq("inspect");
     cr_expect_eq(r.code, 2);
-    run_free(&r);
+    cmd_result_free(&r);
     r = run_modelq("estimate --ctx -5 testdata/tiny-llama");
     cr_expect_eq(r.code, 2);
-    run_free(&r);
+    cmd_result_free(&r);
     r = run_modelq("frobnicate");
     cr_expect_eq(r.code, 2);
-    run_free(&r);
+    cmd_result_free(&r);
     r = run_modelq("inspect testdata/does-not-exist");
     cr_expect_eq(r.code, 4);
     cr_expect(strstr(r.err, "does-not-exist") != NULL);
-    run_free(&r);
+    cmd_result_free(&r);
     r = run_modelq("estimate --help");
     cr_expect_eq(r.code, 0);
     cr_expect(strstr(r.out, "--ctx N") && strstr(r.out, "default 4096"));
-    run_free(&r);
+    cmd_result_free(&r);
 }

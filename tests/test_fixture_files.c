@@ -15,48 +15,11 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "run_cmd.h"
+
 #define FIXTURE "testdata/tiny-llama"
 
 static char tmpdir[] = "/tmp/modelq-fixture-XXXXXX";
-
-static void rm_tree(const char *path)
-{
-    DIR *d = opendir(path);
-    if (d) {
-        struct dirent *e;
-        while ((e = readdir(d)) != NULL) {
-            if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
-            char *sub;
-            if (asprintf(&sub, "%s/%s", path, e->d_name) < 0) continue;
-            rm_tree(sub);
-            free(sub);
-        }
-        closedir(d);
-        rmdir(path);
-    } else {
-        unlink(path);
-    }
-}
-
-static char *read_all(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    struct stat st;
-    if (fstat(fileno(f), &st) != 0) {
-        fclose(f);
-        return NULL;
-    }
-    char *p = malloc((size_t)st.st_size + 1);
-    *len = p ? fread(p, 1, (size_t)st.st_size, f) : 0;
-    fclose(f);
-    if (p && *len != (size_t)st.st_size) {
-        free(p);
-        return NULL;
-    }
-    if (p) p[*len] = '\0'; /* callers may treat text files as strings */
-    return p;
-}
 
 /* Sorted names in a directory (without . and ..); returns the count. */
 static size_t list_dir(const char *path, char names[][256], size_t cap)
@@ -96,7 +59,7 @@ static void compare_trees(const char *want, const char *got, int *files)
             continue;
         }
         size_t lw, lg;
-        char *cw = read_all(pw, &lw), *cg = read_all(pg, &lg);
+        char *cw = (char *)read_file_all(pw, &lw), *cg = (char *)read_file_all(pg, &lg);
         cr_assert(cw && cg, "cannot read %s or %s", pw, pg);
         size_t first = 0;
         while (first < lw && first < lg && cw[first] == cg[first]) first++;
@@ -122,7 +85,7 @@ Test(fixture_files, regenerated_tree_is_byte_identical)
     char logpath[4096];
     snprintf(logpath, sizeof logpath, "%s/log", tmpdir);
     size_t loglen = 0;
-    char *log = read_all(logpath, &loglen);
+    char *log = (char *)read_file_all(logpath, &loglen);
     cr_assert(rc != -1 && WIFEXITED(rc) && WEXITSTATUS(rc) == 0, "mkfixture failed:\n%s", log ? log : "");
     /* the tool's self-check printed its statistics (thresholds are enforced by its exit code) */
     cr_assert(log && strstr(log, "attention-logit std"), "mkfixture printed no statistics:\n%s", log ? log : "");
@@ -130,14 +93,14 @@ Test(fixture_files, regenerated_tree_is_byte_identical)
     int files = 0;
     compare_trees(FIXTURE, out, &files);
     cr_assert_eq(files, 13, "expected 13 files (5 top-level + 8 in sharded/), compared %d", files);
-    rm_tree(tmpdir);
+    remove_tree(tmpdir);
 }
 
 /* u64 LE at the file start = header length N; checks of the reference writer's layout. */
 static void check_layout(const char *path, uint64_t *data_bytes)
 {
     size_t len;
-    char *p = read_all(path, &len);
+    char *p = (char *)read_file_all(path, &len);
     cr_assert_not_null(p, "cannot read %s", path);
     cr_assert_geq(len, 8);
     uint64_t n = 0;
@@ -194,7 +157,7 @@ Test(fixture_files, safetensors_follow_reference_writer_layout)
     cr_assert_eq(single, sharded, "shards hold %llu bytes, the single file %llu", (unsigned long long)sharded,
                  (unsigned long long)single);
     size_t len;
-    char *idx = read_all(FIXTURE "/sharded/model.safetensors.index.json", &len);
+    char *idx = (char *)read_file_all(FIXTURE "/sharded/model.safetensors.index.json", &len);
     cr_assert_not_null(idx);
     char want[64];
     snprintf(want, sizeof want, "\"total_size\": %llu\n", (unsigned long long)single);

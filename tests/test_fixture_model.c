@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bf16_read.h"
 #include "llama_ref.h"
 #include "modelq/model.h"
 #include "test_fixture_tok.h"
@@ -53,17 +54,7 @@ static float *load_f32(const struct mq_model *m, const char *name, uint64_t rows
     if (cols) cr_assert_eq(ts->shape[1], cols, "%s shape[1]", name);
     uint64_t numel = rows * (cols ? cols : 1);
     cr_assert_eq(ts->nbytes, numel * 2);
-    uint8_t *raw = malloc(numel * 2);
-    float *out = malloc(numel * sizeof *out);
-    cr_assert(raw && out);
-    struct mq_error err;
-    mq_error_clear(&err);
-    cr_assert_eq(mq_model_read(m, (size_t)t, 0, raw, numel * 2, &err), MQ_OK, "%s", err.msg);
-    for (uint64_t i = 0; i < numel; i++) {
-        uint32_t bits = ((uint32_t)raw[2 * i] | ((uint32_t)raw[2 * i + 1] << 8)) << 16;
-        memcpy(&out[i], &bits, sizeof bits);
-    }
-    free(raw);
+    float *out = bf16_read_f32(m, (size_t)t, numel);
     return out;
 }
 
@@ -72,7 +63,7 @@ static void read_float_config(const char *dir, double *eps, double *theta)
 {
     char path[512];
     snprintf(path, sizeof path, "%s/config.json", dir);
-    char *text = fx_read_text(path, NULL);
+    char *text = (char *)read_file_all(path, NULL);
     cr_assert_not_null(text);
     cJSON *j = cJSON_Parse(text);
     free(text);

@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "../tools/mkfixture_bpe.h"
+#include "run_cmd.h"
 
 struct fx_added {
     int32_t id;
@@ -42,30 +43,6 @@ static inline void fx_tokenizer_free(struct fx_tokenizer *tk)
     free(tk->merges);
     free(tk->added);
     memset(tk, 0, sizeof *tk);
-}
-
-static inline char *fx_read_text(const char *path, size_t *len_out)
-{
-    if (len_out) *len_out = 0;
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    size_t cap = 1 << 16, len = 0;
-    char *p = malloc(cap);
-    for (size_t n; p && (n = fread(p + len, 1, cap - len - 1, f)) > 0;) {
-        len += n;
-        if (cap - len - 1 == 0) {
-            char *q = realloc(p, cap *= 2);
-            if (!q) {
-                free(p);
-                p = NULL;
-            }
-            p = q;
-        }
-    }
-    fclose(f);
-    if (p) p[len] = '\0';
-    if (len_out) *len_out = len;
-    return p;
 }
 
 static inline int fx_fail(char *why, size_t whylen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -114,7 +91,7 @@ static inline int32_t fx_find(const struct fx_tokenizer *tk, const uint8_t *byte
 static inline int fx_tokenizer_load(const char *path, struct fx_tokenizer *tk, char *why, size_t whylen)
 {
     memset(tk, 0, sizeof *tk);
-    char *text = fx_read_text(path, NULL);
+    char *text = (char *)read_file_all(path, NULL);
     if (!text) return fx_fail(why, whylen, "%s: cannot read", path);
     cJSON *root = cJSON_Parse(text);
     free(text);

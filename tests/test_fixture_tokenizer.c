@@ -13,19 +13,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "run_cmd.h"
 #include "test_fixture_tok.h"
 
 #define FIXTURE "testdata/tiny-llama"
-
-static cJSON *load_json(const char *path)
-{
-    char *text = fx_read_text(path, NULL);
-    cr_assert_not_null(text, "cannot read %s", path);
-    cJSON *j = cJSON_Parse(text);
-    free(text);
-    cr_assert(cJSON_IsObject(j), "%s is not a JSON object", path);
-    return j;
-}
 
 static const char *jstr(const cJSON *o, const char *key)
 {
@@ -103,7 +94,7 @@ Test(fixture_tokenizer, sharded_copy_has_the_same_json_files)
         snprintf(a, sizeof a, FIXTURE "/%s", names[i]);
         snprintf(b, sizeof b, FIXTURE "/sharded/%s", names[i]);
         size_t la = 0, lb = 0;
-        char *ta = fx_read_text(a, &la), *tb = fx_read_text(b, &lb);
+        char *ta = (char *)read_file_all(a, &la), *tb = (char *)read_file_all(b, &lb);
         cr_assert(ta && tb, "cannot read %s or %s", a, b);
         cr_assert(la == lb && memcmp(ta, tb, la) == 0, "%s and %s differ", a, b);
         free(ta);
@@ -161,7 +152,7 @@ static cJSON *run_js(void)
     cJSON_Delete(arr);
     snprintf(cmd, sizeof cmd, "node tools/interop-tokenizer/encode.mjs " FIXTURE " '%s' > '%s' 2>&1", in, out);
     int rc = system(cmd);
-    char *result = fx_read_text(out, NULL);
+    char *result = (char *)read_file_all(out, NULL);
     cr_assert(rc != -1 && WIFEXITED(rc) && WEXITSTATUS(rc) == 0, "the JavaScript tokenizer failed:\n%s",
               result ? result : "");
     cJSON *j = cJSON_Parse(result);

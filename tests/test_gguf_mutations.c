@@ -16,31 +16,14 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "devutil.h"
 #include "modelq/model.h"
+#include "mutants.h"
 
 #define MUTANTS 3000
 
 static uint64_t rng_state;
-static uint64_t rng(void)
-{
-    uint64_t z = (rng_state += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
-
-static unsigned char *load(const char *path, size_t *n, size_t extra)
-{
-    FILE *f = fopen(path, "rb");
-    cr_assert_not_null(f, "%s", path);
-    fseek(f, 0, SEEK_END);
-    *n = (size_t)ftell(f);
-    fseek(f, 0, SEEK_SET);
-    unsigned char *b = malloc(*n + extra);
-    cr_assert_eq(fread(b, 1, *n, f), *n);
-    fclose(f);
-    return b;
-}
+static uint64_t rng(void) { return dev_splitmix64(&rng_state); }
 
 static void put_le(unsigned char *b, size_t n, size_t at, uint64_t v, int bytes)
 {
@@ -129,14 +112,11 @@ Test(gguf_mutations, mutants_load_consistently_or_fail_cleanly)
     int loaded = 0, refused = 0;
     for (int it = 0; it < MUTANTS; it++) {
         size_t s = (size_t)it % (sizeof seeds / sizeof seeds[0]), n;
-        unsigned char *b = load(seeds[s], &n, 32);
+        unsigned char *b = mutant_load(seeds[s], &n, 32);
         size_t cap = n + 32;
         int rounds = 1 + (int)(rng() % 3);
         for (int r = 0; r < rounds && n > 1; r++) n = mutate(b, n, cap, hdr[s]);
-        FILE *f = fopen(path, "wb");
-        cr_assert_not_null(f);
-        cr_assert_eq(fwrite(b, 1, n, f), n);
-        fclose(f);
+        mutant_write(path, b, n);
         free(b);
         struct mq_model *m = NULL;
         struct mq_error err;

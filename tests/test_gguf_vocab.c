@@ -34,6 +34,7 @@
 #include "gguf_write.h"
 #include "llama_lib.h"
 #include "modelq/meta.h"
+#include "run_cmd.h"
 
 #define TINY "testdata/tiny-llama"
 #define SPM "testdata/tokenizers/spm-bpe"
@@ -107,67 +108,12 @@ static void need_interop(void)
 
 /* ---- files --------------------------------------------------------------------------------- */
 
-static char *read_all(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    size_t cap = 1 << 16, n = 0;
-    char *p = malloc(cap);
-    for (size_t k; p && (k = fread(p + n, 1, cap - n - 1, f)) > 0;) {
-        n += k;
-        if (n + 1 == cap) {
-            char *q = realloc(p, cap *= 2);
-            if (!q) free(p);
-            p = q;
-        }
-    }
-    fclose(f);
-    if (p) p[n] = '\0';
-    if (len) *len = n;
-    return p;
-}
-
 static void write_text(const char *path, const char *text)
 {
     FILE *f = fopen(path, "wb");
     cr_assert_not_null(f, "cannot write %s", path);
     cr_assert_eq(fwrite(text, 1, strlen(text), f), strlen(text));
     cr_assert_eq(fclose(f), 0);
-}
-
-static void rm_tree(const char *path)
-{
-    DIR *d = opendir(path);
-    if (!d) {
-        unlink(path);
-        return;
-    }
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL) {
-        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
-        char sub[4096];
-        snprintf(sub, sizeof sub, "%s/%s", path, e->d_name);
-        rm_tree(sub);
-    }
-    closedir(d);
-    rmdir(path);
-}
-
-static char *make_tmpdir(void)
-{
-    char *dir = strdup("/tmp/modelq-vocab-XXXXXX");
-    cr_assert(dir && mkdtemp(dir), "mkdtemp failed");
-    return dir;
-}
-
-static cJSON *load_json(const char *path)
-{
-    char *text = read_all(path, NULL);
-    cr_assert_not_null(text, "cannot read %s", path);
-    cJSON *j = cJSON_Parse(text);
-    free(text);
-    cr_assert(cJSON_IsObject(j), "%s is not a JSON object", path);
-    return j;
 }
 
 /* A copy of a fixture folder's tokenizer files in `dst`, tokenizer.json edited by `edit`. */
@@ -184,7 +130,7 @@ static void variant(const char *src, const char *dst, void (*edit)(cJSON *tok, v
     free(text);
     cJSON_Delete(tok);
     snprintf(a, sizeof a, "%s/tokenizer_config.json", src);
-    char *cfg = read_all(a, NULL);
+    char *cfg = (char *)read_file_all(a, NULL);
     cr_assert_not_null(cfg);
     snprintf(b, sizeof b, "%s/tokenizer_config.json", dst);
     write_text(b, cfg);
@@ -237,7 +183,7 @@ static struct texts texts_for(const char *const *special, size_t n_special)
 /* Runs encode.mjs on `dir` and returns its "results" array (caller deletes the root). */
 static cJSON *run_js(const char *dir, const struct texts *t, cJSON **root)
 {
-    char *tmp = make_tmpdir();
+    char *tmp = make_temp_dir("vocab");
     char in[4096], out[4096], cmd[12288];
     snprintf(in, sizeof in, "%s/texts.json", tmp);
     snprintf(out, sizeof out, "%s/out.json", tmp);
@@ -250,13 +196,13 @@ static cJSON *run_js(const char *dir, const struct texts *t, cJSON **root)
     cJSON_Delete(arr);
     snprintf(cmd, sizeof cmd, "node tools/interop-tokenizer/encode.mjs '%s' '%s' > '%s' 2>&1", dir, in, out);
     int rc = system(cmd);
-    char *result = read_all(out, NULL);
+    char *result = (char *)read_file_all(out, NULL);
     cr_assert(rc != -1 && WIFEXITED(rc) && WEXITSTATUS(rc) == 0, "tokenizers.js failed on %s:\n%s", dir,
               result ? result : "");
     *root = cJSON_Parse(result);
     cr_assert_not_null(*root, "unparsable tokenizers.js output:\n%s", result);
     free(result);
-    rm_tree(tmp);
+    remove_tree(tmp);
     free(tmp);
     const cJSON *res = cJSON_GetObjectItemCaseSensitive(*root, "results");
     cr_assert_eq(cJSON_GetArraySize(res), (int)t->n);
@@ -338,7 +284,7 @@ static void check_fixture(const char *dir, uint64_t vocab_size, const char *cons
                           int want_type, const char *label)
 {
     need_interop();
-    char *tmp = make_tmpdir();
+    char *tmp = make_temp_dir("vocab");
     char gguf[4096];
     snprintf(gguf, sizeof gguf, "%s/vocab.gguf", tmp);
     struct mq_meta m;
@@ -365,7 +311,7 @@ static void check_fixture(const char *dir, uint64_t vocab_size, const char *cons
     fprintf(stderr, "%s: llama.cpp and tokenizers.js agree on %zu texts x {without, with} special tokens (%zu ids)\n",
             label, t.n, n_ids);
     mq_meta_free(&m);
-    rm_tree(tmp);
+    remove_tree(tmp);
     free(tmp);
 }
 
@@ -383,7 +329,7 @@ Test(gguf_vocab, byte_fallback_bpe_matches_llama_cpp)
 Test(gguf_vocab, padding_to_config_vocab_size)
 {
     need_interop();
-    char *tmp = make_tmpdir();
+    char *tmp = make_temp_dir("vocab");
     char gguf[4096];
     snprintf(gguf, sizeof gguf, "%s/vocab.gguf", tmp);
     struct mq_meta m;
@@ -410,7 +356,7 @@ Test(gguf_vocab, padding_to_config_vocab_size)
     t = texts_for(tiny_special, sizeof tiny_special / sizeof tiny_special[0]);
     compare(gguf, TINY, &t, true, NULL);
     mq_meta_free(&m);
-    rm_tree(tmp);
+    remove_tree(tmp);
     free(tmp);
 }
 
@@ -419,7 +365,7 @@ Test(gguf_vocab, padding_to_config_vocab_size)
 Test(gguf_vocab, synthesised_scores_are_load_bearing)
 {
     need_interop();
-    char *tmp = make_tmpdir();
+    char *tmp = make_temp_dir("vocab");
     char gguf[4096];
     snprintf(gguf, sizeof gguf, "%s/vocab.gguf", tmp);
     struct mq_meta m;
@@ -433,7 +379,7 @@ Test(gguf_vocab, synthesised_scores_are_load_bearing)
     fprintf(stderr, "flat scores: llama.cpp differs from tokenizers.js on %zu of %zu tokenizations\n", differ, 2 * t.n);
     cr_assert_geq(differ, 10, "flat scores changed only %zu tokenizations", differ);
     mq_meta_free(&m);
-    rm_tree(tmp);
+    remove_tree(tmp);
     free(tmp);
 }
 
@@ -514,7 +460,7 @@ Test(gguf_vocab, byte_level_pre_tokenizers_are_recognised_by_configuration)
     const size_t n_cases = sizeof cases / sizeof cases[0];
     struct texts t = texts_for(tiny_special, sizeof tiny_special / sizeof tiny_special[0]);
     for (size_t c = 0; c < n_cases; c++) {
-        char *tmp = make_tmpdir();
+        char *tmp = make_temp_dir("vocab");
         variant(TINY, tmp, edit_pre_and_pieces, (void *)&cases[c].e);
         char gguf[4096];
         snprintf(gguf, sizeof gguf, "%s/vocab.gguf", tmp);
@@ -537,7 +483,7 @@ Test(gguf_vocab, byte_level_pre_tokenizers_are_recognised_by_configuration)
         }
         fputc('\n', stderr);
         mq_meta_free(&m);
-        rm_tree(tmp);
+        remove_tree(tmp);
         free(tmp);
     }
 }
@@ -559,7 +505,7 @@ static void edit_metaspace(cJSON *tok, void *ctx)
 Test(gguf_vocab, metaspace_form_matches_except_leading_spaces)
 {
     need_interop();
-    char *tmp = make_tmpdir();
+    char *tmp = make_temp_dir("vocab");
     variant(SPM, tmp, edit_metaspace, NULL);
     char gguf[4096];
     snprintf(gguf, sizeof gguf, "%s/vocab.gguf", tmp);
@@ -582,7 +528,7 @@ Test(gguf_vocab, metaspace_form_matches_except_leading_spaces)
                     "tokenizations with a leading space differ, as expected\n", same.n, n_ids, d, 2 * differ.n);
     cr_assert_eq(d, 2 * differ.n, "llama.cpp now handles leading spaces like Metaspace: update this test and gguf_vocab.c");
     mq_meta_free(&m);
-    rm_tree(tmp);
+    remove_tree(tmp);
     free(tmp);
 }
 
@@ -700,7 +646,7 @@ Test(gguf_vocab, byte_fallback_metadata_types_and_values)
 Test(gguf_vocab, llama_cpp_reads_scores_and_texts)
 {
     need_interop();
-    char *tmp = make_tmpdir();
+    char *tmp = make_temp_dir("vocab");
     char gguf[4096];
     snprintf(gguf, sizeof gguf, "%s/vocab.gguf", tmp);
     struct mq_meta m;
@@ -716,7 +662,7 @@ Test(gguf_vocab, llama_cpp_reads_scores_and_texts)
     }
     mq_llama_free_model(&L, model);
     mq_meta_free(&m);
-    rm_tree(tmp);
+    remove_tree(tmp);
     free(tmp);
 }
 
@@ -724,7 +670,7 @@ Test(gguf_vocab, llama_cpp_reads_scores_and_texts)
 Test(gguf_vocab, vocab_only_load_needs_only_the_architecture)
 {
     need_interop();
-    char *tmp = make_tmpdir();
+    char *tmp = make_temp_dir("vocab");
     char gguf[4096], why[6000];
     snprintf(gguf, sizeof gguf, "%s/vocab.gguf", tmp);
     struct mq_meta m;
@@ -745,7 +691,7 @@ Test(gguf_vocab, vocab_only_load_needs_only_the_architecture)
         mq_llama_free_model(&L, model);
         mq_meta_free(&m);
     }
-    rm_tree(tmp);
+    remove_tree(tmp);
     free(tmp);
 }
 
@@ -775,7 +721,7 @@ Test(gguf_vocab, replaces_tokenizer_keys_and_keeps_others)
 static struct mq_error fail_on(const char *src, uint64_t vocab_size, void (*edit)(cJSON *, void *), void *ctx,
                                enum mq_status want_status)
 {
-    char *tmp = make_tmpdir();
+    char *tmp = make_temp_dir("vocab");
     variant(src, tmp, edit, ctx);
     struct mq_meta m;
     struct mq_error err;
@@ -787,7 +733,7 @@ static struct mq_error fail_on(const char *src, uint64_t vocab_size, void (*edit
     cr_assert_null(strchr(err.msg, '\n'), "the error is not one line: %s", err.msg);
     cr_assert_not_null(strstr(err.msg, "/tokenizer"), "the error does not name the file: %s", err.msg);
     mq_meta_free(&m);
-    rm_tree(tmp);
+    remove_tree(tmp);
     free(tmp);
     return err;
 }
@@ -898,7 +844,7 @@ Test(gguf_vocab, malformed_inputs_name_file_and_field)
 /* strict JSON: what cJSON alone would accept is refused, with the byte offset */
 Test(gguf_vocab, strict_json)
 {
-    char *tmp = make_tmpdir();
+    char *tmp = make_temp_dir("vocab");
     char p[4096];
     snprintf(p, sizeof p, "%s/tokenizer.json", tmp);
     write_text(p, "{\"model\": {\"type\": \"BPE\",}}");
@@ -913,14 +859,14 @@ Test(gguf_vocab, strict_json)
     cr_assert_eq(mq_gguf_vocab_from_hf(tmp, 0, &m, &err), MQ_E_IO);
     cr_assert_not_null(strstr(err.msg, "/tokenizer.json"), "%s", err.msg);
     mq_meta_free(&m);
-    rm_tree(tmp);
+    remove_tree(tmp);
     free(tmp);
 }
 
 /* special ids: tokenizer_config.json names, then config.json / generation_config.json ids */
 Test(gguf_vocab, special_token_sources)
 {
-    char *tmp = make_tmpdir();
+    char *tmp = make_temp_dir("vocab");
     variant(TINY, tmp, NULL, NULL);
     char p[4096];
     snprintf(p, sizeof p, "%s/tokenizer_config.json", tmp);
@@ -967,7 +913,7 @@ Test(gguf_vocab, special_token_sources)
     cr_assert_not_null(strstr(err.msg, "tokenizer_config.json: add_bos_token is true but no bos token is named"), "%s",
                        err.msg);
     mq_meta_free(&m);
-    rm_tree(tmp);
+    remove_tree(tmp);
     free(tmp);
 }
 
@@ -977,12 +923,12 @@ Test(gguf_vocab, spm_fixture_is_what_mktokenizer_writes)
 {
     const char *bdir = getenv("MODELQ_BUILD_DIR");
     cr_assert_not_null(bdir, "MODELQ_BUILD_DIR is not set (run through ctest)");
-    char *tmp = make_tmpdir();
+    char *tmp = make_temp_dir("vocab");
     char cmd[8192], log[4096];
     snprintf(log, sizeof log, "%s/log", tmp);
     snprintf(cmd, sizeof cmd, "'%s/mktokenizer' '%s/out' > '%s' 2>&1", bdir, tmp, log);
     int rc = system(cmd);
-    char *out = read_all(log, NULL);
+    char *out = (char *)read_file_all(log, NULL);
     cr_assert(rc != -1 && WIFEXITED(rc) && WEXITSTATUS(rc) == 0, "mktokenizer failed:\n%s", out ? out : "");
     free(out);
     static const char *const names[] = {"tokenizer.json", "tokenizer_config.json"};
@@ -991,7 +937,7 @@ Test(gguf_vocab, spm_fixture_is_what_mktokenizer_writes)
         snprintf(a, sizeof a, SPM "/%s", names[i]);
         snprintf(b, sizeof b, "%s/out/%s", tmp, names[i]);
         size_t la, lb;
-        char *ca = read_all(a, &la), *cb = read_all(b, &lb);
+        char *ca = (char *)read_file_all(a, &la), *cb = (char *)read_file_all(b, &lb);
         cr_assert(ca && cb, "cannot read %s or %s", a, b);
         size_t first = 0;
         while (first < la && first < lb && ca[first] == cb[first]) first++;
@@ -1008,6 +954,6 @@ Test(gguf_vocab, spm_fixture_is_what_mktokenizer_writes)
     for (struct dirent *e; (e = readdir(d)) != NULL;) n += e->d_name[0] != '.';
     closedir(d);
     cr_assert_eq(n, 2, SPM " holds %d files, want tokenizer.json and tokenizer_config.json", n);
-    rm_tree(tmp);
+    remove_tree(tmp);
     free(tmp);
 }

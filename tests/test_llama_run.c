@@ -37,6 +37,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "bf16_read.h"
 #include "llama_cpp.h"
 #include "llama_ref.h"
 #include "modelq/codec.h"
@@ -93,17 +94,7 @@ static float *load_f32(struct ref_model *R, const struct mq_model *m, const char
     cr_assert_eq(ts->shape[0], rows, "%s shape[0]", name);
     if (cols) cr_assert_eq(ts->shape[1], cols, "%s shape[1]", name);
     uint64_t numel = rows * (cols ? cols : 1);
-    uint8_t *raw = malloc(numel * 2);
-    float *out = malloc(numel * sizeof *out);
-    cr_assert(raw && out);
-    struct mq_error err;
-    mq_error_clear(&err);
-    cr_assert_eq(mq_model_read(m, (size_t)t, 0, raw, numel * 2, &err), MQ_OK, "%s", err.msg);
-    for (uint64_t i = 0; i < numel; i++) {
-        uint32_t bits = ((uint32_t)raw[2 * i] | ((uint32_t)raw[2 * i + 1] << 8)) << 16;
-        memcpy(&out[i], &bits, sizeof bits);
-    }
-    free(raw);
+    float *out = bf16_read_f32(m, (size_t)t, numel);
     cr_assert_lt(R->n_owned, (int)(sizeof R->owned / sizeof R->owned[0]));
     R->owned[R->n_owned++] = out;
     return out;
@@ -113,7 +104,7 @@ static double config_number(const char *dir, const char *key)
 {
     char path[512];
     snprintf(path, sizeof path, "%s/config.json", dir);
-    char *text = fx_read_text(path, NULL);
+    char *text = (char *)read_file_all(path, NULL);
     cr_assert_not_null(text, "%s", path);
     cJSON *j = cJSON_Parse(text);
     free(text);
@@ -729,7 +720,7 @@ static char *llama_variant_of_qwen2(void)
     char *dir = make_temp_dir("llama-bias-tied");
     char path[600], target[1200];
     snprintf(path, sizeof path, "%s/config.json", QWEN2_FIXTURE);
-    char *text = fx_read_text(path, NULL);
+    char *text = (char *)read_file_all(path, NULL);
     cr_assert_not_null(text);
     cJSON *j = cJSON_Parse(text);
     free(text);
@@ -810,7 +801,7 @@ Test(llama_run, tiny_qwen2_is_what_mkqwen2_writes)
     snprintf(cmd, sizeof cmd, "'%s/mkqwen2' '%s/out' > '%s/log' 2>&1", bdir, tmp, tmp);
     int rc = system(cmd);
     snprintf(a, sizeof a, "%s/log", tmp);
-    char *log = fx_read_text(a, NULL);
+    char *log = (char *)read_file_all(a, NULL);
     cr_assert(rc == 0, "mkqwen2 failed:\n%s", log ? log : "");
     free(log);
     static const char *const files[] = {"config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json"};

@@ -13,29 +13,12 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "devutil.h"
 #include "modelq/model.h"
+#include "mutants.h"
 
 static uint64_t rng_state;
-static uint64_t rng(void)
-{
-    uint64_t z = (rng_state += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
-
-static unsigned char *load(const char *path, size_t *n)
-{
-    FILE *f = fopen(path, "rb");
-    cr_assert_not_null(f, "%s", path);
-    fseek(f, 0, SEEK_END);
-    *n = (size_t)ftell(f);
-    fseek(f, 0, SEEK_SET);
-    unsigned char *b = malloc(*n + 64);
-    cr_assert_eq(fread(b, 1, *n, f), *n);
-    fclose(f);
-    return b;
-}
+static uint64_t rng(void) { return dev_splitmix64(&rng_state); }
 
 static size_t mutate(unsigned char *b, size_t n, size_t cap)
 {
@@ -80,13 +63,10 @@ Test(reader_mutations, mutants_load_consistently_or_fail_cleanly)
     int loaded = 0, refused = 0;
     for (int it = 0; it < 4000; it++) {
         size_t n;
-        unsigned char *b = load(seeds[it % 4], &n);
+        unsigned char *b = mutant_load(seeds[it % 4], &n, 64);
         int rounds = 1 + (int)(rng() % 3);
         for (int r = 0; r < rounds && n > 1; r++) n = mutate(b, n, n + 32);
-        FILE *f = fopen(path, "wb");
-        cr_assert_not_null(f);
-        cr_assert_eq(fwrite(b, 1, n, f), n);
-        fclose(f);
+        mutant_write(path, b, n);
         struct mq_model *m = NULL;
         struct mq_error err;
         mq_error_clear(&err);

@@ -14,37 +14,21 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
+#include "devutil.h"
 #include "stwrite.h"
 
 static const char *root;
-static int failures;
-
-static void mkdirs(const char *path)
-{
-    char tmp[4096];
-    snprintf(tmp, sizeof tmp, "%s", path);
-    for (char *p = tmp + 1; *p; p++)
-        if (*p == '/') {
-            *p = 0;
-            mkdir(tmp, 0755);
-            *p = '/';
-        }
-    mkdir(tmp, 0755);
-}
-
 static void raw(const char *sub, const char *name, uint64_t nfield, const char *hdr, size_t hlen, const void *data,
                 size_t dlen)
 {
     char dir[4096], path[4200];
     snprintf(dir, sizeof dir, "%s/%s", root, sub);
-    mkdirs(dir);
+    dev_mkdirs(dir);
     snprintf(path, sizeof path, "%s/%s", dir, name);
     if (stw_write_raw(path, nfield, hdr, hlen, data, dlen) != 0) {
-        fprintf(stderr, "mkbadfiles: cannot write %s: %s\n", path, strerror(errno));
-        failures++;
+        dev_fail("cannot write %s: %s", path, strerror(errno));
     }
 }
 
@@ -59,12 +43,11 @@ static void text_file(const char *dir, const char *name, const char *text)
 {
     char d[4096], path[4200];
     snprintf(d, sizeof d, "%s/%s", root, dir);
-    mkdirs(d);
+    dev_mkdirs(d);
     snprintf(path, sizeof path, "%s/%s", d, name);
     FILE *f = fopen(path, "w");
     if (!f || fputs(text, f) < 0 || fclose(f) != 0) {
-        fprintf(stderr, "mkbadfiles: cannot write %s\n", path);
-        failures++;
+        dev_fail("cannot write %s", path);
     }
 }
 
@@ -76,14 +59,14 @@ static void bad_safetensors(void)
     {
         char d[4096];
         snprintf(d, sizeof d, "%s/%s", root, b);
-        mkdirs(d);
+        dev_mkdirs(d);
     }
     /* file-too-small: fewer than 8 bytes in all */
     {
         char path[4200];
         snprintf(path, sizeof path, "%s/%s/file-too-small.safetensors", root, b);
         FILE *f = fopen(path, "wb");
-        if (!f || fwrite("\x02\x00\x00\x00\x00", 1, 5, f) != 5 || fclose(f) != 0) failures++;
+        if (!f || fwrite("\x02\x00\x00\x00\x00", 1, 5, f) != 5 || fclose(f) != 0) dev_fail("cannot write %s", path);
     }
     raw(b, "header-length-limit.safetensors", 100000001ull, "{}", 2, NULL, 0);
     raw(b, "header-length-limit--near-2-64.safetensors", UINT64_MAX - 3, "{}", 2, NULL, 0);
@@ -217,7 +200,8 @@ static void sharded_fixtures(void)
     char link[4200];
     snprintf(link, sizeof link, "%s/sharded/bad/shard-escapes/model-00002-of-00002.safetensors", root);
     unlink(link);
-    if (symlink("../../ok/model-00002-of-00002.safetensors", link) != 0) failures++;
+    if (symlink("../../ok/model-00002-of-00002.safetensors", link) != 0)
+        dev_fail("cannot link %s: %s", link, strerror(errno));
     /* a bad shard is reported through the index */
     sharded("bad/span-size", IDX("\"a\":\"model-00001-of-00002.safetensors\",\"b\":\"model-00002-of-00002.safetensors\""));
     st("sharded/bad/span-size", "model-00002-of-00002.safetensors", "{\"b\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,4]}}", 4);
@@ -228,6 +212,7 @@ static void sharded_fixtures(void)
 
 int main(int argc, char **argv)
 {
+    dev_set_prog("mkbadfiles");
     if (argc != 2) {
         fprintf(stderr, "usage: mkbadfiles TESTDATA_DIR\n");
         return 2;
@@ -236,9 +221,5 @@ int main(int argc, char **argv)
     bad_safetensors();
     ok_safetensors();
     sharded_fixtures();
-    if (failures) {
-        fprintf(stderr, "mkbadfiles: %d file(s) could not be written\n", failures);
-        return 1;
-    }
-    return 0;
+    return dev_failures_report();
 }

@@ -18,10 +18,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
+
+#include "devutil.h"
 
 static const char *root;
-static int failures;
 
 /* ---- a growable little-endian byte buffer ---- */
 
@@ -36,10 +36,7 @@ static void put(struct buf *b, const void *src, size_t n)
         size_t cap = b->cap ? b->cap : 256;
         while (cap < b->n + n) cap *= 2;
         unsigned char *p = realloc(b->p, cap);
-        if (!p) {
-            fprintf(stderr, "mkbadgguf: out of memory\n");
-            exit(1);
-        }
+        if (!p) dev_die("out of memory");
         b->p = p;
         b->cap = cap;
     }
@@ -82,30 +79,16 @@ static void pad_to(struct buf *b, uint64_t align)
     while (b->n % align) u8(b, 0);
 }
 
-static void mkdirs(const char *path)
-{
-    char tmp[4096];
-    snprintf(tmp, sizeof tmp, "%s", path);
-    for (char *p = tmp + 1; *p; p++)
-        if (*p == '/') {
-            *p = 0;
-            mkdir(tmp, 0755);
-            *p = '/';
-        }
-    mkdir(tmp, 0755);
-}
-
 /* Writes b to ROOT/gguf/SUB/NAME and frees it. */
 static void save(const char *sub, const char *name, struct buf *b)
 {
     char dir[4096], path[4400];
     snprintf(dir, sizeof dir, "%s/gguf/%s", root, sub);
-    mkdirs(dir);
+    dev_mkdirs(dir);
     snprintf(path, sizeof path, "%s/%s", dir, name);
     FILE *f = fopen(path, "wb");
     if (!f || (b->n && fwrite(b->p, 1, b->n, f) != b->n) || fclose(f) != 0) {
-        fprintf(stderr, "mkbadgguf: cannot write %s: %s\n", path, strerror(errno));
-        failures++;
+        dev_fail("cannot write %s: %s", path, strerror(errno));
     }
     free(b->p);
     memset(b, 0, sizeof *b);
@@ -592,6 +575,7 @@ static void ok_files(void)
 
 int main(int argc, char **argv)
 {
+    dev_set_prog("mkbadgguf");
     if (argc != 2) {
         fprintf(stderr, "usage: mkbadgguf TESTDATA_DIR\n");
         return 2;
@@ -601,9 +585,5 @@ int main(int argc, char **argv)
     bad_kv();
     bad_tensors();
     ok_files();
-    if (failures) {
-        fprintf(stderr, "mkbadgguf: %d file(s) could not be written\n", failures);
-        return 1;
-    }
-    return 0;
+    return dev_failures_report();
 }

@@ -37,6 +37,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "devutil.h"
 #include "stwrite.h"
 
 #define DEFAULT_SEED 0x6269676d6f64656cull /* "bigmodel" */
@@ -45,19 +46,7 @@
 #define LANE_SUM_STD 37837.226657
 #define LANE_SUM_MEAN 131070.0
 
-static uint64_t mix64(uint64_t z)
-{
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-
-static uint64_t name_seed(const char *name, uint64_t seed)
-{
-    uint64_t h = 0xcbf29ce484222325ull; /* FNV-1a */
-    for (const unsigned char *p = (const unsigned char *)name; *p; p++) h = (h ^ *p) * 0x100000001b3ull;
-    return mix64(h ^ seed);
-}
+static uint64_t name_seed(const char *name, uint64_t seed) { return dev_mix64(dev_fnv1a64(name) ^ seed); }
 
 /* float -> bf16 bits, round to nearest even (no NaN can occur here). */
 static uint16_t bf16_bits(float f)
@@ -81,7 +70,7 @@ static void fill_bf16(void *user, const char *name, uint64_t n_elems, uint64_t f
     const float scale = (float)(WEIGHT_STD / LANE_SUM_STD);
     uint8_t *o = out;
     for (uint64_t i = 0; i < n; i++) {
-        uint64_t r = mix64(base + (first + i) * 0x9e3779b97f4a7c15ull);
+        uint64_t r = dev_mix64(base + (first + i) * 0x9e3779b97f4a7c15ull);
         uint32_t sum = (uint32_t)(r & 0xffff) + (uint32_t)((r >> 16) & 0xffff) + (uint32_t)((r >> 32) & 0xffff) +
                        (uint32_t)(r >> 48);
         float v = offset + ((float)sum - (float)LANE_SUM_MEAN) * scale;

@@ -20,74 +20,34 @@
 ** as transformers writes it), and SRC's generation_config.json, tokenizer.json and
 ** tokenizer_config.json copied. Written by tools/common/bnbwrite.c, not the product's writer.
 */
-#include <errno.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "bnbwrite.h"
+#include "devutil.h"
 #include "modelq/half.h"
 #include "modelq/model.h"
 #include "modelq/quant.h"
 #include "modelq/target.h"
 
-static void die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
-static void die(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    fputs("mkbnb: ", stderr);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
-    va_end(ap);
-    exit(1);
-}
-
 /* snprintf of a path that must fit */
 #define PATHF(buf, ...)                                                                            \
     do {                                                                                           \
         int n_ = snprintf((buf), sizeof(buf), __VA_ARGS__);                                        \
-        if (n_ < 0 || (size_t)n_ >= sizeof(buf)) die("path too long");                             \
+        if (n_ < 0 || (size_t)n_ >= sizeof(buf)) dev_die("path too long");                         \
     } while (0)
 
-static void mkdir_p(const char *path)
-{
-    if (mkdir(path, 0755) != 0 && errno != EEXIST) die("%s: %s", path, strerror(errno));
-}
-
-static char *read_text(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *p = malloc((size_t)n + 1);
-    if (!p || fread(p, 1, (size_t)n, f) != (size_t)n) die("%s: cannot read", path);
-    fclose(f);
-    p[n] = '\0';
-    *len = (size_t)n;
-    return p;
-}
-
-static void write_text(const char *path, const char *text, size_t len)
-{
-    FILE *f = fopen(path, "wb");
-    if (!f || fwrite(text, 1, len, f) != len || fclose(f) != 0) die("%s: cannot write", path);
-}
-
+/* DST/NAME: a copy of SRC/NAME, when that exists. */
 static void copy_if_present(const char *src, const char *dst, const char *name)
 {
-    char a[1024], b[1024];
+    char a[1024];
     PATHF(a, "%s/%s", src, name);
-    PATHF(b, "%s/%s", dst, name);
     size_t len;
-    char *t = read_text(a, &len);
+    char *t = dev_read_file(a, &len);
     if (!t) return;
-    write_text(b, t, len);
+    dev_write_file(dst, name, t, len);
     free(t);
 }
 
@@ -123,18 +83,17 @@ static void write_config(const char *src, const char *dst, bool int8, const char
     char path[1024];
     PATHF(path, "%s/config.json", src);
     size_t len;
-    char *text = read_text(path, &len);
-    if (!text) die("%s: missing", path);
+    char *text = dev_read_file(path, &len);
+    if (!text) dev_die("%s: missing", path);
     const char *at = strstr(text, "  \"rms_norm_eps\"");
-    if (!at) die("%s: no \"rms_norm_eps\" line to insert quantization_config before", path);
+    if (!at) dev_die("%s: no \"rms_norm_eps\" line to insert quantization_config before", path);
     char qc[2048];
     quant_config(qc, sizeof qc, int8, quant_type, dq, 1);
     size_t head = (size_t)(at - text), cap = len + sizeof qc + 64;
     char *out = malloc(cap);
-    if (!out) die("out of memory");
+    if (!out) dev_die("out of memory");
     int n = snprintf(out, cap, "%.*s  \"quantization_config\": %s,\n%s", (int)head, text, qc, at);
-    PATHF(path, "%s/config.json", dst);
-    write_text(path, out, (size_t)n);
+    dev_write_file(dst, "config.json", out, (size_t)n);
     free(out);
     free(text);
 }
@@ -145,21 +104,21 @@ enum kind { K_NF4, K_NF4_DQ, K_FP4, K_INT8 };
 
 static void write_folder(const struct mq_model *m, const char *src, const char *out, enum kind k)
 {
-    mkdir_p(out);
+    dev_make_dir(out);
     struct bnbw *w = bnbw_new();
-    if (!w) die("out of memory");
+    if (!w) dev_die("out of memory");
     struct mq_rule_context rc;
     mq_rule_context_init(&rc, m);
     struct mq_error err;
     for (size_t i = 0; i < m->n_tensors; i++) {
         const struct mq_tensor *t = &m->tensors[i];
-        if (t->dtype != MQ_DTYPE_BF16) die("%s: tensor '%s' is not BF16", src, t->name);
+        if (t->dtype != MQ_DTYPE_BF16) dev_die("%s: tensor '%s' is not BF16", src, t->name);
         uint8_t *raw = malloc((size_t)t->nbytes);
         float *x = malloc((size_t)t->numel * sizeof *x);
-        if (!raw || !x) die("out of memory");
-        if (mq_model_read(m, i, 0, raw, (size_t)t->nbytes, &err) != MQ_OK) die("%s", err.msg);
+        if (!raw || !x) dev_die("out of memory");
+        if (mq_model_read(m, i, 0, raw, (size_t)t->nbytes, &err) != MQ_OK) dev_die("%s", err.msg);
         struct mq_tensor_plan p;
-        if (mq_target_plan_tensor(MQ_TARGET_NF4, &rc, t, &p, &err) != MQ_OK) die("%s", err.msg);
+        if (mq_target_plan_tensor(MQ_TARGET_NF4, &rc, t, &p, &err) != MQ_OK) dev_die("%s", err.msg);
         int rcode;
         if (!p.quantized) {
             rcode = bnbw_add(w, t->name, "BF16", t->ndim, t->shape, raw, (size_t)t->nbytes);
@@ -174,13 +133,13 @@ static void write_folder(const struct mq_model *m, const char *src, const char *
                                       t->ndim, t->shape, x);
             }
         }
-        if (rcode) die("%s: cannot add tensor '%s'", out, t->name);
+        if (rcode) dev_die("%s: cannot add tensor '%s'", out, t->name);
         free(raw);
         free(x);
     }
     char path[1024];
     PATHF(path, "%s/model.safetensors", out);
-    if (bnbw_write(w, path)) die("%s: cannot write", path);
+    if (bnbw_write(w, path)) dev_die("%s: cannot write", path);
     bnbw_free(w);
     write_config(src, out, k == K_INT8, k == K_FP4 ? "fp4" : "nf4", k == K_NF4_DQ);
     copy_if_present(src, out, "generation_config.json");
@@ -205,16 +164,15 @@ static void write_bad(const char *bad_dir, const char *check, struct bnbw *w, co
 {
     char dir[1024], path[1100];
     PATHF(dir, "%s/%s", bad_dir, check);
-    mkdir_p(dir);
+    dev_make_dir(dir);
     PATHF(path, "%s/model.safetensors", dir);
-    if (bnbw_write(w, path)) die("%s: cannot write", path);
+    if (bnbw_write(w, path)) dev_die("%s: cannot write", path);
     char cfg[4096];
     int n = snprintf(cfg, sizeof cfg,
                      "{\"architectures\": [\"LlamaForCausalLM\"], \"model_type\": \"llama\"%s%s, \"torch_dtype\": "
                      "\"bfloat16\"}\n",
                      qc_json ? ", \"quantization_config\": " : "", qc_json ? qc_json : "");
-    PATHF(path, "%s/config.json", dir);
-    write_text(path, cfg, (size_t)n);
+    dev_write_file(dir, "config.json", cfg, (size_t)n);
     bnbw_free(w);
 }
 
@@ -227,7 +185,7 @@ static struct bnbw *module(enum mq_codec codec, bool dq)
     uint64_t shape[2] = {ROWS, COLS};
     int rc = codec == MQ_CODEC_INT8_ROW ? bnbw_add_int8(w, MOD, ROWS, COLS, x, true)
                                         : bnbw_add_4bit(w, W, codec, 64, dq, "bfloat16", 2, shape, x);
-    if (!w || rc) die("cannot build the bad-fixture module");
+    if (!w || rc) dev_die("cannot build the bad-fixture module");
     return w;
 }
 
@@ -238,7 +196,7 @@ static void set_json(struct bnbw *w, const char *suffix, const char *json)
     snprintf(name, sizeof name, W ".quant_state.bitsandbytes__%s", suffix);
     bnbw_remove(w, W ".quant_state.bitsandbytes__nf4");
     uint64_t n[1] = {strlen(json)};
-    if (bnbw_add(w, name, "U8", 1, n, json, strlen(json))) die("out of memory");
+    if (bnbw_add(w, name, "U8", 1, n, json, strlen(json))) dev_die("out of memory");
 }
 
 static void f32_tensor(struct bnbw *w, const char *name, const float *v, size_t n)
@@ -250,14 +208,14 @@ static void f32_tensor(struct bnbw *w, const char *name, const float *v, size_t 
         for (int k = 0; k < 4; k++) b[4 * i + k] = (uint8_t)(u >> (8 * k));
     }
     uint64_t shape[1] = {n};
-    if (bnbw_add(w, name, "F32", 1, shape, b, n * 4)) die("out of memory");
+    if (bnbw_add(w, name, "F32", 1, shape, b, n * 4)) dev_die("out of memory");
 }
 
 static void write_bad_all(const char *out)
 {
     char bad[1024];
     PATHF(bad, "%s/bad", out);
-    mkdir_p(bad);
+    dev_make_dir(bad);
     char qc_nf4[2048], qc_nf4_dq[2048], qc_int8[2048], qc_default_type[2048];
     quant_config(qc_nf4, sizeof qc_nf4, false, "nf4", false, 0);
     quant_config(qc_nf4_dq, sizeof qc_nf4_dq, false, "nf4", true, 0);
@@ -344,7 +302,7 @@ static void write_bad_all(const char *out)
             b[2 * i + 1] = (uint8_t)(h >> 8);
         }
         uint64_t shape[2] = {ROWS, COLS};
-        if (!w || bnbw_add(w, W, "BF16", 2, shape, b, sizeof b)) die("out of memory");
+        if (!w || bnbw_add(w, W, "BF16", 2, shape, b, sizeof b)) dev_die("out of memory");
         f32_tensor(w, W ".absmax", am, 8);
     }
     write_bad(bad, "bnb-orphan", w, NULL);
@@ -355,6 +313,7 @@ static void write_bad_all(const char *out)
 
 int main(int argc, char **argv)
 {
+    dev_set_prog("mkbnb");
     bool all = argc == 4 && strcmp(argv[1], "--all") == 0;
     if (argc != 3 && !all) {
         fprintf(stderr, "usage: mkbnb [--all] SRC OUTDIR   (SRC: testdata/tiny-llama)\n");
@@ -363,8 +322,8 @@ int main(int argc, char **argv)
     const char *src = argv[argc - 2], *out = argv[argc - 1];
     struct mq_model *m;
     struct mq_error err;
-    if (mq_model_open(src, &m, &err) != MQ_OK) die("%s", err.msg);
-    mkdir_p(out);
+    if (mq_model_open(src, &m, &err) != MQ_OK) dev_die("%s", err.msg);
+    dev_make_dir(out);
     char dir[1024];
     static const struct {
         const char *name;

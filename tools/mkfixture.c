@@ -37,15 +37,12 @@
 ** median top next-token probability are >= 0.3, and leaving out the Q/K permutation moves some
 ** logit of every sentence by >= 5 (measured: 14 to 21).
 */
-#include <errno.h>
-#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <sys/types.h>
 
+#include "devutil.h"
 #include "mkfixture_bpe.h"
 
 /* The reference forward pass is compiled into this tool from its single source: tools are built
@@ -116,112 +113,30 @@ static const char *const check_texts[] = {
 
 /* ---- small helpers ----------------------------------------------------------------------- */
 
-static void die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
-static void die(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    fputs("mkfixture: ", stderr);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
-    va_end(ap);
-    exit(1);
-}
-
-static void *xcalloc(size_t n, size_t size)
-{
-    void *p = calloc(n ? n : 1, size);
-    if (!p) die("out of memory");
-    return p;
-}
-
-/* Growable byte buffer for file contents. */
-struct buf {
-    char *p;
-    size_t len, cap;
-};
-
-static void buf_put(struct buf *b, const void *data, size_t n)
-{
-    if (b->len + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 4096;
-        while (b->len + n + 1 > cap) cap *= 2;
-        char *p = realloc(b->p, cap);
-        if (!p) die("out of memory");
-        b->p = p;
-        b->cap = cap;
-    }
-    memcpy(b->p + b->len, data, n);
-    b->len += n;
-    b->p[b->len] = '\0';
-}
-
-static void buf_printf(struct buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void buf_printf(struct buf *b, const char *fmt, ...)
-{
-    char tmp[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
-    va_end(ap);
-    if (n < 0 || (size_t)n >= sizeof tmp) die("internal: formatted text too long");
-    buf_put(b, tmp, (size_t)n);
-}
-
 /* Appends s as a JSON string literal. Only '"', '\\' and control characters need escaping;
 ** everything else (including the UTF-8 of byte-level tokens) is written raw, as serde_json and
 ** Python's json.dumps(ensure_ascii=False) do. */
-static void buf_json_str(struct buf *b, const char *s, size_t n)
+static void buf_json_str(struct dev_buf *b, const char *s, size_t n)
 {
-    buf_put(b, "\"", 1);
+    dev_buf_put(b, "\"", 1);
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)s[i];
         if (c == '"' || c == '\\') {
             char e[2] = {'\\', (char)c};
-            buf_put(b, e, 2);
+            dev_buf_put(b, e, 2);
         } else if (c < 0x20) {
-            buf_printf(b, "\\u%04x", c);
+            dev_buf_printf(b, "\\u%04x", c);
         } else {
-            buf_put(b, &s[i], 1);
+            dev_buf_put(b, &s[i], 1);
         }
     }
-    buf_put(b, "\"", 1);
-}
-
-static void write_file(const char *dir, const char *name, const struct buf *b)
-{
-    char path[4096];
-    if ((size_t)snprintf(path, sizeof path, "%s/%s", dir, name) >= sizeof path) die("path too long: %s", dir);
-    FILE *f = fopen(path, "wb");
-    if (!f) die("%s: %s", path, strerror(errno));
-    if (b->len && fwrite(b->p, 1, b->len, f) != b->len) die("%s: write failed: %s", path, strerror(errno));
-    if (fclose(f) != 0) die("%s: close failed: %s", path, strerror(errno));
-}
-
-static void make_dir(const char *path)
-{
-    if (mkdir(path, 0755) != 0 && errno != EEXIST) die("%s: %s", path, strerror(errno));
-}
-
-/* splitmix64: a 64-bit state advanced by a constant; output mixed by two multiply-xorshifts. */
-static uint64_t splitmix64(uint64_t *state)
-{
-    uint64_t z = (*state += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
+    dev_buf_put(b, "\"", 1);
 }
 
 /* Uniform integer in [-r, r] (modulo bias is irrelevant here; only determinism matters). */
-static int32_t rand_sym(uint64_t *state, int32_t r) { return (int32_t)(splitmix64(state) % (uint64_t)(2 * r + 1)) - r; }
-
-/* FNV-1a 64 of a name: seeds each tensor's generator, so a tensor's values do not depend on the
-** order tensors are generated in. */
-static uint64_t fnv1a64(const char *s)
+static int32_t rand_sym(uint64_t *state, int32_t r)
 {
-    uint64_t h = 0xcbf29ce484222325ull;
-    for (; *s; s++) h = (h ^ (unsigned char)*s) * 0x100000001b3ull;
-    return h;
+    return (int32_t)(dev_splitmix64(state) % (uint64_t)(2 * r + 1)) - r;
 }
 
 /*
@@ -234,11 +149,11 @@ static uint16_t bf16_exact(int32_t m, int e)
     if (m == 0) return 0;
     uint16_t sign = m < 0 ? 0x8000 : 0;
     uint32_t a = (uint32_t)(m < 0 ? -m : m);
-    if (a >= 256) die("internal: %d does not fit a BF16 significand", m);
+    if (a >= 256) dev_die("internal: %d does not fit a BF16 significand", m);
     int p = 0; /* a in [2^p, 2^(p+1)) */
     while ((a >> (p + 1)) != 0) p++;
     int biased = p + e + 127;
-    if (biased < 1 || biased > 254) die("internal: 2^%d outside the normal BF16 range", p + e);
+    if (biased < 1 || biased > 254) dev_die("internal: 2^%d outside the normal BF16 range", p + e);
     uint32_t mant = (a << (7 - p)) & 0x7F;
     return (uint16_t)(sign | ((uint32_t)biased << 7) | mant);
 }
@@ -284,7 +199,7 @@ static void learn_bpe(struct vocab *v)
 {
     for (unsigned b = 0; b < 256; b++) {
         int32_t id = mkf_byte_token((uint8_t)b);
-        v->bytes[id] = xcalloc(1, 1);
+        v->bytes[id] = dev_xcalloc(1, 1);
         v->bytes[id][0] = (uint8_t)b;
         v->len[id] = 1;
     }
@@ -292,7 +207,7 @@ static void learn_bpe(struct vocab *v)
 
     const uint8_t *text = (const uint8_t *)corpus;
     size_t len = sizeof corpus - 1;
-    struct word *words = xcalloc(len, sizeof *words);
+    struct word *words = dev_xcalloc(len, sizeof *words);
     size_t n_words = 0;
     for (size_t pos = 0; pos < len;) {
         size_t end = mkf_pretok_next(text, len, pos);
@@ -304,7 +219,7 @@ static void learn_bpe(struct vocab *v)
             if (k == words[i].n) break;
         }
         if (i == n_words) {
-            words[i].ids = xcalloc(end - pos, sizeof(int32_t));
+            words[i].ids = dev_xcalloc(end - pos, sizeof(int32_t));
             words[i].n = end - pos;
             for (size_t k = 0; k < end - pos; k++) words[i].ids[k] = mkf_byte_token(text[pos + k]);
             n_words++;
@@ -313,9 +228,9 @@ static void learn_bpe(struct vocab *v)
         pos = end;
     }
 
-    uint32_t *pair = xcalloc((size_t)N_REGULAR * N_REGULAR, sizeof *pair);
+    uint32_t *pair = dev_xcalloc((size_t)N_REGULAR * N_REGULAR, sizeof *pair);
     while (v->n < N_REGULAR) {
-        if (v->n_merges == MAX_MERGES) die("internal: too many merges");
+        if (v->n_merges == MAX_MERGES) dev_die("internal: too many merges");
         memset(pair, 0, (size_t)N_REGULAR * N_REGULAR * sizeof *pair);
         for (size_t i = 0; i < n_words; i++)
             for (size_t k = 0; k + 1 < words[i].n; k++)
@@ -327,10 +242,10 @@ static void learn_bpe(struct vocab *v)
                 best = pair[p];
                 best_idx = p;
             }
-        if (best < 2) die("corpus too small: only %d tokens learned, %d wanted", (int)v->n, N_REGULAR);
+        if (best < 2) dev_die("corpus too small: only %d tokens learned, %d wanted", (int)v->n, N_REGULAR);
         int32_t left = (int32_t)(best_idx / N_REGULAR), right = (int32_t)(best_idx % N_REGULAR);
         size_t n = v->len[left] + v->len[right];
-        uint8_t *s = xcalloc(n, 1);
+        uint8_t *s = dev_xcalloc(n, 1);
         memcpy(s, v->bytes[left], v->len[left]);
         memcpy(s + v->len[left], v->bytes[right], v->len[right]);
         int32_t result = vocab_find(v, s, n);
@@ -374,9 +289,9 @@ static size_t token_text(const struct vocab *v, int32_t t, char *out) { return m
 /* ---- JSON files -------------------------------------------------------------------------- */
 
 /* config.json as transformers writes it: json.dumps(indent=2, sort_keys=True) + "\n". */
-static void json_config(struct buf *b)
+static void json_config(struct dev_buf *b)
 {
-    buf_printf(b, "{\n"
+    dev_buf_printf(b, "{\n"
                   "  \"architectures\": [\n    \"LlamaForCausalLM\"\n  ],\n"
                   "  \"attention_bias\": false,\n"
                   "  \"attention_dropout\": 0.0,\n"
@@ -388,7 +303,7 @@ static void json_config(struct buf *b)
                   "  \"initializer_range\": 0.02,\n"
                   "  \"intermediate_size\": %d,\n",
                TOK_BOS, TOK_EOS, HEAD_DIM, N_EMBD, N_FF);
-    buf_printf(b, "  \"max_position_embeddings\": %d,\n"
+    dev_buf_printf(b, "  \"max_position_embeddings\": %d,\n"
                   "  \"mlp_bias\": false,\n"
                   "  \"model_type\": \"llama\",\n"
                   "  \"num_attention_heads\": %d,\n"
@@ -407,24 +322,24 @@ static void json_config(struct buf *b)
                MAX_POS, N_HEAD, N_LAYER, N_KV_HEAD, N_VOCAB);
 }
 
-static void json_generation_config(struct buf *b)
+static void json_generation_config(struct dev_buf *b)
 {
-    buf_printf(b, "{\n  \"_from_model_config\": true,\n  \"bos_token_id\": %d,\n  \"eos_token_id\": %d,\n"
+    dev_buf_printf(b, "{\n  \"_from_model_config\": true,\n  \"bos_token_id\": %d,\n  \"eos_token_id\": %d,\n"
                   "  \"transformers_version\": \"4.46.0\"\n}\n",
                TOK_BOS, TOK_EOS);
 }
 
 static const char *const special_names[2] = {"<|begin_of_text|>", "<|end_of_text|>"};
 
-static void json_tokenizer_config(struct buf *b)
+static void json_tokenizer_config(struct dev_buf *b)
 {
-    buf_printf(b, "{\n  \"added_tokens_decoder\": {\n");
+    dev_buf_printf(b, "{\n  \"added_tokens_decoder\": {\n");
     for (int i = 0; i < 2; i++)
-        buf_printf(b, "    \"%d\": {\n      \"content\": \"%s\",\n      \"lstrip\": false,\n"
+        dev_buf_printf(b, "    \"%d\": {\n      \"content\": \"%s\",\n      \"lstrip\": false,\n"
                       "      \"normalized\": false,\n      \"rstrip\": false,\n      \"single_word\": false,\n"
                       "      \"special\": true\n    }%s\n",
                    TOK_BOS + i, special_names[i], i == 0 ? "," : "");
-    buf_printf(b, "  },\n  \"bos_token\": \"%s\",\n  \"clean_up_tokenization_spaces\": true,\n"
+    dev_buf_printf(b, "  },\n  \"bos_token\": \"%s\",\n  \"clean_up_tokenization_spaces\": true,\n"
                   "  \"eos_token\": \"%s\",\n  \"model_input_names\": [\n    \"input_ids\",\n"
                   "    \"attention_mask\"\n  ],\n  \"model_max_length\": %d,\n"
                   "  \"tokenizer_class\": \"PreTrainedTokenizerFast\"\n}\n",
@@ -441,24 +356,24 @@ static const char llama3_regex[] =
 ** special tokens, a Split(regex)+ByteLevel pre-tokenizer, ByteLevel + BOS template
 ** post-processor, ByteLevel decoder, and a BPE model with the vocab (by id) and "a b" merges.
 */
-static void json_tokenizer(struct buf *b, const struct vocab *v)
+static void json_tokenizer(struct dev_buf *b, const struct vocab *v)
 {
     char t1[1024], t2[1024];
-    buf_printf(b, "{\n  \"version\": \"1.0\",\n  \"truncation\": null,\n  \"padding\": null,\n"
+    dev_buf_printf(b, "{\n  \"version\": \"1.0\",\n  \"truncation\": null,\n  \"padding\": null,\n"
                   "  \"added_tokens\": [\n");
     for (int i = 0; i < 2; i++)
-        buf_printf(b, "    {\n      \"id\": %d,\n      \"content\": \"%s\",\n      \"single_word\": false,\n"
+        dev_buf_printf(b, "    {\n      \"id\": %d,\n      \"content\": \"%s\",\n      \"single_word\": false,\n"
                       "      \"lstrip\": false,\n      \"rstrip\": false,\n      \"normalized\": false,\n"
                       "      \"special\": true\n    }%s\n",
                    TOK_BOS + i, special_names[i], i == 0 ? "," : "");
-    buf_printf(b, "  ],\n  \"normalizer\": null,\n  \"pre_tokenizer\": {\n    \"type\": \"Sequence\",\n"
+    dev_buf_printf(b, "  ],\n  \"normalizer\": null,\n  \"pre_tokenizer\": {\n    \"type\": \"Sequence\",\n"
                   "    \"pretokenizers\": [\n      {\n        \"type\": \"Split\",\n"
                   "        \"pattern\": {\n          \"Regex\": ");
     buf_json_str(b, llama3_regex, sizeof llama3_regex - 1);
-    buf_printf(b, "\n        },\n        \"behavior\": \"Isolated\",\n        \"invert\": false\n      },\n"
+    dev_buf_printf(b, "\n        },\n        \"behavior\": \"Isolated\",\n        \"invert\": false\n      },\n"
                   "      {\n        \"type\": \"ByteLevel\",\n        \"add_prefix_space\": false,\n"
                   "        \"trim_offsets\": true,\n        \"use_regex\": false\n      }\n    ]\n  },\n");
-    buf_printf(b, "  \"post_processor\": {\n    \"type\": \"Sequence\",\n    \"processors\": [\n"
+    dev_buf_printf(b, "  \"post_processor\": {\n    \"type\": \"Sequence\",\n    \"processors\": [\n"
                   "      {\n        \"type\": \"ByteLevel\",\n        \"add_prefix_space\": true,\n"
                   "        \"trim_offsets\": false,\n        \"use_regex\": true\n      },\n"
                   "      {\n        \"type\": \"TemplateProcessing\",\n        \"single\": [\n"
@@ -467,7 +382,7 @@ static void json_tokenizer(struct buf *b, const struct vocab *v)
                   "          {\n            \"Sequence\": {\n              \"id\": \"A\",\n"
                   "              \"type_id\": 0\n            }\n          }\n        ],\n",
                special_names[0]);
-    buf_printf(b, "        \"pair\": [\n"
+    dev_buf_printf(b, "        \"pair\": [\n"
                   "          {\n            \"SpecialToken\": {\n              \"id\": \"%s\",\n"
                   "              \"type_id\": 0\n            }\n          },\n"
                   "          {\n            \"Sequence\": {\n              \"id\": \"A\",\n"
@@ -477,36 +392,36 @@ static void json_tokenizer(struct buf *b, const struct vocab *v)
                   "          {\n            \"Sequence\": {\n              \"id\": \"B\",\n"
                   "              \"type_id\": 1\n            }\n          }\n        ],\n",
                special_names[0], special_names[0]);
-    buf_printf(b, "        \"special_tokens\": {\n          \"%s\": {\n            \"id\": \"%s\",\n"
+    dev_buf_printf(b, "        \"special_tokens\": {\n          \"%s\": {\n            \"id\": \"%s\",\n"
                   "            \"ids\": [\n              %d\n            ],\n"
                   "            \"tokens\": [\n              \"%s\"\n            ]\n          }\n"
                   "        }\n      }\n    ]\n  },\n",
                special_names[0], special_names[0], TOK_BOS, special_names[0]);
-    buf_printf(b, "  \"decoder\": {\n    \"type\": \"ByteLevel\",\n    \"add_prefix_space\": true,\n"
+    dev_buf_printf(b, "  \"decoder\": {\n    \"type\": \"ByteLevel\",\n    \"add_prefix_space\": true,\n"
                   "    \"trim_offsets\": true,\n    \"use_regex\": true\n  },\n");
-    buf_printf(b, "  \"model\": {\n    \"type\": \"BPE\",\n    \"dropout\": null,\n    \"unk_token\": null,\n"
+    dev_buf_printf(b, "  \"model\": {\n    \"type\": \"BPE\",\n    \"dropout\": null,\n    \"unk_token\": null,\n"
                   "    \"continuing_subword_prefix\": null,\n    \"end_of_word_suffix\": null,\n"
                   "    \"fuse_unk\": false,\n    \"byte_fallback\": false,\n    \"ignore_merges\": true,\n"
                   "    \"vocab\": {\n");
     for (int32_t t = 0; t < v->n; t++) {
         size_t n = token_text(v, t, t1);
-        buf_put(b, "      ", 6);
+        dev_buf_put(b, "      ", 6);
         buf_json_str(b, t1, n);
-        buf_printf(b, ": %d%s\n", (int)t, t + 1 < v->n ? "," : "");
+        dev_buf_printf(b, ": %d%s\n", (int)t, t + 1 < v->n ? "," : "");
     }
-    buf_printf(b, "    },\n    \"merges\": [\n");
+    dev_buf_printf(b, "    },\n    \"merges\": [\n");
     for (size_t m = 0; m < v->n_merges; m++) {
         /* "left right": byte-level text never contains a space (a space byte is "Ġ") */
         size_t n1 = token_text(v, v->merges[m].left, t1);
         size_t n2 = token_text(v, v->merges[m].right, t2);
-        if (n1 + n2 + 2 > sizeof t1) die("internal: merge text too long");
+        if (n1 + n2 + 2 > sizeof t1) dev_die("internal: merge text too long");
         t1[n1] = ' ';
         memcpy(t1 + n1 + 1, t2, n2 + 1);
-        buf_put(b, "      ", 6);
+        dev_buf_put(b, "      ", 6);
         buf_json_str(b, t1, n1 + 1 + n2);
-        buf_printf(b, "%s\n", m + 1 < v->n_merges ? "," : "");
+        dev_buf_printf(b, "%s\n", m + 1 < v->n_merges ? "," : "");
     }
-    buf_printf(b, "    ]\n  }\n}\n");
+    dev_buf_printf(b, "    ]\n  }\n}\n");
 }
 
 /* ---- tensors ----------------------------------------------------------------------------- */
@@ -524,7 +439,7 @@ static size_t tensor_numel(const struct tensor *t) { return (size_t)t->rows * (t
 /* Random matrix: integers in [-r, r] times 2^e, from the generator seeded by the tensor name. */
 static void fill_random(struct tensor *t, int32_t r, int e)
 {
-    uint64_t st = SEED ^ fnv1a64(t->name);
+    uint64_t st = SEED ^ dev_fnv1a64(t->name);
     for (size_t i = 0; i < tensor_numel(t); i++) t->bf16[i] = bf16_exact(rand_sym(&st, r), e);
 }
 
@@ -532,7 +447,7 @@ static void fill_random(struct tensor *t, int32_t r, int e)
 ** misplaces norm weights is visible in the outputs. */
 static void fill_norm(struct tensor *t)
 {
-    uint64_t st = SEED ^ fnv1a64(t->name);
+    uint64_t st = SEED ^ dev_fnv1a64(t->name);
     for (size_t i = 0; i < tensor_numel(t); i++) t->bf16[i] = bf16_exact(64 + rand_sym(&st, 8), -6);
 }
 
@@ -546,10 +461,10 @@ enum { EMB_R = 31, EMB_E = -5, Q_R = 31, Q_E = -7, K_R = 31, K_E = -8, V_R = 31,
 static void successor_table(const struct vocab *v, int32_t *succ)
 {
     size_t len = sizeof corpus - 1;
-    int32_t *ids = xcalloc(len + 1, sizeof *ids);
-    uint32_t *cnt = xcalloc((size_t)N_VOCAB * N_VOCAB, sizeof *cnt);
+    int32_t *ids = dev_xcalloc(len + 1, sizeof *ids);
+    uint32_t *cnt = dev_xcalloc((size_t)N_VOCAB * N_VOCAB, sizeof *cnt);
     /* encode line by line so that each line can start with BOS, as a document would */
-    char *line = xcalloc(len + 1, 1);
+    char *line = dev_xcalloc(len + 1, 1);
     for (size_t pos = 0; pos < len;) {
         size_t end = pos;
         while (end < len && corpus[end] != '\n') end++;
@@ -561,7 +476,7 @@ static void successor_table(const struct vocab *v, int32_t *succ)
         for (size_t i = 0; i + 1 < n; i++) cnt[(size_t)ids[i] * N_VOCAB + (size_t)ids[i + 1]]++;
         pos = end;
     }
-    uint64_t st = SEED ^ fnv1a64("successor");
+    uint64_t st = SEED ^ dev_fnv1a64("successor");
     for (int32_t t = 0; t < N_VOCAB; t++) {
         uint32_t best = 0;
         int32_t arg = -1;
@@ -570,7 +485,7 @@ static void successor_table(const struct vocab *v, int32_t *succ)
                 best = cnt[(size_t)t * N_VOCAB + j];
                 arg = j;
             }
-        succ[t] = arg >= 0 ? arg : (int32_t)(splitmix64(&st) % N_REGULAR);
+        succ[t] = arg >= 0 ? arg : (int32_t)(dev_splitmix64(&st) % N_REGULAR);
     }
     free(line);
     free(cnt);
@@ -584,8 +499,8 @@ static struct tensor *add_tensor(struct tensor *ts, size_t *n, const char *name,
     t->rows = rows;
     t->cols = cols;
     t->shard = shard;
-    t->bf16 = xcalloc(tensor_numel(t), sizeof *t->bf16);
-    t->f32 = xcalloc(tensor_numel(t), sizeof *t->f32);
+    t->bf16 = dev_xcalloc(tensor_numel(t), sizeof *t->bf16);
+    t->f32 = dev_xcalloc(tensor_numel(t), sizeof *t->f32);
     return t;
 }
 
@@ -622,14 +537,14 @@ static size_t build_tensors(const struct vocab *v, struct tensor *ts)
     fill_norm(add_tensor(ts, &n, "model.norm.weight", N_EMBD, 0, 2));
 
     /* lm_head: regenerate the embedding integers (same seed) and sum them per successor. */
-    int32_t *succ = xcalloc(N_VOCAB, sizeof *succ);
+    int32_t *succ = dev_xcalloc(N_VOCAB, sizeof *succ);
     successor_table(v, succ);
-    int32_t *acc = xcalloc((size_t)N_VOCAB * N_EMBD, sizeof *acc);
-    uint64_t st = SEED ^ fnv1a64(emb->name);
+    int32_t *acc = dev_xcalloc((size_t)N_VOCAB * N_EMBD, sizeof *acc);
+    uint64_t st = SEED ^ dev_fnv1a64(emb->name);
     for (int32_t t = 0; t < N_VOCAB; t++)
         for (int i = 0; i < N_EMBD; i++) acc[(size_t)succ[t] * N_EMBD + i] += rand_sym(&st, EMB_R);
     struct tensor *head = add_tensor(ts, &n, "lm_head.weight", N_VOCAB, N_EMBD, 2);
-    st = SEED ^ fnv1a64(head->name);
+    st = SEED ^ dev_fnv1a64(head->name);
     for (size_t i = 0; i < (size_t)N_VOCAB * N_EMBD; i++) {
         int32_t m = acc[i] > HEAD_CLAMP ? HEAD_CLAMP : acc[i] < -HEAD_CLAMP ? -HEAD_CLAMP : acc[i];
         head->bf16[i] = bf16_exact(m + rand_sym(&st, HEAD_NOISE), HEAD_E);
@@ -646,7 +561,7 @@ static const struct tensor *find_tensor(const struct tensor *ts, size_t n, const
 {
     for (size_t i = 0; i < n; i++)
         if (strcmp(ts[i].name, name) == 0) return &ts[i];
-    die("internal: no tensor %s", name);
+    dev_die("internal: no tensor %s", name);
 }
 
 /* ---- safetensors ------------------------------------------------------------------------- */
@@ -671,29 +586,29 @@ static uint64_t write_safetensors(const char *dir, const char *name, const struc
         if (shard < 0 || ts[i].shard == shard) sel[k++] = &ts[i];
     qsort(sel, k, sizeof sel[0], cmp_tensor_ptr);
 
-    struct buf hdr = {0}, file = {0};
-    buf_printf(&hdr, "{\"__metadata__\":{\"format\":\"pt\"}");
+    struct dev_buf hdr = {0}, file = {0};
+    dev_buf_printf(&hdr, "{\"__metadata__\":{\"format\":\"pt\"}");
     uint64_t off = 0;
     for (size_t i = 0; i < k; i++) {
         uint64_t bytes = (uint64_t)tensor_numel(sel[i]) * 2;
-        buf_printf(&hdr, ",\"%s\":{\"dtype\":\"BF16\",\"shape\":[%u", sel[i]->name, sel[i]->rows);
-        if (sel[i]->cols) buf_printf(&hdr, ",%u", sel[i]->cols);
-        buf_printf(&hdr, "],\"data_offsets\":[%llu,%llu]}", (unsigned long long)off, (unsigned long long)(off + bytes));
+        dev_buf_printf(&hdr, ",\"%s\":{\"dtype\":\"BF16\",\"shape\":[%u", sel[i]->name, sel[i]->rows);
+        if (sel[i]->cols) dev_buf_printf(&hdr, ",%u", sel[i]->cols);
+        dev_buf_printf(&hdr, "],\"data_offsets\":[%llu,%llu]}", (unsigned long long)off, (unsigned long long)(off + bytes));
         off += bytes;
     }
-    buf_put(&hdr, "}", 1);
-    while (hdr.len % 8 != 0) buf_put(&hdr, " ", 1);
+    dev_buf_put(&hdr, "}", 1);
+    while (hdr.len % 8 != 0) dev_buf_put(&hdr, " ", 1);
 
     uint8_t le[8];
     for (int i = 0; i < 8; i++) le[i] = (uint8_t)((uint64_t)hdr.len >> (8 * i));
-    buf_put(&file, le, 8);
-    buf_put(&file, hdr.p, hdr.len);
+    dev_buf_put(&file, le, 8);
+    dev_buf_put(&file, hdr.p, hdr.len);
     for (size_t i = 0; i < k; i++)
         for (size_t e = 0; e < tensor_numel(sel[i]); e++) {
             uint8_t h[2] = {(uint8_t)(sel[i]->bf16[e] & 0xFF), (uint8_t)(sel[i]->bf16[e] >> 8)};
-            buf_put(&file, h, 2);
+            dev_buf_put(&file, h, 2);
         }
-    write_file(dir, name, &file);
+    dev_write_file(dir, name, file.p, file.len);
     free(hdr.p);
     free(file.p);
     return off;
@@ -703,15 +618,15 @@ static const char *const shard_names[3] = {"model-00001-of-00003.safetensors", "
                                            "model-00003-of-00003.safetensors"};
 
 /* model.safetensors.index.json as transformers writes it (indent 2, sorted keys, newline). */
-static void json_index(struct buf *b, const struct tensor *ts, size_t n, uint64_t total)
+static void json_index(struct dev_buf *b, const struct tensor *ts, size_t n, uint64_t total)
 {
     const struct tensor *sel[64];
     for (size_t i = 0; i < n; i++) sel[i] = &ts[i];
     qsort(sel, n, sizeof sel[0], cmp_tensor_ptr);
-    buf_printf(b, "{\n  \"metadata\": {\n    \"total_size\": %llu\n  },\n  \"weight_map\": {\n", (unsigned long long)total);
+    dev_buf_printf(b, "{\n  \"metadata\": {\n    \"total_size\": %llu\n  },\n  \"weight_map\": {\n", (unsigned long long)total);
     for (size_t i = 0; i < n; i++)
-        buf_printf(b, "    \"%s\": \"%s\"%s\n", sel[i]->name, shard_names[sel[i]->shard], i + 1 < n ? "," : "");
-    buf_printf(b, "  }\n}\n");
+        dev_buf_printf(b, "    \"%s\": \"%s\"%s\n", sel[i]->name, shard_names[sel[i]->shard], i + 1 < n ? "," : "");
+    dev_buf_printf(b, "  }\n}\n");
 }
 
 /* ---- self-check -------------------------------------------------------------------------- */
@@ -744,11 +659,11 @@ static int self_check(const struct vocab *v, const struct tensor *ts, size_t n)
             W("model.layers.%d.mlp.gate_proj.weight"), W("model.layers.%d.mlp.up_proj.weight"),
             W("model.layers.%d.mlp.down_proj.weight")};
         bad[l] = layers[l];
-        unperm[l][0] = xcalloc((size_t)N_HEAD * HEAD_DIM * N_EMBD, sizeof(float));
-        unperm[l][1] = xcalloc((size_t)N_KV_HEAD * HEAD_DIM * N_EMBD, sizeof(float));
+        unperm[l][0] = dev_xcalloc((size_t)N_HEAD * HEAD_DIM * N_EMBD, sizeof(float));
+        unperm[l][1] = dev_xcalloc((size_t)N_KV_HEAD * HEAD_DIM * N_EMBD, sizeof(float));
         if (llama_ref_permute_rows(layers[l].wq, N_HEAD * HEAD_DIM, N_EMBD, N_HEAD, 0, unperm[l][0]) != 0 ||
             llama_ref_permute_rows(layers[l].wk, N_KV_HEAD * HEAD_DIM, N_EMBD, N_KV_HEAD, 0, unperm[l][1]) != 0)
-            die("internal: permutation failed");
+            dev_die("internal: permutation failed");
         bad[l].wq = unperm[l][0];
         bad[l].wk = unperm[l][1];
     }
@@ -762,14 +677,14 @@ static int self_check(const struct vocab *v, const struct tensor *ts, size_t n)
     int ok = 1;
     for (size_t s = 0; s < sizeof check_texts / sizeof check_texts[0]; s++) {
         size_t len = strlen(check_texts[s]);
-        int32_t *ids = xcalloc(len + 1, sizeof *ids);
+        int32_t *ids = dev_xcalloc(len + 1, sizeof *ids);
         ids[0] = TOK_BOS;
         size_t T = 1 + encode(v, check_texts[s], ids + 1);
-        float *logits = xcalloc(T * N_VOCAB, sizeof *logits), *lbad = xcalloc(T * N_VOCAB, sizeof *lbad);
-        double *top = xcalloc(T, sizeof *top);
+        float *logits = dev_xcalloc(T * N_VOCAB, sizeof *logits), *lbad = dev_xcalloc(T * N_VOCAB, sizeof *lbad);
+        double *top = dev_xcalloc(T, sizeof *top);
         if (llama_ref_forward(&cfg, &w, ids, T, logits, &stats) != 0 ||
             llama_ref_forward(&cfg, &wbad, ids, T, lbad, NULL) != 0)
-            die("reference forward pass failed");
+            dev_die("reference forward pass failed");
         double sum = 0.0, delta = 0.0;
         int hits = 0, moved = 0;
         for (size_t t = 0; t < T; t++) {
@@ -820,13 +735,14 @@ static int self_check(const struct vocab *v, const struct tensor *ts, size_t n)
 
 int main(int argc, char **argv)
 {
+    dev_set_prog("mkfixture");
     if (argc != 2) {
         fprintf(stderr, "usage: mkfixture OUTDIR\n");
         return 2;
     }
     const char *out = argv[1];
 
-    struct vocab *v = xcalloc(1, sizeof *v);
+    struct vocab *v = dev_xcalloc(1, sizeof *v);
     learn_bpe(v);
     printf("tokenizer: %d regular tokens (%d merged), %zu merges, vocab_size %d\n", (int)v->n, N_LEARNED,
            v->n_merges, N_VOCAB);
@@ -836,11 +752,11 @@ int main(int argc, char **argv)
     if (!self_check(v, ts, n)) return 1;
 
     char sharded[4096];
-    if ((size_t)snprintf(sharded, sizeof sharded, "%s/sharded", out) >= sizeof sharded) die("path too long");
-    make_dir(out);
-    make_dir(sharded);
+    if ((size_t)snprintf(sharded, sizeof sharded, "%s/sharded", out) >= sizeof sharded) dev_die("path too long");
+    dev_make_dir(out);
+    dev_make_dir(sharded);
 
-    struct buf jb[4] = {{0}};
+    struct dev_buf jb[4] = {{0}};
     json_config(&jb[0]);
     json_generation_config(&jb[1]);
     json_tokenizer(&jb[2], v);
@@ -848,19 +764,19 @@ int main(int argc, char **argv)
     static const char *const jnames[4] = {"config.json", "generation_config.json", "tokenizer.json",
                                           "tokenizer_config.json"};
     for (int i = 0; i < 4; i++) {
-        write_file(out, jnames[i], &jb[i]);
-        write_file(sharded, jnames[i], &jb[i]);
+        dev_write_file(out, jnames[i], jb[i].p, jb[i].len);
+        dev_write_file(sharded, jnames[i], jb[i].p, jb[i].len);
         free(jb[i].p);
     }
 
     uint64_t total = write_safetensors(out, "model.safetensors", ts, n, -1);
     uint64_t shard_total = 0;
     for (int s = 0; s < 3; s++) shard_total += write_safetensors(sharded, shard_names[s], ts, n, s);
-    if (shard_total != total) die("internal: shards hold %llu bytes, single file %llu", (unsigned long long)shard_total,
+    if (shard_total != total) dev_die("internal: shards hold %llu bytes, single file %llu", (unsigned long long)shard_total,
                                   (unsigned long long)total);
-    struct buf ib = {0};
+    struct dev_buf ib = {0};
     json_index(&ib, ts, n, total);
-    write_file(sharded, "model.safetensors.index.json", &ib);
+    dev_write_file(sharded, "model.safetensors.index.json", ib.p, ib.len);
     free(ib.p);
     printf("wrote %s: %zu tensors, %llu bytes of tensor data\n", out, n, (unsigned long long)total);
 

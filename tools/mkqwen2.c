@@ -29,14 +29,12 @@
 */
 #include <errno.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <sys/types.h>
 
+#include "devutil.h"
 #include "stwrite.h"
 
 /* The reference forward pass, from its single source (tools are one .c file each). */
@@ -59,41 +57,7 @@ enum {
 #define ROPE_THETA 1000000.0
 #define SEED 0x6d6f64656c712d32ull /* "modelq-2" */
 
-static void die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
-static void die(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    fputs("mkqwen2: ", stderr);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
-    va_end(ap);
-    exit(1);
-}
-
-static void *xcalloc(size_t n, size_t size)
-{
-    void *p = calloc(n ? n : 1, size);
-    if (!p) die("out of memory");
-    return p;
-}
-
 /* ---- deterministic values ------------------------------------------------------------------ */
-
-static uint64_t next_u64(uint64_t *s) /* splitmix64 */
-{
-    uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-
-static uint64_t name_seed(const char *s) /* FNV-1a 64, so values do not depend on tensor order */
-{
-    uint64_t h = 0xcbf29ce484222325ull;
-    for (; *s; s++) h = (h ^ (unsigned char)*s) * 0x100000001b3ull;
-    return h ^ SEED;
-}
 
 struct tensor {
     char name[80];
@@ -107,16 +71,16 @@ static uint16_t bf16_bits(float f)
 {
     uint32_t u;
     memcpy(&u, &f, sizeof u);
-    if (u & 0xFFFF) die("internal: %g is not a BF16 value", (double)f);
+    if (u & 0xFFFF) dev_die("internal: %g is not a BF16 value", (double)f);
     return (uint16_t)(u >> 16);
 }
 
 /* offset + uniform integer in [-r, r], times 2^e (r + |offset| < 128 keeps it within BF16's 8 bits). */
 static void fill(struct tensor *t, int offset, int r, int e)
 {
-    uint64_t s = name_seed(t->name);
+    uint64_t s = dev_fnv1a64(t->name) ^ SEED; /* values do not depend on tensor order */
     for (size_t i = 0; i < numel(t); i++) {
-        int m = offset + (int)(next_u64(&s) % (uint64_t)(2 * r + 1)) - r;
+        int m = offset + (int)(dev_splitmix64(&s) % (uint64_t)(2 * r + 1)) - r;
         t->v[i] = ldexpf((float)m, e);
     }
 }
@@ -130,12 +94,12 @@ static void tensor_name(char *out, size_t cap, int layer, const char *suffix)
 
 static struct tensor *add(struct tensor *ts, size_t *n, uint32_t rows, uint32_t cols, int layer, const char *suffix)
 {
-    if (*n >= MAX_TENSORS) die("internal: too many tensors");
+    if (*n >= MAX_TENSORS) dev_die("internal: too many tensors");
     struct tensor *t = &ts[(*n)++];
     tensor_name(t->name, sizeof t->name, layer, suffix);
     t->rows = rows;
     t->cols = cols;
-    t->v = xcalloc(numel(t), sizeof *t->v);
+    t->v = dev_xcalloc(numel(t), sizeof *t->v);
     return t;
 }
 
@@ -171,7 +135,7 @@ static const float *find(const struct tensor *ts, size_t n, int layer, const cha
     tensor_name(name, sizeof name, layer, suffix);
     for (size_t i = 0; i < n; i++)
         if (strcmp(ts[i].name, name) == 0) return ts[i].v;
-    die("internal: no tensor %s", name);
+    dev_die("internal: no tensor %s", name);
 }
 
 /* ---- self-check ---------------------------------------------------------------------------- */
@@ -208,12 +172,12 @@ static int self_check(const struct tensor *ts, size_t n)
     for (int s = 0; s < 3; s++) {
         int32_t ids[T];
         uint64_t st = SEED + (uint64_t)s;
-        for (int i = 0; i < T; i++) ids[i] = (int32_t)(next_u64(&st) % TOK_BOS);
+        for (int i = 0; i < T; i++) ids[i] = (int32_t)(dev_splitmix64(&st) % TOK_BOS);
         if (s == 0) ids[0] = TOK_BOS;
-        float *lg = xcalloc((size_t)T * N_VOCAB, sizeof *lg), *nob = xcalloc((size_t)T * N_VOCAB, sizeof *nob);
+        float *lg = dev_xcalloc((size_t)T * N_VOCAB, sizeof *lg), *nob = dev_xcalloc((size_t)T * N_VOCAB, sizeof *nob);
         if (llama_ref_forward_bias(&cfg, &w, bias, ids, T, lg, &stats) != 0 ||
             llama_ref_forward(&cfg, &w, ids, T, nob, NULL) != 0)
-            die("reference forward pass failed");
+            dev_die("reference forward pass failed");
         double top[T], sum = 0.0, delta = 0.0;
         for (int t = 0; t < T; t++) {
             top[t] = llama_ref_top_prob(lg + (size_t)t * N_VOCAB, N_VOCAB, NULL);
@@ -242,35 +206,15 @@ static int self_check(const struct tensor *ts, size_t n)
 
 /* ---- files --------------------------------------------------------------------------------- */
 
-static void write_text(const char *dir, const char *name, const char *text, size_t len)
-{
-    char path[4096];
-    if ((size_t)snprintf(path, sizeof path, "%s/%s", dir, name) >= sizeof path) die("path too long");
-    FILE *f = fopen(path, "wb");
-    if (!f) die("%s: %s", path, strerror(errno));
-    if (len && fwrite(text, 1, len, f) != len) die("%s: write failed", path);
-    if (fclose(f) != 0) die("%s: close failed", path);
-}
-
+/* TO_DIR/NAME: a byte-for-byte copy of FROM_DIR/NAME. */
 static void copy_file(const char *from_dir, const char *to_dir, const char *name)
 {
     char path[4096];
-    if ((size_t)snprintf(path, sizeof path, "%s/%s", from_dir, name) >= sizeof path) die("path too long");
-    FILE *f = fopen(path, "rb");
-    if (!f) die("%s: %s", path, strerror(errno));
-    size_t cap = 1 << 16, len = 0;
-    char *p = xcalloc(cap, 1);
-    for (size_t got; (got = fread(p + len, 1, cap - len, f)) > 0;) {
-        len += got;
-        if (len == cap) {
-            char *q = realloc(p, cap *= 2);
-            if (!q) die("out of memory");
-            p = q;
-        }
-    }
-    if (ferror(f)) die("%s: read error", path);
-    fclose(f);
-    write_text(to_dir, name, p, len);
+    if ((size_t)snprintf(path, sizeof path, "%s/%s", from_dir, name) >= sizeof path) dev_die("path too long");
+    size_t len;
+    char *p = dev_read_file(path, &len);
+    if (!p) dev_die("%s: %s", path, strerror(errno));
+    dev_write_file(to_dir, name, p, len);
     free(p);
 }
 
@@ -306,8 +250,8 @@ static void write_config(const char *dir)
                        "  \"vocab_size\": %d\n"
                        "}\n",
                        TOK_BOS, TOK_EOS, N_EMBD, N_FF, MAX_POS, N_LAYER, N_HEAD, N_LAYER, N_KV_HEAD, MAX_POS, N_VOCAB);
-    if (len < 0 || (size_t)len >= sizeof text) die("internal: config too long");
-    write_text(dir, "config.json", text, (size_t)len);
+    if (len < 0 || (size_t)len >= sizeof text) dev_die("internal: config too long");
+    dev_write_file(dir, "config.json", text, (size_t)len);
 }
 
 static int cmp_name(const void *a, const void *b)
@@ -323,7 +267,7 @@ static void write_safetensors(const char *dir, const struct tensor *ts, size_t n
     for (size_t i = 0; i < n; i++) sel[i] = &ts[i];
     qsort(sel, n, sizeof sel[0], cmp_name);
     size_t cap = 64 + n * 160, hl = 0, total = 0;
-    char *hdr = xcalloc(cap, 1);
+    char *hdr = dev_xcalloc(cap, 1);
     hl += (size_t)snprintf(hdr + hl, cap - hl, "{\"__metadata__\":{\"format\":\"pt\"}");
     for (size_t i = 0; i < n; i++) {
         size_t bytes = numel(sel[i]) * 2;
@@ -334,11 +278,11 @@ static void write_safetensors(const char *dir, const struct tensor *ts, size_t n
                                ",\"%s\":{\"dtype\":\"BF16\",\"shape\":[%s],\"data_offsets\":[%zu,%zu]}",
                                sel[i]->name, shape, total, total + bytes);
         total += bytes;
-        if (hl >= cap) die("internal: header too long");
+        if (hl >= cap) dev_die("internal: header too long");
     }
     hdr[hl++] = '}';
     while ((8 + hl) % 8) hdr[hl++] = ' ';
-    uint8_t *data = xcalloc(total, 1);
+    uint8_t *data = dev_xcalloc(total, 1);
     size_t off = 0;
     for (size_t i = 0; i < n; i++)
         for (size_t k = 0; k < numel(sel[i]); k++) {
@@ -347,8 +291,8 @@ static void write_safetensors(const char *dir, const struct tensor *ts, size_t n
             data[off++] = (uint8_t)(b >> 8);
         }
     char path[4096];
-    if ((size_t)snprintf(path, sizeof path, "%s/model.safetensors", dir) >= sizeof path) die("path too long");
-    if (stw_write_raw(path, hl, hdr, hl, data, total) != 0) die("%s: write failed: %s", path, strerror(errno));
+    if ((size_t)snprintf(path, sizeof path, "%s/model.safetensors", dir) >= sizeof path) dev_die("path too long");
+    if (stw_write_raw(path, hl, hdr, hl, data, total) != 0) dev_die("%s: write failed: %s", path, strerror(errno));
     printf("wrote %s: %zu tensors, %zu bytes of tensor data\n", path, n, total);
     free(hdr);
     free(data);
@@ -356,6 +300,7 @@ static void write_safetensors(const char *dir, const struct tensor *ts, size_t n
 
 int main(int argc, char **argv)
 {
+    dev_set_prog("mkqwen2");
     if (argc != 2 && argc != 3) {
         fprintf(stderr, "usage: mkqwen2 OUTDIR [TOKENIZER_DIR]\n");
         return 2;
@@ -364,7 +309,7 @@ int main(int argc, char **argv)
     struct tensor ts[MAX_TENSORS];
     size_t n = build(ts);
     if (!self_check(ts, n)) return 1;
-    if (mkdir(out, 0755) != 0 && errno != EEXIST) die("%s: %s", out, strerror(errno));
+    dev_make_dir(out);
     write_config(out);
     copy_file(tok, out, "tokenizer.json");
     copy_file(tok, out, "tokenizer_config.json");

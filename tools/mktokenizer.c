@@ -26,14 +26,12 @@
 **
 ** Determinism: integer arithmetic only; the output depends on nothing but this file.
 */
-#include <errno.h>
-#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <sys/types.h>
+
+#include "devutil.h"
 
 enum {
     N_SPECIAL = 3,
@@ -66,89 +64,26 @@ static const char corpus[] =
     "At night the baker writes the orders for the next morning: rolls, bread, cake, and coffee for "
     "the teachers. Then he sleeps, and the street sleeps with him.\n";
 
-static void die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
-static void die(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    fputs("mktokenizer: ", stderr);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
-    va_end(ap);
-    exit(1);
-}
-
-static void *xcalloc(size_t n, size_t size)
-{
-    void *p = calloc(n ? n : 1, size);
-    if (!p) die("out of memory");
-    return p;
-}
-
-/* ---- output buffer ----------------------------------------------------------------------- */
-
-struct buf {
-    char *p;
-    size_t len, cap;
-};
-
-static void buf_put(struct buf *b, const void *data, size_t n)
-{
-    if (b->len + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 4096;
-        while (b->len + n + 1 > cap) cap *= 2;
-        char *p = realloc(b->p, cap);
-        if (!p) die("out of memory");
-        b->p = p;
-        b->cap = cap;
-    }
-    memcpy(b->p + b->len, data, n);
-    b->len += n;
-    b->p[b->len] = '\0';
-}
-
-static void buf_puts(struct buf *b, const char *s) { buf_put(b, s, strlen(s)); }
-
-static void buf_printf(struct buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void buf_printf(struct buf *b, const char *fmt, ...)
-{
-    char tmp[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
-    va_end(ap);
-    if (n < 0 || (size_t)n >= sizeof tmp) die("internal: formatted text too long");
-    buf_put(b, tmp, (size_t)n);
-}
+/* ---- output ------------------------------------------------------------------------------ */
 
 /* JSON string literal; non-ASCII UTF-8 is written raw (serde_json, json.dumps(ensure_ascii=False)). */
-static void buf_json_str(struct buf *b, const char *s, size_t n)
+static void buf_json_str(struct dev_buf *b, const char *s, size_t n)
 {
-    buf_put(b, "\"", 1);
+    dev_buf_put(b, "\"", 1);
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)s[i];
         if (c == '"' || c == '\\') {
             char e[2] = {'\\', (char)c};
-            buf_put(b, e, 2);
+            dev_buf_put(b, e, 2);
         } else if (c == '\n') {
-            buf_puts(b, "\\n");
+            dev_buf_puts(b, "\\n");
         } else if (c < 0x20) {
-            buf_printf(b, "\\u%04x", c);
+            dev_buf_printf(b, "\\u%04x", c);
         } else {
-            buf_put(b, &s[i], 1);
+            dev_buf_put(b, &s[i], 1);
         }
     }
-    buf_put(b, "\"", 1);
-}
-
-static void write_file(const char *dir, const char *name, const struct buf *b)
-{
-    char path[4096];
-    if ((size_t)snprintf(path, sizeof path, "%s/%s", dir, name) >= sizeof path) die("path too long: %s", dir);
-    FILE *f = fopen(path, "wb");
-    if (!f) die("%s: %s", path, strerror(errno));
-    if (b->len && fwrite(b->p, 1, b->len, f) != b->len) die("%s: write failed: %s", path, strerror(errno));
-    if (fclose(f) != 0) die("%s: close failed: %s", path, strerror(errno));
+    dev_buf_put(b, "\"", 1);
 }
 
 /* ---- pieces ------------------------------------------------------------------------------ */
@@ -189,7 +124,7 @@ static int char_id(struct learner *L, const char *s, size_t len, int add)
 {
     int id = find_work(L, s, len);
     if (id >= 0 || !add) return id;
-    if (L->n_chars == MAX_CHARS) die("corpus has more than %d distinct characters", MAX_CHARS);
+    if (L->n_chars == MAX_CHARS) dev_die("corpus has more than %d distinct characters", MAX_CHARS);
     struct piece *p = &L->work[L->n_chars];
     memcpy(p->s, s, len);
     p->len = len;
@@ -239,7 +174,7 @@ static void learn(struct learner *L, struct word *words, int *n_words_out)
             } else {
                 id = char_id(L, q, n, 1);
             }
-            if (w.n == (int)(sizeof w.ids / sizeof w.ids[0])) die("word too long in the corpus");
+            if (w.n == (int)(sizeof w.ids / sizeof w.ids[0])) dev_die("word too long in the corpus");
             w.ids[w.n++] = id;
             L->work[id].count++;
             q += n;
@@ -265,7 +200,7 @@ static void learn(struct learner *L, struct word *words, int *n_words_out)
     for (int i = 0; i < n_words; i++)
         for (int k = 0; k < words[i].n; k++) words[i].ids[k] = new_of_old[words[i].ids[k]];
 
-    uint32_t *pair = xcalloc((size_t)MAX_WORK * MAX_WORK, sizeof *pair);
+    uint32_t *pair = dev_xcalloc((size_t)MAX_WORK * MAX_WORK, sizeof *pair);
     for (int m = 0; m < N_LEARNED; m++) {
         memset(pair, 0, (size_t)MAX_WORK * MAX_WORK * sizeof *pair);
         for (int i = 0; i < n_words; i++)
@@ -278,15 +213,15 @@ static void learn(struct learner *L, struct word *words, int *n_words_out)
                 best = pair[q];
                 arg = q;
             }
-        if (best < 2) die("corpus too small: only %d pieces learned, %d wanted", m, N_LEARNED);
+        if (best < 2) dev_die("corpus too small: only %d pieces learned, %d wanted", m, N_LEARNED);
         int l = (int)(arg / MAX_WORK), r = (int)(arg % MAX_WORK);
         struct piece np = {0};
         np.len = L->work[l].len + L->work[r].len;
-        if (np.len >= sizeof np.s) die("internal: piece too long");
+        if (np.len >= sizeof np.s) dev_die("internal: piece too long");
         memcpy(np.s, L->work[l].s, L->work[l].len);
         memcpy(np.s + L->work[l].len, L->work[r].s, L->work[r].len);
         int id = find_work(L, np.s, np.len);
-        if (id >= 0) die("internal: learned piece \"%s\" twice", np.s); /* impossible: pieces only grow */
+        if (id >= 0) dev_die("internal: learned piece \"%s\" twice", np.s); /* impossible: pieces only grow */
         id = L->n_work++;
         L->work[id] = np;
         L->left[m] = l;
@@ -326,8 +261,8 @@ static int vocab_find(const struct vocab *v, const char *s, size_t len)
 
 static void vocab_add(struct vocab *v, const char *s, size_t len)
 {
-    if (len >= sizeof v->text[0]) die("internal: token too long");
-    if (vocab_find(v, s, len) >= 0) die("internal: duplicate token \"%.*s\"", (int)len, s);
+    if (len >= sizeof v->text[0]) dev_die("internal: token too long");
+    if (vocab_find(v, s, len) >= 0) dev_die("internal: duplicate token \"%.*s\"", (int)len, s);
     memcpy(v->text[v->n], s, len);
     v->text[v->n][len] = '\0';
     v->len[v->n++] = len;
@@ -361,7 +296,7 @@ static int build_merges(const struct vocab *v, struct merge *out, int cap)
              at += utf8_len((unsigned char)v->text[t][at])) {
             int l = vocab_find(v, v->text[t], at), r = vocab_find(v, v->text[t] + at, v->len[t] - at);
             if (l < 0 || r < 0) continue;
-            if (n == cap) die("internal: too many merges");
+            if (n == cap) dev_die("internal: too many merges");
             out[n++] = (struct merge){l, r};
         }
         /* sort this piece's splits by (left id, right id): insertion sort, few elements */
@@ -371,36 +306,36 @@ static int build_merges(const struct vocab *v, struct merge *out, int cap)
                 out[k] = out[k - 1];
                 out[k - 1] = tmp;
             }
-        if (t < FIRST_LEARNED + N_LEARNED && n == first) die("internal: learned piece %d has no split", t);
+        if (t < FIRST_LEARNED + N_LEARNED && n == first) dev_die("internal: learned piece %d has no split", t);
     }
     return n;
 }
 
 /* ---- JSON files -------------------------------------------------------------------------- */
 
-static void json_added_token(struct buf *b, int id, const char *content, int special, int last)
+static void json_added_token(struct dev_buf *b, int id, const char *content, int special, int last)
 {
-    buf_printf(b, "    {\n      \"id\": %d,\n      \"content\": ", id);
+    dev_buf_printf(b, "    {\n      \"id\": %d,\n      \"content\": ", id);
     buf_json_str(b, content, strlen(content));
-    buf_printf(b, ",\n      \"single_word\": false,\n      \"lstrip\": false,\n      \"rstrip\": false,\n"
+    dev_buf_printf(b, ",\n      \"single_word\": false,\n      \"lstrip\": false,\n      \"rstrip\": false,\n"
                   "      \"normalized\": false,\n      \"special\": %s\n    }%s\n",
                special ? "true" : "false", last ? "" : ",");
 }
 
 /* tokenizer.json as transformers writes a converted Llama-2 tokenizer ("legacy" normalizer). */
-static void json_tokenizer(struct buf *b, const struct vocab *v, const struct merge *m, int n_merges)
+static void json_tokenizer(struct dev_buf *b, const struct vocab *v, const struct merge *m, int n_merges)
 {
-    buf_puts(b, "{\n  \"version\": \"1.0\",\n  \"truncation\": null,\n  \"padding\": null,\n  \"added_tokens\": [\n");
+    dev_buf_puts(b, "{\n  \"version\": \"1.0\",\n  \"truncation\": null,\n  \"padding\": null,\n  \"added_tokens\": [\n");
     json_added_token(b, 0, "<unk>", 1, 0);
     json_added_token(b, 1, "<s>", 1, 0);
     json_added_token(b, 2, "</s>", 1, 0);
     json_added_token(b, v->sep_id, "<|sep|>", 0, 1);
-    buf_puts(b, "  ],\n  \"normalizer\": {\n    \"type\": \"Sequence\",\n    \"normalizers\": [\n"
+    dev_buf_puts(b, "  ],\n  \"normalizer\": {\n    \"type\": \"Sequence\",\n    \"normalizers\": [\n"
                 "      {\n        \"type\": \"Prepend\",\n        \"prepend\": \"" SPIECE "\"\n      },\n"
                 "      {\n        \"type\": \"Replace\",\n        \"pattern\": {\n          \"String\": \" \"\n"
                 "        },\n        \"content\": \"" SPIECE "\"\n      }\n    ]\n  },\n"
                 "  \"pre_tokenizer\": null,\n");
-    buf_puts(b, "  \"post_processor\": {\n    \"type\": \"TemplateProcessing\",\n    \"single\": [\n"
+    dev_buf_puts(b, "  \"post_processor\": {\n    \"type\": \"TemplateProcessing\",\n    \"single\": [\n"
                 "      {\n        \"SpecialToken\": {\n          \"id\": \"<s>\",\n          \"type_id\": 0\n        }\n      },\n"
                 "      {\n        \"Sequence\": {\n          \"id\": \"A\",\n          \"type_id\": 0\n        }\n      }\n"
                 "    ],\n    \"pair\": [\n"
@@ -410,31 +345,31 @@ static void json_tokenizer(struct buf *b, const struct vocab *v, const struct me
                 "      {\n        \"Sequence\": {\n          \"id\": \"B\",\n          \"type_id\": 1\n        }\n      }\n"
                 "    ],\n    \"special_tokens\": {\n      \"<s>\": {\n        \"id\": \"<s>\",\n        \"ids\": [\n"
                 "          1\n        ],\n        \"tokens\": [\n          \"<s>\"\n        ]\n      }\n    }\n  },\n");
-    buf_puts(b, "  \"decoder\": {\n    \"type\": \"Sequence\",\n    \"decoders\": [\n"
+    dev_buf_puts(b, "  \"decoder\": {\n    \"type\": \"Sequence\",\n    \"decoders\": [\n"
                 "      {\n        \"type\": \"Replace\",\n        \"pattern\": {\n          \"String\": \"" SPIECE "\"\n"
                 "        },\n        \"content\": \" \"\n      },\n"
                 "      {\n        \"type\": \"ByteFallback\"\n      },\n"
                 "      {\n        \"type\": \"Fuse\"\n      },\n"
                 "      {\n        \"type\": \"Strip\",\n        \"content\": \" \",\n        \"start\": 1,\n        \"stop\": 0\n      }\n"
                 "    ]\n  },\n");
-    buf_puts(b, "  \"model\": {\n    \"type\": \"BPE\",\n    \"dropout\": null,\n    \"unk_token\": \"<unk>\",\n"
+    dev_buf_puts(b, "  \"model\": {\n    \"type\": \"BPE\",\n    \"dropout\": null,\n    \"unk_token\": \"<unk>\",\n"
                 "    \"continuing_subword_prefix\": null,\n    \"end_of_word_suffix\": null,\n    \"fuse_unk\": true,\n"
                 "    \"byte_fallback\": true,\n    \"ignore_merges\": false,\n    \"vocab\": {\n");
     for (int t = 0; t < v->n; t++) {
-        buf_puts(b, "      ");
+        dev_buf_puts(b, "      ");
         buf_json_str(b, v->text[t], v->len[t]);
-        buf_printf(b, ": %d%s\n", t, t + 1 < v->n ? "," : "");
+        dev_buf_printf(b, ": %d%s\n", t, t + 1 < v->n ? "," : "");
     }
-    buf_puts(b, "    },\n    \"merges\": [\n");
+    dev_buf_puts(b, "    },\n    \"merges\": [\n");
     for (int i = 0; i < n_merges; i++) {
         char s[160];
         int n = snprintf(s, sizeof s, "%s %s", v->text[m[i].l], v->text[m[i].r]);
-        if (n < 0 || (size_t)n >= sizeof s) die("internal: merge too long");
-        buf_puts(b, "      ");
+        if (n < 0 || (size_t)n >= sizeof s) dev_die("internal: merge too long");
+        dev_buf_puts(b, "      ");
         buf_json_str(b, s, (size_t)n);
-        buf_puts(b, i + 1 < n_merges ? ",\n" : "\n");
+        dev_buf_puts(b, i + 1 < n_merges ? ",\n" : "\n");
     }
-    buf_puts(b, "    ]\n  }\n}\n");
+    dev_buf_puts(b, "    ]\n  }\n}\n");
 }
 
 /* A Llama-2-like chat template, original wording. */
@@ -444,25 +379,25 @@ static const char chat_template[] =
     "{% endfor %}";
 
 /* tokenizer_config.json as transformers saves it: indent 2, sorted keys, trailing newline. */
-static void json_tokenizer_config(struct buf *b, const struct vocab *v)
+static void json_tokenizer_config(struct dev_buf *b, const struct vocab *v)
 {
     static const struct {
         int id;
         const char *content;
         int special;
     } added[4] = {{0, "<unk>", 1}, {1, "<s>", 1}, {2, "</s>", 1}, {0, "<|sep|>", 0}};
-    buf_puts(b, "{\n  \"add_bos_token\": true,\n  \"add_eos_token\": false,\n  \"added_tokens_decoder\": {\n");
+    dev_buf_puts(b, "{\n  \"add_bos_token\": true,\n  \"add_eos_token\": false,\n  \"added_tokens_decoder\": {\n");
     for (int i = 0; i < 4; i++) {
         int id = i == 3 ? v->sep_id : added[i].id;
-        buf_printf(b, "    \"%d\": {\n      \"content\": ", id);
+        dev_buf_printf(b, "    \"%d\": {\n      \"content\": ", id);
         buf_json_str(b, added[i].content, strlen(added[i].content));
-        buf_printf(b, ",\n      \"lstrip\": false,\n      \"normalized\": false,\n      \"rstrip\": false,\n"
+        dev_buf_printf(b, ",\n      \"lstrip\": false,\n      \"normalized\": false,\n      \"rstrip\": false,\n"
                       "      \"single_word\": false,\n      \"special\": %s\n    }%s\n",
                    added[i].special ? "true" : "false", i < 3 ? "," : "");
     }
-    buf_puts(b, "  },\n  \"bos_token\": \"<s>\",\n  \"chat_template\": ");
+    dev_buf_puts(b, "  },\n  \"bos_token\": \"<s>\",\n  \"chat_template\": ");
     buf_json_str(b, chat_template, sizeof chat_template - 1);
-    buf_printf(b, ",\n  \"clean_up_tokenization_spaces\": false,\n  \"eos_token\": \"</s>\",\n  \"legacy\": true,\n"
+    dev_buf_printf(b, ",\n  \"clean_up_tokenization_spaces\": false,\n  \"eos_token\": \"</s>\",\n  \"legacy\": true,\n"
                   "  \"model_max_length\": %d,\n  \"pad_token\": null,\n  \"padding_side\": \"right\",\n"
                   "  \"sp_model_kwargs\": {},\n  \"tokenizer_class\": \"LlamaTokenizer\",\n  \"unk_token\": \"<unk>\",\n"
                   "  \"use_default_system_prompt\": false\n}\n",
@@ -471,25 +406,26 @@ static void json_tokenizer_config(struct buf *b, const struct vocab *v)
 
 int main(int argc, char **argv)
 {
+    dev_set_prog("mktokenizer");
     if (argc != 2) {
         fprintf(stderr, "usage: mktokenizer OUTDIR\n");
         return 2;
     }
-    struct learner *L = xcalloc(1, sizeof *L);
-    struct word *words = xcalloc(4096, sizeof *words);
+    struct learner *L = dev_xcalloc(1, sizeof *L);
+    struct word *words = dev_xcalloc(4096, sizeof *words);
     int n_words = 0;
     learn(L, words, &n_words);
-    struct vocab *v = xcalloc(1, sizeof *v);
+    struct vocab *v = dev_xcalloc(1, sizeof *v);
     build_vocab(L, v);
-    struct merge *m = xcalloc(8192, sizeof *m);
+    struct merge *m = dev_xcalloc(8192, sizeof *m);
     int n_merges = build_merges(v, m, 8192);
 
-    if (mkdir(argv[1], 0755) != 0 && errno != EEXIST) die("%s: %s", argv[1], strerror(errno));
-    struct buf tj = {0}, tc = {0};
+    dev_make_dir(argv[1]);
+    struct dev_buf tj = {0}, tc = {0};
     json_tokenizer(&tj, v, m, n_merges);
     json_tokenizer_config(&tc, v);
-    write_file(argv[1], "tokenizer.json", &tj);
-    write_file(argv[1], "tokenizer_config.json", &tc);
+    dev_write_file(argv[1], "tokenizer.json", tj.p, tj.len);
+    dev_write_file(argv[1], "tokenizer_config.json", tc.p, tc.len);
     printf("spm-bpe tokenizer: %d characters, %d learned pieces, %d model.vocab tokens + 1 added (<|sep|> = %d), "
            "%d merges, from %d distinct words\n",
            L->n_chars, N_LEARNED, v->n, v->sep_id, n_merges, n_words);

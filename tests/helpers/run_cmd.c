@@ -1,6 +1,7 @@
 /* run_cmd.c - see run_cmd.h. */
 #include "run_cmd.h"
 
+#include <cjson/cJSON.h>
 #include <criterion/criterion.h>
 #include <dirent.h>
 #include <stdarg.h>
@@ -37,6 +38,16 @@ bool files_equal(const char *a, const char *b)
     free(x);
     free(y);
     return eq;
+}
+
+cJSON *load_json(const char *path)
+{
+    char *text = (char *)read_file_all(path, NULL);
+    cr_assert_not_null(text, "cannot read %s", path);
+    cJSON *j = cJSON_Parse(text);
+    free(text);
+    cr_assert(cJSON_IsObject(j), "%s is not a JSON object", path);
+    return j;
 }
 
 bool file_exists(const char *path)

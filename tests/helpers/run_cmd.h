@@ -18,9 +18,14 @@ struct cmd_result {
 struct cmd_result run_modelq(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void cmd_result_free(struct cmd_result *r);
 
-/* Whole file into memory (NULL when missing); *len gets the size. */
+struct cJSON;
+
+/* Whole file into memory (NULL when missing), NUL-terminated; *len gets the size. Caller frees. */
 uint8_t *read_file_all(const char *path, size_t *len);
 bool files_equal(const char *a, const char *b);
+/* The JSON object in file `path` (asserts that it can be read and is an object). Caller frees
+** with cJSON_Delete. */
+struct cJSON *load_json(const char *path);
 bool file_exists(const char *path);
 /* A fresh temporary folder under /tmp (caller removes it with remove_tree). */
 char *make_temp_dir(const char *tag);
