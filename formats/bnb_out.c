@@ -129,9 +129,20 @@ static enum mq_status add_entry(struct bnb_state *st, const char *name, const ch
 static enum mq_status bnb_prepare(struct mq_plan *p, struct mq_error *err)
 {
     const struct mq_config *c = &p->model->config;
-    if (c->present && strcmp(c->model_type, "gpt2") == 0)
-        return MQ_FAIL(err, MQ_E_UNSUPPORTED, "conv1d", "%s: GPT-2 style Conv1D weights are not converted to "
-                       "bitsandbytes yet (they need a transpose to [out, in])", c->path);
+    if (c->present && strcmp(c->model_type, "gpt2") == 0) {
+        /* GPT-2's attention and MLP projections are Conv1D modules, weights stored [in, out] */
+        static const char *const conv[] = {".attn.c_attn.weight", ".attn.c_proj.weight", ".mlp.c_fc.weight",
+                                           ".mlp.c_proj.weight"};
+        for (size_t i = 0; i < p->n; i++) {
+            size_t nl = strlen(p->t[i].name);
+            for (size_t k = 0; k < sizeof conv / sizeof conv[0]; k++) {
+                size_t cl = strlen(conv[k]);
+                if (nl > cl && !strcmp(p->t[i].name + nl - cl, conv[k]) && p->t[i].ndim == 2 &&
+                    p->t[i].kind == MQ_SRC_FLOAT)
+                    p->t[i].conv1d = true;
+            }
+        }
+    }
     struct bnb_state *st = calloc(1, sizeof *st);
     if (!st) return MQ_FAIL(err, MQ_E_NOMEM, "alloc", "out of memory");
     p->writer_state = st;
@@ -404,6 +415,17 @@ static enum mq_status bnb_layout(struct mq_plan *p, struct mq_error *err)
         if (t->codec == MQ_CODEC_F32 || t->codec == MQ_CODEC_F16 || t->codec == MQ_CODEC_BF16) {
             MQ_TRY(add_entry(st, name, "", codec_dtype(t->codec), t->ndim, t->shape, t->bytes, E_PLAIN, i, err));
             continue;
+        }
+        if (t->conv1d) {
+            /* bitsandbytes quantizes Conv1D weights transposed to [out, in] (and transformers does not
+             * transpose pre-quantized ones back): read them transposed */
+            uint64_t in = t->shape[0], outf = t->shape[1];
+            t->shape[0] = outf;
+            t->shape[1] = in;
+            t->row_len = in;
+            t->rows = outf;
+            t->transpose = true;
+            MQ_TRY(mq_codec_tensor_bytes(t->codec, &t->params, t->numel, t->row_len, &t->bytes, err));
         }
         size_t nl = strlen(name);
         if (nl < 7 || strcmp(name + nl - 7, ".weight") != 0 || t->ndim != 2)

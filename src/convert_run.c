@@ -152,7 +152,9 @@ static bool alloc_buf(struct run *r, struct worker_buf *b)
     memset(b, 0, sizeof *b);
     size_t side = r->max_side ? r->max_side : 1;
     b->src = malloc(r->max_src);
-    b->perm = malloc(r->max_src);
+    /* perm: permuted source bytes, or (transposed tensors) the chunk as f32 before the scatter */
+    size_t perm = r->max_src > r->max_elems * sizeof(float) ? r->max_src : r->max_elems * sizeof(float);
+    b->perm = malloc(perm ? perm : 1);
     b->out = malloc(r->max_out ? r->max_out : 1);
     b->f32 = malloc((r->max_elems ? r->max_elems : 1) * sizeof(float));
     b->deq = r->stats ? malloc((r->max_elems ? r->max_elems : 1) * sizeof(float)) : NULL;
@@ -175,6 +177,42 @@ static void permute_rows(const uint8_t *in, uint8_t *out, uint64_t nrows, uint64
                        (size_t)row_bytes);
 }
 
+/* n source elements (F32/F16/BF16 little-endian bytes) to f32. */
+static void to_f32(enum mq_codec c, const uint8_t *s, float *dst, size_t n)
+{
+    switch (c) {
+    case MQ_CODEC_F16: mq_f16_to_f32_row((const uint16_t *)s, dst, n); break;
+    case MQ_CODEC_BF16: mq_bf16_to_f32_row((const uint16_t *)s, dst, n); break;
+    default:
+        for (size_t i = 0; i < n; i++) {
+            uint32_t u = (uint32_t)s[4 * i] | (uint32_t)s[4 * i + 1] << 8 | (uint32_t)s[4 * i + 2] << 16 |
+                         (uint32_t)s[4 * i + 3] << 24;
+            memcpy(&dst[i], &u, 4);
+        }
+        break;
+    }
+}
+
+/*
+** Output rows [row0, row0+nrows) of a transposed tensor are source columns: from each of the
+** row_len source rows read the nrows consecutive elements (one pread each), then scatter.
+*/
+static enum mq_status load_transposed(struct run *r, const struct mq_plan_tensor *t, const struct job *j,
+                                      struct worker_buf *b, struct mq_error *err)
+{
+    size_t esz = t->src_codec == MQ_CODEC_F32 ? 4 : 2;
+    uint64_t in = t->row_len, out = t->rows;
+    size_t k = (size_t)j->nrows;
+    for (uint64_t i = 0; i < in; i++)
+        MQ_TRY(mq_model_read(r->p->model, (size_t)t->src, (i * out + j->row0) * esz, b->src + i * k * esz, k * esz,
+                             err));
+    float *tmp = (float *)b->perm; /* [in][k] */
+    to_f32(t->src_codec, b->src, tmp, (size_t)(in * k));
+    for (size_t rr = 0; rr < k; rr++)
+        for (uint64_t i = 0; i < in; i++) b->f32[rr * in + i] = tmp[i * k + rr];
+    return MQ_OK;
+}
+
 /* Source rows of a chunk as f32 in b->f32 (n elements). */
 static enum mq_status load_f32(struct run *r, const struct mq_plan_tensor *t, const struct job *j,
                                struct worker_buf *b, struct mq_error *err)
@@ -191,6 +229,7 @@ static enum mq_status load_f32(struct run *r, const struct mq_plan_tensor *t, co
             permute_rows(b->perm, (uint8_t *)b->f32, j->nrows, t->rows / t->permute_heads, t->row_len * 4);
         return MQ_OK;
     }
+    if (t->transpose) return load_transposed(r, t, j, b, err);
     uint64_t rb = src_row_bytes(r->p, t);
     size_t len = (size_t)(j->nrows * rb);
     MQ_TRY(mq_model_read(r->p->model, (size_t)t->src, j->row0 * rb, b->src, len, err));
@@ -203,17 +242,7 @@ static enum mq_status load_f32(struct run *r, const struct mq_plan_tensor *t, co
         struct mq_qbuf in = {(uint8_t *)s, NULL, NULL};
         return mq_dequantize(t->src_codec, &(struct mq_codec_params){0}, &in, n, (size_t)t->row_len, b->f32, err);
     }
-    switch (t->src_codec) {
-    case MQ_CODEC_F16: mq_f16_to_f32_row((const uint16_t *)s, b->f32, n); break;
-    case MQ_CODEC_BF16: mq_bf16_to_f32_row((const uint16_t *)s, b->f32, n); break;
-    default:
-        for (size_t i = 0; i < n; i++) {
-            uint32_t u = (uint32_t)s[4 * i] | (uint32_t)s[4 * i + 1] << 8 | (uint32_t)s[4 * i + 2] << 16 |
-                         (uint32_t)s[4 * i + 3] << 24;
-            memcpy(&b->f32[i], &u, 4);
-        }
-        break;
-    }
+    to_f32(t->src_codec, s, b->f32, n);
     return MQ_OK;
 }
 

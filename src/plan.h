@@ -47,6 +47,9 @@ struct mq_plan_tensor {
     const char *why;
     bool fell_back, overridden, quantized;
     uint32_t permute_heads;        /* >0: Llama Q/K row permutation with this many heads */
+    bool conv1d;                   /* a GPT-2 Conv1D weight, stored [in, out] (writers may transpose) */
+    bool transpose;                /* 2-D F32/F16/BF16 source read transposed: output row r = source
+                                      column r (shape, row_len and rows are the output's) */
     float *generated;              /* MQ_SRC_GENERATED: numel floats (owned) */
     /* side data (NF4/FP4 absmax, INT8_ROW SCB: float32 per block / row), set by the writer:
      * side_offset > 0: each chunk's values are written there (absolute, little-endian);

@@ -506,3 +506,100 @@ Test(bnb, shards_keep_each_module_together)
     remove_tree(dir);
     free(dir);
 }
+
+/* GPT-2 Conv1D weights are stored [in, out]; bitsandbytes quantizes them as [out, in]. */
+Test(bnb, gpt2_conv1d_weights_are_transposed)
+{
+    char *dir = make_temp_dir("gpt2");
+    char path[512];
+    snprintf(path, sizeof path, "%s/config.json", dir);
+    FILE *f = fopen(path, "w");
+    fputs("{\"model_type\": \"gpt2\", \"architectures\": [\"GPT2LMHeadModel\"], \"n_embd\": 64, \"n_layer\": 1, "
+          "\"n_head\": 2, \"vocab_size\": 50, \"torch_dtype\": \"float32\"}\n", f);
+    fclose(f);
+    enum { IN = 64, OUT = 96 };
+    static float w[IN * OUT], wte[50 * IN], ln[IN];
+    for (int i = 0; i < IN * OUT; i++) w[i] = (float)((i * 37) % 101 - 50) / 64.0f;
+    for (int i = 0; i < 50 * IN; i++) wte[i] = (float)(i % 13) / 16.0f;
+    for (int i = 0; i < IN; i++) ln[i] = 1.0f;
+    char hdr[512];
+    snprintf(hdr, sizeof hdr,
+             "{\"h.0.attn.c_attn.weight\":{\"dtype\":\"F32\",\"shape\":[%d,%d],\"data_offsets\":[0,%d]},"
+             "\"h.0.ln_1.weight\":{\"dtype\":\"F32\",\"shape\":[%d],\"data_offsets\":[%d,%d]},"
+             "\"wte.weight\":{\"dtype\":\"F32\",\"shape\":[50,%d],\"data_offsets\":[%d,%d]}}",
+             IN, OUT, IN * OUT * 4, IN, IN * OUT * 4, IN * OUT * 4 + IN * 4, IN, IN * OUT * 4 + IN * 4,
+             IN * OUT * 4 + IN * 4 + 50 * IN * 4);
+    snprintf(path, sizeof path, "%s/model.safetensors", dir);
+    f = fopen(path, "wb");
+    uint64_t hl = strlen(hdr);
+    fwrite(&hl, 8, 1, f);
+    fwrite(hdr, 1, hl, f);
+    fwrite(w, 4, IN * OUT, f);
+    fwrite(ln, 4, IN, f);
+    fwrite(wte, 4, 50 * IN, f);
+    fclose(f);
+    for (int four = 0; four < 2; four++) {
+        char out[600];
+        snprintf(out, sizeof out, "%s/out%d", dir, four);
+        setenv("MODELQ_CHUNK_ELEMS", "1000", 1); /* several chunks of columns */
+        struct cmd_result r = run_modelq("convert %s -o %s --type %s --quiet -j 3", dir, out, four ? "nf4" : "int8_row");
+        unsetenv("MODELQ_CHUNK_ELEMS");
+        cr_assert_eq(r.code, 0, "%s", r.err);
+        cmd_result_free(&r);
+        struct st_file sf;
+        st_open(&sf, out);
+        if (!four) {
+            const uint8_t *q = st_get(&sf, "h.0.attn.c_attn.weight", "I8", 2, (uint64_t[]){OUT, IN}, NULL);
+            const uint8_t *scb = st_get(&sf, "h.0.attn.c_attn.SCB", "F32", 1, (uint64_t[]){OUT}, NULL);
+            for (int o = 0; o < OUT; o++) {
+                float mx = 0;
+                for (int i = 0; i < IN; i++) mx = fmaxf(mx, fabsf(w[i * OUT + o]));
+                cr_expect_eq(le_f32(scb + 4 * o), mx, "SCB of output row %d = column %d of the Conv1D weight", o, o);
+                for (int i = 0; i < IN; i++)
+                    cr_assert_eq((int8_t)q[o * IN + i], (int)rintf(w[i * OUT + o] * (127.0f / mx)), "q[%d][%d]", o, i);
+            }
+        } else {
+            const uint8_t *q = st_get(&sf, "h.0.attn.c_attn.weight", "U8", 2, (uint64_t[]){OUT * IN / 2, 1}, NULL);
+            const uint8_t *a = st_get(&sf, "h.0.attn.c_attn.weight.absmax", "F32", 1, (uint64_t[]){OUT * IN / 64}, NULL);
+            size_t jl;
+            const uint8_t *js = st_get(&sf, "h.0.attn.c_attn.weight.quant_state.bitsandbytes__nf4", "U8", 1, NULL, &jl);
+            cr_expect(strstr(strndupa((const char *)js, jl), "\"shape\": [96, 64]") != NULL, "shape [out, in]");
+            for (int e = 0; e < OUT * IN; e++) {
+                int o = e / IN, i = e % IN;
+                unsigned code = (q[e / 2] >> ((e % 2) ? 0 : 4)) & 15;
+                float v = mq_nf4_value(code) * le_f32(a + 4 * (e / 64));
+                cr_assert(fabsf(v - w[i * OUT + o]) <= 0.5f * le_f32(a + 4 * (e / 64)) * 0.35f + 1e-6f,
+                          "element [%d][%d]: %g vs %g", o, i, v, w[i * OUT + o]);
+            }
+        }
+        st_get(&sf, "wte.weight", "F32", 2, (uint64_t[]){50, IN}, NULL);
+        st_close(&sf);
+    }
+    remove_tree(dir);
+    free(dir);
+}
+
+/* The same bytes for any thread count and chunking. */
+Test(bnb, reproducible_across_threads_and_chunks)
+{
+    static const char *types[] = {"nf4-dq", "int8_row", "fp4"};
+    char *dir = make_temp_dir("bnbrepro");
+    for (size_t k = 0; k < 3; k++) {
+        char a[512], b[512], fa[600], fb[600];
+        snprintf(a, sizeof a, "%s/a-%s", dir, types[k]);
+        snprintf(b, sizeof b, "%s/b-%s", dir, types[k]);
+        struct cmd_result r = run_modelq("convert " MODEL " -o %s --type %s -j 1 --reference-kernels --quiet", a, types[k]);
+        cr_assert_eq(r.code, 0, "%s", r.err);
+        cmd_result_free(&r);
+        setenv("MODELQ_CHUNK_ELEMS", "3000", 1);
+        r = run_modelq("convert " MODEL " -o %s --type %s -j 8 --quiet", b, types[k]);
+        unsetenv("MODELQ_CHUNK_ELEMS");
+        cr_assert_eq(r.code, 0, "%s", r.err);
+        cmd_result_free(&r);
+        snprintf(fa, sizeof fa, "%s/model.safetensors", a);
+        snprintf(fb, sizeof fb, "%s/model.safetensors", b);
+        cr_expect(files_equal(fa, fb), "%s: -j1 reference vs -j8 small chunks", types[k]);
+    }
+    remove_tree(dir);
+    free(dir);
+}
