@@ -503,6 +503,23 @@ Test(bnb, shards_keep_each_module_together)
     r = run_modelq("convert %s -o %s/back.gguf --type f16 --quiet", many, dir);
     cr_expect_eq(r.code, 0, "%s", r.err);
     cmd_result_free(&r);
+    /* verify: every stored tensor of every shard, then one flipped byte */
+    r = run_modelq("verify %s --quiet", many);
+    cr_expect_eq(r.code, 0, "%s%s", r.out, r.err);
+    cmd_result_free(&r);
+    char shard2[600];
+    snprintf(shard2, sizeof shard2, "%s/model-00002-of-00005.safetensors", many);
+    FILE *fp = fopen(shard2, "r+b");
+    cr_assert_not_null(fp);
+    fseek(fp, -10, SEEK_END); /* inside the last quant_state blob */
+    int c = fgetc(fp);
+    fseek(fp, -10, SEEK_END);
+    fputc(c ^ 1, fp);
+    fclose(fp);
+    r = run_modelq("verify %s --quiet", many);
+    cr_expect_eq(r.code, 6, "%s%s", r.out, r.err);
+    cr_expect(strstr(r.out, "MISMATCH") && strstr(r.out, "quant_state"), "%s", r.out);
+    cmd_result_free(&r);
     remove_tree(dir);
     free(dir);
 }

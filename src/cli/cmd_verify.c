@@ -6,10 +6,11 @@
 #include "modelq/convert.h"
 
 static const char *const verify_help =
-    "usage: modelq verify FILE.gguf [--quiet]\n"
+    "usage: modelq verify FILE.gguf|FOLDER [--quiet]\n"
     "\n"
     "Recomputes the XXH3-64 checksum of every tensor's bytes and compares it with the one modelq stored\n"
-    "in the file (metadata key modelq.tensor_xxh3). Prints each mismatch.\n"
+    "(GGUF: metadata key modelq.tensor_xxh3; a bitsandbytes folder: the same key in every safetensors\n"
+    "shard's __metadata__, one entry per stored tensor). Prints each mismatch.\n"
     "Exit codes: 0 all tensors match, 6 at least one mismatch, 7 the file carries no checksums\n"
     "(nothing verified), 2 usage, 3 bad input data, 4 I/O, 5 out of memory.\n";
 
