@@ -352,7 +352,8 @@ static enum mq_status gg_read_kv(struct gg_in *in, struct mq_model *m, uint64_t 
         mq_meta_value_clear(&v);
         return s;
     }
-    MQ_TRY(mq_meta_set_value(&m->meta, key, &v, in->err)); /* takes v, frees it on failure */
+    /* keys are unique (checked above with the hash set): append without the O(n) search */
+    MQ_TRY(mq_meta_append_value(&m->meta, key, &v, in->err)); /* takes v, frees it on failure */
     char text[GG_TEXT_MAX + 64];
     mq_meta_value_format(&m->meta.items[m->meta.n - 1].v, text, sizeof text, GG_TEXT_MAX);
     return mq_model_add_kv(m, key, text, in->err);

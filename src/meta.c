@@ -88,6 +88,15 @@ static enum mq_status nomem(struct mq_error *err, const char *key)
     return MQ_FAIL(err, MQ_E_NOMEM, "alloc", "out of memory storing metadata key %s", key);
 }
 
+/* Appends key/v at the end (no search); `v` is taken (freed on failure). */
+static enum mq_status append_value(struct mq_meta *m, const char *key, struct mq_meta_value *v, struct mq_error *err);
+
+enum mq_status mq_meta_append_value(struct mq_meta *m, const char *key, struct mq_meta_value *v,
+                                    struct mq_error *err)
+{
+    return append_value(m, key, v, err);
+}
+
 enum mq_status mq_meta_set_value(struct mq_meta *m, const char *key, struct mq_meta_value *v,
                                  struct mq_error *err)
 {
@@ -98,6 +107,11 @@ enum mq_status mq_meta_set_value(struct mq_meta *m, const char *key, struct mq_m
         memset(v, 0, sizeof *v);
         return MQ_OK;
     }
+    return append_value(m, key, v, err);
+}
+
+static enum mq_status append_value(struct mq_meta *m, const char *key, struct mq_meta_value *v, struct mq_error *err)
+{
     if (m->n == m->cap) {
         size_t cap = m->cap ? m->cap * 2 : 16;
         struct mq_meta_entry *p = realloc(m->items, cap * sizeof *p);

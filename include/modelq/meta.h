@@ -105,6 +105,9 @@ enum mq_status mq_meta_set_str_array(struct mq_meta *m, const char *key, const c
 /* Takes ownership of a built value (used by readers); key is copied. Frees v's parts on failure. */
 enum mq_status mq_meta_set_value(struct mq_meta *m, const char *key, struct mq_meta_value *v,
                                  struct mq_error *err);
+/* Appends without looking for the key (O(1)): for readers that have already refused duplicates. */
+enum mq_status mq_meta_append_value(struct mq_meta *m, const char *key, struct mq_meta_value *v,
+                                    struct mq_error *err);
 /* Frees the parts of one value (not the value struct itself). */
 void mq_meta_value_clear(struct mq_meta_value *v);
 
