@@ -91,6 +91,7 @@ void mq_rule_context_init(struct mq_rule_context *rc, const struct mq_model *m)
     }
     rc->n_layer = m->config.num_layers ? m->config.num_layers : (uint64_t)(max_layer + 1);
     if (m->config.num_heads && m->config.num_kv_heads) rc->n_gqa = m->config.num_heads / m->config.num_kv_heads;
+    rc->n_expert = m->config.num_experts;
 }
 
 static bool row_fits(enum mq_codec c, uint64_t row_len)
@@ -110,6 +111,10 @@ static enum mq_codec gguf_choose(enum mq_target t, const struct mq_rule_context 
         if (!row_fits(c, row)) c = MQ_CODEC_Q8_0;
         else if (c != MQ_CODEC_Q8_0) c = MQ_CODEC_Q6_K;
         *why = role == MQ_ROLE_OUTPUT ? "output tensor" : "tied embeddings (as output)";
+    } else if ((role == MQ_ROLE_ATTN_V || role == MQ_ROLE_ATTN_K) && rc->n_expert == 8) {
+        /* llama-quantize: Mixtral-style 8-expert models keep attention K/V at 8 bits in every file type */
+        c = MQ_CODEC_Q8_0;
+        *why = "attn_k/attn_v with 8 experts";
     } else if (t == MQ_TARGET_IQ4_NL && role == MQ_ROLE_ATTN_V && rc->n_gqa >= 4) {
         c = MQ_CODEC_Q5_K;
         *why = "attn_v with GQA >= 4";

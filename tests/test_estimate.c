@@ -146,6 +146,34 @@ Test(estimate, tied_embeddings_are_treated_as_output_in_gguf_targets)
     remove_model();
 }
 
+Test(estimate, eight_experts_keep_attention_k_and_v_at_q8_0)
+{
+    struct stw_llama spec = {2, 256, 512, 1000, 4, 2, "BF16", 1, 0};
+    struct mq_rule_context rc;
+    struct mq_model *m = make_and_open(&spec, &rc);
+    struct mq_error err;
+    mq_error_clear(&err);
+    long k = mq_model_find(m, "model.layers.0.self_attn.k_proj.weight");
+    long v = mq_model_find(m, "model.layers.0.self_attn.v_proj.weight");
+    long q = mq_model_find(m, "model.layers.0.self_attn.q_proj.weight");
+    cr_assert(k >= 0 && v >= 0 && q >= 0);
+    struct mq_tensor_plan p;
+    cr_assert_eq(mq_target_plan_tensor(MQ_TARGET_Q4_0, &rc, &m->tensors[v], &p, &err), MQ_OK);
+    cr_expect_eq(p.codec, MQ_CODEC_Q4_0, "dense: attn_v follows the file type");
+    rc.n_expert = 8; /* as from config.json num_local_experts = 8 (Mixtral) */
+    for (int t = 0; t < 3; t++) {
+        enum mq_target tg = t == 0 ? MQ_TARGET_Q4_0 : t == 1 ? MQ_TARGET_IQ4_NL : MQ_TARGET_Q8_0;
+        cr_assert_eq(mq_target_plan_tensor(tg, &rc, &m->tensors[k], &p, &err), MQ_OK);
+        cr_expect_eq(p.codec, MQ_CODEC_Q8_0, "attn_k Q8_0 with 8 experts");
+        cr_assert_eq(mq_target_plan_tensor(tg, &rc, &m->tensors[v], &p, &err), MQ_OK);
+        cr_expect_eq(p.codec, MQ_CODEC_Q8_0, "attn_v Q8_0 with 8 experts");
+    }
+    cr_assert_eq(mq_target_plan_tensor(MQ_TARGET_Q4_0, &rc, &m->tensors[q], &p, &err), MQ_OK);
+    cr_expect_eq(p.codec, MQ_CODEC_Q4_0, "attn_q is not promoted");
+    mq_model_free(m);
+    remove_model();
+}
+
 Test(estimate, row_lengths_that_do_not_fit_fall_back_like_llama_cpp)
 {
     /* hidden 4160 = 16 x 260: a multiple of 32 but not of 256 */

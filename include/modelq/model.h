@@ -99,6 +99,7 @@ struct mq_config {
     uint64_t vocab_size;
     uint64_t max_position;       /* max_position_embeddings */
     int tie_word_embeddings;     /* -1 unknown, 0, 1 */
+    uint64_t num_experts;        /* num_local_experts / num_experts (MoE), 0 = dense */
     char *quantization_config;   /* "quantization_config" as compact JSON text, NULL when absent */
 };
 

@@ -93,6 +93,7 @@ struct mq_rule_context {
     bool has_output;         /* an lm_head/output tensor exists (else embeddings are tied) */
     uint64_t n_gqa;          /* num_heads / num_kv_heads, 0 unknown */
     uint64_t n_layer;        /* from config or the highest layer index + 1 */
+    uint64_t n_expert;       /* MoE experts (config num_local_experts), 0 = dense */
 };
 
 void mq_rule_context_init(struct mq_rule_context *rc, const struct mq_model *m);
