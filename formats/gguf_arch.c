@@ -330,7 +330,7 @@ enum mq_status mq_gguf_arch_apply(struct mq_plan *p, bool *applied, struct mq_er
         } else if (r > 0 && a->permute_qk && (strstr(gname, ".attn_q.") || strstr(gname, ".attn_k."))) {
             uint64_t nh = strstr(gname, ".attn_q.") ? heads : kv;
             uint64_t rows = t->ndim >= 2 ? t->shape[0] : t->numel;
-            if (nh == 0 || rows % nh || (rows / nh) % 2)
+            if (nh == 0 || rows == 0 || rows % nh || (rows / nh) % 2)
                 s = MQ_FAIL(err, MQ_E_CORRUPT, "qk-shape", "tensor %s: %llu rows do not split into %llu heads of "
                             "even size", gname, (unsigned long long)rows, (unsigned long long)nh);
         }

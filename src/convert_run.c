@@ -92,12 +92,14 @@ static enum mq_status build_jobs(struct run *r, struct mq_error *err)
         if (!t->convert) {
             unit = RAW_CHUNK_BYTES;
             total = t->bytes;
+        } else if (t->numel == 0 || t->row_len == 0) {
+            /* a zero-sized tensor (a 0 in its shape): one empty chunk, nothing to read or write */
+            unit = 1;
+            total = 0;
         } else {
             unit = t->row_len >= r->chunk_elems ? 1 : r->chunk_elems / t->row_len;
-            if (t->permute_heads) {
-                uint64_t group = t->rows / t->permute_heads;
-                unit = (unit + group - 1) / group * group;
-            }
+            uint64_t group = t->permute_heads ? t->rows / t->permute_heads : 0;
+            if (group) unit = (unit + group - 1) / group * group;
             const struct mq_codec_info *ci = mq_codec_info(t->codec);
             if (ci->flat_blocks) {
                 uint64_t b = mq_codec_block(t->codec, &t->params);

@@ -311,6 +311,20 @@ Test(convert, refuses_what_gguf_cannot_hold_naming_the_tensor)
     struct cmd_result r = run_modelq("convert %s -o %s/ints.gguf --type q8_0", in, dir);
     cr_expect_eq(r.code, 0, "%s", r.err);
     cmd_result_free(&r);
+    /* zero-sized tensors (a 0 in the shape) convert to empty tensors (found by fuzz_safetensors) */
+    snprintf(in, sizeof in, "%s/zero.safetensors", dir);
+    write_st(in, "{\"b.weight\":{\"dtype\":\"F32\",\"shape\":[2,32],\"data_offsets\":[0,256]},"
+                 "\"a.weight\":{\"dtype\":\"F32\",\"shape\":[2,0],\"data_offsets\":[256,256]},"
+                 "\"c.weight\":{\"dtype\":\"BF16\",\"shape\":[0,64],\"data_offsets\":[256,256]}}", zeros, 256);
+    static const char *types[] = {"q8_0", "f16", "auto", "iq4_nl"};
+    for (size_t k = 0; k < 4; k++) {
+        r = run_modelq("convert %s -o %s/zero-%s.gguf --type %s", in, dir, types[k], types[k]);
+        cr_expect_eq(r.code, 0, "%s: %s", types[k], r.err);
+        cmd_result_free(&r);
+    }
+    r = run_modelq("convert %s --dry-run --stats --type nf4", in);
+    cr_expect_eq(r.code, 0, "%s", r.err);
+    cmd_result_free(&r);
     remove_tree(dir);
     free(dir);
 }

@@ -7,7 +7,8 @@
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 
-pkgs=(build-essential cmake pkg-config clang libcjson-dev zlib1g-dev libxxhash-dev libcriterion-dev nodejs npm)
+pkgs=(build-essential cmake pkg-config clang libclang-rt-14-dev libcjson-dev zlib1g-dev libxxhash-dev libcriterion-dev
+      nodejs npm)
 missing=()
 for p in "${pkgs[@]}"; do
   if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q '^install ok installed$'; then

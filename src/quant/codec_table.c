@@ -56,7 +56,14 @@ enum mq_status mq_codec_tensor_bytes(enum mq_codec c, const struct mq_codec_para
 {
     const struct mq_codec_info *ci = mq_codec_info(c);
     if (!ci) return MQ_FAIL(err, MQ_E_INTERNAL, "codec", "unknown codec %d", (int)c);
-    if (row_len == 0) row_len = 1;
+    if (row_len == 0) {
+        /* a zero-sized tensor with a 0 as its row length: no rows, no blocks, no bytes */
+        if (numel == 0 && !ci->flat_blocks) {
+            *out = 0;
+            return MQ_OK;
+        }
+        row_len = 1;
+    }
     uint64_t rows = numel / row_len;
     uint64_t bytes = 0, t = 0;
     int ovf = 0;
