@@ -1,16 +1,14 @@
 /* gguf_write.c - GGUF v3 header serialization (layout in gguf.h, API in gguf_write.h). */
 #include "gguf_write.h"
 
-#include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "ckd.h"
 #include "gguf.h"
+#include "outfile.h"
 #include "span.h"
 
 /* A write cursor that only counts when buf is NULL (the sizing pass uses the same code). */
@@ -202,30 +200,16 @@ enum mq_status mq_gguf_write_meta_only(const char *path, const struct mq_meta *m
     if (mq_ckd_u64_to_size(&len, start)) return MQ_FAIL(err, MQ_E_OVERFLOW, "gguf-size", "%s: header too large", path);
     uint8_t *buf = malloc(len ? len : 1);
     if (!buf) return MQ_FAIL(err, MQ_E_NOMEM, "alloc", "%s: out of memory for the header", path);
+    /* the same temporary file + rename as every other output (src/outfile.c) */
+    struct mq_outfile *out = NULL;
     enum mq_status st = mq_gguf_header_write(meta, NULL, 0, buf, start, err);
-    char tmp[4200];
-    snprintf(tmp, sizeof tmp, "%s.modelq-tmp", path);
-    int fd = st == MQ_OK ? open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644) : -1;
-    if (st == MQ_OK && fd < 0) {
-        st = MQ_FAIL(err, MQ_E_IO, "open", "%s: cannot create: %s", tmp, strerror(errno));
-        err->sys_errno = errno;
-    }
+    if (st == MQ_OK) st = mq_outfile_create(path, size, &out, err);
+    if (st == MQ_OK) st = mq_outfile_pwrite(out, buf, len, 0, err);
     if (st == MQ_OK) {
-        size_t done = 0;
-        while (done < len) {
-            ssize_t k = write(fd, buf + done, len - done);
-            if (k < 0 && errno == EINTR) continue;
-            if (k <= 0) {
-                st = MQ_FAIL(err, MQ_E_IO, "write", "%s: write failed: %s", tmp, strerror(errno));
-                break;
-            }
-            done += (size_t)k;
-        }
-        if (close(fd) != 0 && st == MQ_OK) st = MQ_FAIL(err, MQ_E_IO, "close", "%s: %s", tmp, strerror(errno));
-        if (st == MQ_OK && rename(tmp, path) != 0)
-            st = MQ_FAIL(err, MQ_E_IO, "rename", "%s: cannot rename into place: %s", path, strerror(errno));
-        if (st != MQ_OK) unlink(tmp);
+        st = mq_outfile_commit(out, err);
+        out = NULL;
     }
+    mq_outfile_abort(out);
     free(buf);
     return st;
 }
