@@ -60,6 +60,8 @@ struct mq_ggml_type {
 
 /* The row for a type id, or NULL when the id is unknown or removed. */
 const struct mq_ggml_type *mq_ggml_type(int32_t id);
+/* The ggml type storing a plain dtype unchanged (F32, F16, BF16, I8..I64, F64), else -1. */
+int32_t mq_ggml_type_of_dtype(enum mq_dtype d);
 
 struct mq_model;
 /*

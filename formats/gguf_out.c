@@ -33,18 +33,7 @@ static bool gguf_stores_codec(enum mq_codec c) { return mq_codec_info(c) && mq_c
 /* ggml type of a raw (copied) tensor, or -1 when GGUF has none. */
 static int32_t raw_ggml_type(const struct mq_plan_tensor *t)
 {
-    if (t->raw_ggml_type >= 0) return t->raw_ggml_type;
-    switch (t->raw_dtype) {
-    case MQ_DTYPE_I8: return 24;
-    case MQ_DTYPE_I16: return 25;
-    case MQ_DTYPE_I32: return 26;
-    case MQ_DTYPE_I64: return 27;
-    case MQ_DTYPE_F64: return 28;
-    case MQ_DTYPE_F32: return 0;
-    case MQ_DTYPE_F16: return 1;
-    case MQ_DTYPE_BF16: return 30;
-    default: return -1;
-    }
+    return t->raw_ggml_type >= 0 ? t->raw_ggml_type : mq_ggml_type_of_dtype(t->raw_dtype);
 }
 
 /* "tiny-llama" from ".../tiny-llama" or ".../tiny-llama/model.safetensors" or "x.gguf". */

@@ -39,3 +39,10 @@ const char *mq_ggml_type_name(int32_t id)
     const struct mq_ggml_type *t = mq_ggml_type(id);
     return t ? t->name : NULL;
 }
+
+int32_t mq_ggml_type_of_dtype(enum mq_dtype d)
+{
+    for (uint32_t id = 0; id < MQ_GGML_TYPE_COUNT; id++)
+        if (types[id].blck && !types[id].quantized && types[id].plain == d) return (int32_t)id;
+    return -1;
+}
