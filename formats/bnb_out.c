@@ -467,13 +467,11 @@ static struct entry *find_entry(struct bnb_state *st, size_t t, enum entry_kind 
     return NULL;
 }
 
+/* float32 little-endian: the F32 codec's encoding */
 static void store_f32le(uint8_t *dst, const float *v, size_t n)
 {
-    for (size_t i = 0; i < n; i++) {
-        uint32_t u;
-        memcpy(&u, &v[i], 4);
-        for (int k = 0; k < 4; k++) dst[4 * i + (size_t)k] = (uint8_t)(u >> (8 * k));
-    }
+    struct mq_qbuf out = {dst, NULL, NULL};
+    (void)mq_quantize(MQ_CODEC_F32, NULL, v, n, n, &out, true, NULL); /* F32 never fails for n >= 1 */
 }
 
 static enum mq_status bnb_tensor_side(struct mq_plan *p, size_t i, const float *absmax, uint64_t nb,

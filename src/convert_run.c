@@ -179,20 +179,13 @@ static void permute_rows(const uint8_t *in, uint8_t *out, uint64_t nrows, uint64
                        (size_t)row_bytes);
 }
 
-/* n source elements (F32/F16/BF16 little-endian bytes) to f32. */
-static void to_f32(enum mq_codec c, const uint8_t *s, float *dst, size_t n)
+/* n source elements (F32/F16/BF16 little-endian bytes, or a ggml block type) as f32: the codec's
+** own dequantize kernel reads them. */
+static enum mq_status to_f32(enum mq_codec c, const uint8_t *s, float *dst, size_t n, size_t row_len,
+                             struct mq_error *err)
 {
-    switch (c) {
-    case MQ_CODEC_F16: mq_f16_to_f32_row((const uint16_t *)s, dst, n); break;
-    case MQ_CODEC_BF16: mq_bf16_to_f32_row((const uint16_t *)s, dst, n); break;
-    default:
-        for (size_t i = 0; i < n; i++) {
-            uint32_t u = (uint32_t)s[4 * i] | (uint32_t)s[4 * i + 1] << 8 | (uint32_t)s[4 * i + 2] << 16 |
-                         (uint32_t)s[4 * i + 3] << 24;
-            memcpy(&dst[i], &u, 4);
-        }
-        break;
-    }
+    struct mq_qbuf in = {(uint8_t *)s, NULL, NULL};
+    return mq_dequantize(c, NULL, &in, n, row_len, dst, err);
 }
 
 /*
@@ -209,7 +202,7 @@ static enum mq_status load_transposed(struct run *r, const struct mq_plan_tensor
         MQ_TRY(mq_model_read(r->p->model, (size_t)t->src, (i * out + j->row0) * esz, b->src + i * k * esz, k * esz,
                              err));
     float *tmp = (float *)b->perm; /* [in][k] */
-    to_f32(t->src_codec, b->src, tmp, (size_t)(in * k));
+    MQ_TRY(to_f32(t->src_codec, b->src, tmp, (size_t)(in * k), (size_t)(in * k), err));
     for (size_t rr = 0; rr < k; rr++)
         for (uint64_t i = 0; i < in; i++) b->f32[rr * in + i] = tmp[i * k + rr];
     return MQ_OK;
@@ -240,12 +233,8 @@ static enum mq_status load_f32(struct run *r, const struct mq_plan_tensor *t, co
         permute_rows(b->src, b->perm, j->nrows, t->rows / t->permute_heads, rb);
         s = b->perm;
     }
-    if (t->kind == MQ_SRC_QUANT) {
-        struct mq_qbuf in = {(uint8_t *)s, NULL, NULL};
-        return mq_dequantize(t->src_codec, &(struct mq_codec_params){0}, &in, n, (size_t)t->row_len, b->f32, err);
-    }
-    to_f32(t->src_codec, s, b->f32, n);
-    return MQ_OK;
+    /* F32/F16/BF16 and ggml block types alike */
+    return to_f32(t->src_codec, s, b->f32, n, (size_t)t->row_len, err);
 }
 
 /* A chunk's side values (absmax / SCB): to the file, or into the tensor's collection buffer. */
@@ -267,11 +256,8 @@ static enum mq_status put_side(struct run *r, struct mq_plan_tensor *t, struct w
         return MQ_OK;
     }
     if (!t->side_offset) return MQ_OK;
-    for (uint64_t i = 0; i < ns; i++) {
-        uint32_t u;
-        memcpy(&u, &b->scales[i], 4);
-        for (int k = 0; k < 4; k++) b->side_le[4 * i + (uint64_t)k] = (uint8_t)(u >> (8 * k));
-    }
+    struct mq_qbuf le = {b->side_le, NULL, NULL}; /* float32 little-endian: the F32 codec */
+    MQ_TRY(mq_quantize(MQ_CODEC_F32, NULL, b->scales, (size_t)ns, (size_t)ns, &le, true, err));
     return mq_outfile_pwrite(r->out, b->side_le, (size_t)ns * 4, t->side_offset + before * 4, err);
 }
 

@@ -134,6 +134,20 @@ void mq_bf16_to_f32_row(const uint16_t *src, float *dst, size_t n)
 
 /* ---- F32 / F16 / BF16 codecs: data = n little-endian elements; no side data. ---- */
 
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+#define MQ_HOST_LE 1 /* the file's byte order is the host's: copies replace byte assembly */
+#endif
+
+/* n little-endian u16 at data into host order, in blocks of at most 256 (for the row converters). */
+static void load_u16le(const uint8_t *data, uint16_t *tmp, size_t n)
+{
+#ifdef MQ_HOST_LE
+    memcpy(tmp, data, n * 2);
+#else
+    for (size_t j = 0; j < n; j++) tmp[j] = mq_get_u16(data + 2 * j);
+#endif
+}
+
 void mq_quantize_f32_ref(const float *src, size_t n, size_t row_len, uint32_t block, uint8_t *data,
                          float *scales, int8_t *zeros)
 {
@@ -146,12 +160,21 @@ void mq_quantize_f32_ref(const float *src, size_t n, size_t row_len, uint32_t bl
 void mq_quantize_f32_fast(const float *src, size_t n, size_t row_len, uint32_t block, uint8_t *data,
                           float *scales, int8_t *zeros)
 {
+#ifdef MQ_HOST_LE
+    (void)row_len, (void)block, (void)scales, (void)zeros;
+    memcpy(data, src, n * 4);
+#else
     mq_quantize_f32_ref(src, n, row_len, block, data, scales, zeros);
+#endif
 }
 void mq_dequantize_f32(const uint8_t *data, const float *scales, const int8_t *zeros, size_t n,
                        size_t row_len, uint32_t block, float *dst)
 {
     (void)scales, (void)zeros, (void)row_len, (void)block;
+#ifdef MQ_HOST_LE
+    memcpy(dst, data, n * 4);
+    return;
+#endif
     for (size_t i = 0; i < n; i++) {
         const uint8_t *p = data + 4 * i;
         dst[i] = mq_f32_from_bits((uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) |
@@ -183,7 +206,12 @@ void mq_dequantize_f16(const uint8_t *data, const float *scales, const int8_t *z
                        size_t row_len, uint32_t block, float *dst)
 {
     (void)scales, (void)zeros, (void)row_len, (void)block;
-    for (size_t i = 0; i < n; i++) dst[i] = mq_get_f16(data + 2 * i);
+    uint16_t tmp[256];
+    for (size_t i = 0; i < n; i += 256) {
+        size_t k = n - i < 256 ? n - i : 256;
+        load_u16le(data + 2 * i, tmp, k);
+        mq_f16_to_f32_row(tmp, dst + i, k);
+    }
 }
 
 void mq_quantize_bf16_ref(const float *src, size_t n, size_t row_len, uint32_t block, uint8_t *data,
@@ -205,5 +233,10 @@ void mq_dequantize_bf16(const uint8_t *data, const float *scales, const int8_t *
                         size_t row_len, uint32_t block, float *dst)
 {
     (void)scales, (void)zeros, (void)row_len, (void)block;
-    for (size_t i = 0; i < n; i++) dst[i] = mq_bf16_to_f32(mq_get_u16(data + 2 * i));
+    uint16_t tmp[256];
+    for (size_t i = 0; i < n; i += 256) {
+        size_t k = n - i < 256 ? n - i : 256;
+        load_u16le(data + 2 * i, tmp, k);
+        mq_bf16_to_f32_row(tmp, dst + i, k);
+    }
 }
