@@ -101,18 +101,39 @@ static enum mq_status add_inputs(struct mq_plan *p, const struct mq_model *m, st
     return MQ_OK;
 }
 
-/* Does regex `pat` match `name`? Errors name the pattern. */
-static enum mq_status regex_match(const char *pat, const char *name, bool *hit, struct mq_error *err)
+/* The --keep and --tensor-type patterns, compiled once per plan. */
+struct patterns {
+    regex_t *keep, *over;
+    size_t n_keep, n_over;
+};
+
+static void patterns_free(struct patterns *pt)
 {
-    regex_t re;
-    int rc = regcomp(&re, pat, REG_EXTENDED | REG_NOSUB);
-    if (rc != 0) {
-        char msg[128];
-        regerror(rc, &re, msg, sizeof msg);
-        return MQ_FAIL(err, MQ_E_USAGE, "pattern", "bad pattern '%s': %s", pat, msg);
-    }
-    *hit = regexec(&re, name, 0, NULL, 0) == 0;
-    regfree(&re);
+    for (size_t k = 0; k < pt->n_keep; k++) regfree(&pt->keep[k]);
+    for (size_t k = 0; k < pt->n_over; k++) regfree(&pt->over[k]);
+    free(pt->keep);
+    free(pt->over);
+}
+
+/* One POSIX extended pattern; errors name it. */
+static enum mq_status compile_one(const char *pat, regex_t *re, struct mq_error *err)
+{
+    int rc = regcomp(re, pat, REG_EXTENDED | REG_NOSUB);
+    if (rc == 0) return MQ_OK;
+    char msg[128];
+    regerror(rc, re, msg, sizeof msg);
+    return MQ_FAIL(err, MQ_E_USAGE, "pattern", "bad pattern '%s': %s", pat, msg);
+}
+
+static enum mq_status patterns_compile(struct patterns *pt, const struct mq_convert_options *o, struct mq_error *err)
+{
+    memset(pt, 0, sizeof *pt);
+    pt->keep = calloc(o->n_keep ? o->n_keep : 1, sizeof *pt->keep);
+    pt->over = calloc(o->n_overrides ? o->n_overrides : 1, sizeof *pt->over);
+    if (!pt->keep || !pt->over) return MQ_FAIL(err, MQ_E_NOMEM, "alloc", "out of memory");
+    for (; pt->n_keep < o->n_keep; pt->n_keep++) MQ_TRY(compile_one(o->keep[pt->n_keep], &pt->keep[pt->n_keep], err));
+    for (; pt->n_over < o->n_overrides; pt->n_over++)
+        MQ_TRY(compile_one(o->overrides[pt->n_over].pattern, &pt->over[pt->n_over], err));
     return MQ_OK;
 }
 
@@ -133,8 +154,8 @@ static enum mq_codec fallback_codec(enum mq_codec c, uint64_t row_len)
 }
 
 /* Applies the target's rules and the user's overrides to one tensor. */
-static enum mq_status choose_type(struct mq_plan *p, const struct mq_rule_context *rc, struct mq_plan_tensor *t,
-                                  struct mq_error *err)
+static enum mq_status choose_type(struct mq_plan *p, const struct mq_rule_context *rc, const struct patterns *pt,
+                                  struct mq_plan_tensor *t, struct mq_error *err)
 {
     const struct mq_convert_options *o = p->opt;
     const struct mq_target_info *ti = mq_target_info(p->target);
@@ -180,9 +201,7 @@ static enum mq_status choose_type(struct mq_plan *p, const struct mq_rule_contex
         }
     }
     for (size_t k = 0; k < o->n_keep; k++) {
-        bool hit;
-        MQ_TRY(regex_match(o->keep[k], t->name, &hit, err));
-        if (hit) {
+        if (regexec(&pt->keep[k], t->name, 0, NULL, 0) == 0) {
             t->codec = keep_codec;
             t->params = (struct mq_codec_params){0};
             t->quantized = false;
@@ -193,9 +212,7 @@ static enum mq_status choose_type(struct mq_plan *p, const struct mq_rule_contex
         }
     }
     for (size_t k = 0; k < o->n_overrides && !t->overridden; k++) {
-        bool hit;
-        MQ_TRY(regex_match(o->overrides[k].pattern, t->name, &hit, err));
-        if (!hit) continue;
+        if (regexec(&pt->over[k], t->name, 0, NULL, 0) != 0) continue;
         enum mq_codec c;
         if (!mq_codec_from_name(o->overrides[k].type, &c))
             return MQ_FAIL(err, MQ_E_USAGE, "tensor-type", "--tensor-type %s=%s: unknown type '%s'",
@@ -280,13 +297,14 @@ enum mq_status mq_plan_build(struct mq_plan *p, const struct mq_model *m, const 
     if (writer) MQ_TRY(writer->prepare(p, err));
     struct mq_rule_context rc;
     rule_context(p, &rc);
-    for (size_t i = 0; i < p->n; i++) {
-        enum mq_status s = choose_type(p, &rc, &p->t[i], err);
-        if (s != MQ_OK) {
-            mq_error_prefix(err, "%s", m->input_path);
-            return s;
-        }
+    struct patterns pt;
+    enum mq_status s = patterns_compile(&pt, o, err);
+    for (size_t i = 0; s == MQ_OK && i < p->n; i++) {
+        s = choose_type(p, &rc, &pt, &p->t[i], err);
+        if (s != MQ_OK) mq_error_prefix(err, "%s", m->input_path);
     }
+    patterns_free(&pt);
+    MQ_TRY(s);
     if (target == MQ_TARGET_AUTO && p->file_type != -2) p->file_type = auto_file_type(p); /* -2: keep the input's */
     if (writer) return writer->layout(p, err);
     /* dry run without a container: tensors back to back */
