@@ -580,19 +580,15 @@ static int gg_probe(const uint8_t *head, size_t len, const char *path)
 static enum mq_status gg_read_file(struct mq_model *m, const char *path, struct mq_error *err)
 {
     int fd;
-    MQ_TRY(mq_open_read(path, &fd, err));
-    struct stat st;
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        close(fd);
-        return MQ_FAIL(err, MQ_E_IO, "not-a-file", "%s: not a regular file", path);
-    }
+    uint64_t size;
+    MQ_TRY(mq_open_regular(path, &fd, &size, err));
     uint32_t file;
-    enum mq_status s = mq_model_add_file(m, path, fd, (uint64_t)st.st_size, &file, err);
+    enum mq_status s = mq_model_add_file(m, path, fd, size, &file, err);
     if (s != MQ_OK) {
         close(fd);
         return s;
     }
-    struct gg_in in = {.fd = fd, .path = path, .size = (uint64_t)st.st_size, .err = err};
+    struct gg_in in = {.fd = fd, .path = path, .size = size, .err = err};
     in.win = malloc(MQ_GGUF_READ_CHUNK);
     if (!in.win) return MQ_FAIL(err, MQ_E_NOMEM, "alloc", "%s: out of memory", path);
     s = gg_read_header(&in, m, file);

@@ -254,13 +254,8 @@ static enum mq_status parse_header(struct mq_model *m, const char *path, const c
 static enum mq_status st_read_file(struct mq_model *m, const char *path, struct mq_error *err)
 {
     int fd;
-    MQ_TRY(mq_open_read(path, &fd, err));
-    struct stat st;
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        close(fd);
-        return MQ_FAIL(err, MQ_E_IO, "not-a-file", "%s: not a regular file", path);
-    }
-    uint64_t size = (uint64_t)st.st_size;
+    uint64_t size;
+    MQ_TRY(mq_open_regular(path, &fd, &size, err));
     uint32_t file;
     enum mq_status s = mq_model_add_file(m, path, fd, size, &file, err);
     if (s != MQ_OK) {

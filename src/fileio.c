@@ -38,23 +38,15 @@ enum mq_status mq_read_small_file(const char *path, size_t max_bytes, const char
                                   size_t *len, struct mq_error *err)
 {
     *out = NULL;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return mq_io_error(err, "cannot open", path);
-    struct stat st;
-    if (fstat(fd, &st) != 0) {
+    int fd;
+    uint64_t size;
+    MQ_TRY(mq_open_regular(path, &fd, &size, err));
+    if (size > max_bytes) {
         close(fd);
-        return mq_io_error(err, "cannot stat", path);
+        return MQ_FAIL(err, MQ_E_LIMIT, check, "%s: %llu bytes is over the %zu-byte limit", path,
+                       (unsigned long long)size, max_bytes);
     }
-    if (!S_ISREG(st.st_mode)) {
-        close(fd);
-        return MQ_FAIL(err, MQ_E_IO, "not-a-file", "%s: not a regular file", path);
-    }
-    if ((uint64_t)st.st_size > max_bytes) {
-        close(fd);
-        return MQ_FAIL(err, MQ_E_LIMIT, check, "%s: %lld bytes is over the %zu-byte limit", path,
-                       (long long)st.st_size, max_bytes);
-    }
-    size_t n = (size_t)st.st_size;
+    size_t n = (size_t)size;
     char *buf = malloc(n + 1);
     if (!buf) {
         close(fd);
@@ -76,4 +68,21 @@ enum mq_status mq_open_read(const char *path, int *fd, struct mq_error *err)
 {
     *fd = open(path, O_RDONLY | O_CLOEXEC);
     return *fd < 0 ? mq_io_error(err, "cannot open", path) : MQ_OK;
+}
+
+enum mq_status mq_open_regular(const char *path, int *fd, uint64_t *size, struct mq_error *err)
+{
+    MQ_TRY(mq_open_read(path, fd, err));
+    struct stat st;
+    if (fstat(*fd, &st) != 0) {
+        enum mq_status s = mq_io_error(err, "cannot stat", path);
+        close(*fd);
+        return s;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        close(*fd);
+        return MQ_FAIL(err, MQ_E_IO, "not-a-file", "%s: not a regular file", path);
+    }
+    *size = (uint64_t)st.st_size;
+    return MQ_OK;
 }

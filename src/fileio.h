@@ -23,5 +23,7 @@ enum mq_status mq_io_error(struct mq_error *err, const char *what, const char *p
 
 /* open(path, O_RDONLY | O_CLOEXEC) with a clear error. */
 enum mq_status mq_open_read(const char *path, int *fd, struct mq_error *err);
+/* mq_open_read that also requires a regular file ("not-a-file" otherwise) and gives its size. */
+enum mq_status mq_open_regular(const char *path, int *fd, uint64_t *size, struct mq_error *err);
 
 #endif
