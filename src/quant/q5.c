@@ -28,6 +28,28 @@ static uint32_t get_u32le(const uint8_t *p)
     return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
 }
 
+/* 32 five-bit codes -> qh (u32 LE, bit j = bit 4 of code j) and qs[16] (low nibbles, j | j+16). */
+static void pack_q5(const unsigned q[QK], uint8_t *qh_le, uint8_t *qs)
+{
+    uint32_t qh = 0;
+    for (int j = 0; j < QK / 2; j++) {
+        qs[j] = (uint8_t)((q[j] & 0x0f) | ((q[j + QK / 2] & 0x0f) << 4));
+        qh |= ((q[j] & 0x10u) >> 4) << j;
+        qh |= ((q[j + QK / 2] & 0x10u) >> 4) << (j + QK / 2);
+    }
+    put_u32le(qh_le, qh);
+}
+
+/* The inverse: the 32 codes of a block. */
+static void unpack_q5(const uint8_t *qh_le, const uint8_t *qs, unsigned q[QK])
+{
+    const uint32_t qh = get_u32le(qh_le);
+    for (int j = 0; j < QK / 2; j++) {
+        q[j] = (qs[j] & 0x0fu) | (((qh >> j) << 4) & 0x10u);
+        q[j + QK / 2] = (unsigned)(qs[j] >> 4) | ((qh >> (j + 12)) & 0x10u);
+    }
+}
+
 void mq_quantize_q5_0_ref(const float *src, size_t n, size_t row_len, uint32_t block,
                           uint8_t *data, float *scales, int8_t *zeros)
 {
@@ -45,17 +67,12 @@ void mq_quantize_q5_0_ref(const float *src, size_t n, size_t row_len, uint32_t b
         const float d = max / -16;
         const float id = d ? 1.0f / d : 0.0f;
         mq_put_f16(y, d);
-        uint32_t qh = 0;
-        for (int j = 0; j < QK / 2; j++) {
-            int q0 = (int8_t)mq_cvt_i8(x[j] * id + 16.5f);
-            int q1 = (int8_t)mq_cvt_i8(x[j + QK / 2] * id + 16.5f);
-            if (q0 > 31) q0 = 31;
-            if (q1 > 31) q1 = 31;
-            y[6 + j] = (uint8_t)((q0 & 0x0f) | ((q1 & 0x0f) << 4));
-            qh |= (((uint32_t)q0 & 0x10u) >> 4) << j;
-            qh |= (((uint32_t)q1 & 0x10u) >> 4) << (j + QK / 2);
+        unsigned q[QK];
+        for (int j = 0; j < QK; j++) {
+            int v = (int8_t)mq_cvt_i8(x[j] * id + 16.5f);
+            q[j] = (unsigned)(v > 31 ? 31 : v);
         }
-        put_u32le(y + 2, qh);
+        pack_q5(q, y + 2, y + 6);
     }
 }
 
@@ -72,12 +89,9 @@ void mq_dequantize_q5_0(const uint8_t *data, const float *scales, const int8_t *
     for (size_t b = 0; b < n / QK; b++) {
         const uint8_t *y = data + b * Q50_BYTES;
         const float d = mq_get_f16(y);
-        const uint32_t qh = get_u32le(y + 2);
-        for (int j = 0; j < QK / 2; j++) {
-            const int h0 = (int)((qh >> j) << 4 & 0x10u), h1 = (int)((qh >> (j + 12)) & 0x10u);
-            dst[b * QK + (size_t)j] = (float)(((y[6 + j] & 0x0f) | h0) - 16) * d;
-            dst[b * QK + (size_t)j + QK / 2] = (float)(((y[6 + j] >> 4) | h1) - 16) * d;
-        }
+        unsigned q[QK];
+        unpack_q5(y + 2, y + 6, q);
+        for (int j = 0; j < QK; j++) dst[b * QK + (size_t)j] = (float)((int)q[j] - 16) * d;
     }
 }
 
@@ -97,15 +111,9 @@ void mq_quantize_q5_1_ref(const float *src, size_t n, size_t row_len, uint32_t b
         const float id = d ? 1.0f / d : 0.0f;
         mq_put_f16(y, d);
         mq_put_f16(y + 2, min);
-        uint32_t qh = 0;
-        for (int j = 0; j < QK / 2; j++) {
-            const uint8_t q0 = mq_cvt_i8((x[j] - min) * id + 0.5f);
-            const uint8_t q1 = mq_cvt_i8((x[j + QK / 2] - min) * id + 0.5f);
-            y[8 + j] = (uint8_t)((q0 & 0x0f) | ((q1 & 0x0f) << 4));
-            qh |= (((uint32_t)q0 & 0x10u) >> 4) << j;
-            qh |= (((uint32_t)q1 & 0x10u) >> 4) << (j + QK / 2);
-        }
-        put_u32le(y + 4, qh);
+        unsigned q[QK];
+        for (int j = 0; j < QK; j++) q[j] = mq_cvt_i8((x[j] - min) * id + 0.5f); /* no clamp, as ggml */
+        pack_q5(q, y + 4, y + 8);
     }
 }
 
@@ -122,11 +130,8 @@ void mq_dequantize_q5_1(const uint8_t *data, const float *scales, const int8_t *
     for (size_t b = 0; b < n / QK; b++) {
         const uint8_t *y = data + b * Q51_BYTES;
         const float d = mq_get_f16(y), m = mq_get_f16(y + 2);
-        const uint32_t qh = get_u32le(y + 4);
-        for (int j = 0; j < QK / 2; j++) {
-            const int h0 = (int)((qh >> j) << 4 & 0x10u), h1 = (int)((qh >> (j + 12)) & 0x10u);
-            dst[b * QK + (size_t)j] = (float)((y[8 + j] & 0x0f) | h0) * d + m;
-            dst[b * QK + (size_t)j + QK / 2] = (float)((y[8 + j] >> 4) | h1) * d + m;
-        }
+        unsigned q[QK];
+        unpack_q5(y + 4, y + 8, q);
+        for (int j = 0; j < QK; j++) dst[b * QK + (size_t)j] = (float)q[j] * d + m;
     }
 }
