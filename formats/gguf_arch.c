@@ -65,23 +65,7 @@ struct cfg {
     const char *path;
 };
 
-static enum mq_status cfg_uint(const struct cfg *c, const char *key, bool required, uint64_t *out, bool *present,
-                               struct mq_error *err)
-{
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(c->root, key);
-    if (present) *present = false;
-    if (!v || cJSON_IsNull(v)) {
-        if (required) return MQ_FAIL(err, MQ_E_CORRUPT, "config-field", "%s: missing \"%s\"", c->path, key);
-        return MQ_OK;
-    }
-    if (!cJSON_IsNumber(v) || v->valuedouble < 0 || v->valuedouble > 4294967295.0 ||
-        v->valuedouble != floor(v->valuedouble))
-        return MQ_FAIL(err, MQ_E_CORRUPT, "config-field", "%s: \"%s\" must be an integer in 0..2^32-1", c->path, key);
-    *out = (uint64_t)v->valuedouble;
-    if (present) *present = true;
-    return MQ_OK;
-}
-
+/* A finite number at `key`: *present says whether it is there; absent + required is an error. */
 static enum mq_status cfg_float(const struct cfg *c, const char *key, bool required, double *out, bool *present,
                                 struct mq_error *err)
 {
@@ -95,6 +79,21 @@ static enum mq_status cfg_float(const struct cfg *c, const char *key, bool requi
         return MQ_FAIL(err, MQ_E_CORRUPT, "config-field", "%s: \"%s\" must be a number", c->path, key);
     *out = v->valuedouble;
     if (present) *present = true;
+    return MQ_OK;
+}
+
+/* The same, for counts written as UINT32: an integer in 0..2^32-1. */
+static enum mq_status cfg_uint(const struct cfg *c, const char *key, bool required, uint64_t *out, bool *present,
+                               struct mq_error *err)
+{
+    double d;
+    bool here;
+    MQ_TRY(cfg_float(c, key, required, &d, &here, err));
+    if (present) *present = here;
+    if (!here) return MQ_OK;
+    if (d < 0 || d > 4294967295.0 || d != floor(d))
+        return MQ_FAIL(err, MQ_E_CORRUPT, "config-field", "%s: \"%s\" must be an integer in 0..2^32-1", c->path, key);
+    *out = (uint64_t)d;
     return MQ_OK;
 }
 
