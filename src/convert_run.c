@@ -305,6 +305,20 @@ static enum mq_status do_job(struct run *r, size_t ji, struct worker_buf *b, str
     return MQ_OK;
 }
 
+/* Keeps the first failure of any thread (prefixed with the tensor when one is named) and stops
+** the others from taking new work. */
+static void fail_run(struct run *r, const struct mq_error *err, const char *tensor)
+{
+    pthread_mutex_lock(&r->mu);
+    if (!r->failed) {
+        r->failed = true;
+        r->err = *err;
+        if (tensor) mq_error_prefix(&r->err, "tensor %s", tensor);
+    }
+    pthread_mutex_unlock(&r->mu);
+    atomic_store(&r->stop, true);
+}
+
 static void *worker(void *arg)
 {
     struct run *r = arg;
@@ -312,13 +326,8 @@ static void *worker(void *arg)
     struct mq_error err;
     mq_error_clear(&err);
     if (!alloc_buf(r, &b)) {
-        pthread_mutex_lock(&r->mu);
-        if (!r->failed) {
-            r->failed = true;
-            MQ_FAIL(&r->err, MQ_E_NOMEM, "alloc", "out of memory for conversion buffers");
-        }
-        pthread_mutex_unlock(&r->mu);
-        atomic_store(&r->stop, true);
+        MQ_FAIL(&err, MQ_E_NOMEM, "alloc", "out of memory for conversion buffers");
+        fail_run(r, &err, NULL);
     }
     while (!atomic_load(&r->stop)) {
         size_t ji = atomic_fetch_add(&r->next, 1);
@@ -326,15 +335,15 @@ static void *worker(void *arg)
         bool range_bad = false;
         enum mq_status s = do_job(r, ji, &b, &err, &range_bad);
         if (s != MQ_OK) {
-            pthread_mutex_lock(&r->mu);
-            if (range_bad) r->range_failed = true;
-            else if (!r->failed) {
-                r->failed = true;
-                r->err = err;
-                mq_error_prefix(&r->err, "tensor %s", r->p->t[r->jobs[ji].t].name);
+            if (range_bad) {
+                /* reported after the run, deterministically (see rescan) */
+                pthread_mutex_lock(&r->mu);
+                r->range_failed = true;
+                pthread_mutex_unlock(&r->mu);
+                atomic_store(&r->stop, true);
+            } else {
+                fail_run(r, &err, r->p->t[r->jobs[ji].t].name);
             }
-            pthread_mutex_unlock(&r->mu);
-            atomic_store(&r->stop, true);
             break;
         }
         size_t ti = r->jobs[ji].t;
@@ -348,14 +357,7 @@ static void *worker(void *arg)
             free(t->side_buf);
             t->side_buf = NULL;
             if (s2 != MQ_OK) {
-                pthread_mutex_lock(&r->mu);
-                if (!r->failed) {
-                    r->failed = true;
-                    r->err = err;
-                    mq_error_prefix(&r->err, "tensor %s", t->name);
-                }
-                pthread_mutex_unlock(&r->mu);
-                atomic_store(&r->stop, true);
+                fail_run(r, &err, t->name);
                 break;
             }
         }
@@ -431,13 +433,7 @@ static void *hash_worker(void *arg)
         for (uint64_t off = 0; off < t->bytes; off += HASH_CHUNK_BYTES) {
             size_t len = t->bytes - off < HASH_CHUNK_BYTES ? (size_t)(t->bytes - off) : HASH_CHUNK_BYTES;
             if (mq_outfile_pread(r->out, buf, len, t->offset + off, &err) != MQ_OK) {
-                pthread_mutex_lock(&r->mu);
-                if (!r->failed) {
-                    r->failed = true;
-                    r->err = err;
-                }
-                pthread_mutex_unlock(&r->mu);
-                atomic_store(&r->stop, true);
+                fail_run(r, &err, NULL);
                 break;
             }
             XXH3_64bits_update(st, buf, len);
@@ -445,13 +441,8 @@ static void *hash_worker(void *arg)
         t->xxh3 = XXH3_64bits_digest(st);
     }
     if (!buf || !st) {
-        pthread_mutex_lock(&r->mu);
-        if (!r->failed) {
-            r->failed = true;
-            MQ_FAIL(&r->err, MQ_E_NOMEM, "alloc", "out of memory for checksums");
-        }
-        pthread_mutex_unlock(&r->mu);
-        atomic_store(&r->stop, true);
+        MQ_FAIL(&err, MQ_E_NOMEM, "alloc", "out of memory for checksums");
+        fail_run(r, &err, NULL);
     }
     free(buf);
     XXH3_freeState(st);
