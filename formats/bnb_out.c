@@ -243,40 +243,36 @@ static void sb_put(struct sbuf *b, const char *fmt, ...)
     }
 }
 
-static void sb_str(struct sbuf *b, const char *s)
+/* s with JSON string escapes (no quotes). */
+static void sb_escaped(struct sbuf *b, const char *s)
 {
-    sb_put(b, "\"");
     for (; *s; s++) {
         unsigned char c = (unsigned char)*s;
         if (c == '"' || c == '\\') sb_put(b, "\\%c", c);
         else if (c < 0x20) sb_put(b, "\\u%04x", c);
         else sb_put(b, "%c", c);
     }
+}
+
+static void sb_str(struct sbuf *b, const char *s)
+{
+    sb_put(b, "\"");
+    sb_escaped(b, s);
     sb_put(b, "\"");
 }
 
-/* Header JSON; `maxed` = every blob at its planned maximum (the size bound). */
-static void header_json(const struct bnb_state *st, const struct shard *sh, struct sbuf *b, bool with_hash)
+/* The header JSON of one shard over entries e[sh->begin, sh->end); checksums as zeros until known
+** (the planned size does not depend on them: 16 hex digits each). */
+static void header_json(const struct entry *entries, const struct shard *sh, struct sbuf *b, bool with_hash)
 {
     sb_put(b, "{\"__metadata__\":{\"format\":\"pt\",\"modelq.tensor_xxh3\":\"");
     for (size_t i = sh->begin; i < sh->end; i++) {
-        char hex[17];
-        snprintf(hex, sizeof hex, "%016" PRIx64, with_hash ? st->e[i].hash : 0);
-        sb_put(b, "%s%s:", i > sh->begin ? "," : "", hex);
-        /* the name inside a JSON string: escape */
-        struct sbuf nb = {0};
-        sb_str(&nb, st->e[i].name);
-        if (nb.p) {
-            nb.p[nb.len - 1] = '\0';
-            sb_put(b, "%s", nb.p + 1);
-        } else {
-            b->oom = true;
-        }
-        free(nb.p);
+        sb_put(b, "%s%016" PRIx64 ":", i > sh->begin ? "," : "", with_hash ? entries[i].hash : 0);
+        sb_escaped(b, entries[i].name);
     }
     sb_put(b, "\"}");
     for (size_t i = sh->begin; i < sh->end; i++) {
-        const struct entry *e = &st->e[i];
+        const struct entry *e = &entries[i];
         sb_put(b, ",");
         sb_str(b, e->name);
         sb_put(b, ":{\"dtype\":\"%s\",\"shape\":[", e->dtype);
@@ -367,9 +363,7 @@ static enum mq_status plan_shards(struct mq_plan *p, struct bnb_state *st, struc
         }
         S->base = base;
         struct sbuf hb = {0};
-        struct bnb_state view = *st;
-        view.e = ord;
-        header_json(&view, S, &hb, false);
+        header_json(ord, S, &hb, false);
         if (hb.oom) s = MQ_FAIL(err, MQ_E_NOMEM, "alloc", "out of memory for the header");
         S->header_len = (hb.len + 7) / 8 * 8;
         free(hb.p);
@@ -674,7 +668,7 @@ static enum mq_status bnb_finish(struct mq_plan *p, struct mq_outfile *out, stru
     for (size_t sh = 0; sh < st->n_sh; sh++) {
         struct shard *S = &st->sh[sh];
         struct sbuf b = {0};
-        header_json(st, S, &b, true);
+        header_json(st->e, S, &b, true);
         if (b.oom || b.len > S->header_len) {
             free(b.p);
             return MQ_FAIL(err, b.oom ? MQ_E_NOMEM : MQ_E_INTERNAL, "bnb-header", "header larger than planned");
