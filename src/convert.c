@@ -141,6 +141,12 @@ static enum mq_status pick_writer(const struct mq_convert_options *o, enum mq_ta
                            "%s: cannot tell the output format from the name; use a .gguf name or --format (%s)",
                            o->output, mq_writer_names());
     }
+    if (!w && o->dry_run) {
+        /* A dry run without -o plans for the container the type belongs to, so the plan shows the
+         * names and types that file would hold (and GGUF-name --tensor-type/--keep patterns match). */
+        if (mq_target_is_gguf(target)) w = mq_writer_by_name("gguf");
+        else if (mq_target_info(target)->rules == MQ_RULES_BNB_LINEAR) w = mq_writer_by_name("bnb");
+    }
     if (w && w->folder && mq_target_info(target)->rules != MQ_RULES_BNB_LINEAR)
         return MQ_FAIL(err, MQ_E_USAGE, "type-format",
                        "%s: a bitsandbytes folder holds --type nf4, nf4-dq, fp4 or int8_row, not %s (use a .gguf "

@@ -115,25 +115,35 @@ static void patterns_free(struct patterns *pt)
     free(pt->over);
 }
 
-/* One POSIX extended pattern; errors name it. */
-static enum mq_status compile_one(const char *pat, regex_t *re, struct mq_error *err)
+/* One POSIX extended pattern; errors name the option and the pattern. */
+static enum mq_status compile_one(const char *opt, const char *pat, regex_t *re, struct mq_error *err)
 {
     int rc = regcomp(re, pat, REG_EXTENDED | REG_NOSUB);
     if (rc == 0) return MQ_OK;
     char msg[128];
     regerror(rc, re, msg, sizeof msg);
-    return MQ_FAIL(err, MQ_E_USAGE, "pattern", "bad pattern '%s': %s", pat, msg);
+    return MQ_FAIL(err, MQ_E_USAGE, "pattern", "%s '%s': not a valid POSIX extended regular expression: %s", opt,
+                   pat, msg);
 }
 
+/* Compiles every pattern and checks every --tensor-type name up front, so that a typo is an error
+ * even when its pattern matches no tensor of this model. */
 static enum mq_status patterns_compile(struct patterns *pt, const struct mq_convert_options *o, struct mq_error *err)
 {
     memset(pt, 0, sizeof *pt);
     pt->keep = calloc(o->n_keep ? o->n_keep : 1, sizeof *pt->keep);
     pt->over = calloc(o->n_overrides ? o->n_overrides : 1, sizeof *pt->over);
     if (!pt->keep || !pt->over) return MQ_FAIL(err, MQ_E_NOMEM, "alloc", "out of memory");
-    for (; pt->n_keep < o->n_keep; pt->n_keep++) MQ_TRY(compile_one(o->keep[pt->n_keep], &pt->keep[pt->n_keep], err));
+    for (size_t k = 0; k < o->n_overrides; k++) {
+        enum mq_codec c;
+        if (!mq_codec_from_name(o->overrides[k].type, &c))
+            return MQ_FAIL(err, MQ_E_USAGE, "tensor-type", "--tensor-type %s=%s: unknown type '%s'",
+                           o->overrides[k].pattern, o->overrides[k].type, o->overrides[k].type);
+    }
+    for (; pt->n_keep < o->n_keep; pt->n_keep++)
+        MQ_TRY(compile_one("--keep", o->keep[pt->n_keep], &pt->keep[pt->n_keep], err));
     for (; pt->n_over < o->n_overrides; pt->n_over++)
-        MQ_TRY(compile_one(o->overrides[pt->n_over].pattern, &pt->over[pt->n_over], err));
+        MQ_TRY(compile_one("--tensor-type", o->overrides[pt->n_over].pattern, &pt->over[pt->n_over], err));
     return MQ_OK;
 }
 
@@ -213,10 +223,8 @@ static enum mq_status choose_type(struct mq_plan *p, const struct mq_rule_contex
     }
     for (size_t k = 0; k < o->n_overrides && !t->overridden; k++) {
         if (regexec(&pt->over[k], t->name, 0, NULL, 0) != 0) continue;
-        enum mq_codec c;
-        if (!mq_codec_from_name(o->overrides[k].type, &c))
-            return MQ_FAIL(err, MQ_E_USAGE, "tensor-type", "--tensor-type %s=%s: unknown type '%s'",
-                           o->overrides[k].pattern, o->overrides[k].type, o->overrides[k].type);
+        enum mq_codec c = MQ_CODEC_F32;
+        (void)mq_codec_from_name(o->overrides[k].type, &c); /* checked in patterns_compile */
         t->codec = c;
         t->params = (struct mq_codec_params){0};
         if (mq_codec_info(c)->flat_blocks) t->params = ti->params;

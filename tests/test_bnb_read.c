@@ -830,7 +830,8 @@ Test(bnb_convert, plan_and_requantize_rule)
 {
     struct cmd_result r = run_modelq("convert " FIX "/nf4-dq --dry-run");
     cr_assert_eq(r.code, 0, "%s", r.err);
-    const char *row = strstr(r.out, "model.layers.0.self_attn.q_proj.weight");
+    /* No -o: the plan is the GGUF one (auto is a GGUF type), so rows carry GGUF names. */
+    const char *row = strstr(r.out, "blk.0.attn_q.weight");
     cr_assert_not_null(row, "%s", r.out);
     cr_expect(strncmp(strstr(row, "nf4"), "nf4    bf16", 11) == 0, "auto: nf4 -> bf16: %.120s", row);
     cr_expect_not_null(strstr(r.out, "bitsandbytes: no GGUF type, dequantized to the source dtype"), "%s", r.out);

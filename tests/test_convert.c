@@ -233,6 +233,116 @@ Test(convert, json_report)
     free(dir);
 }
 
+/* ---- per-tensor choices: --tensor-type, --keep, --pure ---- */
+
+/* The "to" and "why" columns of NAME's row in a printed plan; false when there is no such row. */
+static bool plan_row(const char *out, const char *name, char *to, size_t to_size, char *why, size_t why_size)
+{
+    size_t n = strlen(name);
+    for (const char *line = out; line && *line; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL) {
+        if (strncmp(line, name, n) != 0 || line[n] != ' ') continue;
+        char from[32], t[32];
+        if (sscanf(line + n, " %31s %31s", from, t) != 2) return false;
+        snprintf(to, to_size, "%s", t);
+        const char *w = line + n;
+        /* bytes print with thousands separators; the why column starts after the bpw's 3 decimals */
+        const char *dot = strchr(w, '.');
+        w = dot ? dot + 4 : w;
+        while (*w == ' ') w++;
+        size_t len = strcspn(w, "\n");
+        snprintf(why, why_size, "%.*s", (int)len, w);
+        return true;
+    }
+    return false;
+}
+
+static void expect_row(const char *out, const char *name, const char *to, const char *why_prefix)
+{
+    char got[32] = "", why[160] = "";
+    cr_assert(plan_row(out, name, got, sizeof got, why, sizeof why), "no row for %s in:\n%s", name, out);
+    cr_expect_str_eq(got, to, "%s", name);
+    if (why_prefix) cr_expect(strncmp(why, why_prefix, strlen(why_prefix)) == 0, "%s: why '%s'", name, why);
+}
+
+/* The plan's table: everything before the "dry run:"/"wrote" summary line. */
+static char *plan_table(const char *out)
+{
+    const char *end = strstr(out, "\ntensors: ");
+    cr_assert_not_null(end, "%s", out);
+    return strndup(out, (size_t)(end - out));
+}
+
+Test(convert, tensor_type_keep_and_pure_choose_per_tensor)
+{
+    char *dir = make_temp_dir("over");
+    const char *args = "--type q4_0 --tensor-type 'blk\\.0\\.attn_q\\.weight=q8_0' --tensor-type 'attn_q=iq4_nl' "
+                       "--keep ffn_down";
+    /* without -o the plan is GGUF's (GGUF names, so GGUF-name patterns match) */
+    struct cmd_result r = run_modelq("convert " MODEL " --dry-run %s", args);
+    cr_assert_eq(r.code, 0, "%s", r.err);
+    expect_row(r.out, "blk.0.attn_q.weight", "q8_0", "--tensor-type");
+    expect_row(r.out, "blk.1.attn_q.weight", "iq4_nl", "--tensor-type"); /* first match wins */
+    expect_row(r.out, "blk.0.ffn_down.weight", "bf16", "--keep");
+    expect_row(r.out, "blk.1.ffn_down.weight", "bf16", "--keep");
+    expect_row(r.out, "blk.0.attn_k.weight", "q4_0", "quantized");
+    expect_row(r.out, "output.weight", "q6_K", "output tensor");
+    expect_row(r.out, "blk.0.attn_norm.weight", "f32", "1-D");
+    char *dry = plan_table(r.out);
+    cmd_result_free(&r);
+
+    /* the same plan with -o, and the written file holds exactly those types */
+    r = run_modelq("convert " MODEL " -o %s/o.gguf %s", dir, args);
+    cr_assert_eq(r.code, 0, "%s", r.err);
+    char *wet = plan_table(r.out);
+    cr_expect_str_eq(wet, dry, "the dry run shows the plan the conversion writes");
+    free(wet);
+    free(dry);
+    cmd_result_free(&r);
+    char path[512];
+    snprintf(path, sizeof path, "%s/o.gguf", dir);
+    struct mq_model *m = NULL;
+    struct mq_error err;
+    cr_assert_eq(mq_model_open(path, &m, &err), MQ_OK, "%s", err.msg);
+    static const struct { const char *name, *type; } want[] = {
+        {"blk.0.attn_q.weight", "Q8_0"}, {"blk.1.attn_q.weight", "IQ4_NL"}, {"blk.0.ffn_down.weight", "BF16"},
+        {"blk.0.attn_k.weight", "Q4_0"}, {"output.weight", "Q6_K"},
+    };
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
+        long k = mq_model_find(m, want[i].name);
+        cr_assert(k >= 0, "%s missing", want[i].name);
+        cr_expect_str_eq(mq_ggml_type_name(m->tensors[k].ggml_type), want[i].type, "%s", want[i].name);
+    }
+    mq_model_free(m);
+
+    /* --pure: one type everywhere eligible, output.weight included; 1-D tensors stay F32 */
+    r = run_modelq("convert " MODEL " --dry-run --type q4_0 --pure");
+    cr_assert_eq(r.code, 0, "%s", r.err);
+    expect_row(r.out, "output.weight", "q4_0", "--pure");
+    expect_row(r.out, "token_embd.weight", "q4_0", "--pure");
+    expect_row(r.out, "blk.1.ffn_norm.weight", "f32", "1-D");
+    cmd_result_free(&r);
+
+    /* refusals, each before anything is written */
+    static const struct { const char *args, *needle; } bad[] = {
+        {"--type q4_0 --tensor-type 'no_such_tensor=q9_9'", "unknown type 'q9_9'"},
+        {"--type q4_0 --tensor-type 'attn_q=nf4'", "nf4 has no gguf type"},
+        {"--type q4_0 --keep '('", "--keep '('"},
+        {"--type q4_0 --tensor-type '[=q8_0'", "--tensor-type '['"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        r = run_modelq("convert " MODEL " --dry-run %s", bad[i].args);
+        cr_expect_eq(r.code, 2, "%s: exit %d", bad[i].args, r.code);
+        cr_expect_not_null(strstr(r.err, bad[i].needle), "%s: %s", bad[i].args, r.err);
+        cmd_result_free(&r);
+        r = run_modelq("convert " MODEL " -o %s/bad.gguf %s", dir, bad[i].args);
+        cr_expect_eq(r.code, 2, "%s: exit %d", bad[i].args, r.code);
+        cr_expect_eq(count_entries_containing(dir, "bad.gguf"), 0, "nothing written");
+        cmd_result_free(&r);
+    }
+    remove_tree(dir);
+    free(dir);
+}
+
 /* ---- refusals ---- */
 
 Test(convert, nf4_has_no_gguf_type_but_dry_run_measures_it)
