@@ -1,6 +1,7 @@
 /* targets.c - the target table and the per-tensor rules (see include/modelq/target.h). */
 #include "modelq/target.h"
 
+#include <stdint.h>
 #include <string.h>
 #include <strings.h>
 
@@ -16,14 +17,14 @@ static const struct mq_target_info target_table[MQ_TARGET_COUNT] = {
     [MQ_TARGET_NF4_DQ] = {"nf4-dq", "bnb NF4 + double quant", MQ_CODEC_NF4, {64, true}, MQ_RULES_BNB_LINEAR, -1},
     [MQ_TARGET_Q4_0] = {"q4_0", "GGUF Q4_0", MQ_CODEC_Q4_0, {0, false}, MQ_RULES_GGUF, 2},
     [MQ_TARGET_IQ4_NL] = {"iq4_nl", "GGUF IQ4_NL", MQ_CODEC_IQ4_NL, {0, false}, MQ_RULES_GGUF, 25},
-    /* convert only; llama_ftype from include/llama.h (Q5_K -> 17 Q5_K_M and Q6_K -> 18 are the
-     * closest file types: modelq applies llama-quantize's generic rules, not the _M mixtures) */
+    /* convert only; llama_ftype from include/llama.h. q5_K is llama-quantize's alias of Q5_K_M (17):
+     * the same mixture (see gguf_choose); Q6_K (18) has no mixture beyond the output rule. */
     [MQ_TARGET_AUTO] = {"auto", "source precision", MQ_CODEC_F32, {0, false}, MQ_RULES_GGUF_FLOAT, -1},
     [MQ_TARGET_GGUF_F16] = {"f16", "GGUF F16", MQ_CODEC_F16, {0, false}, MQ_RULES_GGUF_FLOAT, 1},
     [MQ_TARGET_GGUF_BF16] = {"bf16", "GGUF BF16", MQ_CODEC_BF16, {0, false}, MQ_RULES_GGUF_FLOAT, 32},
     [MQ_TARGET_Q4_1] = {"q4_1", "GGUF Q4_1", MQ_CODEC_Q4_1, {0, false}, MQ_RULES_GGUF, 3},
     [MQ_TARGET_Q6_K] = {"q6_K", "GGUF Q6_K", MQ_CODEC_Q6_K, {0, false}, MQ_RULES_GGUF, 18},
-    [MQ_TARGET_Q5_K] = {"q5_K", "GGUF Q5_K", MQ_CODEC_Q5_K, {0, false}, MQ_RULES_GGUF, 17},
+    [MQ_TARGET_Q5_K] = {"q5_K", "GGUF Q5_K_M", MQ_CODEC_Q5_K, {0, false}, MQ_RULES_GGUF, 17},
     [MQ_TARGET_Q5_0] = {"q5_0", "GGUF Q5_0", MQ_CODEC_Q5_0, {0, false}, MQ_RULES_GGUF, 8},
     [MQ_TARGET_Q5_1] = {"q5_1", "GGUF Q5_1", MQ_CODEC_Q5_1, {0, false}, MQ_RULES_GGUF, 9},
     [MQ_TARGET_FP4] = {"fp4", "bnb FP4 (block 64)", MQ_CODEC_FP4, {64, false}, MQ_RULES_BNB_LINEAR, -1},
@@ -43,6 +44,7 @@ const struct mq_target_info *mq_target_info(enum mq_target t)
 
 bool mq_target_for_convert(const char *name, enum mq_target *out)
 {
+    if (strcasecmp(name, "q5_K_M") == 0) name = "q5_K"; /* llama-quantize's own spelling of the same type */
     for (size_t i = 0; i < sizeof convert_targets / sizeof convert_targets[0]; i++) {
         if (strcasecmp(target_table[convert_targets[i]].name, name) == 0) {
             *out = convert_targets[i];
@@ -100,6 +102,16 @@ static bool row_fits(enum mq_codec c, uint64_t row_len)
     return ci->flat_blocks || row_len % ci->block_elems == 0;
 }
 
+/* llama-quantize's use_more_bits(i_layer, n_layer): the first and last eighth of the layers and every
+ * third layer in between. Layer -1 (a tensor outside the blocks) never qualifies. The arithmetic is
+ * C int division as in llama.cpp; (i - n/8) % 3 == 2 needs i >= n/8, which the first test covers. */
+static bool use_more_bits(long i, uint64_t n_layers)
+{
+    if (i < 0 || n_layers > (uint64_t)INT32_MAX) return false;
+    long n = (long)n_layers;
+    return i < n / 8 || i >= 7 * n / 8 || (i - n / 8) % 3 == 2;
+}
+
 /* llama-quantize's choice for an eligible tensor (llama_tensor_get_type without imatrix). */
 static enum mq_codec gguf_choose(enum mq_target t, const struct mq_rule_context *rc, const struct mq_tensor *ts,
                                  enum mq_role role, bool *fell_back, const char **why)
@@ -115,6 +127,16 @@ static enum mq_codec gguf_choose(enum mq_target t, const struct mq_rule_context 
         /* llama-quantize: Mixtral-style 8-expert models keep attention K/V at 8 bits in every file type */
         c = MQ_CODEC_Q8_0;
         *why = "attn_k/attn_v with 8 experts";
+    } else if (t == MQ_TARGET_Q5_K && role == MQ_ROLE_ATTN_QKV) {
+        c = MQ_CODEC_Q6_K;
+        *why = "attn_qkv (Q5_K_M)";
+    } else if (t == MQ_TARGET_Q5_K && (role == MQ_ROLE_ATTN_V || role == MQ_ROLE_FFN_DOWN) &&
+               use_more_bits(mq_tensor_layer(ts->name), rc->n_layer)) {
+        /* Q5_K_M: attn_v and ffn_down of the first and last eighth of the layers and of every third
+         * layer in between get Q6_K */
+        c = MQ_CODEC_Q6_K;
+        *why = role == MQ_ROLE_ATTN_V ? "attn_v: more bits in this layer (Q5_K_M)"
+                                      : "ffn_down: more bits in this layer (Q5_K_M)";
     } else if (t == MQ_TARGET_IQ4_NL && role == MQ_ROLE_ATTN_V && rc->n_gqa >= 4) {
         c = MQ_CODEC_Q5_K;
         *why = "attn_v with GQA >= 4";

@@ -28,6 +28,7 @@ enum mq_role mq_tensor_role(const char *n)
     if (has(n, "ffn_gate_inp") || ends_with(n, "mlp.gate.weight") || has(n, "block_sparse_moe.gate.") ||
         has(n, ".router."))
         return MQ_ROLE_ROUTER;
+    if (has(n, "attn_qkv.") || has(n, "qkv_proj.")) return MQ_ROLE_ATTN_QKV;
     if (has(n, "q_proj.") || has(n, "attn_q.")) return MQ_ROLE_ATTN_Q;
     if (has(n, "k_proj.") || has(n, "attn_k.")) return MQ_ROLE_ATTN_K;
     if (has(n, "v_proj.") || has(n, "attn_v.")) return MQ_ROLE_ATTN_V;

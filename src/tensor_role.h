@@ -15,6 +15,7 @@ enum mq_role {
     MQ_ROLE_ATTN_Q,
     MQ_ROLE_ATTN_K,
     MQ_ROLE_ATTN_V,
+    MQ_ROLE_ATTN_QKV,    /* fused Q/K/V projection (attn_qkv, qkv_proj) */
     MQ_ROLE_ATTN_OUT,
     MQ_ROLE_FFN_GATE,
     MQ_ROLE_FFN_UP,

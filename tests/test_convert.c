@@ -343,6 +343,42 @@ Test(convert, tensor_type_keep_and_pure_choose_per_tensor)
     free(dir);
 }
 
+/* q5_K is llama-quantize's Q5_K_M on a sparse Llama-2-7B shape: attn_v and ffn_down are Q6_K in the
+ * 16 layers where use_more_bits holds, everything else eligible Q5_K, output Q6_K. The layer list and
+ * the size are worked out by hand: n = 32, n/8 = 4, 7n/8 = 28, (i - 4) % 3 == 2 at 6, 9, ..., 27.
+ * Tensor bytes: token_embd 512000 Q5_K blocks x 176 = 90,112,000; output 512000 x 210 = 107,520,000;
+ * per layer q/k/o 3 x 11,534,336, gate/up 2 x 30,998,528, norms 32,768; v and down 13,762,560 and
+ * 36,986,880 in Q6_K layers, 11,534,336 and 30,998,528 otherwise; output_norm 16,384: 4,782,415,872. */
+Test(convert, q5_K_is_llama_quantize_q5_K_M)
+{
+    char *dir = make_temp_dir("q5km");
+    struct stw_llama spec = {32, 4096, 11008, 32000, 32, 32, "F16", 2, 0};
+    cr_assert_eq(stw_write_llama_sparse(dir, &spec), 0);
+    static const int q6[] = {0, 1, 2, 3, 6, 9, 12, 15, 18, 21, 24, 27, 28, 29, 30, 31};
+    struct cmd_result r = run_modelq("convert %s --dry-run --type q5_K", dir);
+    cr_assert_eq(r.code, 0, "%s", r.err);
+    for (int l = 0, k = 0; l < 32; l++) {
+        bool more = k < 16 && q6[k] == l;
+        k += more;
+        char name[64];
+        snprintf(name, sizeof name, "blk.%d.attn_v.weight", l);
+        expect_row(r.out, name, more ? "q6_K" : "q5_K", more ? "attn_v: more bits" : "quantized");
+        snprintf(name, sizeof name, "blk.%d.ffn_down.weight", l);
+        expect_row(r.out, name, more ? "q6_K" : "q5_K", more ? "ffn_down: more bits" : "quantized");
+        snprintf(name, sizeof name, "blk.%d.attn_q.weight", l);
+        expect_row(r.out, name, "q5_K", "quantized");
+    }
+    expect_row(r.out, "output.weight", "q6_K", "output tensor");
+    expect_row(r.out, "token_embd.weight", "q5_K", "quantized");
+    cmd_result_free(&r);
+    cr_expect_eq(convert_tensor_bytes(dir, "q5_K", true, NULL), 4782415872ull, "hand-computed Q5_K_M size");
+    r = run_modelq("convert %s --dry-run --type Q5_K_M", dir);
+    cr_expect_eq(r.code, 0, "Q5_K_M is accepted as llama-quantize spells it: %s", r.err);
+    cmd_result_free(&r);
+    remove_tree(dir);
+    free(dir);
+}
+
 /* ---- refusals ---- */
 
 Test(convert, nf4_has_no_gguf_type_but_dry_run_measures_it)
