@@ -176,6 +176,43 @@ static int tmp_names(const char *path, char **dir, char **tmp)
     return *dir && *tmp ? 0 : -1;
 }
 
+static void remove_flat_dir(const char *dir);
+
+/*
+** Removes what an earlier run killed with SIGKILL (or a power cut) left beside the same output:
+** entries ".BASE.modelq-tmp-PID" whose PID is not a live process on this machine. A live PID (a
+** concurrent run, or a reused PID) is left alone, as are symlinks and other names. Runs before the
+** free-space check, so the space the leftovers held counts as free.
+*/
+static void remove_stale_tmps(const char *dir, const char *tmp)
+{
+    const char *slash = strrchr(tmp, '/');
+    const char *name = slash ? slash + 1 : tmp;
+    const char *dash = strrchr(name, '-');
+    if (!dash) return;
+    size_t prefix = (size_t)(dash + 1 - name); /* ".BASE.modelq-tmp-" */
+    DIR *d = opendir(dir);
+    if (!d) return;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        if (strncmp(e->d_name, name, prefix) != 0) continue;
+        const char *digits = e->d_name + prefix;
+        char *end;
+        errno = 0;
+        long pid = strtol(digits, &end, 10);
+        if (end == digits || *end || errno || pid <= 0 || pid == (long)getpid()) continue;
+        if (kill((pid_t)pid, 0) == 0 || errno != ESRCH) continue; /* alive, or not ours to judge */
+        char *p = join(dir, e->d_name);
+        struct stat st;
+        if (p && lstat(p, &st) == 0) {
+            if (S_ISREG(st.st_mode)) unlink(p);
+            else if (S_ISDIR(st.st_mode)) remove_flat_dir(p);
+        }
+        free(p);
+    }
+    closedir(d);
+}
+
 static enum mq_status check_space(const char *dir, const char *path, uint64_t size, struct mq_error *err)
 {
     struct statvfs vfs;
@@ -223,6 +260,7 @@ enum mq_status mq_outfile_create(const char *path, uint64_t size, struct mq_outf
         return MQ_FAIL(err, MQ_E_NOMEM, "alloc", "%s: out of memory", path);
     }
     f->size[0] = size;
+    remove_stale_tmps(f->dir, f->tmp[0]);
     enum mq_status s = check_space(f->dir, path, size, err);
     if (s == MQ_OK) s = open_data(f, 0, err);
     if (s != MQ_OK) {
@@ -255,6 +293,7 @@ enum mq_status mq_outfile_create_in_dir(const char *dir, const char *const *name
         outfile_free(f);
         return MQ_FAIL(err, MQ_E_USAGE, "output-not-folder", "%s exists and is not a folder", dir);
     }
+    remove_stale_tmps(f->dir, f->tmp_dir);
     enum mq_status s = check_space(f->dir, dir, size, err);
     if (s == MQ_OK) {
         if (mkdir(f->tmp_dir, 0755) != 0) s = io_fail(err, "create", errno, "cannot create the temporary folder", f->tmp_dir);

@@ -621,6 +621,18 @@ Test(convert, sigkill_leaves_destination_absent_or_intact)
         }
         /* the stray temporary file is recognisable by name */
         cr_expect_eq(count_entries_containing(dir, ".model.gguf.modelq-tmp-"), 1);
+        /* A temporary of a live process (this test's own PID, "1") must survive the next run; the
+         * dead run's is removed by it. */
+        char live[600], init[600];
+        snprintf(live, sizeof live, "%s/.model.gguf.modelq-tmp-%ld", dir, (long)getpid());
+        snprintf(init, sizeof init, "%s/.model.gguf.modelq-tmp-1", dir);
+        write_text(live, "live\n");
+        write_text(init, "init\n");
+        struct cmd_result r = run_modelq("convert " MODEL " -o %s --type q8_0", out);
+        cr_expect_eq(r.code, 0, "%s", r.err);
+        cmd_result_free(&r);
+        cr_expect_eq(count_entries_containing(dir, ".model.gguf.modelq-tmp-"), 2, "only the dead run's is gone");
+        cr_expect(file_exists(live) && file_exists(init), "live processes' temporaries kept");
         remove_tree(dir);
         free(dir);
     }

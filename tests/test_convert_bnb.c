@@ -10,6 +10,8 @@
 */
 #include <cjson/cJSON.h>
 #include <criterion/criterion.h>
+#include <unistd.h>
+#include <sys/wait.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -352,6 +354,21 @@ Test(bnb, odd_count_refused_and_folder_replaced_atomically)
     free(after);
     free(before);
     cr_expect_eq(count_entries_containing(dir, "modelq-tmp"), 0, "old folder removed");
+    /* a temporary folder left by a killed run (its PID is gone) is removed by the next run */
+    pid_t dead = fork();
+    if (dead == 0) _exit(0);
+    cr_assert(dead > 0);
+    waitpid(dead, NULL, 0);
+    char stale[600], stale_file[700];
+    snprintf(stale, sizeof stale, "%s/.model.modelq-tmp-%ld", dir, (long)dead);
+    cr_assert_eq(mkdir(stale, 0755), 0);
+    snprintf(stale_file, sizeof stale_file, "%s/model.safetensors", stale);
+    FILE *half = fopen(stale_file, "w");
+    cr_assert_not_null(half);
+    fputs("half-written", half);
+    fclose(half);
+    convert_bnb(out, "nf4");
+    cr_expect_eq(count_entries_containing(dir, "modelq-tmp"), 0, "the dead run's temporary folder is removed");
     /* never onto the input folder */
     r = run_modelq("convert %s -o %s --type nf4", out, out);
     cr_expect_eq(r.code, 2, "%s", r.err);
