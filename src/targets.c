@@ -127,6 +127,10 @@ static enum mq_codec gguf_choose(enum mq_target t, const struct mq_rule_context 
         /* llama-quantize: Mixtral-style 8-expert models keep attention K/V at 8 bits in every file type */
         c = MQ_CODEC_Q8_0;
         *why = "attn_k/attn_v with 8 experts";
+    } else if (role == MQ_ROLE_ATTN_OUT && rc->n_expert == 8 && t == MQ_TARGET_IQ4_NL) {
+        /* llama-quantize lists IQ4_NL (and the 2-4-bit K/IQ types) for Q5_K attn_output with 8 experts */
+        c = MQ_CODEC_Q5_K;
+        *why = "attn_output with 8 experts";
     } else if (t == MQ_TARGET_Q5_K && role == MQ_ROLE_ATTN_QKV) {
         c = MQ_CODEC_Q6_K;
         *why = "attn_qkv (Q5_K_M)";

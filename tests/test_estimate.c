@@ -170,6 +170,16 @@ Test(estimate, eight_experts_keep_attention_k_and_v_at_q8_0)
     }
     cr_assert_eq(mq_target_plan_tensor(MQ_TARGET_Q4_0, &rc, &m->tensors[q], &p, &err), MQ_OK);
     cr_expect_eq(p.codec, MQ_CODEC_Q4_0, "attn_q is not promoted");
+    /* attn_output: Q5_K in IQ4_NL files with 8 experts (llama-quantize's list), not in Q4_0/Q8_0 ones */
+    long o = mq_model_find(m, "model.layers.1.self_attn.o_proj.weight");
+    cr_assert(o >= 0);
+    cr_assert_eq(mq_target_plan_tensor(MQ_TARGET_IQ4_NL, &rc, &m->tensors[o], &p, &err), MQ_OK);
+    cr_expect_eq(p.codec, MQ_CODEC_Q5_K, "iq4_nl attn_output with 8 experts");
+    cr_assert_eq(mq_target_plan_tensor(MQ_TARGET_Q4_0, &rc, &m->tensors[o], &p, &err), MQ_OK);
+    cr_expect_eq(p.codec, MQ_CODEC_Q4_0, "q4_0 attn_output with 8 experts");
+    rc.n_expert = 0;
+    cr_assert_eq(mq_target_plan_tensor(MQ_TARGET_IQ4_NL, &rc, &m->tensors[o], &p, &err), MQ_OK);
+    cr_expect_eq(p.codec, MQ_CODEC_IQ4_NL, "dense iq4_nl attn_output");
     mq_model_free(m);
     remove_model();
 }
