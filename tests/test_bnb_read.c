@@ -25,6 +25,7 @@
 
 #include "bnb_source.h"
 #include "bnbwrite.h"
+#include "modelq/convert.h"
 #include "modelq/half.h"
 #include "modelq/model.h"
 #include "modelq/quant.h"
@@ -897,6 +898,85 @@ static void roundtrip(const char *label, const char *path, double *rel_rmse_out)
     mq_model_free(m);
 }
 
+/* "model.layers.N.self_attn.q_proj.weight" -> "blk.N.attn_q.weight"; false for other tensors. */
+static bool linear_gguf_name(const char *hf, char *out, size_t cap)
+{
+    static const char *const map[][2] = {
+        {"self_attn.q_proj", "attn_q"}, {"self_attn.k_proj", "attn_k"}, {"self_attn.v_proj", "attn_v"},
+        {"self_attn.o_proj", "attn_output"}, {"mlp.gate_proj", "ffn_gate"}, {"mlp.up_proj", "ffn_up"},
+        {"mlp.down_proj", "ffn_down"},
+    };
+    unsigned layer;
+    int used = 0;
+    if (sscanf(hf, "model.layers.%u.%n", &layer, &used) != 1 || used == 0) return false;
+    for (size_t k = 0; k < sizeof map / sizeof map[0]; k++) {
+        size_t n = strlen(map[k][0]);
+        if (strncmp(hf + used, map[k][0], n) == 0 && strcmp(hf + used + n, ".weight") == 0)
+            return snprintf(out, cap, "blk.%u.%s.weight", layer, map[k][1]) > 0;
+    }
+    return false;
+}
+
+/*
+** The same 14 linear weights through a GGUF file of `type` (Q/K rows left unpermuted with the
+** test-only debug_qk_permute = 1, so rows line up with the source), dequantized with the codec
+** of each tensor's ggml type: the figure bitsandbytes' error is compared with.
+*/
+static void roundtrip_gguf(const char *type, const char *dir, double *rel_rmse_out)
+{
+    char path[512];
+    PATHF(path, "%s/cmp-%s.gguf", dir, type);
+    struct mq_convert_options o;
+    mq_convert_options_default(&o);
+    o.input = SRC;
+    o.output = path;
+    o.type = type;
+    o.debug_qk_permute = 1;
+    struct mq_convert_report rep;
+    struct mq_error err;
+    cr_assert_eq(mq_convert(&o, &rep, &err), MQ_OK, "%s", err.msg);
+    mq_convert_report_free(&rep);
+    struct mq_model *src = open_ok(SRC), *g = open_ok(path);
+    struct err_acc all = {0};
+    size_t n_linear = 0;
+    for (size_t i = 0; i < src->n_tensors; i++) {
+        char name[128];
+        const struct mq_tensor *st = &src->tensors[i];
+        if (!linear_gguf_name(st->name, name, sizeof name)) continue;
+        long k = mq_model_find(g, name);
+        cr_assert(k >= 0, "%s: no %s", path, name);
+        const struct mq_tensor *gt = &g->tensors[k];
+        enum mq_codec c = MQ_CODEC_COUNT;
+        for (int j = 0; j < MQ_CODEC_COUNT; j++)
+            if (mq_codec_info((enum mq_codec)j)->ggml_type == gt->ggml_type) c = (enum mq_codec)j;
+        cr_assert(c != MQ_CODEC_COUNT, "%s: ggml type %d", name, gt->ggml_type);
+        uint8_t *raw = malloc((size_t)st->nbytes), *q = malloc((size_t)gt->nbytes);
+        float *got = malloc((size_t)st->numel * sizeof *got);
+        cr_assert_eq(mq_model_read(src, i, 0, raw, (size_t)st->nbytes, &err), MQ_OK);
+        cr_assert_eq(mq_model_read(g, (size_t)k, 0, q, (size_t)gt->nbytes, &err), MQ_OK);
+        struct mq_qbuf in = {q, NULL, NULL};
+        cr_assert_eq(mq_dequantize(c, NULL, &in, (size_t)st->numel, (size_t)st->shape[1], got, &err), MQ_OK, "%s",
+                     err.msg);
+        for (uint64_t j = 0; j < st->numel; j++) {
+            double x = mq_bf16_to_f32((uint16_t)(raw[2 * j] | raw[2 * j + 1] << 8)), e = (double)got[j] - x;
+            all.abs += fabs(e);
+            all.sq += e * e;
+            all.ref_sq += x * x;
+        }
+        all.n += st->numel;
+        n_linear++;
+        free(raw);
+        free(q);
+        free(got);
+    }
+    cr_expect_eq(n_linear, 14, "the 14 linear weights");
+    fprintf(stderr, "GGUF %s, the same %zu linear weights: mean|err| %.4e  rmse %.4e  rel %.4f\n", type, n_linear,
+            all.abs / (double)all.n, sqrt(all.sq / (double)all.n), sqrt(all.sq / all.ref_sq));
+    *rel_rmse_out = sqrt(all.sq / all.ref_sq);
+    mq_model_free(src);
+    mq_model_free(g);
+}
+
 Test(bnb_roundtrip, bundled_model_errors)
 {
     char *dir = generate_all();
@@ -913,6 +993,13 @@ Test(bnb_roundtrip, bundled_model_errors)
     cr_expect(nf4dq >= nf4 * 0.99 && nf4dq < nf4 * 1.05, "nf4-dq %.4f vs nf4 %.4f", nf4dq, nf4);
     cr_expect(fp4 > nf4, "fp4 %.4f vs nf4 %.4f", fp4, nf4);
     cr_expect(int8 < nf4 / 5, "int8 %.4f vs nf4 %.4f", int8, nf4);
+    /* GGUF for comparison: iq4_nl (block 32, fp16 scale, the same 4.5 bpw as NF4 block 64) is
+     * more accurate than NF4 at block 64; q8_0 is close to LLM.int8 (smaller blocks: better) */
+    double iq4, q8;
+    roundtrip_gguf("iq4_nl", dir, &iq4);
+    roundtrip_gguf("q8_0", dir, &q8);
+    cr_expect(iq4 > 0.02 && iq4 < nf4, "iq4_nl %.4f vs nf4 %.4f", iq4, nf4);
+    cr_expect(q8 < int8 * 1.5, "q8_0 %.4f vs int8 %.4f", q8, int8);
     remove_tree(dir);
     free(dir);
 }
