@@ -1,7 +1,7 @@
 /*
-** kquants.c - ggml K-quants Q6_K and Q5_K (super-blocks of 256), byte-identical to
-** quantize_row_q6_K_ref / quantize_row_q5_K_ref, which ggml_quantize_chunk runs when there is
-** no importance matrix.
+** kquants.c - ggml K-quants Q6_K, Q5_K and Q4_K (super-blocks of 256), byte-identical to
+** quantize_row_q6_K_ref / quantize_row_q5_K_ref / quantize_row_q4_K_ref, which
+** ggml_quantize_chunk runs when there is no importance matrix.
 **
 ** Q6_K block (210 bytes): ql[128] @0 | qh[64] @128 | scales int8[16] @192 | d fp16 @208.
 **   Per 128-element half h (ql += 64h, qh += 32h), l = 0..31, q = 6-bit code (L + 32):
@@ -12,6 +12,11 @@
 **   Eight sub-blocks of 32 with 6-bit scale and min packed in scales[12] (get_scale_min_k4);
 **   in 64-chunk c: qs[32c+l] = q[64c+l]&15 | (q[64c+32+l]&15)<<4, the 5th bits go to qh[l]
 **   bit 2c (element 64c+l) and bit 2c+1 (element 64c+32+l). value = d*sc*q - dmin*m.
+** Q4_K block (144 bytes): d fp16 @0 | dmin fp16 @2 | scales[12] @4 | qs[128] @16.
+**   Scales and mins as in Q5_K; in 64-chunk c: qs[32c+l] = q[64c+l] | q[64c+32+l]<<4 (q in 0..15).
+**   value = d*sc*q - dmin*m.
+** Q4_K and Q5_K share everything up to the packing (kquant_fit_superblock): they differ only in
+** make_qkx2_quants' nmax, rmin and step count.
 ** All sums run left to right in float32 exactly as in ggml-quants.c.
 */
 #include "qcommon.h"
@@ -21,7 +26,7 @@
 #define MQ_X86 1
 #endif
 
-enum { QK_K = 256, Q6K_BYTES = 210, Q5K_BYTES = 176 };
+enum { QK_K = 256, Q6K_BYTES = 210, Q5K_BYTES = 176, Q4K_BYTES = 144 };
 
 #define GROUP_MAX_EPS 1e-15f
 
@@ -265,7 +270,7 @@ void mq_dequantize_q6_k(const uint8_t *data, const float *scales, const int8_t *
     }
 }
 
-/* ---- Q5_K ---- */
+/* ---- Q5_K and Q4_K ---- */
 
 /* ggml make_qkx2_quants (weights given, use_mad false). */
 static float make_qkx2_quants(int n, int nmax, const float *x, const float *weights, uint8_t *L,
@@ -470,5 +475,37 @@ void mq_dequantize_q5_k(const uint8_t *data, const float *scales, const int8_t *
     for (size_t b = 0; b < n / QK_K; b++) {
         const uint8_t *blk = data + b * Q5K_BYTES;
         kquant_dequant_superblock(blk, blk + 48, blk + 16, dst + b * QK_K);
+    }
+}
+
+void mq_quantize_q4_k_ref(const float *src, size_t n, size_t row_len, uint32_t block,
+                          uint8_t *data, float *scales_unused, int8_t *zeros)
+{
+    (void)row_len, (void)block, (void)scales_unused, (void)zeros;
+    uint8_t L[QK_K];
+    for (size_t b = 0; b < n / QK_K; b++) {
+        uint8_t *y = data + b * Q4K_BYTES;
+        uint8_t *q = y + 16;
+        kquant_fit_superblock(src + b * QK_K, 15, -1.f, 20, y, L);
+        for (int c = 0; c < QK_K; c += 64) {
+            for (int l = 0; l < 32; l++) q[l] = (uint8_t)(L[c + l] | (L[c + l + 32] << 4));
+            q += 32;
+        }
+    }
+}
+
+void mq_quantize_q4_k_fast(const float *src, size_t n, size_t row_len, uint32_t block,
+                           uint8_t *data, float *scales, int8_t *zeros)
+{
+    mq_quantize_q4_k_ref(src, n, row_len, block, data, scales, zeros);
+}
+
+void mq_dequantize_q4_k(const uint8_t *data, const float *scales, const int8_t *zeros, size_t n,
+                        size_t row_len, uint32_t block, float *dst)
+{
+    (void)scales, (void)zeros, (void)row_len, (void)block;
+    for (size_t b = 0; b < n / QK_K; b++) {
+        const uint8_t *blk = data + b * Q4K_BYTES;
+        kquant_dequant_superblock(blk, blk + 16, NULL, dst + b * QK_K);
     }
 }
