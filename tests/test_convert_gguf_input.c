@@ -5,7 +5,8 @@
 ** byte (F32 holds BF16 values exactly, the metadata keeps its order). GGUF -> GGUF keeps the keys
 ** and tensor order, replaces file_type, refreshes the checksums; requantizing needs a flag;
 ** `--type auto` on a GGUF reproduces it. verify: 0 when intact, 6 naming the tensor after a
-** flipped byte, 7 when the file carries no checksums.
+** flipped byte, 7 when the file carries no checksums. A Q4_K GGUF reads back through the codec's
+** dequantization and requantizes.
 */
 #include <criterion/criterion.h>
 #include <stdio.h>
@@ -14,6 +15,7 @@
 
 #include "gguf_dump.h"
 #include "modelq/model.h"
+#include "modelq/quant.h"
 #include "run_cmd.h"
 
 #define MODEL "testdata/tiny-llama"
@@ -105,6 +107,67 @@ Test(gguf_input, requantizing_needs_the_flag_dequantizing_does_not)
     r = run_modelq("convert %s -o %s --type f16", q8, out);
     cr_expect_eq(r.code, 0, "dequantizing to f16 is allowed: %s", r.err);
     cmd_result_free(&r);
+    remove_tree(dir);
+    free(dir);
+}
+
+/* The ggml view of a converted file (ggml has just read it in convert()). */
+static void ggml_view(const char *path, struct gguf_view *v)
+{
+    struct mq_ggml g;
+    char why[1024];
+    bool ok = mq_ggml_open(&g, why, sizeof why);
+    gguf_view_need_tools(ok, why);
+    cr_assert(gguf_view_from_ggml(v, &g, path, true, why, sizeof why), "ggml refuses %s: %s", path, why);
+    mq_ggml_close(&g);
+}
+
+/* A GGUF holding Q4_K tensors (ggml type 12, made here with --tensor-type) is read by dequantizing
+ * them: its F32 copy holds exactly the dequantized blocks, and requantizing the Q4_K tensors gives
+ * the bytes of quantizing that F32 copy. */
+Test(gguf_input, q4_K_tensors_dequantized_and_requantized)
+{
+    char *dir = make_temp_dir("q4k");
+    char q4k[512], f32[512], a[512], b[512];
+    snprintf(q4k, sizeof q4k, "%s/q4k.gguf", dir);
+    snprintf(f32, sizeof f32, "%s/f32.gguf", dir);
+    snprintf(a, sizeof a, "%s/a.gguf", dir);
+    snprintf(b, sizeof b, "%s/b.gguf", dir);
+    convert(MODEL, q4k, "--type f32 --tensor-type 'ffn_(gate|up|down)=q4_K'");
+    convert(q4k, f32, "--type f32");
+    struct gguf_view vq, vf;
+    ggml_view(q4k, &vq);
+    ggml_view(f32, &vf);
+    size_t lq, lf;
+    uint8_t *bq = read_file_all(q4k, &lq), *bf = read_file_all(f32, &lf);
+    cr_assert(bq && bf);
+    cr_assert_eq(vq.tensors_len, vf.tensors_len);
+    int n_q4k = 0;
+    for (size_t i = 0; i < vq.tensors_len; i++) {
+        const struct gguf_view_tensor *tq = &vq.tensors[i], *tf = &vf.tensors[i];
+        cr_assert_str_eq(tq->name, tf->name, "tensor order kept");
+        cr_assert_eq(tf->type, GGREF_GGML_F32);
+        if (tq->type != 12) continue; /* Q4_K */
+        uint64_t n = (uint64_t)(tq->ne[0] * tq->ne[1] * tq->ne[2] * tq->ne[3]);
+        cr_assert_eq(tq->nbytes, n / 256 * 144);
+        cr_assert_leq(vq.data_offset + tq->offset + tq->nbytes, lq);
+        cr_assert_leq(vf.data_offset + tf->offset + n * 4, lf);
+        float *y = malloc(n * sizeof *y);
+        struct mq_qbuf in = {bq + vq.data_offset + tq->offset, NULL, NULL};
+        cr_assert_eq(mq_dequantize(MQ_CODEC_Q4_K, NULL, &in, n, (size_t)tq->ne[0], y, NULL), MQ_OK);
+        cr_expect(memcmp(y, bf + vf.data_offset + tf->offset, n * 4) == 0, "%s: F32 copy == dequantized Q4_K",
+                  tq->name);
+        free(y);
+        n_q4k++;
+    }
+    cr_expect_eq(n_q4k, 6, "ffn_gate/up/down of both layers");
+    convert(q4k, a, "--type f32 --tensor-type 'ffn_(gate|up|down)=q8_0' --allow-requantize");
+    convert(f32, b, "--type f32 --tensor-type 'ffn_(gate|up|down)=q8_0'");
+    cr_expect(files_equal(a, b), "Q4_K -> q8_0 differs from Q4_K -> f32 -> q8_0");
+    free(bq);
+    free(bf);
+    gguf_view_free(&vq);
+    gguf_view_free(&vf);
     remove_tree(dir);
     free(dir);
 }

@@ -2,7 +2,7 @@
 ** test_ggml_diff.c - differential test against ggml itself (llama.cpp's libggml-base.so from
 ** the pinned npm package @node-llama-cpp/linux-x64, see tests/helpers/ggml_ref.h).
 **
-** For every ggml codec modelq writes (F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, IQ4_NL, Q5_K, Q6_K) both our
+** For every ggml codec modelq writes (F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, IQ4_NL, Q4_K, Q5_K, Q6_K) both our
 ** reference and fast kernels must give exactly the bytes of ggml_quantize_chunk (no imatrix):
 **   - a fixed-seed set: every row kind of quant_testdata.h (random and adversarial);
 **   - rows drawn with a seed printed to stderr (MODELQ_DIFF_SEED=<n> replays a run).
@@ -45,7 +45,7 @@ static void need_ggml(void)
 
 static const enum mq_codec codecs[] = {MQ_CODEC_F16,    MQ_CODEC_BF16, MQ_CODEC_Q8_0, MQ_CODEC_Q4_0,
                                        MQ_CODEC_Q4_1,   MQ_CODEC_IQ4_NL, MQ_CODEC_Q5_K, MQ_CODEC_Q6_K,
-                                       MQ_CODEC_Q5_0,   MQ_CODEC_Q5_1};
+                                       MQ_CODEC_Q5_0,   MQ_CODEC_Q5_1, MQ_CODEC_Q4_K};
 #define NCODECS (sizeof codecs / sizeof codecs[0])
 
 static FILE *dump_file(void)

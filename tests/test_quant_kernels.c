@@ -2,7 +2,8 @@
 ** test_quant_kernels.c - properties of every codec kernel:
 **   - fast == reference, byte for byte, on random and adversarial rows, with SIMD and with the
 **     portable fallback, for any n (partial last blocks, odd counts) and any chunking;
-**   - round trips and error bounds (Q8_0/INT8 within half a step, Q4_0 within one step);
+**   - round trips and error bounds (Q8_0/INT8 within half a step, Q4_0 within one step), the
+**     Q4_K layout on a hand-built block;
 **   - NF4/FP4 mean absolute error on N(0,1) at block 64 (bitsandbytes' own figures);
 **   - partial blocks, odd counts, constant blocks, geometry errors;
 **   - the "values that do not fit" check and the error statistics.
@@ -218,6 +219,44 @@ Test(kernels, q4_0_within_one_step)
     qout_free(&o);
 }
 
+/*
+** Q4_K block layout, built by hand from gguf-and-ggml.md 2.2/2.3 and 3.8: d and dmin fp16 at 0
+** and 2, sub-block j's 6-bit scale s and min m in scales[12] at 4 (j < 4: low 6 bits of bytes j
+** and j+4; j >= 4: low/high nibble of byte j+4 plus the top two bits of bytes j-4 and j), and in
+** 64-chunk c byte 16+32c+l holding element 64c+l (low) and 64c+32+l (high). value = d*s*q - dmin*m.
+*/
+Test(kernels, q4_k_dequantizes_a_hand_built_block)
+{
+    static const uint8_t s[8] = {1, 2, 3, 4, 17, 33, 49, 63}, m[8] = {0, 5, 10, 15, 20, 40, 60, 63};
+    uint8_t blk[144] = {0};
+    blk[0] = 0x00, blk[1] = 0x3c; /* d = 1.0 */
+    blk[2] = 0x00, blk[3] = 0x38; /* dmin = 0.5 */
+    uint8_t *sc = blk + 4;
+    for (int j = 0; j < 8; j++) {
+        if (j < 4) {
+            sc[j] |= s[j];
+            sc[j + 4] |= m[j];
+        } else {
+            sc[j + 4] = (uint8_t)((s[j] & 15) | (m[j] & 15) << 4);
+            sc[j - 4] |= (uint8_t)((s[j] >> 4) << 6);
+            sc[j] |= (uint8_t)((m[j] >> 4) << 6);
+        }
+    }
+    for (int c = 0; c < 4; c++)
+        for (int l = 0; l < 32; l++) blk[16 + 32 * c + l] = (uint8_t)((l & 15) | (15 - (l + c) % 16) << 4);
+    float y[256];
+    struct mq_qbuf b = {blk, NULL, NULL};
+    cr_assert_eq(mq_dequantize(MQ_CODEC_Q4_K, NULL, &b, 256, 256, y, NULL), MQ_OK);
+    for (int c = 0; c < 4; c++) {
+        for (int l = 0; l < 32; l++) {
+            int lo = 2 * c, hi = 2 * c + 1;
+            cr_expect_eq(y[64 * c + l], (float)(s[lo] * (l & 15)) - 0.5f * m[lo], "element %d", 64 * c + l);
+            cr_expect_eq(y[64 * c + 32 + l], (float)(s[hi] * (15 - (l + c) % 16)) - 0.5f * m[hi], "element %d",
+                         64 * c + 32 + l);
+        }
+    }
+}
+
 Test(kernels, int8_row_within_half_a_step)
 {
     enum { ROWS = 64, ROW = 1000 };
@@ -411,7 +450,7 @@ Test(kernels, round_trip_accuracy_every_codec)
         {MQ_CODEC_F32, 0.0},      {MQ_CODEC_F16, 0.0004},   {MQ_CODEC_BF16, 0.003},  {MQ_CODEC_Q8_0, 0.01},
         {MQ_CODEC_Q4_0, 0.12},    {MQ_CODEC_Q4_1, 0.11},    {MQ_CODEC_IQ4_NL, 0.10}, {MQ_CODEC_Q5_K, 0.05},
         {MQ_CODEC_Q6_K, 0.025},   {MQ_CODEC_NF4, 0.11},     {MQ_CODEC_FP4, 0.15},    {MQ_CODEC_INT8_ROW, 0.01},
-        {MQ_CODEC_INT8_ASYM, 0.012}, {MQ_CODEC_Q5_0, 0.06},    {MQ_CODEC_Q5_1, 0.055},
+        {MQ_CODEC_INT8_ASYM, 0.012}, {MQ_CODEC_Q5_0, 0.06},    {MQ_CODEC_Q5_1, 0.055},  {MQ_CODEC_Q4_K, 0.085},
     };
     cr_assert_eq(sizeof lim / sizeof lim[0], MQ_CODEC_COUNT);
     for (size_t k = 0; k < MQ_CODEC_COUNT; k++) {
@@ -562,7 +601,16 @@ Test(range, fp16_block_scales)
     cr_expect_eq(scan(MQ_CODEC_Q8_0, x, 256, 256, 256, &rc, &err), MQ_OK);
     cr_expect_eq(scan(MQ_CODEC_Q6_K, x, 256, 256, 256, &rc, &err), MQ_OK);
     cr_expect_eq(scan(MQ_CODEC_Q5_K, x, 256, 256, 256, &rc, &err), MQ_OK);
+    cr_expect_eq(scan(MQ_CODEC_Q4_K, x, 256, 256, 256, &rc, &err), MQ_OK);
     cr_expect_eq(scan(MQ_CODEC_IQ4_NL, x, 256, 256, 256, &rc, &err), MQ_OK);
+    /* Q4_K: d = largest sub-block scale / 63, a scale about a sub-block's range / 15 */
+    normal_data(x, 256, 62);
+    x[100] = 1.0e7f; /* d ~ 1.1e4: fits */
+    cr_expect_eq(scan(MQ_CODEC_Q4_K, x, 256, 256, 256, &rc, &err), MQ_OK);
+    x[100] = 1.0e8f; /* d ~ 1.1e5: overflows */
+    cr_expect_eq(scan(MQ_CODEC_Q4_K, x, 256, 256, 256, &rc, &err), MQ_E_RANGE);
+    cr_expect_eq(rc.first_bad, 100);
+    cr_expect_eq(rc.bad, 1);
     /* streaming: the flat index counts across chunks */
     normal_data(x, 256, 63);
     x[200] = 1e7f;

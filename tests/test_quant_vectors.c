@@ -1,9 +1,9 @@
 /*
 ** test_quant_vectors.c - published, independent vectors (../shared/docs):
 **   gguf-and-ggml.md 3.12: sha256 of ggml_quantize_chunk output for the LCG input, 16 rows x 256,
-**     for every ggml type modelq writes (F16, BF16, Q8_0, Q4_0, Q4_1, IQ4_NL, Q6_K, Q5_K) plus
-**     the zero-block bytes; bitsandbytes.md 8: NF4 packing vectors V1-V3 and the double quant
-**     of V3; issue 3: the INT8_ASYM worked example.
+**     for every ggml type modelq writes (F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, IQ4_NL, Q4_K,
+**     Q5_K, Q6_K) plus the zero-block bytes; bitsandbytes.md 8: NF4 packing vectors V1-V3 and the
+**     double quant of V3; issue 3: the INT8_ASYM worked example.
 ** Each codec is checked with both the reference and the fast kernel.
 */
 #include <criterion/criterion.h>
@@ -90,6 +90,7 @@ static const struct ggml_vec ggml_vectors[] = {
      "fa9f15981f9e8ae5100f3f1ce75d69b62d80"},
     {MQ_CODEC_Q6_K, "093f6f1ce579a293e967fbc6db86b93d6a71f741dad86e716a417235276406f1", NULL},
     {MQ_CODEC_Q5_K, "cbc98dbe...7b2f", NULL},
+    {MQ_CODEC_Q4_K, "d0d59e07564619cc5689fb51c3a6f7cbba8ad769b9c839ada75db6c30aec4a6a", NULL},
 };
 
 Test(vectors, ggml_sha256_every_type)
@@ -144,7 +145,7 @@ Test(vectors, ggml_zero_blocks)
             cr_expect_str_eq(got, zb[k].hex, "%s zero block (%s)", mq_codec_info(zb[k].c)->name, fast ? "fast" : "ref");
         }
     }
-    /* Q6_K and Q5_K: an all-zero super-block is all zero bytes */
+    /* Q6_K, Q5_K and Q4_K: an all-zero super-block is all zero bytes */
     for (int fast = 0; fast < 2; fast++) {
         uint8_t buf[256];
         struct mq_qbuf out = {buf, NULL, NULL};
@@ -154,6 +155,9 @@ Test(vectors, ggml_zero_blocks)
         memset(buf, 0xee, sizeof buf);
         cr_assert_eq(mq_quantize(MQ_CODEC_Q5_K, NULL, zero, 256, 256, &out, fast, NULL), MQ_OK);
         for (int i = 0; i < 176; i++) cr_expect_eq(buf[i], 0, "q5_K zero byte %d", i);
+        memset(buf, 0xee, sizeof buf);
+        cr_assert_eq(mq_quantize(MQ_CODEC_Q4_K, NULL, zero, 256, 256, &out, fast, NULL), MQ_OK);
+        for (int i = 0; i < 144; i++) cr_expect_eq(buf[i], 0, "q4_K zero byte %d", i);
     }
 }
 

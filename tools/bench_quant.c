@@ -72,7 +72,8 @@ int main(int argc, char **argv)
         struct mq_qbuf out = {malloc(nb), malloc((ns + 1) * sizeof(float)), malloc(ns + 1)};
         /* slow reference kernels get a smaller slice so a run stays short */
         size_t nref = n;
-        if (c == MQ_CODEC_IQ4_NL || c == MQ_CODEC_Q5_K || c == MQ_CODEC_Q6_K) nref = n / 16 / row * row;
+        if (c == MQ_CODEC_IQ4_NL || c == MQ_CODEC_Q4_K || c == MQ_CODEC_Q5_K || c == MQ_CODEC_Q6_K)
+            nref = n / 16 / row * row;
         if (nref == 0) nref = row;
         double ref = measure(c, x, nref, row, &out, false, budget);
         double fast = measure(c, x, n, row, &out, true, budget);

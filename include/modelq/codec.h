@@ -36,6 +36,7 @@ enum mq_codec {
     MQ_CODEC_INT8_ASYM,
     MQ_CODEC_Q5_0,
     MQ_CODEC_Q5_1,
+    MQ_CODEC_Q4_K,
     MQ_CODEC_COUNT
 };
 

@@ -20,6 +20,7 @@ static const struct mq_codec_info codec_table[MQ_CODEC_COUNT] = {
     [MQ_CODEC_IQ4_NL] = {"iq4_nl", 32, 18, false, 20, true, K(iq4_nl)}, /* d + 16 nibble bytes */
     [MQ_CODEC_Q5_0] = {"q5_0", 32, 22, false, 6, true, K(q5_0)},      /* d + qh + 16 nibble bytes */
     [MQ_CODEC_Q5_1] = {"q5_1", 32, 24, false, 7, true, K(q5_1)},      /* d + m + qh + 16 nibble bytes */
+    [MQ_CODEC_Q4_K] = {"q4_K", 256, 144, false, 12, true, K(q4_k)},
     [MQ_CODEC_Q5_K] = {"q5_K", 256, 176, false, 13, true, K(q5_k)},
     [MQ_CODEC_Q6_K] = {"q6_K", 256, 210, false, 14, true, K(q6_k)},
     /* bitsandbytes / modelq codecs: block_bytes counts the packed codes only; side data below. */

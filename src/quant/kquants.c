@@ -1,7 +1,7 @@
 /*
-** kquants.c - ggml K-quants Q6_K and Q5_K (super-blocks of 256), byte-identical to
-** quantize_row_q6_K_ref / quantize_row_q5_K_ref, which ggml_quantize_chunk runs when there is
-** no importance matrix.
+** kquants.c - ggml K-quants Q6_K, Q5_K and Q4_K (super-blocks of 256), byte-identical to
+** quantize_row_q6_K_ref / quantize_row_q5_K_ref / quantize_row_q4_K_ref, which
+** ggml_quantize_chunk runs when there is no importance matrix.
 **
 ** Q6_K block (210 bytes): ql[128] @0 | qh[64] @128 | scales int8[16] @192 | d fp16 @208.
 **   Per 128-element half h (ql += 64h, qh += 32h), l = 0..31, q = 6-bit code (L + 32):
@@ -12,6 +12,11 @@
 **   Eight sub-blocks of 32 with 6-bit scale and min packed in scales[12] (get_scale_min_k4);
 **   in 64-chunk c: qs[32c+l] = q[64c+l]&15 | (q[64c+32+l]&15)<<4, the 5th bits go to qh[l]
 **   bit 2c (element 64c+l) and bit 2c+1 (element 64c+32+l). value = d*sc*q - dmin*m.
+** Q4_K block (144 bytes): d fp16 @0 | dmin fp16 @2 | scales[12] @4 | qs[128] @16.
+**   Scales and mins as in Q5_K; in 64-chunk c: qs[32c+l] = q[64c+l] | q[64c+32+l]<<4 (q in 0..15).
+**   value = d*sc*q - dmin*m.
+** Q4_K and Q5_K share everything up to the packing (kquant_fit_superblock): they differ only in
+** make_qkx2_quants' nmax, rmin and step count.
 ** All sums run left to right in float32 exactly as in ggml-quants.c.
 */
 #include "qcommon.h"
@@ -21,7 +26,7 @@
 #define MQ_X86 1
 #endif
 
-enum { QK_K = 256, Q6K_BYTES = 210, Q5K_BYTES = 176 };
+enum { QK_K = 256, Q6K_BYTES = 210, Q5K_BYTES = 176, Q4K_BYTES = 144 };
 
 #define GROUP_MAX_EPS 1e-15f
 
@@ -265,7 +270,7 @@ void mq_dequantize_q6_k(const uint8_t *data, const float *scales, const int8_t *
     }
 }
 
-/* ---- Q5_K ---- */
+/* ---- Q5_K and Q4_K ---- */
 
 /* ggml make_qkx2_quants (weights given, use_mad false). */
 static float make_qkx2_quants(int n, int nmax, const float *x, const float *weights, uint8_t *L,
@@ -346,56 +351,69 @@ static inline void get_scale_min_k4(int j, const uint8_t *q, uint8_t *d, uint8_t
     }
 }
 
+/*
+** The common part of quantize_row_q4_K_ref and quantize_row_q5_K_ref for one super-block x[256]:
+** a make_qkx2_quants fit per 32-element sub-block (weights av_x + |x|), the eight scales and mins
+** quantized to 6 bits against the largest of each and packed into y[4..15], d and dmin stored as
+** fp16 at y[0] and y[2], then the codes L[0..256) recomputed in 0..nmax from the fp16 d and dmin.
+** A sub-block whose 6-bit scale came out 0 keeps make_qkx2_quants' codes, as in ggml.
+*/
+static void kquant_fit_superblock(const float *x, int nmax, float rmin, int nstep, uint8_t *y, uint8_t *L)
+{
+    uint8_t Laux[32];
+    float mins[QK_K / 32], scales[QK_K / 32], weights[32];
+    uint8_t *sc = y + 4;
+    float max_scale = 0, max_min = 0;
+    for (int j = 0; j < QK_K / 32; j++) {
+        float sum_x2 = 0;
+        for (int l = 0; l < 32; l++) sum_x2 += x[32 * j + l] * x[32 * j + l];
+        float av_x = sqrtf(sum_x2 / 32);
+        for (int l = 0; l < 32; l++) weights[l] = av_x + fabsf(x[32 * j + l]);
+        scales[j] = make_qkx2_quants(32, nmax, x + 32 * j, weights, L + 32 * j, &mins[j], Laux, rmin, 0.1f, nstep);
+        if (scales[j] > max_scale) max_scale = scales[j];
+        if (mins[j] > max_min) max_min = mins[j];
+    }
+    float inv_scale = max_scale > 0 ? 63.f / max_scale : 0.f;
+    float inv_min = max_min > 0 ? 63.f / max_min : 0.f;
+    for (int j = 0; j < QK_K / 32; j++) {
+        uint8_t ls = (uint8_t)mq_nearest_int(inv_scale * scales[j]);
+        uint8_t lm = (uint8_t)mq_nearest_int(inv_min * mins[j]);
+        ls = ls < 63 ? ls : 63;
+        lm = lm < 63 ? lm : 63;
+        if (j < 4) {
+            sc[j] = ls;
+            sc[j + 4] = lm;
+        } else {
+            sc[j + 4] = (uint8_t)((ls & 0xF) | ((lm & 0xF) << 4));
+            sc[j - 4] |= (uint8_t)((ls >> 4) << 6);
+            sc[j - 0] |= (uint8_t)((lm >> 4) << 6);
+        }
+    }
+    mq_put_f16(y, max_scale / 63.f);
+    mq_put_f16(y + 2, max_min / 63.f);
+    const float dd = mq_get_f16(y), dmin = mq_get_f16(y + 2);
+    for (int j = 0; j < QK_K / 32; j++) {
+        uint8_t s, m;
+        get_scale_min_k4(j, sc, &s, &m);
+        const float d = dd * s;
+        if (!d) continue;
+        const float dm = dmin * m;
+        for (int ii = 0; ii < 32; ii++) {
+            int l = mq_nearest_int((x[32 * j + ii] + dm) / d);
+            L[32 * j + ii] = (uint8_t)imax(0, imin(nmax, l));
+        }
+    }
+}
+
 void mq_quantize_q5_k_ref(const float *src, size_t n, size_t row_len, uint32_t block,
                           uint8_t *data, float *scales_unused, int8_t *zeros)
 {
     (void)row_len, (void)block, (void)scales_unused, (void)zeros;
-    uint8_t L[QK_K], Laux[32];
-    float mins[QK_K / 32], scales[QK_K / 32], weights[32];
+    uint8_t L[QK_K];
     for (size_t b = 0; b < n / QK_K; b++) {
-        const float *x = src + b * QK_K;
         uint8_t *y = data + b * Q5K_BYTES;
-        uint8_t *sc = y + 4, *qh = y + 16, *ql = y + 48;
-        float max_scale = 0, max_min = 0;
-        for (int j = 0; j < QK_K / 32; j++) {
-            float sum_x2 = 0;
-            for (int l = 0; l < 32; l++) sum_x2 += x[32 * j + l] * x[32 * j + l];
-            float av_x = sqrtf(sum_x2 / 32);
-            for (int l = 0; l < 32; l++) weights[l] = av_x + fabsf(x[32 * j + l]);
-            scales[j] = make_qkx2_quants(32, 31, x + 32 * j, weights, L + 32 * j, &mins[j], Laux, -0.5f, 0.1f, 15);
-            if (scales[j] > max_scale) max_scale = scales[j];
-            if (mins[j] > max_min) max_min = mins[j];
-        }
-        float inv_scale = max_scale > 0 ? 63.f / max_scale : 0.f;
-        float inv_min = max_min > 0 ? 63.f / max_min : 0.f;
-        for (int j = 0; j < QK_K / 32; j++) {
-            uint8_t ls = (uint8_t)mq_nearest_int(inv_scale * scales[j]);
-            uint8_t lm = (uint8_t)mq_nearest_int(inv_min * mins[j]);
-            ls = ls < 63 ? ls : 63;
-            lm = lm < 63 ? lm : 63;
-            if (j < 4) {
-                sc[j] = ls;
-                sc[j + 4] = lm;
-            } else {
-                sc[j + 4] = (uint8_t)((ls & 0xF) | ((lm & 0xF) << 4));
-                sc[j - 4] |= (uint8_t)((ls >> 4) << 6);
-                sc[j - 0] |= (uint8_t)((lm >> 4) << 6);
-            }
-        }
-        mq_put_f16(y, max_scale / 63.f);
-        mq_put_f16(y + 2, max_min / 63.f);
-        const float dd = mq_get_f16(y), dmin = mq_get_f16(y + 2);
-        for (int j = 0; j < QK_K / 32; j++) {
-            uint8_t s, m;
-            get_scale_min_k4(j, sc, &s, &m);
-            const float d = dd * s;
-            if (!d) continue;
-            const float dm = dmin * m;
-            for (int ii = 0; ii < 32; ii++) {
-                int l = mq_nearest_int((x[32 * j + ii] + dm) / d);
-                L[32 * j + ii] = (uint8_t)imax(0, imin(31, l));
-            }
-        }
+        uint8_t *qh = y + 16, *ql = y + 48;
+        kquant_fit_superblock(src + b * QK_K, 31, -0.5f, 15, y, L);
         memset(qh, 0, QK_K / 8);
         uint8_t m1 = 1, m2 = 2;
         for (int nn = 0; nn < QK_K; nn += 64) {
@@ -425,29 +443,69 @@ void mq_quantize_q5_k_fast(const float *src, size_t n, size_t row_len, uint32_t 
     mq_quantize_q5_k_ref(src, n, row_len, block, data, scales, zeros);
 }
 
+/*
+** dequantize_row_q5_K / dequantize_row_q4_K for one super-block: the low nibbles in qs, the 5th
+** bits in qh (NULL for Q4_K, whose codes are the nibbles alone).
+*/
+static void kquant_dequant_superblock(const uint8_t *blk, const uint8_t *ql, const uint8_t *qh, float *y)
+{
+    const float d = mq_get_f16(blk), min = mq_get_f16(blk + 2);
+    const uint8_t *sc = blk + 4;
+    int is = 0;
+    uint8_t u1 = 1, u2 = 2;
+    for (int j = 0; j < QK_K; j += 64) {
+        uint8_t s, m;
+        get_scale_min_k4(is + 0, sc, &s, &m);
+        const float d1 = d * s, m1 = min * m;
+        get_scale_min_k4(is + 1, sc, &s, &m);
+        const float d2 = d * s, m2 = min * m;
+        for (int l = 0; l < 32; l++) *y++ = d1 * ((ql[l] & 0xF) + (qh && (qh[l] & u1) ? 16 : 0)) - m1;
+        for (int l = 0; l < 32; l++) *y++ = d2 * ((ql[l] >> 4) + (qh && (qh[l] & u2) ? 16 : 0)) - m2;
+        ql += 32;
+        is += 2;
+        u1 = (uint8_t)(u1 << 2);
+        u2 = (uint8_t)(u2 << 2);
+    }
+}
+
 void mq_dequantize_q5_k(const uint8_t *data, const float *scales, const int8_t *zeros, size_t n,
                         size_t row_len, uint32_t block, float *dst)
 {
     (void)scales, (void)zeros, (void)row_len, (void)block;
     for (size_t b = 0; b < n / QK_K; b++) {
         const uint8_t *blk = data + b * Q5K_BYTES;
-        const float d = mq_get_f16(blk), min = mq_get_f16(blk + 2);
-        const uint8_t *sc = blk + 4, *qh = blk + 16, *ql = blk + 48;
-        float *y = dst + b * QK_K;
-        int is = 0;
-        uint8_t u1 = 1, u2 = 2;
-        for (int j = 0; j < QK_K; j += 64) {
-            uint8_t s, m;
-            get_scale_min_k4(is + 0, sc, &s, &m);
-            const float d1 = d * s, m1 = min * m;
-            get_scale_min_k4(is + 1, sc, &s, &m);
-            const float d2 = d * s, m2 = min * m;
-            for (int l = 0; l < 32; l++) *y++ = d1 * ((ql[l] & 0xF) + (qh[l] & u1 ? 16 : 0)) - m1;
-            for (int l = 0; l < 32; l++) *y++ = d2 * ((ql[l] >> 4) + (qh[l] & u2 ? 16 : 0)) - m2;
-            ql += 32;
-            is += 2;
-            u1 = (uint8_t)(u1 << 2);
-            u2 = (uint8_t)(u2 << 2);
+        kquant_dequant_superblock(blk, blk + 48, blk + 16, dst + b * QK_K);
+    }
+}
+
+void mq_quantize_q4_k_ref(const float *src, size_t n, size_t row_len, uint32_t block,
+                          uint8_t *data, float *scales_unused, int8_t *zeros)
+{
+    (void)row_len, (void)block, (void)scales_unused, (void)zeros;
+    uint8_t L[QK_K];
+    for (size_t b = 0; b < n / QK_K; b++) {
+        uint8_t *y = data + b * Q4K_BYTES;
+        uint8_t *q = y + 16;
+        kquant_fit_superblock(src + b * QK_K, 15, -1.f, 20, y, L);
+        for (int c = 0; c < QK_K; c += 64) {
+            for (int l = 0; l < 32; l++) q[l] = (uint8_t)(L[c + l] | (L[c + l + 32] << 4));
+            q += 32;
         }
+    }
+}
+
+void mq_quantize_q4_k_fast(const float *src, size_t n, size_t row_len, uint32_t block,
+                           uint8_t *data, float *scales, int8_t *zeros)
+{
+    mq_quantize_q4_k_ref(src, n, row_len, block, data, scales, zeros);
+}
+
+void mq_dequantize_q4_k(const uint8_t *data, const float *scales, const int8_t *zeros, size_t n,
+                        size_t row_len, uint32_t block, float *dst)
+{
+    (void)scales, (void)zeros, (void)row_len, (void)block;
+    for (size_t b = 0; b < n / QK_K; b++) {
+        const uint8_t *blk = data + b * Q4K_BYTES;
+        kquant_dequant_superblock(blk, blk + 16, NULL, dst + b * QK_K);
     }
 }

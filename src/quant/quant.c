@@ -87,6 +87,7 @@ static int scale_fields(enum mq_codec c, int off[2])
     case MQ_CODEC_Q5_0: off[0] = 0; return 1;
     case MQ_CODEC_Q4_1:
     case MQ_CODEC_Q5_1:
+    case MQ_CODEC_Q4_K:
     case MQ_CODEC_Q5_K: off[0] = 0, off[1] = 2; return 2;
     case MQ_CODEC_Q6_K: off[0] = 208; return 1;
     default: return 0;
