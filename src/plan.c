@@ -210,7 +210,9 @@ static enum mq_status choose_type(struct mq_plan *p, const struct mq_rule_contex
             t->why = "--pure; row length does not fit the block: fallback";
         }
     }
-    for (size_t k = 0; k < o->n_keep; k++) {
+    /* --keep and --tensor-type retype weight matrices only (llama-quantize applies --tensor-type to
+     * the tensors it quantizes): a broad pattern such as "ffn_" leaves ffn_norm in F32 */
+    for (size_t k = 0; k < o->n_keep && tp.eligible; k++) {
         if (regexec(&pt->keep[k], t->name, 0, NULL, 0) == 0) {
             t->codec = keep_codec;
             t->params = (struct mq_codec_params){0};
@@ -221,7 +223,7 @@ static enum mq_status choose_type(struct mq_plan *p, const struct mq_rule_contex
             break;
         }
     }
-    for (size_t k = 0; k < o->n_overrides && !t->overridden; k++) {
+    for (size_t k = 0; k < o->n_overrides && !t->overridden && tp.eligible; k++) {
         if (regexec(&pt->over[k], t->name, 0, NULL, 0) != 0) continue;
         enum mq_codec c = MQ_CODEC_F32;
         (void)mq_codec_from_name(o->overrides[k].type, &c); /* checked in patterns_compile */

@@ -179,6 +179,7 @@ enum mq_status mq_target_plan_tensor(enum mq_target t, const struct mq_rule_cont
     switch (ti->rules) {
     case MQ_RULES_ALL_FLOAT:
         out->convert = true;
+        out->eligible = ts->ndim >= 2 && weight && role != MQ_ROLE_NORM;
         out->codec = ti->codec;
         if (ti->codec == MQ_CODEC_F16 && ts->dtype == MQ_DTYPE_BF16) out->codec = MQ_CODEC_BF16;
         out->why = "converted";
@@ -187,6 +188,7 @@ enum mq_status mq_target_plan_tensor(enum mq_target t, const struct mq_rule_cont
         bool eligible = ts->ndim >= 2 && weight && role != MQ_ROLE_NORM && role != MQ_ROLE_ROUTER &&
                         role != MQ_ROLE_POS_EMBD;
         out->convert = true;
+        out->eligible = eligible;
         if (!eligible) {
             /* convert_hf_to_gguf.py writes these in F32 and llama-quantize copies them */
             out->codec = MQ_CODEC_F32;
@@ -199,6 +201,9 @@ enum mq_status mq_target_plan_tensor(enum mq_target t, const struct mq_rule_cont
         break;
     }
     case MQ_RULES_BNB_LINEAR:
+        /* lm_head is a Linear too: kept by default, but the user may quantize it */
+        out->eligible = ts->ndim == 2 && ends_with(ts->name, ".weight") && role != MQ_ROLE_TOKEN_EMBD &&
+                        role != MQ_ROLE_POS_EMBD && role != MQ_ROLE_NORM;
         if (ts->ndim == 2 && ends_with(ts->name, ".weight") && role != MQ_ROLE_TOKEN_EMBD && role != MQ_ROLE_OUTPUT &&
             role != MQ_ROLE_POS_EMBD && role != MQ_ROLE_NORM) {
             out->convert = out->quantized = true;
@@ -211,6 +216,7 @@ enum mq_status mq_target_plan_tensor(enum mq_target t, const struct mq_rule_cont
         break;
     case MQ_RULES_GGUF_FLOAT:
         out->convert = true;
+        out->eligible = ts->ndim >= 2 && weight && role != MQ_ROLE_NORM;
         if (ts->ndim <= 1 || role == MQ_ROLE_NORM) {
             out->codec = MQ_CODEC_F32;
             out->why = ts->ndim <= 1 ? "1-D: F32" : "norm: F32";
@@ -223,7 +229,8 @@ enum mq_status mq_target_plan_tensor(enum mq_target t, const struct mq_rule_cont
         }
         break;
     case MQ_RULES_MATRICES:
-        if (ts->ndim >= 2 && weight && role != MQ_ROLE_NORM && role != MQ_ROLE_POS_EMBD) {
+        out->eligible = ts->ndim >= 2 && weight && role != MQ_ROLE_NORM && role != MQ_ROLE_POS_EMBD;
+        if (out->eligible) {
             out->convert = out->quantized = true;
             out->codec = ti->codec;
             out->params = ti->params;

@@ -314,6 +314,14 @@ Test(convert, tensor_type_keep_and_pure_choose_per_tensor)
     }
     mq_model_free(m);
 
+    /* patterns retype weight matrices only: "ffn_" does not turn ffn_norm into q8_0 or bf16 */
+    r = run_modelq("convert " MODEL " --dry-run --type q4_0 --tensor-type 'ffn_=q8_0' --keep 'norm'");
+    cr_assert_eq(r.code, 0, "%s", r.err);
+    expect_row(r.out, "blk.0.ffn_down.weight", "q8_0", "--tensor-type");
+    expect_row(r.out, "blk.0.ffn_norm.weight", "f32", "1-D");
+    expect_row(r.out, "output_norm.weight", "f32", "1-D");
+    cmd_result_free(&r);
+
     /* --pure: one type everywhere eligible, output.weight included; 1-D tensors stay F32 */
     r = run_modelq("convert " MODEL " --dry-run --type q4_0 --pure");
     cr_assert_eq(r.code, 0, "%s", r.err);

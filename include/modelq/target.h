@@ -85,6 +85,8 @@ struct mq_tensor_plan {
     struct mq_codec_params params;
     uint64_t bytes;          /* output bytes of this tensor */
     bool fell_back;          /* the rule's codec did not fit the row length */
+    bool eligible;           /* a weight matrix the user may retype (--tensor-type, --keep); 1-D
+                              * tensors, norms and biases are not, as in llama-quantize */
     const char *why;         /* short reason for the choice ("norm", "output", "fallback" ...) */
 };
 
