@@ -153,16 +153,6 @@ static bool row_fits(enum mq_codec c, uint64_t row_len)
     return ci->flat_blocks || row_len % ci->block_elems == 0;
 }
 
-/* llama.cpp's tensor_type_fallback for a codec the row does not fit. */
-static enum mq_codec fallback_codec(enum mq_codec c, uint64_t row_len)
-{
-    enum mq_codec f;
-    if (c == MQ_CODEC_Q6_K) f = MQ_CODEC_Q8_0;
-    else if (c == MQ_CODEC_Q5_K) f = MQ_CODEC_Q5_1;
-    else f = MQ_CODEC_F16;
-    return row_fits(f, row_len) ? f : MQ_CODEC_F16;
-}
-
 /* Applies the target's rules and the user's overrides to one tensor. */
 static enum mq_status choose_type(struct mq_plan *p, const struct mq_rule_context *rc, const struct patterns *pt,
                                   struct mq_plan_tensor *t, struct mq_error *err)
@@ -205,7 +195,7 @@ static enum mq_status choose_type(struct mq_plan *p, const struct mq_rule_contex
         t->fell_back = false;
         t->why = "--pure";
         if (!row_fits(t->codec, t->row_len)) {
-            t->codec = fallback_codec(t->codec, t->row_len);
+            t->codec = mq_codec_fallback(t->codec, t->row_len);
             t->fell_back = true;
             t->why = "--pure; row length does not fit the block: fallback";
         }
@@ -235,7 +225,7 @@ static enum mq_status choose_type(struct mq_plan *p, const struct mq_rule_contex
         t->fell_back = false;
         t->why = "--tensor-type";
         if (!row_fits(c, t->row_len)) {
-            t->codec = fallback_codec(c, t->row_len);
+            t->codec = mq_codec_fallback(c, t->row_len);
             t->fell_back = true;
             t->why = "--tensor-type; row length does not fit the block: fallback";
         }

@@ -17,8 +17,10 @@ static const struct mq_target_info target_table[MQ_TARGET_COUNT] = {
     [MQ_TARGET_NF4_DQ] = {"nf4-dq", "bnb NF4 + double quant", MQ_CODEC_NF4, {64, true}, MQ_RULES_BNB_LINEAR, -1},
     [MQ_TARGET_Q4_0] = {"q4_0", "GGUF Q4_0", MQ_CODEC_Q4_0, {0, false}, MQ_RULES_GGUF, 2},
     [MQ_TARGET_IQ4_NL] = {"iq4_nl", "GGUF IQ4_NL", MQ_CODEC_IQ4_NL, {0, false}, MQ_RULES_GGUF, 25},
-    /* convert only; llama_ftype from include/llama.h. q5_K is llama-quantize's alias of Q5_K_M (17):
-     * the same mixture (see gguf_choose); Q6_K (18) has no mixture beyond the output rule. */
+    [MQ_TARGET_Q4_K_M] = {"q4_K", "GGUF Q4_K_M", MQ_CODEC_Q4_K, {0, false}, MQ_RULES_GGUF, 15},
+    /* convert only; llama_ftype from include/llama.h. q4_K and q5_K are llama-quantize's aliases of
+     * Q4_K_M (15) and Q5_K_M (17): the same mixtures (see gguf_choose); Q6_K (18) has no mixture
+     * beyond the output rule. */
     [MQ_TARGET_AUTO] = {"auto", "source precision", MQ_CODEC_F32, {0, false}, MQ_RULES_GGUF_FLOAT, -1},
     [MQ_TARGET_GGUF_F16] = {"f16", "GGUF F16", MQ_CODEC_F16, {0, false}, MQ_RULES_GGUF_FLOAT, 1},
     [MQ_TARGET_GGUF_BF16] = {"bf16", "GGUF BF16", MQ_CODEC_BF16, {0, false}, MQ_RULES_GGUF_FLOAT, 32},
@@ -28,13 +30,16 @@ static const struct mq_target_info target_table[MQ_TARGET_COUNT] = {
     [MQ_TARGET_Q5_0] = {"q5_0", "GGUF Q5_0", MQ_CODEC_Q5_0, {0, false}, MQ_RULES_GGUF, 8},
     [MQ_TARGET_Q5_1] = {"q5_1", "GGUF Q5_1", MQ_CODEC_Q5_1, {0, false}, MQ_RULES_GGUF, 9},
     [MQ_TARGET_FP4] = {"fp4", "bnb FP4 (block 64)", MQ_CODEC_FP4, {64, false}, MQ_RULES_BNB_LINEAR, -1},
+    [MQ_TARGET_Q4_K_S] = {"q4_K_S", "GGUF Q4_K_S", MQ_CODEC_Q4_K, {0, false}, MQ_RULES_GGUF, 14},
+    [MQ_TARGET_Q5_K_S] = {"q5_K_S", "GGUF Q5_K_S", MQ_CODEC_Q5_K, {0, false}, MQ_RULES_GGUF, 16},
 };
 
 /* convert --type spellings, in the order the help lists them */
 static const enum mq_target convert_targets[] = {
     MQ_TARGET_AUTO, MQ_TARGET_F32, MQ_TARGET_GGUF_F16, MQ_TARGET_GGUF_BF16, MQ_TARGET_Q8_0, MQ_TARGET_Q4_0,
-    MQ_TARGET_Q4_1, MQ_TARGET_Q5_0, MQ_TARGET_Q5_1, MQ_TARGET_IQ4_NL, MQ_TARGET_Q6_K, MQ_TARGET_Q5_K, MQ_TARGET_NF4, MQ_TARGET_NF4_DQ,
-    MQ_TARGET_FP4, MQ_TARGET_INT8_ROW, MQ_TARGET_INT8_ASYM,
+    MQ_TARGET_Q4_1, MQ_TARGET_Q5_0, MQ_TARGET_Q5_1, MQ_TARGET_IQ4_NL, MQ_TARGET_Q4_K_M, MQ_TARGET_Q4_K_S,
+    MQ_TARGET_Q5_K, MQ_TARGET_Q5_K_S, MQ_TARGET_Q6_K, MQ_TARGET_NF4, MQ_TARGET_NF4_DQ, MQ_TARGET_FP4,
+    MQ_TARGET_INT8_ROW, MQ_TARGET_INT8_ASYM,
 };
 
 const struct mq_target_info *mq_target_info(enum mq_target t)
@@ -44,7 +49,9 @@ const struct mq_target_info *mq_target_info(enum mq_target t)
 
 bool mq_target_for_convert(const char *name, enum mq_target *out)
 {
-    if (strcasecmp(name, "q5_K_M") == 0) name = "q5_K"; /* llama-quantize's own spelling of the same type */
+    /* llama-quantize's own spellings of the same types */
+    if (strcasecmp(name, "q5_K_M") == 0) name = "q5_K";
+    if (strcasecmp(name, "q4_K_M") == 0) name = "q4_K";
     for (size_t i = 0; i < sizeof convert_targets / sizeof convert_targets[0]; i++) {
         if (strcasecmp(target_table[convert_targets[i]].name, name) == 0) {
             *out = convert_targets[i];
@@ -56,7 +63,8 @@ bool mq_target_for_convert(const char *name, enum mq_target *out)
 
 const char *mq_target_convert_names(void)
 {
-    return "auto f32 f16 bf16 q8_0 q4_0 q4_1 q5_0 q5_1 iq4_nl q6_K q5_K nf4 nf4-dq fp4 int8_row int8_asym";
+    return "auto f32 f16 bf16 q8_0 q4_0 q4_1 q5_0 q5_1 iq4_nl q4_K(_M) q4_K_S q5_K(_M) q5_K_S q6_K nf4 nf4-dq fp4 "
+           "int8_row int8_asym";
 }
 
 bool mq_target_is_gguf(enum mq_target t)
@@ -112,49 +120,63 @@ static bool use_more_bits(long i, uint64_t n_layers)
     return i < n / 8 || i >= 7 * n / 8 || (i - n / 8) % 3 == 2;
 }
 
-/* llama-quantize's choice for an eligible tensor (llama_tensor_get_type without imatrix). */
+enum mq_codec mq_codec_fallback(enum mq_codec c, uint64_t row_len)
+{
+    /* llama.cpp tensor_type_fallback: the K-quant's nearest 32-block type, then F16 */
+    enum mq_codec f = c == MQ_CODEC_Q6_K ? MQ_CODEC_Q8_0
+                    : c == MQ_CODEC_Q5_K ? MQ_CODEC_Q5_1
+                    : c == MQ_CODEC_Q4_K ? MQ_CODEC_Q5_0
+                                         : MQ_CODEC_F16;
+    return row_fits(f, row_len) ? f : MQ_CODEC_F16;
+}
+
+/* llama-quantize's file types with a K-quant mixture (llama_tensor_get_type). */
+static bool is_k_m(enum mq_target t) { return t == MQ_TARGET_Q4_K_M || t == MQ_TARGET_Q5_K; }
+
+/*
+** llama-quantize's choice for an eligible tensor (llama_tensor_get_type without imatrix), for the
+** file types modelq writes. Layers are taken from the name ("blk.N."), which equals llama.cpp's
+** per-role counters (i_attention_wv, i_ffn_down) for one attn_v and one ffn_down per layer.
+*/
 static enum mq_codec gguf_choose(enum mq_target t, const struct mq_rule_context *rc, const struct mq_tensor *ts,
                                  enum mq_role role, bool *fell_back, const char **why)
 {
     enum mq_codec c = target_table[t].codec;
     uint64_t row = mq_tensor_row_len(ts);
+    long layer = mq_tensor_layer(ts->name);
+    bool more_bits = use_more_bits(layer, rc->n_layer);
+    /* LLM_TYPE_70B: 80 layers with grouped-query attention (Llama 2/3 70B; Qwen2 72B) */
+    bool is_70b = rc->n_layer == 80 && rc->n_gqa > 1;
     *why = "quantized";
     if (role == MQ_ROLE_OUTPUT || (role == MQ_ROLE_TOKEN_EMBD && !rc->has_output)) {
         if (!row_fits(c, row)) c = MQ_CODEC_Q8_0;
         else if (c != MQ_CODEC_Q8_0) c = MQ_CODEC_Q6_K;
         *why = role == MQ_ROLE_OUTPUT ? "output tensor" : "tied embeddings (as output)";
-    } else if ((role == MQ_ROLE_ATTN_V || role == MQ_ROLE_ATTN_K) && rc->n_expert == 8) {
-        /* llama-quantize: Mixtral-style 8-expert models keep attention K/V at 8 bits in every file type */
-        c = MQ_CODEC_Q8_0;
-        *why = "attn_k/attn_v with 8 experts";
-    } else if (role == MQ_ROLE_ATTN_OUT && rc->n_expert == 8 && t == MQ_TARGET_IQ4_NL) {
-        /* llama-quantize lists IQ4_NL (and the 2-4-bit K/IQ types) for Q5_K attn_output with 8 experts */
-        c = MQ_CODEC_Q5_K;
-        *why = "attn_output with 8 experts";
-    } else if (t == MQ_TARGET_Q5_K && role == MQ_ROLE_ATTN_QKV) {
-        c = MQ_CODEC_Q6_K;
-        *why = "attn_qkv (Q5_K_M)";
-    } else if (t == MQ_TARGET_Q5_K && (role == MQ_ROLE_ATTN_V || role == MQ_ROLE_FFN_DOWN) &&
-               use_more_bits(mq_tensor_layer(ts->name), rc->n_layer)) {
-        /* Q5_K_M: attn_v and ffn_down of the first and last eighth of the layers and of every third
-         * layer in between get Q6_K */
-        c = MQ_CODEC_Q6_K;
-        *why = role == MQ_ROLE_ATTN_V ? "attn_v: more bits in this layer (Q5_K_M)"
-                                      : "ffn_down: more bits in this layer (Q5_K_M)";
-    } else if (t == MQ_TARGET_IQ4_NL && role == MQ_ROLE_ATTN_V && rc->n_gqa >= 4) {
-        c = MQ_CODEC_Q5_K;
-        *why = "attn_v with GQA >= 4";
-    } else if (t == MQ_TARGET_IQ4_NL && role == MQ_ROLE_FFN_DOWN && mq_tensor_layer(ts->name) >= 0 &&
-               (uint64_t)mq_tensor_layer(ts->name) < rc->n_layer / 8) {
-        c = MQ_CODEC_Q5_K;
-        *why = "ffn_down in the first n_layer/8 layers";
+    } else if (role == MQ_ROLE_ATTN_V) {
+        if (t == MQ_TARGET_IQ4_NL && rc->n_gqa >= 4) c = MQ_CODEC_Q5_K, *why = "attn_v with GQA >= 4";
+        else if (is_k_m(t) && more_bits) c = MQ_CODEC_Q6_K, *why = "attn_v: more bits in this layer (_M)";
+        else if (t == MQ_TARGET_Q4_K_S && layer >= 0 && layer < 4) c = MQ_CODEC_Q5_K, *why = "attn_v of layers 0-3 (Q4_K_S)";
+        if (is_70b && c == MQ_CODEC_Q4_K) c = MQ_CODEC_Q5_K, *why = "attn_v of a 70B model";
+        /* Mixtral-style 8-expert models keep attention K/V at 8 bits in every file type */
+        if (rc->n_expert == 8) c = MQ_CODEC_Q8_0, *why = "attn_k/attn_v with 8 experts";
+    } else if (role == MQ_ROLE_ATTN_K) {
+        if (rc->n_expert == 8) c = MQ_CODEC_Q8_0, *why = "attn_k/attn_v with 8 experts";
+    } else if (role == MQ_ROLE_FFN_DOWN) {
+        bool first_eighth = layer >= 0 && (uint64_t)layer < rc->n_layer / 8;
+        if (t == MQ_TARGET_Q4_K_M && more_bits) c = MQ_CODEC_Q6_K, *why = "ffn_down: more bits in this layer (_M)";
+        else if (t == MQ_TARGET_IQ4_NL && first_eighth) c = MQ_CODEC_Q5_K, *why = "ffn_down in the first n_layer/8 layers";
+        else if (t == MQ_TARGET_Q5_K && more_bits) c = MQ_CODEC_Q6_K, *why = "ffn_down: more bits in this layer (_M)";
+        else if (t == MQ_TARGET_Q4_K_S && first_eighth) c = MQ_CODEC_Q5_K, *why = "ffn_down in the first n_layer/8 layers";
+    } else if (role == MQ_ROLE_ATTN_OUT) {
+        /* llama-quantize's list for Q5_K attn_output with 8 experts, as far as modelq writes its types */
+        if (rc->n_expert == 8 && (t == MQ_TARGET_IQ4_NL || t == MQ_TARGET_Q4_K_S || t == MQ_TARGET_Q4_K_M))
+            c = MQ_CODEC_Q5_K, *why = "attn_output with 8 experts";
+    } else if (role == MQ_ROLE_ATTN_QKV) {
+        if (t == MQ_TARGET_Q4_K_M) c = MQ_CODEC_Q5_K, *why = "attn_qkv (Q4_K_M)";
+        else if (t == MQ_TARGET_Q5_K) c = MQ_CODEC_Q6_K, *why = "attn_qkv (Q5_K_M)";
     }
     if (!row_fits(c, row)) {
-        /* llama.cpp tensor_type_fallback */
-        if (c == MQ_CODEC_Q6_K) c = MQ_CODEC_Q8_0;
-        else if (c == MQ_CODEC_Q5_K) c = MQ_CODEC_Q5_1;
-        else c = MQ_CODEC_F16;
-        if (!row_fits(c, row)) c = MQ_CODEC_F16;
+        c = mq_codec_fallback(c, row);
         *fell_back = true;
         *why = "row length does not fit the block: fallback";
     }

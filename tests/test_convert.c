@@ -351,37 +351,94 @@ Test(convert, tensor_type_keep_and_pure_choose_per_tensor)
     free(dir);
 }
 
-/* q5_K is llama-quantize's Q5_K_M on a sparse Llama-2-7B shape: attn_v and ffn_down are Q6_K in the
- * 16 layers where use_more_bits holds, everything else eligible Q5_K, output Q6_K. The layer list and
- * the size are worked out by hand: n = 32, n/8 = 4, 7n/8 = 28, (i - 4) % 3 == 2 at 6, 9, ..., 27.
- * Tensor bytes: token_embd 512000 Q5_K blocks x 176 = 90,112,000; output 512000 x 210 = 107,520,000;
- * per layer q/k/o 3 x 11,534,336, gate/up 2 x 30,998,528, norms 32,768; v and down 13,762,560 and
- * 36,986,880 in Q6_K layers, 11,534,336 and 30,998,528 otherwise; output_norm 16,384: 4,782,415,872. */
-Test(convert, q5_K_is_llama_quantize_q5_K_M)
+/*
+** K-quant file types on a sparse Llama-2-7B shape, as llama-quantize mixes them. q4_K / q5_K are its
+** aliases of Q4_K_M / Q5_K_M: attn_v and ffn_down are Q6_K in the 16 layers where use_more_bits
+** holds (n = 32, n/8 = 4, 7n/8 = 28, (i - 4) % 3 == 2 at 6, 9, ..., 27), everything else eligible
+** in the base type, output Q6_K. Q4_K_S: attn_v of layers 0-3 and ffn_down of the first n/8 layers
+** Q5_K. Q5_K_S: no mixture. Q5_K_M tensor bytes by hand: token_embd 512000 Q5_K blocks x 176 =
+** 90,112,000; output 512000 x 210 = 107,520,000; per layer q/k/o 3 x 11,534,336, gate/up
+** 2 x 30,998,528, norms 32,768; v and down 13,762,560 and 36,986,880 in Q6_K layers, 11,534,336
+** and 30,998,528 otherwise; output_norm 16,384: 4,782,415,872 (TheBloke's llama-2-7b.Q5_K_M.gguf:
+** 4.78 GB with its metadata).
+*/
+Test(convert, k_quant_mixtures_follow_llama_quantize)
 {
-    char *dir = make_temp_dir("q5km");
+    char *dir = make_temp_dir("kmix");
     struct stw_llama spec = {32, 4096, 11008, 32000, 32, 32, "F16", 2, 0};
     cr_assert_eq(stw_write_llama_sparse(dir, &spec), 0);
     static const int q6[] = {0, 1, 2, 3, 6, 9, 12, 15, 18, 21, 24, 27, 28, 29, 30, 31};
-    struct cmd_result r = run_modelq("convert %s --dry-run --type q5_K", dir);
+    static const struct { const char *type, *base; } m_types[] = {{"q5_K", "q5_K"}, {"q4_K", "q4_K"}};
+    for (size_t t = 0; t < 2; t++) {
+        struct cmd_result r = run_modelq("convert %s --dry-run --type %s", dir, m_types[t].type);
+        cr_assert_eq(r.code, 0, "%s", r.err);
+        for (int l = 0, k = 0; l < 32; l++) {
+            bool more = k < 16 && q6[k] == l;
+            k += more;
+            char name[64];
+            snprintf(name, sizeof name, "blk.%d.attn_v.weight", l);
+            expect_row(r.out, name, more ? "q6_K" : m_types[t].base, more ? "attn_v: more bits" : "quantized");
+            snprintf(name, sizeof name, "blk.%d.ffn_down.weight", l);
+            expect_row(r.out, name, more ? "q6_K" : m_types[t].base, more ? "ffn_down: more bits" : "quantized");
+            snprintf(name, sizeof name, "blk.%d.attn_q.weight", l);
+            expect_row(r.out, name, m_types[t].base, "quantized");
+        }
+        expect_row(r.out, "output.weight", "q6_K", "output tensor");
+        expect_row(r.out, "token_embd.weight", m_types[t].base, "quantized");
+        cmd_result_free(&r);
+    }
+    cr_expect_eq(convert_tensor_bytes(dir, "q5_K", true, NULL), 4782415872ull, "hand-computed Q5_K_M size");
+    static const char *const spellings[] = {"Q5_K_M", "Q4_K_M", "q4_k_m"};
+    for (size_t i = 0; i < 3; i++) {
+        struct cmd_result r = run_modelq("convert %s --dry-run --type %s", dir, spellings[i]);
+        cr_expect_eq(r.code, 0, "%s is accepted as llama-quantize spells it: %s", spellings[i], r.err);
+        cmd_result_free(&r);
+    }
+    struct cmd_result r = run_modelq("convert %s --dry-run --type q4_K_S", dir);
     cr_assert_eq(r.code, 0, "%s", r.err);
-    for (int l = 0, k = 0; l < 32; l++) {
-        bool more = k < 16 && q6[k] == l;
-        k += more;
+    for (int l = 0; l < 32; l++) {
         char name[64];
         snprintf(name, sizeof name, "blk.%d.attn_v.weight", l);
-        expect_row(r.out, name, more ? "q6_K" : "q5_K", more ? "attn_v: more bits" : "quantized");
+        expect_row(r.out, name, l < 4 ? "q5_K" : "q4_K", NULL);
         snprintf(name, sizeof name, "blk.%d.ffn_down.weight", l);
-        expect_row(r.out, name, more ? "q6_K" : "q5_K", more ? "ffn_down: more bits" : "quantized");
-        snprintf(name, sizeof name, "blk.%d.attn_q.weight", l);
-        expect_row(r.out, name, "q5_K", "quantized");
+        expect_row(r.out, name, l < 4 ? "q5_K" : "q4_K", NULL);
     }
     expect_row(r.out, "output.weight", "q6_K", "output tensor");
-    expect_row(r.out, "token_embd.weight", "q5_K", "quantized");
     cmd_result_free(&r);
-    cr_expect_eq(convert_tensor_bytes(dir, "q5_K", true, NULL), 4782415872ull, "hand-computed Q5_K_M size");
-    r = run_modelq("convert %s --dry-run --type Q5_K_M", dir);
-    cr_expect_eq(r.code, 0, "Q5_K_M is accepted as llama-quantize spells it: %s", r.err);
+    r = run_modelq("convert %s --dry-run --type q5_K_S", dir);
+    cr_assert_eq(r.code, 0, "%s", r.err);
+    expect_row(r.out, "blk.0.attn_v.weight", "q5_K", "quantized");
+    expect_row(r.out, "blk.31.ffn_down.weight", "q5_K", "quantized");
+    expect_row(r.out, "output.weight", "q6_K", "output tensor");
+    cmd_result_free(&r);
+    remove_tree(dir);
+    free(dir);
+
+    /* LLM_TYPE_70B (80 layers, grouped-query attention): Q4_K attn_v becomes Q5_K; the use_more_bits
+     * layers keep Q6_K. Rows of 4160 (not a multiple of 256) fall back from Q4_K to Q5_0. */
+    dir = make_temp_dir("k70b");
+    struct stw_llama big = {80, 256, 512, 1000, 8, 2, "F16", 1, 0};
+    cr_assert_eq(stw_write_llama_sparse(dir, &big), 0);
+    r = run_modelq("convert %s --dry-run --type q4_K", dir);
+    cr_assert_eq(r.code, 0, "%s", r.err);
+    expect_row(r.out, "blk.0.attn_v.weight", "q6_K", "attn_v: more bits");  /* 0 < 80/8 */
+    expect_row(r.out, "blk.10.attn_v.weight", "q5_K", "attn_v of a 70B model"); /* (10 - 10) % 3 = 0 */
+    expect_row(r.out, "blk.12.attn_v.weight", "q6_K", "attn_v: more bits");     /* (12 - 10) % 3 = 2 */
+    expect_row(r.out, "blk.10.ffn_down.weight", "q4_K", "quantized");
+    cmd_result_free(&r);
+    remove_tree(dir);
+    free(dir);
+    dir = make_temp_dir("kodd");
+    struct stw_llama odd = {1, 4160, 512, 1000, 4, 4, "F16", 1, 0};
+    cr_assert_eq(stw_write_llama_sparse(dir, &odd), 0);
+    r = run_modelq("convert %s --dry-run --type q4_K", dir);
+    cr_assert_eq(r.code, 0, "%s", r.err);
+    expect_row(r.out, "blk.0.attn_q.weight", "q5_0", "row length does not fit");
+    expect_row(r.out, "blk.0.ffn_gate.weight", "q5_0", "row length does not fit");
+    expect_row(r.out, "blk.0.ffn_down.weight", "q6_K", "ffn_down: more bits"); /* rows of 512 fit */
+    cmd_result_free(&r);
+    r = run_modelq("convert %s --dry-run --type q4_K --no-fallback", dir);
+    cr_expect_eq(r.code, 2, "--no-fallback: %s", r.err);
     cmd_result_free(&r);
     remove_tree(dir);
     free(dir);

@@ -88,6 +88,10 @@ Test(estimate, llama2_7b_matches_published_numbers_reading_headers_only)
     cr_expect_eq(e.rows[MQ_TARGET_Q8_0].bytes, 7160348672ull);
     /* Q4_0 18 B/32, output.weight Q6_K 210 B/256, norms F32 */
     cr_expect_eq(e.rows[MQ_TARGET_Q4_0].bytes, 3825065984ull);
+    /* Q4_K_M 144 B/256, Q6_K 210 B/256 for output and for attn_v/ffn_down in the 16 use_more_bits
+     * layers: 73,728,000 + 107,520,000 + 16,384 + 32 x 79,069,184 + 16 x 50,749,440 + 16 x 34,799,616
+     * (TheBloke's llama-2-7b.Q4_K_M.gguf is 4.08 GB with its ~0.74 MB of metadata) */
+    cr_expect_eq(e.rows[MQ_TARGET_Q4_K_M].bytes, 4080263168ull);
     cr_expect_eq(e.rows[MQ_TARGET_INT8_ROW].bytes, 7006265568ull);
     /* training: 16 B/param full fine-tune; LoRA r=16 on 224 linear layers */
     cr_expect_eq(e.train_full_bytes, 16 * 6738415616ull);

@@ -37,6 +37,7 @@ enum mq_target {
     MQ_TARGET_NF4_DQ,    /* NF4 + double quantization */
     MQ_TARGET_Q4_0,
     MQ_TARGET_IQ4_NL,
+    MQ_TARGET_Q4_K_M,    /* llama-quantize Q4_K_M (its "Q4_K") */
     MQ_TARGET_ESTIMATE_COUNT, /* the rows above are estimate's memory table */
     /* convert-only targets (llama.cpp type names) */
     MQ_TARGET_AUTO = MQ_TARGET_ESTIMATE_COUNT, /* keep the source precision (BF16 stays BF16) */
@@ -44,10 +45,12 @@ enum mq_target {
     MQ_TARGET_GGUF_BF16,
     MQ_TARGET_Q4_1,
     MQ_TARGET_Q6_K,
-    MQ_TARGET_Q5_K,
+    MQ_TARGET_Q5_K,      /* llama-quantize Q5_K_M (its "Q5_K") */
     MQ_TARGET_Q5_0,
     MQ_TARGET_Q5_1,
     MQ_TARGET_FP4,       /* bitsandbytes FP4, block 64 */
+    MQ_TARGET_Q4_K_S,
+    MQ_TARGET_Q5_K_S,
     MQ_TARGET_COUNT
 };
 
@@ -99,6 +102,10 @@ struct mq_rule_context {
 };
 
 void mq_rule_context_init(struct mq_rule_context *rc, const struct mq_model *m);
+
+/* llama.cpp's tensor_type_fallback for codec c on rows of row_len that c's block does not divide:
+ * Q6_K -> Q8_0, Q5_K -> Q5_1, Q4_K -> Q5_0, anything else (or a fallback that does not fit) -> F16. */
+enum mq_codec mq_codec_fallback(enum mq_codec c, uint64_t row_len);
 
 enum mq_status mq_target_plan_tensor(enum mq_target t, const struct mq_rule_context *rc,
                                      const struct mq_tensor *ts, struct mq_tensor_plan *out,
