@@ -1138,3 +1138,98 @@ Test(llama_run, rope_scaling_yarn_original_context)
     const struct rope_case rc = {"yarn-original", 10000.0, 256, true, {LLAMA_REF_ROPE_YARN, 4.0, 0, 0, 64.0, 0, 0, 0}};
     check_rope_case(&rc);
 }
+
+/* mq_convert of `dir` to f32 at `out`: its status, with the message in `msg`. */
+static enum mq_status convert_status(const char *dir, const char *out, char *msg, size_t cap)
+{
+    struct mq_convert_options o;
+    mq_convert_options_default(&o);
+    o.input = dir;
+    o.output = out;
+    o.type = "f32";
+    struct mq_convert_report rep;
+    memset(&rep, 0, sizeof rep);
+    struct mq_error err;
+    mq_error_clear(&err);
+    enum mq_status s = mq_convert(&o, &rep, &err);
+    snprintf(msg, cap, "%s", err.msg);
+    mq_convert_report_free(&rep); /* filled in part also when the conversion fails */
+    return s;
+}
+
+/*
+** YaRN settings llama.cpp's llama graph ignores (it always uses beta_fast 32, beta_slow 1,
+** truncation and the magnitude 0.1 ln(factor) + 1) are refused by the converter: the file could
+** only be the default-yarn one, and llama.cpp running that is far from what transformers computes
+** with e.g. beta_slow 2 (measured max |delta log p| 11.6; the converter wrote that file silently
+** before check_yarn). The defaults spelled out in the config still convert.
+*/
+Test(llama_run, rope_scaling_yarn_settings_llama_cpp_ignores_are_refused)
+{
+    const struct rope_case rc = {"yarn", 10000.0, 64, true, {LLAMA_REF_ROPE_YARN, 4.0, 0, 0, 64.0, 0, 0, 0}};
+    static const struct {
+        const char *extra; /* merged into rope_scaling */
+        const char *refused; /* the key named in the error, NULL = converts */
+    } cases[] = {
+        {"{\"beta_fast\": 16}", "beta_fast"},
+        {"{\"beta_slow\": 2}", "beta_slow"},
+        {"{\"truncate\": false}", "truncate"},
+        {"{\"attention_factor\": 1.0}", "attention_factor"},
+        {"{\"mscale\": 1.0, \"mscale_all_dim\": 1.0}", "mscale"}, /* magnitude 1 (DeepSeek-V3 style) */
+        {"{\"beta_fast\": 32, \"beta_slow\": 1, \"truncate\": true, \"attention_factor\": 1.1386294361119891}", NULL},
+        {"{\"beta_fast\": null, \"beta_slow\": 0, \"mscale\": 1.0}", NULL}, /* mscale alone is unused */
+    };
+    char *tmp = make_temp_dir("rope-yarn-refused");
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char *dir = rope_variant(&rc, true), path[700], msg[600];
+        snprintf(path, sizeof path, "%s/config.json", dir);
+        char *text = (char *)read_file_all(path, NULL);
+        cJSON *j = cJSON_Parse(text), *extra = cJSON_Parse(cases[i].extra);
+        free(text);
+        cr_assert(j && extra);
+        cJSON *rs = cJSON_GetObjectItemCaseSensitive(j, "rope_scaling");
+        for (cJSON *it = extra->child; it; it = it->next)
+            cJSON_AddItemToObject(rs, it->string, cJSON_Duplicate(it, 1));
+        cJSON_Delete(extra);
+        char *out = cJSON_Print(j);
+        cJSON_Delete(j);
+        FILE *f = fopen(path, "w");
+        cr_assert(f && out && fputs(out, f) >= 0 && fclose(f) == 0);
+        free(out);
+        snprintf(path, sizeof path, "%s/out-%zu.gguf", tmp, i);
+        enum mq_status s = convert_status(dir, path, msg, sizeof msg);
+        if (cases[i].refused) {
+            cr_expect_eq(s, MQ_E_UNSUPPORTED, "%s: converted (status %d)", cases[i].extra, (int)s);
+            cr_expect(strstr(msg, cases[i].refused) != NULL, "%s: message \"%s\"", cases[i].extra, msg);
+        } else {
+            cr_expect_eq(s, MQ_OK, "%s: %s", cases[i].extra, msg);
+        }
+        remove_tree(dir);
+        free(dir);
+    }
+    remove_tree(tmp);
+    free(tmp);
+
+    /* why: the default-yarn file in llama.cpp against transformers with beta_slow 2 */
+    need_llama_cpp();
+    char *dir = rope_variant(&rc, true);
+    struct ctx C;
+    ctx_init(&C, dir);
+    struct ref_model slow2 = C.R;
+    slow2.rope = rc.rope;
+    slow2.rope.beta_slow = 2.0;
+    char path[700];
+    rope_convert(&C, dir, "yarn.gguf", path, sizeof path);
+    struct run_logits got, ref;
+    run_logits_get(&C, path, &got);
+    ref_logits_get(&C, &slow2, &ref);
+    struct agreement a = rope_agree(&C, &ref, &got);
+    fprintf(stderr, "default-yarn file in llama.cpp vs transformers with beta_slow 2: max |delta log p| top-5 %.3e\n",
+            a.max_dlogp_top5);
+    cr_expect_gt(a.max_dlogp_top5, 100 * F32_TOL, "beta_slow 2 would not matter (%.3e)", a.max_dlogp_top5);
+    run_logits_free(&C, &got);
+    run_logits_free(&C, &ref);
+    ctx_free(&C);
+    remove_tree(dir);
+    free(dir);
+}
