@@ -15,7 +15,8 @@
 **   {a}.attention.key_length / value_length  head_dim (only when config.json has it)
 **   {a}.rope.dimension_count  head_dim, else hidden_size / num_attention_heads
 **   {a}.vocab_size            vocab_size
-**   rope_scaling: linear / yarn -> {a}.rope.scaling.type, .factor, .original_context_length;
+**   rope_scaling: linear / yarn -> {a}.rope.scaling.type, .factor, .original_context_length
+**                 (yarn only with transformers' default betas and magnitude: check_yarn);
 **                 llama3 -> a generated F32 tensor rope_freqs.weight [head_dim / 2].
 ** Names (section 4.4): model.embed_tokens -> token_embd, model.norm -> output_norm,
 ** lm_head -> output (dropped when tie_word_embeddings), model.layers.N.{input_layernorm,
@@ -195,6 +196,46 @@ static enum mq_status add_rope_freqs(struct mq_plan *p, const cJSON *rs, double 
     return MQ_OK;
 }
 
+/* ---- YaRN parameters llama.cpp does not take ---- */
+
+/* transformers' get_mscale: the yarn cos/sin magnitude for a context `factor` */
+static double yarn_mscale(double factor, double mscale) { return factor <= 1 ? 1.0 : 0.1 * mscale * log(factor) + 1.0; }
+
+/*
+** transformers' yarn also reads beta_fast / beta_slow (the correction range, default 32 / 1),
+** truncate (default true) and attention_factor, or mscale with mscale_all_dim (the cos/sin
+** magnitude, default 0.1 ln(factor) + 1). llama.cpp's llama and qwen2 graphs always use 32 / 1
+** and truncation (their loaders read no rope.scaling.yarn_beta_* key: writing yarn_beta_slow into
+** the test file changed nothing) and derive the magnitude from the factor, so any other value
+** would convert to a model that computes something else: test_llama_run measured beta_slow 2
+** moving llama.cpp's log-probabilities by up to 11.6 from transformers'. Refused (a magnitude
+** might be expressible through rope.scaling.attn_factor, untested); the defaults spelled out are
+** fine. transformers reads the betas as `value or default`, so 0 means the default too.
+*/
+static enum mq_status check_yarn(const cJSON *rs, double factor, const char *path, struct mq_error *err)
+{
+    const cJSON *fast = cJSON_GetObjectItemCaseSensitive(rs, "beta_fast");
+    const cJSON *slow = cJSON_GetObjectItemCaseSensitive(rs, "beta_slow");
+    const cJSON *af = cJSON_GetObjectItemCaseSensitive(rs, "attention_factor");
+    const cJSON *ms = cJSON_GetObjectItemCaseSensitive(rs, "mscale");
+    const cJSON *ms_all = cJSON_GetObjectItemCaseSensitive(rs, "mscale_all_dim");
+    const char *bad = NULL;
+    const double def = yarn_mscale(factor, 1.0);
+    if (cJSON_IsNumber(fast) && fast->valuedouble != 0 && fast->valuedouble != 32) bad = "beta_fast";
+    else if (cJSON_IsNumber(slow) && slow->valuedouble != 0 && slow->valuedouble != 1) bad = "beta_slow";
+    else if (cJSON_IsFalse(cJSON_GetObjectItemCaseSensitive(rs, "truncate"))) bad = "truncate";
+    else if (cJSON_IsNumber(af) && fabs(af->valuedouble - def) > 1e-6 * def) bad = "attention_factor";
+    else if (!cJSON_IsNumber(af) && cJSON_IsNumber(ms) && cJSON_IsNumber(ms_all) && ms->valuedouble != 0 &&
+             ms_all->valuedouble != 0 &&
+             fabs(yarn_mscale(factor, ms->valuedouble) / yarn_mscale(factor, ms_all->valuedouble) - def) > 1e-6 * def)
+        bad = "mscale";
+    if (bad)
+        return MQ_FAIL(err, MQ_E_UNSUPPORTED, "rope-scaling",
+                       "%s: rope_scaling (yarn) \"%s\" other than transformers' default is not supported (llama.cpp "
+                       "ignores it for this architecture)", path, bad);
+    return MQ_OK;
+}
+
 /* ---- tokenizer ---- */
 
 /* tokenizer.json beside config.json -> tokenizer.ggml.*; without one, model "none" (llama.cpp
@@ -271,6 +312,7 @@ static enum mq_status set_hparams(struct mq_plan *p, const struct arch *a, const
         } else if (strcmp(type, "linear") == 0 || strcmp(type, "yarn") == 0) {
             if (!cJSON_IsNumber(f))
                 return MQ_FAIL(err, MQ_E_CORRUPT, "config-field", "%s: rope_scaling.factor missing", c->path);
+            if (strcmp(type, "yarn") == 0) MQ_TRY(check_yarn(rs, f->valuedouble, c->path, err));
             snprintf(key, sizeof key, "%s.rope.scaling.type", a->gguf);
             MQ_TRY(mq_meta_set_str(meta, key, type, SIZE_MAX, err));
             F32("rope.scaling.factor", f->valuedouble);

@@ -138,6 +138,7 @@ struct mq_llama_cpp {
     int32_t (*model_n_head)(const void *);
     int32_t (*model_n_head_kv)(const void *);
     int32_t (*model_rope_type)(const void *);
+    float (*model_rope_freq_scale_train)(const void *);
     uint64_t (*model_n_params)(const void *);
     int32_t (*model_meta_val_str)(const void *, const char *key, char *buf, size_t size);
 };
@@ -262,6 +263,7 @@ struct mq_llama_cpp *mq_llama_cpp_open(char *why, size_t why_len)
         {lc->llama, "llama_model_n_head", (void **)&lc->model_n_head},
         {lc->llama, "llama_model_n_head_kv", (void **)&lc->model_n_head_kv},
         {lc->llama, "llama_model_rope_type", (void **)&lc->model_rope_type},
+        {lc->llama, "llama_model_rope_freq_scale_train", (void **)&lc->model_rope_freq_scale_train},
         {lc->llama, "llama_model_n_params", (void **)&lc->model_n_params},
         {lc->llama, "llama_model_meta_val_str", (void **)&lc->model_meta_val_str},
         {lc->llama, "llama_load_mode_from_str", NULL}, /* only present in the layout mirrored here */
@@ -359,6 +361,7 @@ struct mq_llama_cpp_model *mq_llama_cpp_load(struct mq_llama_cpp *lc, const char
         info->n_head = lc->model_n_head(m->model);
         info->n_head_kv = lc->model_n_head_kv(m->model);
         info->rope_type = lc->model_rope_type(m->model);
+        info->rope_freq_scale_train = lc->model_rope_freq_scale_train(m->model);
         info->n_params = lc->model_n_params(m->model);
     }
     return m;

@@ -50,6 +50,7 @@ struct mq_llama_cpp_info {
     int n_vocab;       /* llama_vocab_n_tokens */
     int n_embd, n_layer, n_head, n_head_kv;
     int rope_type;     /* llama_model_rope_type: 0 NORM (adjacent pairs), 2 NEOX (rotate half) */
+    float rope_freq_scale_train; /* llama_model_rope_freq_scale_train: 1 / rope.scaling.factor, else 1 */
     uint64_t n_params; /* llama_model_n_params */
 };
 

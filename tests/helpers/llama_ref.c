@@ -11,6 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#define REF_PI 3.14159265358979323846
+
 void llama_ref_stats_init(struct llama_ref_stats *s) { memset(s, 0, sizeof *s); }
 
 static double std_of(uint64_t n, double sum, double sum_sq)
@@ -60,17 +62,82 @@ static void rmsnorm(const double *x, const float *weight, int n, double eps, dou
     for (int i = 0; i < n; i++) out[i] = x[i] * scale * (double)weight[i];
 }
 
-/* In-place rotate-half RoPE on one head vector at position `pos`. */
-static void rope_rotate_half(double *v, int head_dim, int pos, double theta)
+/* In-place rotate-half RoPE on one head vector at position `pos`, with cos and sin scaled by
+** `mag` (transformers' attention_scaling; 1 unless YaRN). */
+static void rope_rotate_half(double *v, int head_dim, int pos, const double *inv_freq, double mag)
 {
     int half = head_dim / 2;
     for (int i = 0; i < half; i++) {
-        double inv_freq = pow(theta, -(double)(2 * i) / (double)head_dim);
-        double a = (double)pos * inv_freq;
-        double c = cos(a), s = sin(a);
+        double a = (double)pos * inv_freq[i];
+        double c = cos(a) * mag, s = sin(a) * mag;
         double x1 = v[i], x2 = v[i + half];
         v[i] = x1 * c - x2 * s;
         v[i + half] = x2 * c + x1 * s;
+    }
+}
+
+static double clamp01(double x) { return x < 0.0 ? 0.0 : x > 1.0 ? 1.0 : x; }
+
+/* YaRN: the (fractional) pair index whose wavelength fits `rotations` times into `ctx` positions. */
+static double yarn_dim(double rotations, int head_dim, double theta, double ctx)
+{
+    return (double)head_dim * log(ctx / (rotations * 2.0 * REF_PI)) / (2.0 * log(theta));
+}
+
+int llama_ref_rope_freqs(const struct llama_ref_rope *rope, int head_dim, double rope_theta, double *inv_freq,
+                         double *attention_factor)
+{
+    if (head_dim <= 0 || head_dim % 2 != 0 || !(rope_theta > 1.0)) return -1;
+    const int half = head_dim / 2;
+    const enum llama_ref_rope_type type = rope ? rope->type : LLAMA_REF_ROPE_DEFAULT;
+    /* the unscaled frequencies, computed exactly as before scaling existed (fixtures depend on it) */
+    for (int i = 0; i < half; i++) inv_freq[i] = pow(rope_theta, -(double)(2 * i) / (double)head_dim);
+    *attention_factor = 1.0;
+    if (type == LLAMA_REF_ROPE_DEFAULT) return 0;
+    const double f = rope->factor;
+    if (!(f > 0.0)) return -1;
+    switch (type) {
+    case LLAMA_REF_ROPE_LINEAR:
+        for (int i = 0; i < half; i++) inv_freq[i] /= f;
+        return 0;
+    case LLAMA_REF_ROPE_LLAMA3: {
+        const double lo_f = rope->low_freq_factor, hi_f = rope->high_freq_factor, old = rope->original_max_pos;
+        if (!(lo_f > 0.0) || !(hi_f > lo_f) || !(old > 0.0)) return -1;
+        const double lo_wavelen = old / lo_f, hi_wavelen = old / hi_f; /* lo_wavelen > hi_wavelen */
+        for (int i = 0; i < half; i++) {
+            const double wavelen = 2.0 * REF_PI / inv_freq[i];
+            if (wavelen < hi_wavelen) continue;
+            if (wavelen > lo_wavelen) {
+                inv_freq[i] /= f;
+            } else {
+                const double s = (old / wavelen - lo_f) / (hi_f - lo_f);
+                inv_freq[i] = (1.0 - s) * inv_freq[i] / f + s * inv_freq[i];
+            }
+        }
+        return 0;
+    }
+    case LLAMA_REF_ROPE_YARN: {
+        const double old = rope->original_max_pos;
+        const double fast = rope->beta_fast > 0.0 ? rope->beta_fast : 32.0;
+        const double slow = rope->beta_slow > 0.0 ? rope->beta_slow : 1.0;
+        if (!(old > 0.0)) return -1;
+        double low = floor(yarn_dim(fast, head_dim, rope_theta, old));
+        double high = ceil(yarn_dim(slow, head_dim, rope_theta, old));
+        if (low < 0.0) low = 0.0;
+        if (high > head_dim - 1) high = head_dim - 1;
+        const double span = high == low ? 0.001 : high - low;
+        for (int i = 0; i < half; i++) {
+            /* ramp 0: pair i keeps its frequency (extrapolation); 1: divided by factor */
+            const double ramp = clamp01(((double)i - low) / span);
+            inv_freq[i] = inv_freq[i] / f * ramp + inv_freq[i] * (1.0 - ramp);
+        }
+        *attention_factor = rope->attention_factor > 0.0 ? rope->attention_factor
+                            : f > 1.0                    ? 0.1 * log(f) + 1.0
+                                                         : 1.0;
+        return 0;
+    }
+    default:
+        return -1;
     }
 }
 
@@ -86,6 +153,13 @@ int llama_ref_forward(const struct llama_ref_config *cfg, const struct llama_ref
 int llama_ref_forward_bias(const struct llama_ref_config *cfg, const struct llama_ref_weights *w,
                            const struct llama_ref_bias *bias, const int32_t *tokens, size_t n_tokens,
                            float *logits, struct llama_ref_stats *stats)
+{
+    return llama_ref_forward_rope(cfg, NULL, w, bias, tokens, n_tokens, logits, stats);
+}
+
+int llama_ref_forward_rope(const struct llama_ref_config *cfg, const struct llama_ref_rope *rope,
+                           const struct llama_ref_weights *w, const struct llama_ref_bias *bias,
+                           const int32_t *tokens, size_t n_tokens, float *logits, struct llama_ref_stats *stats)
 {
     const int E = cfg->n_embd, F = cfg->n_ff, H = cfg->n_head, KV = cfg->n_kv_head, D = cfg->head_dim;
     if (n_tokens == 0 || E <= 0 || F <= 0 || H <= 0 || KV <= 0 || D <= 0 || D % 2 != 0 ||
@@ -106,8 +180,10 @@ int llama_ref_forward_bias(const struct llama_ref_config *cfg, const struct llam
     double *tmp = calloc((size_t)(E > F ? E : F) * 2, sizeof *tmp);
     double *score = calloc((size_t)T, sizeof *score);
     double *g = calloc((size_t)F, sizeof *g), *u = calloc((size_t)F, sizeof *u);
+    double *inv_freq = calloc((size_t)D / 2, sizeof *inv_freq), mag = 1.0;
     int rc = -1;
-    if (!x || !n || !q || !k || !v || !att || !tmp || !score || !g || !u) goto done;
+    if (!x || !n || !q || !k || !v || !att || !tmp || !score || !g || !u || !inv_freq) goto done;
+    if (llama_ref_rope_freqs(rope, D, cfg->rope_theta, inv_freq, &mag) != 0) goto done;
 
     for (int t = 0; t < T; t++)
         for (int i = 0; i < E; i++) x[(size_t)t * E + i] = w->embed[(size_t)tokens[t] * E + i];
@@ -124,8 +200,8 @@ int llama_ref_forward_bias(const struct llama_ref_config *cfg, const struct llam
                 add_bias(k + (size_t)t * KD, bias[l].bk, KD);
                 add_bias(v + (size_t)t * KD, bias[l].bv, KD);
             }
-            for (int h = 0; h < H; h++) rope_rotate_half(q + (size_t)t * QD + h * D, D, t, cfg->rope_theta);
-            for (int h = 0; h < KV; h++) rope_rotate_half(k + (size_t)t * KD + h * D, D, t, cfg->rope_theta);
+            for (int h = 0; h < H; h++) rope_rotate_half(q + (size_t)t * QD + h * D, D, t, inv_freq, mag);
+            for (int h = 0; h < KV; h++) rope_rotate_half(k + (size_t)t * KD + h * D, D, t, inv_freq, mag);
         }
         const double inv_sqrt_d = 1.0 / sqrt((double)D);
         for (int t = 0; t < T; t++) {
@@ -193,6 +269,7 @@ int llama_ref_forward_bias(const struct llama_ref_config *cfg, const struct llam
     rc = 0;
 done:
     free(x); free(n); free(q); free(k); free(v); free(att); free(tmp); free(score); free(g); free(u);
+    free(inv_freq);
     return rc;
 }
 

@@ -18,6 +18,8 @@
 **                  out[i]            = x[i] cos a - x[i + head_dim/2] sin a
 **                  out[i+head_dim/2] = x[i + head_dim/2] cos a + x[i] sin a
 **              scores = q.k / sqrt(head_dim), causal (key position <= query position), softmax.
+**              rope_theta^(-2i/head_dim) is the default inverse frequency; llama_ref_forward_rope
+**              takes config.json's rope_scaling (struct llama_ref_rope) instead.
 **
 ** Every weight is row-major [out_features, in_features], exactly as safetensors stores it.
 ** The attention-logit statistics are taken over the pre-softmax scores of every layer, head and
@@ -84,6 +86,53 @@ double llama_ref_stats_std(const struct llama_ref_stats *s);
 double llama_ref_stats_min_layer_std(const struct llama_ref_stats *s);
 
 /*
+** RoPE scaling, as transformers' modeling_rope_utils derives it from config.json's rope_scaling
+** (written here from those semantics, in double precision; not from modelq's converter code).
+** From the default inv_freq[i] = rope_theta^(-2i/head_dim), i < head_dim/2:
+**   LINEAR  (_compute_linear_scaling_rope_parameters): inv_freq[i] / factor.
+**   LLAMA3  (_compute_llama3_parameters): with wavelen = 2 pi / inv_freq[i],
+**           lo = original_max_position_embeddings / low_freq_factor,
+**           hi = original_max_position_embeddings / high_freq_factor:
+**             wavelen < hi:  inv_freq[i] (high frequencies kept)
+**             wavelen > lo:  inv_freq[i] / factor
+**             otherwise:     (1 - s) inv_freq[i] / factor + s inv_freq[i],
+**                            s = (original_max_position_embeddings / wavelen - low_freq_factor)
+**                                / (high_freq_factor - low_freq_factor)
+**   YARN    (_compute_yarn_parameters with truncate true, the default): with L the original
+**           context (rope_scaling.original_max_position_embeddings, else max_position_embeddings),
+**             dim(r) = head_dim ln(L / (2 pi r)) / (2 ln rope_theta)
+**             low = max(floor(dim(beta_fast)), 0), high = min(ceil(dim(beta_slow)), head_dim - 1)
+**             ramp[i] = clamp((i - low) / (high - low), 0, 1)   (high == low: high - low = 0.001)
+**             inv_freq[i] / factor * ramp[i] + inv_freq[i] * (1 - ramp[i]),
+**           and cos, sin (so q and k) multiplied by attention_factor, by default
+**           0.1 ln(factor) + 1 (1 when factor <= 1).
+** Every other type has attention_factor 1.
+*/
+enum llama_ref_rope_type {
+    LLAMA_REF_ROPE_DEFAULT = 0,
+    LLAMA_REF_ROPE_LINEAR,
+    LLAMA_REF_ROPE_LLAMA3,
+    LLAMA_REF_ROPE_YARN,
+};
+
+struct llama_ref_rope {
+    enum llama_ref_rope_type type;
+    double factor;                            /* LINEAR, LLAMA3, YARN: > 0 */
+    double low_freq_factor, high_freq_factor; /* LLAMA3: high > low > 0 */
+    double original_max_pos;                  /* LLAMA3: original_max_position_embeddings; YARN: L */
+    double beta_fast, beta_slow;              /* YARN; 0 = 32 and 1 (transformers' defaults) */
+    double attention_factor;                  /* YARN; 0 = the default above */
+};
+
+/*
+** The inverse frequencies ([head_dim/2], caller-allocated) and the cos/sin magnitude for `rope`
+** (NULL = default). Returns 0, or -1 when head_dim is not even and positive, rope_theta <= 1 or
+** a parameter the type needs is out of range.
+*/
+int llama_ref_rope_freqs(const struct llama_ref_rope *rope, int head_dim, double rope_theta, double *inv_freq,
+                         double *attention_factor);
+
+/*
 ** Runs `n_tokens` tokens (each in [0, n_vocab)) through the model and writes n_tokens * n_vocab
 ** logits, position-major, to `logits` (caller-allocated). Scores are added to `stats` when it is
 ** not NULL. Returns 0, or -1 on a bad argument (token out of range, inconsistent config) or when
@@ -96,6 +145,10 @@ int llama_ref_forward(const struct llama_ref_config *cfg, const struct llama_ref
 int llama_ref_forward_bias(const struct llama_ref_config *cfg, const struct llama_ref_weights *w,
                            const struct llama_ref_bias *bias, const int32_t *tokens, size_t n_tokens,
                            float *logits, struct llama_ref_stats *stats);
+/* The same with RoPE scaling: `rope` NULL (or type DEFAULT) = llama_ref_forward_bias. */
+int llama_ref_forward_rope(const struct llama_ref_config *cfg, const struct llama_ref_rope *rope,
+                           const struct llama_ref_weights *w, const struct llama_ref_bias *bias,
+                           const int32_t *tokens, size_t n_tokens, float *logits, struct llama_ref_stats *stats);
 
 /*
 ** The Q/K row permutation of llama.cpp's convert_hf_to_gguf.py (LlamaModel.permute) on a
