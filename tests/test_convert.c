@@ -88,7 +88,8 @@ static void convert_ok(const char *env, const char *in, const char *out, const c
 
 Test(convert, identical_bytes_for_threads_chunks_and_kernels)
 {
-    static const char *types[] = {"q8_0", "q4_0", "q4_1", "q5_0", "q5_1", "iq4_nl", "q5_K", "q6_K", "f16", "bf16", "f32"};
+    static const char *types[] = {"q8_0", "q4_0", "q4_1", "q5_0", "q5_1", "iq4_nl",
+                                  "q4_K", "q5_K", "q6_K", "f16",  "bf16", "f32"};
     char *dir = make_temp_dir("repro");
     char a[512], b[512];
     for (size_t k = 0; k < sizeof types / sizeof types[0]; k++) {

@@ -46,16 +46,19 @@ struct type_case {
     int file_type;   /* llama_ftype */
     int matrix;      /* ggml type of eligible matrices */
     int output;      /* ggml type of output.weight */
-    int more_bits;   /* Q5_K_M: ggml type of attn_v/ffn_down in use_more_bits layers (0: the matrix type) */
+    int more_bits;   /* _M mixtures: ggml type of attn_v/ffn_down in use_more_bits layers (0: the matrix type) */
+    int attn_v;      /* Q4_K_S: ggml type of attn_v in layers 0-3 (0: the matrix type) */
 };
 
 /* llama-quantize: output.weight Q6_K unless the file is Q8_0; float files keep it in the type.
- * Q5_K (= Q5_K_M) gives attn_v and ffn_down Q6_K where use_more_bits(i, n) = i < n/8 || i >= 7n/8 ||
- * (i - n/8) % 3 == 2 holds: with 2 layers that is layer 1 only. */
+ * Q4_K and Q5_K (= Q4_K_M, Q5_K_M) give attn_v and ffn_down Q6_K where use_more_bits(i, n) = i < n/8 ||
+ * i >= 7n/8 || (i - n/8) % 3 == 2 holds: with 2 layers that is layer 1 only. Q4_K_S gives attn_v of
+ * layers 0-3 Q5_K (and ffn_down of the first n/8 = 0 layers). */
 static const struct type_case cases[] = {
-    {"f32", 0, 0, 0, 0},     {"f16", 1, 1, 1, 0},      {"bf16", 32, 30, 30, 0},  {"auto", 32, 30, 30, 0},
-    {"q8_0", 7, 8, 8, 0},    {"q4_0", 2, 2, 14, 0},    {"q4_1", 3, 3, 14, 0},    {"q5_0", 8, 6, 14, 0},
-    {"q5_1", 9, 7, 14, 0},   {"iq4_nl", 25, 20, 14, 0}, {"q6_K", 18, 14, 14, 0}, {"q5_K", 17, 13, 14, 14},
+    {"f32", 0, 0, 0, 0, 0},     {"f16", 1, 1, 1, 0, 0},      {"bf16", 32, 30, 30, 0, 0},  {"auto", 32, 30, 30, 0, 0},
+    {"q8_0", 7, 8, 8, 0, 0},    {"q4_0", 2, 2, 14, 0, 0},    {"q4_1", 3, 3, 14, 0, 0},    {"q5_0", 8, 6, 14, 0, 0},
+    {"q5_1", 9, 7, 14, 0, 0},   {"iq4_nl", 25, 20, 14, 0, 0}, {"q6_K", 18, 14, 14, 0, 0}, {"q5_K", 17, 13, 14, 14, 0},
+    {"q4_K", 15, 12, 14, 14, 0}, {"q4_K_S", 14, 12, 14, 0, 13}, {"q5_K_S", 16, 13, 14, 0, 0},
 };
 
 static void expect(bool ok, const char *why) { cr_expect(ok, "%s", why); }
@@ -121,6 +124,7 @@ static void check_tensors(const struct gguf_view *v, const struct mq_model *m, c
         int type = t->ndim == 1 ? 0 : !strcmp(name, "output.weight") ? tc->output : tc->matrix;
         if (tc->more_bits && (!strcmp(name, "blk.1.attn_v.weight") || !strcmp(name, "blk.1.ffn_down.weight")))
             type = tc->more_bits;
+        if (tc->attn_v && strstr(name, ".attn_v.weight")) type = tc->attn_v;
         expect(gguf_view_expect_tensor(v, name, type, t->ndim, ne, why, sizeof why), why);
         /* bytes: ggml's quantizer on the same (permuted) rows */
         const struct gguf_view_tensor *vt = gguf_view_find_tensor(v, name);
