@@ -158,8 +158,10 @@ Test(convert, estimate_bytes_equal_written_bytes)
     mq_model_free(m);
     char *dir = make_temp_dir("est");
     static const struct { enum mq_target t; const char *name; } rows[] = {
-        {MQ_TARGET_F32, "f32"}, {MQ_TARGET_Q8_0, "q8_0"}, {MQ_TARGET_Q4_0, "q4_0"}, {MQ_TARGET_IQ4_NL, "iq4_nl"}};
-    for (size_t i = 0; i < 4; i++) {
+        {MQ_TARGET_F32, "f32"},       {MQ_TARGET_Q8_0, "q8_0"},   {MQ_TARGET_Q4_0, "q4_0"},
+        {MQ_TARGET_IQ4_NL, "iq4_nl"}, {MQ_TARGET_Q4_K_M, "q4_K"},
+    };
+    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
         char out[512];
         snprintf(out, sizeof out, "%s/%s.gguf", dir, rows[i].name);
         uint64_t written = convert_tensor_bytes(MODEL, rows[i].name, false, out);
@@ -187,7 +189,7 @@ Test(convert, estimate_equals_plan_on_llama2_7b_shape)
     static const struct { enum mq_target t; const char *name; } rows[] = {
         {MQ_TARGET_F32, "f32"}, {MQ_TARGET_Q8_0, "q8_0"}, {MQ_TARGET_Q4_0, "q4_0"}, {MQ_TARGET_IQ4_NL, "iq4_nl"},
         {MQ_TARGET_NF4, "nf4"}, {MQ_TARGET_NF4_DQ, "nf4-dq"}, {MQ_TARGET_INT8_ROW, "int8_row"},
-        {MQ_TARGET_INT8_ASYM, "int8_asym"}};
+        {MQ_TARGET_INT8_ASYM, "int8_asym"}, {MQ_TARGET_Q4_K_M, "q4_K"}};
     for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
         uint64_t planned = convert_tensor_bytes(dir, rows[i].name, true, NULL);
         cr_expect_eq(planned, e.rows[rows[i].t].bytes, "%s", rows[i].name);
