@@ -10,9 +10,9 @@
 **             was already made with the same options. Outputs go to DIR/out-TYPE.gguf and are
 **             deleted after measuring unless --keep.
 **   preset    issue (default: hidden 4096, ffn 14336, 4 layers, 32/8 heads, vocab 512,
-**             2.27 GB) or 256m (253 MB); see tools/mkbigmodel.c.
+**             1.75 GB) or 256m (253 MB); see tools/mkbigmodel.c.
 **   modelq    the CLI to run (default: modelq next to this tool).
-**   types     default q8_0,q4_0,iq4_nl,f16; -j N is passed to convert (default 2).
+**   types     default q8_0,q4_0,iq4_nl,f16,q4_K; -j N is passed to convert (default 2).
 **   repeat    runs of each row (default 1); the fastest is shown, with the largest peak RSS.
 **
 ** Method: the input is read once before every run so it is in the page cache (the first read's
@@ -228,7 +228,7 @@ static void print_row(const char *name, const struct child_result *r, double syn
 
 int main(int argc, char **argv)
 {
-    const char *dir = "/tmp/modelq-bench", *preset = "issue", *modelq = NULL, *types_arg = "q8_0,q4_0,iq4_nl,f16";
+    const char *dir = "/tmp/modelq-bench", *preset = "issue", *modelq = NULL, *types_arg = "q8_0,q4_0,iq4_nl,f16,q4_K";
     const char *jobs = "2";
     int keep = 0, repeats = 1;
     for (int i = 1; i < argc; i++) {
