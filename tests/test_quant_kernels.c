@@ -142,6 +142,110 @@ Test(kernels, fast_equals_reference_odd_geometry)
     }
 }
 
+/*
+** Sub-block shapes (32 values) that steer Q4_K/Q5_K's make_qkx2_quants search down each of its
+** branches: a positive minimum clamped to 0, max == min (codes 0), fits whose min comes out > 0,
+** steps with D <= 0 (two-valued data), rounding ties, a sub-block small enough beside the others
+** that its 6-bit scale is 0 (ggml then keeps the search's codes), and scales/mins near a 6-bit
+** rounding boundary (a copy of the previous sub-block times (k + 1/2) / 63).
+*/
+enum { KSHAPES = 15 };
+static const char *const kshape_names[KSHAPES] = {
+    "normal",       "positive-only", "equal-positive", "equal-negative", "zeros",
+    "signed-zeros", "far-offset",    "two-valued",     "one-spike",      "6-bit-boundary",
+    "tiny-beside",  "small-ints",    "negative-only",  "denormal",       "ramp",
+};
+
+static void fill_kquant_subblock(struct mq_test_rng *r, int shape, float *x, const float *prev)
+{
+    const float s = (float)pow(10.0, 4 * mq_test_rng_unit(r) - 2);
+    const float c = (float)mq_test_rng_normal(r) * s;
+    for (int i = 0; i < 32; i++) {
+        const float v = (float)mq_test_rng_normal(r), u = (float)mq_test_rng_unit(r);
+        switch (shape) {
+        case 0: x[i] = v * s; break;
+        case 1: x[i] = s * (0.25f + u); break;
+        case 2: x[i] = fabsf(c); break;
+        case 3: x[i] = -fabsf(c); break;
+        case 4: x[i] = 0.0f; break;
+        case 5: x[i] = u < 0.5f ? 0.0f : -0.0f; break;
+        case 6: x[i] = 100 * s + v * s * 0.01f; break;
+        case 7: x[i] = u < 0.5f ? c : -0.5f * c; break;
+        case 8: x[i] = i == 7 ? c : 0.0f; break;
+        case 9: break; /* below */
+        case 10: x[i] = v * 1e-4f; break;
+        case 11: x[i] = (float)((int)(mq_test_rng_u64(r) % 32) - 8); break;
+        case 12: x[i] = -s * (0.1f + u); break;
+        case 13: x[i] = v * 1e-39f; break;
+        default: x[i] = (float)i * s - 7 * s; break;
+        }
+    }
+    if (shape == 9) { /* one factor for the whole sub-block */
+        const float f = ((float)(mq_test_rng_u64(r) % 63) + 0.5f) / 63;
+        for (int i = 0; i < 32; i++) x[i] = prev[i] * f;
+    }
+}
+
+/* Number of sub-blocks in Q4_K/Q5_K super-blocks whose 6-bit scale is 0 although d is not. */
+static int kquant_zero_scales(const uint8_t *data, size_t nblocks, size_t block_bytes)
+{
+    int zero = 0;
+    for (size_t b = 0; b < nblocks; b++) {
+        const uint8_t *y = data + b * block_bytes, *sc = y + 4;
+        if (mq_f16_to_f32((uint16_t)(y[0] | y[1] << 8)) == 0) continue;
+        for (int j = 0; j < 8; j++) {
+            int ls = j < 4 ? sc[j] & 63 : (sc[j + 4] & 0xF) | ((sc[j - 4] >> 6) << 4);
+            zero += ls == 0;
+        }
+    }
+    return zero;
+}
+
+Test(kernels, kquant_fast_equals_reference_on_search_edge_cases)
+{
+    enum { MAXB = 7 };
+    static float x[MAXB * 256];
+    static const enum mq_codec kc[2] = {MQ_CODEC_Q4_K, MQ_CODEC_Q5_K};
+    struct mq_test_rng r;
+    mq_test_rng_seed(&r, 4242);
+    long checked = 0;
+    int zero_scales = 0;
+    for (int mode = 0; mode < 2; mode++) {
+        mq_quant_set_simd(mode ? -1 : 0);
+        for (int rep = 0; rep < 400; rep++) {
+            /* 1..7 super-blocks of one row each: odd counts take the kernel's single-block tail */
+            const size_t nb = 1 + (size_t)rep % MAXB, n = nb * 256;
+            const int one_shape = (int)(mq_test_rng_u64(&r) % KSHAPES), mixed = rep % 3 != 0;
+            for (size_t k = 0; k < nb * 8; k++) {
+                int shape = mixed ? (int)(mq_test_rng_u64(&r) % KSHAPES) : one_shape;
+                fill_kquant_subblock(&r, shape, x + 32 * k, k ? x + 32 * (k - 1) : x);
+            }
+            if (rep % 5 == 4) { /* the whole input scaled from ~1e-30 to ~1e5 */
+                const float f = (float)pow(10.0, 35 * mq_test_rng_unit(&r) - 30);
+                for (size_t i = 0; i < n; i++) x[i] *= f;
+            }
+            for (int c = 0; c < 2; c++) {
+                struct qout a, b;
+                qout_alloc(&a, kc[c], NULL, n, 256);
+                qout_alloc(&b, kc[c], NULL, n, 256);
+                run(kc[c], NULL, x, n, 256, &a, false);
+                run(kc[c], NULL, x, n, 256, &b, true);
+                cr_expect(same(&a, &b), "%s: fast != ref (rep %d, %zu super-blocks, %s, simd %s)",
+                          mq_codec_info(kc[c])->name, rep, nb, mixed ? "mixed shapes" : kshape_names[one_shape],
+                          mq_quant_simd_name());
+                zero_scales += mode ? kquant_zero_scales(b.data, nb, b.nbytes / nb) : 0;
+                checked++;
+                qout_free(&a);
+                qout_free(&b);
+            }
+        }
+    }
+    mq_quant_set_simd(-1);
+    fprintf(stderr, "kernels: %ld Q4_K/Q5_K search edge-case comparisons, %d sub-blocks with 6-bit scale 0\n",
+            checked, zero_scales);
+    cr_expect_gt(zero_scales, 0, "no sub-block took the 6-bit-scale-0 path");
+}
+
 Test(kernels, chunked_equals_one_shot)
 {
     enum { N = 64 * 40 };

@@ -352,24 +352,15 @@ static inline void get_scale_min_k4(int j, const uint8_t *q, uint8_t *d, uint8_t
 }
 
 /*
-** The common part of quantize_row_q4_K_ref and quantize_row_q5_K_ref for one super-block x[256]:
-** a make_qkx2_quants fit per 32-element sub-block (weights av_x + |x|), the eight scales and mins
-** quantized to 6 bits against the largest of each and packed into y[4..15], d and dmin stored as
-** fp16 at y[0] and y[2], then the codes L[0..256) recomputed in 0..nmax from the fp16 d and dmin.
-** A sub-block whose 6-bit scale came out 0 keeps make_qkx2_quants' codes, as in ggml.
+** The six-bit scale and min of each sub-block, as in quantize_row_q4_K_ref: the eight fitted
+** scales and mins quantized against the largest of each and packed into y[4..15] (the layout
+** get_scale_min_k4 reads), d and dmin stored as fp16 at y[0] and y[2].
 */
-static void kquant_fit_superblock(const float *x, int nmax, float rmin, int nstep, uint8_t *y, uint8_t *L)
+static void kquant_pack_scales(const float *scales, const float *mins, uint8_t *y)
 {
-    uint8_t Laux[32];
-    float mins[QK_K / 32], scales[QK_K / 32], weights[32];
     uint8_t *sc = y + 4;
     float max_scale = 0, max_min = 0;
     for (int j = 0; j < QK_K / 32; j++) {
-        float sum_x2 = 0;
-        for (int l = 0; l < 32; l++) sum_x2 += x[32 * j + l] * x[32 * j + l];
-        float av_x = sqrtf(sum_x2 / 32);
-        for (int l = 0; l < 32; l++) weights[l] = av_x + fabsf(x[32 * j + l]);
-        scales[j] = make_qkx2_quants(32, nmax, x + 32 * j, weights, L + 32 * j, &mins[j], Laux, rmin, 0.1f, nstep);
         if (scales[j] > max_scale) max_scale = scales[j];
         if (mins[j] > max_min) max_min = mins[j];
     }
@@ -391,6 +382,27 @@ static void kquant_fit_superblock(const float *x, int nmax, float rmin, int nste
     }
     mq_put_f16(y, max_scale / 63.f);
     mq_put_f16(y + 2, max_min / 63.f);
+}
+
+/*
+** The common part of quantize_row_q4_K_ref and quantize_row_q5_K_ref for one super-block x[256]:
+** a make_qkx2_quants fit per 32-element sub-block (weights av_x + |x|), the scales and mins
+** packed (kquant_pack_scales), then the codes L[0..256) recomputed in 0..nmax from the fp16 d
+** and dmin. A sub-block whose 6-bit scale came out 0 keeps make_qkx2_quants' codes, as in ggml.
+*/
+static void kquant_fit_superblock(const float *x, int nmax, float rmin, int nstep, uint8_t *y, uint8_t *L)
+{
+    uint8_t Laux[32];
+    float mins[QK_K / 32], scales[QK_K / 32], weights[32];
+    for (int j = 0; j < QK_K / 32; j++) {
+        float sum_x2 = 0;
+        for (int l = 0; l < 32; l++) sum_x2 += x[32 * j + l] * x[32 * j + l];
+        float av_x = sqrtf(sum_x2 / 32);
+        for (int l = 0; l < 32; l++) weights[l] = av_x + fabsf(x[32 * j + l]);
+        scales[j] = make_qkx2_quants(32, nmax, x + 32 * j, weights, L + 32 * j, &mins[j], Laux, rmin, 0.1f, nstep);
+    }
+    kquant_pack_scales(scales, mins, y);
+    const uint8_t *sc = y + 4;
     const float dd = mq_get_f16(y), dmin = mq_get_f16(y + 2);
     for (int j = 0; j < QK_K / 32; j++) {
         uint8_t s, m;
@@ -405,6 +417,236 @@ static void kquant_fit_superblock(const float *x, int nmax, float rmin, int nste
     }
 }
 
+/* Q5_K codes L[256] (0..31) into qh[32] at y+16 and qs[128] at y+48 (no branches on the codes). */
+static void q5_k_pack_codes(const uint8_t *L, uint8_t *y)
+{
+    uint8_t *qh = y + 16, *ql = y + 48;
+    memset(qh, 0, QK_K / 8);
+    for (int c = 0; c < QK_K / 64; c++) {
+        for (int j = 0; j < 32; j++) {
+            const int l1 = L[64 * c + j], l2 = L[64 * c + j + 32];
+            qh[j] |= (uint8_t)(((l1 >> 4) << (2 * c)) | ((l2 >> 4) << (2 * c + 1)));
+            ql[32 * c + j] = (uint8_t)((l1 & 15) | ((l2 & 15) << 4));
+        }
+    }
+}
+
+/* Q4_K codes L[256] (0..15) into qs[128] at y+16. */
+static void q4_k_pack_codes(const uint8_t *L, uint8_t *y)
+{
+    uint8_t *q = y + 16;
+    for (int c = 0; c < QK_K; c += 64) {
+        for (int l = 0; l < 32; l++) q[l] = (uint8_t)(L[c + l] | (L[c + l + 32] << 4));
+        q += 32;
+    }
+}
+
+#ifdef MQ_X86
+/*
+** make_qkx2_quants(32, nmax, ...) with kquant_fit_superblock's weights for the eight sub-blocks
+** of one super-block at once, sub-block j in lane j. As in make_qx_quants_8x16, every float
+** operation is the scalar one, lane-wise and in the scalar order (separate mul and add where the
+** scalar code has a*b + c, true divisions and square root), and every `if` is a per-lane blend,
+** so each lane's scale, min and codes equal the reference's.
+**
+** The codes themselves are not kept: a step's codes are clamp(nearest(iscale * (x - min))) for
+** that step's iscale and min, so the winning pair is recorded (l_iscale, l_min) and the codes are
+** recomputed from it, with the same operations, only for a sub-block whose 6-bit scale is 0
+** (the only case where ggml keeps make_qkx2_quants' codes).
+*/
+struct qkx2_fit8 {
+    float scale[8], the_min[8]; /* make_qkx2_quants' result and *the_min */
+    float l_iscale[8], l_min[8]; /* codes of the winning step */
+    int flat;                   /* bit j: sub-block j had max == min, codes all 0 */
+};
+
+__attribute__((target("avx2,f16c"))) static inline __m256i clamp_code8(__m256 f, __m256i vnmax)
+{
+    return _mm256_max_epi32(_mm256_setzero_si256(), _mm256_min_epi32(vnmax, nearest_int8(f)));
+}
+
+/*
+** Two super-blocks xs[0] and xs[1] (eight lanes each) are fitted side by side: each lane's sums
+** are one long chain of dependent adds, so a second independent set of chains keeps the vector
+** unit busy. The two never mix; xs[1] may equal xs[0].
+*/
+enum { KQ_G = 2 };
+/* the per-group loops must be unrolled so that each group's accumulators live in registers */
+#define KQ_FOR_G _Pragma("GCC unroll 2") for (int g = 0; g < KQ_G; g++)
+
+__attribute__((target("avx2,f16c"))) static void make_qkx2_quants_8x32(const float *const xs[KQ_G], int nmax,
+                                                                     float rmin, int nstep,
+                                                                     struct qkx2_fit8 out[KQ_G])
+{
+    const __m256i lane_off = _mm256_setr_epi32(0, 32, 64, 96, 128, 160, 192, 224);
+    const __m256 absmask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
+    const __m256 signbit = _mm256_castsi256_ps(_mm256_set1_epi32((int)0x80000000u));
+    const __m256 zero = _mm256_setzero_ps();
+    const __m256i vnmax = _mm256_set1_epi32(nmax);
+    __m256 X[32][KQ_G], W[32][KQ_G], Lf[32][KQ_G];
+    __m256 min[KQ_G], max[KQ_G], sum_w[KQ_G], sum_x[KQ_G], flat[KQ_G], flat_min[KQ_G];
+    __m256 scale[KQ_G], best_error[KQ_G], l_iscale[KQ_G], l_min[KQ_G];
+
+    KQ_FOR_G {
+        /* kquant_fit_superblock: weights av_x + |x| with av_x = sqrtf(sum_x2 / 32) */
+        __m256 sum_x2 = zero;
+        for (int i = 0; i < 32; i++) {
+            X[i][g] = _mm256_i32gather_ps(xs[g] + i, lane_off, 4);
+            sum_x2 = _mm256_add_ps(sum_x2, _mm256_mul_ps(X[i][g], X[i][g]));
+        }
+        const __m256 av_x = _mm256_sqrt_ps(_mm256_div_ps(sum_x2, _mm256_set1_ps(32.f)));
+        for (int i = 0; i < 32; i++) W[i][g] = _mm256_add_ps(av_x, _mm256_and_ps(X[i][g], absmask));
+
+        __m256 mn = X[0][g], mx = X[0][g], sw = W[0][g], sx = _mm256_mul_ps(W[0][g], X[0][g]);
+        for (int i = 1; i < 32; i++) {
+            mn = _mm256_blendv_ps(mn, X[i][g], _mm256_cmp_ps(X[i][g], mn, _CMP_LT_OQ));
+            mx = _mm256_blendv_ps(mx, X[i][g], _mm256_cmp_ps(X[i][g], mx, _CMP_GT_OQ));
+            sw = _mm256_add_ps(sw, W[i][g]);
+            sx = _mm256_add_ps(sx, _mm256_mul_ps(W[i][g], X[i][g]));
+        }
+        mn = _mm256_andnot_ps(_mm256_cmp_ps(mn, zero, _CMP_GT_OQ), mn); /* if (min > 0) min = 0 */
+        min[g] = flat_min[g] = mn;
+        max[g] = mx;
+        sum_w[g] = sw;
+        sum_x[g] = sx;
+        flat[g] = _mm256_cmp_ps(mx, mn, _CMP_EQ_OQ);
+
+        const __m256 iscale = _mm256_div_ps(_mm256_set1_ps((float)nmax), _mm256_sub_ps(mx, mn));
+        const __m256 sc = _mm256_div_ps(_mm256_set1_ps(1.f), iscale);
+        __m256 err = zero;
+        for (int i = 0; i < 32; i++) {
+            __m256 lf = _mm256_cvtepi32_ps(clamp_code8(_mm256_mul_ps(iscale, _mm256_sub_ps(X[i][g], mn)), vnmax));
+            __m256 diff = _mm256_sub_ps(_mm256_add_ps(_mm256_mul_ps(sc, lf), mn), X[i][g]);
+            diff = _mm256_mul_ps(diff, diff);
+            err = _mm256_add_ps(err, _mm256_mul_ps(W[i][g], diff));
+        }
+        scale[g] = sc;
+        best_error[g] = err;
+        l_iscale[g] = iscale;
+        l_min[g] = mn;
+    }
+
+    for (int is = 0; is <= nstep; is++) {
+        const __m256 num = _mm256_set1_ps(rmin + 0.1f * (float)is + (float)nmax); /* rmin + rdelta * is + nmax */
+        __m256 iscale[KQ_G], sum_l[KQ_G], sum_l2[KQ_G], sum_xl[KQ_G], D[KQ_G], dpos[KQ_G];
+        KQ_FOR_G {
+            iscale[g] = _mm256_div_ps(num, _mm256_sub_ps(max[g], min[g]));
+            sum_l[g] = sum_l2[g] = sum_xl[g] = zero;
+        }
+        for (int i = 0; i < 32; i++) {
+            KQ_FOR_G {
+                __m256 lf =
+                    _mm256_cvtepi32_ps(clamp_code8(_mm256_mul_ps(iscale[g], _mm256_sub_ps(X[i][g], min[g])), vnmax));
+                Lf[i][g] = lf;
+                __m256 wl = _mm256_mul_ps(W[i][g], lf);
+                sum_l[g] = _mm256_add_ps(sum_l[g], wl);
+                sum_l2[g] = _mm256_add_ps(sum_l2[g], _mm256_mul_ps(wl, lf));
+                sum_xl[g] = _mm256_add_ps(sum_xl[g], _mm256_mul_ps(wl, X[i][g]));
+            }
+        }
+        __m256 any = zero;
+        KQ_FOR_G {
+            D[g] = _mm256_sub_ps(_mm256_mul_ps(sum_w[g], sum_l2[g]), _mm256_mul_ps(sum_l[g], sum_l[g]));
+            dpos[g] = _mm256_cmp_ps(D[g], zero, _CMP_GT_OQ);
+            any = _mm256_or_ps(any, dpos[g]);
+        }
+        if (_mm256_testz_ps(any, any)) continue; /* no lane has D > 0 */
+        __m256 this_scale[KQ_G], this_min[KQ_G], cur_error[KQ_G];
+        KQ_FOR_G {
+            this_scale[g] = _mm256_div_ps(
+                _mm256_sub_ps(_mm256_mul_ps(sum_w[g], sum_xl[g]), _mm256_mul_ps(sum_x[g], sum_l[g])), D[g]);
+            this_min[g] = _mm256_div_ps(
+                _mm256_sub_ps(_mm256_mul_ps(sum_l2[g], sum_x[g]), _mm256_mul_ps(sum_l[g], sum_xl[g])), D[g]);
+            const __m256 mpos = _mm256_cmp_ps(this_min[g], zero, _CMP_GT_OQ); /* if (this_min > 0) */
+            this_min[g] = _mm256_andnot_ps(mpos, this_min[g]);
+            this_scale[g] = _mm256_blendv_ps(this_scale[g], _mm256_div_ps(sum_xl[g], sum_l2[g]), mpos);
+            cur_error[g] = zero;
+        }
+        for (int i = 0; i < 32; i++) {
+            KQ_FOR_G {
+                __m256 diff =
+                    _mm256_sub_ps(_mm256_add_ps(_mm256_mul_ps(this_scale[g], Lf[i][g]), this_min[g]), X[i][g]);
+                diff = _mm256_mul_ps(diff, diff);
+                cur_error[g] = _mm256_add_ps(cur_error[g], _mm256_mul_ps(W[i][g], diff));
+            }
+        }
+        KQ_FOR_G {
+            const __m256 upd = _mm256_and_ps(dpos[g], _mm256_cmp_ps(cur_error[g], best_error[g], _CMP_LT_OQ));
+            best_error[g] = _mm256_blendv_ps(best_error[g], cur_error[g], upd);
+            scale[g] = _mm256_blendv_ps(scale[g], this_scale[g], upd);
+            l_iscale[g] = _mm256_blendv_ps(l_iscale[g], iscale[g], upd);
+            l_min[g] = _mm256_blendv_ps(l_min[g], min[g], upd);
+            min[g] = _mm256_blendv_ps(min[g], this_min[g], upd);
+        }
+    }
+    /* max == min lanes return early in the scalar code: scale 0, -min of the first pass (their
+     * steps all have D = 0, so min never moved, but the blend does not rely on that) */
+    KQ_FOR_G {
+        _mm256_storeu_ps(out[g].scale, _mm256_andnot_ps(flat[g], scale[g]));
+        _mm256_storeu_ps(out[g].the_min, _mm256_xor_ps(_mm256_blendv_ps(min[g], flat_min[g], flat[g]), signbit));
+        _mm256_storeu_ps(out[g].l_iscale, l_iscale[g]);
+        _mm256_storeu_ps(out[g].l_min, l_min[g]);
+        out[g].flat = _mm256_movemask_ps(flat[g]);
+    }
+}
+
+/*
+** The rest of kquant_fit_superblock for x[256] once make_qkx2_quants_8x32 has fitted it: the
+** packed scales, then the codes L[256]. A sub-block with a nonzero 6-bit scale gets its codes
+** recomputed eight at a time ((x + dm) / d, rounded and clamped, as in the scalar loop); the
+** others keep the winning make_qkx2_quants step's codes, recomputed here from (l_iscale, l_min).
+*/
+__attribute__((target("avx2,f16c"))) static void kquant_codes_avx2(const float *x, int nmax,
+                                                                  const struct qkx2_fit8 *f, uint8_t *y, uint8_t *L)
+{
+    kquant_pack_scales(f->scale, f->the_min, y);
+    const uint8_t *sc = y + 4;
+    const float dd = mq_get_f16(y), dmin = mq_get_f16(y + 2);
+    const __m256i vnmax = _mm256_set1_epi32(nmax);
+    const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+    for (int j = 0; j < QK_K / 32; j++) {
+        const float *xj = x + 32 * j;
+        uint8_t s, m;
+        get_scale_min_k4(j, sc, &s, &m);
+        const float d = dd * s;
+        if (!d) {
+            for (int ii = 0; ii < 32; ii++) {
+                int l = (f->flat >> j) & 1 ? 0 : mq_nearest_int(f->l_iscale[j] * (xj[ii] - f->l_min[j]));
+                L[32 * j + ii] = (uint8_t)imax(0, imin(nmax, l));
+            }
+            continue;
+        }
+        const __m256 vd = _mm256_set1_ps(d), vdm = _mm256_set1_ps(dmin * m);
+        __m256i l[4];
+        for (int k = 0; k < 4; k++)
+            l[k] = clamp_code8(_mm256_div_ps(_mm256_add_ps(_mm256_loadu_ps(xj + 8 * k), vdm), vd), vnmax);
+        /* 32 codes in 0..nmax to bytes, in order (the packs work per 128-bit half) */
+        __m256i b = _mm256_packus_epi16(_mm256_packs_epi32(l[0], l[1]), _mm256_packs_epi32(l[2], l[3]));
+        _mm256_storeu_si256((__m256i *)(L + 32 * j), _mm256_permutevar8x32_epi32(b, order));
+    }
+}
+
+/* Q4_K or Q5_K for nb super-blocks of src, two at a time (the last one alone fitted twice). */
+__attribute__((target("avx2,f16c"))) static void kquant_quantize_avx2(const float *src, size_t nb, int nmax,
+                                                                     float rmin, int nstep, size_t block_bytes,
+                                                                     void (*pack_codes)(const uint8_t *, uint8_t *),
+                                                                     uint8_t *data)
+{
+    struct qkx2_fit8 f[KQ_G];
+    uint8_t L[QK_K];
+    for (size_t b = 0; b < nb; b += KQ_G) {
+        const float *xs[KQ_G];
+        for (int g = 0; g < KQ_G; g++) xs[g] = src + (b + (size_t)g < nb ? b + (size_t)g : b) * QK_K;
+        make_qkx2_quants_8x32(xs, nmax, rmin, nstep, f);
+        for (int g = 0; g < KQ_G && b + (size_t)g < nb; g++) {
+            uint8_t *y = data + (b + (size_t)g) * block_bytes;
+            kquant_codes_avx2(xs[g], nmax, &f[g], y, L);
+            pack_codes(L, y);
+        }
+    }
+}
+#endif
+
 void mq_quantize_q5_k_ref(const float *src, size_t n, size_t row_len, uint32_t block,
                           uint8_t *data, float *scales_unused, int8_t *zeros)
 {
@@ -412,34 +654,20 @@ void mq_quantize_q5_k_ref(const float *src, size_t n, size_t row_len, uint32_t b
     uint8_t L[QK_K];
     for (size_t b = 0; b < n / QK_K; b++) {
         uint8_t *y = data + b * Q5K_BYTES;
-        uint8_t *qh = y + 16, *ql = y + 48;
         kquant_fit_superblock(src + b * QK_K, 31, -0.5f, 15, y, L);
-        memset(qh, 0, QK_K / 8);
-        uint8_t m1 = 1, m2 = 2;
-        for (int nn = 0; nn < QK_K; nn += 64) {
-            for (int j = 0; j < 32; j++) {
-                int l1 = L[nn + j];
-                if (l1 > 15) {
-                    l1 -= 16;
-                    qh[j] |= m1;
-                }
-                int l2 = L[nn + j + 32];
-                if (l2 > 15) {
-                    l2 -= 16;
-                    qh[j] |= m2;
-                }
-                ql[j] = (uint8_t)(l1 | (l2 << 4));
-            }
-            m1 = (uint8_t)(m1 << 2);
-            m2 = (uint8_t)(m2 << 2);
-            ql += 32;
-        }
+        q5_k_pack_codes(L, y);
     }
 }
 
 void mq_quantize_q5_k_fast(const float *src, size_t n, size_t row_len, uint32_t block,
                            uint8_t *data, float *scales, int8_t *zeros)
 {
+#ifdef MQ_X86
+    if (mq_cpu_avx2()) {
+        kquant_quantize_avx2(src, n / QK_K, 31, -0.5f, 15, Q5K_BYTES, q5_k_pack_codes, data);
+        return;
+    }
+#endif
     mq_quantize_q5_k_ref(src, n, row_len, block, data, scales, zeros);
 }
 
@@ -485,18 +713,20 @@ void mq_quantize_q4_k_ref(const float *src, size_t n, size_t row_len, uint32_t b
     uint8_t L[QK_K];
     for (size_t b = 0; b < n / QK_K; b++) {
         uint8_t *y = data + b * Q4K_BYTES;
-        uint8_t *q = y + 16;
         kquant_fit_superblock(src + b * QK_K, 15, -1.f, 20, y, L);
-        for (int c = 0; c < QK_K; c += 64) {
-            for (int l = 0; l < 32; l++) q[l] = (uint8_t)(L[c + l] | (L[c + l + 32] << 4));
-            q += 32;
-        }
+        q4_k_pack_codes(L, y);
     }
 }
 
 void mq_quantize_q4_k_fast(const float *src, size_t n, size_t row_len, uint32_t block,
                            uint8_t *data, float *scales, int8_t *zeros)
 {
+#ifdef MQ_X86
+    if (mq_cpu_avx2()) {
+        kquant_quantize_avx2(src, n / QK_K, 15, -1.f, 20, Q4K_BYTES, q4_k_pack_codes, data);
+        return;
+    }
+#endif
     mq_quantize_q4_k_ref(src, n, row_len, block, data, scales, zeros);
 }
 
