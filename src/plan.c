@@ -104,6 +104,7 @@ static enum mq_status add_inputs(struct mq_plan *p, const struct mq_model *m, st
 /* The --keep and --tensor-type patterns, compiled once per plan. */
 struct patterns {
     regex_t *keep, *over;
+    enum mq_codec *over_codec; /* the type of each --tensor-type, parsed once */
     size_t n_keep, n_over;
 };
 
@@ -113,6 +114,7 @@ static void patterns_free(struct patterns *pt)
     for (size_t k = 0; k < pt->n_over; k++) regfree(&pt->over[k]);
     free(pt->keep);
     free(pt->over);
+    free(pt->over_codec);
 }
 
 /* One POSIX extended pattern; errors name the option and the pattern. */
@@ -133,10 +135,10 @@ static enum mq_status patterns_compile(struct patterns *pt, const struct mq_conv
     memset(pt, 0, sizeof *pt);
     pt->keep = calloc(o->n_keep ? o->n_keep : 1, sizeof *pt->keep);
     pt->over = calloc(o->n_overrides ? o->n_overrides : 1, sizeof *pt->over);
-    if (!pt->keep || !pt->over) return MQ_FAIL(err, MQ_E_NOMEM, "alloc", "out of memory");
+    pt->over_codec = calloc(o->n_overrides ? o->n_overrides : 1, sizeof *pt->over_codec);
+    if (!pt->keep || !pt->over || !pt->over_codec) return MQ_FAIL(err, MQ_E_NOMEM, "alloc", "out of memory");
     for (size_t k = 0; k < o->n_overrides; k++) {
-        enum mq_codec c;
-        if (!mq_codec_from_name(o->overrides[k].type, &c))
+        if (!mq_codec_from_name(o->overrides[k].type, &pt->over_codec[k]))
             return MQ_FAIL(err, MQ_E_USAGE, "tensor-type", "--tensor-type %s=%s: unknown type '%s'",
                            o->overrides[k].pattern, o->overrides[k].type, o->overrides[k].type);
     }
@@ -215,8 +217,7 @@ static enum mq_status choose_type(struct mq_plan *p, const struct mq_rule_contex
     }
     for (size_t k = 0; k < o->n_overrides && !t->overridden && tp.eligible; k++) {
         if (regexec(&pt->over[k], t->name, 0, NULL, 0) != 0) continue;
-        enum mq_codec c = MQ_CODEC_F32;
-        (void)mq_codec_from_name(o->overrides[k].type, &c); /* checked in patterns_compile */
+        enum mq_codec c = pt->over_codec[k];
         t->codec = c;
         t->params = (struct mq_codec_params){0};
         if (mq_codec_info(c)->flat_blocks) t->params = ti->params;

@@ -223,11 +223,10 @@ enum mq_status mq_target_plan_tensor(enum mq_target t, const struct mq_rule_cont
         break;
     }
     case MQ_RULES_BNB_LINEAR:
-        /* lm_head is a Linear too: kept by default, but the user may quantize it */
+        /* every Linear weight; lm_head is one too: kept by default, but the user may quantize it */
         out->eligible = ts->ndim == 2 && ends_with(ts->name, ".weight") && role != MQ_ROLE_TOKEN_EMBD &&
                         role != MQ_ROLE_POS_EMBD && role != MQ_ROLE_NORM;
-        if (ts->ndim == 2 && ends_with(ts->name, ".weight") && role != MQ_ROLE_TOKEN_EMBD && role != MQ_ROLE_OUTPUT &&
-            role != MQ_ROLE_POS_EMBD && role != MQ_ROLE_NORM) {
+        if (out->eligible && role != MQ_ROLE_OUTPUT) {
             out->convert = out->quantized = true;
             out->codec = ti->codec;
             out->params = ti->params;

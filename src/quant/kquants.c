@@ -441,6 +441,25 @@ static void q4_k_pack_codes(const uint8_t *L, uint8_t *y)
     }
 }
 
+/*
+** What separates Q4_K from Q5_K: make_qkx2_quants' settings (ggml's quantize_row_q4_K_ref uses
+** nmax 15, rmin -1, 20 steps; quantize_row_q5_K_ref 31, -0.5, 15), the block size, where the code
+** nibbles sit and, for Q5_K only, the 5th-bit plane. The reference, fast and dequantize paths all
+** read the same row, so they cannot drift apart.
+*/
+struct kquant_kind {
+    int nmax;
+    float rmin;
+    int nstep;
+    size_t block_bytes;
+    size_t qs_off;  /* code nibbles */
+    size_t qh_off;  /* 5th bits (Q5_K), 0 = none */
+    void (*pack_codes)(const uint8_t *L, uint8_t *y);
+};
+
+static const struct kquant_kind KQ_Q4K = {15, -1.f, 20, Q4K_BYTES, 16, 0, q4_k_pack_codes};
+static const struct kquant_kind KQ_Q5K = {31, -0.5f, 15, Q5K_BYTES, 48, 16, q5_k_pack_codes};
+
 #ifdef MQ_X86
 /*
 ** make_qkx2_quants(32, nmax, ...) with kquant_fit_superblock's weights for the eight sub-blocks
@@ -627,48 +646,57 @@ __attribute__((target("avx2,f16c"))) static void kquant_codes_avx2(const float *
 }
 
 /* Q4_K or Q5_K for nb super-blocks of src, two at a time (the last one alone fitted twice). */
-__attribute__((target("avx2,f16c"))) static void kquant_quantize_avx2(const float *src, size_t nb, int nmax,
-                                                                     float rmin, int nstep, size_t block_bytes,
-                                                                     void (*pack_codes)(const uint8_t *, uint8_t *),
-                                                                     uint8_t *data)
+__attribute__((target("avx2,f16c"))) static void kquant_quantize_avx2(const struct kquant_kind *k, const float *src,
+                                                                     size_t nb, uint8_t *data)
 {
     struct qkx2_fit8 f[KQ_G];
     uint8_t L[QK_K];
     for (size_t b = 0; b < nb; b += KQ_G) {
         const float *xs[KQ_G];
         for (int g = 0; g < KQ_G; g++) xs[g] = src + (b + (size_t)g < nb ? b + (size_t)g : b) * QK_K;
-        make_qkx2_quants_8x32(xs, nmax, rmin, nstep, f);
+        make_qkx2_quants_8x32(xs, k->nmax, k->rmin, k->nstep, f);
         for (int g = 0; g < KQ_G && b + (size_t)g < nb; g++) {
-            uint8_t *y = data + (b + (size_t)g) * block_bytes;
-            kquant_codes_avx2(xs[g], nmax, &f[g], y, L);
-            pack_codes(L, y);
+            uint8_t *y = data + (b + (size_t)g) * k->block_bytes;
+            kquant_codes_avx2(xs[g], k->nmax, &f[g], y, L);
+            k->pack_codes(L, y);
         }
     }
 }
 #endif
 
-void mq_quantize_q5_k_ref(const float *src, size_t n, size_t row_len, uint32_t block,
-                          uint8_t *data, float *scales_unused, int8_t *zeros)
+static void kquant_quantize_ref(const struct kquant_kind *k, const float *src, size_t nb, uint8_t *data)
 {
-    (void)row_len, (void)block, (void)scales_unused, (void)zeros;
     uint8_t L[QK_K];
-    for (size_t b = 0; b < n / QK_K; b++) {
-        uint8_t *y = data + b * Q5K_BYTES;
-        kquant_fit_superblock(src + b * QK_K, 31, -0.5f, 15, y, L);
-        q5_k_pack_codes(L, y);
+    for (size_t b = 0; b < nb; b++) {
+        uint8_t *y = data + b * k->block_bytes;
+        kquant_fit_superblock(src + b * QK_K, k->nmax, k->rmin, k->nstep, y, L);
+        k->pack_codes(L, y);
     }
+}
+
+static void kquant_quantize_fast(const struct kquant_kind *k, const float *src, size_t nb, uint8_t *data)
+{
+#ifdef MQ_X86
+    if (mq_cpu_avx2()) {
+        kquant_quantize_avx2(k, src, nb, data);
+        return;
+    }
+#endif
+    kquant_quantize_ref(k, src, nb, data);
+}
+
+void mq_quantize_q5_k_ref(const float *src, size_t n, size_t row_len, uint32_t block,
+                          uint8_t *data, float *scales, int8_t *zeros)
+{
+    (void)row_len, (void)block, (void)scales, (void)zeros;
+    kquant_quantize_ref(&KQ_Q5K, src, n / QK_K, data);
 }
 
 void mq_quantize_q5_k_fast(const float *src, size_t n, size_t row_len, uint32_t block,
                            uint8_t *data, float *scales, int8_t *zeros)
 {
-#ifdef MQ_X86
-    if (mq_cpu_avx2()) {
-        kquant_quantize_avx2(src, n / QK_K, 31, -0.5f, 15, Q5K_BYTES, q5_k_pack_codes, data);
-        return;
-    }
-#endif
-    mq_quantize_q5_k_ref(src, n, row_len, block, data, scales, zeros);
+    (void)row_len, (void)block, (void)scales, (void)zeros;
+    kquant_quantize_fast(&KQ_Q5K, src, n / QK_K, data);
 }
 
 /*
@@ -696,46 +724,39 @@ static void kquant_dequant_superblock(const uint8_t *blk, const uint8_t *ql, con
     }
 }
 
+/* Q4_K / Q5_K blocks back to floats. */
+static void kquant_dequantize(const struct kquant_kind *k, const uint8_t *data, size_t nb, float *dst)
+{
+    for (size_t b = 0; b < nb; b++) {
+        const uint8_t *blk = data + b * k->block_bytes;
+        kquant_dequant_superblock(blk, blk + k->qs_off, k->qh_off ? blk + k->qh_off : NULL, dst + b * QK_K);
+    }
+}
+
 void mq_dequantize_q5_k(const uint8_t *data, const float *scales, const int8_t *zeros, size_t n,
                         size_t row_len, uint32_t block, float *dst)
 {
     (void)scales, (void)zeros, (void)row_len, (void)block;
-    for (size_t b = 0; b < n / QK_K; b++) {
-        const uint8_t *blk = data + b * Q5K_BYTES;
-        kquant_dequant_superblock(blk, blk + 48, blk + 16, dst + b * QK_K);
-    }
+    kquant_dequantize(&KQ_Q5K, data, n / QK_K, dst);
 }
 
 void mq_quantize_q4_k_ref(const float *src, size_t n, size_t row_len, uint32_t block,
-                          uint8_t *data, float *scales_unused, int8_t *zeros)
+                          uint8_t *data, float *scales, int8_t *zeros)
 {
-    (void)row_len, (void)block, (void)scales_unused, (void)zeros;
-    uint8_t L[QK_K];
-    for (size_t b = 0; b < n / QK_K; b++) {
-        uint8_t *y = data + b * Q4K_BYTES;
-        kquant_fit_superblock(src + b * QK_K, 15, -1.f, 20, y, L);
-        q4_k_pack_codes(L, y);
-    }
+    (void)row_len, (void)block, (void)scales, (void)zeros;
+    kquant_quantize_ref(&KQ_Q4K, src, n / QK_K, data);
 }
 
 void mq_quantize_q4_k_fast(const float *src, size_t n, size_t row_len, uint32_t block,
                            uint8_t *data, float *scales, int8_t *zeros)
 {
-#ifdef MQ_X86
-    if (mq_cpu_avx2()) {
-        kquant_quantize_avx2(src, n / QK_K, 15, -1.f, 20, Q4K_BYTES, q4_k_pack_codes, data);
-        return;
-    }
-#endif
-    mq_quantize_q4_k_ref(src, n, row_len, block, data, scales, zeros);
+    (void)row_len, (void)block, (void)scales, (void)zeros;
+    kquant_quantize_fast(&KQ_Q4K, src, n / QK_K, data);
 }
 
 void mq_dequantize_q4_k(const uint8_t *data, const float *scales, const int8_t *zeros, size_t n,
                         size_t row_len, uint32_t block, float *dst)
 {
     (void)scales, (void)zeros, (void)row_len, (void)block;
-    for (size_t b = 0; b < n / QK_K; b++) {
-        const uint8_t *blk = data + b * Q4K_BYTES;
-        kquant_dequant_superblock(blk, blk + 16, NULL, dst + b * QK_K);
-    }
+    kquant_dequantize(&KQ_Q4K, data, n / QK_K, dst);
 }
