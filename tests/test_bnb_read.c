@@ -23,6 +23,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "bf16_read.h"
 #include "bnb_source.h"
 #include "bnbwrite.h"
 #include "modelq/convert.h"
@@ -864,6 +865,24 @@ struct err_acc {
     uint64_t n;
 };
 
+/* Adds n (original, decoded) pairs to a. */
+static void err_acc_add(struct err_acc *a, const float *ref, const float *got, uint64_t n)
+{
+    for (uint64_t j = 0; j < n; j++) {
+        double x = ref[j], e = (double)got[j] - x;
+        a->abs += fabs(e);
+        a->sq += e * e;
+        a->ref_sq += x * x;
+    }
+    a->n += n;
+}
+
+static void err_acc_print(const char *label, const struct err_acc *a)
+{
+    fprintf(stderr, "  %-40s mean|err| %.4e  rmse %.4e  rel %.4f\n", label, a->abs / (double)a->n,
+            sqrt(a->sq / (double)a->n), sqrt(a->sq / a->ref_sq));
+}
+
 static void roundtrip(const char *label, const char *path, double *rel_rmse_out)
 {
     struct mq_model *src = open_ok(SRC), *m = open_ok(path);
@@ -873,26 +892,17 @@ static void roundtrip(const char *label, const char *path, double *rel_rmse_out)
     for (size_t i = 0; i < m->n_tensors; i++) {
         const struct mq_tensor *t = &m->tensors[i];
         if (!t->bnb) continue;
-        uint8_t *raw = malloc((size_t)src->tensors[i].nbytes);
+        float *ref = bf16_read_f32(src, i, t->numel);
         float *got = malloc((size_t)t->numel * sizeof *got);
-        cr_assert_eq(mq_model_read(src, i, 0, raw, (size_t)src->tensors[i].nbytes, &err), MQ_OK);
         cr_assert_eq(mq_bnb_read_f32(m, i, 0, (size_t)t->numel, got, &err), MQ_OK, "%s", err.msg);
         struct err_acc a = {0};
-        for (uint64_t j = 0; j < t->numel; j++) {
-            double x = mq_bf16_to_f32((uint16_t)(raw[2 * j] | raw[2 * j + 1] << 8)), e = (double)got[j] - x;
-            a.abs += fabs(e);
-            a.sq += e * e;
-            a.ref_sq += x * x;
-        }
-        a.n = t->numel;
-        fprintf(stderr, "  %-40s mean|err| %.4e  rmse %.4e  rel %.4f\n", t->name, a.abs / (double)a.n,
-                sqrt(a.sq / (double)a.n), sqrt(a.sq / a.ref_sq));
+        err_acc_add(&a, ref, got, t->numel);
+        err_acc_print(t->name, &a);
         all.abs += a.abs, all.sq += a.sq, all.ref_sq += a.ref_sq, all.n += a.n;
-        free(raw);
+        free(ref);
         free(got);
     }
-    fprintf(stderr, "  %-40s mean|err| %.4e  rmse %.4e  rel %.4f\n", "all", all.abs / (double)all.n,
-            sqrt(all.sq / (double)all.n), sqrt(all.sq / all.ref_sq));
+    err_acc_print("all", &all);
     *rel_rmse_out = sqrt(all.sq / all.ref_sq);
     mq_model_free(src);
     mq_model_free(m);
@@ -950,22 +960,16 @@ static void roundtrip_gguf(const char *type, const char *dir, double *rel_rmse_o
         for (int j = 0; j < MQ_CODEC_COUNT; j++)
             if (mq_codec_info((enum mq_codec)j)->ggml_type == gt->ggml_type) c = (enum mq_codec)j;
         cr_assert(c != MQ_CODEC_COUNT, "%s: ggml type %d", name, gt->ggml_type);
-        uint8_t *raw = malloc((size_t)st->nbytes), *q = malloc((size_t)gt->nbytes);
+        float *ref = bf16_read_f32(src, i, st->numel);
+        uint8_t *q = malloc((size_t)gt->nbytes);
         float *got = malloc((size_t)st->numel * sizeof *got);
-        cr_assert_eq(mq_model_read(src, i, 0, raw, (size_t)st->nbytes, &err), MQ_OK);
         cr_assert_eq(mq_model_read(g, (size_t)k, 0, q, (size_t)gt->nbytes, &err), MQ_OK);
         struct mq_qbuf in = {q, NULL, NULL};
         cr_assert_eq(mq_dequantize(c, NULL, &in, (size_t)st->numel, (size_t)st->shape[1], got, &err), MQ_OK, "%s",
                      err.msg);
-        for (uint64_t j = 0; j < st->numel; j++) {
-            double x = mq_bf16_to_f32((uint16_t)(raw[2 * j] | raw[2 * j + 1] << 8)), e = (double)got[j] - x;
-            all.abs += fabs(e);
-            all.sq += e * e;
-            all.ref_sq += x * x;
-        }
-        all.n += st->numel;
+        err_acc_add(&all, ref, got, st->numel);
         n_linear++;
-        free(raw);
+        free(ref);
         free(q);
         free(got);
     }
