@@ -32,10 +32,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <xxhash.h>
 
 #include "fileio.h"
+#include "hf_folder.h"
 #include "modelq/quant.h"
 #include "outfile.h"
 #include "bnb_out.h"
@@ -394,6 +396,38 @@ static enum mq_status plan_shards(struct mq_plan *p, struct bnb_state *st, struc
     return MQ_OK;
 }
 
+/* The folder holding config.json (where the side files are), or NULL without one. Caller frees. */
+static char *config_dir(const struct mq_model *m)
+{
+    if (!m->config.present || !m->config.path) return NULL;
+    char *dup = strdup(m->config.path);
+    char *dir = dup ? strdup(dirname(dup)) : NULL;
+    free(dup);
+    return dir;
+}
+
+/*
+** Upper bound of the small files finish() adds (for the free-space check before the data pass):
+** the side files as they are, config.json plus its quantization_config, and the shard index
+** (one "name": "shard" line per entry).
+*/
+static uint64_t side_bytes(const struct mq_model *m, const struct bnb_state *st)
+{
+    uint64_t total = 64u << 10; /* quantization_config, JSON indentation, the index's header */
+    char *dir = config_dir(m);
+    struct stat fs;
+    if (m->config.present && stat(m->config.path, &fs) == 0) total += 2 * (uint64_t)fs.st_size;
+    for (size_t i = 0; dir && i < mq_hf_n_side_files; i++) {
+        char path[4200];
+        snprintf(path, sizeof path, "%s/%s", dir, mq_hf_side_files[i]);
+        if (stat(path, &fs) == 0 && S_ISREG(fs.st_mode)) total += (uint64_t)fs.st_size;
+    }
+    free(dir);
+    if (st->n_sh > 1)
+        for (size_t k = 0; k < st->n; k++) total += strlen(st->e[k].name) + 64;
+    return total;
+}
+
 static enum mq_status bnb_layout(struct mq_plan *p, struct mq_error *err)
 {
     struct bnb_state *st = p->writer_state;
@@ -451,7 +485,9 @@ static enum mq_status bnb_layout(struct mq_plan *p, struct mq_error *err)
         }
         t->side_keep = dq;
     }
-    return plan_shards(p, st, err);
+    MQ_TRY(plan_shards(p, st, err));
+    p->side_bytes = side_bytes(p->model, st);
+    return MQ_OK;
 }
 
 static struct entry *find_entry(struct bnb_state *st, size_t t, enum entry_kind kind)
@@ -579,27 +615,24 @@ static enum mq_status write_config(struct mq_plan *p, struct mq_outfile *out, st
 /* Tokenizer and generation files beside config.json, copied byte for byte. */
 static enum mq_status copy_side_files(const struct mq_model *m, struct mq_outfile *out, struct mq_error *err)
 {
-    static const char *const names[] = {"tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
-                                        "generation_config.json", "tokenizer.model", "chat_template.jinja",
-                                        "vocab.json", "merges.txt", "added_tokens.json"};
     if (!m->config.present) return MQ_OK;
-    char *dup = strdup(m->config.path);
-    if (!dup) return MQ_FAIL(err, MQ_E_NOMEM, "alloc", "out of memory");
-    char dir[4096];
-    snprintf(dir, sizeof dir, "%s", dirname(dup));
-    free(dup);
-    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+    char *dir = config_dir(m);
+    if (!dir) return MQ_FAIL(err, MQ_E_NOMEM, "alloc", "out of memory");
+    enum mq_status s = MQ_OK;
+    for (size_t i = 0; s == MQ_OK && i < mq_hf_n_side_files; i++) {
         char path[4200];
-        snprintf(path, sizeof path, "%s/%s", dir, names[i]);
+        snprintf(path, sizeof path, "%s/%s", dir, mq_hf_side_files[i]);
         if (access(path, F_OK) != 0) continue;
         char *data;
         size_t len;
-        MQ_TRY(mq_read_small_file(path, 256u << 20, "side-file-size", &data, &len, err));
-        enum mq_status s = mq_outfile_add_file(out, names[i], data, len, err);
-        free(data);
-        MQ_TRY(s);
+        s = mq_read_small_file(path, 256u << 20, "side-file-size", &data, &len, err);
+        if (s == MQ_OK) {
+            s = mq_outfile_add_file(out, mq_hf_side_files[i], data, len, err);
+            free(data);
+        }
     }
-    return MQ_OK;
+    free(dir);
+    return s;
 }
 
 /* model.safetensors.index.json: total_size (tensor bytes) and the shard of every key. */

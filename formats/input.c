@@ -160,7 +160,8 @@ enum mq_status mq_model_open(const char *path, struct mq_model **out, struct mq_
     enum mq_status s = open_checkpoint_file(m, file, err);
     if (s == MQ_OK && strcmp(m->format, "safetensors") == 0) {
         char cfg[PATH_MAX];
-        if (path_join(cfg, sizeof cfg, dir, "config.json") && exists_file(cfg))
+        struct stat cs; /* present but not a regular file (a FIFO ...): the loader refuses it by name */
+        if (path_join(cfg, sizeof cfg, dir, "config.json") && stat(cfg, &cs) == 0)
             s = mq_config_load(m, cfg, err);
     }
     if (s == MQ_OK && strcmp(m->format, "safetensors") == 0) s = mq_bnb_read(m, err); /* bitsandbytes groups */

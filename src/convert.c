@@ -1,9 +1,7 @@
 /* convert.c - mq_convert(): open, plan, run, commit, report (outline in modelq/convert.h). */
 #include "modelq/convert.h"
 
-#include <dirent.h>
 #include <errno.h>
-#include <libgen.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +11,7 @@
 
 #include "modelq/model.h"
 #include "outfile.h"
+#include "outpath.h"
 #include "plan.h"
 
 void mq_convert_options_default(struct mq_convert_options *o)
@@ -29,6 +28,8 @@ void mq_convert_report_free(struct mq_convert_report *rep)
         free(rep->tensors[i].src_name);
     }
     free(rep->tensors);
+    for (size_t i = 0; i < rep->n_warnings; i++) free(rep->warnings[i]);
+    free(rep->warnings);
     free(rep->input);
     free(rep->output);
     free(rep->format);
@@ -42,42 +43,45 @@ static double now_seconds(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-/* OUTPUT must not be (a hard link to) any input file, nor the folder holding one: the rename would
-** destroy the source. An existing folder is replaced only when it looks like a model folder. */
-static enum mq_status check_not_input(const struct mq_model *m, const char *output, struct mq_error *err)
+/*
+** Every path this run will write (-o, and --report, which the caller writes after success) is
+** checked against outpath.h's rules before any tensor data is read: none replaces an input file, a
+** folder holding the input, a non-regular file or a folder of the user's; the report is not the
+** output and does not lie inside an output folder.
+*/
+static enum mq_status check_outputs(const struct mq_model *m, const struct mq_convert_options *o,
+                                    const struct mq_writer_ops *writer, struct mq_error *err)
 {
-    struct stat so;
-    if (stat(output, &so) != 0) return MQ_OK;
-    if (S_ISDIR(so.st_mode)) {
-        for (size_t i = 0; i < m->n_files; i++) {
-            char *dup = strdup(m->files[i].path);
-            struct stat sd;
-            bool same = dup && stat(dirname(dup), &sd) == 0 && sd.st_dev == so.st_dev && sd.st_ino == so.st_ino;
-            free(dup);
-            if (same)
-                return MQ_FAIL(err, MQ_E_USAGE, "output-is-input", "%s: the output folder holds the input file %s",
-                               output, m->files[i].path);
-        }
-        char cfg[4200];
-        snprintf(cfg, sizeof cfg, "%s/config.json", output);
-        DIR *d = opendir(output);
-        int entries = 0;
-        if (d) {
-            struct dirent *e;
-            while ((e = readdir(d)))
-                if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) entries++;
-            closedir(d);
-        }
-        if (entries && access(cfg, F_OK) != 0)
-            return MQ_FAIL(err, MQ_E_USAGE, "output-not-model", "%s exists, is not empty and is not a model folder "
-                           "(no config.json): refusing to replace it", output);
-        return MQ_OK;
+    struct mq_input_set in;
+    MQ_TRY(mq_input_set_build(m, &in, err));
+    enum mq_status s = MQ_OK;
+    if (o->output && !o->dry_run)
+        s = mq_outpath_check(o->output, writer && writer->folder ? MQ_OUT_FOLDER : MQ_OUT_FILE, &in, o->force,
+                             "the output", err);
+    if (s == MQ_OK && o->report_path) {
+        s = mq_outpath_check(o->report_path, MQ_OUT_FILE, &in, false, "the report", err);
+        bool inside = false;
+        if (s == MQ_OK && o->output && !o->dry_run && mq_outpath_same(o->report_path, o->output, &inside))
+            s = MQ_FAIL(err, MQ_E_USAGE, "report-is-output", "%s: the report would replace the output %s",
+                        o->report_path, o->output);
+        if (s == MQ_OK && inside && !o->dry_run)
+            s = MQ_FAIL(err, MQ_E_USAGE, "report-in-output", "%s: the report cannot go inside the output folder %s",
+                        o->report_path, o->output);
     }
-    for (size_t i = 0; i < m->n_files; i++) {
-        struct stat si;
-        if (fstat(m->files[i].fd, &si) == 0 && si.st_dev == so.st_dev && si.st_ino == so.st_ino)
-            return MQ_FAIL(err, MQ_E_USAGE, "output-is-input", "%s: the output is the input file %s", output,
-                           m->files[i].path);
+    mq_input_set_free(&in);
+    return s;
+}
+
+/* The reader's non-fatal findings, for the caller to show (as inspect does). */
+static enum mq_status copy_warnings(const struct mq_model *m, struct mq_convert_report *rep, struct mq_error *err)
+{
+    if (m->n_warnings == 0) return MQ_OK;
+    rep->warnings = calloc(m->n_warnings, sizeof *rep->warnings);
+    if (!rep->warnings) return MQ_FAIL(err, MQ_E_NOMEM, "alloc", "out of memory");
+    for (size_t i = 0; i < m->n_warnings; i++) {
+        rep->warnings[i] = strdup(m->warnings[i]);
+        if (!rep->warnings[i]) return MQ_FAIL(err, MQ_E_NOMEM, "alloc", "out of memory");
+        rep->n_warnings = i + 1;
     }
     return MQ_OK;
 }
@@ -186,7 +190,7 @@ enum mq_status mq_convert(const struct mq_convert_options *o, struct mq_convert_
     struct mq_plan plan;
     struct mq_outfile *out = NULL;
     enum mq_status s = MQ_OK;
-    if (o->output && !o->dry_run) s = check_not_input(m, o->output, err);
+    s = check_outputs(m, o, writer, err);
     if (s == MQ_OK) s = mq_plan_build(&plan, m, o, target, writer, err);
     else memset(&plan, 0, sizeof plan);
     unsigned threads = o->threads ? o->threads : default_threads();
@@ -196,9 +200,11 @@ enum mq_status mq_convert(const struct mq_convert_options *o, struct mq_convert_
     rep->input = strdup(o->input);
     rep->output = o->output ? strdup(o->output) : NULL;
     rep->format = strdup(writer ? writer->name : "none");
+    if (s == MQ_OK) s = copy_warnings(m, rep, err);
     if (s == MQ_OK && !o->dry_run) {
         if (writer->folder)
-            s = mq_outfile_create_in_dir(o->output, plan.file_names, plan.file_sizes, plan.n_files, &out, err);
+            s = mq_outfile_create_in_dir(o->output, plan.file_names, plan.file_sizes, plan.n_files, plan.side_bytes,
+                                         o->force, &out, err);
         else
             s = mq_outfile_create(o->output, plan.file_size, &out, err);
     }

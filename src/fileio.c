@@ -64,15 +64,20 @@ enum mq_status mq_read_small_file(const char *path, size_t max_bytes, const char
     return MQ_OK;
 }
 
+/*
+** O_NONBLOCK: opening a FIFO for reading otherwise waits for a writer, forever. The descriptor is
+** checked to be a regular file before anything is read, and blocking mode is restored.
+*/
 enum mq_status mq_open_read(const char *path, int *fd, struct mq_error *err)
 {
-    *fd = open(path, O_RDONLY | O_CLOEXEC);
-    return *fd < 0 ? mq_io_error(err, "cannot open", path) : MQ_OK;
+    uint64_t size;
+    return mq_open_regular(path, fd, &size, err);
 }
 
 enum mq_status mq_open_regular(const char *path, int *fd, uint64_t *size, struct mq_error *err)
 {
-    MQ_TRY(mq_open_read(path, fd, err));
+    *fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+    if (*fd < 0) return mq_io_error(err, "cannot open", path);
     struct stat st;
     if (fstat(*fd, &st) != 0) {
         enum mq_status s = mq_io_error(err, "cannot stat", path);
@@ -81,8 +86,17 @@ enum mq_status mq_open_regular(const char *path, int *fd, uint64_t *size, struct
     }
     if (!S_ISREG(st.st_mode)) {
         close(*fd);
-        return MQ_FAIL(err, MQ_E_IO, "not-a-file", "%s: not a regular file", path);
+        *fd = -1;
+        return MQ_FAIL(err, MQ_E_IO, "not-a-file", "%s: not a regular file (%s)", path,
+                       S_ISDIR(st.st_mode)    ? "a folder"
+                       : S_ISFIFO(st.st_mode) ? "a FIFO"
+                       : S_ISCHR(st.st_mode)  ? "a character device"
+                       : S_ISBLK(st.st_mode)  ? "a block device"
+                       : S_ISSOCK(st.st_mode) ? "a socket"
+                                              : "not a file");
     }
+    int fl = fcntl(*fd, F_GETFL);
+    if (fl >= 0) (void)fcntl(*fd, F_SETFL, fl & ~O_NONBLOCK);
     *size = (uint64_t)st.st_size;
     return MQ_OK;
 }

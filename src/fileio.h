@@ -21,9 +21,10 @@ enum mq_status mq_pread_full(int fd, const char *path, void *buf, size_t len, ui
 /* MQ_E_IO "<path>: <what>: <strerror(errno)>" with err->sys_errno set; returns MQ_E_IO. */
 enum mq_status mq_io_error(struct mq_error *err, const char *what, const char *path);
 
-/* open(path, O_RDONLY | O_CLOEXEC) with a clear error. */
+/* Opens a regular file for reading with a clear error; anything else (a FIFO, a device, a folder)
+** is refused as "not-a-file" without blocking. */
 enum mq_status mq_open_read(const char *path, int *fd, struct mq_error *err);
-/* mq_open_read that also requires a regular file ("not-a-file" otherwise) and gives its size. */
+/* mq_open_read that also gives the file's size. */
 enum mq_status mq_open_regular(const char *path, int *fd, uint64_t *size, struct mq_error *err);
 
 #endif

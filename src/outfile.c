@@ -12,11 +12,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "modelq/convert.h"
+#include "outpath.h"
 
 #define MAX_LIVE 64
 #define LIVE_PATH 4096
@@ -37,37 +40,86 @@ struct mq_outfile {
     int n_slots;
     _Atomic uint64_t written;
     uint64_t fault_after;      /* 0 = off */
+    bool replace_any;          /* folder mode: --force, replace a folder holding foreign files */
 };
 
 /*
 ** Temporary paths the signal handler must remove, in fixed storage (handlers may not malloc).
-** Kind 0 = a file (unlink), 1 = a folder (rmdir, after its files).
+** Kind 0 = a file (unlink), 1 = a folder modelq created: its files are unlinked (listed with the
+** getdents64 system call into a static buffer: opendir/readdir may allocate) and then it is removed.
 */
 static char live_paths[MAX_LIVE][LIVE_PATH];
 static volatile sig_atomic_t live_kind[MAX_LIVE];
 static volatile sig_atomic_t live_used[MAX_LIVE];
 
-static void on_signal(int sig)
+/* Async-signal-safe: unlinks the plain entries of `dir` (a temporary folder holds nothing else). */
+static void empty_folder_signal_safe(const char *dir)
+{
+    static char buf[8192];
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0) return;
+    for (;;) {
+        long n = syscall(SYS_getdents64, fd, buf, sizeof buf);
+        if (n <= 0) break;
+        for (long off = 0; off < n;) {
+            /* struct linux_dirent64: u64 ino, s64 off, u16 reclen, u8 type, char name[] */
+            unsigned short reclen;
+            memcpy(&reclen, buf + off + 16, sizeof reclen);
+            const char *name = buf + off + 19;
+            if (reclen == 0) break;
+            if (!(name[0] == '.' && (!name[1] || (name[1] == '.' && !name[2])))) unlinkat(fd, name, 0);
+            off += reclen;
+        }
+    }
+    close(fd);
+}
+
+static void remove_live_paths_signal_safe(void)
 {
     for (int pass = 0; pass < 2; pass++)
         for (int i = 0; i < MAX_LIVE; i++)
             if (live_used[i] && live_kind[i] == pass) {
                 if (pass == 0) unlink(live_paths[i]);
-                else rmdir(live_paths[i]);
+                else {
+                    empty_folder_signal_safe(live_paths[i]);
+                    rmdir(live_paths[i]);
+                }
             }
+}
+
+static void on_signal(int sig)
+{
+    int saved = errno;
+    remove_live_paths_signal_safe();
+    if (sig == SIGXFSZ) {
+        static const char msg[] = "modelq: error: the output exceeds the file size limit (ulimit -f); "
+                                  "the temporary output was removed\n";
+        ssize_t w = write(2, msg, sizeof msg - 1);
+        (void)w;
+    }
     signal(sig, SIG_DFL);
+    errno = saved;
     raise(sig);
 }
 
+/*
+** The signals whose default action ends the process: each removes the temporary output first.
+** A signal the parent set to be ignored stays ignored (`nohup modelq convert ... &` keeps running
+** after the terminal closes).
+*/
 void mq_convert_install_signal_cleanup(void)
 {
+    static const int sigs[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGALRM, SIGXFSZ, SIGXCPU,
+                               SIGVTALRM, SIGPROF};
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_signal;
     sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGHUP, &sa, NULL);
+    for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++) {
+        struct sigaction old;
+        if (sigaction(sigs[i], NULL, &old) == 0 && old.sa_handler == SIG_IGN) continue;
+        sigaction(sigs[i], &sa, NULL);
+    }
 }
 
 static int register_live(struct mq_outfile *f, const char *path, int kind)
@@ -91,14 +143,14 @@ static void unregister_all(struct mq_outfile *f)
     f->n_slots = 0;
 }
 
-/* Removes every registered temporary path (files, then the folder). */
+/* Removes every registered temporary path (files, then the folder and what is in it). */
 static void remove_live(struct mq_outfile *f)
 {
     for (int pass = 0; pass < 2; pass++)
         for (int i = 0; i < f->n_slots; i++)
             if (live_kind[f->slots[i]] == pass) {
                 if (pass == 0) unlink(live_paths[f->slots[i]]);
-                else rmdir(live_paths[f->slots[i]]);
+                else mq_remove_tree_at(AT_FDCWD, live_paths[f->slots[i]]);
             }
 }
 
@@ -176,8 +228,6 @@ static int tmp_names(const char *path, char **dir, char **tmp)
     return *dir && *tmp ? 0 : -1;
 }
 
-static void remove_flat_dir(const char *dir);
-
 /*
 ** Removes what an earlier run killed with SIGKILL (or a power cut) left beside the same output:
 ** entries ".BASE.modelq-tmp-PID" whose PID is not a live process on this machine. A live PID (a
@@ -202,19 +252,24 @@ static void remove_stale_tmps(const char *dir, const char *tmp)
         long pid = strtol(digits, &end, 10);
         if (end == digits || *end || errno || pid <= 0 || pid == (long)getpid()) continue;
         if (kill((pid_t)pid, 0) == 0 || errno != ESRCH) continue; /* alive, or not ours to judge */
-        char *p = join(dir, e->d_name);
+        /* a file, or a folder of files modelq wrote; a link is left alone and never followed */
         struct stat st;
-        if (p && lstat(p, &st) == 0) {
-            if (S_ISREG(st.st_mode)) unlink(p);
-            else if (S_ISDIR(st.st_mode)) remove_flat_dir(p);
-        }
-        free(p);
+        if (fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 && (S_ISREG(st.st_mode) || S_ISDIR(st.st_mode)))
+            mq_remove_tree_at(dirfd(d), e->d_name);
     }
     closedir(d);
 }
 
 static enum mq_status check_space(const char *dir, const char *path, uint64_t size, struct mq_error *err)
 {
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_FSIZE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY && size > (uint64_t)rl.rlim_cur) {
+        enum mq_status s = MQ_FAIL(err, MQ_E_IO, "file-size-limit",
+                                   "%s: the output needs %" PRIu64 " bytes, over this process's file size limit "
+                                   "of %" PRIu64 " bytes (ulimit -f)", path, size, (uint64_t)rl.rlim_cur);
+        if (err) err->sys_errno = EFBIG;
+        return s;
+    }
     struct statvfs vfs;
     if (statvfs(dir, &vfs) != 0) return MQ_OK;
     uint64_t avail = (uint64_t)vfs.f_bavail * (uint64_t)vfs.f_frsize;
@@ -229,7 +284,8 @@ static enum mq_status check_space(const char *dir, const char *path, uint64_t si
 /* Creates data file k (registered), reserves its bytes. */
 static enum mq_status open_data(struct mq_outfile *f, size_t k, struct mq_error *err)
 {
-    if (register_live(f, f->tmp[k], 0) != 0)
+    /* folder mode: the registered temporary folder covers its files */
+    if (!f->tmp_dir && register_live(f, f->tmp[k], 0) != 0)
         return MQ_FAIL(err, MQ_E_LIMIT, "outputs", "%s: too many temporary files", f->tmp[k]);
     f->fd[k] = open(f->tmp[k], O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
     if (f->fd[k] < 0) return io_fail(err, "create", errno, "cannot create the temporary file", f->tmp[k]);
@@ -272,7 +328,8 @@ enum mq_status mq_outfile_create(const char *path, uint64_t size, struct mq_outf
 }
 
 enum mq_status mq_outfile_create_in_dir(const char *dir, const char *const *names, const uint64_t *sizes, size_t n,
-                                        struct mq_outfile **out, struct mq_error *err)
+                                        uint64_t extra, bool replace_any, struct mq_outfile **out,
+                                        struct mq_error *err)
 {
     *out = NULL;
     struct mq_outfile *f = outfile_new(dir);
@@ -288,13 +345,14 @@ enum mq_status mq_outfile_create_in_dir(const char *dir, const char *const *name
         if (f) outfile_free(f);
         return MQ_FAIL(err, MQ_E_NOMEM, "alloc", "%s: out of memory", dir);
     }
-    struct stat st;
-    if (stat(dir, &st) == 0 && !S_ISDIR(st.st_mode)) {
+    f->replace_any = replace_any;
+    enum mq_status s = mq_outpath_check_replace_folder(dir, replace_any, err);
+    if (s != MQ_OK) {
         outfile_free(f);
-        return MQ_FAIL(err, MQ_E_USAGE, "output-not-folder", "%s exists and is not a folder", dir);
+        return s;
     }
     remove_stale_tmps(f->dir, f->tmp_dir);
-    enum mq_status s = check_space(f->dir, dir, size, err);
+    s = check_space(f->dir, dir, size + extra, err);
     if (s == MQ_OK) {
         if (mkdir(f->tmp_dir, 0755) != 0) s = io_fail(err, "create", errno, "cannot create the temporary folder", f->tmp_dir);
         else if (register_live(f, f->tmp_dir, 1) != 0) s = MQ_FAIL(err, MQ_E_LIMIT, "outputs", "too many temporaries");
@@ -315,8 +373,7 @@ enum mq_status mq_outfile_add_file(struct mq_outfile *f, const char *name, const
     char *p = join(f->tmp_dir, name);
     if (!p) return MQ_FAIL(err, MQ_E_NOMEM, "alloc", "out of memory");
     enum mq_status s = MQ_OK;
-    if (register_live(f, p, 0) != 0) s = MQ_FAIL(err, MQ_E_LIMIT, "outputs", "%s: too many files", p);
-    int fd = s == MQ_OK ? open(p, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644) : -1;
+    int fd = open(p, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
     if (s == MQ_OK && fd < 0) s = io_fail(err, "create", errno, "cannot create", p);
     const uint8_t *b = data;
     while (s == MQ_OK && len) {
@@ -399,22 +456,6 @@ static void fsync_dir(const char *dir)
     }
 }
 
-/* Deletes a folder modelq wrote (plain files only; no recursion into subfolders). */
-static void remove_flat_dir(const char *dir)
-{
-    DIR *d = opendir(dir);
-    if (!d) return;
-    struct dirent *e;
-    while ((e = readdir(d))) {
-        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
-        char *p = join(dir, e->d_name);
-        if (p) unlink(p);
-        free(p);
-    }
-    closedir(d);
-    rmdir(dir);
-}
-
 enum mq_status mq_outfile_commit(struct mq_outfile *f, struct mq_error *err)
 {
     enum mq_status s = MQ_OK;
@@ -429,6 +470,15 @@ enum mq_status mq_outfile_commit(struct mq_outfile *f, struct mq_error *err)
         return s;
     }
     if (!f->tmp_dir) {
+        /* the output's rules again, as late as possible: only a regular file (or a link) is replaced */
+        struct stat st;
+        if (lstat(f->path, &st) == 0 && !S_ISREG(st.st_mode) && !S_ISLNK(st.st_mode)) {
+            s = MQ_FAIL(err, MQ_E_USAGE, "output-not-regular",
+                        "%s: became something other than a regular file during the run; not replaced", f->path);
+            remove_live(f);
+            outfile_free(f);
+            return s;
+        }
         if (rename(f->tmp[0], f->path) != 0) {
             s = io_fail(err, "rename", errno, "cannot move the finished file into place", f->path);
             remove_live(f);
@@ -437,6 +487,13 @@ enum mq_status mq_outfile_commit(struct mq_outfile *f, struct mq_error *err)
         }
     } else {
         fsync_dir(f->tmp_dir);
+        /* the folder rules again (a user may have added files or a link during the run) */
+        s = mq_outpath_check_replace_folder(f->path, f->replace_any, err);
+        if (s != MQ_OK) {
+            remove_live(f);
+            outfile_free(f);
+            return s;
+        }
         struct stat st;
         bool exists = lstat(f->path, &st) == 0;
         int rc = exists ? renameat2(AT_FDCWD, f->tmp_dir, AT_FDCWD, f->path, RENAME_EXCHANGE)
@@ -448,8 +505,8 @@ enum mq_status mq_outfile_commit(struct mq_outfile *f, struct mq_error *err)
             return s;
         }
         unregister_all(f);
-        /* the previous folder now sits at the temporary name */
-        if (exists) remove_flat_dir(f->tmp_dir);
+        /* the previous folder now sits at the temporary name: remove it, never following a link */
+        if (exists) mq_remove_tree_at(AT_FDCWD, f->tmp_dir);
     }
     unregister_all(f);
     fsync_dir(f->dir);

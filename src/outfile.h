@@ -3,7 +3,7 @@
 **
 ** Data goes to a temporary file in the output's folder, named ".NAME.modelq-tmp-PID" so a stray
 ** one (left by SIGKILL or a power cut) is recognisable; commit = fsync, rename over the output,
-** fsync the folder. abort (any error) and SIGINT/SIGTERM (mq_convert_install_signal_cleanup)
+** fsync the folder. abort (any error) and the terminating signals (mq_convert_install_signal_cleanup)
 ** remove the temporary file; an existing output is never touched before the rename.
 **
 ** Before any data: free space for the planned size is checked (statvfs) and reserved with
@@ -14,6 +14,7 @@
 #ifndef MODELQ_OUTFILE_H
 #define MODELQ_OUTFILE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -30,9 +31,12 @@ enum mq_status mq_outfile_create(const char *path, uint64_t size, struct mq_outf
 ** contents are then removed. Abort and signals remove every file and the temporary folder.
 */
 /* Data files names[0..n) of sizes[k] bytes, addressed as one offset space (file k starts at the
-** sum of the sizes before it). */
+** sum of the sizes before it); `extra` more bytes of small files count in the free-space check.
+** An existing `dir` is replaced only under outpath.h's folder rule (replace_any = --force), checked
+** here and again at commit. */
 enum mq_status mq_outfile_create_in_dir(const char *dir, const char *const *names, const uint64_t *sizes, size_t n,
-                                        struct mq_outfile **out, struct mq_error *err);
+                                        uint64_t extra, bool replace_any, struct mq_outfile **out,
+                                        struct mq_error *err);
 /* Writes a whole small file into the temporary folder (folder outputs only). */
 enum mq_status mq_outfile_add_file(struct mq_outfile *f, const char *name, const void *data, size_t len,
                                    struct mq_error *err);

@@ -82,6 +82,7 @@ struct mq_plan {
     size_t n_files;                /* folder writers: data files (shards) in the output folder */
     const char *const *file_names;
     const uint64_t *file_sizes;
+    uint64_t side_bytes;           /* folder writers: at most this many bytes of small files (config, tokenizer) */
     bool have_stats;               /* mq_plan_run with stats: over all quantized elements */
     struct mq_qstats total_stats;
 };

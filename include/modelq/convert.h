@@ -46,6 +46,10 @@ struct mq_convert_options {
     bool double_quant;             /* NF4/FP4: double quantization of the absmax (nf4-dq implies it) */
     uint32_t blocksize;            /* NF4/FP4 block (bitsandbytes: 64..4096, power of two); 0 = 64 */
     uint64_t max_shard_size;       /* folder outputs: bytes per safetensors shard, 0 = one file */
+    bool force;                    /* folder outputs: replace an existing folder even when it holds
+                                      files modelq did not write (they are deleted) */
+    const char *report_path;       /* a file the caller writes after success (the JSON report):
+                                      checked like the output before any data is read; NULL = none */
     /* Tests only (negative controls): 0 normal Q/K permutation, 1 none, 2 K permuted with the
      * query head count. Not reachable from the command line. */
     int debug_qk_permute;
@@ -86,6 +90,8 @@ struct mq_convert_report {
     uint64_t file_bytes;           /* whole output file (header, padding) */
     uint64_t input_bytes;          /* tensor bytes read */
     uint64_t n_fallback;
+    char **warnings;               /* the reader's non-fatal findings (index, shards, config) */
+    size_t n_warnings;
     double seconds;
     bool dry_run;
     bool have_stats;

@@ -34,6 +34,13 @@ int cli_fail(const struct mq_error *err);
 int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 int cli_exit_code(enum mq_status s);
 
+/*
+** Option values written attached: "--name=value" gives name "--name" and *val "value"; "-jN", for a
+** short option letter listed in `short_with_value`, gives "-j" and "N". Returns true when the
+** value was attached (the next argument is then not consumed); otherwise changes nothing.
+*/
+bool cli_split_option(const char *arg, char *name, size_t cap, const char **val, const char *short_with_value);
+
 /* Parses a positive decimal integer option value; false when invalid. */
 bool cli_parse_u64(const char *s, uint64_t *out);
 

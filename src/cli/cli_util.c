@@ -94,3 +94,23 @@ int cli_print_json(cJSON *doc)
     free(text);
     return EXIT_OK;
 }
+
+bool cli_split_option(const char *arg, char *name, size_t cap, const char **val, const char *short_with_value)
+{
+    if (arg[0] == '-' && arg[1] == '-') {
+        const char *eq = strchr(arg, '=');
+        if (!eq || (size_t)(eq - arg) >= cap) return false;
+        memcpy(name, arg, (size_t)(eq - arg));
+        name[eq - arg] = '\0';
+        *val = eq + 1;
+        return true;
+    }
+    if (arg[0] == '-' && arg[1] && arg[1] != '-' && arg[2] && cap >= 3 && strchr(short_with_value, arg[1])) {
+        name[0] = '-';
+        name[1] = arg[1];
+        name[2] = '\0';
+        *val = arg + 2;
+        return true;
+    }
+    return false;
+}

@@ -1,6 +1,7 @@
 /* cmd_convert.c - `modelq convert INPUT -o OUTPUT --type TYPE`: one-pass conversion + report. */
 #include <cjson/cJSON.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <math.h>
 #include <stdlib.h>
@@ -14,6 +15,9 @@
 #define REPORT_SCHEMA_VERSION 1
 #define GIB 1073741824.0
 #define MAX_PATTERNS 64
+
+/* Short options that take a value and may carry it attached (-j2, -tq8_0, -oout.gguf). */
+static const char convert_short_with_value[] = "jto";
 
 static const char *const convert_help =
     "usage: modelq convert INPUT -o OUTPUT.gguf [--type TYPE] [options]\n"
@@ -34,7 +38,9 @@ static const char *const convert_help =
     "                                pre-quantized; linear layers only (GGUF: --dry-run only)\n"
     "  int8_asym                     modelq's own: --dry-run only (measure, write nothing)\n"
     "\n"
-    "  -o, --output FILE        output file (.gguf)\n"
+    "  -o, --output FILE        output file (.gguf) or folder (bitsandbytes). Never an input file, a folder\n"
+    "                           holding the input, or a FIFO/device; an existing folder is replaced only when\n"
+    "                           it holds nothing but files modelq writes (else refused, see --force)\n"
     "  --format gguf|bnb        output format (default: .gguf = gguf, a folder = bnb)\n"
     "  --double-quant           NF4/FP4: 8-bit absmax with a nested scale (nf4-dq = nf4 --double-quant)\n"
     "  --blocksize N            NF4/FP4 block size, a power of two in 64..4096 (default 64)\n"
@@ -50,6 +56,8 @@ static const char *const convert_help =
     "  --dry-run                print the plan; write nothing (with --stats: quantize in memory)\n"
     "  --stats                  per-tensor error: RMSE, max error, SNR (dequantize and compare)\n"
     "  --report FILE.json       also write the report as JSON (schema_version 1)\n"
+    "  --force                  bitsandbytes folder: replace an existing OUTDIR even when it holds files\n"
+    "                           modelq did not write (they are deleted); without it such a folder is refused\n"
     "  --quiet                  no per-tensor table\n"
     "  --raw-names              unsupported architecture: keep the tensor names (llama.cpp cannot run it)\n"
     "  --reference-kernels      plain C kernels (same bytes; for checking)\n"
@@ -169,15 +177,21 @@ static int write_json_report(const char *path, const struct mq_convert_report *r
         fprintf(stderr, "modelq: error: out of memory writing the report\n");
         return EXIT_NOMEM;
     }
+    /* a hidden temporary file beside the report, created exclusively (never through a link), then
+     * renamed over it: the report appears complete or not at all */
+    const char *slash = strrchr(path, '/');
     char tmp[4200];
-    snprintf(tmp, sizeof tmp, "%s.modelq-tmp-%ld", path, (long)getpid());
-    FILE *f = fopen(tmp, "w");
-    int ok = f && fputs(text, f) >= 0 && fputc('\n', f) != EOF;
+    snprintf(tmp, sizeof tmp, "%.*s.%s.modelq-tmp-%ld", slash ? (int)(slash - path + 1) : 0, path,
+             slash ? slash + 1 : path, (long)getpid());
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    FILE *f = fd >= 0 ? fdopen(fd, "w") : NULL;
+    if (!f && fd >= 0) close(fd);
+    int ok = f && fputs(text, f) >= 0 && fputc('\n', f) != EOF && fflush(f) == 0 && fsync(fileno(f)) == 0;
     if (f && fclose(f) != 0) ok = 0;
     free(text);
     if (!ok || rename(tmp, path) != 0) {
         fprintf(stderr, "modelq: error: %s: cannot write the report: %s\n", path, strerror(errno));
-        unlink(tmp);
+        if (fd >= 0) unlink(tmp);
         return EXIT_IO;
     }
     return EXIT_OK;
@@ -211,13 +225,17 @@ int cmd_convert(int argc, char **argv)
     const char *keep[MAX_PATTERNS];
     const char *report_path = NULL;
     bool quiet = false;
+    char opt[64];
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *val = i + 1 < argc ? argv[i + 1] : NULL;
+        bool attached = cli_split_option(a, opt, sizeof opt, &val, convert_short_with_value), consumed = false;
+        if (attached) a = opt;
 #define NEED_VALUE() \
     do { \
         if (!val) return cli_usage_error("convert", "%s needs a value", a); \
-        i++; \
+        if (!attached) i++; \
+        consumed = true; \
     } while (0)
         if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
             fputs(convert_help, stdout);
@@ -254,6 +272,8 @@ int cmd_convert(int argc, char **argv)
         } else if (strcmp(a, "--report") == 0) {
             NEED_VALUE();
             report_path = val;
+        } else if (strcmp(a, "--force") == 0) {
+            o.force = true;
         } else if (strcmp(a, "--pure") == 0) {
             o.pure = true;
         } else if (strcmp(a, "--no-fallback") == 0) {
@@ -284,17 +304,21 @@ int cmd_convert(int argc, char **argv)
             o.reference_kernels = true;
         } else if (a[0] == '-' && a[1]) {
             return cli_usage_error("convert", "unknown option '%s'", a);
+        } else if (attached) {
+            return cli_usage_error("convert", "unknown option '%s'", argv[i]);
         } else if (o.input) {
             return cli_usage_error("convert", "one INPUT only ('%s' and '%s')", o.input, a);
         } else {
             o.input = a;
         }
+        if (attached && !consumed) return cli_usage_error("convert", "%s takes no value ('%s')", a, argv[i]);
 #undef NEED_VALUE
     }
     if (!o.input) return cli_usage_error("convert", "missing INPUT");
     if (!o.output && !o.dry_run) return cli_usage_error("convert", "missing -o OUTPUT (or --dry-run)");
     o.overrides = ov;
     o.keep = keep;
+    o.report_path = report_path;
     struct progress_state ps = {isatty(2) && !o.dry_run, -1};
     o.progress = on_progress;
     o.progress_ctx = &ps;
@@ -309,6 +333,7 @@ int cmd_convert(int argc, char **argv)
         if (ps.tty && ps.last >= 0) fputc('\n', stderr);
         rc = cli_fail(&err);
     } else {
+        for (size_t i = 0; i < rep.n_warnings; i++) fprintf(stderr, "modelq: warning: %s\n", rep.warnings[i]);
         print_report(&rep, quiet);
         if (report_path) rc = write_json_report(report_path, &rep);
     }
