@@ -19,6 +19,7 @@
 #include <stdint.h>
 
 #include "modelq/error.h"
+#include "modelq/export.h"
 
 enum mq_codec {
     MQ_CODEC_F32,
@@ -80,9 +81,9 @@ struct mq_codec_info {
 };
 
 /* Row of the codec table; NULL for an out-of-range value. */
-const struct mq_codec_info *mq_codec_info(enum mq_codec c);
+MQ_API const struct mq_codec_info *mq_codec_info(enum mq_codec c);
 /* Case-insensitive lookup by name ("Q8_0" or "q8_0"); false when unknown. */
-bool mq_codec_from_name(const char *name, enum mq_codec *out);
+MQ_API bool mq_codec_from_name(const char *name, enum mq_codec *out);
 
 /*
 ** Bytes the codec's container stores for one tensor of `numel` elements whose rows hold
@@ -91,20 +92,20 @@ bool mq_codec_from_name(const char *name, enum mq_codec *out);
 ** JSON description blob. Fails with MQ_E_USAGE when rows do not split into whole blocks for a
 ** per-row codec, MQ_E_OVERFLOW on overflow.
 */
-enum mq_status mq_codec_tensor_bytes(enum mq_codec c, const struct mq_codec_params *params,
+MQ_API enum mq_status mq_codec_tensor_bytes(enum mq_codec c, const struct mq_codec_params *params,
                                      uint64_t numel, uint64_t row_len, uint64_t *out,
                                      struct mq_error *err);
 
 /* Effective block size: params->block_elems when set (flat codecs only), else the default. */
-uint32_t mq_codec_block(enum mq_codec c, const struct mq_codec_params *params);
+MQ_API uint32_t mq_codec_block(enum mq_codec c, const struct mq_codec_params *params);
 
 /* Bytes of `data` a kernel writes for n elements (a partial last block counts whole for flat
 ** codecs; NF4/FP4 pack (n+1)/2 bytes). */
-uint64_t mq_codec_data_bytes(enum mq_codec c, const struct mq_codec_params *params, uint64_t n);
+MQ_API uint64_t mq_codec_data_bytes(enum mq_codec c, const struct mq_codec_params *params, uint64_t n);
 
 /* Entries of `scales` (and `zeros` for INT8_ASYM) a kernel writes for n elements with rows of
 ** row_len: blocks for NF4/FP4/INT8_ASYM, rows for INT8_ROW, 0 for the others. */
-uint64_t mq_codec_side_count(enum mq_codec c, const struct mq_codec_params *params, uint64_t n,
+MQ_API uint64_t mq_codec_side_count(enum mq_codec c, const struct mq_codec_params *params, uint64_t n,
                              uint64_t row_len);
 
 #endif /* MODELQ_CODEC_H */

@@ -24,6 +24,7 @@
 #include "modelq/error.h"
 #include "modelq/qstats.h"
 #include "modelq/target.h"
+#include "modelq/export.h"
 
 struct mq_type_override {
     const char *pattern;   /* POSIX extended regex searched in the output tensor name */
@@ -98,12 +99,12 @@ struct mq_convert_report {
     struct mq_qstats total_stats;  /* over all quantized elements */
 };
 
-void mq_convert_options_default(struct mq_convert_options *o);
+MQ_API void mq_convert_options_default(struct mq_convert_options *o);
 
 /* Runs the conversion; fills `rep` (free with mq_convert_report_free) also on dry runs. */
-enum mq_status mq_convert(const struct mq_convert_options *o, struct mq_convert_report *rep,
+MQ_API enum mq_status mq_convert(const struct mq_convert_options *o, struct mq_convert_report *rep,
                           struct mq_error *err);
-void mq_convert_report_free(struct mq_convert_report *rep);
+MQ_API void mq_convert_report_free(struct mq_convert_report *rep);
 
 /*
 ** Integrity check of a file modelq wrote: recomputes each tensor's XXH3-64 and compares it with
@@ -115,11 +116,11 @@ struct mq_verify_result {
     size_t n_checked;
     size_t n_bad;
 };
-enum mq_status mq_verify(const char *path,
+MQ_API enum mq_status mq_verify(const char *path,
                          void (*on_tensor)(void *ctx, const char *name, uint64_t stored, uint64_t actual),
                          void *ctx, struct mq_verify_result *res, struct mq_error *err);
 
 /* Installs SIGINT/SIGTERM handlers that remove in-progress temporary files, then re-raise. */
-void mq_convert_install_signal_cleanup(void);
+MQ_API void mq_convert_install_signal_cleanup(void);
 
 #endif /* MODELQ_CONVERT_H */

@@ -11,6 +11,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "modelq/export.h"
+
 enum mq_dtype {
     MQ_DTYPE_BOOL,
     MQ_DTYPE_F4,
@@ -38,14 +40,14 @@ enum mq_dtype {
 };
 
 /* Safetensors name ("BF16"), NULL for an out-of-range value. */
-const char *mq_dtype_name(enum mq_dtype t);
+MQ_API const char *mq_dtype_name(enum mq_dtype t);
 /* Bits per element (4, 6, 8, 16, 32, 64); 0 for an out-of-range value. */
-unsigned mq_dtype_bits(enum mq_dtype t);
+MQ_API unsigned mq_dtype_bits(enum mq_dtype t);
 /* Exact-case lookup of a safetensors dtype name; false when unknown. */
-bool mq_dtype_from_name(const char *name, enum mq_dtype *out);
+MQ_API bool mq_dtype_from_name(const char *name, enum mq_dtype *out);
 /* F32, F16 or BF16: the dtypes modelq quantizes. */
-bool mq_dtype_is_quantizable_float(enum mq_dtype t);
+MQ_API bool mq_dtype_is_quantizable_float(enum mq_dtype t);
 /* Any floating-point dtype (including FP8/FP6/FP4 and F64). */
-bool mq_dtype_is_float(enum mq_dtype t);
+MQ_API bool mq_dtype_is_float(enum mq_dtype t);
 
 #endif /* MODELQ_DTYPE_H */

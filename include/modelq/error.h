@@ -13,6 +13,8 @@
 
 #include <stdarg.h>
 
+#include "modelq/export.h"
+
 enum mq_status {
     MQ_OK = 0,
     MQ_E_USAGE = 1,        /* caller asked for something invalid (bad option, bad argument) */
@@ -39,21 +41,21 @@ struct mq_error {
 };
 
 /* Resets `err` to MQ_OK with an empty message. */
-void mq_error_clear(struct mq_error *err);
+MQ_API void mq_error_clear(struct mq_error *err);
 
 /* Fills `err` (may be NULL) and returns `code`, so callers can `return mq_error_set(...)`. */
-enum mq_status mq_error_set_at(struct mq_error *err, enum mq_status code, const char *check,
+MQ_API enum mq_status mq_error_set_at(struct mq_error *err, enum mq_status code, const char *check,
                                const char *src_file, int src_line, const char *fmt, ...)
     __attribute__((format(printf, 6, 7)));
-enum mq_status mq_error_vset_at(struct mq_error *err, enum mq_status code, const char *check,
+MQ_API enum mq_status mq_error_vset_at(struct mq_error *err, enum mq_status code, const char *check,
                                 const char *src_file, int src_line, const char *fmt, va_list ap)
     __attribute__((format(printf, 6, 0)));
 
 /* Prefixes the stored message with "prefix: " (used to add a file or tensor name on the way up). */
-void mq_error_prefix(struct mq_error *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+MQ_API void mq_error_prefix(struct mq_error *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* Stable lower-case name of a status ("corrupt", "io", ...). Never NULL. */
-const char *mq_status_name(enum mq_status code);
+MQ_API const char *mq_status_name(enum mq_status code);
 
 /* Raise an error with a named check: MQ_FAIL(err, MQ_E_CORRUPT, "header-within-file", "%s: ...", path) */
 #define MQ_FAIL(err, code, check, ...) mq_error_set_at((err), (code), (check), __FILE__, __LINE__, __VA_ARGS__)

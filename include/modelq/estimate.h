@@ -22,6 +22,7 @@
 
 #include "modelq/model.h"
 #include "modelq/target.h"
+#include "modelq/export.h"
 
 #define MQ_ESTIMATE_DEFAULT_CTX 4096
 #define MQ_ESTIMATE_DEFAULT_LORA_RANK 16
@@ -66,10 +67,10 @@ struct mq_estimate {
     uint64_t train_qlora_bytes;
 };
 
-void mq_estimate_options_default(struct mq_estimate_options *o);
+MQ_API void mq_estimate_options_default(struct mq_estimate_options *o);
 
 /* Fills `out` from the model's headers and config. Reads no tensor data. */
-enum mq_status mq_estimate_model(const struct mq_model *m, const struct mq_estimate_options *opt,
+MQ_API enum mq_status mq_estimate_model(const struct mq_model *m, const struct mq_estimate_options *opt,
                                  struct mq_estimate *out, struct mq_error *err);
 
 #endif /* MODELQ_ESTIMATE_H */

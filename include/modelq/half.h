@@ -19,22 +19,24 @@
 #include <stddef.h>
 #include <stdint.h>
 
-uint16_t mq_f32_to_f16(float f);
-float mq_f16_to_f32(uint16_t h);
-uint16_t mq_f32_to_bf16(float f);
-float mq_bf16_to_f32(uint16_t h);
+#include "modelq/export.h"
+
+MQ_API uint16_t mq_f32_to_f16(float f);
+MQ_API float mq_f16_to_f32(uint16_t h);
+MQ_API uint16_t mq_f32_to_bf16(float f);
+MQ_API float mq_bf16_to_f32(uint16_t h);
 
 /* Largest finite f16 value; an f32 rounds to a finite f16 iff |x| < 65520 (MQ_F16_OVERFLOW). */
 #define MQ_F16_MAX 65504.0f
 #define MQ_F16_OVERFLOW 65520.0f
 
-void mq_f32_to_f16_row(const float *src, uint16_t *dst, size_t n);
-void mq_f16_to_f32_row(const uint16_t *src, float *dst, size_t n);
-void mq_f32_to_bf16_row(const float *src, uint16_t *dst, size_t n);
-void mq_bf16_to_f32_row(const uint16_t *src, float *dst, size_t n);
+MQ_API void mq_f32_to_f16_row(const float *src, uint16_t *dst, size_t n);
+MQ_API void mq_f16_to_f32_row(const uint16_t *src, float *dst, size_t n);
+MQ_API void mq_f32_to_bf16_row(const float *src, uint16_t *dst, size_t n);
+MQ_API void mq_bf16_to_f32_row(const uint16_t *src, float *dst, size_t n);
 
 /* Scalar (reference) row versions: the fast ones must equal these. */
-void mq_f32_to_f16_row_ref(const float *src, uint16_t *dst, size_t n);
-void mq_f16_to_f32_row_ref(const uint16_t *src, float *dst, size_t n);
+MQ_API void mq_f32_to_f16_row_ref(const float *src, uint16_t *dst, size_t n);
+MQ_API void mq_f16_to_f32_row_ref(const uint16_t *src, float *dst, size_t n);
 
 #endif /* MODELQ_HALF_H */

@@ -21,6 +21,7 @@
 #include <stdint.h>
 
 #include "modelq/error.h"
+#include "modelq/export.h"
 
 enum mq_meta_type {
     MQ_META_U8 = 0,
@@ -69,54 +70,54 @@ struct mq_meta {
 };
 
 /* Name ("UINT32", "STRING", ...) or "?" and byte size of one scalar element (0 for STRING/ARRAY). */
-const char *mq_meta_type_name(enum mq_meta_type t);
-size_t mq_meta_type_size(enum mq_meta_type t);
+MQ_API const char *mq_meta_type_name(enum mq_meta_type t);
+MQ_API size_t mq_meta_type_size(enum mq_meta_type t);
 
-void mq_meta_init(struct mq_meta *m);
-void mq_meta_free(struct mq_meta *m);
+MQ_API void mq_meta_init(struct mq_meta *m);
+MQ_API void mq_meta_free(struct mq_meta *m);
 /* Deep copy of src into an empty dst. */
-enum mq_status mq_meta_copy(struct mq_meta *dst, const struct mq_meta *src, struct mq_error *err);
+MQ_API enum mq_status mq_meta_copy(struct mq_meta *dst, const struct mq_meta *src, struct mq_error *err);
 
 /* Index of `key` or -1; the entry or NULL. */
-long mq_meta_find(const struct mq_meta *m, const char *key);
-const struct mq_meta_value *mq_meta_get(const struct mq_meta *m, const char *key);
+MQ_API long mq_meta_find(const struct mq_meta *m, const char *key);
+MQ_API const struct mq_meta_value *mq_meta_get(const struct mq_meta *m, const char *key);
 /* Removes `key` if present (the following entries move up). Returns whether it was there. */
-bool mq_meta_remove(struct mq_meta *m, const char *key);
+MQ_API bool mq_meta_remove(struct mq_meta *m, const char *key);
 
 /* Scalars. Integer setters take the value of the named type; `type` must be a scalar type. */
-enum mq_status mq_meta_set_uint(struct mq_meta *m, const char *key, enum mq_meta_type type, uint64_t v,
+MQ_API enum mq_status mq_meta_set_uint(struct mq_meta *m, const char *key, enum mq_meta_type type, uint64_t v,
                                 struct mq_error *err);
-enum mq_status mq_meta_set_int(struct mq_meta *m, const char *key, enum mq_meta_type type, int64_t v,
+MQ_API enum mq_status mq_meta_set_int(struct mq_meta *m, const char *key, enum mq_meta_type type, int64_t v,
                                struct mq_error *err);
-enum mq_status mq_meta_set_f32(struct mq_meta *m, const char *key, float v, struct mq_error *err);
-enum mq_status mq_meta_set_f64(struct mq_meta *m, const char *key, double v, struct mq_error *err);
-enum mq_status mq_meta_set_bool(struct mq_meta *m, const char *key, bool v, struct mq_error *err);
-enum mq_status mq_meta_set_u32(struct mq_meta *m, const char *key, uint32_t v, struct mq_error *err);
+MQ_API enum mq_status mq_meta_set_f32(struct mq_meta *m, const char *key, float v, struct mq_error *err);
+MQ_API enum mq_status mq_meta_set_f64(struct mq_meta *m, const char *key, double v, struct mq_error *err);
+MQ_API enum mq_status mq_meta_set_bool(struct mq_meta *m, const char *key, bool v, struct mq_error *err);
+MQ_API enum mq_status mq_meta_set_u32(struct mq_meta *m, const char *key, uint32_t v, struct mq_error *err);
 /* len bytes of s (need not be NUL-terminated; len SIZE_MAX = strlen(s)). */
-enum mq_status mq_meta_set_str(struct mq_meta *m, const char *key, const char *s, size_t len,
+MQ_API enum mq_status mq_meta_set_str(struct mq_meta *m, const char *key, const char *s, size_t len,
                                struct mq_error *err);
 /* Numeric array: count packed host-order elements of elem_type copied from data (may be NULL
 ** when count is 0). */
-enum mq_status mq_meta_set_array(struct mq_meta *m, const char *key, enum mq_meta_type elem_type,
+MQ_API enum mq_status mq_meta_set_array(struct mq_meta *m, const char *key, enum mq_meta_type elem_type,
                                  const void *data, uint64_t count, struct mq_error *err);
 /* String array: count strings; lens may be NULL (then each is NUL-terminated). */
-enum mq_status mq_meta_set_str_array(struct mq_meta *m, const char *key, const char *const *strs,
+MQ_API enum mq_status mq_meta_set_str_array(struct mq_meta *m, const char *key, const char *const *strs,
                                      const uint64_t *lens, uint64_t count, struct mq_error *err);
 /* Takes ownership of a built value (used by readers); key is copied. Frees v's parts on failure. */
-enum mq_status mq_meta_set_value(struct mq_meta *m, const char *key, struct mq_meta_value *v,
+MQ_API enum mq_status mq_meta_set_value(struct mq_meta *m, const char *key, struct mq_meta_value *v,
                                  struct mq_error *err);
 /* Appends without looking for the key (O(1)): for readers that have already refused duplicates. */
-enum mq_status mq_meta_append_value(struct mq_meta *m, const char *key, struct mq_meta_value *v,
+MQ_API enum mq_status mq_meta_append_value(struct mq_meta *m, const char *key, struct mq_meta_value *v,
                                     struct mq_error *err);
 /* Frees the parts of one value (not the value struct itself). */
-void mq_meta_value_clear(struct mq_meta_value *v);
+MQ_API void mq_meta_value_clear(struct mq_meta_value *v);
 
 /* Convenience readers: false when the key is absent or not an integer / string type. */
-bool mq_meta_get_uint(const struct mq_meta *m, const char *key, uint64_t *out);
-const char *mq_meta_get_str(const struct mq_meta *m, const char *key);
+MQ_API bool mq_meta_get_uint(const struct mq_meta *m, const char *key, uint64_t *out);
+MQ_API const char *mq_meta_get_str(const struct mq_meta *m, const char *key);
 
 /* One-line rendering for `inspect`: scalars in full, strings quoted (cut at max bytes),
 ** arrays as "[TYPE x count] first, elements, ...". Always NUL-terminates. */
-void mq_meta_value_format(const struct mq_meta_value *v, char *buf, size_t cap, size_t max);
+MQ_API void mq_meta_value_format(const struct mq_meta_value *v, char *buf, size_t cap, size_t max);
 
 #endif /* MODELQ_META_H */

@@ -20,6 +20,7 @@
 #include "modelq/dtype.h"
 #include "modelq/error.h"
 #include "modelq/meta.h"
+#include "modelq/export.h"
 
 #define MQ_MAX_DIMS 8
 
@@ -125,23 +126,23 @@ struct mq_model {
 ** Opens `path` (see above). On success *out owns the model: free it with mq_model_free().
 ** On failure *out is NULL and `err` names the file, the tensor where there is one, and the check.
 */
-enum mq_status mq_model_open(const char *path, struct mq_model **out, struct mq_error *err);
+MQ_API enum mq_status mq_model_open(const char *path, struct mq_model **out, struct mq_error *err);
 
 /* Closes the files and frees everything. Accepts NULL. */
-void mq_model_free(struct mq_model *m);
+MQ_API void mq_model_free(struct mq_model *m);
 
 /* Index of the tensor called `name`, or -1. */
-long mq_model_find(const struct mq_model *m, const char *name);
+MQ_API long mq_model_find(const struct mq_model *m, const char *name);
 
 /* Reads `len` bytes of tensor `t`'s data starting `offset` bytes into it. */
-enum mq_status mq_model_read(const struct mq_model *m, size_t t, uint64_t offset, void *buf,
+MQ_API enum mq_status mq_model_read(const struct mq_model *m, size_t t, uint64_t offset, void *buf,
                              size_t len, struct mq_error *err);
 
 /* llama.cpp's name of a ggml type id ("F32", "Q8_0", ...); NULL for unknown or removed ids. */
-const char *mq_ggml_type_name(int32_t id);
+MQ_API const char *mq_ggml_type_name(int32_t id);
 
 /* Row length (innermost dimension; 1 for scalars) and row count of a tensor. */
-uint64_t mq_tensor_row_len(const struct mq_tensor *t);
-uint64_t mq_tensor_rows(const struct mq_tensor *t);
+MQ_API uint64_t mq_tensor_row_len(const struct mq_tensor *t);
+MQ_API uint64_t mq_tensor_rows(const struct mq_tensor *t);
 
 #endif /* MODELQ_MODEL_H */

@@ -11,6 +11,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "modelq/export.h"
+
 struct mq_qstats_acc {
     uint64_t n;           /* finite pairs accumulated */
     uint64_t nonfinite;   /* pairs with a NaN/Inf on either side (skipped) */
@@ -32,12 +34,12 @@ struct mq_qstats {
     double cosine;        /* sum xy / sqrt(sum x^2 sum y^2); 1 when both are all zero, 0 when only one is */
 };
 
-void mq_qstats_init(struct mq_qstats_acc *acc);
+MQ_API void mq_qstats_init(struct mq_qstats_acc *acc);
 /* Adds n pairs (orig[i], deq[i]). */
-void mq_qstats_add(struct mq_qstats_acc *acc, const float *orig, const float *deq, size_t n);
+MQ_API void mq_qstats_add(struct mq_qstats_acc *acc, const float *orig, const float *deq, size_t n);
 /* Merges b into a (for per-thread accumulators). */
-void mq_qstats_merge(struct mq_qstats_acc *a, const struct mq_qstats_acc *b);
+MQ_API void mq_qstats_merge(struct mq_qstats_acc *a, const struct mq_qstats_acc *b);
 /* Final statistics; all zero (cosine 1, snr +inf) for an empty accumulator. */
-void mq_qstats_result(const struct mq_qstats_acc *acc, struct mq_qstats *out);
+MQ_API void mq_qstats_result(const struct mq_qstats_acc *acc, struct mq_qstats *out);
 
 #endif /* MODELQ_QSTATS_H */

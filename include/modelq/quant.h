@@ -19,6 +19,7 @@
 
 #include "modelq/codec.h"
 #include "modelq/error.h"
+#include "modelq/export.h"
 
 /* Output (quantize) or input (dequantize) buffers of one chunk; see codec.h for the layout. */
 struct mq_qbuf {
@@ -33,12 +34,12 @@ struct mq_qbuf {
 ** codec's geometry (per-row codecs need row_len % block == 0 and n % row_len == 0; bitsandbytes
 ** blocks must be even and >= 2) or a needed buffer is NULL.
 */
-enum mq_status mq_quantize(enum mq_codec c, const struct mq_codec_params *params, const float *src,
+MQ_API enum mq_status mq_quantize(enum mq_codec c, const struct mq_codec_params *params, const float *src,
                            size_t n, size_t row_len, const struct mq_qbuf *out, bool fast,
                            struct mq_error *err);
 
 /* Inverse of mq_quantize (same geometry rules); writes n floats to dst. */
-enum mq_status mq_dequantize(enum mq_codec c, const struct mq_codec_params *params,
+MQ_API enum mq_status mq_dequantize(enum mq_codec c, const struct mq_codec_params *params,
                              const struct mq_qbuf *in, size_t n, size_t row_len, float *dst,
                              struct mq_error *err);
 
@@ -60,23 +61,23 @@ struct mq_range_check {
     uint64_t nonfinite;   /* of which NaN/Inf */
 };
 
-void mq_range_init(struct mq_range_check *rc);
+MQ_API void mq_range_init(struct mq_range_check *rc);
 /* Scans the next n values of a tensor (chunking as for mq_quantize; row_len as there). */
-void mq_range_scan(struct mq_range_check *rc, enum mq_codec c, const struct mq_codec_params *params,
+MQ_API void mq_range_scan(struct mq_range_check *rc, enum mq_codec c, const struct mq_codec_params *params,
                    const float *x, size_t n, size_t row_len);
 /* MQ_OK when no bad value was seen, else MQ_E_RANGE (check "value-range") naming the tensor. */
-enum mq_status mq_range_finish(const struct mq_range_check *rc, const char *tensor, enum mq_codec c,
+MQ_API enum mq_status mq_range_finish(const struct mq_range_check *rc, const char *tensor, enum mq_codec c,
                                struct mq_error *err);
 
 /* ---- bitsandbytes helpers ---- */
 
 #define MQ_BNB_NESTED_BLOCK 256u
 
-float mq_nf4_value(unsigned code);      /* NF4 code book entry (exact float32) */
-float mq_nf4_threshold(unsigned i);     /* midpoint between codes i and i+1, i < 15 */
-float mq_fp4_value(unsigned code);      /* FP4 code book entry (/12 normalized) */
-float mq_bnb_dynamic_value(unsigned code); /* the signed 8-bit dynamic map, code 0..255 */
-void mq_bnb_dynamic_map(float out[256]);   /* all 256 entries (written as nested_quant_map) */
+MQ_API float mq_nf4_value(unsigned code);      /* NF4 code book entry (exact float32) */
+MQ_API float mq_nf4_threshold(unsigned i);     /* midpoint between codes i and i+1, i < 15 */
+MQ_API float mq_fp4_value(unsigned code);      /* FP4 code book entry (/12 normalized) */
+MQ_API float mq_bnb_dynamic_value(unsigned code); /* the signed 8-bit dynamic map, code 0..255 */
+MQ_API void mq_bnb_dynamic_map(float out[256]);   /* all 256 entries (written as nested_quant_map) */
 
 /*
 ** Double quantization of nb absmax values: offset = float32 mean (summed in double),
@@ -84,17 +85,17 @@ void mq_bnb_dynamic_map(float out[256]);   /* all 256 entries (written as nested
 ** index of c*(1/nested_absmax) (ties to the lower index; an all-equal block gives index 0).
 ** nested_absmax has ceil(nb/256) entries.
 */
-void mq_bnb_double_quant(const float *absmax, size_t nb, uint8_t *qabs, float *nested_absmax,
+MQ_API void mq_bnb_double_quant(const float *absmax, size_t nb, uint8_t *qabs, float *nested_absmax,
                          float *offset);
 /* absmax[i] = dyn[qabs[i]] * nested_absmax[i/256] + offset, in float32. */
-void mq_bnb_double_dequant(const uint8_t *qabs, const float *nested_absmax, float offset, size_t nb,
+MQ_API void mq_bnb_double_dequant(const uint8_t *qabs, const float *nested_absmax, float offset, size_t nb,
                            float *absmax);
 
 /* ---- SIMD selection ---- */
 
 /* "avx2+f16c" or "portable": what the fast kernels use on this machine. */
-const char *mq_quant_simd_name(void);
+MQ_API const char *mq_quant_simd_name(void);
 /* Tests/benchmarks: -1 = automatic (default), 0 = force portable, 1 = use SIMD if the CPU has it. */
-void mq_quant_set_simd(int mode);
+MQ_API void mq_quant_set_simd(int mode);
 
 #endif /* MODELQ_QUANT_H */

@@ -26,6 +26,7 @@
 
 #include "modelq/codec.h"
 #include "modelq/model.h"
+#include "modelq/export.h"
 
 enum mq_target {
     MQ_TARGET_F32,
@@ -69,16 +70,16 @@ struct mq_target_info {
     int llama_ftype;         /* general.file_type for GGUF targets, -1 otherwise */
 };
 
-const struct mq_target_info *mq_target_info(enum mq_target t);
+MQ_API const struct mq_target_info *mq_target_info(enum mq_target t);
 /* Estimate rows by name (case-insensitive). */
-bool mq_target_from_name(const char *name, enum mq_target *out);
+MQ_API bool mq_target_from_name(const char *name, enum mq_target *out);
 /* `convert --type NAME`: auto f32 f16 bf16 q8_0 q4_0 q4_1 iq4_nl q6_K q5_K nf4 nf4-dq fp4 int8_row
 ** int8_asym (case-insensitive). */
-bool mq_target_for_convert(const char *name, enum mq_target *out);
+MQ_API bool mq_target_for_convert(const char *name, enum mq_target *out);
 /* The names mq_target_for_convert accepts, space separated. */
-const char *mq_target_convert_names(void);
+MQ_API const char *mq_target_convert_names(void);
 /* A rule of the GGUF families: the plan of every tensor is a ggml type. */
-bool mq_target_is_gguf(enum mq_target t);
+MQ_API bool mq_target_is_gguf(enum mq_target t);
 
 /* What a target does with one tensor. */
 struct mq_tensor_plan {
@@ -101,13 +102,13 @@ struct mq_rule_context {
     uint64_t n_expert;       /* MoE experts (config num_local_experts), 0 = dense */
 };
 
-void mq_rule_context_init(struct mq_rule_context *rc, const struct mq_model *m);
+MQ_API void mq_rule_context_init(struct mq_rule_context *rc, const struct mq_model *m);
 
 /* llama.cpp's tensor_type_fallback for codec c on rows of row_len that c's block does not divide:
  * Q6_K -> Q8_0, Q5_K -> Q5_1, Q4_K -> Q5_0, anything else (or a fallback that does not fit) -> F16. */
-enum mq_codec mq_codec_fallback(enum mq_codec c, uint64_t row_len);
+MQ_API enum mq_codec mq_codec_fallback(enum mq_codec c, uint64_t row_len);
 
-enum mq_status mq_target_plan_tensor(enum mq_target t, const struct mq_rule_context *rc,
+MQ_API enum mq_status mq_target_plan_tensor(enum mq_target t, const struct mq_rule_context *rc,
                                      const struct mq_tensor *ts, struct mq_tensor_plan *out,
                                      struct mq_error *err);
 

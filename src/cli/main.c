@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "modelq/version.h"
 
 struct command {
     const char *name;
@@ -36,7 +37,7 @@ int main(int argc, char **argv)
             usage(stdout);
             return EXIT_OK;
         } else if (strcmp(argv[i], "--version") == 0) {
-            printf("modelq 0.1.0\n");
+            printf("modelq %s\n", mq_version_string());
             return EXIT_OK;
         } else {
             fprintf(stderr, "modelq: unknown option '%s'\n", argv[i]);
