@@ -112,6 +112,9 @@ static enum mq_status cfg_value(const struct cfg *c, const cJSON *obj, const cha
     if (!(d >= r->min && d <= r->max) || (r->integer && d != floor(d))) {
         char got[48];
         show_value(v, got, sizeof got);
+        if (r == &R_FINITE)
+            return MQ_FAIL(err, MQ_E_CORRUPT, "config-field", "%s: \"%s%s\" is %s; it must be a number", c->path, prefix,
+                           key, got);
         if (r->integer)
             return MQ_FAIL(err, MQ_E_CORRUPT, "config-field", "%s: \"%s%s\" is %s; it must be an integer from %.0f to %.0f",
                            c->path, prefix, key, got, r->min, r->max);

@@ -164,11 +164,9 @@ static bool jstr_eq(const cJSON *v, const char *s) { return cJSON_IsString(v) &&
 static enum mq_status jbool(const cJSON *o, const char *key, bool dflt, bool *out, const char *path,
                             const char *where, struct mq_error *err)
 {
+    *out = dflt; /* on every path, the error ones too: no caller can read an unset flag */
     const cJSON *v = jget(o, key);
-    if (jabsent(v)) {
-        *out = dflt;
-        return MQ_OK;
-    }
+    if (jabsent(v)) return MQ_OK;
     if (!cJSON_IsBool(v))
         return MQ_FAIL(err, MQ_E_CORRUPT, "tokenizer-field", "%s: %s%s must be true or false", path, where, key);
     *out = cJSON_IsTrue(v);
