@@ -37,6 +37,7 @@
 #include "fileio.h"
 #include "gguf_arch.h"
 #include "gguf_vocab.h"
+#include "model_build.h"
 #include "plan.h"
 
 struct arch {
@@ -85,15 +86,6 @@ static const struct range R_EPS = {false, FLT_MIN, 1.0};               /* a smal
 static const struct range R_F32_POS = {false, FLT_MIN, FLT_MAX};       /* a positive normal FLOAT32 */
 static const struct range R_FINITE = {false, -1e308, 1e308};           /* any finite number */
 
-/* A JSON value for a one-line message: the number, or what it is. */
-static const char *show_value(const cJSON *v, char *buf, size_t cap)
-{
-    if (cJSON_IsNumber(v)) snprintf(buf, cap, "%.10g", v->valuedouble);
-    else snprintf(buf, cap, "%s", cJSON_IsString(v) ? "a string" : cJSON_IsBool(v) ? (cJSON_IsTrue(v) ? "true" : "false")
-                                  : cJSON_IsArray(v) ? "an array" : cJSON_IsObject(v) ? "an object" : "not a number");
-    return buf;
-}
-
 /*
 ** The number at obj.key (called `prefix` + key in messages) within `r`. Absent or null: *present
 ** = false and *out unchanged, an error when `required`. Anything else out of `r` is an error
@@ -111,7 +103,7 @@ static enum mq_status cfg_value(const struct cfg *c, const cJSON *obj, const cha
     double d = cJSON_IsNumber(v) ? v->valuedouble : NAN;
     if (!(d >= r->min && d <= r->max) || (r->integer && d != floor(d))) {
         char got[48];
-        show_value(v, got, sizeof got);
+        mq_json_describe(v, got, sizeof got);
         if (r == &R_FINITE)
             return MQ_FAIL(err, MQ_E_CORRUPT, "config-field", "%s: \"%s%s\" is %s; it must be a number", c->path, prefix,
                            key, got);

@@ -60,6 +60,14 @@ enum mq_status mq_config_read_json(const char *path, cJSON **out, size_t *bytes,
     return *out ? MQ_OK : MQ_FAIL(err, MQ_E_NOMEM, "alloc", "%s: out of memory", path);
 }
 
+const char *mq_json_describe(const cJSON *v, char *buf, size_t cap)
+{
+    if (cJSON_IsNumber(v)) snprintf(buf, cap, "%.10g", v->valuedouble);
+    else snprintf(buf, cap, "%s", cJSON_IsString(v) ? "a string" : cJSON_IsTrue(v) ? "true" : cJSON_IsFalse(v) ? "false"
+                                  : cJSON_IsArray(v) ? "an array" : cJSON_IsObject(v) ? "an object" : "null");
+    return buf;
+}
+
 /* Looks `key` up in `obj`, then in obj.text_config. */
 static const cJSON *config_get(const cJSON *obj, const char *key)
 {
@@ -75,10 +83,12 @@ static enum mq_status config_uint(const cJSON *root, const char *path, const cha
     for (; *keys; keys++) {
         const cJSON *v = config_get(root, *keys);
         if (!v || cJSON_IsNull(v)) continue;
-        double d = v->valuedouble;
-        if (!cJSON_IsNumber(v) || d < 0 || d != floor(d) || d > 9007199254740992.0)
-            return MQ_FAIL(err, MQ_E_CORRUPT, "config-value", "%s: \"%s\" must be a non-negative integer",
-                           path, *keys);
+        double d = cJSON_IsNumber(v) ? v->valuedouble : -1.0;
+        if (!(d >= 0) || d != floor(d) || d > 9007199254740992.0) {
+            char got[48];
+            return MQ_FAIL(err, MQ_E_CORRUPT, "config-value", "%s: \"%s\" is %s; it must be an integer from 0 to 2^53",
+                           path, *keys, mq_json_describe(v, got, sizeof got));
+        }
         *out = (uint64_t)d;
         return MQ_OK;
     }

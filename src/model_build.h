@@ -34,4 +34,8 @@ struct cJSON;
 */
 enum mq_status mq_config_read_json(const char *path, struct cJSON **out, size_t *bytes, struct mq_error *err);
 
+/* A JSON value for a one-line message: the number ("%.10g"), or what it is ("a string", "true",
+** "an array" ...); never the text of a string (it may hold anything). Returns buf. */
+const char *mq_json_describe(const struct cJSON *v, char *buf, size_t cap);
+
 #endif /* MODELQ_MODEL_BUILD_H */
