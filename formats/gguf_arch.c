@@ -18,6 +18,11 @@
 **   rope_scaling: linear / yarn -> {a}.rope.scaling.type, .factor, .original_context_length
 **                 (yarn only with transformers' default betas and magnitude: check_yarn);
 **                 llama3 -> a generated F32 tensor rope_freqs.weight [head_dim / 2].
+** Every value comes from config.json as parsed once (mq_config.json), is range-checked (the
+** hparams table: UINT32 counts in 1..2^32-1 before any cast, FLOAT32 values normal and finite)
+** and checked against the tensors (shape_rules, check_tensors: block_count = the layers found,
+** token_embd [vocab_size, hidden_size], q rows = heads x head_dim ...) before anything is
+** written; a mismatch is one line naming config.json and the key(s).
 ** Names (section 4.4): model.embed_tokens -> token_embd, model.norm -> output_norm,
 ** lm_head -> output (dropped when tie_word_embeddings), model.layers.N.{input_layernorm,
 ** self_attn.{q,k,v,o}_proj, post_attention_layernorm, mlp.{gate,up,down}_proj} ->
