@@ -547,17 +547,9 @@ static enum mq_status hash_range(struct mq_outfile *out, uint64_t off, uint64_t 
 static enum mq_status write_config(struct mq_plan *p, struct mq_outfile *out, struct mq_error *err)
 {
     const struct mq_model *m = p->model;
-    cJSON *root = NULL;
-    if (m->config.present) {
-        char *text;
-        size_t len;
-        MQ_TRY(mq_read_small_file(m->config.path, 16u << 20, "config-size", &text, &len, err));
-        root = cJSON_ParseWithLength(text, len);
-        free(text);
-        if (!root) return MQ_FAIL(err, MQ_E_CORRUPT, "config-json", "%s: not valid JSON", m->config.path);
-    } else {
-        root = cJSON_CreateObject();
-    }
+    /* the tree parsed when the model was opened (src/config.c), copied: the model stays as read */
+    cJSON *root = m->config.json ? cJSON_Duplicate(m->config.json, true) : cJSON_CreateObject();
+    if (!root) return MQ_FAIL(err, MQ_E_NOMEM, "alloc", "out of memory writing config.json");
     const struct mq_target_info *ti = mq_target_info(p->target);
     bool four = ti->codec != MQ_CODEC_INT8_ROW;
     bool dq = false;

@@ -230,7 +230,8 @@ static enum mq_status parse_qstate(struct bnb_ctx *c, const struct mq_tensor *qs
                                    struct qstate *q)
 {
     struct json_strict_result jr;
-    if (!json_strict_check(text, len, false, 4, &jr))
+    const struct json_strict_rules rules = {.max_depth = 4}; /* <= BNB_STATE_MAX bytes: its size bounds the tree */
+    if (!json_strict_check(text, len, &rules, &jr))
         return TFAIL(qs, "bnb-quant-state", "not valid JSON: %s at byte %zu", jr.detail, jr.where);
     cJSON *root = cJSON_ParseWithLength(text, len);
     if (!root) return MQ_FAIL(c->err, MQ_E_NOMEM, "alloc", "out of memory");
@@ -595,7 +596,10 @@ static enum mq_status warn_split_shards(struct bnb_ctx *c)
 enum mq_status mq_bnb_read(struct mq_model *m, struct mq_error *err)
 {
     size_t n = m->n_tensors;
-    bool maybe = m->config.quantization_config != NULL;
+    /* config.json's quantization_config (null counts as absent) */
+    const cJSON *qc = cJSON_GetObjectItemCaseSensitive(m->config.json, "quantization_config");
+    if (cJSON_IsNull(qc)) qc = NULL;
+    bool maybe = qc != NULL;
     for (size_t i = 0; i < n && !maybe; i++) {
         const char *nm = m->tensors[i].name;
         maybe = strstr(nm, BNB_QS) || ends_with(nm, ".SCB") || ends_with(nm, ".weight_format") ||
@@ -617,16 +621,11 @@ enum mq_status mq_bnb_read(struct mq_model *m, struct mq_error *err)
     c->ndim = calloc(cap, sizeof *c->ndim);
     c->shape = calloc(cap, sizeof *c->shape);
     enum mq_status s = MQ_OK;
-    cJSON *qc = NULL;
     if (!c->by_name || !c->role || !c->src || !c->dtype || !c->ndim || !c->shape)
         s = MQ_FAIL(err, MQ_E_NOMEM, "alloc", "out of memory");
     if (s == MQ_OK) {
         for (size_t i = 0; i < n; i++) c->by_name[i] = (struct name_ix){m->tensors[i].name, i};
         qsort(c->by_name, n, sizeof *c->by_name, cmp_name_ix);
-    }
-    if (s == MQ_OK && m->config.quantization_config) {
-        qc = cJSON_Parse(m->config.quantization_config);
-        if (!qc) s = MQ_FAIL(err, MQ_E_NOMEM, "alloc", "out of memory");
     }
     /* 8-bit weights take their dtype from the config (LLM.int8 computes in fp16 by default) */
     enum mq_dtype dtype8 = MQ_DTYPE_F16;
@@ -646,7 +645,6 @@ enum mq_status mq_bnb_read(struct mq_model *m, struct mq_error *err)
         rebuild(c);
         s = warn_split_shards(c);
     }
-    cJSON_Delete(qc);
     if (c->src)
         for (size_t i = 0; i < n; i++) free(c->src[i]);
     free(c->by_name);

@@ -2,7 +2,8 @@
 ** gguf_out.c - the GGUF writer plugged into the conversion pipeline (struct mq_writer_ops).
 **
 ** prepare: metadata. GGUF input: every key copied in order (stale checksums dropped). Other
-**          inputs: general.architecture (config.json's model_type, else "raw") and general.name
+**          inputs: gguf_arch.c's keys for a supported architecture, else general.architecture
+**          "raw" (tensor names unchanged) and general.name
 **          (the input folder's or file's name: no paths, no timestamps, so bytes reproduce).
 **          Refuses, naming the tensor, what GGUF cannot hold: > 4 dims, names over 63 bytes,
 **          dtypes without a ggml type (BOOL, unsigned, FP8/FP6/FP4, complex).
@@ -95,8 +96,9 @@ static enum mq_status gguf_prepare(struct mq_plan *p, struct mq_error *err)
     bool applied;
     MQ_TRY(mq_gguf_arch_apply(p, &applied, err));
     if (applied) return MQ_OK;
-    const char *arch = m->config.present && m->config.model_type[0] ? m->config.model_type : "raw";
-    MQ_TRY(mq_meta_set_str(&p->meta, "general.architecture", arch, SIZE_MAX, err));
+    /* names unchanged (no config.json, no architectures, --raw-names): a model_type here would
+    ** send llama.cpp looking for tensors that are not there */
+    MQ_TRY(mq_meta_set_str(&p->meta, "general.architecture", "raw", SIZE_MAX, err));
     char name[256];
     mq_gguf_model_name(m->input_path, name, sizeof name);
     MQ_TRY(mq_meta_set_str(&p->meta, "general.name", name, SIZE_MAX, err));

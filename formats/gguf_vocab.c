@@ -27,9 +27,21 @@
 
 #include "fileio.h"
 #include "json_strict.h"
+#include "model_build.h"
 
 #define TOKENIZER_JSON_MAX (512u * 1024 * 1024) /* the largest real tokenizer.json is ~35 MB */
-#define SIDE_FILE_MAX (64u * 1024 * 1024)       /* tokenizer_config.json, config.json, ... */
+#define SIDE_FILE_MAX (64u * 1024 * 1024)       /* tokenizer_config.json, generation_config.json, ... */
+/*
+** JSON values per file, which bound the memory of the parsed trees (cJSON: a 64-byte node per
+** value plus its key and string copies, at most ~150 bytes a value besides the text): a
+** text of "" values costs ~40x its size as a tree, so the byte limits alone do not bound it.
+** Real tokenizer.json files: Llama 3 ~410 000 values (128 256 tokens, 280 147 merges as
+** strings), Qwen2 ~300 000, Gemma 3 about 2 million (262 144 tokens, merges as pairs: three
+** values each); 2^22 leaves twice that and keeps the tree under ~600 MB. tokenizer_config.json
+** holds at most a few thousand added tokens of ~7 values each.
+*/
+#define TOKENIZER_JSON_NODES (1u << 22)
+#define SIDE_FILE_NODES (1u << 20)
 #define VOCAB_MAX (1u << 24)                    /* tokens and merges: ranks stay exact in FLOAT32 */
 #define JSON_DEPTH 128
 #define SPIECE "\xe2\x96\x81"                   /* U+2581, SentencePiece's space */
@@ -73,7 +85,8 @@ struct vtok {
 
 struct vb {
     char p_tok[4096], p_tcfg[4096], p_cfg[4096], p_gen[4096], p_jinja[4096];
-    cJSON *tok, *tcfg, *cfg, *gen;
+    cJSON *tok, *tcfg, *gen;
+    const cJSON *cfg; /* config.json: the caller's tree (NULL: none) */
     const cJSON *model;
     struct vtok *t;
     uint32_t n;
@@ -151,11 +164,9 @@ static bool jstr_eq(const cJSON *v, const char *s) { return cJSON_IsString(v) &&
 static enum mq_status jbool(const cJSON *o, const char *key, bool dflt, bool *out, const char *path,
                             const char *where, struct mq_error *err)
 {
+    *out = dflt; /* on every path, the error ones too: no caller can read an unset flag */
     const cJSON *v = jget(o, key);
-    if (jabsent(v)) {
-        *out = dflt;
-        return MQ_OK;
-    }
+    if (jabsent(v)) return MQ_OK;
     if (!cJSON_IsBool(v))
         return MQ_FAIL(err, MQ_E_CORRUPT, "tokenizer-field", "%s: %s%s must be true or false", path, where, key);
     *out = cJSON_IsTrue(v);
@@ -208,8 +219,10 @@ static bool file_absent(const char *path)
     return stat(path, &st) != 0 && errno == ENOENT;
 }
 
-/* Reads, strictly scans and parses one JSON object file; an absent optional file gives NULL. */
-static enum mq_status load_json(const char *path, size_t max, bool required, cJSON **out, struct mq_error *err)
+/* Reads, strictly scans and parses one JSON object file (at most `max` bytes and `max_nodes`
+** values, no key twice in an object); an absent optional file gives NULL. */
+static enum mq_status load_json(const char *path, size_t max, size_t max_nodes, bool required, cJSON **out,
+                                struct mq_error *err)
 {
     *out = NULL;
     if (!required && file_absent(path)) return MQ_OK;
@@ -217,9 +230,18 @@ static enum mq_status load_json(const char *path, size_t max, bool required, cJS
     size_t len;
     MQ_TRY(mq_read_small_file(path, max, "tokenizer-size", &text, &len, err));
     struct json_strict_result jr;
-    memset(&jr, 0, sizeof jr);
-    if (!json_strict_check(text, len, false, JSON_DEPTH, &jr)) {
+    const struct json_strict_rules rules = {.unique_keys = true, .max_depth = JSON_DEPTH, .max_nodes = max_nodes};
+    if (!json_strict_check(text, len, &rules, &jr)) {
         free(text);
+        if (strcmp(jr.check, "json-nodes") == 0)
+            return MQ_FAIL(err, MQ_E_LIMIT, "tokenizer-nodes-limit",
+                           "%s: more than %zu JSON values (the limit bounds the memory of the parsed file)", path,
+                           max_nodes);
+        if (strcmp(jr.check, "json-alloc") == 0) return nomem(err, path);
+        if (strcmp(jr.check, "json-duplicate-key") == 0)
+            return MQ_FAIL(err, MQ_E_CORRUPT, "tokenizer-json",
+                           "%s: key \"%s\" appears twice in one object%s%s%s (Python's json keeps the last, cJSON the "
+                           "first)", path, jr.key, jr.top_key[0] ? " (in \"" : "", jr.top_key, jr.top_key[0] ? "\")" : "");
         if (jr.top_key[0])
             return MQ_FAIL(err, MQ_E_CORRUPT, "tokenizer-json", "%s: not valid JSON: %s at byte %zu (in \"%s\")", path,
                            jr.detail, jr.where, jr.top_key);
@@ -929,8 +951,8 @@ static enum mq_status replace_tokenizer_keys(struct mq_meta *out, struct mq_meta
     return MQ_OK;
 }
 
-enum mq_status mq_gguf_vocab_from_hf(const char *model_dir, uint64_t config_vocab_size, struct mq_meta *out,
-                                     struct mq_error *err)
+enum mq_status mq_gguf_vocab_from_hf_config(const char *model_dir, const cJSON *config, uint64_t config_vocab_size,
+                                            struct mq_meta *out, struct mq_error *err)
 {
     struct vb *b = calloc(1, sizeof *b);
     if (!b) return nomem(err, model_dir);
@@ -942,10 +964,10 @@ enum mq_status mq_gguf_vocab_from_hf(const char *model_dir, uint64_t config_voca
     if (s == MQ_OK) s = make_path(b->p_cfg, sizeof b->p_cfg, model_dir, "config.json", err);
     if (s == MQ_OK) s = make_path(b->p_gen, sizeof b->p_gen, model_dir, "generation_config.json", err);
     if (s == MQ_OK) s = make_path(b->p_jinja, sizeof b->p_jinja, model_dir, "chat_template.jinja", err);
-    if (s == MQ_OK) s = load_json(b->p_tok, TOKENIZER_JSON_MAX, true, &b->tok, err);
-    if (s == MQ_OK) s = load_json(b->p_tcfg, SIDE_FILE_MAX, false, &b->tcfg, err);
-    if (s == MQ_OK) s = load_json(b->p_cfg, SIDE_FILE_MAX, false, &b->cfg, err);
-    if (s == MQ_OK) s = load_json(b->p_gen, SIDE_FILE_MAX, false, &b->gen, err);
+    if (s == MQ_OK) s = load_json(b->p_tok, TOKENIZER_JSON_MAX, TOKENIZER_JSON_NODES, true, &b->tok, err);
+    if (s == MQ_OK) s = load_json(b->p_tcfg, SIDE_FILE_MAX, SIDE_FILE_NODES, false, &b->tcfg, err);
+    b->cfg = config;
+    if (s == MQ_OK) s = load_json(b->p_gen, SIDE_FILE_MAX, SIDE_FILE_NODES, false, &b->gen, err);
     if (s == MQ_OK) s = read_tokens(b, config_vocab_size, err);
     if (s == MQ_OK) s = read_merges(b, err);
     if (s == MQ_OK) s = classify(b, err);
@@ -964,8 +986,19 @@ enum mq_status mq_gguf_vocab_from_hf(const char *model_dir, uint64_t config_voca
     free(b->jinja);
     cJSON_Delete(b->tok);
     cJSON_Delete(b->tcfg);
-    cJSON_Delete(b->cfg);
     cJSON_Delete(b->gen);
     free(b);
+    return s;
+}
+
+enum mq_status mq_gguf_vocab_from_hf(const char *model_dir, uint64_t config_vocab_size, struct mq_meta *out,
+                                     struct mq_error *err)
+{
+    char path[4200];
+    MQ_TRY(make_path(path, sizeof path, model_dir, "config.json", err));
+    cJSON *config = NULL;
+    if (!file_absent(path)) MQ_TRY(mq_config_read_json(path, &config, NULL, err));
+    enum mq_status s = mq_gguf_vocab_from_hf_config(model_dir, config, config_vocab_size, out, err);
+    cJSON_Delete(config);
     return s;
 }

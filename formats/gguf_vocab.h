@@ -66,6 +66,13 @@
 enum mq_status mq_gguf_vocab_from_hf(const char *model_dir, uint64_t config_vocab_size, struct mq_meta *out,
                                      struct mq_error *err);
 
+/* The same with config.json already parsed (mq_config.json, or NULL when there is none): the
+** converter's form, so config.json is read once. mq_gguf_vocab_from_hf reads it with
+** mq_config_read_json (src/config.c), the one reader of config.json. */
+struct cJSON;
+enum mq_status mq_gguf_vocab_from_hf_config(const char *model_dir, const struct cJSON *config,
+                                            uint64_t config_vocab_size, struct mq_meta *out, struct mq_error *err);
+
 /* Comma-separated tokenizer.ggml.pre names whose configuration is recognised (for messages). */
 const char *mq_gguf_vocab_pre_names(void);
 

@@ -28,6 +28,8 @@
 #include "json_strict.h"
 
 #define INDEX_MAX_BYTES (100u * 1000 * 1000)
+/* JSON values: one per weight_map entry (+ metadata); the header readers' cap (safetensors_read.c) */
+#define INDEX_MAX_NODES (1u << 21)
 
 struct wm_entry {
     const char *tensor;
@@ -172,8 +174,14 @@ enum mq_status mq_safetensors_read_index(struct mq_model *m, const char *index_p
     MQ_TRY(mq_read_small_file(index_path, INDEX_MAX_BYTES, "index-size", &text, &len, err));
     m->header_bytes_read += len;
     struct json_strict_result jr;
-    if (!json_strict_check(text, len, false, 64, &jr)) {
+    const struct json_strict_rules rules = {.max_depth = 64, .max_nodes = INDEX_MAX_NODES};
+    if (!json_strict_check(text, len, &rules, &jr)) {
         free(text);
+        if (strcmp(jr.check, "json-nodes") == 0)
+            return MQ_FAIL(err, MQ_E_LIMIT, "index-nodes-limit",
+                           "%s: index-nodes-limit: more than %u JSON values (the limit bounds the memory of the "
+                           "parsed index)", index_path, INDEX_MAX_NODES);
+        if (strcmp(jr.check, "json-alloc") == 0) return MQ_FAIL(err, MQ_E_NOMEM, "alloc", "%s: out of memory", index_path);
         return MQ_FAIL(err, MQ_E_CORRUPT, "index-json", "%s: index-json: %s at byte %zu", index_path, jr.detail, jr.where);
     }
     cJSON *root = cJSON_ParseWithLength(text, len);
@@ -214,7 +222,8 @@ enum mq_status mq_safetensors_read_index(struct mq_model *m, const char *index_p
     bool has_total = false;
     const cJSON *meta = cJSON_GetObjectItemCaseSensitive(root, "metadata");
     const cJSON *ts = cJSON_IsObject(meta) ? cJSON_GetObjectItemCaseSensitive(meta, "total_size") : NULL;
-    if (cJSON_IsNumber(ts) && ts->valuedouble >= 0) {
+    /* below 2^64 (as a double) so the cast is defined */
+    if (cJSON_IsNumber(ts) && ts->valuedouble >= 0 && ts->valuedouble < 18446744073709551616.0) {
         total = (uint64_t)ts->valuedouble;
         has_total = true;
     }

@@ -34,6 +34,10 @@
 
 #define ST_MAX_HEADER 100000000ull /* the reference reader's MAX_HEADER_SIZE */
 #define ST_MAX_DEPTH 64
+/* JSON values in one header: about 9 per tensor (entry, dtype, shape and its dims, data_offsets
+** and its pair), so 2^21 allows ~230 000 tensors in one file, 2.5x all of DeepSeek-V3's (~91 000,
+** spread over 163 shards), and bounds the parsed tree to ~200 MB whatever the header holds. */
+#define ST_MAX_NODES (1u << 21)
 
 struct st_entry {
     const char *name; /* points into the cJSON tree */
@@ -189,8 +193,14 @@ static enum mq_status parse_header(struct mq_model *m, const char *path, const c
                                    struct mq_error *err)
 {
     struct json_strict_result jr;
-    if (!json_strict_check(hdr, hlen, true, ST_MAX_DEPTH, &jr)) {
+    const struct json_strict_rules rules = {.integers_only = true, .max_depth = ST_MAX_DEPTH, .max_nodes = ST_MAX_NODES};
+    if (!json_strict_check(hdr, hlen, &rules, &jr)) {
         const char *check = jr.check;
+        if (strcmp(check, "json-nodes") == 0)
+            return MQ_FAIL(err, MQ_E_LIMIT, "header-nodes-limit",
+                           "%s: header-nodes-limit: more than %u JSON values in the header (the limit bounds the "
+                           "memory of the parsed header)", path, ST_MAX_NODES);
+        if (strcmp(check, "json-alloc") == 0) return MQ_FAIL(err, MQ_E_NOMEM, "alloc", "%s: out of memory", path);
         /* numbers are legal only in shapes and data_offsets: name the rule of the field */
         if (strncmp(check, "json-integer", 12) == 0 && strcmp(jr.key, "data_offsets") == 0) check = "offsets-pair";
         else if (strncmp(check, "json-integer", 12) == 0 && strcmp(jr.key, "shape") == 0) check = "shape-integers";

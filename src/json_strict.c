@@ -2,6 +2,7 @@
 #include "json_strict.h"
 
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 bool utf8_valid(const unsigned char *s, size_t len, size_t *bad_at)
@@ -45,11 +46,15 @@ bad:
 struct scan {
     const char *p;
     size_t len, pos;
-    bool integers_only;
-    int max_depth;
+    const struct json_strict_rules *rules;
     struct json_strict_result *res;
     size_t key_at, key_len; /* the innermost key being scanned (raw, unescaped) */
     size_t top_at, top_len; /* the root object's current key */
+    size_t nodes;           /* values seen */
+    /* unique_keys: offsets of the keys (first byte after the quote) of every open object, the
+    ** innermost object's last; each object sorts and compares its own range when it closes */
+    size_t *keys;
+    size_t n_keys, cap_keys;
 };
 
 static bool fail(struct scan *s, const char *check, const char *detail)
@@ -170,7 +175,7 @@ static bool scan_number(struct scan *s)
         if (s->pos >= s->len || s->p[s->pos] < '0' || s->p[s->pos] > '9') return fail(s, "json-syntax", "bad number");
         while (s->pos < s->len && s->p[s->pos] >= '0' && s->p[s->pos] <= '9') s->pos++;
     }
-    if (s->integers_only) {
+    if (s->rules->integers_only) {
         size_t end = s->pos;
         s->pos = start;
         if (neg) return fail(s, "json-integer", "negative number where a size is expected");
@@ -190,11 +195,96 @@ static bool scan_literal(struct scan *s, const char *lit, size_t n)
     return true;
 }
 
+/* Next code point of the (already validated) JSON string whose text starts at p[*at], escapes
+** decoded; -1 at its closing quote. */
+static int32_t str_next(const char *p, size_t *at)
+{
+    unsigned char c = (unsigned char)p[*at];
+    if (c == '"') return -1;
+    if (c != '\\') {
+        if (c < 0x80) {
+            (*at)++;
+            return c;
+        }
+        int n = c >= 0xF0 ? 3 : c >= 0xE0 ? 2 : 1;
+        uint32_t cp = c & (0x3Fu >> n);
+        for (int k = 1; k <= n; k++) cp = (cp << 6) | ((unsigned char)p[*at + (size_t)k] & 0x3F);
+        *at += (size_t)n + 1;
+        return (int32_t)cp;
+    }
+    char e = p[*at + 1];
+    *at += 2;
+    switch (e) {
+    case 'b': return '\b';
+    case 'f': return '\f';
+    case 'n': return '\n';
+    case 'r': return '\r';
+    case 't': return '\t';
+    case 'u': break;
+    default: return e; /* '"', '\\', '/' */
+    }
+    uint32_t u = 0, lo = 0;
+    for (int i = 0; i < 4; i++) u = u * 16 + (uint32_t)hexval(p[*at + (size_t)i]);
+    *at += 4;
+    if (u < 0xD800 || u > 0xDBFF) return (int32_t)u;
+    for (int i = 0; i < 4; i++) lo = lo * 16 + (uint32_t)hexval(p[*at + 2 + (size_t)i]); /* "\\uDCxx" */
+    *at += 6;
+    return (int32_t)(0x10000 + ((u - 0xD800) << 10) + (lo - 0xDC00));
+}
+
+/* Orders two keys (offsets into the text) by their unescaped code points. */
+static int key_cmp(const void *a, const void *b, void *text)
+{
+    size_t x = *(const size_t *)a, y = *(const size_t *)b;
+    for (;;) {
+        int32_t cx = str_next(text, &x), cy = str_next(text, &y);
+        if (cx != cy) return cx < cy ? -1 : 1;
+        if (cx < 0) return 0;
+    }
+}
+
+static bool push_key(struct scan *s, size_t at)
+{
+    if (s->n_keys == s->cap_keys) {
+        size_t cap = s->cap_keys ? s->cap_keys * 2 : 64;
+        size_t *k = cap > SIZE_MAX / sizeof *k ? NULL : realloc(s->keys, cap * sizeof *k);
+        if (!k) return fail(s, "json-alloc", "out of memory checking for duplicate keys");
+        s->keys = k;
+        s->cap_keys = cap;
+    }
+    s->keys[s->n_keys++] = at;
+    return true;
+}
+
+/* The object whose keys are keys[base..n_keys) just closed: a key twice is an error naming it. */
+static bool check_unique(struct scan *s, size_t base, int depth)
+{
+    size_t n = s->n_keys - base, *k = s->keys + base;
+    qsort_r(k, n, sizeof *k, key_cmp, (void *)s->p);
+    for (size_t i = 1; i < n; i++) {
+        if (key_cmp(&k[i - 1], &k[i], (void *)s->p) != 0) continue;
+        size_t at = k[i - 1] > k[i] ? k[i - 1] : k[i], end = at;
+        while (str_next(s->p, &end) >= 0) continue;
+        s->key_at = at;
+        s->key_len = end - at;
+        if (depth == 1) {
+            s->top_at = at;
+            s->top_len = end - at;
+        }
+        s->pos = at - 1;
+        return fail(s, "json-duplicate-key", "a key appears twice in one object");
+    }
+    s->n_keys = base;
+    return true;
+}
+
 static bool scan_value(struct scan *s, int depth);
 
 static bool scan_container(struct scan *s, int depth, char close)
 {
-    if (depth > s->max_depth) return fail(s, "json-depth", "nested too deeply");
+    if (depth > s->rules->max_depth) return fail(s, "json-depth", "nested too deeply");
+    size_t base = s->n_keys;
+    bool unique = close == '}' && s->rules->unique_keys;
     s->pos++;
     skip_ws(s);
     if (s->pos < s->len && s->p[s->pos] == close) {
@@ -213,6 +303,7 @@ static bool scan_container(struct scan *s, int depth, char close)
                 s->top_at = s->key_at;
                 s->top_len = s->key_len;
             }
+            if (unique && !push_key(s, key_start)) return false;
             skip_ws(s);
             if (s->pos >= s->len || s->p[s->pos] != ':') return fail(s, "json-syntax", "expected ':'");
             s->pos++;
@@ -221,7 +312,7 @@ static bool scan_container(struct scan *s, int depth, char close)
         skip_ws(s);
         if (s->pos >= s->len) return fail(s, "json-syntax", "unexpected end of text");
         char c = s->p[s->pos++];
-        if (c == close) return true;
+        if (c == close) return !unique || check_unique(s, base, depth);
         if (c != ',') {
             s->pos--;
             return fail(s, "json-syntax", "expected ',' or a closing bracket");
@@ -233,6 +324,8 @@ static bool scan_value(struct scan *s, int depth)
 {
     skip_ws(s);
     if (s->pos >= s->len) return fail(s, "json-syntax", "unexpected end of text");
+    if (++s->nodes > s->rules->max_nodes && s->rules->max_nodes)
+        return fail(s, "json-nodes", "more values than the limit for this file");
     char c = s->p[s->pos];
     switch (c) {
     case '{': return scan_container(s, depth + 1, '}');
@@ -247,24 +340,33 @@ static bool scan_value(struct scan *s, int depth)
     }
 }
 
-bool json_strict_check(const char *text, size_t len, bool integers_only, int max_depth,
+static bool scan_document(struct scan *s)
+{
+    size_t bad;
+    if (!utf8_valid((const unsigned char *)s->p, s->len, &bad)) {
+        s->pos = bad;
+        return fail(s, "header-utf8", "invalid UTF-8");
+    }
+    skip_ws(s);
+    if (s->pos >= s->len || s->p[s->pos] != '{') return fail(s, "header-not-object", "the JSON root is not an object");
+    if (!scan_value(s, 0)) return false;
+    skip_ws(s);
+    if (s->pos != s->len) return fail(s, "header-trailing", "bytes other than whitespace after the JSON object");
+    return true;
+}
+
+bool json_strict_check(const char *text, size_t len, const struct json_strict_rules *rules,
                        struct json_strict_result *res)
 {
-    struct scan s = {text, len, 0, integers_only, max_depth, res, 0, 0, 0, 0};
-    res->key[0] = '\0';
-    res->top_key[0] = '\0';
-    res->check = NULL;
-    res->detail = NULL;
-    res->where = 0;
-    size_t bad;
-    if (!utf8_valid((const unsigned char *)text, len, &bad)) {
-        s.pos = bad;
-        return fail(&s, "header-utf8", "invalid UTF-8");
-    }
-    skip_ws(&s);
-    if (s.pos >= len || text[s.pos] != '{') return fail(&s, "header-not-object", "the JSON root is not an object");
-    if (!scan_value(&s, 0)) return false;
-    skip_ws(&s);
-    if (s.pos != len) return fail(&s, "header-trailing", "bytes other than whitespace after the JSON object");
-    return true;
+    struct scan s;
+    memset(&s, 0, sizeof s);
+    s.p = text;
+    s.len = len;
+    s.rules = rules;
+    s.res = res;
+    memset(res, 0, sizeof *res);
+    bool ok = scan_document(&s);
+    res->nodes = s.nodes;
+    free(s.keys);
+    return ok;
 }

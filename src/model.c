@@ -1,6 +1,7 @@
 /* model.c - lifetime and data access of an opened checkpoint (format-independent). */
 #include "model_build.h"
 
+#include <cjson/cJSON.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -45,7 +46,7 @@ void mq_model_free(struct mq_model *m)
     for (size_t i = 0; i < m->n_warnings; i++) free(m->warnings[i]);
     free(m->warnings);
     free(m->config.path);
-    free(m->config.quantization_config);
+    cJSON_Delete(m->config.json);
     free(m->input_path);
     free(m);
 }

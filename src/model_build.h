@@ -23,7 +23,19 @@ enum mq_status mq_model_add_kv(struct mq_model *m, const char *key, const char *
 enum mq_status mq_model_warn(struct mq_model *m, struct mq_error *err, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
-/* Parses config.json at `path` into m->config (errors name the file). */
+/* Parses config.json at `path` into m->config (errors name the file); m->config.json keeps the tree. */
 enum mq_status mq_config_load(struct mq_model *m, const char *path, struct mq_error *err);
+
+struct cJSON;
+/*
+** The one reader of config.json: at most 16 MiB and 2^19 JSON values, scanned strictly
+** (json_strict.h, duplicate keys refused naming the key) and parsed. *out (freed by the caller
+** with cJSON_Delete) is a JSON object; *bytes (may be NULL) gets the file's size.
+*/
+enum mq_status mq_config_read_json(const char *path, struct cJSON **out, size_t *bytes, struct mq_error *err);
+
+/* A JSON value for a one-line message: the number ("%.10g"), or what it is ("a string", "true",
+** "an array" ...); never the text of a string (it may hold anything). Returns buf. */
+const char *mq_json_describe(const struct cJSON *v, char *buf, size_t cap);
 
 #endif /* MODELQ_MODEL_BUILD_H */

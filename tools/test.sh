@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # tools/test.sh - set up, build and run every test: a gcc build, a clang build (quantizer bytes
-# must not depend on the compiler) and a gcc build under AddressSanitizer + UBSan.
+# must not depend on the compiler; float -> integer casts checked: -fsanitize=float-cast-overflow)
+# and a gcc build under AddressSanitizer + UBSan.
 # Usage: bash tools/test.sh            (what .ci/run calls)
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -20,6 +21,6 @@ run_suite() { # name cc extra-cmake-args...
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 run_suite gcc gcc -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMODELQ_WERROR=ON
-run_suite clang clang -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMODELQ_WERROR=ON -DMODELQ_FUZZ=ON   # + libFuzzer smoke runs
+run_suite clang clang -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMODELQ_WERROR=ON -DMODELQ_FUZZ=ON -DMODELQ_CAST_CHECK=ON   # + libFuzzer smoke runs
 run_suite asan gcc -DCMAKE_BUILD_TYPE=Debug -DMODELQ_WERROR=ON -DMODELQ_SANITIZE=ON
 echo "all test suites passed (gcc, clang, asan+ubsan)"

@@ -84,6 +84,8 @@ struct mq_kv {
     char *value;
 };
 
+struct cJSON; /* <cjson/cJSON.h> */
+
 /* The fields of config.json modelq uses; 0 / "" when absent. */
 struct mq_config {
     bool present;
@@ -101,7 +103,7 @@ struct mq_config {
     uint64_t max_position;       /* max_position_embeddings */
     int tie_word_embeddings;     /* -1 unknown, 0, 1 */
     uint64_t num_experts;        /* num_local_experts / num_experts (MoE), 0 = dense */
-    char *quantization_config;   /* "quantization_config" as compact JSON text, NULL when absent */
+    struct cJSON *json;          /* config.json as parsed once (cJSON tree, owned), NULL when absent */
 };
 
 struct mq_model {

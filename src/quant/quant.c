@@ -11,6 +11,7 @@
 static enum mq_status check_geometry(enum mq_codec c, const struct mq_codec_params *params, size_t n,
                                      size_t *row_len, uint32_t *block, struct mq_error *err)
 {
+    *block = 0; /* set on every path, the error ones too (gcc 12 -O3 cannot prove the callers never read it) */
     const struct mq_codec_info *ci = mq_codec_info(c);
     if (!ci) return MQ_FAIL(err, MQ_E_USAGE, "codec", "unknown codec %d", (int)c);
     if (*row_len == 0) *row_len = n;
