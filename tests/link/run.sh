@@ -28,8 +28,10 @@ $cc $extra $cflags -o "$prefix/u_shared" "$prog" $(pkg-config --libs modelq) -Wl
 $cc $extra $cflags -o "$prefix/u_static1" "$prog" -L"$libdir" -Wl,-Bstatic -lmodelq -Wl,-Bdynamic $deps
 # shellcheck disable=SC2086
 $cc $extra $cflags -o "$prefix/u_static2" "$prog" $deps -L"$libdir" -Wl,-Bstatic -lmodelq -Wl,-Bdynamic $deps
-if ldd "$prefix/u_static1" | grep -q libmodelq; then echo "FAIL: u_static1 uses the shared library"; exit 1; fi
-ldd "$prefix/u_shared" | grep -q libmodelq.so || { echo "FAIL: u_shared does not use libmodelq.so"; exit 1; }
+# (ldd's output is read whole first: with pipefail, `ldd | grep -q` fails when grep exits early)
+deps_static=$(ldd "$prefix/u_static1") deps_shared=$(ldd "$prefix/u_shared")
+case "$deps_static" in *libmodelq*) echo "FAIL: u_static1 uses the shared library"; exit 1 ;; esac
+case "$deps_shared" in *libmodelq.so*) ;; *) echo "FAIL: u_shared does not use libmodelq.so"; exit 1 ;; esac
 cd "$src"
 "$prefix/bin/modelq" convert testdata/tiny-llama -o "$prefix/cli.gguf" --type q8_0 --quiet >/dev/null
 for u in u_shared u_static1 u_static2; do
