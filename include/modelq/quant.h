@@ -53,7 +53,8 @@ enum mq_status mq_dequantize(enum mq_codec c, const struct mq_codec_params *para
 ** scale over). Scales cannot overflow while a block's max|x| <= 65504, so only such blocks are
 ** quantized (reference kernel, scratch buffer) and dequantized: every value must come back
 ** finite and within max|x|/2 (an overflowing scale gives Inf/NaN; an overflowing K-quant search
-** zeroes the block). Blocks of tiny values may still quantize to zero (fp16 scales underflow),
+** zeroes the block). NF4/FP4 with double quantization refuse |x| >= 2^127 (their absmax would
+** come back infinite). Blocks of tiny values may still quantize to zero (fp16 scales underflow),
 ** as llama-quantize does.
 */
 struct mq_range_check {
@@ -62,6 +63,7 @@ struct mq_range_check {
     uint64_t first_bad;   /* flat index of the first bad value (valid when bad > 0) */
     float first_value;    /* that value */
     uint64_t nonfinite;   /* of which NaN/Inf */
+    float limit;          /* codecs without fp16 scales: |x| from which a value does not fit */
 };
 
 void mq_range_init(struct mq_range_check *rc);

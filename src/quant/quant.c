@@ -99,15 +99,28 @@ static bool block_round_trips(const struct mq_codec_info *ci, const float *x, ui
     return true;
 }
 
+/*
+** |x| from which a value does not fit a codec without fp16 block scales: the element type's
+** overflow (codec row), or for NF4/FP4 with double quantization 2^127. Their absmax comes back
+** as dyn[q] * nested_absmax + offset with |dyn| <= 1, nested_absmax <= max(absmax) and
+** 0 <= offset <= max(absmax), so up to twice the largest absmax: finite only below 2^127.
+*/
+static float elem_limit(enum mq_codec c, const struct mq_codec_info *ci, const struct mq_codec_params *params)
+{
+    if ((c == MQ_CODEC_NF4 || c == MQ_CODEC_FP4) && params && params->double_quant) return 0x1p127f;
+    return ci->elem_overflow > 0 ? ci->elem_overflow : INFINITY;
+}
+
 void mq_range_scan(struct mq_range_check *rc, enum mq_codec c, const struct mq_codec_params *params,
                    const float *x, size_t n, size_t row_len)
 {
     const struct mq_codec_info *ci = mq_codec_info(c);
-    (void)params, (void)row_len;
+    (void)row_len;
     if (!ci) return;
     if (!ci->fp16_scales) {
-        /* element types: finite, and below the element type's overflow (F16, BF16, INT8_ROW) */
-        const float lim = ci->elem_overflow > 0 ? ci->elem_overflow : INFINITY;
+        /* element types: finite, and below the codec's overflow (F16, BF16, INT8_ROW, NF4/FP4-dq) */
+        const float lim = elem_limit(c, ci, params);
+        rc->limit = lim;
         for (size_t i = 0; i < n; i++) {
             float a = fabsf(x[i]);
             bool nonfinite = !(a <= 3.402823466e38f);
@@ -162,8 +175,8 @@ enum mq_status mq_range_finish(const struct mq_range_check *rc, const char *tens
                        "the block would overflow or not round-trip); first at flat index %" PRIu64 " (%g)",
                        tensor ? tensor : "?", rc->bad, name, rc->first_bad, (double)rc->first_value);
     return MQ_FAIL(err, MQ_E_RANGE, "value-range",
-                   "tensor '%s': %" PRIu64 " value(s) that do not fit %s (|x| >= %g rounds to infinity); "
+                   "tensor '%s': %" PRIu64 " value(s) that do not fit %s (|x| >= %g overflows it); "
                    "first at flat index %" PRIu64 " (%g)",
-                   tensor ? tensor : "?", rc->bad, name, ci ? (double)ci->elem_overflow : 0.0, rc->first_bad,
+                   tensor ? tensor : "?", rc->bad, name, (double)rc->limit, rc->first_bad,
                    (double)rc->first_value);
 }
