@@ -216,8 +216,7 @@ enum mq_status mq_target_plan_tensor(enum mq_target t, const struct mq_rule_cont
             /* convert_hf_to_gguf.py writes these in F32 and llama-quantize copies them */
             out->codec = MQ_CODEC_F32;
             out->why = ts->ndim <= 1 ? "1-D: F32" : strcmp(excluded, "norm") == 0 ? "norm: F32"
-                     : !weight                                                  ? "bias: F32"
-                                                                                : "not quantized: F32";
+                     : !weight ? "bias: F32" : excluded; /* llama-quantize's reason */
         } else {
             out->codec = gguf_choose(t, rc, ts, role, &out->fell_back, &out->why);
             out->quantized = mq_codec_info(out->codec)->block_elems > 1;

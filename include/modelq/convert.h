@@ -53,6 +53,10 @@ struct mq_convert_options {
     size_t n_overrides;
     const char *const *keep;       /* regexes: matching tensors keep their source precision */
     size_t n_keep;
+    /* warnings (one line each, e.g. a --tensor-type pattern that retypes nothing): called from the
+     * calling thread while planning; may be NULL */
+    void (*warn)(void *ctx, const char *msg);
+    void *warn_ctx;
     /* progress: called from the calling thread about 5 times a second; may be NULL */
     void (*progress)(void *ctx, uint64_t done_bytes, uint64_t total_bytes);
     void *progress_ctx;
