@@ -2,13 +2,17 @@
 ** convert_run.c - the streaming engine: chunks of rows through the codecs into planned offsets.
 **
 ** Work list: every output tensor is cut into chunks of whole rows (about CHUNK_ELEMS elements;
-** whole Q/K head groups when rows are permuted; whole bitsandbytes blocks for flat codecs). N
+** whole Q/K head groups when rows are permuted; whole bitsandbytes blocks for flat codecs); rows
+** longer than a chunk into block-aligned pieces (piece_elems), so one enormous row costs no more
+** memory than any other chunk. Tensors copied unchanged go in byte ranges; block-quantized ones
+** in whole blocks, each dequantized to check that no scale or value is NaN/Inf. N
 ** threads take chunks in order from an atomic counter; each owns its buffers (so memory is
 ** N x a few MB whatever the model size), reads its rows with pread, converts them to f32 (or
 ** dequantizes a GGUF source), checks the values, quantizes, and pwrites the bytes at their
 ** final offset. No chunk depends on another, so the bytes do not depend on the thread count.
 **
-** Value errors (NaN/Inf, f16 overflow) stop the run; the report is made deterministic by
+** Value errors (NaN/Inf, f16/bf16 overflow, blocks their fp16 scale cannot hold, non-finite
+** blocks of a copied tensor) stop the run; the report is made deterministic by
 ** rescanning, single-threaded, the tensors up to the first one that failed.
 ** After the data, a second pass over tensors computes each one's XXH3-64 from the bytes read back.
 */

@@ -60,6 +60,8 @@ struct mq_codec_params {
 **   zeros   INT8_ASYM zero points, one per block; unused (may be NULL) otherwise.
 ** Streaming: a tensor may be fed in chunks; every chunk but the last must be a whole number of
 ** blocks (flat codecs) or rows (per-row codecs), and the output pointers advance accordingly.
+** The ggml codecs keep no state across the blocks of a row, so a run of whole blocks inside a
+** row may be passed as a row of its own (row_len = n): the pipeline does so for long rows.
 ** Kernels never fail: value checks (NaN/Inf, fp16 overflow) happen before, in mq_range_scan().
 */
 typedef void (*mq_quantize_fn)(const float *src, size_t n, size_t row_len, uint32_t block,

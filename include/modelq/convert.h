@@ -6,7 +6,8 @@
 **   2. plan: every input tensor gets an output name, shape and type (the target's rule table,
 **      shared with `estimate`; --tensor-type / --keep overrides; shape fallback), the writer adds
 **      its metadata, and lays the file out (every offset and the total size known up front);
-**   3. run: N threads take row-aligned chunks in order, read them with pread, convert to f32,
+**   3. run: N threads take row-aligned chunks (block-aligned pieces of rows longer than a
+**      chunk) in order, read them with pread, convert to f32,
 **      check the values, quantize, and pwrite each to its planned offset in a temporary file
 **      beside the output; memory is bounded by threads x chunk size whatever the model size;
 **   4. checksum every tensor's bytes (XXH3-64), write the header last, fsync, rename over the
