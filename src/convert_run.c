@@ -2,13 +2,17 @@
 ** convert_run.c - the streaming engine: chunks of rows through the codecs into planned offsets.
 **
 ** Work list: every output tensor is cut into chunks of whole rows (about CHUNK_ELEMS elements;
-** whole Q/K head groups when rows are permuted; whole bitsandbytes blocks for flat codecs). N
+** whole Q/K head groups when rows are permuted; whole bitsandbytes blocks for flat codecs); rows
+** longer than a chunk into block-aligned pieces (piece_elems), so one enormous row costs no more
+** memory than any other chunk. Tensors copied unchanged go in byte ranges; block-quantized ones
+** in whole blocks, each dequantized to check that no scale or value is NaN/Inf. N
 ** threads take chunks in order from an atomic counter; each owns its buffers (so memory is
 ** N x a few MB whatever the model size), reads its rows with pread, converts them to f32 (or
 ** dequantizes a GGUF source), checks the values, quantizes, and pwrites the bytes at their
 ** final offset. No chunk depends on another, so the bytes do not depend on the thread count.
 **
-** Value errors (NaN/Inf, f16 overflow) stop the run; the report is made deterministic by
+** Value errors (NaN/Inf, f16/bf16 overflow, blocks their fp16 scale cannot hold, non-finite
+** blocks of a copied tensor) stop the run; the report is made deterministic by
 ** rescanning, single-threaded, the tensors up to the first one that failed.
 ** After the data, a second pass over tensors computes each one's XXH3-64 from the bytes read back.
 */
@@ -32,9 +36,16 @@
 #define RAW_CHUNK_BYTES (1u << 20)
 #define HASH_CHUNK_BYTES (1u << 20)
 
+/*
+** One chunk. Converted tensors: the flat elements [first, first+n); whole rows [row0, row0+nrows)
+** unless `piece` (a tensor whose rows are longer than a chunk, cut into block-aligned pieces
+** that may start and end inside rows). Raw copies: the bytes [row0, row0+nrows).
+*/
 struct job {
     size_t t;
-    uint64_t row0, nrows;   /* rows (raw copies: bytes) */
+    uint64_t row0, nrows;
+    uint64_t first, n;
+    bool piece;
 };
 
 struct run {
@@ -82,57 +93,118 @@ static uint64_t gcd_u64(uint64_t a, uint64_t b)
     return a;
 }
 
+/*
+** Elements per piece when the rows of converted tensor t are longer than a chunk, or 0 when its
+** rows must stay whole. Pieces are block-aligned in the flattened tensor, for the output codec
+** and for a block-quantized source, so every block is quantized (and every source block
+** dequantized) whole, exactly as in a whole-row chunk: no ggml kernel keeps state across the
+** blocks of a row (without an importance matrix), and the flat codecs (NF4/FP4/INT8_ASYM) are
+** blocks over the flattened tensor. Rows stay whole for INT8_ROW (one scale per row), Q/K head
+** permutation and transposed tensors (they move whole rows or columns).
+*/
+static uint64_t piece_elems(const struct run *r, const struct mq_plan_tensor *t)
+{
+    if (t->row_len <= r->chunk_elems || t->codec == MQ_CODEC_INT8_ROW || t->permute_heads || t->transpose)
+        return 0;
+    uint64_t align = mq_codec_block(t->codec, &t->params);
+    if (t->kind == MQ_SRC_QUANT && !t->bnb) {
+        uint64_t sb = mq_codec_info(t->src_codec)->block_elems;
+        align = align / gcd_u64(align, sb) * sb;
+    }
+    if (align == 0 || align > r->chunk_elems) return align;
+    return r->chunk_elems / align * align;
+}
+
+/* Bytes of the first `elems` elements of a (non-generated, non-bitsandbytes) source tensor:
+ * whole blocks of its codec (F32/F16/BF16: 4 or 2 bytes per element). */
+static uint64_t src_bytes(const struct mq_plan_tensor *t, uint64_t elems)
+{
+    return mq_codec_data_bytes(t->src_codec, NULL, elems);
+}
+
+/* A job to the list (grown by doubling). */
+static enum mq_status push_job(struct run *r, size_t *cap, struct job j, struct mq_error *err)
+{
+    if (r->njobs == *cap) {
+        *cap = *cap ? *cap * 2 : 256;
+        struct job *nj = realloc(r->jobs, *cap * sizeof *nj);
+        if (!nj) return MQ_FAIL(err, MQ_E_NOMEM, "alloc", "out of memory planning chunks");
+        r->jobs = nj;
+    }
+    r->jobs[r->njobs++] = j;
+    r->chunks_total[j.t]++;
+    return MQ_OK;
+}
+
+/* Buffer sizes for a chunk of `elems` elements of converted tensor t. */
+static enum mq_status size_buffers(struct run *r, const struct mq_plan_tensor *t, uint64_t elems, struct mq_error *err)
+{
+    if (elems > SIZE_MAX / 8) return MQ_FAIL(err, MQ_E_LIMIT, "chunk", "tensor %s: rows too long", t->name);
+    if (elems > r->max_elems) r->max_elems = (size_t)elems;
+    uint64_t sb = t->kind == MQ_SRC_GENERATED || t->bnb ? elems * 4 /* bitsandbytes: f32 rows pass through b->perm */
+                                                        : src_bytes(t, elems);
+    if (sb > r->max_src) r->max_src = (size_t)sb;
+    uint64_t ob = mq_codec_data_bytes(t->codec, &t->params, elems);
+    if (ob > r->max_out) r->max_out = (size_t)ob;
+    uint64_t sc = mq_codec_side_count(t->codec, &t->params, elems, t->row_len);
+    if (sc > r->max_side) r->max_side = (size_t)sc;
+    return MQ_OK;
+}
+
 static enum mq_status build_jobs(struct run *r, struct mq_error *err)
 {
     struct mq_plan *p = r->p;
     size_t cap = 0;
     for (size_t i = 0; i < p->n; i++) {
         struct mq_plan_tensor *t = &p->t[i];
-        uint64_t unit, total; /* rows per chunk and rows in the tensor (raw: bytes) */
-        if (!t->convert) {
-            unit = RAW_CHUNK_BYTES;
-            total = t->bytes;
-        } else if (t->numel == 0 || t->row_len == 0) {
-            /* a zero-sized tensor (a 0 in its shape): one empty chunk, nothing to read or write */
-            unit = 1;
-            total = 0;
-        } else {
-            unit = t->row_len >= r->chunk_elems ? 1 : r->chunk_elems / t->row_len;
-            uint64_t group = t->permute_heads ? t->rows / t->permute_heads : 0;
-            if (group) unit = (unit + group - 1) / group * group;
-            const struct mq_codec_info *ci = mq_codec_info(t->codec);
-            if (ci->flat_blocks) {
-                uint64_t b = mq_codec_block(t->codec, &t->params);
-                uint64_t step = b / gcd_u64(t->row_len % b ? t->row_len % b : b, b);
-                if (t->row_len % b == 0) step = 1;
-                unit = (unit + step - 1) / step * step;
-            }
-            total = t->rows;
-            uint64_t elems = unit * t->row_len;
-            if (elems > SIZE_MAX / 8) return MQ_FAIL(err, MQ_E_LIMIT, "chunk", "tensor %s: rows too long", t->name);
-            if (elems > r->max_elems) r->max_elems = (size_t)elems;
-            uint64_t sb = unit * src_row_bytes(p, t);
-            if (t->bnb) sb = elems * 4; /* bitsandbytes: f32 rows pass through b->perm */
-            if (sb > r->max_src) r->max_src = (size_t)sb;
-            uint64_t ob = mq_codec_data_bytes(t->codec, &t->params, elems);
-            if (ob > r->max_out) r->max_out = (size_t)ob;
-            uint64_t sc = mq_codec_side_count(t->codec, &t->params, elems, t->row_len);
-            if (sc > r->max_side) r->max_side = (size_t)sc;
-        }
         r->chunks_total[i] = 0;
-        for (uint64_t row0 = 0; row0 < total || (total == 0 && row0 == 0); row0 += unit) {
-            if (r->njobs == cap) {
-                cap = cap ? cap * 2 : 256;
-                struct job *j = realloc(r->jobs, cap * sizeof *j);
-                if (!j) return MQ_FAIL(err, MQ_E_NOMEM, "alloc", "out of memory planning chunks");
-                r->jobs = j;
-            }
-            uint64_t n = total - row0 < unit ? total - row0 : unit;
-            r->jobs[r->njobs++] = (struct job){i, row0, n};
-            r->chunks_total[i]++;
-            if (total == 0) break;
-        }
         if (t->kind != MQ_SRC_GENERATED && t->src >= 0) r->total_bytes += p->model->tensors[t->src].nbytes;
+        if (!t->convert) {
+            /* raw copies: byte ranges; a block-quantized copy is checked block by block (its
+             * blocks are dequantized), so its chunks are whole blocks of at most a chunk */
+            uint64_t unit = RAW_CHUNK_BYTES;
+            if (t->kind == MQ_SRC_QUANT && !t->bnb) {
+                const struct mq_codec_info *ci = mq_codec_info(t->src_codec);
+                uint64_t blocks = r->chunk_elems / ci->block_elems ? r->chunk_elems / ci->block_elems : 1;
+                unit = blocks * ci->block_bytes;
+                MQ_TRY(size_buffers(r, t, blocks * ci->block_elems, err));
+            }
+            for (uint64_t b0 = 0; b0 < t->bytes || b0 == 0; b0 += unit) {
+                uint64_t n = t->bytes - b0 < unit ? t->bytes - b0 : unit;
+                MQ_TRY(push_job(r, &cap, (struct job){i, b0, n, 0, 0, false}, err));
+                if (t->bytes == 0) break;
+            }
+            continue;
+        }
+        if (t->numel == 0 || t->row_len == 0) {
+            /* a zero-sized tensor (a 0 in its shape): one empty chunk, nothing to read or write */
+            MQ_TRY(push_job(r, &cap, (struct job){i, 0, 0, 0, 0, false}, err));
+            continue;
+        }
+        uint64_t piece = piece_elems(r, t);
+        if (piece) {
+            MQ_TRY(size_buffers(r, t, piece, err));
+            for (uint64_t e0 = 0; e0 < t->numel; e0 += piece) {
+                uint64_t n = t->numel - e0 < piece ? t->numel - e0 : piece;
+                MQ_TRY(push_job(r, &cap, (struct job){i, e0 / t->row_len, 0, e0, n, true}, err));
+            }
+            continue;
+        }
+        uint64_t unit = t->row_len >= r->chunk_elems ? 1 : r->chunk_elems / t->row_len; /* rows per chunk */
+        uint64_t group = t->permute_heads ? t->rows / t->permute_heads : 0;
+        if (group) unit = (unit + group - 1) / group * group;
+        const struct mq_codec_info *ci = mq_codec_info(t->codec);
+        if (ci->flat_blocks) {
+            uint64_t b = mq_codec_block(t->codec, &t->params);
+            uint64_t step = b / gcd_u64(t->row_len % b ? t->row_len % b : b, b);
+            if (t->row_len % b == 0) step = 1;
+            unit = (unit + step - 1) / step * step;
+        }
+        MQ_TRY(size_buffers(r, t, unit * t->row_len, err));
+        for (uint64_t row0 = 0; row0 < t->rows; row0 += unit) {
+            uint64_t n = t->rows - row0 < unit ? t->rows - row0 : unit;
+            MQ_TRY(push_job(r, &cap, (struct job){i, row0, n, row0 * t->row_len, n * t->row_len, false}, err));
+        }
     }
     if (r->max_src < RAW_CHUNK_BYTES) r->max_src = RAW_CHUNK_BYTES;
     return MQ_OK;
@@ -208,33 +280,32 @@ static enum mq_status load_transposed(struct run *r, const struct mq_plan_tensor
     return MQ_OK;
 }
 
-/* Source rows of a chunk as f32 in b->f32 (n elements). */
+/* The source elements of a chunk as f32 in b->f32 (j->n elements). */
 static enum mq_status load_f32(struct run *r, const struct mq_plan_tensor *t, const struct job *j,
                                struct worker_buf *b, struct mq_error *err)
 {
-    size_t n = (size_t)(j->nrows * t->row_len);
+    size_t n = (size_t)j->n;
     if (t->kind == MQ_SRC_GENERATED) {
-        memcpy(b->f32, t->generated + j->row0 * t->row_len, n * sizeof(float));
+        memcpy(b->f32, t->generated + j->first, n * sizeof(float));
         return MQ_OK;
     }
     if (t->bnb) { /* bitsandbytes: any element range dequantizes; permute the f32 rows */
         float *dst = t->permute_heads ? (float *)b->perm : b->f32;
-        MQ_TRY(mq_bnb_read_f32(r->p->model, (size_t)t->src, j->row0 * t->row_len, n, dst, err));
+        MQ_TRY(mq_bnb_read_f32(r->p->model, (size_t)t->src, j->first, n, dst, err));
         if (t->permute_heads)
             permute_rows(b->perm, (uint8_t *)b->f32, j->nrows, t->rows / t->permute_heads, t->row_len * 4);
         return MQ_OK;
     }
     if (t->transpose) return load_transposed(r, t, j, b, err);
-    uint64_t rb = src_row_bytes(r->p, t);
-    size_t len = (size_t)(j->nrows * rb);
-    MQ_TRY(mq_model_read(r->p->model, (size_t)t->src, j->row0 * rb, b->src, len, err));
+    size_t len = (size_t)src_bytes(t, j->n);
+    MQ_TRY(mq_model_read(r->p->model, (size_t)t->src, src_bytes(t, j->first), b->src, len, err));
     const uint8_t *s = b->src;
     if (t->permute_heads) {
-        permute_rows(b->src, b->perm, j->nrows, t->rows / t->permute_heads, rb);
+        permute_rows(b->src, b->perm, j->nrows, t->rows / t->permute_heads, src_row_bytes(r->p, t));
         s = b->perm;
     }
-    /* F32/F16/BF16 and ggml block types alike */
-    return to_f32(t->src_codec, s, b->f32, n, (size_t)t->row_len, err);
+    /* F32/F16/BF16 and ggml block types alike; a piece of a row is whole source blocks */
+    return to_f32(t->src_codec, s, b->f32, n, j->piece ? n : (size_t)t->row_len, err);
 }
 
 /* A chunk's side values (absmax / SCB): to the file, or into the tensor's collection buffer. */
@@ -261,6 +332,35 @@ static enum mq_status put_side(struct run *r, struct mq_plan_tensor *t, struct w
     return mq_outfile_pwrite(r->out, b->side_le, (size_t)ns * 4, t->side_offset + before * 4, err);
 }
 
+/*
+** A block-quantized tensor copied unchanged: its blocks, dequantized into b->f32, must all be
+** finite (a NaN/Inf fp16 scale makes every value of its block NaN/Inf). The chunk is whole
+** blocks from byte j->row0. rc collects the non-finite values (flat indices) as for converted
+** tensors.
+*/
+static enum mq_status check_copied(const struct mq_plan_tensor *t, const struct job *j, struct worker_buf *b,
+                                   struct mq_range_check *rc, struct mq_error *err)
+{
+    const struct mq_codec_info *ci = mq_codec_info(t->src_codec);
+    uint64_t blocks = j->nrows / ci->block_bytes;
+    size_t n = (size_t)(blocks * ci->block_elems);
+    rc->seen = j->row0 / ci->block_bytes * ci->block_elems;
+    MQ_TRY(to_f32(t->src_codec, b->src, b->f32, n, n, err));
+    mq_range_scan(rc, MQ_CODEC_F32, NULL, b->f32, n, n);
+    return MQ_OK;
+}
+
+/* The error for a copied tensor with a non-finite block (rc from check_copied). */
+static enum mq_status copied_block_error(const struct mq_plan_tensor *t, const struct mq_range_check *rc,
+                                         struct mq_error *err)
+{
+    const struct mq_codec_info *ci = mq_codec_info(t->src_codec);
+    return MQ_FAIL(err, MQ_E_RANGE, "copied-block",
+                   "tensor '%s': block %" PRIu64 " of this %s tensor (copied unchanged) decodes to %g: "
+                   "its scale or values are NaN/Inf",
+                   t->name, rc->first_bad / ci->block_elems, ci->name, (double)rc->first_value);
+}
+
 static enum mq_status do_job(struct run *r, size_t ji, struct worker_buf *b, struct mq_error *err,
                              bool *range_bad)
 {
@@ -273,24 +373,35 @@ static enum mq_status do_job(struct run *r, size_t ji, struct worker_buf *b, str
     if (!t->convert) {
         if (j->nrows == 0) return MQ_OK;
         MQ_TRY(mq_model_read(r->p->model, (size_t)t->src, j->row0, b->src, (size_t)j->nrows, err));
+        if (t->kind == MQ_SRC_QUANT && !t->bnb) {
+            struct mq_range_check rc;
+            mq_range_init(&rc);
+            MQ_TRY(check_copied(t, j, b, &rc, err));
+            if (rc.bad) {
+                *range_bad = true;
+                return MQ_E_RANGE;
+            }
+        }
         if (r->out) MQ_TRY(mq_outfile_pwrite(r->out, b->src, (size_t)j->nrows, t->offset + j->row0, err));
         atomic_fetch_add(&r->done_bytes, j->nrows);
         return MQ_OK;
     }
-    size_t n = (size_t)(j->nrows * t->row_len);
+    size_t n = (size_t)j->n;
     if (n == 0) return MQ_OK;
+    /* rows for the codecs (INT8_ROW's scale); a piece of a row is whole blocks of the codec */
+    size_t row_len = j->piece ? n : (size_t)t->row_len;
     MQ_TRY(load_f32(r, t, j, b, err));
     struct mq_range_check rc;
     mq_range_init(&rc);
-    rc.seen = j->row0 * t->row_len;
-    mq_range_scan(&rc, t->codec, &t->params, b->f32, n, (size_t)t->row_len);
+    rc.seen = j->first;
+    mq_range_scan(&rc, t->codec, &t->params, b->f32, n, row_len);
     if (rc.bad) {
         *range_bad = true;
         return MQ_E_RANGE;
     }
     struct mq_qbuf q = {b->out, b->scales, b->zeros};
-    MQ_TRY(mq_quantize(t->codec, &t->params, b->f32, n, (size_t)t->row_len, &q, r->fast, err));
-    uint64_t first = j->row0 * t->row_len;
+    MQ_TRY(mq_quantize(t->codec, &t->params, b->f32, n, row_len, &q, r->fast, err));
+    uint64_t first = j->first;
     if (r->out) {
         uint64_t off = mq_codec_data_bytes(t->codec, &t->params, first);
         size_t len = (size_t)mq_codec_data_bytes(t->codec, &t->params, n);
@@ -298,10 +409,11 @@ static enum mq_status do_job(struct run *r, size_t ji, struct worker_buf *b, str
     }
     MQ_TRY(put_side(r, t, b, first, n, err));
     if (r->stats && t->quantized) {
-        MQ_TRY(mq_dequantize(t->codec, &t->params, &q, n, (size_t)t->row_len, b->deq, err));
+        MQ_TRY(mq_dequantize(t->codec, &t->params, &q, n, row_len, b->deq, err));
         mq_qstats_add(&r->job_stats[ji], b->f32, b->deq, n);
     }
-    if (t->kind != MQ_SRC_GENERATED) atomic_fetch_add(&r->done_bytes, j->nrows * src_row_bytes(r->p, t));
+    if (t->kind != MQ_SRC_GENERATED)
+        atomic_fetch_add(&r->done_bytes, t->bnb ? j->n * src_row_bytes(r->p, t) / t->row_len : src_bytes(t, n));
     return MQ_OK;
 }
 
@@ -380,14 +492,22 @@ static enum mq_status rescan(struct run *r, size_t ti, struct mq_error *err)
     mq_range_init(&rc);
     enum mq_status s = MQ_OK;
     for (size_t ji = 0; ji < r->njobs && s == MQ_OK; ji++) {
-        if (r->jobs[ji].t != ti) continue;
-        s = load_f32(r, t, &r->jobs[ji], &b, err);
+        const struct job *j = &r->jobs[ji];
+        if (j->t != ti) continue;
+        if (!t->convert) {
+            if (j->nrows == 0) continue;
+            s = mq_model_read(r->p->model, (size_t)t->src, j->row0, b.src, (size_t)j->nrows, err);
+            if (s == MQ_OK) s = check_copied(t, j, &b, &rc, err);
+            if (s == MQ_OK && rc.bad) s = copied_block_error(t, &rc, err);
+            continue;
+        }
+        if (j->n == 0) continue;
+        s = load_f32(r, t, j, &b, err);
         if (s == MQ_OK)
-            mq_range_scan(&rc, t->codec, &t->params, b.f32, (size_t)(r->jobs[ji].nrows * t->row_len),
-                          (size_t)t->row_len);
+            mq_range_scan(&rc, t->codec, &t->params, b.f32, (size_t)j->n, j->piece ? (size_t)j->n : (size_t)t->row_len);
     }
     free_buf(&b);
-    if (s != MQ_OK) return s;
+    if (s != MQ_OK || !t->convert) return s;
     return mq_range_finish(&rc, t->name, t->codec, err);
 }
 
@@ -497,7 +617,7 @@ enum mq_status mq_plan_run(struct mq_plan *p, struct mq_outfile *out, unsigned t
         /* deterministic report: the first tensor (in plan order) with a bad value */
         for (size_t i = 0; i < p->n && s == MQ_OK; i++) {
             if (atomic_load(&r.chunks_done[i]) == r.chunks_total[i]) continue;
-            if (p->t[i].convert) s = rescan(&r, i, err);
+            if (p->t[i].convert || (p->t[i].kind == MQ_SRC_QUANT && !p->t[i].bnb)) s = rescan(&r, i, err);
         }
         if (s == MQ_OK) s = MQ_FAIL(err, MQ_E_INTERNAL, "range", "a value check failed but no tensor reproduces it");
     }

@@ -3,6 +3,7 @@
 
 #include <inttypes.h>
 #include <regex.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -106,6 +107,10 @@ struct patterns {
     regex_t *keep, *over;
     enum mq_codec *over_codec; /* the type of each --tensor-type, parsed once */
     size_t n_keep, n_over;
+    /* per --tensor-type: tensors it matches that may be retyped, and that may not (the first of
+     * those, with the rule that keeps it) */
+    uint64_t *hit_eligible, *hit_other;
+    const char **other_name, **other_why;
 };
 
 static void patterns_free(struct patterns *pt)
@@ -115,6 +120,50 @@ static void patterns_free(struct patterns *pt)
     free(pt->keep);
     free(pt->over);
     free(pt->over_codec);
+    free(pt->hit_eligible);
+    free(pt->hit_other);
+    free(pt->other_name);
+    free(pt->other_why);
+}
+
+/* Counts the --tensor-type patterns that match tensor t (eligible: the target's rules let
+ * overrides retype it; else `why` says what keeps it). */
+static void note_matches(struct patterns *pt, const struct mq_plan_tensor *t, bool eligible, const char *why)
+{
+    for (size_t k = 0; k < pt->n_over; k++) {
+        if (regexec(&pt->over[k], t->name, 0, NULL, 0) != 0) continue;
+        if (eligible) {
+            pt->hit_eligible[k]++;
+        } else if (pt->hit_other[k]++ == 0) {
+            pt->other_name[k] = t->name;
+            pt->other_why[k] = why;
+        }
+    }
+}
+
+/*
+** A --tensor-type that retypes nothing is not an error (llama-quantize applies its patterns to the
+** tensors it quantizes and ignores the rest silently), but says so: one warning per pattern that
+** matches no tensor, or only tensors the target keeps (norms, 1-D tensors, routers ...).
+*/
+static void warn_unused_patterns(const struct mq_plan *p, const struct patterns *pt)
+{
+    const struct mq_convert_options *o = p->opt;
+    if (!o->warn) return;
+    char msg[768];
+    for (size_t k = 0; k < pt->n_over; k++) {
+        if (pt->hit_eligible[k]) continue;
+        if (pt->hit_other[k] == 0)
+            snprintf(msg, sizeof msg, "--tensor-type %s=%s matches no tensor: nothing retyped",
+                     o->overrides[k].pattern, o->overrides[k].type);
+        else
+            snprintf(msg, sizeof msg,
+                     "--tensor-type %s=%s matches only tensors that are not quantized (%" PRIu64
+                     ", e.g. %s: %s): nothing retyped",
+                     o->overrides[k].pattern, o->overrides[k].type, pt->hit_other[k], pt->other_name[k],
+                     pt->other_why[k] ? pt->other_why[k] : "kept");
+        o->warn(o->warn_ctx, msg);
+    }
 }
 
 /* One POSIX extended pattern; errors name the option and the pattern. */
@@ -135,8 +184,15 @@ static enum mq_status patterns_compile(struct patterns *pt, const struct mq_conv
     memset(pt, 0, sizeof *pt);
     pt->keep = calloc(o->n_keep ? o->n_keep : 1, sizeof *pt->keep);
     pt->over = calloc(o->n_overrides ? o->n_overrides : 1, sizeof *pt->over);
-    pt->over_codec = calloc(o->n_overrides ? o->n_overrides : 1, sizeof *pt->over_codec);
-    if (!pt->keep || !pt->over || !pt->over_codec) return MQ_FAIL(err, MQ_E_NOMEM, "alloc", "out of memory");
+    size_t no = o->n_overrides ? o->n_overrides : 1;
+    pt->over_codec = calloc(no, sizeof *pt->over_codec);
+    pt->hit_eligible = calloc(no, sizeof *pt->hit_eligible);
+    pt->hit_other = calloc(no, sizeof *pt->hit_other);
+    pt->other_name = calloc(no, sizeof *pt->other_name);
+    pt->other_why = calloc(no, sizeof *pt->other_why);
+    if (!pt->keep || !pt->over || !pt->over_codec || !pt->hit_eligible || !pt->hit_other || !pt->other_name ||
+        !pt->other_why)
+        return MQ_FAIL(err, MQ_E_NOMEM, "alloc", "out of memory");
     for (size_t k = 0; k < o->n_overrides; k++) {
         if (!mq_codec_from_name(o->overrides[k].type, &pt->over_codec[k]))
             return MQ_FAIL(err, MQ_E_USAGE, "tensor-type", "--tensor-type %s=%s: unknown type '%s'",
@@ -156,7 +212,7 @@ static bool row_fits(enum mq_codec c, uint64_t row_len)
 }
 
 /* Applies the target's rules and the user's overrides to one tensor. */
-static enum mq_status choose_type(struct mq_plan *p, const struct mq_rule_context *rc, const struct patterns *pt,
+static enum mq_status choose_type(struct mq_plan *p, const struct mq_rule_context *rc, struct patterns *pt,
                                   struct mq_plan_tensor *t, struct mq_error *err)
 {
     const struct mq_convert_options *o = p->opt;
@@ -164,6 +220,7 @@ static enum mq_status choose_type(struct mq_plan *p, const struct mq_rule_contex
     if (t->kind == MQ_SRC_RAW) {
         t->convert = false;
         t->why = "not F32/F16/BF16: copied unchanged";
+        note_matches(pt, t, false, t->why);
         return MQ_OK;
     }
     /* the rules see the output name and shape, with a float dtype */
@@ -176,6 +233,7 @@ static enum mq_status choose_type(struct mq_plan *p, const struct mq_rule_contex
     view.nbytes = t->numel * 4;
     struct mq_tensor_plan tp;
     MQ_TRY(mq_target_plan_tensor(p->target, rc, &view, &tp, err));
+    note_matches(pt, t, tp.eligible, tp.why);
     enum mq_codec keep_codec = t->src_codec; /* the source precision */
     if (t->bnb) float_codec_of(view.dtype, &keep_codec); /* bitsandbytes: its dequantized dtype */
     t->why = tp.why;
@@ -304,6 +362,7 @@ enum mq_status mq_plan_build(struct mq_plan *p, const struct mq_model *m, const 
         s = choose_type(p, &rc, &pt, &p->t[i], err);
         if (s != MQ_OK) mq_error_prefix(err, "%s", m->input_path);
     }
+    if (s == MQ_OK) warn_unused_patterns(p, &pt);
     patterns_free(&pt);
     MQ_TRY(s);
     if (target == MQ_TARGET_AUTO && p->file_type != -2) p->file_type = auto_file_type(p); /* -2: keep the input's */

@@ -207,15 +207,16 @@ enum mq_status mq_target_plan_tensor(enum mq_target t, const struct mq_rule_cont
         out->why = "converted";
         break;
     case MQ_RULES_GGUF: {
-        bool eligible = ts->ndim >= 2 && weight && role != MQ_ROLE_NORM && role != MQ_ROLE_ROUTER &&
-                        role != MQ_ROLE_POS_EMBD;
+        /* llama-quantize's rule on the GGUF name: only "_norm.weight" marks a norm */
+        const char *excluded = ts->ndim >= 2 ? mq_tensor_gguf_unquantized(ts->name) : "1-D";
+        bool eligible = excluded == NULL;
         out->convert = true;
         out->eligible = eligible;
         if (!eligible) {
             /* convert_hf_to_gguf.py writes these in F32 and llama-quantize copies them */
             out->codec = MQ_CODEC_F32;
-            out->why = ts->ndim <= 1 ? "1-D: F32" : role == MQ_ROLE_NORM ? "norm: F32" : !weight ? "bias: F32"
-                                                                                               : "not quantized: F32";
+            out->why = ts->ndim <= 1 ? "1-D: F32" : strcmp(excluded, "norm") == 0 ? "norm: F32"
+                     : !weight ? "bias: F32" : excluded; /* llama-quantize's reason */
         } else {
             out->codec = gguf_choose(t, rc, ts, role, &out->fell_back, &out->why);
             out->quantized = mq_codec_info(out->codec)->block_elems > 1;
@@ -235,10 +236,12 @@ enum mq_status mq_target_plan_tensor(enum mq_target t, const struct mq_rule_cont
             out->why = role == MQ_ROLE_OUTPUT ? "lm_head: skipped by default" : "not a linear layer: source dtype";
         }
         break;
-    case MQ_RULES_GGUF_FLOAT:
+    case MQ_RULES_GGUF_FLOAT: {
+        /* convert_hf_to_gguf.py: F32 for 1-D tensors and names ending in "_norm.weight" */
+        bool norm = ends_with(ts->name, "_norm.weight");
         out->convert = true;
-        out->eligible = ts->ndim >= 2 && weight && role != MQ_ROLE_NORM;
-        if (ts->ndim <= 1 || role == MQ_ROLE_NORM) {
+        out->eligible = ts->ndim >= 2 && mq_tensor_gguf_unquantized(ts->name) == NULL;
+        if (ts->ndim <= 1 || norm) {
             out->codec = MQ_CODEC_F32;
             out->why = ts->ndim <= 1 ? "1-D: F32" : "norm: F32";
         } else if (t == MQ_TARGET_AUTO) {
@@ -249,6 +252,7 @@ enum mq_status mq_target_plan_tensor(enum mq_target t, const struct mq_rule_cont
             out->why = "converted";
         }
         break;
+    }
     case MQ_RULES_MATRICES:
         out->eligible = ts->ndim >= 2 && weight && role != MQ_ROLE_NORM && role != MQ_ROLE_POS_EMBD;
         if (out->eligible) {

@@ -39,6 +39,61 @@ enum mq_role mq_tensor_role(const char *n)
     return MQ_ROLE_OTHER;
 }
 
+/*
+** The exclusions of llama-quantize's tensor_allows_quantization, in its order: `part` found
+** anywhere in the name, or (exact) the whole name. LLM_TN(arch)(POS_EMBD / TOKEN_TYPES, "weight")
+** are "position_embd.weight" and "token_types.weight" for every architecture.
+*/
+static const struct {
+    const char *part;
+    bool exact;
+    const char *why;
+} gguf_exclusions[] = {
+    {"_norm.weight", false, "norm"},
+    {"ffn_gate_inp.weight", false, "expert router"},
+    {"altup", false, "small (altup)"},
+    {"laurel", false, "small (laurel)"},
+    {"per_layer_model_proj", false, "per-layer projection"},
+    {"position_embd.weight", true, "position embeddings"},
+    {"token_types.weight", true, "token types"},
+    {"ssm_conv1d", false, "small conv1d"},
+    {"shortconv.conv.weight", false, "small conv1d"},
+    {"time_mix_first.weight", false, "RWKV time mix"},
+    {"time_mix_w0.weight", false, "RWKV time mix"},
+    {"time_mix_w1.weight", false, "RWKV time mix"},
+    {"time_mix_w2.weight", false, "RWKV time mix"},
+    {"time_mix_v0.weight", false, "RWKV time mix"},
+    {"time_mix_v1.weight", false, "RWKV time mix"},
+    {"time_mix_v2.weight", false, "RWKV time mix"},
+    {"time_mix_a0.weight", false, "RWKV time mix"},
+    {"time_mix_a1.weight", false, "RWKV time mix"},
+    {"time_mix_a2.weight", false, "RWKV time mix"},
+    {"time_mix_g1.weight", false, "RWKV time mix"},
+    {"time_mix_g2.weight", false, "RWKV time mix"},
+    {"time_mix_decay_w1.weight", false, "RWKV time mix"},
+    {"time_mix_decay_w2.weight", false, "RWKV time mix"},
+    {"time_mix_lerp_fused.weight", false, "RWKV time mix"},
+    {"attn_rel_b.weight", false, "relative position bias"},
+    {".position_embd", false, "position embeddings"},
+    {"sam.pos_embd", false, "position embeddings"},
+    {"sam.neck.", false, "vision neck"},
+    {"sam.net_", false, "vision"},
+    {".rel_pos", false, "relative positions"},
+    {".patch_embd", false, "patch embeddings"},
+    {".patch_merger", false, "patch merger"},
+};
+
+const char *mq_tensor_gguf_unquantized(const char *name)
+{
+    if (!ends_with(name, "weight")) return "not a weight";
+    for (size_t i = 0; i < sizeof gguf_exclusions / sizeof gguf_exclusions[0]; i++) {
+        bool hit = gguf_exclusions[i].exact ? strcmp(name, gguf_exclusions[i].part) == 0
+                                            : has(name, gguf_exclusions[i].part);
+        if (hit) return gguf_exclusions[i].why;
+    }
+    return NULL;
+}
+
 long mq_tensor_layer(const char *name)
 {
     static const char *const keys[] = {"layers.", "blk.", "h.", "layer."};

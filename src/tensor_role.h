@@ -23,6 +23,14 @@ enum mq_role {
 };
 
 enum mq_role mq_tensor_role(const char *name);
+/*
+** llama-quantize's name rules for a GGUF tensor (llama.cpp src/llama-quant.cpp,
+** tensor_allows_quantization, with the output tensor quantized as by default): NULL when a tensor
+** of two or more dimensions with this name is quantized, else why not ("norm", "not a weight",
+** ...). The dimension rule (ndim >= 2) is the caller's.
+*/
+const char *mq_tensor_gguf_unquantized(const char *name);
+
 /* Layer index from "layers.N." / "blk.N." / "h.N.", or -1. */
 long mq_tensor_layer(const char *name);
 

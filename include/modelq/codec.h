@@ -61,6 +61,8 @@ struct mq_codec_params {
 **   zeros   INT8_ASYM zero points, one per block; unused (may be NULL) otherwise.
 ** Streaming: a tensor may be fed in chunks; every chunk but the last must be a whole number of
 ** blocks (flat codecs) or rows (per-row codecs), and the output pointers advance accordingly.
+** The ggml codecs keep no state across the blocks of a row, so a run of whole blocks inside a
+** row may be passed as a row of its own (row_len = n): the pipeline does so for long rows.
 ** Kernels never fail: value checks (NaN/Inf, fp16 overflow) happen before, in mq_range_scan().
 */
 typedef void (*mq_quantize_fn)(const float *src, size_t n, size_t row_len, uint32_t block,
@@ -75,6 +77,9 @@ struct mq_codec_info {
     bool flat_blocks;      /* true: blocks run over the flattened tensor; false: within rows */
     int ggml_type;         /* ggml type id, -1 when the codec has no GGUF type */
     bool fp16_scales;      /* ggml block scales are fp16 (can overflow; see mq_range_scan) */
+    float elem_overflow;   /* |x| at or above which an element rounds to an infinity of the stored
+                            * element type (F16 and INT8_ROW's fp16 cast: 65520; BF16:
+                            * 0x1.ffp+127); 0 = every finite float32 is stored finite */
     mq_quantize_fn quantize_ref;  /* plain C reference kernel: defines the bytes */
     mq_quantize_fn quantize_fast; /* same bytes; AVX2/F16C when the CPU has it, else portable */
     mq_dequantize_fn dequantize;

@@ -6,7 +6,8 @@
 **   2. plan: every input tensor gets an output name, shape and type (the target's rule table,
 **      shared with `estimate`; --tensor-type / --keep overrides; shape fallback), the writer adds
 **      its metadata, and lays the file out (every offset and the total size known up front);
-**   3. run: N threads take row-aligned chunks in order, read them with pread, convert to f32,
+**   3. run: N threads take row-aligned chunks (block-aligned pieces of rows longer than a
+**      chunk) in order, read them with pread, convert to f32,
 **      check the values, quantize, and pwrite each to its planned offset in a temporary file
 **      beside the output; memory is bounded by threads x chunk size whatever the model size;
 **   4. checksum every tensor's bytes (XXH3-64), write the header last, fsync, rename over the
@@ -58,6 +59,10 @@ struct mq_convert_options {
     size_t n_overrides;
     const char *const *keep;       /* regexes: matching tensors keep their source precision */
     size_t n_keep;
+    /* warnings (one line each, e.g. a --tensor-type pattern that retypes nothing): called from the
+     * calling thread while planning; may be NULL */
+    void (*warn)(void *ctx, const char *msg);
+    void *warn_ctx;
     /* progress: called from the calling thread about 5 times a second; may be NULL */
     void (*progress)(void *ctx, uint64_t done_bytes, uint64_t total_bytes);
     void *progress_ctx;

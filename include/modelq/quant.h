@@ -3,8 +3,9 @@
 **
 ** Typical use for one tensor (streaming, bounded memory):
 **   1. mq_range_init(&rc); for each chunk: mq_range_scan(&rc, codec, params, chunk, n);
-**      mq_range_finish(&rc, tensor_name, &err) refuses NaN/Inf and values whose f16 output or
-**      fp16 block scale would overflow, naming the tensor, the first flat index and the count.
+**      mq_range_finish(&rc, tensor_name, &err) refuses NaN/Inf, values whose f16/bf16 output
+**      would overflow, and values whose block would not survive its fp16 scale, naming the
+**      tensor, the first flat index and the count.
 **   2. for each chunk: mq_quantize(codec, params, chunk, n, row_len, &out, &err), advancing the
 **      out pointers by mq_codec_data_bytes() / mq_codec_side_count() of the chunk.
 **   3. NF4/FP4 with params.double_quant: mq_bnb_double_quant() over the whole absmax array.
@@ -46,12 +47,16 @@ MQ_API enum mq_status mq_dequantize(enum mq_codec c, const struct mq_codec_param
 /* ---- values that do not fit ---- */
 
 /*
-** Streaming range check. A value is bad when it is NaN or +-Inf; or, for codecs whose elements
-** become fp16 (F16, INT8_ROW's fp16 cast), when it rounds to an f16 infinity (|x| >= 65520, i.e.
-** above 65504 after rounding); or, for ggml codecs with fp16 block scales, when it lies in a
-** block whose scale (d, m or dmin) would round to an f16 infinity and |x| > 65504 itself (the
-** values that push the scale over). Scales cannot overflow while a block's max|x| <= 65504, so
-** only such blocks are quantized (reference kernel, scratch buffer) to inspect their scales.
+** Streaming range check. A value is bad when it is NaN or +-Inf; or, for codecs that store
+** elements in a narrower float (codec row elem_overflow: F16, BF16, INT8_ROW's fp16 cast), when
+** it rounds to an infinity there; or, for ggml codecs with fp16 block scales, when it lies in a
+** block that would not be stored faithfully and |x| > 65504 itself (the values that push the
+** scale over). Scales cannot overflow while a block's max|x| <= 65504, so only such blocks are
+** quantized (reference kernel, scratch buffer) and dequantized: every value must come back
+** finite and within max|x|/2 (an overflowing scale gives Inf/NaN; an overflowing K-quant search
+** zeroes the block). NF4/FP4 with double quantization refuse |x| >= 2^127 (their absmax would
+** come back infinite). Blocks of tiny values may still quantize to zero (fp16 scales underflow),
+** as llama-quantize does.
 */
 struct mq_range_check {
     uint64_t seen;        /* values scanned so far (the flat index of the next chunk) */
@@ -59,6 +64,7 @@ struct mq_range_check {
     uint64_t first_bad;   /* flat index of the first bad value (valid when bad > 0) */
     float first_value;    /* that value */
     uint64_t nonfinite;   /* of which NaN/Inf */
+    float limit;          /* codecs without fp16 scales: |x| from which a value does not fit */
 };
 
 MQ_API void mq_range_init(struct mq_range_check *rc);

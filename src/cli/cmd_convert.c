@@ -68,6 +68,13 @@ struct progress_state {
     int last;
 };
 
+/* Library warnings: one stderr line each. */
+static void on_warning(void *ctx, const char *msg)
+{
+    (void)ctx;
+    fprintf(stderr, "modelq: warning: %s\n", msg);
+}
+
 static void on_progress(void *ctx, uint64_t done, uint64_t total)
 {
     struct progress_state *ps = ctx;
@@ -321,6 +328,7 @@ int cmd_convert(int argc, char **argv)
     o.report_path = report_path;
     struct progress_state ps = {isatty(2) && !o.dry_run, -1};
     o.progress = on_progress;
+    o.warn = on_warning;
     o.progress_ctx = &ps;
     mq_convert_install_signal_cleanup();
 

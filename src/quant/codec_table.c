@@ -9,25 +9,30 @@
 #define K(x) .quantize_ref = mq_quantize_##x##_ref, .quantize_fast = mq_quantize_##x##_fast, \
              .dequantize = mq_dequantize_##x
 
+/* Element overflow limits: the smallest float32 magnitudes that round to infinity (round to
+ * nearest even) in fp16 (65504 + half a unit of 32) and in bf16 (0x1.fep+127 + half a unit). */
+#define F16_INF MQ_F16_OVERFLOW
+#define BF16_INF 0x1.ffp+127f
+
 static const struct mq_codec_info codec_table[MQ_CODEC_COUNT] = {
     /* ggml types: block layouts from ggml-common.h (d = fp16 scale). */
-    [MQ_CODEC_F32] = {"f32", 1, 4, false, 0, false, K(f32)},
-    [MQ_CODEC_F16] = {"f16", 1, 2, false, 1, false, K(f16)},
-    [MQ_CODEC_BF16] = {"bf16", 1, 2, false, 30, false, K(bf16)},
-    [MQ_CODEC_Q8_0] = {"q8_0", 32, 34, false, 8, true, K(q8_0)},      /* d + 32 x int8 */
-    [MQ_CODEC_Q4_0] = {"q4_0", 32, 18, false, 2, true, K(q4_0)},      /* d + 16 nibble bytes */
-    [MQ_CODEC_Q4_1] = {"q4_1", 32, 20, false, 3, true, K(q4_1)},      /* d + m + 16 nibble bytes */
-    [MQ_CODEC_IQ4_NL] = {"iq4_nl", 32, 18, false, 20, true, K(iq4_nl)}, /* d + 16 nibble bytes */
-    [MQ_CODEC_Q5_0] = {"q5_0", 32, 22, false, 6, true, K(q5_0)},      /* d + qh + 16 nibble bytes */
-    [MQ_CODEC_Q5_1] = {"q5_1", 32, 24, false, 7, true, K(q5_1)},      /* d + m + qh + 16 nibble bytes */
-    [MQ_CODEC_Q4_K] = {"q4_K", 256, 144, false, 12, true, K(q4_k)},
-    [MQ_CODEC_Q5_K] = {"q5_K", 256, 176, false, 13, true, K(q5_k)},
-    [MQ_CODEC_Q6_K] = {"q6_K", 256, 210, false, 14, true, K(q6_k)},
+    [MQ_CODEC_F32] = {"f32", 1, 4, false, 0, false, 0, K(f32)},
+    [MQ_CODEC_F16] = {"f16", 1, 2, false, 1, false, F16_INF, K(f16)},
+    [MQ_CODEC_BF16] = {"bf16", 1, 2, false, 30, false, BF16_INF, K(bf16)},
+    [MQ_CODEC_Q8_0] = {"q8_0", 32, 34, false, 8, true, 0, K(q8_0)},      /* d + 32 x int8 */
+    [MQ_CODEC_Q4_0] = {"q4_0", 32, 18, false, 2, true, 0, K(q4_0)},      /* d + 16 nibble bytes */
+    [MQ_CODEC_Q4_1] = {"q4_1", 32, 20, false, 3, true, 0, K(q4_1)},      /* d + m + 16 nibble bytes */
+    [MQ_CODEC_IQ4_NL] = {"iq4_nl", 32, 18, false, 20, true, 0, K(iq4_nl)}, /* d + 16 nibble bytes */
+    [MQ_CODEC_Q5_0] = {"q5_0", 32, 22, false, 6, true, 0, K(q5_0)},      /* d + qh + 16 nibble bytes */
+    [MQ_CODEC_Q5_1] = {"q5_1", 32, 24, false, 7, true, 0, K(q5_1)},      /* d + m + qh + 16 nibble bytes */
+    [MQ_CODEC_Q4_K] = {"q4_K", 256, 144, false, 12, true, 0, K(q4_k)},
+    [MQ_CODEC_Q5_K] = {"q5_K", 256, 176, false, 13, true, 0, K(q5_k)},
+    [MQ_CODEC_Q6_K] = {"q6_K", 256, 210, false, 14, true, 0, K(q6_k)},
     /* bitsandbytes / modelq codecs: block_bytes counts the packed codes only; side data below. */
-    [MQ_CODEC_NF4] = {"nf4", 64, 32, true, -1, false, K(nf4)},
-    [MQ_CODEC_FP4] = {"fp4", 64, 32, true, -1, false, K(fp4)},
-    [MQ_CODEC_INT8_ROW] = {"int8_row", 1, 1, false, -1, false, K(int8_row)},
-    [MQ_CODEC_INT8_ASYM] = {"int8_asym", 64, 64, true, -1, false, K(int8_asym)},
+    [MQ_CODEC_NF4] = {"nf4", 64, 32, true, -1, false, 0, K(nf4)},
+    [MQ_CODEC_FP4] = {"fp4", 64, 32, true, -1, false, 0, K(fp4)},
+    [MQ_CODEC_INT8_ROW] = {"int8_row", 1, 1, false, -1, false, F16_INF, K(int8_row)},
+    [MQ_CODEC_INT8_ASYM] = {"int8_asym", 64, 64, true, -1, false, 0, K(int8_asym)},
 };
 
 const struct mq_codec_info *mq_codec_info(enum mq_codec c)

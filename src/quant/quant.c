@@ -78,42 +78,60 @@ static void note_bad(struct mq_range_check *rc, uint64_t index, float v, bool no
     if (nonfinite) rc->nonfinite++;
 }
 
-/* Offsets of the fp16 scale fields of one ggml block. */
-static int scale_fields(enum mq_codec c, int off[2])
+/*
+** One block of an fp16-scale ggml codec whose max|x| exceeds 65504: quantized with the reference
+** kernel (the fast kernels give the same bytes) and dequantized. It is stored faithfully when
+** every value comes back finite and within half the block's max|x|. Every overflow makes one of
+** the two fail: an fp16 scale or min that rounds to Inf gives Inf/NaN values, and a search whose
+** float32 intermediates overflow (Q6_K's sums of x^2 from ~3e17, giving scale 0) zeroes the block
+** or the sub-block holding the largest values, an error of max|x|. A faithful encoding errs far
+** less: at most a few level steps of about max|x|/8 for the 4-bit codecs (see test_range_checks).
+*/
+static bool block_round_trips(const struct mq_codec_info *ci, const float *x, uint32_t blk, float amax)
 {
-    switch (c) {
-    case MQ_CODEC_Q8_0:
-    case MQ_CODEC_Q4_0:
-    case MQ_CODEC_IQ4_NL:
-    case MQ_CODEC_Q5_0: off[0] = 0; return 1;
-    case MQ_CODEC_Q4_1:
-    case MQ_CODEC_Q5_1:
-    case MQ_CODEC_Q4_K:
-    case MQ_CODEC_Q5_K: off[0] = 0, off[1] = 2; return 2;
-    case MQ_CODEC_Q6_K: off[0] = 208; return 1;
-    default: return 0;
+    uint8_t q[256]; /* the largest ggml block: Q6_K, 210 bytes */
+    float y[256];
+    ci->quantize_ref(x, blk, blk, blk, q, NULL, NULL);
+    ci->dequantize(q, NULL, NULL, blk, blk, blk, y);
+    for (uint32_t i = 0; i < blk; i++) {
+        if (!(fabsf(y[i]) <= 3.402823466e38f)) return false;
+        if (!(fabsf(y[i] - x[i]) <= 0.5f * amax)) return false; /* Inf difference: bad too */
     }
+    return true;
+}
+
+/*
+** |x| from which a value does not fit a codec without fp16 block scales: the element type's
+** overflow (codec row), or for NF4/FP4 with double quantization 2^127. Their absmax comes back
+** as dyn[q] * nested_absmax + offset with |dyn| <= 1, nested_absmax <= max(absmax) and
+** 0 <= offset <= max(absmax), so up to twice the largest absmax: finite only below 2^127.
+*/
+static float elem_limit(enum mq_codec c, const struct mq_codec_info *ci, const struct mq_codec_params *params)
+{
+    if ((c == MQ_CODEC_NF4 || c == MQ_CODEC_FP4) && params && params->double_quant) return 0x1p127f;
+    return ci->elem_overflow > 0 ? ci->elem_overflow : INFINITY;
 }
 
 void mq_range_scan(struct mq_range_check *rc, enum mq_codec c, const struct mq_codec_params *params,
                    const float *x, size_t n, size_t row_len)
 {
     const struct mq_codec_info *ci = mq_codec_info(c);
-    const bool f16_elems = c == MQ_CODEC_F16 || c == MQ_CODEC_INT8_ROW;
-    (void)params, (void)row_len;
+    (void)row_len;
     if (!ci) return;
     if (!ci->fp16_scales) {
+        /* element types: finite, and below the codec's overflow (F16, BF16, INT8_ROW, NF4/FP4-dq) */
+        const float lim = elem_limit(c, ci, params);
+        rc->limit = lim;
         for (size_t i = 0; i < n; i++) {
             float a = fabsf(x[i]);
             bool nonfinite = !(a <= 3.402823466e38f);
-            if (nonfinite || (f16_elems && a >= MQ_F16_OVERFLOW)) note_bad(rc, rc->seen + i, x[i], nonfinite);
+            if (nonfinite || a >= lim) note_bad(rc, rc->seen + i, x[i], nonfinite);
         }
         rc->seen += n;
         return;
     }
     /* fp16-scale ggml codecs: blocks lie within rows, and n is whole rows, so whole blocks */
     const uint32_t blk = ci->block_elems;
-    uint8_t scratch[256];
     for (size_t lo = 0; lo < n; lo += blk) {
         size_t len = n - lo < blk ? n - lo : blk;
         float amax = 0.0f;
@@ -130,15 +148,10 @@ void mq_range_scan(struct mq_range_check *rc, enum mq_codec c, const struct mq_c
         }
         /* A block whose max|x| <= 65504 cannot overflow: Q8_0/Q4_0/Q4_1/Q5_0/Q5_1 scales are
          * amax/127, max/8 or max/16, range/15 or range/31 and min; IQ4_NL's and Q6_K's least-squares fits over non-zero
-         * levels stay <= max|x|; K-quant super-scales are sub-scales (<= range) over 63/128. */
+         * levels stay <= max|x|; K-quant super-scales are sub-scales (<= range) over 63/128; and
+         * no float32 sum over a block of such values (256 x^2 <= 1.1e12) comes near overflow. */
         if (amax <= MQ_F16_MAX || len != blk) continue;
-        ci->quantize_ref(x + lo, blk, blk, blk, scratch, NULL, NULL);
-        int off[2];
-        int nf = scale_fields(c, off);
-        bool overflow = false;
-        for (int k = 0; k < nf; k++)
-            if ((mq_get_u16(scratch + off[k]) & 0x7c00u) == 0x7c00u) overflow = true;
-        if (!overflow) continue;
+        if (block_round_trips(ci, x + lo, blk, amax)) continue;
         for (size_t i = lo; i < lo + len; i++)
             if (fabsf(x[i]) > MQ_F16_MAX) note_bad(rc, rc->seen + i, x[i], false);
     }
@@ -157,9 +170,14 @@ enum mq_status mq_range_finish(const struct mq_range_check *rc, const char *tens
                        " NaN/Inf); first at flat index %" PRIu64 " (%g)",
                        tensor ? tensor : "?", rc->bad, name, rc->nonfinite, rc->first_bad,
                        (double)rc->first_value);
+    if (ci && ci->fp16_scales)
+        return MQ_FAIL(err, MQ_E_RANGE, "value-range",
+                       "tensor '%s': %" PRIu64 " value(s) that do not fit %s (too large for the block scale: "
+                       "the block would overflow or not round-trip); first at flat index %" PRIu64 " (%g)",
+                       tensor ? tensor : "?", rc->bad, name, rc->first_bad, (double)rc->first_value);
     return MQ_FAIL(err, MQ_E_RANGE, "value-range",
-                   "tensor '%s': %" PRIu64 " value(s) that do not fit %s (|x| above 65504 after fp16 "
-                   "rounding%s); first at flat index %" PRIu64 " (%g)",
-                   tensor ? tensor : "?", rc->bad, name, ci && ci->fp16_scales ? " of a block scale" : "",
-                   rc->first_bad, (double)rc->first_value);
+                   "tensor '%s': %" PRIu64 " value(s) that do not fit %s (|x| >= %g overflows it); "
+                   "first at flat index %" PRIu64 " (%g)",
+                   tensor ? tensor : "?", rc->bad, name, (double)rc->limit, rc->first_bad,
+                   (double)rc->first_value);
 }
