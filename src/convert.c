@@ -28,8 +28,6 @@ void mq_convert_report_free(struct mq_convert_report *rep)
         free(rep->tensors[i].src_name);
     }
     free(rep->tensors);
-    for (size_t i = 0; i < rep->n_warnings; i++) free(rep->warnings[i]);
-    free(rep->warnings);
     free(rep->input);
     free(rep->output);
     free(rep->format);
@@ -70,20 +68,6 @@ static enum mq_status check_outputs(const struct mq_model *m, const struct mq_co
     }
     mq_input_set_free(&in);
     return s;
-}
-
-/* The reader's non-fatal findings, for the caller to show (as inspect does). */
-static enum mq_status copy_warnings(const struct mq_model *m, struct mq_convert_report *rep, struct mq_error *err)
-{
-    if (m->n_warnings == 0) return MQ_OK;
-    rep->warnings = calloc(m->n_warnings, sizeof *rep->warnings);
-    if (!rep->warnings) return MQ_FAIL(err, MQ_E_NOMEM, "alloc", "out of memory");
-    for (size_t i = 0; i < m->n_warnings; i++) {
-        rep->warnings[i] = strdup(m->warnings[i]);
-        if (!rep->warnings[i]) return MQ_FAIL(err, MQ_E_NOMEM, "alloc", "out of memory");
-        rep->n_warnings = i + 1;
-    }
-    return MQ_OK;
 }
 
 static const char *type_name_of(const struct mq_plan *p, const struct mq_plan_tensor *t, bool out)
@@ -187,6 +171,8 @@ enum mq_status mq_convert(const struct mq_convert_options *o, struct mq_convert_
 
     struct mq_model *m = NULL;
     MQ_TRY(mq_model_open(o->input, &m, err));
+    /* the reader's non-fatal findings (index, shards, quantization_config), as inspect shows them */
+    for (size_t i = 0; o->warn && i < m->n_warnings; i++) o->warn(o->warn_ctx, m->warnings[i]);
     struct mq_plan plan;
     struct mq_outfile *out = NULL;
     enum mq_status s = MQ_OK;
@@ -200,7 +186,6 @@ enum mq_status mq_convert(const struct mq_convert_options *o, struct mq_convert_
     rep->input = strdup(o->input);
     rep->output = o->output ? strdup(o->output) : NULL;
     rep->format = strdup(writer ? writer->name : "none");
-    if (s == MQ_OK) s = copy_warnings(m, rep, err);
     if (s == MQ_OK && !o->dry_run) {
         if (writer->folder)
             s = mq_outfile_create_in_dir(o->output, plan.file_names, plan.file_sizes, plan.n_files, plan.side_bytes,

@@ -59,8 +59,8 @@ struct mq_convert_options {
     size_t n_overrides;
     const char *const *keep;       /* regexes: matching tensors keep their source precision */
     size_t n_keep;
-    /* warnings (one line each, e.g. a --tensor-type pattern that retypes nothing): called from the
-     * calling thread while planning; may be NULL */
+    /* warnings (one line each: the reader's findings, a --tensor-type pattern that retypes
+     * nothing): called from the calling thread before the data pass; may be NULL */
     void (*warn)(void *ctx, const char *msg);
     void *warn_ctx;
     /* progress: called from the calling thread about 5 times a second; may be NULL */
@@ -96,8 +96,6 @@ struct mq_convert_report {
     uint64_t file_bytes;           /* whole output file (header, padding) */
     uint64_t input_bytes;          /* tensor bytes read */
     uint64_t n_fallback;
-    char **warnings;               /* the reader's non-fatal findings (index, shards, config) */
-    size_t n_warnings;
     double seconds;
     bool dry_run;
     bool have_stats;

@@ -341,7 +341,6 @@ int cmd_convert(int argc, char **argv)
         if (ps.tty && ps.last >= 0) fputc('\n', stderr);
         rc = cli_fail(&err);
     } else {
-        for (size_t i = 0; i < rep.n_warnings; i++) fprintf(stderr, "modelq: warning: %s\n", rep.warnings[i]);
         print_report(&rep, quiet);
         if (report_path) rc = write_json_report(report_path, &rep);
     }
