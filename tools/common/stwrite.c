@@ -102,7 +102,7 @@ static void sb_printf(struct sbuf *b, const char *fmt, ...)
     va_list ap;
     for (;;) {
         va_start(ap, fmt);
-        int n = vsnprintf(b->p + b->len, b->cap - b->len, fmt, ap);
+        int n = vsnprintf(b->p ? b->p + b->len : NULL, b->cap - b->len, fmt, ap); /* NULL + 0 is UB */
         va_end(ap);
         if (n >= 0 && (size_t)n < b->cap - b->len) {
             b->len += (size_t)n;
