@@ -141,7 +141,9 @@ static enum mq_status gguf_layout(struct mq_plan *p, struct mq_error *err)
         g->nbytes = t->bytes;
     }
     uint64_t data_start, size;
-    MQ_TRY(mq_gguf_layout(&p->meta, st->info, p->n, &data_start, &size, err));
+    enum mq_status ls = mq_gguf_layout(&p->meta, st->info, p->n, &data_start, &size, err);
+    if (ls != MQ_OK && p->opt && p->opt->output) mq_error_prefix(err, "%s", p->opt->output); /* nothing written yet */
+    MQ_TRY(ls);
     for (size_t i = 0; i < p->n; i++) p->t[i].offset = data_start + st->info[i].offset;
     p->data_start = data_start;
     p->file_size = size;
