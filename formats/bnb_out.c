@@ -88,6 +88,7 @@ struct bnb_state {
     struct entry *e;
     size_t n, cap;
     float *dq_offset;        /* per plan tensor: the double-quant offset */
+    size_t *qabs_of, *nested_of; /* per plan tensor: index in e of its E_QABS / E_NESTED entry, or SIZE_MAX */
     struct shard *sh;
     size_t n_sh;
     char **names;            /* shard file names, for the plan */
@@ -463,6 +464,14 @@ static enum mq_status plan_shards(struct mq_plan *p, struct bnb_state *st, struc
         if (e->kind == E_PLAIN || e->kind == E_WEIGHT) t->offset = abs_off(st, e);
         if (e->kind == E_SIDE) t->side_offset = abs_off(st, e);
     }
+    st->qabs_of = malloc((p->n ? p->n : 1) * sizeof *st->qabs_of);
+    st->nested_of = malloc((p->n ? p->n : 1) * sizeof *st->nested_of);
+    if (!st->qabs_of || !st->nested_of) return MQ_FAIL(err, MQ_E_NOMEM, "alloc", "out of memory");
+    for (size_t i = 0; i < p->n; i++) st->qabs_of[i] = st->nested_of[i] = SIZE_MAX;
+    for (size_t k = 0; k < st->n; k++) {
+        if (st->e[k].kind == E_QABS) st->qabs_of[st->e[k].t] = k;
+        if (st->e[k].kind == E_NESTED) st->nested_of[st->e[k].t] = k;
+    }
     p->file_type = -1;
     return MQ_OK;
 }
@@ -527,11 +536,11 @@ static enum mq_status bnb_layout(struct mq_plan *p, struct mq_error *err)
     return plan_shards(p, st, err);
 }
 
+/* The double-quant entry of plan tensor t (E_QABS or E_NESTED), O(1): indexed at layout. */
 static struct entry *find_entry(struct bnb_state *st, size_t t, enum entry_kind kind)
 {
-    for (size_t k = 0; k < st->n; k++)
-        if (st->e[k].t == t && st->e[k].kind == kind) return &st->e[k];
-    return NULL;
+    size_t k = kind == E_QABS ? st->qabs_of[t] : kind == E_NESTED ? st->nested_of[t] : SIZE_MAX;
+    return k < st->n ? &st->e[k] : NULL;
 }
 
 /* float32 little-endian: the F32 codec's encoding */
@@ -787,6 +796,8 @@ static void bnb_release(struct mq_plan *p)
     for (size_t k = 0; k < st->n; k++) free(st->e[k].name);
     free(st->e);
     free(st->dq_offset);
+    free(st->qabs_of);
+    free(st->nested_of);
     free(st->sh);
     free(st->names);
     free(st->sizes);
