@@ -21,8 +21,12 @@
 ** File layout: the safetensors header is written last. Its size is planned with every JSON blob
 ** at its longest (their lengths depend on nested_offset, known only after the data) and padded
 ** with spaces; the blobs sit at the end of the data section and the file is cut after the last.
-** __metadata__ = {"format": "pt", "modelq.tensor_xxh3": "<xxh3-64 hex>:<name>,..." one per tensor,
-** in header order}.
+** __metadata__ = {"modelq.header_xxh3": "<16 hex>" (first, so at a fixed offset), "format": "pt",
+** "modelq.tensor_xxh3": "<16 hex>:<name>,..." one per stored entry in header order,
+** "modelq.files_xxh3": "<16 hex>:<file>,..." the folder's other files}; what each covers:
+** src/checksums.h. The other files (config.json, the index, the copied tokenizer files) are
+** chosen at layout, so the header size is planned with their names; they are produced first in
+** finish, and every shard header, with all checksums, last.
 */
 #include <cjson/cJSON.h>
 #include <inttypes.h>
@@ -36,6 +40,7 @@
 #include <unistd.h>
 #include <xxhash.h>
 
+#include "checksums.h"
 #include "fileio.h"
 #include "hf_folder.h"
 #include "modelq/quant.h"
@@ -71,10 +76,21 @@ struct shard {
     uint64_t size;           /* final file size */
 };
 
+/* A file of the folder other than the shards, with the checksum of its bytes. */
+struct extra_file {
+    const char *name;        /* static: "config.json", the index, a side file name */
+    uint64_t hash;
+};
+
+#define BNB_MAX_EXTRA (2u + MQ_HF_N_SIDE_FILES) /* config.json, the index, the side files */
+
 struct bnb_state {
+    struct extra_file extra[BNB_MAX_EXTRA];
+    size_t n_extra;
     struct entry *e;
     size_t n, cap;
     float *dq_offset;        /* per plan tensor: the double-quant offset */
+    size_t *qabs_of, *nested_of; /* per plan tensor: index in e of its E_QABS / E_NESTED entry, or SIZE_MAX */
     struct shard *sh;
     size_t n_sh;
     char **names;            /* shard file names, for the plan */
@@ -263,15 +279,23 @@ static void sb_str(struct sbuf *b, const char *s)
     sb_put(b, "\"");
 }
 
-/* The header JSON of one shard over entries e[sh->begin, sh->end); checksums as zeros until known
-** (the planned size does not depend on them: 16 hex digits each). */
-static void header_json(const struct entry *entries, const struct shard *sh, struct sbuf *b, bool with_hash)
+/*
+** The header JSON of one shard over entries e[sh->begin, sh->end); checksums as zeros until known
+** (the planned size does not depend on them: 16 hex digits each). The header checksum is always
+** written as 16 '0's here: bnb_finish fills it in over the finished bytes.
+*/
+static void header_json(const struct bnb_state *st, const struct entry *entries, const struct shard *sh,
+                        struct sbuf *b, bool with_hash)
 {
-    sb_put(b, "{\"__metadata__\":{\"format\":\"pt\",\"modelq.tensor_xxh3\":\"");
+    sb_put(b, "%s%016" PRIx64 "\",\"format\":\"pt\",\"%s\":\"", MQ_ST_HEADER_SUM_PREFIX, (uint64_t)0,
+           MQ_CHECKSUM_TENSORS_KEY);
     for (size_t i = sh->begin; i < sh->end; i++) {
         sb_put(b, "%s%016" PRIx64 ":", i > sh->begin ? "," : "", with_hash ? entries[i].hash : 0);
         sb_escaped(b, entries[i].name);
     }
+    sb_put(b, "\",\"%s\":\"", MQ_CHECKSUM_FILES_KEY);
+    for (size_t i = 0; i < st->n_extra; i++)
+        sb_put(b, "%s%016" PRIx64 ":%s", i ? "," : "", with_hash ? st->extra[i].hash : 0, st->extra[i].name);
     sb_put(b, "\"}");
     for (size_t i = sh->begin; i < sh->end; i++) {
         const struct entry *e = &entries[i];
@@ -282,6 +306,39 @@ static void header_json(const struct entry *entries, const struct shard *sh, str
         sb_put(b, "],\"data_offsets\":[%" PRIu64 ",%" PRIu64 "]}", e->off, e->off + e->len);
     }
     sb_put(b, "}");
+}
+
+#define INDEX_NAME "model.safetensors.index.json"
+/* The folder of the input's config.json (side files are copied from there). */
+static enum mq_status model_dir(const struct mq_model *m, char *dir, size_t cap, struct mq_error *err)
+{
+    char *dup = strdup(m->config.path);
+    if (!dup) return MQ_FAIL(err, MQ_E_NOMEM, "alloc", "out of memory");
+    snprintf(dir, cap, "%s", dirname(dup));
+    free(dup);
+    return MQ_OK;
+}
+
+/*
+** The folder's files besides the shards, fixed here so every shard header can be planned with
+** their names (modelq.files_xxh3): config.json, the index when there are several shards, and
+** the side files present beside the input's config.json now (one that vanishes before finish
+** fails the conversion; one that appears later is not copied).
+*/
+static enum mq_status choose_extra_files(struct mq_plan *p, struct bnb_state *st, size_t n_sh, struct mq_error *err)
+{
+    st->n_extra = 0;
+    st->extra[st->n_extra++].name = "config.json";
+    if (n_sh > 1) st->extra[st->n_extra++].name = INDEX_NAME;
+    if (!p->model->config.present) return MQ_OK;
+    char dir[4096];
+    MQ_TRY(model_dir(p->model, dir, sizeof dir, err));
+    for (size_t i = 0; i < MQ_HF_N_SIDE_FILES; i++) {
+        char path[4200];
+        snprintf(path, sizeof path, "%s/%s", dir, mq_hf_side_files[i]);
+        if (access(path, F_OK) == 0) st->extra[st->n_extra++].name = mq_hf_side_files[i];
+    }
+    return MQ_OK;
 }
 
 /*
@@ -313,6 +370,11 @@ static enum mq_status plan_shards(struct mq_plan *p, struct bnb_state *st, struc
         cur += mb;
     }
     if (n_sh == 0) n_sh = 1;
+    enum mq_status cs = choose_extra_files(p, st, n_sh, err);
+    if (cs != MQ_OK) {
+        free(shard_of);
+        return cs;
+    }
     st->sh = calloc(n_sh, sizeof *st->sh);
     st->names = calloc(n_sh, sizeof *st->names);
     st->sizes = calloc(n_sh, sizeof *st->sizes);
@@ -365,7 +427,7 @@ static enum mq_status plan_shards(struct mq_plan *p, struct bnb_state *st, struc
         }
         S->base = base;
         struct sbuf hb = {0};
-        header_json(ord, S, &hb, false);
+        header_json(st, ord, S, &hb, false);
         if (hb.oom) s = MQ_FAIL(err, MQ_E_NOMEM, "alloc", "out of memory for the header");
         S->header_len = (hb.len + 7) / 8 * 8;
         free(hb.p);
@@ -392,40 +454,42 @@ static enum mq_status plan_shards(struct mq_plan *p, struct bnb_state *st, struc
         if (e->kind == E_PLAIN || e->kind == E_WEIGHT) t->offset = abs_off(st, e);
         if (e->kind == E_SIDE) t->side_offset = abs_off(st, e);
     }
+    st->qabs_of = malloc((p->n ? p->n : 1) * sizeof *st->qabs_of);
+    st->nested_of = malloc((p->n ? p->n : 1) * sizeof *st->nested_of);
+    if (!st->qabs_of || !st->nested_of) return MQ_FAIL(err, MQ_E_NOMEM, "alloc", "out of memory");
+    for (size_t i = 0; i < p->n; i++) st->qabs_of[i] = st->nested_of[i] = SIZE_MAX;
+    for (size_t k = 0; k < st->n; k++) {
+        if (st->e[k].kind == E_QABS) st->qabs_of[st->e[k].t] = k;
+        if (st->e[k].kind == E_NESTED) st->nested_of[st->e[k].t] = k;
+    }
     p->file_type = -1;
     return MQ_OK;
 }
 
-/* The folder holding config.json (where the side files are), or NULL without one. Caller frees. */
-static char *config_dir(const struct mq_model *m)
-{
-    if (!m->config.present || !m->config.path) return NULL;
-    char *dup = strdup(m->config.path);
-    char *dir = dup ? strdup(dirname(dup)) : NULL;
-    free(dup);
-    return dir;
-}
-
 /*
 ** Upper bound of the small files finish() adds (for the free-space check before the data pass):
-** the side files as they are, config.json plus its quantization_config, and the shard index
-** (one "name": "shard" line per entry).
+** the side files chosen at layout as they are, config.json twice over (plus its
+** quantization_config), and the shard index (one "name": "shard" line per entry).
 */
-static uint64_t side_bytes(const struct mq_model *m, const struct bnb_state *st)
+static enum mq_status side_bytes(const struct mq_model *m, const struct bnb_state *st, uint64_t *out,
+                                 struct mq_error *err)
 {
     uint64_t total = 64u << 10; /* quantization_config, JSON indentation, the index's header */
-    char *dir = config_dir(m);
     struct stat fs;
     if (m->config.present && stat(m->config.path, &fs) == 0) total += 2 * (uint64_t)fs.st_size;
-    for (size_t i = 0; dir && i < mq_hf_n_side_files; i++) {
-        char path[4200];
-        snprintf(path, sizeof path, "%s/%s", dir, mq_hf_side_files[i]);
-        if (stat(path, &fs) == 0 && S_ISREG(fs.st_mode)) total += (uint64_t)fs.st_size;
+    if (m->config.present) {
+        char dir[4096];
+        MQ_TRY(model_dir(m, dir, sizeof dir, err));
+        for (size_t i = 0; i < st->n_extra; i++) {
+            char path[4200];
+            snprintf(path, sizeof path, "%s/%s", dir, st->extra[i].name);
+            if (mq_hf_is_side_file(st->extra[i].name) && stat(path, &fs) == 0) total += (uint64_t)fs.st_size;
+        }
     }
-    free(dir);
     if (st->n_sh > 1)
         for (size_t k = 0; k < st->n; k++) total += strlen(st->e[k].name) + 64;
-    return total;
+    *out = total;
+    return MQ_OK;
 }
 
 static enum mq_status bnb_layout(struct mq_plan *p, struct mq_error *err)
@@ -486,15 +550,15 @@ static enum mq_status bnb_layout(struct mq_plan *p, struct mq_error *err)
         t->side_keep = dq;
     }
     MQ_TRY(plan_shards(p, st, err));
-    p->side_bytes = side_bytes(p->model, st);
+    MQ_TRY(side_bytes(p->model, st, &p->side_bytes, err));
     return MQ_OK;
 }
 
+/* The double-quant entry of plan tensor t (E_QABS or E_NESTED), O(1): indexed at layout. */
 static struct entry *find_entry(struct bnb_state *st, size_t t, enum entry_kind kind)
 {
-    for (size_t k = 0; k < st->n; k++)
-        if (st->e[k].t == t && st->e[k].kind == kind) return &st->e[k];
-    return NULL;
+    size_t k = kind == E_QABS ? st->qabs_of[t] : kind == E_NESTED ? st->nested_of[t] : SIZE_MAX;
+    return k < st->n ? &st->e[k] : NULL;
 }
 
 /* float32 little-endian: the F32 codec's encoding */
@@ -528,7 +592,19 @@ static enum mq_status bnb_tensor_side(struct mq_plan *p, size_t i, const float *
     return s;
 }
 
-/* ---- finish: constants, blobs, checksums, header, extra files ---- */
+/* ---- finish: constants, blobs, extra files, checksums, headers ---- */
+
+/* Adds one of the planned extra files to the output and records the checksum of its bytes. */
+static enum mq_status add_file(struct bnb_state *st, struct mq_outfile *out, const char *name, const void *data,
+                               size_t len, struct mq_error *err)
+{
+    struct extra_file *f = NULL;
+    for (size_t i = 0; i < st->n_extra; i++)
+        if (strcmp(st->extra[i].name, name) == 0) f = &st->extra[i];
+    if (!f) return MQ_FAIL(err, MQ_E_INTERNAL, "bnb-files", "%s was not planned", name);
+    f->hash = XXH3_64bits(data, len);
+    return mq_outfile_add_file(out, name, data, len, err);
+}
 
 static enum mq_status hash_range(struct mq_outfile *out, uint64_t off, uint64_t len, uint64_t *h, uint8_t *buf,
                                  XXH3_state_t *x, struct mq_error *err)
@@ -599,36 +675,34 @@ static enum mq_status write_config(struct mq_plan *p, struct mq_outfile *out, st
     }
     with_nl[tl] = '\n';
     with_nl[tl + 1] = '\0';
-    enum mq_status s = mq_outfile_add_file(out, "config.json", with_nl, tl + 1, err);
+    enum mq_status s = add_file(p->writer_state, out, "config.json", with_nl, tl + 1, err);
     free(with_nl);
     return s;
 }
 
-/* Tokenizer and generation files beside config.json, copied byte for byte. */
-static enum mq_status copy_side_files(const struct mq_model *m, struct mq_outfile *out, struct mq_error *err)
+/* Tokenizer and generation files beside config.json, copied byte for byte (those chosen at layout). */
+static enum mq_status copy_side_files(struct bnb_state *st, const struct mq_model *m, struct mq_outfile *out,
+                                      struct mq_error *err)
 {
-    if (!m->config.present) return MQ_OK;
-    char *dir = config_dir(m);
-    if (!dir) return MQ_FAIL(err, MQ_E_NOMEM, "alloc", "out of memory");
-    enum mq_status s = MQ_OK;
-    for (size_t i = 0; s == MQ_OK && i < mq_hf_n_side_files; i++) {
+    if (!m->config.present) return MQ_OK; /* side files come from config.json's folder */
+    char dir[4096];
+    MQ_TRY(model_dir(m, dir, sizeof dir, err));
+    for (size_t i = 0; i < st->n_extra; i++) {
+        if (!mq_hf_is_side_file(st->extra[i].name)) continue;
         char path[4200];
-        snprintf(path, sizeof path, "%s/%s", dir, mq_hf_side_files[i]);
-        if (access(path, F_OK) != 0) continue;
+        snprintf(path, sizeof path, "%s/%s", dir, st->extra[i].name);
         char *data;
         size_t len;
-        s = mq_read_small_file(path, 256u << 20, "side-file-size", &data, &len, err);
-        if (s == MQ_OK) {
-            s = mq_outfile_add_file(out, mq_hf_side_files[i], data, len, err);
-            free(data);
-        }
+        MQ_TRY(mq_read_small_file(path, 256u << 20, "side-file-size", &data, &len, err));
+        enum mq_status s = add_file(st, out, st->extra[i].name, data, len, err);
+        free(data);
+        MQ_TRY(s);
     }
-    free(dir);
-    return s;
+    return MQ_OK;
 }
 
 /* model.safetensors.index.json: total_size (tensor bytes) and the shard of every key. */
-static enum mq_status write_index(const struct bnb_state *st, struct mq_outfile *out, struct mq_error *err)
+static enum mq_status write_index(struct bnb_state *st, struct mq_outfile *out, struct mq_error *err)
 {
     cJSON *root = cJSON_CreateObject(), *meta = cJSON_CreateObject(), *map = cJSON_CreateObject();
     uint64_t total = 0;
@@ -642,7 +716,7 @@ static enum mq_status write_index(const struct bnb_state *st, struct mq_outfile 
     char *text = cJSON_Print(root);
     cJSON_Delete(root);
     if (!text) return MQ_FAIL(err, MQ_E_NOMEM, "alloc", "out of memory writing the index");
-    enum mq_status s = mq_outfile_add_file(out, "model.safetensors.index.json", text, strlen(text), err);
+    enum mq_status s = add_file(st, out, INDEX_NAME, text, strlen(text), err);
     free(text);
     return s;
 }
@@ -689,11 +763,15 @@ static enum mq_status bnb_finish(struct mq_plan *p, struct mq_outfile *out, stru
     free(buf);
     XXH3_freeState(x);
     MQ_TRY(s);
+    /* the other files first: their checksums go into every shard header */
+    if (st->n_sh > 1) MQ_TRY(write_index(st, out, err));
+    MQ_TRY(write_config(p, out, err));
+    MQ_TRY(copy_side_files(st, p->model, out, err));
     uint64_t total = 0;
     for (size_t sh = 0; sh < st->n_sh; sh++) {
         struct shard *S = &st->sh[sh];
         struct sbuf b = {0};
-        header_json(st->e, S, &b, true);
+        header_json(st, st->e, S, &b, true);
         if (b.oom || b.len > S->header_len) {
             free(b.p);
             return MQ_FAIL(err, b.oom ? MQ_E_NOMEM : MQ_E_INTERNAL, "bnb-header", "header larger than planned");
@@ -708,6 +786,10 @@ static enum mq_status bnb_finish(struct mq_plan *p, struct mq_outfile *out, stru
         memcpy(h + 8, b.p, b.len);
         memset(h + 8 + b.len, ' ', hl - b.len); /* safetensors allows trailing spaces in the header */
         free(b.p);
+        /* the header checksum over all of it, its own 16 digits as '0's (checksums.h) */
+        char hex[MQ_ST_HEADER_SUM_DIGITS + 1];
+        snprintf(hex, sizeof hex, "%016" PRIx64, XXH3_64bits(h, 8 + hl));
+        memcpy(h + MQ_ST_HEADER_SUM_AT, hex, MQ_ST_HEADER_SUM_DIGITS);
         s = mq_outfile_pwrite(out, h, 8 + hl, S->base, err);
         free(h);
         MQ_TRY(s);
@@ -715,9 +797,7 @@ static enum mq_status bnb_finish(struct mq_plan *p, struct mq_outfile *out, stru
         total += 8 + S->header_len + S->size;
     }
     p->file_size = total;
-    if (st->n_sh > 1) MQ_TRY(write_index(st, out, err));
-    MQ_TRY(write_config(p, out, err));
-    return copy_side_files(p->model, out, err);
+    return MQ_OK;
 }
 
 static void bnb_release(struct mq_plan *p)
@@ -727,6 +807,8 @@ static void bnb_release(struct mq_plan *p)
     for (size_t k = 0; k < st->n; k++) free(st->e[k].name);
     free(st->e);
     free(st->dq_offset);
+    free(st->qabs_of);
+    free(st->nested_of);
     free(st->sh);
     free(st->names);
     free(st->sizes);

@@ -20,6 +20,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "checksums.h"
 #include "modelq/dtype.h"
 #include "modelq/error.h"
 
@@ -29,11 +30,12 @@
 #define MQ_GGUF_MAX_NAME 63u        /* GGML_MAX_NAME - 1 */
 #define MQ_GGUF_MAX_DIMS 4u         /* GGML_MAX_DIMS */
 #define MQ_GGUF_QNT_VERSION 2u      /* GGML_QNT_VERSION */
-#define MQ_GGUF_CHECKSUM_KEY "modelq.tensor_xxh3"
+#define MQ_GGUF_CHECKSUM_KEY MQ_CHECKSUM_TENSORS_KEY /* checksums.h: what it and modelq.header_xxh3 cover */
 
 /*
 ** Reader caps (modelq's own; gguf.cpp allows 2^30-byte strings and 2^30-element arrays and caps
-** nothing else). They bound what a hostile header can make the reader allocate: about 6x
+** nothing else). The writer (gguf_write.c) refuses to write past the same caps, so every GGUF
+** modelq writes is one modelq reads. They bound what a hostile header can make the reader allocate: about 6x
 ** MQ_GGUF_MAX_HEADER_BYTES in the worst case (a header of empty strings), and every allocation
 ** is also checked against the bytes the file really has. Real files are far below them: the
 ** largest headers seen hold a 262k-token vocabulary plus merges (about 10 MB) or a whole
@@ -62,6 +64,9 @@ struct mq_ggml_type {
 const struct mq_ggml_type *mq_ggml_type(int32_t id);
 /* The ggml type storing a plain dtype unchanged (F32, F16, BF16, I8..I64, F64), else -1. */
 int32_t mq_ggml_type_of_dtype(enum mq_dtype d);
+/* True when ne[0..3] (each >= 0, missing dims 1) has an element count gguf.cpp refuses:
+** a running product reaching INT64_MAX. Zero-element tensors never overflow. */
+bool mq_gguf_elements_overflow(const int64_t ne[4]);
 
 struct mq_model;
 /*

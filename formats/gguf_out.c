@@ -9,9 +9,11 @@
 **          dtypes without a ggml type (BOOL, unsigned, FP8/FP6/FP4, complex).
 ** layout:  general.file_type (UINT32 llama_ftype) and general.quantization_version (UINT32 2)
 **          set in place (or appended), then modelq.tensor_xxh3 (UINT64[n_tensors], tensor-info
-**          order) appended as zeros so its size is planned; tensor infos with ggml dims
-**          (reversed shape); offsets contiguous and 32-aligned (gguf_write.c).
-** header:  the same bytes with the checksums filled in.
+**          order) and modelq.header_xxh3 (UINT64) appended as zeros so their size is planned
+**          (what they cover: src/checksums.h); tensor infos with ggml dims (reversed shape);
+**          offsets contiguous and 32-aligned; the reader's caps applied (gguf_write.c).
+** finish:  the same bytes with the tensor checksums filled in, then the header checksum over
+**          all of them (mq_gguf_header_seal).
 */
 #include <libgen.h>
 #include <stdio.h>
@@ -89,7 +91,8 @@ static enum mq_status gguf_prepare(struct mq_plan *p, struct mq_error *err)
     }
     if (m->format && strcmp(m->format, "gguf") == 0) {
         MQ_TRY(mq_meta_copy(&p->meta, &m->meta, err));
-        mq_meta_remove(&p->meta, MQ_GGUF_CHECKSUM_KEY);
+        mq_meta_remove(&p->meta, MQ_CHECKSUM_TENSORS_KEY);
+        mq_meta_remove(&p->meta, MQ_CHECKSUM_HEADER_KEY);
         if (p->target == MQ_TARGET_AUTO) p->file_type = -2; /* keep the input's */
         return MQ_OK;
     }
@@ -113,12 +116,16 @@ static enum mq_status gguf_layout(struct mq_plan *p, struct mq_error *err)
         if (mq_meta_get_uint(&p->meta, "general.file_type", &ft)) p->file_type = (int)ft;
     }
     MQ_TRY(mq_meta_set_u32(&p->meta, "general.quantization_version", MQ_GGUF_QNT_VERSION, err));
-    mq_meta_remove(&p->meta, MQ_GGUF_CHECKSUM_KEY);
+    /* the checksums last, tensor then header: verify tells an older file (tensor key last) from
+     * a damaged header key this way */
+    mq_meta_remove(&p->meta, MQ_CHECKSUM_TENSORS_KEY);
+    mq_meta_remove(&p->meta, MQ_CHECKSUM_HEADER_KEY);
     uint64_t *zeros = calloc(p->n ? p->n : 1, sizeof *zeros);
     if (!zeros) return MQ_FAIL(err, MQ_E_NOMEM, "alloc", "out of memory");
-    enum mq_status s = mq_meta_set_array(&p->meta, MQ_GGUF_CHECKSUM_KEY, MQ_META_U64, zeros, p->n, err);
+    enum mq_status s = mq_meta_set_array(&p->meta, MQ_CHECKSUM_TENSORS_KEY, MQ_META_U64, zeros, p->n, err);
     free(zeros);
     MQ_TRY(s);
+    MQ_TRY(mq_meta_set_uint(&p->meta, MQ_CHECKSUM_HEADER_KEY, MQ_META_U64, 0, err));
 
     struct gguf_state *st = calloc(1, sizeof *st);
     if (!st) return MQ_FAIL(err, MQ_E_NOMEM, "alloc", "out of memory");
@@ -136,18 +143,20 @@ static enum mq_status gguf_layout(struct mq_plan *p, struct mq_error *err)
         g->nbytes = t->bytes;
     }
     uint64_t data_start, size;
-    MQ_TRY(mq_gguf_layout(&p->meta, st->info, p->n, &data_start, &size, err));
+    enum mq_status ls = mq_gguf_layout(&p->meta, st->info, p->n, &data_start, &size, err);
+    if (ls != MQ_OK && p->opt && p->opt->output) mq_error_prefix(err, "%s", p->opt->output); /* nothing written yet */
+    MQ_TRY(ls);
     for (size_t i = 0; i < p->n; i++) p->t[i].offset = data_start + st->info[i].offset;
     p->data_start = data_start;
     p->file_size = size;
     return MQ_OK;
 }
 
-/* The header, with the checksums filled in, written at offset 0. */
+/* The header, with the checksums filled in (tensors, then the header's own), written at offset 0. */
 static enum mq_status gguf_finish(struct mq_plan *p, struct mq_outfile *out, struct mq_error *err)
 {
     struct gguf_state *st = p->writer_state;
-    long k = mq_meta_find(&p->meta, MQ_GGUF_CHECKSUM_KEY);
+    long k = mq_meta_find(&p->meta, MQ_CHECKSUM_TENSORS_KEY);
     if (k < 0 || p->meta.items[k].v.count != p->n)
         return MQ_FAIL(err, MQ_E_INTERNAL, "checksums", "checksum array missing from the planned header");
     uint64_t *sums = p->meta.items[k].v.arr;
@@ -156,6 +165,8 @@ static enum mq_status gguf_finish(struct mq_plan *p, struct mq_outfile *out, str
     uint8_t *buf = malloc(len ? len : 1);
     if (!buf) return MQ_FAIL(err, MQ_E_NOMEM, "alloc", "out of memory for the header");
     enum mq_status s = mq_gguf_header_write(&p->meta, st->info, p->n, buf, p->data_start, err);
+    uint64_t sum;
+    if (s == MQ_OK) s = mq_gguf_header_seal(&p->meta, st->info, p->n, buf, p->data_start, &sum, err);
     if (s == MQ_OK) s = mq_outfile_pwrite(out, buf, len, 0, err);
     free(buf);
     return s;

@@ -44,6 +44,7 @@
 #include "fileio.h"
 #include "format.h"
 #include "gguf.h"
+#include "nameset.h"
 #include "span.h"
 
 #define GG_MAGIC_LEN 4
@@ -58,6 +59,7 @@ struct gg_in {
     uint64_t win_off;
     size_t win_len;
     uint64_t bytes_read;     /* bytes pread, for mq_model.header_bytes_read */
+    uint64_t header_sum_at;  /* offset of modelq.header_xxh3's UINT64 value, 0 = none */
     char where[GG_SHOW_MAX * 4 + 32]; /* "key 'x'", "tensor #3" ... or "" */
     struct mq_error *err;
 };
@@ -281,52 +283,16 @@ static enum mq_status gg_value(struct gg_in *in, struct mq_meta_value *v)
 }
 
 /*
-** Open-addressing set of keys or tensor names, for the duplicate checks (gguf.cpp compares every
-** pair; this stays linear at the caps). It does not own the strings, except the keys set of
-** gg_read_kvs, which frees them.
+** Duplicate keys and tensor names are found with a hashed set (nameset.h; gguf.cpp compares every
+** pair, this stays linear at the caps). The set of gg_read_kvs owns the key strings it holds
+** (it frees them); the tensor-name set points at the model's names.
 */
-struct gg_names {
-    const char **slot;
-    size_t cap, n;
-};
-
-static size_t name_hash(const char *s)
-{
-    uint64_t h = 0xcbf29ce484222325ull; /* FNV-1a */
-    for (; *s; s++) h = (h ^ (unsigned char)*s) * 0x100000001b3ull;
-    return (size_t)h;
-}
-
-/* 0 inserted, 1 already there, -1 out of memory. */
-static int names_add(struct gg_names *h, const char *name)
-{
-    if (2 * (h->n + 1) > h->cap) {
-        size_t cap = h->cap ? h->cap * 2 : 64;
-        const char **slot = calloc(cap, sizeof *slot);
-        if (!slot) return -1;
-        for (size_t i = 0; i < h->cap; i++) {
-            if (!h->slot[i]) continue;
-            size_t j = name_hash(h->slot[i]) & (cap - 1);
-            while (slot[j]) j = (j + 1) & (cap - 1);
-            slot[j] = h->slot[i];
-        }
-        free(h->slot);
-        h->slot = slot;
-        h->cap = cap;
-    }
-    size_t j = name_hash(name) & (h->cap - 1);
-    for (; h->slot[j]; j = (j + 1) & (h->cap - 1))
-        if (strcmp(h->slot[j], name) == 0) return 1;
-    h->slot[j] = name;
-    h->n++;
-    return 0;
-}
 
 /* Text rendering for inspect and mq_model.metadata: arrays summarized. */
 #define GG_TEXT_MAX 200
 
 /* One key/value into m->meta (typed) and m->metadata (text). */
-static enum mq_status gg_read_kv(struct gg_in *in, struct mq_model *m, uint64_t i, struct gg_names *keys)
+static enum mq_status gg_read_kv(struct gg_in *in, struct mq_model *m, uint64_t i, struct mq_nameset *keys)
 {
     snprintf(in->where, sizeof in->where, "key #%llu", ull(i));
     char *key;
@@ -337,7 +303,7 @@ static enum mq_status gg_read_kv(struct gg_in *in, struct mq_model *m, uint64_t 
     gg_where(in, "key", key, klen);
     if (s == MQ_OK && memchr(key, 0, (size_t)klen))
         s = GG_FAIL(in, MQ_E_CORRUPT, "key-nul", "the key contains a NUL byte");
-    int dup = s == MQ_OK ? names_add(keys, key) : 0;
+    int dup = s == MQ_OK ? mq_nameset_add(keys, key) : 0;
     if (dup < 0) s = GG_FAIL(in, MQ_E_NOMEM, "alloc", "out of memory");
     if (dup > 0) s = GG_FAIL(in, MQ_E_CORRUPT, "key-duplicate", "the key appears twice");
     if (s != MQ_OK) {
@@ -347,11 +313,13 @@ static enum mq_status gg_read_kv(struct gg_in *in, struct mq_model *m, uint64_t 
     /* from here the set owns key (gg_read_kvs frees it) */
     struct mq_meta_value v;
     memset(&v, 0, sizeof v);
+    uint64_t value_at = in->pos + 4; /* after the i32 type */
     s = gg_value(in, &v);
     if (s != MQ_OK) {
         mq_meta_value_clear(&v);
         return s;
     }
+    if (v.type == MQ_META_U64 && strcmp(key, MQ_CHECKSUM_HEADER_KEY) == 0) in->header_sum_at = value_at; /* for verify */
     /* keys are unique (checked above with the hash set): append without the O(n) search */
     MQ_TRY(mq_meta_append_value(&m->meta, key, &v, in->err)); /* takes v, frees it on failure */
     char text[GG_TEXT_MAX + 64];
@@ -361,11 +329,11 @@ static enum mq_status gg_read_kv(struct gg_in *in, struct mq_model *m, uint64_t 
 
 static enum mq_status gg_read_kvs(struct gg_in *in, struct mq_model *m, uint64_t n_kv)
 {
-    struct gg_names keys = {0};
+    struct mq_nameset keys = {0};
     enum mq_status s = MQ_OK;
     for (uint64_t i = 0; i < n_kv && s == MQ_OK; i++) s = gg_read_kv(in, m, i, &keys);
     for (size_t i = 0; i < keys.cap; i++) free((char *)keys.slot[i]);
-    free(keys.slot);
+    mq_nameset_free(&keys);
     MQ_TRY(s);
     in->where[0] = '\0';
     return MQ_OK;
@@ -387,21 +355,9 @@ static enum mq_status gg_alignment(struct gg_in *in, const struct mq_meta *meta,
     return MQ_OK;
 }
 
-/*
-** gguf.cpp's representability test, on ne[0..3] >= 0 (missing dims are 1): skipped for a
-** zero-element tensor; otherwise each running product must stay below INT64_MAX. The products
-** are evaluated only after the previous test passed, so they cannot overflow here.
-*/
-static bool elements_overflow(const int64_t ne[4])
-{
-    if (ne[0] == 0 || ne[1] == 0 || ne[2] == 0 || ne[3] == 0) return false;
-    return INT64_MAX / ne[1] <= ne[0] || INT64_MAX / ne[2] <= ne[0] * ne[1] ||
-           INT64_MAX / ne[3] <= ne[0] * ne[1] * ne[2];
-}
-
 /* One tensor info; appends the tensor to m with its offset still relative to the data section. */
 static enum mq_status gg_tensor_info(struct gg_in *in, struct mq_model *m, uint32_t file, uint64_t i,
-                                     struct gg_names *names)
+                                     struct mq_nameset *names)
 {
     snprintf(in->where, sizeof in->where, "tensor #%llu", ull(i));
     struct mq_tensor t;
@@ -421,7 +377,7 @@ static enum mq_status gg_tensor_info(struct gg_in *in, struct mq_model *m, uint3
         return s;
     }
     struct mq_tensor *tp = &m->tensors[m->n_tensors - 1];
-    int dup = names_add(names, tp->name);
+    int dup = mq_nameset_add(names, tp->name);
     if (dup < 0) return GG_FAIL(in, MQ_E_NOMEM, "alloc", "out of memory");
     if (dup) return GG_FAIL(in, MQ_E_CORRUPT, "tensor-name-duplicate", "a tensor of this name is already in the file");
 
@@ -436,7 +392,7 @@ static enum mq_status gg_tensor_info(struct gg_in *in, struct mq_model *m, uint3
         ne[d] = as_i64(u);
         if (ne[d] < 0) return GG_FAIL(in, MQ_E_CORRUPT, "ne-negative", "ne[%u] = %lld is negative", d, (long long)ne[d]);
     }
-    if (elements_overflow(ne))
+    if (mq_gguf_elements_overflow(ne))
         return GG_FAIL(in, MQ_E_OVERFLOW, "element-overflow",
                        "ne = [%lld, %lld, %lld, %lld]: the element count does not fit in int64", (long long)ne[0],
                        (long long)ne[1], (long long)ne[2], (long long)ne[3]);
@@ -558,15 +514,16 @@ static enum mq_status gg_read_header(struct gg_in *in, struct mq_model *m, uint3
     MQ_TRY(gg_read_kvs(in, m, n_kv));
     MQ_TRY(gg_alignment(in, &m->meta, &align));
     size_t first = m->n_tensors;
-    struct gg_names names = {0};
+    struct mq_nameset names = {0};
     enum mq_status s = MQ_OK;
     for (uint64_t i = 0; i < n_tensors && s == MQ_OK; i++) s = gg_tensor_info(in, m, file, i, &names);
-    free(names.slot);
+    mq_nameset_free(&names);
     MQ_TRY(s);
     MQ_TRY(gg_layout(in, m, first, align, &data_start));
     m->files[file].data_start = data_start;
     m->files[file].gguf_version = version;
     m->files[file].gguf_alignment = align;
+    m->files[file].gguf_header_sum_at = in->header_sum_at;
     return mq_gguf_fill_config(m, m->files[file].path, in->err);
 }
 

@@ -46,3 +46,15 @@ int32_t mq_ggml_type_of_dtype(enum mq_dtype d)
         if (types[id].blck && !types[id].quantized && types[id].plain == d) return (int32_t)id;
     return -1;
 }
+
+/*
+** gguf.cpp's representability test, on ne[0..3] >= 0 (missing dims are 1): skipped for a
+** zero-element tensor; otherwise each running product must stay below INT64_MAX. The products
+** are evaluated only after the previous test passed, so they cannot overflow here.
+*/
+bool mq_gguf_elements_overflow(const int64_t ne[4])
+{
+    if (ne[0] == 0 || ne[1] == 0 || ne[2] == 0 || ne[3] == 0) return false;
+    return INT64_MAX / ne[1] <= ne[0] || INT64_MAX / ne[2] <= ne[0] * ne[1] ||
+           INT64_MAX / ne[3] <= ne[0] * ne[1] * ne[2];
+}

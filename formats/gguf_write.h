@@ -25,7 +25,8 @@ struct mq_gguf_tensor_info {
 };
 
 /*
-** Checks names/dims/types, fills every t[i].offset, and returns the data section start
+** Checks names/dims/types and the reader's caps (gguf.h: keys, tensors, header bytes, string and
+** array lengths, element counts; MQ_E_LIMIT naming the cap and the key or tensor), fills every t[i].offset, and returns the data section start
 ** (header bytes including padding) and the total file size (data padded after every tensor).
 ** `alignment` is general.alignment when meta has it (must then be a UINT32 power of two), else 32.
 */
@@ -35,6 +36,14 @@ enum mq_status mq_gguf_layout(const struct mq_meta *meta, struct mq_gguf_tensor_
 /* Writes exactly data_start header bytes (as computed by mq_gguf_layout) into buf. */
 enum mq_status mq_gguf_header_write(const struct mq_meta *meta, const struct mq_gguf_tensor_info *t,
                                     size_t n, uint8_t *buf, uint64_t data_start, struct mq_error *err);
+
+/*
+** Fills modelq.header_xxh3 (a UINT64 0 in meta) in a header `buf` written by mq_gguf_header_write:
+** the checksum of buf[0, data_start) (checksums.h), stored little-endian at the key's value and
+** returned in *sum. Call it after every other value (the tensor checksums) is final.
+*/
+enum mq_status mq_gguf_header_seal(const struct mq_meta *meta, const struct mq_gguf_tensor_info *t, size_t n,
+                                   uint8_t *buf, uint64_t data_start, uint64_t *sum, struct mq_error *err);
 
 /* Convenience: a complete GGUF with no tensors (metadata only), written atomically to path. */
 enum mq_status mq_gguf_write_meta_only(const char *path, const struct mq_meta *meta, struct mq_error *err);

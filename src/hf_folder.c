@@ -3,7 +3,7 @@
 
 #include <string.h>
 
-const char *const mq_hf_side_files[] = {
+const char *const mq_hf_side_files[MQ_HF_N_SIDE_FILES] = {
     "tokenizer.json",         "tokenizer_config.json", "special_tokens_map.json",
     "generation_config.json", "tokenizer.model",       "chat_template.jinja",
     "vocab.json",             "merges.txt",            "added_tokens.json",
@@ -16,12 +16,16 @@ static bool ends_with(const char *s, const char *suffix)
     return a >= b && strcmp(s + a - b, suffix) == 0;
 }
 
-static bool is_side_or_config(const char *name)
+bool mq_hf_is_side_file(const char *name)
 {
-    if (strcmp(name, "config.json") == 0) return true;
-    for (size_t i = 0; i < mq_hf_n_side_files; i++)
+    for (size_t i = 0; i < MQ_HF_N_SIDE_FILES; i++)
         if (strcmp(name, mq_hf_side_files[i]) == 0) return true;
     return false;
+}
+
+static bool is_side_or_config(const char *name)
+{
+    return strcmp(name, "config.json") == 0 || mq_hf_is_side_file(name);
 }
 
 /* "model-00001-of-00003.safetensors": five digits, "-of-", five digits. */

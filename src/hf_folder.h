@@ -13,8 +13,12 @@
 #include <stddef.h>
 
 /* Tokenizer and generation files that sit beside config.json, copied byte for byte. */
-extern const char *const mq_hf_side_files[];
+#define MQ_HF_N_SIDE_FILES 9
+extern const char *const mq_hf_side_files[MQ_HF_N_SIDE_FILES];
 extern const size_t mq_hf_n_side_files;
+
+/* Is `name` one of mq_hf_side_files? */
+bool mq_hf_is_side_file(const char *name);
 
 /* A name modelq writes into a bitsandbytes output folder: config.json, a side file,
 ** model.safetensors, model-NNNNN-of-NNNNN.safetensors or model.safetensors.index.json. */

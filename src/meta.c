@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <xxhash.h>
 
 #include "ckd.h"
 
@@ -56,13 +57,42 @@ void mq_meta_free(struct mq_meta *m)
         mq_meta_value_clear(&m->items[i].v);
     }
     free(m->items);
+    free(m->ix);
     memset(m, 0, sizeof *m);
+}
+
+/* ---- the key index: open addressing on XXH3-64 of the key, linear probing ---- */
+
+static size_t ix_home(const char *key, size_t cap) { return (size_t)XXH3_64bits(key, strlen(key)) & (cap - 1); }
+
+static void ix_put(size_t *ix, size_t cap, const char *key, size_t item)
+{
+    size_t j = ix_home(key, cap);
+    while (ix[j]) j = (j + 1) & (cap - 1);
+    ix[j] = item + 1;
+}
+
+/* Rebuilds the index for items[0..n) with room for `want` keys; without memory the index is
+** dropped and lookups fall back to a linear search (slower, never wrong). */
+static void ix_rebuild(struct mq_meta *m, size_t want)
+{
+    size_t cap = 16;
+    while (cap / 2 < want && cap < SIZE_MAX / 4 / sizeof *m->ix) cap *= 2;
+    free(m->ix);
+    m->ix = cap / 2 >= want ? calloc(cap, sizeof *m->ix) : NULL;
+    m->ix_cap = m->ix ? cap : 0;
+    for (size_t i = 0; m->ix && i < m->n; i++) ix_put(m->ix, cap, m->items[i].key, i);
 }
 
 long mq_meta_find(const struct mq_meta *m, const char *key)
 {
-    for (size_t i = 0; i < m->n; i++)
-        if (strcmp(m->items[i].key, key) == 0) return (long)i;
+    if (!m->ix) {
+        for (size_t i = 0; i < m->n; i++)
+            if (strcmp(m->items[i].key, key) == 0) return (long)i;
+        return -1;
+    }
+    for (size_t j = ix_home(key, m->ix_cap); m->ix[j]; j = (j + 1) & (m->ix_cap - 1))
+        if (strcmp(m->items[m->ix[j] - 1].key, key) == 0) return (long)(m->ix[j] - 1);
     return -1;
 }
 
@@ -80,6 +110,7 @@ bool mq_meta_remove(struct mq_meta *m, const char *key)
     mq_meta_value_clear(&m->items[i].v);
     memmove(&m->items[i], &m->items[i + 1], (m->n - (size_t)i - 1) * sizeof m->items[0]);
     m->n--;
+    ix_rebuild(m, m->n); /* the items after i moved: O(n), as the memmove */
     return true;
 }
 
@@ -131,6 +162,8 @@ static enum mq_status append_value(struct mq_meta *m, const char *key, struct mq
     m->items[m->n].v = *v;
     memset(v, 0, sizeof *v);
     m->n++;
+    if (m->ix && m->n <= m->ix_cap / 2) ix_put(m->ix, m->ix_cap, k, m->n - 1);
+    else ix_rebuild(m, m->n * 2); /* doubling: O(1) amortized per key */
     return MQ_OK;
 }
 

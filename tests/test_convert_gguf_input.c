@@ -77,7 +77,8 @@ Test(gguf_input, keeps_metadata_order_and_auto_reproduces_the_file)
     cr_assert_eq(a->meta.n, b->meta.n, "same keys");
     for (size_t i = 0; i < a->meta.n; i++)
         cr_expect_str_eq(a->meta.items[i].key, b->meta.items[i].key, "key %zu in the same place", i);
-    cr_expect_str_eq(b->meta.items[b->meta.n - 1].key, "modelq.tensor_xxh3", "checksums last");
+    cr_expect_str_eq(b->meta.items[b->meta.n - 2].key, "modelq.tensor_xxh3", "checksums last: tensors");
+    cr_expect_str_eq(b->meta.items[b->meta.n - 1].key, "modelq.header_xxh3", "checksums last: then the header");
     uint64_t ft;
     cr_expect(mq_meta_get_uint(&b->meta, "general.file_type", &ft) && ft == 2, "file_type replaced: Q4_0 = 2");
     cr_assert_eq(a->n_tensors, b->n_tensors);

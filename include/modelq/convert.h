@@ -110,17 +110,28 @@ MQ_API enum mq_status mq_convert(const struct mq_convert_options *o, struct mq_c
 MQ_API void mq_convert_report_free(struct mq_convert_report *rep);
 
 /*
-** Integrity check of a file modelq wrote: recomputes each tensor's XXH3-64 and compares it with
-** the stored one (GGUF: modelq.tensor_xxh3, UINT64 per tensor in tensor-info order).
-** on_tensor (may be NULL) is called for every tensor in order.
+** Integrity check of a file or folder modelq wrote (what each checksum covers: src/checksums.h).
+** GGUF: the header checksum (modelq.header_xxh3), every tensor's (modelq.tensor_xxh3), the zero
+** padding and the file size. bitsandbytes folder: in every shard the header checksum and one
+** checksum per stored entry, and the folder's other files (config.json, the index, tokenizer
+** files). Older modelq files carry tensor checksums only: they are checked, header_covered is false.
+** on_item (may be NULL) is called for every header, file and tensor checked, in order.
+** Damaged or missing checksum records, uncovered entries, nonzero padding and a wrong file size
+** are errors (MQ_E_CORRUPT naming the file); mismatching checksums are counted in `res`.
 */
+enum mq_verify_kind { MQ_VERIFY_HEADER, MQ_VERIFY_FILE, MQ_VERIFY_TENSOR };
 struct mq_verify_result {
     bool has_checksums;   /* false: the file carries none (nothing was checked) */
-    size_t n_checked;
-    size_t n_bad;
+    bool header_covered;  /* headers (and a folder's other files) were checked too; false when
+                             written by an older modelq (tensor data only) */
+    size_t n_checked;     /* tensors (stored entries) checked */
+    size_t n_bad;         /* ... whose bytes do not match */
+    size_t n_parts;       /* headers and other files checked */
+    size_t n_parts_bad;   /* ... that do not match */
 };
 MQ_API enum mq_status mq_verify(const char *path,
-                         void (*on_tensor)(void *ctx, const char *name, uint64_t stored, uint64_t actual),
+                         void (*on_item)(void *ctx, enum mq_verify_kind kind, const char *name, uint64_t stored,
+                                         uint64_t actual),
                          void *ctx, struct mq_verify_result *res, struct mq_error *err);
 
 /* Installs SIGINT/SIGTERM handlers that remove in-progress temporary files, then re-raise. */

@@ -11,7 +11,9 @@
 ** the library keeps a NUL after each one for convenience.
 **
 ** Ownership: a struct mq_meta owns every key, string and array it holds. Setting an existing key
-** replaces its value in place (the order is kept); mq_meta_remove() closes the gap.
+** replaces its value in place (the order is kept); mq_meta_remove() closes the gap. Keys are found
+** through a hash index, so building or copying n keys is O(n); removing one is O(n). Change a
+** meta only through these calls (values may be edited in place; keys and items[] may not).
 */
 #ifndef MODELQ_META_H
 #define MODELQ_META_H
@@ -67,6 +69,10 @@ struct mq_meta_entry {
 struct mq_meta {
     struct mq_meta_entry *items;
     size_t n, cap;
+    /* internal: hash index of the keys (slot = item index + 1, 0 = empty; ix_cap a power of two
+    ** at least 2n), kept by every call below so lookups are O(1); NULL = search linearly */
+    size_t *ix;
+    size_t ix_cap;
 };
 
 /* Name ("UINT32", "STRING", ...) or "?" and byte size of one scalar element (0 for STRING/ARRAY). */

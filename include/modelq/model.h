@@ -77,6 +77,8 @@ struct mq_file {
     uint64_t data_start; /* first byte after the header */
     uint32_t gguf_version;   /* GGUF files: header version (2 or 3); 0 for other formats */
     uint32_t gguf_alignment; /* GGUF files: data alignment (general.alignment or 32); else 0 */
+    uint64_t gguf_header_sum_at; /* GGUF files: offset of the UINT64 value of modelq.header_xxh3
+                                    (what verify zeroes before hashing the header), 0 = no such key */
 };
 
 struct mq_kv {
