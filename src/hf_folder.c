@@ -1,7 +1,9 @@
 /* hf_folder.c - the model-folder file names modelq reads and writes (hf_folder.h). */
 #include "hf_folder.h"
 
+#include <fcntl.h>
 #include <string.h>
+#include <unistd.h>
 
 const char *const mq_hf_side_files[MQ_HF_N_SIDE_FILES] = {
     "tokenizer.json",         "tokenizer_config.json", "special_tokens_map.json",
@@ -48,4 +50,20 @@ bool mq_hf_is_written_name(const char *name)
 bool mq_hf_is_checkpoint_name(const char *name)
 {
     return is_side_or_config(name) || ends_with(name, ".safetensors") || ends_with(name, ".safetensors.index.json");
+}
+
+bool mq_hf_is_modelq_shard(int dirfd, const char *name)
+{
+    static const char head[] = "{\"__metadata__\":{";
+    static const char key[] = "\"modelq.tensor_xxh3\":\"";
+    int fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+    if (fd < 0) return false;
+    char buf[8 + 512 + 1];
+    ssize_t n = pread(fd, buf, sizeof buf - 1, 0);
+    close(fd);
+    if (n < 8 + (ssize_t)sizeof head) return false;
+    buf[n] = '\0';
+    const char *json = buf + 8; /* after the u64 header length */
+    return memcmp(json, head, sizeof head - 1) == 0 && memchr(json, '\0', (size_t)(n - 8)) == NULL &&
+           strstr(json, key) != NULL;
 }

@@ -24,6 +24,13 @@ bool mq_hf_is_side_file(const char *name);
 ** model.safetensors, model-NNNNN-of-NNNNN.safetensors or model.safetensors.index.json. */
 bool mq_hf_is_written_name(const char *name);
 
+/*
+** Was the safetensors file `name` in the folder open as `dirfd` written by modelq? modelq's
+** shards open with {"__metadata__":{ and carry "modelq.tensor_xxh3" in its first bytes (every
+** version); a downloaded checkpoint does not. Reads at most 8 + 512 bytes.
+*/
+bool mq_hf_is_modelq_shard(int dirfd, const char *name);
+
 /* A name that is part of a checkpoint in an input folder: config.json, a side file, any
 ** *.safetensors or *.safetensors.index.json. (Not *.gguf: a GGUF beside a safetensors checkpoint
 ** is usually an earlier output, which a run may replace; a GGUF input is protected as an input.) */

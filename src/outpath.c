@@ -238,22 +238,27 @@ enum mq_status mq_outpath_check_replace_folder(const char *dir, bool force, stru
         if (err) err->sys_errno = e;
         return s;
     }
-    char shown[FOREIGN_SHOWN][NAME_MAX + 2];
+    char shown[FOREIGN_SHOWN][NAME_MAX + 32];
     size_t n_foreign = 0;
     struct dirent *e;
     while ((e = readdir(d))) {
         if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
         struct stat es;
         bool reg = fstatat(dirfd(d), e->d_name, &es, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(es.st_mode);
-        if (reg && mq_hf_is_written_name(e->d_name)) continue;
+        size_t nl = strlen(e->d_name);
+        /* a safetensors file without modelq's checksum record is a checkpoint of the user's
+         * (a downloaded model holds only names modelq also writes) */
+        bool is_st = nl > 12 && strcmp(e->d_name + nl - 12, ".safetensors") == 0;
+        bool not_ours = reg && is_st && !mq_hf_is_modelq_shard(dirfd(d), e->d_name);
+        if (reg && mq_hf_is_written_name(e->d_name) && !not_ours) continue;
         if (n_foreign < FOREIGN_SHOWN)
             snprintf(shown[n_foreign], sizeof shown[n_foreign], "%s%s", e->d_name,
-                     !reg && S_ISDIR(es.st_mode) ? "/" : "");
+                     not_ours ? " (not written by modelq)" : !reg && S_ISDIR(es.st_mode) ? "/" : "");
         n_foreign++;
     }
     closedir(d);
     if (n_foreign == 0) return MQ_OK;
-    char list[3 * (NAME_MAX + 4) + 32];
+    char list[FOREIGN_SHOWN * (NAME_MAX + 34) + 32];
     size_t k = 0;
     list[0] = '\0';
     for (size_t i = 0; i < n_foreign && i < FOREIGN_SHOWN; i++)

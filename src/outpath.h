@@ -16,9 +16,11 @@
 ** A folder output (bitsandbytes)
 **   - is not a symbolic link (replacing it would swap the link, not the folder it names);
 **   - is not an input folder nor an ancestor of one (the input would move into a hidden folder);
-**   - if it exists it is a folder that holds only files modelq writes (mq_hf_is_written_name), so
-**     replacing it loses nothing of the user's; otherwise it is refused, naming the other entries,
-**     unless `force` (--force) says to replace it and everything in it.
+**   - if it exists it is a folder that holds only files modelq writes (mq_hf_is_written_name),
+**     its safetensors files carrying modelq's checksum record (a downloaded checkpoint has the
+**     same file names, not the record), so replacing it loses nothing of the user's; otherwise it
+**     is refused, naming the other entries, unless `force` (--force) says to replace it and
+**     everything in it.
 */
 #ifndef MODELQ_OUTPATH_H
 #define MODELQ_OUTPATH_H

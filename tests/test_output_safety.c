@@ -269,6 +269,19 @@ Test(output_safety, existing_folder_is_replaced_only_when_it_holds_modelq_files)
                        "those away, choose another output, or add --force to replace the folder and everything in it",
                        d),
                    "convert %s/T -o %s/out --type nf4", d, d);
+    /* a downloaded checkpoint holds only names modelq writes too: its safetensors files, without
+     * modelq's checksum record, mark it as the user's */
+    sh("mkdir '%s/hf' && cp %s/model.safetensors %s/config.json %s/tokenizer.json '%s/hf/'", d, MODEL, MODEL, MODEL, d);
+    expect_refused(d, 2,
+                   fmt("%s/hf exists and holds what modelq did not write (model.safetensors (not written by modelq)): "
+                       "refusing to replace it; move those away, choose another output, or add --force to replace "
+                       "the folder and everything in it", d),
+                   "convert %s/T -o %s/hf --type nf4", d, d);
+    sh("cp -r %s/sharded '%s/hfs'", MODEL, d);
+    r = run_modelq("convert %s/T -o %s/hfs --type nf4", d, d);
+    cr_expect_eq(r.code, 2, "a sharded download is refused: %s", r.err);
+    cr_expect(strstr(r.err, "model-00001-of-00003.safetensors (not written by modelq)") != NULL, "%s", r.err);
+    cmd_result_free(&r);
     /* a file where the folder would go */
     write_text(fmt("%s/plain", d), "x\n");
     expect_refused(d, 2, fmt("%s/plain exists and is a regular file, not a folder", d),
