@@ -132,10 +132,11 @@ static enum mq_status pick_writer(const struct mq_convert_options *o, enum mq_ta
     if (!w && o->dry_run) {
         /* A dry run without -o plans for the container the type belongs to, so the plan shows the
          * names and types that file would hold (and GGUF-name --tensor-type/--keep patterns match). */
-        if (mq_target_is_gguf(target)) w = mq_writer_by_name("gguf");
-        else if (mq_target_info(target)->rules == MQ_RULES_BNB_LINEAR) w = mq_writer_by_name("bnb");
+        enum mq_container c = mq_target_info(target)->container;
+        if (c == MQ_CONTAINER_GGUF) w = mq_writer_by_name("gguf");
+        else if (c == MQ_CONTAINER_BNB) w = mq_writer_by_name("bnb");
     }
-    if (w && w->folder && mq_target_info(target)->rules != MQ_RULES_BNB_LINEAR)
+    if (w && w->folder && mq_target_info(target)->container != MQ_CONTAINER_BNB)
         return MQ_FAIL(err, MQ_E_USAGE, "type-format",
                        "%s: a bitsandbytes folder holds --type nf4, nf4-dq, fp4 or int8_row, not %s (use a .gguf "
                        "output for llama.cpp types)", o->output ? o->output : "output", mq_target_info(target)->name);

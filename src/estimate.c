@@ -40,9 +40,9 @@ enum mq_status mq_estimate_model(const struct mq_model *m, const struct mq_estim
         ovf |= mq_ckd_add_u64(&out->source_bytes, out->source_bytes, t->bnb ? t->bnb->stored_bytes : t->nbytes);
     }
     out->n_tensors = m->n_tensors;
-    for (int k = 0; k < MQ_TARGET_ESTIMATE_COUNT; k++) {
+    for (int k = 0; k < MQ_ESTIMATE_ROWS; k++) {
         struct mq_estimate_row *row = &out->rows[k];
-        row->target = (enum mq_target)k;
+        row->target = mq_target_of_estimate_row(k);
         for (size_t i = 0; i < m->n_tensors; i++) {
             const struct mq_tensor *t = &m->tensors[i];
             struct mq_tensor_plan p;
@@ -82,7 +82,7 @@ enum mq_status mq_estimate_model(const struct mq_model *m, const struct mq_estim
         uint64_t cb[] = {4, ub, width};
         ovf |= mul_all(&out->compute_bytes, cb, 3);
         ovf |= mq_ckd_add_u64(&out->overhead_bytes, opt->reserve_bytes, out->compute_bytes);
-        for (int k = 0; k < MQ_TARGET_ESTIMATE_COUNT; k++) {
+        for (int k = 0; k < MQ_ESTIMATE_ROWS; k++) {
             struct mq_estimate_row *row = &out->rows[k];
             ovf |= mq_ckd_add_u64(&row->inference_bytes, row->bytes, out->kv_bytes);
             ovf |= mq_ckd_add_u64(&row->inference_bytes, row->inference_bytes, out->overhead_bytes);
@@ -91,10 +91,17 @@ enum mq_status mq_estimate_model(const struct mq_model *m, const struct mq_estim
     uint64_t adapters;
     ovf |= mq_ckd_mul_u64(&out->train_full_bytes, out->params, MQ_TRAIN_BYTES_PER_PARAM);
     ovf |= mq_ckd_mul_u64(&adapters, out->lora_params, MQ_TRAIN_BYTES_PER_PARAM);
-    ovf |= mq_ckd_add_u64(&out->train_lora_bytes, out->rows[MQ_TARGET_F16].bytes, adapters);
-    ovf |= mq_ckd_add_u64(&out->train_qlora_bytes, out->rows[MQ_TARGET_NF4_DQ].bytes, adapters);
+    ovf |= mq_ckd_add_u64(&out->train_lora_bytes, mq_estimate_row_of(out, MQ_TARGET_F16)->bytes, adapters);
+    ovf |= mq_ckd_add_u64(&out->train_qlora_bytes, mq_estimate_row_of(out, MQ_TARGET_NF4_DQ)->bytes, adapters);
     if (ovf)
         return MQ_FAIL(err, MQ_E_OVERFLOW, "size-overflow", "%s: estimate overflows 64 bits (check --ctx/--batch)",
                        m->input_path);
     return MQ_OK;
+}
+
+const struct mq_estimate_row *mq_estimate_row_of(const struct mq_estimate *e, enum mq_target t)
+{
+    for (int k = 0; k < MQ_ESTIMATE_ROWS; k++)
+        if (e->rows[k].target == t) return &e->rows[k];
+    return NULL;
 }

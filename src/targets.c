@@ -1,83 +1,139 @@
 /* targets.c - the target table and the per-tensor rules (see include/modelq/target.h). */
 #include "modelq/target.h"
 
+#include <pthread.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 #include <strings.h>
 
 #include "tensor_role.h"
 
-static const struct mq_target_info target_table[MQ_TARGET_COUNT] = {
-    [MQ_TARGET_F32] = {"f32", "FP32", MQ_CODEC_F32, {0, false}, MQ_RULES_ALL_FLOAT, 0},
-    [MQ_TARGET_F16] = {"f16", "FP16 / BF16", MQ_CODEC_F16, {0, false}, MQ_RULES_ALL_FLOAT, 1},
-    [MQ_TARGET_Q8_0] = {"q8_0", "GGUF Q8_0", MQ_CODEC_Q8_0, {0, false}, MQ_RULES_GGUF, 7},
-    [MQ_TARGET_INT8_ROW] = {"int8_row", "bnb LLM.int8", MQ_CODEC_INT8_ROW, {0, false}, MQ_RULES_BNB_LINEAR, -1},
-    [MQ_TARGET_INT8_ASYM] = {"int8_asym", "INT8 asym (block 64)", MQ_CODEC_INT8_ASYM, {64, false}, MQ_RULES_MATRICES, -1},
-    [MQ_TARGET_NF4] = {"nf4", "bnb NF4 (block 64)", MQ_CODEC_NF4, {64, false}, MQ_RULES_BNB_LINEAR, -1},
-    [MQ_TARGET_NF4_DQ] = {"nf4-dq", "bnb NF4 + double quant", MQ_CODEC_NF4, {64, true}, MQ_RULES_BNB_LINEAR, -1},
-    [MQ_TARGET_Q4_0] = {"q4_0", "GGUF Q4_0", MQ_CODEC_Q4_0, {0, false}, MQ_RULES_GGUF, 2},
-    [MQ_TARGET_IQ4_NL] = {"iq4_nl", "GGUF IQ4_NL", MQ_CODEC_IQ4_NL, {0, false}, MQ_RULES_GGUF, 25},
-    [MQ_TARGET_Q4_K_M] = {"q4_K", "GGUF Q4_K_M", MQ_CODEC_Q4_K, {0, false}, MQ_RULES_GGUF, 15},
-    /* convert only; llama_ftype from include/llama.h. q4_K and q5_K are llama-quantize's aliases of
-     * Q4_K_M (15) and Q5_K_M (17): the same mixtures (see gguf_choose); Q6_K (18) has no mixture
-     * beyond the output rule. */
-    [MQ_TARGET_AUTO] = {"auto", "source precision", MQ_CODEC_F32, {0, false}, MQ_RULES_GGUF_FLOAT, -1},
-    [MQ_TARGET_GGUF_F16] = {"f16", "GGUF F16", MQ_CODEC_F16, {0, false}, MQ_RULES_GGUF_FLOAT, 1},
-    [MQ_TARGET_GGUF_BF16] = {"bf16", "GGUF BF16", MQ_CODEC_BF16, {0, false}, MQ_RULES_GGUF_FLOAT, 32},
-    [MQ_TARGET_Q4_1] = {"q4_1", "GGUF Q4_1", MQ_CODEC_Q4_1, {0, false}, MQ_RULES_GGUF, 3},
-    [MQ_TARGET_Q6_K] = {"q6_K", "GGUF Q6_K", MQ_CODEC_Q6_K, {0, false}, MQ_RULES_GGUF, 18},
-    [MQ_TARGET_Q5_K] = {"q5_K", "GGUF Q5_K_M", MQ_CODEC_Q5_K, {0, false}, MQ_RULES_GGUF, 17},
-    [MQ_TARGET_Q5_0] = {"q5_0", "GGUF Q5_0", MQ_CODEC_Q5_0, {0, false}, MQ_RULES_GGUF, 8},
-    [MQ_TARGET_Q5_1] = {"q5_1", "GGUF Q5_1", MQ_CODEC_Q5_1, {0, false}, MQ_RULES_GGUF, 9},
-    [MQ_TARGET_FP4] = {"fp4", "bnb FP4 (block 64)", MQ_CODEC_FP4, {64, false}, MQ_RULES_BNB_LINEAR, -1},
-    [MQ_TARGET_Q4_K_S] = {"q4_K_S", "GGUF Q4_K_S", MQ_CODEC_Q4_K, {0, false}, MQ_RULES_GGUF, 14},
-    [MQ_TARGET_Q5_K_S] = {"q5_K_S", "GGUF Q5_K_S", MQ_CODEC_Q5_K, {0, false}, MQ_RULES_GGUF, 16},
-};
+#define GGUF_Q(n, lab, c, ft, row, h)                                                                       \
+    {.name = n, .label = lab, .codec = c, .rules = MQ_RULES_GGUF, .llama_ftype = ft,                          \
+     .container = MQ_CONTAINER_GGUF, .convert = true, .estimate_row = row, .help = h}
+#define BNB(n, lab, c, bs, dq, row, h)                                                                        \
+    {.name = n, .label = lab, .codec = c, .params = {bs, dq}, .rules = MQ_RULES_BNB_LINEAR, .llama_ftype = -1, \
+     .container = MQ_CONTAINER_BNB, .convert = true, .estimate_row = row, .help = h}
 
-/* convert --type spellings, in the order the help lists them */
-static const enum mq_target convert_targets[] = {
-    MQ_TARGET_AUTO, MQ_TARGET_F32, MQ_TARGET_GGUF_F16, MQ_TARGET_GGUF_BF16, MQ_TARGET_Q8_0, MQ_TARGET_Q4_0,
-    MQ_TARGET_Q4_1, MQ_TARGET_Q5_0, MQ_TARGET_Q5_1, MQ_TARGET_IQ4_NL, MQ_TARGET_Q4_K_M, MQ_TARGET_Q4_K_S,
-    MQ_TARGET_Q5_K, MQ_TARGET_Q5_K_S, MQ_TARGET_Q6_K, MQ_TARGET_NF4, MQ_TARGET_NF4_DQ, MQ_TARGET_FP4,
-    MQ_TARGET_INT8_ROW, MQ_TARGET_INT8_ASYM,
+/*
+** The targets. llama_ftype from llama.cpp's include/llama.h; q4_K and q5_K are llama-quantize's
+** Q4_K_M (15) and Q5_K_M (17): the same mixtures (see gguf_choose). estimate_row orders
+** estimate's memory table.
+*/
+static const struct mq_target_info target_table[] = {
+    [MQ_TARGET_AUTO] = {.name = "auto", .label = "source precision", .codec = MQ_CODEC_F32,
+                        .rules = MQ_RULES_GGUF_FLOAT, .llama_ftype = -1, .container = MQ_CONTAINER_GGUF,
+                        .convert = true, .help = "keep the source precision (BF16 stays BF16; the default)"},
+    [MQ_TARGET_F32] = {.name = "f32", .label = "FP32", .codec = MQ_CODEC_F32, .rules = MQ_RULES_ALL_FLOAT,
+                       .llama_ftype = 0, .container = MQ_CONTAINER_GGUF, .convert = true, .estimate_row = 1,
+                       .help = "float32 GGUF, every tensor"},
+    [MQ_TARGET_GGUF_F16] = {.name = "f16", .label = "GGUF F16", .codec = MQ_CODEC_F16, .rules = MQ_RULES_GGUF_FLOAT,
+                            .llama_ftype = 1, .container = MQ_CONTAINER_GGUF, .convert = true,
+                            .help = "float16 GGUF (1-D tensors and norms stay F32)"},
+    [MQ_TARGET_GGUF_BF16] = {.name = "bf16", .label = "GGUF BF16", .codec = MQ_CODEC_BF16,
+                             .rules = MQ_RULES_GGUF_FLOAT, .llama_ftype = 32, .container = MQ_CONTAINER_GGUF,
+                             .convert = true, .help = "bfloat16 GGUF (1-D tensors and norms stay F32)"},
+    [MQ_TARGET_Q8_0] = GGUF_Q("q8_0", "GGUF Q8_0", MQ_CODEC_Q8_0, 7, 3, "8-bit blocks of 32 (8.5 bits per weight)"),
+    [MQ_TARGET_Q4_0] = GGUF_Q("q4_0", "GGUF Q4_0", MQ_CODEC_Q4_0, 2, 8, "4-bit blocks of 32, output.weight Q6_K"),
+    [MQ_TARGET_Q4_1] = GGUF_Q("q4_1", "GGUF Q4_1", MQ_CODEC_Q4_1, 3, 0, "4-bit blocks of 32 with a minimum"),
+    [MQ_TARGET_Q5_0] = GGUF_Q("q5_0", "GGUF Q5_0", MQ_CODEC_Q5_0, 8, 0, "5-bit blocks of 32"),
+    [MQ_TARGET_Q5_1] = GGUF_Q("q5_1", "GGUF Q5_1", MQ_CODEC_Q5_1, 9, 0, "5-bit blocks of 32 with a minimum"),
+    [MQ_TARGET_IQ4_NL] = GGUF_Q("iq4_nl", "GGUF IQ4_NL", MQ_CODEC_IQ4_NL, 25, 9,
+                                "4-bit non-linear blocks of 32 (attn_v/ffn_down Q5_K where llama-quantize says)"),
+    [MQ_TARGET_Q4_K_M] = {.name = "q4_K", .alias = "q4_K_M", .label = "GGUF Q4_K_M", .codec = MQ_CODEC_Q4_K,
+                          .rules = MQ_RULES_GGUF, .llama_ftype = 15, .container = MQ_CONTAINER_GGUF, .convert = true,
+                          .estimate_row = 10,
+                          .help = "Q4_K_M: 4-bit super-blocks, attn_v/ffn_down Q6_K in llama-quantize's layers"},
+    [MQ_TARGET_Q4_K_S] = GGUF_Q("q4_K_S", "GGUF Q4_K_S", MQ_CODEC_Q4_K, 14, 0, "Q4_K_S: 4-bit super-blocks, Q5_K for attn_v/ffn_down of the first layers"),
+    [MQ_TARGET_Q5_K] = {.name = "q5_K", .alias = "q5_K_M", .label = "GGUF Q5_K_M", .codec = MQ_CODEC_Q5_K,
+                        .rules = MQ_RULES_GGUF, .llama_ftype = 17, .container = MQ_CONTAINER_GGUF, .convert = true,
+                        .help = "Q5_K_M: 5-bit super-blocks, attn_v/ffn_down Q6_K in llama-quantize's layers"},
+    [MQ_TARGET_Q5_K_S] = GGUF_Q("q5_K_S", "GGUF Q5_K_S", MQ_CODEC_Q5_K, 16, 0, "Q5_K_S: 5-bit super-blocks"),
+    [MQ_TARGET_Q6_K] = GGUF_Q("q6_K", "GGUF Q6_K", MQ_CODEC_Q6_K, 18, 0, "6-bit super-blocks"),
+    [MQ_TARGET_NF4] = BNB("nf4", "bnb NF4 (block 64)", MQ_CODEC_NF4, 64, false, 6,
+                          "bitsandbytes NF4 folder transformers loads (linear layers, block 64)"),
+    [MQ_TARGET_NF4_DQ] = BNB("nf4-dq", "bnb NF4 + double quant", MQ_CODEC_NF4, 64, true, 7,
+                             "bitsandbytes NF4 with double quantization of the absmax"),
+    [MQ_TARGET_FP4] = BNB("fp4", "bnb FP4 (block 64)", MQ_CODEC_FP4, 64, false, 0, "bitsandbytes FP4 folder"),
+    [MQ_TARGET_INT8_ROW] = BNB("int8_row", "bnb LLM.int8", MQ_CODEC_INT8_ROW, 0, false, 4,
+                               "bitsandbytes LLM.int8 folder (one scale per row)"),
+    [MQ_TARGET_INT8_ASYM] = {.name = "int8_asym", .label = "INT8 asym (block 64)", .codec = MQ_CODEC_INT8_ASYM,
+                             .params = {64, false}, .rules = MQ_RULES_MATRICES, .llama_ftype = -1,
+                             .container = MQ_CONTAINER_NONE, .convert = true, .estimate_row = 5,
+                             .help = "modelq's asymmetric INT8 (block 64): --dry-run --stats only"},
+    [MQ_TARGET_F16] = {.name = "f16", .label = "FP16 / BF16", .codec = MQ_CODEC_F16, .rules = MQ_RULES_ALL_FLOAT,
+                       .llama_ftype = 1, .container = MQ_CONTAINER_NONE, .estimate_row = 2},
+    /* rows past the named targets need no enum value: --type finds them by name */
 };
+#define N_TARGETS (sizeof target_table / sizeof target_table[0])
+_Static_assert(N_TARGETS >= MQ_TARGET_COUNT, "every named target has a row");
 
 const struct mq_target_info *mq_target_info(enum mq_target t)
 {
-    return (unsigned)t < MQ_TARGET_COUNT ? &target_table[t] : NULL;
+    return (unsigned)t < N_TARGETS ? &target_table[t] : NULL;
 }
 
 bool mq_target_for_convert(const char *name, enum mq_target *out)
 {
-    /* llama-quantize's own spellings of the same types */
-    if (strcasecmp(name, "q5_K_M") == 0) name = "q5_K";
-    if (strcasecmp(name, "q4_K_M") == 0) name = "q4_K";
-    for (size_t i = 0; i < sizeof convert_targets / sizeof convert_targets[0]; i++) {
-        if (strcasecmp(target_table[convert_targets[i]].name, name) == 0) {
-            *out = convert_targets[i];
+    for (size_t i = 0; i < N_TARGETS; i++) {
+        const struct mq_target_info *ti = &target_table[i];
+        if (ti->convert && (strcasecmp(ti->name, name) == 0 || (ti->alias && strcasecmp(ti->alias, name) == 0))) {
+            *out = (enum mq_target)i;
             return true;
         }
     }
     return false;
 }
 
+static char convert_names[512];
+
+/* "auto f32 ... q4_K(_M) ...": an alias that extends the name is written as "name(suffix)". */
+static void build_convert_names(void)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < N_TARGETS; i++) {
+        const struct mq_target_info *ti = &target_table[i];
+        if (!ti->convert) continue;
+        size_t nl = strlen(ti->name);
+        int w;
+        if (ti->alias && strncasecmp(ti->alias, ti->name, nl) == 0)
+            w = snprintf(convert_names + k, sizeof convert_names - k, "%s%s(%s)", k ? " " : "", ti->name,
+                         ti->alias + nl);
+        else
+            w = snprintf(convert_names + k, sizeof convert_names - k, "%s%s%s%s", k ? " " : "", ti->name,
+                         ti->alias ? " " : "", ti->alias ? ti->alias : "");
+        if (w < 0 || (size_t)w >= sizeof convert_names - k) break;
+        k += (size_t)w;
+    }
+}
+
 const char *mq_target_convert_names(void)
 {
-    return "auto f32 f16 bf16 q8_0 q4_0 q4_1 q5_0 q5_1 iq4_nl q4_K(_M) q4_K_S q5_K(_M) q5_K_S q6_K nf4 nf4-dq fp4 "
-           "int8_row int8_asym";
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, build_convert_names);
+    return convert_names;
+}
+
+enum mq_target mq_target_of_estimate_row(int k)
+{
+    for (size_t i = 0; i < N_TARGETS; i++)
+        if (target_table[i].estimate_row == k + 1) return (enum mq_target)i;
+    return MQ_TARGET_NONE;
 }
 
 bool mq_target_is_gguf(enum mq_target t)
 {
     const struct mq_target_info *ti = mq_target_info(t);
-    return ti && (ti->rules == MQ_RULES_GGUF || ti->rules == MQ_RULES_GGUF_FLOAT || t == MQ_TARGET_F32);
+    return ti && ti->container == MQ_CONTAINER_GGUF;
 }
 
 bool mq_target_from_name(const char *name, enum mq_target *out)
 {
-    for (int i = 0; i < MQ_TARGET_ESTIMATE_COUNT; i++) {
-        if (strcasecmp(target_table[i].name, name) == 0) {
-            *out = (enum mq_target)i;
+    for (int k = 0; k < MQ_ESTIMATE_ROWS; k++) {
+        enum mq_target t = mq_target_of_estimate_row(k);
+        if (t != MQ_TARGET_NONE && strcasecmp(target_table[t].name, name) == 0) {
+            *out = t;
             return true;
         }
     }

@@ -165,8 +165,8 @@ Test(convert, estimate_bytes_equal_written_bytes)
         char out[512];
         snprintf(out, sizeof out, "%s/%s.gguf", dir, rows[i].name);
         uint64_t written = convert_tensor_bytes(MODEL, rows[i].name, false, out);
-        cr_expect_eq(written, e.rows[rows[i].t].bytes, "%s: convert wrote %llu tensor bytes, estimate said %llu",
-                     rows[i].name, (unsigned long long)written, (unsigned long long)e.rows[rows[i].t].bytes);
+        cr_expect_eq(written, mq_estimate_row_of(&e, rows[i].t)->bytes, "%s: convert wrote %llu tensor bytes, estimate said %llu",
+                     rows[i].name, (unsigned long long)written, (unsigned long long)mq_estimate_row_of(&e, rows[i].t)->bytes);
     }
     remove_tree(dir);
     free(dir);
@@ -192,7 +192,7 @@ Test(convert, estimate_equals_plan_on_llama2_7b_shape)
         {MQ_TARGET_INT8_ASYM, "int8_asym"}, {MQ_TARGET_Q4_K_M, "q4_K"}};
     for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
         uint64_t planned = convert_tensor_bytes(dir, rows[i].name, true, NULL);
-        cr_expect_eq(planned, e.rows[rows[i].t].bytes, "%s", rows[i].name);
+        cr_expect_eq(planned, mq_estimate_row_of(&e, rows[i].t)->bytes, "%s", rows[i].name);
     }
     cr_expect_eq(convert_tensor_bytes(dir, "q8_0", true, NULL), 7160348672ull, "hand-computed Q8_0 size");
     remove_tree(dir);

@@ -75,24 +75,24 @@ Test(estimate, llama2_7b_matches_published_numbers_reading_headers_only)
     cr_expect_lt(read, 1u << 20, "estimate read %" PRIu64 " bytes of a 13.5 GB checkpoint", read);
     cr_expect_eq(m->n_files, 3);
     cr_expect_eq(e.params, 6738415616ull);
-    cr_expect_eq(e.rows[MQ_TARGET_F16].bytes, 13476831232ull);
-    cr_expect(e.rows[MQ_TARGET_F16].bytes / 10000000 == 1347, "F16 13.48 GB");
-    cr_expect_eq(e.rows[MQ_TARGET_F32].bytes, 2 * 13476831232ull);
+    cr_expect_eq(mq_estimate_row_of(&e, MQ_TARGET_F16)->bytes, 13476831232ull);
+    cr_expect(mq_estimate_row_of(&e, MQ_TARGET_F16)->bytes / 10000000 == 1347, "F16 13.48 GB");
+    cr_expect_eq(mq_estimate_row_of(&e, MQ_TARGET_F32)->bytes, 2 * 13476831232ull);
     cr_expect_eq(e.kv_bytes, 2ull << 30, "KV cache at 4096 tokens is 2 GiB");
     /* NF4 + double quant: linear layers at 4.127 bits, embeddings and lm_head in F16 */
-    cr_expect_eq(e.rows[MQ_TARGET_NF4_DQ].bytes, 3865835520ull);
-    cr_expect(e.rows[MQ_TARGET_NF4_DQ].bytes > 3860000000ull && e.rows[MQ_TARGET_NF4_DQ].bytes < 3880000000ull);
-    cr_expect_eq(e.rows[MQ_TARGET_NF4].bytes, 4167587840ull);
-    cr_expect_eq(e.rows[MQ_TARGET_NF4].kept_params, 262144000ull + 65 * 4096);
+    cr_expect_eq(mq_estimate_row_of(&e, MQ_TARGET_NF4_DQ)->bytes, 3865835520ull);
+    cr_expect(mq_estimate_row_of(&e, MQ_TARGET_NF4_DQ)->bytes > 3860000000ull && mq_estimate_row_of(&e, MQ_TARGET_NF4_DQ)->bytes < 3880000000ull);
+    cr_expect_eq(mq_estimate_row_of(&e, MQ_TARGET_NF4)->bytes, 4167587840ull);
+    cr_expect_eq(mq_estimate_row_of(&e, MQ_TARGET_NF4)->kept_params, 262144000ull + 65 * 4096);
     /* ggml: Q8_0 34 B/32 everywhere but the 65 F32 norms */
-    cr_expect_eq(e.rows[MQ_TARGET_Q8_0].bytes, 7160348672ull);
+    cr_expect_eq(mq_estimate_row_of(&e, MQ_TARGET_Q8_0)->bytes, 7160348672ull);
     /* Q4_0 18 B/32, output.weight Q6_K 210 B/256, norms F32 */
-    cr_expect_eq(e.rows[MQ_TARGET_Q4_0].bytes, 3825065984ull);
+    cr_expect_eq(mq_estimate_row_of(&e, MQ_TARGET_Q4_0)->bytes, 3825065984ull);
     /* Q4_K_M 144 B/256, Q6_K 210 B/256 for output and for attn_v/ffn_down in the 16 use_more_bits
      * layers: 73,728,000 + 107,520,000 + 16,384 + 32 x 79,069,184 + 16 x 50,749,440 + 16 x 34,799,616
      * (TheBloke's llama-2-7b.Q4_K_M.gguf is 4.08 GB with its ~0.74 MB of metadata) */
-    cr_expect_eq(e.rows[MQ_TARGET_Q4_K_M].bytes, 4080263168ull);
-    cr_expect_eq(e.rows[MQ_TARGET_INT8_ROW].bytes, 7006265568ull);
+    cr_expect_eq(mq_estimate_row_of(&e, MQ_TARGET_Q4_K_M)->bytes, 4080263168ull);
+    cr_expect_eq(mq_estimate_row_of(&e, MQ_TARGET_INT8_ROW)->bytes, 7006265568ull);
     /* training: 16 B/param full fine-tune; LoRA r=16 on 224 linear layers */
     cr_expect_eq(e.train_full_bytes, 16 * 6738415616ull);
     cr_expect_eq(e.linear_layers, 224);
@@ -220,8 +220,8 @@ Test(estimate, tiny_llama_bytes_by_hand)
     opt.ctx = 128;
     struct mq_estimate e;
     cr_assert_eq(mq_estimate_model(m, &opt, &e, &err), MQ_OK, "%s", err.msg);
-    cr_expect_eq(e.rows[MQ_TARGET_F16].bytes, e.source_bytes, "BF16 stays BF16");
-    cr_expect_eq(e.rows[MQ_TARGET_F32].bytes, 2 * e.source_bytes);
+    cr_expect_eq(mq_estimate_row_of(&e, MQ_TARGET_F16)->bytes, e.source_bytes, "BF16 stays BF16");
+    cr_expect_eq(mq_estimate_row_of(&e, MQ_TARGET_F32)->bytes, 2 * e.source_bytes);
     /* KV: 2 x layers x ctx x kv_heads x head_dim x 2 bytes */
     uint64_t kv = 2ull * m->config.num_layers * 128 * m->config.num_kv_heads * m->config.head_dim * 2;
     cr_expect_eq(e.kv_bytes, kv);

@@ -63,7 +63,7 @@ int main(int argc, char **argv)
         double dt = now() - t0;
         read_bytes = rchar() - r0;
         params = e.params;
-        nf4dq = e.rows[MQ_TARGET_NF4_DQ].bytes;
+        nf4dq = mq_estimate_row_of(&e, MQ_TARGET_NF4_DQ)->bytes;
         mq_model_free(m);
         if (dt < best) best = dt;
         total += dt;

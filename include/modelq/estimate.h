@@ -52,7 +52,7 @@ struct mq_estimate {
     uint64_t n_tensors;
     uint64_t params;            /* sum of element counts */
     uint64_t source_bytes;      /* tensor bytes as stored */
-    struct mq_estimate_row rows[MQ_TARGET_ESTIMATE_COUNT];
+    struct mq_estimate_row rows[MQ_ESTIMATE_ROWS];
     bool have_config;
     struct mq_estimate_options opt;
     uint64_t kv_per_token;      /* bytes of K+V per token per sequence */
@@ -68,6 +68,9 @@ struct mq_estimate {
 };
 
 MQ_API void mq_estimate_options_default(struct mq_estimate_options *o);
+
+/* The row of target t (one with an estimate_row in the target table), or NULL. */
+MQ_API const struct mq_estimate_row *mq_estimate_row_of(const struct mq_estimate *e, enum mq_target t);
 
 /* Fills `out` from the model's headers and config. Reads no tensor data. */
 MQ_API enum mq_status mq_estimate_model(const struct mq_model *m, const struct mq_estimate_options *opt,

@@ -29,31 +29,35 @@
 #include "modelq/export.h"
 
 enum mq_target {
+    MQ_TARGET_NONE = -1, /* "no such target" (lookups that find none) */
+    /* convert --type targets, in the order its help lists them */
+    MQ_TARGET_AUTO,      /* keep the source precision (BF16 stays BF16) */
     MQ_TARGET_F32,
-    MQ_TARGET_F16,       /* 16-bit: BF16 stays BF16, F16 stays F16, F32 becomes F16 */
-    MQ_TARGET_Q8_0,
-    MQ_TARGET_INT8_ROW,  /* bitsandbytes LLM.int8 */
-    MQ_TARGET_INT8_ASYM, /* modelq asymmetric INT8, block 64 */
-    MQ_TARGET_NF4,       /* bitsandbytes NF4, block 64, F32 absmax */
-    MQ_TARGET_NF4_DQ,    /* NF4 + double quantization */
-    MQ_TARGET_Q4_0,
-    MQ_TARGET_IQ4_NL,
-    MQ_TARGET_Q4_K_M,    /* llama-quantize Q4_K_M (its "Q4_K") */
-    MQ_TARGET_ESTIMATE_COUNT, /* the rows above are estimate's memory table */
-    /* convert-only targets (llama.cpp type names) */
-    MQ_TARGET_AUTO = MQ_TARGET_ESTIMATE_COUNT, /* keep the source precision (BF16 stays BF16) */
     MQ_TARGET_GGUF_F16,  /* GGUF f16: matrices F16 (also from BF16), 1-D tensors and norms F32 */
     MQ_TARGET_GGUF_BF16,
+    MQ_TARGET_Q8_0,
+    MQ_TARGET_Q4_0,
     MQ_TARGET_Q4_1,
-    MQ_TARGET_Q6_K,
-    MQ_TARGET_Q5_K,      /* llama-quantize Q5_K_M (its "Q5_K") */
     MQ_TARGET_Q5_0,
     MQ_TARGET_Q5_1,
-    MQ_TARGET_FP4,       /* bitsandbytes FP4, block 64 */
+    MQ_TARGET_IQ4_NL,
+    MQ_TARGET_Q4_K_M,    /* llama-quantize Q4_K_M (its "Q4_K") */
     MQ_TARGET_Q4_K_S,
+    MQ_TARGET_Q5_K,      /* llama-quantize Q5_K_M (its "Q5_K") */
     MQ_TARGET_Q5_K_S,
+    MQ_TARGET_Q6_K,
+    MQ_TARGET_NF4,       /* bitsandbytes NF4, block 64, F32 absmax */
+    MQ_TARGET_NF4_DQ,    /* NF4 + double quantization */
+    MQ_TARGET_FP4,       /* bitsandbytes FP4, block 64 */
+    MQ_TARGET_INT8_ROW,  /* bitsandbytes LLM.int8 */
+    MQ_TARGET_INT8_ASYM, /* modelq asymmetric INT8, block 64 */
+    /* estimate only */
+    MQ_TARGET_F16,       /* 16-bit: BF16 stays BF16, F16 stays F16, F32 becomes F16 */
     MQ_TARGET_COUNT
 };
+
+/* Rows of estimate's memory table (the targets whose estimate_row is set). */
+#define MQ_ESTIMATE_ROWS 10
 
 /*
 ** GGUF_FLOAT: convert_hf_to_gguf's float output: 1-D tensors and norms F32, other float tensors
@@ -61,24 +65,44 @@ enum mq_target {
 */
 enum mq_rule_set { MQ_RULES_ALL_FLOAT, MQ_RULES_GGUF, MQ_RULES_BNB_LINEAR, MQ_RULES_MATRICES, MQ_RULES_GGUF_FLOAT };
 
+/* Where `convert` writes a target's output. */
+enum mq_container {
+    MQ_CONTAINER_NONE,       /* measured only (estimate rows, convert --dry-run) */
+    MQ_CONTAINER_GGUF,       /* a GGUF file: every tensor's plan is a ggml type */
+    MQ_CONTAINER_BNB         /* a bitsandbytes Hugging Face folder */
+};
+
+/*
+** One row per target: everything modelq knows about it. `convert --type` parsing, its help text,
+** the list of known names in messages, the writer chosen for a dry run and estimate's table all
+** follow from these rows; adding a target is adding a row.
+*/
 struct mq_target_info {
     const char *name;        /* CLI spelling: "q8_0", "nf4-dq" */
+    const char *alias;       /* another accepted spelling (llama-quantize's "Q4_K_M"), or NULL */
     const char *label;       /* table label: "NF4 + double quant" */
     enum mq_codec codec;     /* default codec for quantized tensors */
     struct mq_codec_params params;
     enum mq_rule_set rules;
     int llama_ftype;         /* general.file_type for GGUF targets, -1 otherwise */
+    enum mq_container container;
+    bool convert;            /* accepted by `convert --type` (listed in its help, in table order) */
+    int estimate_row;        /* 1-based row of estimate's memory table, 0 = not a row */
+    const char *help;        /* convert --help: what the type is (one line) */
 };
 
+/* The row of target t, or NULL past the last row. The table may hold rows past MQ_TARGET_COUNT
+** (targets no code names): iterate with t = 0, 1, ... until NULL. */
 MQ_API const struct mq_target_info *mq_target_info(enum mq_target t);
 /* Estimate rows by name (case-insensitive). */
 MQ_API bool mq_target_from_name(const char *name, enum mq_target *out);
-/* `convert --type NAME`: auto f32 f16 bf16 q8_0 q4_0 q4_1 iq4_nl q6_K q5_K nf4 nf4-dq fp4 int8_row
-** int8_asym (case-insensitive). */
+/* `convert --type NAME` (a convert row's name or alias, case-insensitive). */
 MQ_API bool mq_target_for_convert(const char *name, enum mq_target *out);
-/* The names mq_target_for_convert accepts, space separated. */
+/* The names mq_target_for_convert accepts, space separated ("q4_K(_M)" for an alias suffix). */
 MQ_API const char *mq_target_convert_names(void);
-/* A rule of the GGUF families: the plan of every tensor is a ggml type. */
+/* The target of estimate's row k (0-based, k < MQ_ESTIMATE_ROWS). */
+MQ_API enum mq_target mq_target_of_estimate_row(int k);
+/* A GGUF target: the plan of every tensor is a ggml type. */
 MQ_API bool mq_target_is_gguf(enum mq_target t);
 
 /* What a target does with one tensor. */

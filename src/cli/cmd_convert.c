@@ -27,16 +27,10 @@ static const char *const convert_help =
     "file in one streaming pass: bounded memory, all cores, identical bytes for any thread count.\n"
     "The output appears complete or not at all (temporary file + rename; removed on error or Ctrl-C).\n"
     "\n"
-    "TYPE (llama.cpp's names):\n"
-    "  auto    keep the source precision (BF16 stays BF16; the default)\n"
-    "  f32 f16 bf16                  float GGUF (1-D tensors and norms stay F32)\n"
-    "  q8_0 q4_0 q4_1 q5_0 q5_1      quantized GGUF with llama-quantize's rules (norms F32,\n"
-    "  iq4_nl q4_K q4_K_S q5_K       output.weight Q6_K in 4-bit files, shape fallback);\n"
-    "  q5_K_S q6_K                   q4_K/q5_K are Q4_K_M/Q5_K_M (also spelled so): attn_v and\n"
-    "                                ffn_down Q6_K in llama-quantize's layers\n"
-    "  nf4 nf4-dq fp4 int8_row       bitsandbytes: a Hugging Face folder (OUTDIR) transformers loads\n"
-    "                                pre-quantized; linear layers only (GGUF: --dry-run only)\n"
-    "  int8_asym                     modelq's own: --dry-run only (measure, write nothing)\n"
+    "TYPE (llama.cpp's names; the rows of the target table):\n"
+    "%s"
+    "GGUF types follow llama-quantize's rules: norms and 1-D tensors F32, output.weight Q6_K in\n"
+    "quantized files except q8_0, rows that do not fit a block fall back (see README).\n"
     "\n"
     "  -o, --output FILE        output file (.gguf) or folder (bitsandbytes). Never an input file, a folder\n"
     "                           holding the input, or a FIFO/device; an existing folder is replaced only when\n"
@@ -62,6 +56,27 @@ static const char *const convert_help =
     "  --raw-names              unsupported architecture: keep the tensor names (llama.cpp cannot run it)\n"
     "  --reference-kernels      plain C kernels (same bytes; for checking)\n"
     "Exit codes: 0 ok, 1 internal, 2 usage, 3 bad input data, 4 I/O (disk full ...), 5 out of memory.\n";
+
+/* The help text with one line per convert target, from the target table. */
+static void print_help(void)
+{
+    char types[4096];
+    size_t k = 0;
+    const struct mq_target_info *ti;
+    for (int t = 0; (ti = mq_target_info((enum mq_target)t)) != NULL; t++) {
+        if (!ti->convert) continue;
+        char name[64];
+        snprintf(name, sizeof name, "%s%s%s", ti->name, ti->alias ? " = " : "", ti->alias ? ti->alias : "");
+        int w = snprintf(types + k, sizeof types - k, "  %-18s %s%s\n", name, ti->help,
+                         ti->container == MQ_CONTAINER_BNB ? " [OUTDIR]" : "");
+        if (w < 0 || (size_t)w >= sizeof types - k) break;
+        k += (size_t)w;
+    }
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wformat-nonliteral"
+    printf(convert_help, types); /* the help's one %s is the type list */
+#pragma GCC diagnostic pop
+}
 
 struct progress_state {
     bool tty;
@@ -245,7 +260,7 @@ int cmd_convert(int argc, char **argv)
         consumed = true; \
     } while (0)
         if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
-            fputs(convert_help, stdout);
+            print_help();
             return EXIT_OK;
         } else if (strcmp(a, "-o") == 0 || strcmp(a, "--output") == 0) {
             NEED_VALUE();

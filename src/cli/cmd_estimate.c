@@ -62,8 +62,8 @@ static void print_text(const struct mq_model *m, const struct mq_estimate *e)
     printf("\nweights by target\n");
     printf("%-24s %6s %18s %10s %10s %8s %16s %16s\n", "target", "bpw", "bytes", "GB", "GiB", "vs FP32", "quantized",
            "unquantized");
-    double fp32 = (double)e->rows[MQ_TARGET_F32].bytes;
-    for (int k = 0; k < MQ_TARGET_ESTIMATE_COUNT; k++) {
+    double fp32 = (double)mq_estimate_row_of(e, MQ_TARGET_F32)->bytes;
+    for (int k = 0; k < MQ_ESTIMATE_ROWS; k++) {
         const struct mq_estimate_row *r = &e->rows[k];
         printf("%-24s %6.3f %18s %10.4f %10.4f %7.1f%% %16s %16s\n", mq_target_info(r->target)->label, r->bpw,
                cli_group(r->bytes, a, sizeof a), (double)r->bytes / 1e9, (double)r->bytes / GIB,
@@ -74,10 +74,10 @@ static void print_text(const struct mq_model *m, const struct mq_estimate *e)
            "unquantized = parameters the target keeps: GGUF keeps norms/1-D tensors in F32 (and gives output.weight\n"
            "Q6_K in 4-bit files); bitsandbytes quantizes only linear layers (embeddings and lm_head stay %s).\n",
            m->config.torch_dtype[0] ? m->config.torch_dtype : "in the source dtype");
-    for (int k = 0; k < MQ_TARGET_ESTIMATE_COUNT; k++)
+    for (int k = 0; k < MQ_ESTIMATE_ROWS; k++)
         if (e->rows[k].n_fallback)
             printf("note: %s: %" PRIu64 " tensor(s) fall back to another type (row length not a multiple of the block)\n",
-                   mq_target_info((enum mq_target)k)->label, e->rows[k].n_fallback);
+                   mq_target_info(e->rows[k].target)->label, e->rows[k].n_fallback);
 
     struct stored_quantized sq = count_stored_quantized(m);
     if (sq.tensors)
@@ -103,7 +103,7 @@ static void print_text(const struct mq_model *m, const struct mq_estimate *e)
            (double)e->opt.reserve_bytes / 1048576.0, (double)e->compute_bytes / 1048576.0,
            (double)e->overhead_bytes / GIB);
     printf("%-24s %12s %12s %12s %12s\n", "target", "weights GiB", "KV GiB", "total GB", "total GiB");
-    for (int k = 0; k < MQ_TARGET_ESTIMATE_COUNT; k++) {
+    for (int k = 0; k < MQ_ESTIMATE_ROWS; k++) {
         const struct mq_estimate_row *r = &e->rows[k];
         printf("%-24s %12.4f %12.4f %12.4f %12.4f\n", mq_target_info(r->target)->label, (double)r->bytes / GIB,
                (double)e->kv_bytes / GIB, (double)r->inference_bytes / 1e9, (double)r->inference_bytes / GIB);
@@ -146,7 +146,7 @@ static int print_json(const struct mq_model *m, const struct mq_estimate *e)
         cJSON_AddNumberToObject(q, "bytes", (double)sq.bytes);
     }
     cJSON *rows = cJSON_AddArrayToObject(root, "targets");
-    for (int k = 0; k < MQ_TARGET_ESTIMATE_COUNT; k++) {
+    for (int k = 0; k < MQ_ESTIMATE_ROWS; k++) {
         const struct mq_estimate_row *r = &e->rows[k];
         cJSON *o = cJSON_CreateObject();
         cJSON_AddStringToObject(o, "target", mq_target_info(r->target)->name);
