@@ -279,7 +279,7 @@ static enum mq_status choose_type(struct mq_plan *p, const struct mq_rule_contex
         t->codec = c;
         t->params = (struct mq_codec_params){0};
         if (mq_codec_info(c)->flat_blocks) t->params = ti->params;
-        t->quantized = mq_codec_info(c)->block_elems > 1 || c == MQ_CODEC_INT8_ROW;
+        t->quantized = mq_codec_is_quantized(c);
         t->overridden = true;
         t->fell_back = false;
         t->why = "--tensor-type";
@@ -306,9 +306,7 @@ static enum mq_status choose_type(struct mq_plan *p, const struct mq_rule_contex
             return MQ_OK;
         }
         /* dequantizing to a float type is allowed; quantizing again needs the flag */
-        bool to_float = t->codec == MQ_CODEC_F32 || t->codec == MQ_CODEC_F16 || t->codec == MQ_CODEC_BF16;
-        bool requant = t->bnb ? !to_float : mq_codec_info(t->codec)->block_elems > 1;
-        if (requant && !o->allow_requantize)
+        if (mq_codec_is_quantized(t->codec) && !o->allow_requantize)
             return MQ_FAIL(err, MQ_E_USAGE, "requantize",
                            "tensor %s is already quantized (%s); converting it to %s compounds the error: "
                            "pass --allow-requantize to do it anyway",

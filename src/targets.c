@@ -275,7 +275,7 @@ enum mq_status mq_target_plan_tensor(enum mq_target t, const struct mq_rule_cont
                      : !weight ? "bias: F32" : excluded; /* llama-quantize's reason */
         } else {
             out->codec = gguf_choose(t, rc, ts, role, &out->fell_back, &out->why);
-            out->quantized = mq_codec_info(out->codec)->block_elems > 1;
+            out->quantized = mq_codec_is_quantized(out->codec);
         }
         break;
     }

@@ -70,11 +70,37 @@ typedef void (*mq_quantize_fn)(const float *src, size_t n, size_t row_len, uint3
 typedef void (*mq_dequantize_fn)(const uint8_t *data, const float *scales, const int8_t *zeros,
                                  size_t n, size_t row_len, uint32_t block, float *dst);
 
+/* What a codec stores. */
+enum mq_codec_kind {
+    MQ_CODEC_KIND_FLOAT,   /* plain elements (f32, f16, bf16): a "block" is one element */
+    MQ_CODEC_KIND_GGML,    /* ggml blocks that carry their own scales (q8_0 ... q6_K) */
+    MQ_CODEC_KIND_SIDE     /* packed codes plus float32 side data per block or per row, stored as
+                              separate tensors (bitsandbytes NF4/FP4/LLM.int8, int8_asym) */
+};
+
+/* Side data of a KIND_SIDE codec: one entry per block or per row. */
+enum mq_side_unit { MQ_SIDE_NONE, MQ_SIDE_PER_BLOCK, MQ_SIDE_PER_ROW };
+
+/*
+** One row per codec (src/quant/codec_table.c): every size, the dispatch and the GGUF type
+** follow from it (mq_codec_tensor_bytes / data_bytes / side_count read these fields; nothing
+** switches on the codec). Adding a codec is its kernel file plus one row.
+*/
 struct mq_codec_info {
     const char *name;      /* "q8_0", "nf4", ... (llama.cpp's spelling for ggml types) */
+    enum mq_codec_kind kind;
     uint32_t block_elems;  /* default elements per block (1 for plain float types) */
     uint32_t block_bytes;  /* bytes per block of the main data (scales inside ggml blocks) */
     bool flat_blocks;      /* true: blocks run over the flattened tensor; false: within rows */
+    /* KIND_SIDE layout (../shared/docs/bitsandbytes.md 4.1): */
+    uint32_t code_bits;    /* bits per element of the packed codes (4: two per byte, odd count
+                              padded; 8: one byte each) */
+    enum mq_side_unit side_unit;
+    uint32_t side_bytes;   /* stored bytes per side entry (F32 absmax / SCB: 4; a scale and an
+                              int8 zero point: 5) */
+    uint32_t fixed_bytes;  /* per-tensor constant entries (quant_map F32[16]: 64; LLM.int8's
+                              weight_format U8 scalar: 1) */
+    bool double_quant_ok;  /* params->double_quant applies (absmax as U8 codes of 256-blocks) */
     int ggml_type;         /* ggml type id, -1 when the codec has no GGUF type */
     bool fp16_scales;      /* ggml block scales are fp16 (can overflow; see mq_range_scan) */
     float elem_overflow;   /* |x| at or above which an element rounds to an infinity of the stored
@@ -87,6 +113,8 @@ struct mq_codec_info {
 
 /* Row of the codec table; NULL for an out-of-range value. */
 MQ_API const struct mq_codec_info *mq_codec_info(enum mq_codec c);
+/* A quantizer (ggml block or side-data codec), not a plain float type. */
+MQ_API bool mq_codec_is_quantized(enum mq_codec c);
 /* Case-insensitive lookup by name ("Q8_0" or "q8_0"); false when unknown. */
 MQ_API bool mq_codec_from_name(const char *name, enum mq_codec *out);
 

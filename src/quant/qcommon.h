@@ -59,6 +59,30 @@ static inline void mq_put_f16(uint8_t *p, float v)
 static inline float mq_get_f16(const uint8_t *p) { return mq_f16_to_f32((uint16_t)(p[0] | (p[1] << 8))); }
 static inline uint16_t mq_get_u16(const uint8_t *p) { return (uint16_t)(p[0] | (p[1] << 8)); }
 
+/*
+** ggml's block layouts (ggml-common.h), byte for byte: fp16 fields as two little-endian bytes
+** (d = scale, m / dmin = minimum), so no struct has padding; the codec table takes block_bytes
+** from sizeof and these asserts pin each size to ggml's.
+*/
+struct mq_block_q8_0 { uint8_t d[2]; int8_t qs[32]; };
+struct mq_block_q4_0 { uint8_t d[2]; uint8_t qs[16]; };
+struct mq_block_q4_1 { uint8_t d[2], m[2]; uint8_t qs[16]; };
+struct mq_block_iq4_nl { uint8_t d[2]; uint8_t qs[16]; };
+struct mq_block_q5_0 { uint8_t d[2]; uint8_t qh[4]; uint8_t qs[16]; };
+struct mq_block_q5_1 { uint8_t d[2], m[2]; uint8_t qh[4]; uint8_t qs[16]; };
+struct mq_block_q4_K { uint8_t d[2], dmin[2]; uint8_t scales[12]; uint8_t qs[128]; };
+struct mq_block_q5_K { uint8_t d[2], dmin[2]; uint8_t scales[12]; uint8_t qh[32]; uint8_t qs[128]; };
+struct mq_block_q6_K { uint8_t ql[128]; uint8_t qh[64]; int8_t scales[16]; uint8_t d[2]; };
+_Static_assert(sizeof(struct mq_block_q8_0) == 34, "ggml block_q8_0");
+_Static_assert(sizeof(struct mq_block_q4_0) == 18, "ggml block_q4_0");
+_Static_assert(sizeof(struct mq_block_q4_1) == 20, "ggml block_q4_1");
+_Static_assert(sizeof(struct mq_block_iq4_nl) == 18, "ggml block_iq4_nl");
+_Static_assert(sizeof(struct mq_block_q5_0) == 22, "ggml block_q5_0");
+_Static_assert(sizeof(struct mq_block_q5_1) == 24, "ggml block_q5_1");
+_Static_assert(sizeof(struct mq_block_q4_K) == 144, "ggml block_q4_K");
+_Static_assert(sizeof(struct mq_block_q5_K) == 176, "ggml block_q5_K");
+_Static_assert(sizeof(struct mq_block_q6_K) == 210, "ggml block_q6_K");
+
 /* Runtime CPU features (cpu.c). */
 bool mq_cpu_avx2(void); /* AVX2 + F16C + OS support, and not disabled by MODELQ_NO_SIMD */
 
