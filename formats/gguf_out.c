@@ -39,9 +39,27 @@ static int32_t raw_ggml_type(const struct mq_plan_tensor *t)
     return t->raw_ggml_type >= 0 ? t->raw_ggml_type : mq_ggml_type_of_dtype(t->raw_dtype);
 }
 
-/* "tiny-llama" from ".../tiny-llama" or ".../tiny-llama/model.safetensors" or "x.gguf". */
+/* A Hugging Face cache snapshot ".../models--ORG--NAME/snapshots/COMMIT[/file]": NAME. */
+static bool hf_cache_name(const char *input, char *out, size_t cap)
+{
+    const char *snap = strstr(input, "/snapshots/");
+    if (!snap) return false;
+    const char *repo = snap;
+    while (repo > input && repo[-1] != '/') repo--;
+    if (strncmp(repo, "models--", 8) != 0) return false;
+    const char *sep = NULL;
+    for (const char *q = repo; q + 1 < snap; q++)
+        if (q[0] == '-' && q[1] == '-') sep = q;
+    if (!sep || sep + 2 >= snap) return false;
+    snprintf(out, cap, "%.*s", (int)(snap - sep - 2), sep + 2);
+    return true;
+}
+
+/* "tiny-llama" from ".../tiny-llama" or ".../tiny-llama/model.safetensors" or "x.gguf" (or the
+** repository's name for a Hugging Face cache snapshot). */
 void mq_gguf_model_name(const char *input, char *out, size_t cap)
 {
+    if (hf_cache_name(input, out, cap)) return;
     char *a = strdup(input);
     if (!a) {
         snprintf(out, cap, "model");

@@ -26,6 +26,7 @@
 
 #include "fileio.h"
 #include "format.h"
+#include "hf_cache.h"
 
 static bool ends_with(const char *s, const char *suffix)
 {
@@ -137,7 +138,14 @@ enum mq_status mq_model_open(const char *path, struct mq_model **out, struct mq_
 {
     *out = NULL;
     struct stat st;
-    if (stat(path, &st) != 0) return mq_io_error(err, "cannot open", path);
+    char snapshot[PATH_MAX];
+    if (stat(path, &st) != 0) {
+        /* not a path: an "org/name[@revision]" in the local Hugging Face cache (hf_cache.c) */
+        if (errno != ENOENT || !mq_hf_cache_is_repo_id(path)) return mq_io_error(err, "cannot open", path);
+        MQ_TRY(mq_hf_cache_resolve(path, snapshot, sizeof snapshot, err));
+        path = snapshot;
+        if (stat(path, &st) != 0) return mq_io_error(err, "cannot open", path);
+    }
     char file[PATH_MAX];
     char dir[PATH_MAX];
     if (S_ISDIR(st.st_mode)) {
