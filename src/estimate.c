@@ -1,9 +1,13 @@
 /* estimate.c - weights per target, KV cache, inference and training memory (see estimate.h). */
 #include "modelq/estimate.h"
 
+#include <cjson/cJSON.h>
+#include <math.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "ckd.h"
+#include "tensor_role.h"
 
 void mq_estimate_options_default(struct mq_estimate_options *o)
 {
@@ -23,6 +27,52 @@ static int mul_all(uint64_t *r, const uint64_t *v, int n)
         if (mq_ckd_mul_u64(&acc, acc, v[i])) return 1;
     *r = acc;
     return 0;
+}
+
+/* A linear projection of a GGUF (its llama.cpp name; the NF4 rule sees Hugging Face names). */
+static bool gguf_linear(const struct mq_tensor *t)
+{
+    if (!t->from_gguf || t->ndim < 2) return false;
+    size_t n = strlen(t->name);
+    if (n < 6 || strcmp(t->name + n - 6, "weight") != 0) return false;
+    switch (mq_tensor_role(t->name)) {
+    case MQ_ROLE_ATTN_Q:
+    case MQ_ROLE_ATTN_K:
+    case MQ_ROLE_ATTN_V:
+    case MQ_ROLE_ATTN_QKV:
+    case MQ_ROLE_ATTN_OUT:
+    case MQ_ROLE_FFN_GATE:
+    case MQ_ROLE_FFN_UP:
+    case MQ_ROLE_FFN_DOWN: return true;
+    default: return false;
+    }
+}
+
+/* The RoPE scaling the model is configured with: config.json's rope_scaling (type, factor), or a
+** GGUF's {arch}.rope.scaling.type / .factor. Nothing when absent or "default". */
+static void rope_scaling_of(const struct mq_model *m, struct mq_estimate *out)
+{
+    out->rope_scaling[0] = '\0';
+    out->rope_factor = 0;
+    const cJSON *rs = m->config.json ? cJSON_GetObjectItemCaseSensitive(m->config.json, "rope_scaling") : NULL;
+    if (cJSON_IsObject(rs)) {
+        const cJSON *ty = cJSON_GetObjectItemCaseSensitive(rs, "rope_type");
+        if (!cJSON_IsString(ty)) ty = cJSON_GetObjectItemCaseSensitive(rs, "type");
+        const cJSON *f = cJSON_GetObjectItemCaseSensitive(rs, "factor");
+        if (cJSON_IsString(ty) && strcmp(ty->valuestring, "default") != 0)
+            snprintf(out->rope_scaling, sizeof out->rope_scaling, "%s", ty->valuestring);
+        if (cJSON_IsNumber(f) && isfinite(f->valuedouble)) out->rope_factor = f->valuedouble;
+        return;
+    }
+    const char *arch = mq_meta_get_str(&m->meta, "general.architecture");
+    if (!arch) return;
+    char key[160];
+    snprintf(key, sizeof key, "%s.rope.scaling.type", arch);
+    const char *ty = mq_meta_get_str(&m->meta, key);
+    if (ty && strcmp(ty, "none") != 0) snprintf(out->rope_scaling, sizeof out->rope_scaling, "%s", ty);
+    snprintf(key, sizeof key, "%s.rope.scaling.factor", arch);
+    const struct mq_meta_value *f = mq_meta_get(&m->meta, key);
+    if (f && (f->type == MQ_META_F32 || f->type == MQ_META_F64)) out->rope_factor = f->num.f;
 }
 
 enum mq_status mq_estimate_model(const struct mq_model *m, const struct mq_estimate_options *opt,
@@ -55,18 +105,23 @@ enum mq_status mq_estimate_model(const struct mq_model *m, const struct mq_estim
             if (p.quantized) row->quantized_params += t->numel;
             else row->kept_params += t->numel;
             if (p.fell_back) row->n_fallback++;
-            /* LoRA adapters go where bitsandbytes would quantize: the linear layers */
-            if (row->target == MQ_TARGET_NF4 && p.quantized) {
+            /* LoRA adapters go where bitsandbytes would quantize: the linear layers (in a GGUF,
+             * recognised by their llama.cpp names; a 3-D expert tensor is one linear per expert) */
+            if (row->target == MQ_TARGET_NF4 && (p.quantized || gguf_linear(t))) {
+                uint64_t in = t->shape[t->ndim - 1], outf = t->shape[t->ndim - 2];
+                uint64_t count = in && outf ? t->numel / in / outf : 0, a;
                 out->linear_params += t->numel;
-                out->linear_layers++;
-                uint64_t io = t->shape[0] + t->shape[1], a;
-                ovf |= mq_ckd_mul_u64(&a, io, opt->lora_rank);
+                out->linear_layers += count;
+                ovf |= mq_ckd_mul_u64(&a, in + outf, opt->lora_rank);
+                ovf |= mq_ckd_mul_u64(&a, a, count);
                 ovf |= mq_ckd_add_u64(&out->lora_params, out->lora_params, a);
             }
         }
         row->bpw = out->params ? (double)row->bytes * 8.0 / (double)out->params : 0.0;
     }
     const struct mq_config *c = &m->config;
+    out->trained_ctx = c->max_position;
+    rope_scaling_of(m, out);
     out->have_config = c->present && c->num_layers && c->num_kv_heads && c->head_dim;
     if (out->have_config) {
         uint64_t per_tok[] = {2, c->num_layers, c->num_kv_heads, c->head_dim, opt->kv_bytes};

@@ -65,6 +65,10 @@ struct mq_estimate {
     uint64_t train_full_bytes;
     uint64_t train_lora_bytes;
     uint64_t train_qlora_bytes;
+    uint64_t trained_ctx;       /* the context the model was trained for (max_position_embeddings,
+                                   a GGUF's context_length), 0 unknown */
+    char rope_scaling[32];      /* configured RoPE scaling type ("linear", "yarn", "llama3"), "" none */
+    double rope_factor;         /* its factor, 0 when none */
 };
 
 MQ_API void mq_estimate_options_default(struct mq_estimate_options *o);

@@ -164,6 +164,15 @@ static int print_json(const struct mq_model *m, const struct mq_estimate *e)
     if (e->have_config) {
         cJSON *inf = cJSON_AddObjectToObject(root, "inference");
         cJSON_AddNumberToObject(inf, "ctx", (double)e->opt.ctx);
+        if (e->trained_ctx) cJSON_AddNumberToObject(inf, "trained_ctx", (double)e->trained_ctx);
+        else cJSON_AddNullToObject(inf, "trained_ctx");
+        if (e->rope_scaling[0]) {
+            cJSON *rs = cJSON_AddObjectToObject(inf, "rope_scaling");
+            cJSON_AddStringToObject(rs, "type", e->rope_scaling);
+            cJSON_AddNumberToObject(rs, "factor", e->rope_factor);
+        } else {
+            cJSON_AddNullToObject(inf, "rope_scaling");
+        }
         cJSON_AddNumberToObject(inf, "batch", (double)e->opt.batch);
         cJSON_AddNumberToObject(inf, "kv_bytes_per_token", (double)e->kv_per_token);
         add_bytes(inf, "kv_cache", e->kv_bytes);
@@ -181,6 +190,20 @@ static int print_json(const struct mq_model *m, const struct mq_estimate *e)
         cJSON_AddNullToObject(root, "training");
     }
     return cli_print_json(root);
+}
+
+/* --ctx beyond the context the model was trained for: say so, and whether RoPE scaling is set. */
+static void warn_context(const struct mq_estimate *e)
+{
+    if (!e->trained_ctx || e->opt.ctx <= e->trained_ctx) return;
+    if (e->rope_scaling[0])
+        fprintf(stderr, "modelq: warning: --ctx %" PRIu64 " is above the %" PRIu64 " tokens the model was trained "
+                "for; its configuration sets RoPE scaling (%s, factor %g), which is how it is meant to go further\n",
+                e->opt.ctx, e->trained_ctx, e->rope_scaling, e->rope_factor);
+    else
+        fprintf(stderr, "modelq: warning: --ctx %" PRIu64 " is above the %" PRIu64 " tokens the model was trained "
+                "for, and its configuration sets no RoPE scaling: quality past that is not to be expected\n",
+                e->opt.ctx, e->trained_ctx);
 }
 
 int cmd_estimate(int argc, char **argv)
@@ -224,6 +247,7 @@ int cmd_estimate(int argc, char **argv)
         rc = cli_fail(&err);
     } else {
         for (size_t i = 0; i < m->n_warnings; i++) fprintf(stderr, "modelq: warning: %s\n", m->warnings[i]);
+        warn_context(&e);
         rc = json ? print_json(m, &e) : (print_text(m, &e), EXIT_OK);
     }
     mq_model_free(m);
