@@ -32,16 +32,6 @@
 /* Smallest plausible Q8_0 output for the 256m preset (about 134 MB expected). */
 #define MIN_OUTPUT_BYTES (60ull * 1000 * 1000)
 
-#if defined(__SANITIZE_ADDRESS__)
-#define BUILT_WITH_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define BUILT_WITH_ASAN 1
-#endif
-#endif
-#ifndef BUILT_WITH_ASAN
-#define BUILT_WITH_ASAN 0
-#endif
 
 struct child {
     int status; /* exit code, 128 + signal, or -1 */

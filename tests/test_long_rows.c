@@ -23,22 +23,13 @@
 #include <unistd.h>
 
 #include "run_cmd.h"
+#include "sanitizer.h"
 #include "stwrite.h"
 
 #define MODEL "testdata/tiny-llama"
 #define RSS_CAP_MIB 64
 #define LONG_ROW (64ull * 1024 * 1024)
 
-#if defined(__SANITIZE_ADDRESS__)
-#define BUILT_WITH_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define BUILT_WITH_ASAN 1
-#endif
-#endif
-#ifndef BUILT_WITH_ASAN
-#define BUILT_WITH_ASAN 0
-#endif
 
 static void convert_with_chunk(const char *chunk, const char *in, const char *out, const char *args)
 {
