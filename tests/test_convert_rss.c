@@ -27,6 +27,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "sanitizer.h"
+
 /* Peak RSS allowed for the whole convert process. */
 #define RSS_CAP_MIB 64
 /* Smallest plausible Q8_0 output for the 256m preset (about 134 MB expected). */
