@@ -10,7 +10,8 @@
 **     the values exactly; q8_0 / q4_K: identical bytes), a 1-D norm included (Gemma's w + 1);
 **   - refusals: stacking different shapes, a transform on a tensor copied unchanged;
 **   - memory: 8 experts of [2048, 4096] BF16 (128 MiB, a sparse file) stacked and quantized to
-**     q8_0 (dry run: every chunk read, converted and quantized) peak under RSS_CAP_MIB.
+**     q8_0 (dry run: every chunk read, converted and quantized) peak under RSS_CAP_MIB (not checked
+**     under ASan, whose shadow memory and quarantine are not the product's).
 */
 #include <criterion/criterion.h>
 #include <math.h>
@@ -485,7 +486,6 @@ static const struct mq_writer_ops BIG = {
 
 Test(xform, stacked_memory_is_bounded)
 {
-    if (BUILT_WITH_ASAN) cr_skip_test("RSS under ASan is not the product's");
     char *dir = make_temp_dir("stackrss");
     char path[600], hdr[4096];
     size_t hl = (size_t)snprintf(hdr, sizeof hdr, "{");
@@ -522,7 +522,7 @@ Test(xform, stacked_memory_is_bounded)
     cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child status %d", status);
     long mib = ru.ru_maxrss / 1024;
     fprintf(stderr, "stacked 8 x [2048, 4096] BF16 (128 MiB) -> q8_0, -j 2: peak RSS %ld MiB\n", mib);
-    cr_expect_lt(mib, RSS_CAP_MIB, "peak RSS %ld MiB", mib);
+    if (!BUILT_WITH_ASAN) cr_expect_lt(mib, RSS_CAP_MIB, "peak RSS %ld MiB", mib); /* ASan's RSS is not ours */
     remove_tree(dir);
     free(dir);
 }
