@@ -90,6 +90,7 @@ struct bnb_state {
     struct entry *e;
     size_t n, cap;
     float *dq_offset;        /* per plan tensor: the double-quant offset */
+    bool *conv1d;            /* per plan tensor: a GPT-2 Conv1D weight, stored [in, out] */
     size_t *qabs_of, *nested_of; /* per plan tensor: index in e of its E_QABS / E_NESTED entry, or SIZE_MAX */
     struct shard *sh;
     size_t n_sh;
@@ -147,6 +148,11 @@ static enum mq_status add_entry(struct bnb_state *st, const char *name, const ch
 static enum mq_status bnb_prepare(struct mq_plan *p, struct mq_error *err)
 {
     const struct mq_config *c = &p->model->config;
+    struct bnb_state *st = calloc(1, sizeof *st);
+    if (!st) return MQ_FAIL(err, MQ_E_NOMEM, "alloc", "out of memory");
+    p->writer_state = st;
+    st->conv1d = calloc(p->n ? p->n : 1, sizeof *st->conv1d);
+    if (!st->conv1d) return MQ_FAIL(err, MQ_E_NOMEM, "alloc", "out of memory");
     if (c->present && strcmp(c->model_type, "gpt2") == 0) {
         /* GPT-2's attention and MLP projections are Conv1D modules, weights stored [in, out] */
         static const char *const conv[] = {".attn.c_attn.weight", ".attn.c_proj.weight", ".mlp.c_fc.weight",
@@ -157,13 +163,10 @@ static enum mq_status bnb_prepare(struct mq_plan *p, struct mq_error *err)
                 size_t cl = strlen(conv[k]);
                 if (nl > cl && !strcmp(p->t[i].name + nl - cl, conv[k]) && p->t[i].ndim == 2 &&
                     p->t[i].kind == MQ_SRC_FLOAT)
-                    p->t[i].conv1d = true;
+                    st->conv1d[i] = true;
             }
         }
     }
-    struct bnb_state *st = calloc(1, sizeof *st);
-    if (!st) return MQ_FAIL(err, MQ_E_NOMEM, "alloc", "out of memory");
-    p->writer_state = st;
     return MQ_OK;
 }
 
@@ -508,15 +511,10 @@ static enum mq_status bnb_layout(struct mq_plan *p, struct mq_error *err)
             MQ_TRY(add_entry(st, name, "", codec_dtype(t->codec), t->ndim, t->shape, t->bytes, E_PLAIN, i, err));
             continue;
         }
-        if (t->conv1d) {
+        if (st->conv1d[i]) {
             /* bitsandbytes quantizes Conv1D weights transposed to [out, in] (and transformers does not
              * transpose pre-quantized ones back): read them transposed */
-            uint64_t in = t->shape[0], outf = t->shape[1];
-            t->shape[0] = outf;
-            t->shape[1] = in;
-            t->row_len = in;
-            t->rows = outf;
-            t->transpose = true;
+            MQ_TRY(mq_plan_add_xform(t, (struct mq_xform){MQ_XFORM_TRANSPOSE, 0, 0}, err));
             MQ_TRY(mq_codec_tensor_bytes(t->codec, &t->params, t->numel, t->row_len, &t->bytes, err));
         }
         size_t nl = strlen(name);
@@ -635,7 +633,7 @@ static enum mq_status write_config(struct mq_plan *p, struct mq_outfile *out, st
         const struct mq_plan_tensor *t = &p->t[i];
         if (t->quantized && t->convert) {
             dq |= t->params.double_quant;
-            if (t->src >= 0) src = m->tensors[t->src].dtype;
+            if (t->nseg) src = mq_plan_src_tensor(p, t)->dtype;
             continue;
         }
         /* every 2-D *.weight left unquantized that is not an embedding or a norm is a Linear to skip */
@@ -743,7 +741,7 @@ static enum mq_status bnb_finish(struct mq_plan *p, struct mq_outfile *out, stru
             MQ_TRY(mq_outfile_pwrite(out, &zero, 1, abs_off(st, e), err));
         } else if (e->kind == E_STATE) {
             char json[BNB_BLOB_MAX + 64];
-            enum mq_dtype src = t->src >= 0 ? p->model->tensors[t->src].dtype : MQ_DTYPE_F32;
+            enum mq_dtype src = t->nseg ? mq_plan_src_tensor(p, t)->dtype : MQ_DTYPE_F32;
             size_t n = state_json(t, src, st->dq_offset[e->t], t->params.double_quant, json, sizeof json);
             if (n > BNB_BLOB_MAX)
                 return MQ_FAIL(err, MQ_E_INTERNAL, "bnb-state", "%s: quant_state longer than planned", e->name);
@@ -807,6 +805,7 @@ static void bnb_release(struct mq_plan *p)
     for (size_t k = 0; k < st->n; k++) free(st->e[k].name);
     free(st->e);
     free(st->dq_offset);
+    free(st->conv1d);
     free(st->qabs_of);
     free(st->nested_of);
     free(st->sh);

@@ -627,15 +627,16 @@ enum mq_status mq_gguf_arch_apply(struct mq_plan *p, bool *applied, struct mq_er
             if (i < n_inputs) {
                 free(t->name);
                 t->name = names[i];
-                if (!t->name) continue; /* dropped */
-                if (a->permute_qk && p->opt->debug_qk_permute != 1 &&
+                names[i] = NULL;
+                if (!t->name) { /* dropped */
+                    mq_plan_tensor_release(t);
+                    continue;
+                }
+                if (s == MQ_OK && a->permute_qk && p->opt->debug_qk_permute != 1 &&
                     (strstr(t->name, ".attn_q.") || strstr(t->name, ".attn_k."))) {
                     bool q = strstr(t->name, ".attn_q.") != NULL;
-                    t->permute_heads = (uint32_t)(q || p->opt->debug_qk_permute == 2 ? heads : kv);
-                    if (t->ndim == 1) { /* a bias: its elements move like rows of one element */
-                        t->rows = t->numel;
-                        t->row_len = 1;
-                    }
+                    struct mq_xform x = {MQ_XFORM_PERMUTE_HEADS, q || p->opt->debug_qk_permute == 2 ? heads : kv, 0};
+                    s = mq_plan_add_xform(t, x, err); /* a bias permutes its elements as rows */
                 }
             }
             p->t[w++] = *t;

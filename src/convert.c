@@ -73,10 +73,7 @@ static enum mq_status check_outputs(const struct mq_model *m, const struct mq_co
 static const char *type_name_of(const struct mq_plan *p, const struct mq_plan_tensor *t, bool out)
 {
     if (out && t->convert) return mq_codec_info(t->codec)->name;
-    if (t->kind == MQ_SRC_GENERATED) return "F32";
-    const struct mq_tensor *in = &p->model->tensors[t->src];
-    if (t->kind == MQ_SRC_QUANT) return mq_codec_info(t->src_codec)->name;
-    return mq_dtype_name(in->dtype);
+    return mq_plan_src_type_name(p, t);
 }
 
 static enum mq_status fill_report(const struct mq_plan *p, struct mq_convert_report *rep, struct mq_error *err)
@@ -89,7 +86,7 @@ static enum mq_status fill_report(const struct mq_plan *p, struct mq_convert_rep
         const struct mq_plan_tensor *t = &p->t[i];
         struct mq_convert_tensor *r = &rep->tensors[i];
         r->name = strdup(t->name);
-        r->src_name = strdup(t->src >= 0 ? p->model->tensors[t->src].name : "(generated)");
+        r->src_name = strdup(t->nseg ? mq_plan_src_tensor(p, t)->name : "(generated)");
         if (!r->name || !r->src_name) return MQ_FAIL(err, MQ_E_NOMEM, "alloc", "out of memory for the report");
         r->src_type = type_name_of(p, t, false);
         r->out_type = type_name_of(p, t, true);
@@ -105,7 +102,7 @@ static enum mq_status fill_report(const struct mq_plan *p, struct mq_convert_rep
         if (t->convert && t->quantized) rep->quantized_params += t->numel;
         rep->tensor_bytes += t->bytes;
         if (t->fell_back) rep->n_fallback++;
-        if (t->src >= 0) rep->input_bytes += p->model->tensors[t->src].nbytes;
+        rep->input_bytes += mq_plan_src_bytes(p, t);
     }
     rep->have_stats = p->have_stats;
     rep->total_stats = p->total_stats;

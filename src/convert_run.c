@@ -25,7 +25,6 @@
 #include <unistd.h>
 #include <xxhash.h>
 
-#include "bnb_source.h"
 #include "ckd.h"
 #include "modelq/half.h"
 #include "modelq/quant.h"
@@ -72,15 +71,10 @@ struct run {
     size_t max_src, max_elems, max_out, max_side;
 };
 
-/* Source bytes of one row of plan tensor t. */
-static uint64_t src_row_bytes(const struct mq_plan *p, const struct mq_plan_tensor *t)
+/* Stored source bytes of one row of a filtered (bitsandbytes) tensor t: progress only. */
+static uint64_t filter_row_bytes(const struct mq_plan *p, const struct mq_plan_tensor *t)
 {
-    if (t->kind == MQ_SRC_GENERATED) return t->row_len * 4;
-    if (t->kind == MQ_SRC_QUANT && !t->bnb) {
-        const struct mq_codec_info *ci = mq_codec_info(t->src_codec);
-        return t->row_len / ci->block_elems * ci->block_bytes;
-    }
-    return p->model->tensors[t->src].nbytes / (t->rows ? t->rows : 1);
+    return mq_plan_src_bytes(p, t) / (t->rows ? t->rows : 1);
 }
 
 static uint64_t gcd_u64(uint64_t a, uint64_t b)
@@ -99,15 +93,14 @@ static uint64_t gcd_u64(uint64_t a, uint64_t b)
 ** and for a block-quantized source, so every block is quantized (and every source block
 ** dequantized) whole, exactly as in a whole-row chunk: no ggml kernel keeps state across the
 ** blocks of a row (without an importance matrix), and the flat codecs (NF4/FP4/INT8_ASYM) are
-** blocks over the flattened tensor. Rows stay whole for INT8_ROW (one scale per row), Q/K head
-** permutation and transposed tensors (they move whole rows or columns).
+** blocks over the flattened tensor. Rows stay whole for INT8_ROW (one scale per row) and for
+** the transforms that move whole rows or columns (mq_xform_whole_rows).
 */
 static uint64_t piece_elems(const struct run *r, const struct mq_plan_tensor *t)
 {
-    if (t->row_len <= r->chunk_elems || t->codec == MQ_CODEC_INT8_ROW || t->permute_heads || t->transpose)
-        return 0;
+    if (t->row_len <= r->chunk_elems || t->codec == MQ_CODEC_INT8_ROW || mq_xform_whole_rows(t)) return 0;
     uint64_t align = mq_codec_block(t->codec, &t->params);
-    if (t->kind == MQ_SRC_QUANT && !t->bnb) {
+    if (t->kind == MQ_SRC_QUANT) {
         uint64_t sb = mq_codec_info(t->src_codec)->block_elems;
         align = align / gcd_u64(align, sb) * sb;
     }
@@ -115,8 +108,8 @@ static uint64_t piece_elems(const struct run *r, const struct mq_plan_tensor *t)
     return r->chunk_elems / align * align;
 }
 
-/* Bytes of the first `elems` elements of a (non-generated, non-bitsandbytes) source tensor:
- * whole blocks of its codec (F32/F16/BF16: 4 or 2 bytes per element). */
+/* Bytes of the first `elems` elements of a FLOAT / QUANT source (through its segments: the same
+ * function): whole blocks of its codec (F32/F16/BF16: 4 or 2 bytes per element). */
 static uint64_t src_bytes(const struct mq_plan_tensor *t, uint64_t elems)
 {
     return mq_codec_data_bytes(t->src_codec, NULL, elems);
@@ -141,8 +134,7 @@ static enum mq_status size_buffers(struct run *r, const struct mq_plan_tensor *t
 {
     if (elems > SIZE_MAX / 8) return MQ_FAIL(err, MQ_E_LIMIT, "chunk", "tensor %s: rows too long", t->name);
     if (elems > r->max_elems) r->max_elems = (size_t)elems;
-    uint64_t sb = t->kind == MQ_SRC_GENERATED || t->bnb ? elems * 4 /* bitsandbytes: f32 rows pass through b->perm */
-                                                        : src_bytes(t, elems);
+    uint64_t sb = t->kind == MQ_SRC_GENERATED || t->kind == MQ_SRC_FILTER ? elems * 4 : src_bytes(t, elems);
     if (sb > r->max_src) r->max_src = (size_t)sb;
     uint64_t ob = mq_codec_data_bytes(t->codec, &t->params, elems);
     if (ob > r->max_out) r->max_out = (size_t)ob;
@@ -158,12 +150,12 @@ static enum mq_status build_jobs(struct run *r, struct mq_error *err)
     for (size_t i = 0; i < p->n; i++) {
         struct mq_plan_tensor *t = &p->t[i];
         r->chunks_total[i] = 0;
-        if (t->kind != MQ_SRC_GENERATED && t->src >= 0) r->total_bytes += p->model->tensors[t->src].nbytes;
+        r->total_bytes += mq_plan_src_bytes(p, t);
         if (!t->convert) {
             /* raw copies: byte ranges; a block-quantized copy is checked block by block (its
              * blocks are dequantized), so its chunks are whole blocks of at most a chunk */
             uint64_t unit = RAW_CHUNK_BYTES;
-            if (t->kind == MQ_SRC_QUANT && !t->bnb) {
+            if (t->kind == MQ_SRC_QUANT) {
                 const struct mq_codec_info *ci = mq_codec_info(t->src_codec);
                 uint64_t blocks = r->chunk_elems / ci->block_elems ? r->chunk_elems / ci->block_elems : 1;
                 unit = blocks * ci->block_bytes;
@@ -191,7 +183,7 @@ static enum mq_status build_jobs(struct run *r, struct mq_error *err)
             continue;
         }
         uint64_t unit = t->row_len >= r->chunk_elems ? 1 : r->chunk_elems / t->row_len; /* rows per chunk */
-        uint64_t group = t->permute_heads ? t->rows / t->permute_heads : 0;
+        uint64_t group = mq_xform_row_group(t);
         if (group) unit = (unit + group - 1) / group * group;
         const struct mq_codec_info *ci = mq_codec_info(t->codec);
         if (ci->flat_blocks) {
@@ -226,7 +218,8 @@ static bool alloc_buf(struct run *r, struct worker_buf *b)
     memset(b, 0, sizeof *b);
     size_t side = r->max_side ? r->max_side : 1;
     b->src = malloc(r->max_src);
-    /* perm: permuted source bytes, or (transposed tensors) the chunk as f32 before the scatter */
+    /* perm: scratch of the loader and the transforms (the chunk as f32 before a transpose's scatter
+     * or a row permutation) */
     size_t perm = r->max_src > r->max_elems * sizeof(float) ? r->max_src : r->max_elems * sizeof(float);
     b->perm = malloc(perm ? perm : 1);
     b->out = malloc(r->max_out ? r->max_out : 1);
@@ -236,19 +229,6 @@ static bool alloc_buf(struct run *r, struct worker_buf *b)
     b->zeros = malloc(side);
     b->side_le = malloc(side * 4);
     return b->src && b->perm && b->out && b->f32 && (b->deq || !r->stats) && b->scales && b->zeros && b->side_le;
-}
-
-/*
-** Llama Q/K rows (convert_hf_to_gguf LlamaModel.permute): within each head of hd rows,
-** output row 2i+j comes from input row j*hd/2 + i (i < hd/2, j in {0,1}).
-*/
-static void permute_rows(const uint8_t *in, uint8_t *out, uint64_t nrows, uint64_t hd, uint64_t row_bytes)
-{
-    for (uint64_t h = 0; h < nrows / hd; h++)
-        for (uint64_t i = 0; i < hd / 2; i++)
-            for (uint64_t j = 0; j < 2; j++)
-                memcpy(out + (h * hd + 2 * i + j) * row_bytes, in + (h * hd + j * (hd / 2) + i) * row_bytes,
-                       (size_t)row_bytes);
 }
 
 /* n source elements (F32/F16/BF16 little-endian bytes, or a ggml block type) as f32: the codec's
@@ -271,8 +251,7 @@ static enum mq_status load_transposed(struct run *r, const struct mq_plan_tensor
     uint64_t in = t->row_len, out = t->rows;
     size_t k = (size_t)j->nrows;
     for (uint64_t i = 0; i < in; i++)
-        MQ_TRY(mq_model_read(r->p->model, (size_t)t->src, (i * out + j->row0) * esz, b->src + i * k * esz, k * esz,
-                             err));
+        MQ_TRY(mq_src_read_bytes(r->p, t, (i * out + j->row0) * esz, b->src + i * k * esz, k * esz, err));
     float *tmp = (float *)b->perm; /* [in][k] */
     MQ_TRY(to_f32(t->src_codec, b->src, tmp, (size_t)(in * k), (size_t)(in * k), err));
     for (size_t rr = 0; rr < k; rr++)
@@ -280,32 +259,26 @@ static enum mq_status load_transposed(struct run *r, const struct mq_plan_tensor
     return MQ_OK;
 }
 
-/* The source elements of a chunk as f32 in b->f32 (j->n elements). */
+/* The chunk's elements as f32 in b->f32 (j->n elements): the source read by its reader's op
+** (generated floats, a filter, or stored bytes decoded by the source codec's kernel), then the
+** tensor's transforms. */
 static enum mq_status load_f32(struct run *r, const struct mq_plan_tensor *t, const struct job *j,
                                struct worker_buf *b, struct mq_error *err)
 {
     size_t n = (size_t)j->n;
     if (t->kind == MQ_SRC_GENERATED) {
         memcpy(b->f32, t->generated + j->first, n * sizeof(float));
-        return MQ_OK;
+    } else if (mq_xform_transposed(t)) {
+        MQ_TRY(load_transposed(r, t, j, b, err));
+    } else if (t->kind == MQ_SRC_FILTER) {
+        MQ_TRY(mq_src_read_filtered(r->p, t, j->first, n, b->f32, err));
+    } else {
+        MQ_TRY(mq_src_read_bytes(r->p, t, src_bytes(t, j->first), b->src, (size_t)src_bytes(t, j->n), err));
+        /* F32/F16/BF16 and ggml block types alike; a piece of a row is whole source blocks */
+        MQ_TRY(to_f32(t->src_codec, b->src, b->f32, n, j->piece ? n : (size_t)t->row_len, err));
     }
-    if (t->bnb) { /* bitsandbytes: any element range dequantizes; permute the f32 rows */
-        float *dst = t->permute_heads ? (float *)b->perm : b->f32;
-        MQ_TRY(mq_bnb_read_f32(r->p->model, (size_t)t->src, j->first, n, dst, err));
-        if (t->permute_heads)
-            permute_rows(b->perm, (uint8_t *)b->f32, j->nrows, t->rows / t->permute_heads, t->row_len * 4);
-        return MQ_OK;
-    }
-    if (t->transpose) return load_transposed(r, t, j, b, err);
-    size_t len = (size_t)src_bytes(t, j->n);
-    MQ_TRY(mq_model_read(r->p->model, (size_t)t->src, src_bytes(t, j->first), b->src, len, err));
-    const uint8_t *s = b->src;
-    if (t->permute_heads) {
-        permute_rows(b->src, b->perm, j->nrows, t->rows / t->permute_heads, src_row_bytes(r->p, t));
-        s = b->perm;
-    }
-    /* F32/F16/BF16 and ggml block types alike; a piece of a row is whole source blocks */
-    return to_f32(t->src_codec, s, b->f32, n, j->piece ? n : (size_t)t->row_len, err);
+    mq_xform_apply(t, j->row0, j->nrows, j->first, n, b->f32, (float *)b->perm);
+    return MQ_OK;
 }
 
 /* A chunk's side values (absmax / SCB): to the file, or into the tensor's collection buffer. */
@@ -372,8 +345,8 @@ static enum mq_status do_job(struct run *r, size_t ji, struct worker_buf *b, str
     }
     if (!t->convert) {
         if (j->nrows == 0) return MQ_OK;
-        MQ_TRY(mq_model_read(r->p->model, (size_t)t->src, j->row0, b->src, (size_t)j->nrows, err));
-        if (t->kind == MQ_SRC_QUANT && !t->bnb) {
+        MQ_TRY(mq_src_read_bytes(r->p, t, j->row0, b->src, (size_t)j->nrows, err));
+        if (t->kind == MQ_SRC_QUANT) {
             struct mq_range_check rc;
             mq_range_init(&rc);
             MQ_TRY(check_copied(t, j, b, &rc, err));
@@ -413,7 +386,8 @@ static enum mq_status do_job(struct run *r, size_t ji, struct worker_buf *b, str
         mq_qstats_add(&r->job_stats[ji], b->f32, b->deq, n);
     }
     if (t->kind != MQ_SRC_GENERATED)
-        atomic_fetch_add(&r->done_bytes, t->bnb ? j->n * src_row_bytes(r->p, t) / t->row_len : src_bytes(t, n));
+        atomic_fetch_add(&r->done_bytes, t->kind == MQ_SRC_FILTER ? j->n * filter_row_bytes(r->p, t) / t->row_len
+                                                                   : src_bytes(t, n));
     return MQ_OK;
 }
 
@@ -496,7 +470,7 @@ static enum mq_status rescan(struct run *r, size_t ti, struct mq_error *err)
         if (j->t != ti) continue;
         if (!t->convert) {
             if (j->nrows == 0) continue;
-            s = mq_model_read(r->p->model, (size_t)t->src, j->row0, b.src, (size_t)j->nrows, err);
+            s = mq_src_read_bytes(r->p, t, j->row0, b.src, (size_t)j->nrows, err);
             if (s == MQ_OK) s = check_copied(t, j, &b, &rc, err);
             if (s == MQ_OK && rc.bad) s = copied_block_error(t, &rc, err);
             continue;
@@ -617,7 +591,7 @@ enum mq_status mq_plan_run(struct mq_plan *p, struct mq_outfile *out, unsigned t
         /* deterministic report: the first tensor (in plan order) with a bad value */
         for (size_t i = 0; i < p->n && s == MQ_OK; i++) {
             if (atomic_load(&r.chunks_done[i]) == r.chunks_total[i]) continue;
-            if (p->t[i].convert || (p->t[i].kind == MQ_SRC_QUANT && !p->t[i].bnb)) s = rescan(&r, i, err);
+            if (p->t[i].convert || p->t[i].kind == MQ_SRC_QUANT) s = rescan(&r, i, err);
         }
         if (s == MQ_OK) s = MQ_FAIL(err, MQ_E_INTERNAL, "range", "a value check failed but no tensor reproduces it");
     }

@@ -7,39 +7,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bnb_source.h"
 #include "ckd.h"
 #include "tensor_role.h"
-
-enum mq_status mq_plan_add(struct mq_plan *p, const char *name, long src, struct mq_error *err)
-{
-    if (p->n == p->cap) {
-        size_t cap = p->cap ? p->cap * 2 : 64;
-        struct mq_plan_tensor *t = realloc(p->t, cap * sizeof *t);
-        if (!t) return MQ_FAIL(err, MQ_E_NOMEM, "alloc", "out of memory planning tensor %s", name);
-        p->t = t;
-        p->cap = cap;
-    }
-    struct mq_plan_tensor *t = &p->t[p->n];
-    memset(t, 0, sizeof *t);
-    t->name = strdup(name);
-    if (!t->name) return MQ_FAIL(err, MQ_E_NOMEM, "alloc", "out of memory planning tensor %s", name);
-    t->src = src;
-    t->raw_ggml_type = -1;
-    p->n++;
-    return MQ_OK;
-}
-
-void mq_plan_free(struct mq_plan *p)
-{
-    if (p->writer && p->writer->release) p->writer->release(p);
-    for (size_t i = 0; i < p->n; i++) {
-        free(p->t[i].name);
-        free(p->t[i].generated);
-    }
-    free(p->t);
-    mq_meta_free(&p->meta);
-    memset(p, 0, sizeof *p);
-}
 
 static bool float_codec_of(enum mq_dtype d, enum mq_codec *c)
 {
@@ -63,42 +33,181 @@ static bool codec_of_ggml(int32_t ggml_type, enum mq_codec *c)
     return false;
 }
 
-static enum mq_status add_inputs(struct mq_plan *p, const struct mq_model *m, struct mq_error *err)
+/*
+** Tensor t as input tensor i (shape, dtype, bytes) and how its elements are read: the one place
+** where what a reader produced (a bitsandbytes weight, a GGUF type) becomes a source.
+*/
+static void take_input(const struct mq_model *m, size_t i, struct mq_plan_tensor *t)
 {
-    for (size_t i = 0; i < m->n_tensors; i++) {
-        const struct mq_tensor *in = &m->tensors[i];
-        MQ_TRY(mq_plan_add(p, in->name, (long)i, err));
-        struct mq_plan_tensor *t = &p->t[p->n - 1];
-        t->ndim = in->ndim;
-        memcpy(t->shape, in->shape, sizeof t->shape);
-        t->numel = in->numel;
-        t->row_len = mq_tensor_row_len(in);
-        t->rows = t->row_len ? t->numel / t->row_len : 0;
-        t->raw_dtype = in->dtype;
-        t->bytes = in->nbytes;
-        enum mq_codec c;
-        if (in->bnb) { /* bitsandbytes weight: dequantized by mq_bnb_read_f32 */
+    const struct mq_tensor *in = &m->tensors[i];
+    t->nseg = 1;
+    t->seg_one = (struct mq_src_seg){i, 0, in->numel, 0, in->nbytes};
+    t->ndim = in->ndim;
+    memcpy(t->shape, in->shape, sizeof t->shape);
+    t->numel = in->numel;
+    t->row_len = mq_tensor_row_len(in);
+    t->rows = t->row_len ? t->numel / t->row_len : 0;
+    t->raw_dtype = in->dtype;
+    t->bytes = in->nbytes;
+    enum mq_codec c;
+    if (in->bnb) { /* bitsandbytes weight: its filter decodes any element range */
+        t->kind = MQ_SRC_FILTER;
+        t->src_codec = in->bnb->codec;
+        t->filter = mq_bnb_read_f32;
+    } else if (in->from_gguf && in->ggml_type > 0 && in->ggml_type != 1 && in->ggml_type != 30) {
+        /* not F32/F16/BF16: a quantized type, or ints/F64 */
+        t->raw_ggml_type = in->ggml_type;
+        if (codec_of_ggml(in->ggml_type, &c)) {
             t->kind = MQ_SRC_QUANT;
-            t->src_codec = in->bnb->codec;
-            t->bnb = in->bnb;
-            continue;
-        }
-        if (in->from_gguf && in->ggml_type > 0 && in->ggml_type != 1 && in->ggml_type != 30) {
-            /* not F32/F16/BF16: a quantized type, or ints/F64 */
-            t->raw_ggml_type = in->ggml_type;
-            if (codec_of_ggml(in->ggml_type, &c)) {
-                t->kind = MQ_SRC_QUANT;
-                t->src_codec = c;
-            } else {
-                t->kind = MQ_SRC_RAW;
-            }
-        } else if (float_codec_of(in->dtype, &c)) {
-            t->kind = MQ_SRC_FLOAT;
             t->src_codec = c;
         } else {
             t->kind = MQ_SRC_RAW;
         }
+    } else if (float_codec_of(in->dtype, &c)) {
+        t->kind = MQ_SRC_FLOAT;
+        t->src_codec = c;
+    } else {
+        t->kind = MQ_SRC_RAW;
     }
+}
+
+enum mq_status mq_plan_add(struct mq_plan *p, const char *name, long src, struct mq_error *err)
+{
+    if (src >= 0 && (size_t)src >= p->model->n_tensors)
+        return MQ_FAIL(err, MQ_E_INTERNAL, "plan-src", "tensor %s: no input tensor %ld", name, src);
+    if (p->n == p->cap) {
+        size_t cap = p->cap ? p->cap * 2 : 64;
+        struct mq_plan_tensor *t = realloc(p->t, cap * sizeof *t);
+        if (!t) return MQ_FAIL(err, MQ_E_NOMEM, "alloc", "out of memory planning tensor %s", name);
+        p->t = t;
+        p->cap = cap;
+    }
+    struct mq_plan_tensor *t = &p->t[p->n];
+    memset(t, 0, sizeof *t);
+    t->name = strdup(name);
+    if (!t->name) return MQ_FAIL(err, MQ_E_NOMEM, "alloc", "out of memory planning tensor %s", name);
+    t->raw_ggml_type = -1;
+    if (src >= 0) take_input(p->model, (size_t)src, t);
+    p->n++;
+    return MQ_OK;
+}
+
+/* Same source type and shape: tensors that can be concatenated. */
+static bool same_source(const struct mq_plan_tensor *a, const struct mq_plan_tensor *b)
+{
+    return a->kind == b->kind && a->src_codec == b->src_codec && a->filter == b->filter &&
+           a->raw_dtype == b->raw_dtype && a->raw_ggml_type == b->raw_ggml_type && a->ndim == b->ndim &&
+           memcmp(a->shape, b->shape, sizeof a->shape) == 0 && a->bytes == b->bytes;
+}
+
+enum mq_status mq_plan_add_stacked(struct mq_plan *p, const char *name, const long *srcs, size_t n,
+                                   struct mq_error *err)
+{
+    if (n == 0) return MQ_FAIL(err, MQ_E_INTERNAL, "stack", "tensor %s: nothing to stack", name);
+    MQ_TRY(mq_plan_add(p, name, srcs[0], err));
+    struct mq_plan_tensor *t = &p->t[p->n - 1];
+    if (srcs[0] < 0 || t->kind == MQ_SRC_GENERATED || t->ndim + 1 > MQ_MAX_DIMS || t->ndim == 0)
+        return MQ_FAIL(err, MQ_E_UNSUPPORTED, "stack", "tensor %s: cannot stack tensors of %u dimensions", name,
+                       t->ndim);
+    struct mq_src_seg *segs = calloc(n, sizeof *segs);
+    if (!segs) return MQ_FAIL(err, MQ_E_NOMEM, "alloc", "out of memory planning tensor %s", name);
+    struct mq_plan_tensor one = *t;
+    for (size_t k = 0; k < n; k++) {
+        struct mq_plan_tensor other = {.raw_ggml_type = -1};
+        if (srcs[k] < 0 || (size_t)srcs[k] >= p->model->n_tensors) {
+            free(segs);
+            return MQ_FAIL(err, MQ_E_INTERNAL, "plan-src", "tensor %s: no input tensor %ld", name, srcs[k]);
+        }
+        take_input(p->model, (size_t)srcs[k], &other);
+        if (!same_source(&one, &other)) {
+            free(segs);
+            return MQ_FAIL(err, MQ_E_CORRUPT, "stack-shape",
+                           "tensor %s: %s and %s differ in shape or type: they cannot be stacked", name,
+                           p->model->tensors[srcs[0]].name, p->model->tensors[srcs[k]].name);
+        }
+        segs[k] = other.seg_one;
+    }
+    uint64_t numel, bytes;
+    if (mq_ckd_mul_u64(&numel, one.numel, n) || mq_ckd_mul_u64(&bytes, one.bytes, n)) {
+        free(segs);
+        return MQ_FAIL(err, MQ_E_OVERFLOW, "size", "tensor %s: %zu stacked tensors overflow", name, n);
+    }
+    t->nseg = n;
+    t->segs = n > 1 ? segs : NULL;
+    if (n == 1) free(segs);
+    t->ndim = one.ndim + 1;
+    t->shape[0] = n;
+    memcpy(t->shape + 1, one.shape, one.ndim * sizeof t->shape[0]);
+    t->numel = numel;
+    t->bytes = bytes;
+    t->rows = t->row_len ? numel / t->row_len : 0;
+    return MQ_OK;
+}
+
+enum mq_status mq_plan_add_split(struct mq_plan *p, const char *name, long src, uint64_t row0, uint64_t rows,
+                                 struct mq_error *err)
+{
+    MQ_TRY(mq_plan_add(p, name, src, err));
+    struct mq_plan_tensor *t = &p->t[p->n - 1];
+    const uint64_t all = t->ndim >= 2 ? t->shape[0] : 0, per = all ? t->numel / all : 0; /* elements per row */
+    if (src < 0 || t->ndim < 2 || row0 > all || rows > all - row0 || rows == 0 || t->bytes % all)
+        return MQ_FAIL(err, MQ_E_UNSUPPORTED, "split", "tensor %s: rows [%llu, +%llu) of %s: not a split of its "
+                       "outermost dimension", name, (unsigned long long)row0, (unsigned long long)rows,
+                       src >= 0 ? p->model->tensors[src].name : "(generated)");
+    const uint64_t row_bytes = t->bytes / all;
+    t->seg_one.first = row0 * per; /* within numel: no overflow */
+    t->seg_one.n = rows * per;
+    t->seg_one.off = row0 * row_bytes;
+    t->seg_one.bytes = rows * row_bytes;
+    t->shape[0] = rows;
+    t->numel = rows * per;
+    t->bytes = rows * row_bytes;
+    t->rows = t->row_len ? t->numel / t->row_len : 0;
+    return MQ_OK;
+}
+
+void mq_plan_tensor_release(struct mq_plan_tensor *t)
+{
+    free(t->name);
+    free(t->generated);
+    free(t->segs);
+    t->name = NULL;
+    t->generated = NULL;
+    t->segs = NULL;
+}
+
+void mq_plan_free(struct mq_plan *p)
+{
+    if (p->writer && p->writer->release) p->writer->release(p);
+    for (size_t i = 0; i < p->n; i++) mq_plan_tensor_release(&p->t[i]);
+    free(p->t);
+    mq_meta_free(&p->meta);
+    memset(p, 0, sizeof *p);
+}
+
+const struct mq_tensor *mq_plan_src_tensor(const struct mq_plan *p, const struct mq_plan_tensor *t)
+{
+    return t->nseg ? &p->model->tensors[mq_plan_seg(t, 0)->tensor] : NULL;
+}
+
+uint64_t mq_plan_src_bytes(const struct mq_plan *p, const struct mq_plan_tensor *t)
+{
+    (void)p;
+    uint64_t n = 0;
+    for (size_t k = 0; k < t->nseg; k++) n += mq_plan_seg(t, k)->bytes; /* <= the input files' sizes */
+    return n;
+}
+
+const char *mq_plan_src_type_name(const struct mq_plan *p, const struct mq_plan_tensor *t)
+{
+    if (t->kind == MQ_SRC_GENERATED) return "F32";
+    if (t->kind == MQ_SRC_QUANT || t->kind == MQ_SRC_FILTER) return mq_codec_info(t->src_codec)->name;
+    return mq_dtype_name(mq_plan_src_tensor(p, t)->dtype);
+}
+
+static enum mq_status add_inputs(struct mq_plan *p, const struct mq_model *m, struct mq_error *err)
+{
+    for (size_t i = 0; i < m->n_tensors; i++) MQ_TRY(mq_plan_add(p, m->tensors[i].name, (long)i, err));
     return MQ_OK;
 }
 
@@ -226,7 +335,7 @@ static enum mq_status choose_type(struct mq_plan *p, const struct mq_rule_contex
     /* the rules see the output name and shape, with a float dtype */
     struct mq_tensor view = {0};
     view.name = t->name;
-    view.dtype = t->kind == MQ_SRC_FLOAT || t->bnb ? p->model->tensors[t->src].dtype : MQ_DTYPE_F32;
+    view.dtype = t->kind == MQ_SRC_FLOAT || t->kind == MQ_SRC_FILTER ? mq_plan_src_tensor(p, t)->dtype : MQ_DTYPE_F32;
     view.ndim = t->ndim;
     memcpy(view.shape, t->shape, sizeof view.shape);
     view.numel = t->numel;
@@ -235,10 +344,10 @@ static enum mq_status choose_type(struct mq_plan *p, const struct mq_rule_contex
     MQ_TRY(mq_target_plan_tensor(p->target, rc, &view, &tp, err));
     note_matches(pt, t, tp.eligible, tp.why);
     enum mq_codec keep_codec = t->src_codec; /* the source precision */
-    if (t->bnb) float_codec_of(view.dtype, &keep_codec); /* bitsandbytes: its dequantized dtype */
+    if (t->kind == MQ_SRC_FILTER) float_codec_of(view.dtype, &keep_codec); /* bitsandbytes: its dequantized dtype */
     t->why = tp.why;
     t->fell_back = tp.fell_back;
-    if (tp.convert && !(p->target == MQ_TARGET_AUTO && t->kind == MQ_SRC_QUANT && !t->bnb)) {
+    if (tp.convert && !(p->target == MQ_TARGET_AUTO && t->kind == MQ_SRC_QUANT)) {
         t->codec = tp.codec;
         t->params = tp.params;
         t->quantized = tp.quantized;
@@ -297,10 +406,10 @@ static enum mq_status choose_type(struct mq_plan *p, const struct mq_rule_contex
     if (p->writer && !p->writer->stores_codec(t->codec))
         return MQ_FAIL(err, MQ_E_USAGE, "type-format", "tensor %s: %s has no %s type", t->name,
                        mq_codec_info(t->codec)->name, p->writer->name);
-    if (t->bnb && p->target == MQ_TARGET_AUTO && !t->overridden && t->codec == keep_codec)
+    if (t->kind == MQ_SRC_FILTER && p->target == MQ_TARGET_AUTO && !t->overridden && t->codec == keep_codec)
         t->why = "bitsandbytes: no GGUF type, dequantized to the source dtype";
-    if (t->kind == MQ_SRC_QUANT) {
-        if (t->codec == t->src_codec && !t->bnb) {
+    if (t->kind == MQ_SRC_QUANT || t->kind == MQ_SRC_FILTER) {
+        if (t->codec == t->src_codec && t->kind == MQ_SRC_QUANT && t->nxf == 0) { /* transforms need the values */
             t->convert = false;
             t->why = "already in this type: copied";
             return MQ_OK;
