@@ -193,9 +193,10 @@ static int print_json(const struct mq_model *m, const struct mq_estimate *e)
 }
 
 /* --ctx beyond the context the model was trained for: say so, and whether RoPE scaling is set. */
-static void warn_context(const struct mq_estimate *e)
+static void warn_context(const struct mq_estimate *e, bool ctx_given)
 {
-    if (!e->trained_ctx || e->opt.ctx <= e->trained_ctx) return;
+    /* only for a context the user asked for (the default 4096 may exceed a tiny model's) */
+    if (!ctx_given || !e->trained_ctx || e->opt.ctx <= e->trained_ctx) return;
     if (e->rope_scaling[0])
         fprintf(stderr, "modelq: warning: --ctx %" PRIu64 " is above the %" PRIu64 " tokens the model was trained "
                 "for; its configuration sets RoPE scaling (%s, factor %g), which is how it is meant to go further\n",
@@ -209,7 +210,7 @@ static void warn_context(const struct mq_estimate *e)
 int cmd_estimate(int argc, char **argv)
 {
     const char *path = NULL;
-    bool json = false;
+    bool json = false, ctx_given = false;
     struct mq_estimate_options opt;
     mq_estimate_options_default(&opt);
     for (int i = 1; i < argc; i++) {
@@ -224,7 +225,7 @@ int cmd_estimate(int argc, char **argv)
             if (i + 1 >= argc || !cli_parse_u64(argv[i + 1], &v))
                 return cli_usage_error("estimate", "%s needs a positive integer", a);
             i++;
-            if (strcmp(a, "--ctx") == 0) opt.ctx = v;
+            if (strcmp(a, "--ctx") == 0) opt.ctx = v, ctx_given = true;
             else if (strcmp(a, "--batch") == 0) opt.batch = v;
             else if (v > 65536) return cli_usage_error("estimate", "--lora-rank %" PRIu64 " is too large", v);
             else opt.lora_rank = (uint32_t)v;
@@ -247,7 +248,7 @@ int cmd_estimate(int argc, char **argv)
         rc = cli_fail(&err);
     } else {
         for (size_t i = 0; i < m->n_warnings; i++) fprintf(stderr, "modelq: warning: %s\n", m->warnings[i]);
-        warn_context(&e);
+        warn_context(&e, ctx_given);
         rc = json ? print_json(m, &e) : (print_text(m, &e), EXIT_OK);
     }
     mq_model_free(m);
