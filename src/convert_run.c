@@ -28,6 +28,7 @@
 #include "ckd.h"
 #include "modelq/half.h"
 #include "modelq/quant.h"
+#include "modelq/testing.h"
 #include "outfile.h"
 #include "plan.h"
 
@@ -65,8 +66,8 @@ struct run {
     bool failed;                       /* I/O or internal error in err */
     struct mq_error err;
     bool range_failed;
-    uint64_t chunk_elems;              /* CHUNK_ELEMS, or MODELQ_CHUNK_ELEMS (tests: many small chunks) */
-    unsigned delay_ms;                 /* test hook MODELQ_TEST_CHUNK_DELAY_MS: slow runs for signal tests */
+    uint64_t chunk_elems;              /* CHUNK_ELEMS, or the test hook's (many small chunks) */
+    unsigned delay_ms;                 /* test hook: slow runs for the signal tests */
     /* buffer sizes every worker allocates */
     size_t max_src, max_elems, max_out, max_side;
 };
@@ -566,10 +567,9 @@ enum mq_status mq_plan_run(struct mq_plan *p, struct mq_outfile *out, unsigned t
     r.out = out;
     r.stats = stats;
     r.fast = !p->opt->reference_kernels;
-    const char *ce = getenv("MODELQ_CHUNK_ELEMS");
-    r.chunk_elems = ce && *ce && strtoull(ce, NULL, 10) > 0 ? strtoull(ce, NULL, 10) : CHUNK_ELEMS;
-    const char *delay = getenv("MODELQ_TEST_CHUNK_DELAY_MS");
-    if (delay && *delay) r.delay_ms = (unsigned)strtoul(delay, NULL, 10);
+    const struct mq_test_hooks *hooks = mq_testing_hooks(); /* tests: small chunks, slow runs */
+    r.chunk_elems = hooks->chunk_elems ? hooks->chunk_elems : CHUNK_ELEMS;
+    r.delay_ms = hooks->chunk_delay_ms;
     pthread_mutex_init(&r.mu, NULL);
     r.chunks_done = calloc(p->n ? p->n : 1, sizeof *r.chunks_done);
     r.chunks_total = calloc(p->n ? p->n : 1, sizeof *r.chunks_total);

@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "modelq/convert.h"
+#include "modelq/testing.h"
 #include "outpath.h"
 
 #define MAX_LIVE 64
@@ -302,8 +303,8 @@ static struct mq_outfile *outfile_new(const char *path)
     struct mq_outfile *f = calloc(1, sizeof *f);
     if (!f) return NULL;
     f->path = strdup(path);
-    const char *fault = getenv("MODELQ_FAULT_WRITE_AFTER");
-    if (fault && *fault) f->fault_after = strtoull(fault, NULL, 10) + 1;
+    const struct mq_test_hooks *h = mq_testing_hooks();
+    if (h->fault_write) f->fault_after = h->fault_write_after + 1;
     return f;
 }
 

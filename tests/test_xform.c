@@ -4,7 +4,7 @@
 **
 **   - stacking: 4 experts [8, 256] (F32 and BF16) stacked into [4, 8, 256] give exactly the bytes
 **     of one [32, 256] tensor holding their concatenation, for f32 / q8_0 / q4_K, with chunks
-**     inside one expert, across experts, and pieces of rows (MODELQ_CHUNK_ELEMS), 1 and 3 threads;
+**     inside one expert, across experts, and pieces of rows (the chunk test hook), 1 and 3 threads;
 **   - split: rows [8, 24) of the concatenation give the bytes of experts 1 and 2 stacked;
 **   - ADD_CONST: a tensor with +1.0 gives the bytes of the tensor with 1.0 added beforehand (f32:
 **     the values exactly; q8_0 / q4_K: identical bytes), a 1-D norm included (Gemma's w + 1);
@@ -29,6 +29,15 @@
 #include "plan.h"
 #include "run_cmd.h"
 #include "stwrite.h"
+#include "modelq/testing.h"
+
+/* Chunks of `chunk` elements (a decimal string) for the next in-process run; NULL: the default. */
+static void set_chunk(const char *chunk)
+{
+    struct mq_test_hooks h = {0};
+    if (chunk) h.chunk_elems = strtoull(chunk, NULL, 10);
+    mq_testing_set_hooks(&h);
+}
 
 #define ROWS 8
 #define COLS 256
@@ -188,9 +197,9 @@ static enum mq_status convert_mode(const char *in, const char *type, enum mode m
     snprintf(path, sizeof path, "%s/out.bin", dir);
     struct mq_outfile *out;
     cr_assert_eq(mq_outfile_create(path, p.file_size, &out, err), MQ_OK, "%s", err->msg);
-    if (chunk) setenv("MODELQ_CHUNK_ELEMS", chunk, 1);
+    set_chunk(chunk);
     s = mq_plan_run(&p, out, threads, false, err);
-    unsetenv("MODELQ_CHUNK_ELEMS");
+    set_chunk(NULL);
     cr_assert_eq(s, MQ_OK, "%s", err->msg);
     cr_assert_eq(mq_outfile_commit(out, err), MQ_OK, "%s", err->msg);
     size_t len;
@@ -407,9 +416,9 @@ static uint8_t *run_one(const char *in, const char *type, bool pre, const char *
     snprintf(path, sizeof path, "%s/out.bin", dir);
     struct mq_outfile *out;
     cr_assert_eq(mq_outfile_create(path, p.file_size, &out, &err), MQ_OK, "%s", err.msg);
-    if (chunk) setenv("MODELQ_CHUNK_ELEMS", chunk, 1);
+    set_chunk(chunk);
     cr_assert_eq(mq_plan_run(&p, out, 3, false, &err), MQ_OK, "%s", err.msg);
-    unsetenv("MODELQ_CHUNK_ELEMS");
+    set_chunk(NULL);
     cr_assert_eq(mq_outfile_commit(out, &err), MQ_OK, "%s", err.msg);
     uint8_t *b = read_file_all(path, len);
     remove_tree(dir);

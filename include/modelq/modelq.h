@@ -23,6 +23,7 @@
 #include "modelq/qstats.h"
 #include "modelq/quant.h"
 #include "modelq/target.h"
+#include "modelq/testing.h"
 #include "modelq/version.h"
 
 #endif /* MODELQ_MODELQ_H */

@@ -52,6 +52,9 @@ const char *cli_shape(const uint64_t *shape, uint32_t ndim, char *buf, size_t ca
 
 extern bool cli_verbose;
 
+/* Test switches from the environment into the library's hooks (cli_test_hooks.c). */
+void cli_apply_test_hooks(void);
+
 struct cJSON;
 /* Prints a JSON document on stdout and deletes it; EXIT_OK or EXIT_NOMEM. */
 int cli_print_json(struct cJSON *doc);

@@ -2,8 +2,8 @@
 ** cpu.c - run-time CPU feature detection for the fast kernels.
 **
 ** Fast kernels are compiled per function with __attribute__((target("avx2,f16c"))) and chosen
-** here once. Setting the environment variable MODELQ_NO_SIMD (any value) forces the portable
-** path, so tests and benchmarks can exercise both on one machine.
+** here once. mq_quant_set_simd(0) forces the portable path (the CLI does so for MODELQ_NO_SIMD),
+** so tests and benchmarks can exercise both on one machine.
 */
 #include <stdlib.h>
 
@@ -20,7 +20,6 @@ static int cpu_forced = -1; /* -1 none, else forced value (mq_quant_set_simd) */
 static int cpu_detect(void)
 {
 #if defined(__x86_64__) || defined(__i386__)
-    if (getenv("MODELQ_NO_SIMD")) return 0;
     __builtin_cpu_init();
     if (!__builtin_cpu_supports("avx2")) return 0; /* also covers OS YMM state support */
     /* F16C: CPUID.1:ECX bit 29 (clang 14's __builtin_cpu_supports does not know "f16c") */
