@@ -155,7 +155,7 @@ static enum mq_status check_same_set(const struct mq_meta *first, const char *fi
         if (!v || !value_equal(v, &part->items[i].v))
             return MQ_FAIL(err, MQ_E_CORRUPT, "split-other-set",
                            "%s: key '%s' %s in %s: a part of another model", path, key,
-                           v ? "has another value than" : "is not", first_path);
+                           v ? "differs from its value" : "is not", first_path);
     }
     return MQ_OK;
 }
