@@ -402,6 +402,12 @@ enum mq_status mq_outfile_create_set(const char *const *paths, const uint64_t *s
         outfile_free(f);
         return s;
     }
+    /* every part stays open for the one pass: room for n descriptors beside the input's */
+    struct rlimit nf;
+    if (getrlimit(RLIMIT_NOFILE, &nf) == 0 && nf.rlim_cur != RLIM_INFINITY && nf.rlim_cur < n + 256) {
+        nf.rlim_cur = nf.rlim_max == RLIM_INFINITY || nf.rlim_max >= n + 256 ? (rlim_t)(n + 256) : nf.rlim_max;
+        (void)setrlimit(RLIMIT_NOFILE, &nf);
+    }
     remove_stale_tmps(f->dir, f->tmp_dir);
     s = check_space(f->dir, paths[0], size, err);
     if (s == MQ_OK) {
