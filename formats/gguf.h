@@ -23,6 +23,8 @@
 #include "checksums.h"
 #include "modelq/dtype.h"
 #include "modelq/error.h"
+#include "modelq/meta.h"
+#include <stddef.h>
 
 #define MQ_GGUF_MAGIC "GGUF"
 #define MQ_GGUF_VERSION 3u
@@ -68,7 +70,48 @@ int32_t mq_ggml_type_of_dtype(enum mq_dtype d);
 ** a running product reaching INT64_MAX. Zero-element tensors never overflow. */
 bool mq_gguf_elements_overflow(const int64_t ne[4]);
 
+/*
+** Split models (llama.cpp's gguf-split / gguf-py's GGUFWriter convention; gguf_split.c).
+** Part k (1-based) of N is named PREFIX-%05d-of-%05d.gguf (k, N) and is a complete GGUF with its
+** own tensor infos and data section (offsets relative to it). Keys, in every part:
+**   split.no             UINT16  k - 1
+**   split.count          UINT16  N
+**   split.tensors.count  INT32   tensors in all parts together
+** Part 1 holds all other metadata (gguf-split appends the three keys after it); the other parts
+** hold only the split keys. modelq adds, in every part it writes:
+**   modelq.split.set_xxh3 UINT64 the set's identity: XXH3-64 over every tensor of the set, in
+**                         order, of its name, a NUL, its part number (u16 LE) and its data
+**                         checksum (u64 LE), then N (u16 LE). Parts of two different sets never
+**                         share it unless their tensors are identical and identically split.
+** llama.cpp loads a set from part 1 (src/llama-model-loader.cpp): it derives the other names
+** from part 1's, checks each part's split.no and that the total equals split.tensors.count.
+*/
+#define MQ_GGUF_SPLIT_NO "split.no"
+#define MQ_GGUF_SPLIT_COUNT "split.count"
+#define MQ_GGUF_SPLIT_TENSORS "split.tensors.count"
+#define MQ_GGUF_SPLIT_SET_KEY "modelq.split.set_xxh3"
+#define MQ_GGUF_SPLIT_MAX 65535u    /* split.count is a UINT16 */
+
 struct mq_model;
+/* The n-th (1-based) part name of a set: PREFIX-%05u-of-%05u.gguf; false when it does not fit. */
+bool mq_gguf_split_path(char *out, size_t cap, const char *prefix, unsigned no, unsigned count);
+/* Is `path` named like a part (PREFIX-NNNNN-of-NNNNN.gguf, 1 <= no <= count <= 65535)? Then the
+** prefix (with any folder) goes to prefix[cap] and the numbers to *no and *count. */
+bool mq_gguf_split_name(const char *path, char *prefix, size_t cap, unsigned *no, unsigned *count);
+/* Removes the split keys and modelq's set identity from metadata copied out of a set. */
+void mq_gguf_split_strip(struct mq_meta *meta);
+/*
+** gguf_read.c: reads one GGUF file into m (its file and tensors appended). meta NULL: its keys
+** become the model's (m->meta and m->metadata, and m->config); else they go to *meta only.
+*/
+enum mq_status mq_gguf_read_part(struct mq_model *m, const char *path, struct mq_meta *meta, struct mq_error *err);
+/*
+** gguf_split.c: the GGUF reader's entry. A file named like a part of a split model is read with
+** every other part of its set (all checked: see gguf_split.c); any other file is read alone, and
+** refused when its keys say it is one part of several.
+*/
+enum mq_status mq_gguf_read_set(struct mq_model *m, const char *path, struct mq_error *err);
+
 /*
 ** gguf_config.c: fills m->config from the typed metadata of a GGUF just read, when it names
 ** general.architecture = A (A.block_count, A.embedding_length, ...); `path` becomes config.path.

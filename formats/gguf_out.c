@@ -14,11 +14,22 @@
 **          offsets contiguous and 32-aligned; the reader's caps applied (gguf_write.c).
 ** finish:  the same bytes with the tensor checksums filled in, then the header checksum over
 **          all of them (mq_gguf_header_seal).
+** split:   --split-max-size / --split-max-tensors (gguf.h: names and keys): the tensors are
+**          dealt to parts in order as gguf-split deals them - a new part starts when the next
+**          tensor's padded data would take the part's tensor data past the size, or when the part
+**          holds the tensor count; a tensor larger than the size gets a part of its own, no part is
+**          empty. One part: a plain file at -o (as gguf-py writes a single shard). Otherwise part
+**          1 gets every key, then split.no, split.count, split.tensors.count, the set identity and
+**          its checksums; parts 2..N general.alignment (when set), the split keys, the identity
+**          and their own checksums. All parts are laid out here in one offset space (part k from
+**          the sum of the sizes before it) and written in the same single pass as one file.
 */
 #include <libgen.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <xxhash.h>
 
 #include "format.h"
 #include "gguf.h"
@@ -26,9 +37,21 @@
 #include "gguf_write.h"
 #include "outfile.h"
 #include "plan.h"
+#include "span.h"
+
+/* One part of a split output: its metadata (part 1: p->meta), tensors [first, first + n). */
+struct gguf_part {
+    struct mq_meta meta;
+    size_t first, n;
+    uint64_t base, data_start, size; /* base: offset of the part in the run's offset space */
+};
 
 struct gguf_state {
     struct mq_gguf_tensor_info *info;
+    struct gguf_part *parts;         /* split outputs only (n_parts >= 2), else NULL */
+    size_t n_parts;
+    char **names;                    /* the parts' paths */
+    uint64_t *sizes;
 };
 
 static bool gguf_stores_codec(enum mq_codec c) { return mq_codec_info(c) && mq_codec_info(c)->ggml_type >= 0; }
@@ -111,6 +134,7 @@ static enum mq_status gguf_prepare(struct mq_plan *p, struct mq_error *err)
         MQ_TRY(mq_meta_copy(&p->meta, &m->meta, err));
         mq_meta_remove(&p->meta, MQ_CHECKSUM_TENSORS_KEY);
         mq_meta_remove(&p->meta, MQ_CHECKSUM_HEADER_KEY);
+        mq_gguf_split_strip(&p->meta); /* a set's keys describe its files, not the model */
         if (p->target == MQ_TARGET_AUTO) p->file_type = -2; /* keep the input's */
         return MQ_OK;
     }
@@ -126,6 +150,115 @@ static enum mq_status gguf_prepare(struct mq_plan *p, struct mq_error *err)
     return MQ_OK;
 }
 
+/* The checksum keys, last, tensor then header: verify tells an older file (tensor key last) from
+ * a damaged header key this way. Zeros now (their size is planned), filled at finish. */
+static enum mq_status add_checksum_keys(struct mq_meta *meta, size_t n, struct mq_error *err)
+{
+    mq_meta_remove(meta, MQ_CHECKSUM_TENSORS_KEY);
+    mq_meta_remove(meta, MQ_CHECKSUM_HEADER_KEY);
+    uint64_t *zeros = calloc(n ? n : 1, sizeof *zeros);
+    if (!zeros) return MQ_FAIL(err, MQ_E_NOMEM, "alloc", "out of memory");
+    enum mq_status s = mq_meta_set_array(meta, MQ_CHECKSUM_TENSORS_KEY, MQ_META_U64, zeros, n, err);
+    free(zeros);
+    MQ_TRY(s);
+    return mq_meta_set_uint(meta, MQ_CHECKSUM_HEADER_KEY, MQ_META_U64, 0, err);
+}
+
+static struct mq_meta *part_meta(struct mq_plan *p, struct gguf_state *st, size_t k)
+{
+    return k == 0 ? &p->meta : &st->parts[k].meta;
+}
+
+/* How many parts the split options make (gguf-split's rule, see the top); 1 = no split. */
+static size_t deal_parts(const struct mq_plan *p, const struct gguf_state *st, size_t *part_of)
+{
+    const struct mq_convert_options *o = p->opt;
+    uint64_t max_size = o ? (o->split_max_size ? o->split_max_size : o->max_shard_size) : 0;
+    uint64_t max_tensors = o ? o->split_max_tensors : 0;
+    size_t k = 0, in_part = 0;
+    uint64_t bytes = 0;
+    for (size_t i = 0; i < p->n; i++) {
+        uint64_t padded = (st->info[i].nbytes + 31) / 32 * 32; /* gguf-split pads with GGUF_DEFAULT_ALIGNMENT */
+        bool next = in_part > 0 && ((max_size && bytes + padded > max_size) || (max_tensors && in_part >= max_tensors));
+        if (next) {
+            k++;
+            in_part = 0;
+            bytes = 0;
+        }
+        in_part++;
+        bytes += padded;
+        if (part_of) part_of[i] = k;
+    }
+    return p->n ? k + 1 : 1;
+}
+
+/* "-o NAME.gguf" -> "NAME" (the parts are NAME-0000K-of-0000N.gguf); any other name is the prefix. */
+static enum mq_status part_names(struct mq_plan *p, struct gguf_state *st, struct mq_error *err)
+{
+    const char *out = p->opt && p->opt->output ? p->opt->output : "model.gguf";
+    size_t n = strlen(out);
+    if (n > 5 && strcmp(out + n - 5, ".gguf") == 0) n -= 5;
+    char *prefix = strndup(out, n);
+    st->names = calloc(st->n_parts, sizeof *st->names);
+    st->sizes = calloc(st->n_parts, sizeof *st->sizes);
+    if (!prefix || !st->names || !st->sizes) {
+        free(prefix);
+        return MQ_FAIL(err, MQ_E_NOMEM, "alloc", "out of memory");
+    }
+    enum mq_status s = MQ_OK;
+    for (size_t k = 0; s == MQ_OK && k < st->n_parts; k++) {
+        size_t cap = n + 32;
+        st->names[k] = malloc(cap);
+        if (!st->names[k]) s = MQ_FAIL(err, MQ_E_NOMEM, "alloc", "out of memory");
+        else if (!mq_gguf_split_path(st->names[k], cap, prefix, (unsigned)k + 1, (unsigned)st->n_parts))
+            s = MQ_FAIL(err, MQ_E_INTERNAL, "split", "%s: cannot name part %zu", out, k + 1);
+    }
+    free(prefix);
+    return s;
+}
+
+/* Parts, their keys and their layout in one offset space (split outputs). */
+static enum mq_status layout_parts(struct mq_plan *p, struct gguf_state *st, const size_t *part_of,
+                                   struct mq_error *err)
+{
+    if (st->n_parts > MQ_GGUF_SPLIT_MAX)
+        return MQ_FAIL(err, MQ_E_USAGE, "split-count-limit",
+                       "%s: the split options make %zu parts; split.count holds at most %u", p->opt->output,
+                       st->n_parts, MQ_GGUF_SPLIT_MAX);
+    st->parts = calloc(st->n_parts, sizeof *st->parts);
+    if (!st->parts) return MQ_FAIL(err, MQ_E_NOMEM, "alloc", "out of memory");
+    for (size_t k = 0; k < st->n_parts; k++) mq_meta_init(&st->parts[k].meta);
+    for (size_t i = 0; i < p->n; i++) st->parts[part_of[i]].n++;
+    for (size_t k = 1; k < st->n_parts; k++) st->parts[k].first = st->parts[k - 1].first + st->parts[k - 1].n;
+    MQ_TRY(part_names(p, st, err));
+    uint64_t align, base = 0;
+    bool has_align = mq_meta_get_uint(&p->meta, "general.alignment", &align);
+    for (size_t k = 0; k < st->n_parts; k++) {
+        struct gguf_part *g = &st->parts[k];
+        struct mq_meta *meta = part_meta(p, st, k);
+        if (k > 0 && has_align) MQ_TRY(mq_meta_set_u32(meta, "general.alignment", (uint32_t)align, err));
+        MQ_TRY(mq_meta_set_uint(meta, MQ_GGUF_SPLIT_NO, MQ_META_U16, k, err));
+        MQ_TRY(mq_meta_set_uint(meta, MQ_GGUF_SPLIT_COUNT, MQ_META_U16, st->n_parts, err));
+        MQ_TRY(mq_meta_set_int(meta, MQ_GGUF_SPLIT_TENSORS, MQ_META_I32, (int64_t)p->n, err));
+        MQ_TRY(mq_meta_set_uint(meta, MQ_GGUF_SPLIT_SET_KEY, MQ_META_U64, 0, err));
+        MQ_TRY(add_checksum_keys(meta, g->n, err));
+        enum mq_status ls = mq_gguf_layout(meta, st->info + g->first, g->n, &g->data_start, &g->size, err);
+        if (ls != MQ_OK) mq_error_prefix(err, "%s", st->names[k]); /* nothing written yet */
+        MQ_TRY(ls);
+        g->base = base;
+        for (size_t i = g->first; i < g->first + g->n; i++) p->t[i].offset = base + g->data_start + st->info[i].offset;
+        st->sizes[k] = g->size;
+        base += g->size;
+    }
+    p->data_start = st->parts[0].data_start;
+    p->file_size = base;
+    p->n_files = st->n_parts;
+    p->file_names = (const char *const *)st->names;
+    p->file_sizes = st->sizes;
+    p->split_set = true;
+    return MQ_OK;
+}
+
 static enum mq_status gguf_layout(struct mq_plan *p, struct mq_error *err)
 {
     if (p->file_type >= 0) MQ_TRY(mq_meta_set_u32(&p->meta, "general.file_type", (uint32_t)p->file_type, err));
@@ -134,16 +267,6 @@ static enum mq_status gguf_layout(struct mq_plan *p, struct mq_error *err)
         if (mq_meta_get_uint(&p->meta, "general.file_type", &ft)) p->file_type = (int)ft;
     }
     MQ_TRY(mq_meta_set_u32(&p->meta, "general.quantization_version", MQ_GGUF_QNT_VERSION, err));
-    /* the checksums last, tensor then header: verify tells an older file (tensor key last) from
-     * a damaged header key this way */
-    mq_meta_remove(&p->meta, MQ_CHECKSUM_TENSORS_KEY);
-    mq_meta_remove(&p->meta, MQ_CHECKSUM_HEADER_KEY);
-    uint64_t *zeros = calloc(p->n ? p->n : 1, sizeof *zeros);
-    if (!zeros) return MQ_FAIL(err, MQ_E_NOMEM, "alloc", "out of memory");
-    enum mq_status s = mq_meta_set_array(&p->meta, MQ_CHECKSUM_TENSORS_KEY, MQ_META_U64, zeros, p->n, err);
-    free(zeros);
-    MQ_TRY(s);
-    MQ_TRY(mq_meta_set_uint(&p->meta, MQ_CHECKSUM_HEADER_KEY, MQ_META_U64, 0, err));
 
     struct gguf_state *st = calloc(1, sizeof *st);
     if (!st) return MQ_FAIL(err, MQ_E_NOMEM, "alloc", "out of memory");
@@ -160,6 +283,16 @@ static enum mq_status gguf_layout(struct mq_plan *p, struct mq_error *err)
         g->type = t->convert ? mq_codec_info(t->codec)->ggml_type : raw_ggml_type(t);
         g->nbytes = t->bytes;
     }
+    st->n_parts = deal_parts(p, st, NULL);
+    if (st->n_parts > 1) {
+        size_t *part_of = calloc(p->n, sizeof *part_of);
+        if (!part_of) return MQ_FAIL(err, MQ_E_NOMEM, "alloc", "out of memory");
+        deal_parts(p, st, part_of);
+        enum mq_status s = layout_parts(p, st, part_of, err);
+        free(part_of);
+        return s;
+    }
+    MQ_TRY(add_checksum_keys(&p->meta, p->n, err));
     uint64_t data_start, size;
     enum mq_status ls = mq_gguf_layout(&p->meta, st->info, p->n, &data_start, &size, err);
     if (ls != MQ_OK && p->opt && p->opt->output) mq_error_prefix(err, "%s", p->opt->output); /* nothing written yet */
@@ -170,30 +303,79 @@ static enum mq_status gguf_layout(struct mq_plan *p, struct mq_error *err)
     return MQ_OK;
 }
 
-/* The header, with the checksums filled in (tensors, then the header's own), written at offset 0. */
+/*
+** One file's header (tensors [first, first + n), metadata meta) with the checksums filled in
+** (tensors, then the header's own), written at offset `base` of the run's offset space.
+*/
+static enum mq_status write_header(struct mq_plan *p, struct mq_meta *meta, size_t first, size_t n,
+                                   uint64_t base, uint64_t data_start, struct mq_outfile *out, struct mq_error *err)
+{
+    struct gguf_state *st = p->writer_state;
+    long k = mq_meta_find(meta, MQ_CHECKSUM_TENSORS_KEY);
+    if (k < 0 || meta->items[k].v.count != n)
+        return MQ_FAIL(err, MQ_E_INTERNAL, "checksums", "checksum array missing from the planned header");
+    uint64_t *sums = meta->items[k].v.arr;
+    for (size_t i = 0; i < n; i++) sums[i] = p->t[first + i].xxh3;
+    size_t len = (size_t)data_start;
+    uint8_t *buf = malloc(len ? len : 1);
+    if (!buf) return MQ_FAIL(err, MQ_E_NOMEM, "alloc", "out of memory for the header");
+    enum mq_status s = mq_gguf_header_write(meta, st->info + first, n, buf, data_start, err);
+    uint64_t sum;
+    if (s == MQ_OK) s = mq_gguf_header_seal(meta, st->info + first, n, buf, data_start, &sum, err);
+    if (s == MQ_OK) s = mq_outfile_pwrite(out, buf, len, base, err);
+    free(buf);
+    return s;
+}
+
+/* The set identity (gguf.h): every tensor's name, part number and data checksum, then N. */
+static enum mq_status set_identity(const struct mq_plan *p, const struct gguf_state *st, uint64_t *out,
+                                   struct mq_error *err)
+{
+    XXH3_state_t *x = XXH3_createState();
+    if (!x) return MQ_FAIL(err, MQ_E_NOMEM, "alloc", "out of memory");
+    XXH3_64bits_reset(x);
+    for (size_t k = 0; k < st->n_parts; k++)
+        for (size_t i = st->parts[k].first; i < st->parts[k].first + st->parts[k].n; i++) {
+            uint8_t b[10];
+            mq_store_u16le(b, (uint16_t)(k + 1));
+            mq_store_u64le(b + 2, p->t[i].xxh3);
+            XXH3_64bits_update(x, p->t[i].name, strlen(p->t[i].name) + 1);
+            XXH3_64bits_update(x, b, sizeof b);
+        }
+    uint8_t nb[2];
+    mq_store_u16le(nb, (uint16_t)st->n_parts);
+    XXH3_64bits_update(x, nb, sizeof nb);
+    *out = XXH3_64bits_digest(x);
+    XXH3_freeState(x);
+    return MQ_OK;
+}
+
 static enum mq_status gguf_finish(struct mq_plan *p, struct mq_outfile *out, struct mq_error *err)
 {
     struct gguf_state *st = p->writer_state;
-    long k = mq_meta_find(&p->meta, MQ_CHECKSUM_TENSORS_KEY);
-    if (k < 0 || p->meta.items[k].v.count != p->n)
-        return MQ_FAIL(err, MQ_E_INTERNAL, "checksums", "checksum array missing from the planned header");
-    uint64_t *sums = p->meta.items[k].v.arr;
-    for (size_t i = 0; i < p->n; i++) sums[i] = p->t[i].xxh3;
-    size_t len = (size_t)p->data_start;
-    uint8_t *buf = malloc(len ? len : 1);
-    if (!buf) return MQ_FAIL(err, MQ_E_NOMEM, "alloc", "out of memory for the header");
-    enum mq_status s = mq_gguf_header_write(&p->meta, st->info, p->n, buf, p->data_start, err);
-    uint64_t sum;
-    if (s == MQ_OK) s = mq_gguf_header_seal(&p->meta, st->info, p->n, buf, p->data_start, &sum, err);
-    if (s == MQ_OK) s = mq_outfile_pwrite(out, buf, len, 0, err);
-    free(buf);
-    return s;
+    if (!st->parts) return write_header(p, &p->meta, 0, p->n, 0, p->data_start, out, err);
+    uint64_t id = 0;
+    MQ_TRY(set_identity(p, st, &id, err));
+    for (size_t k = 0; k < st->n_parts; k++) {
+        struct gguf_part *g = &st->parts[k];
+        struct mq_meta *meta = part_meta(p, st, k);
+        MQ_TRY(mq_meta_set_uint(meta, MQ_GGUF_SPLIT_SET_KEY, MQ_META_U64, id, err)); /* in place: same size */
+        MQ_TRY(write_header(p, meta, g->first, g->n, g->base, g->data_start, out, err));
+    }
+    return MQ_OK;
 }
 
 static void gguf_release(struct mq_plan *p)
 {
     struct gguf_state *st = p->writer_state;
-    if (st) free(st->info);
+    if (st) {
+        free(st->info);
+        for (size_t k = 0; st->parts && k < st->n_parts; k++) mq_meta_free(&st->parts[k].meta);
+        for (size_t k = 0; st->names && k < st->n_parts; k++) free(st->names[k]);
+        free(st->parts);
+        free(st->names);
+        free(st->sizes);
+    }
     free(st);
     p->writer_state = NULL;
 }

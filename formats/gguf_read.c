@@ -61,6 +61,8 @@ struct gg_in {
     uint64_t bytes_read;     /* bytes pread, for mq_model.header_bytes_read */
     uint64_t header_sum_at;  /* offset of modelq.header_xxh3's UINT64 value, 0 = none */
     char where[GG_SHOW_MAX * 4 + 32]; /* "key 'x'", "tensor #3" ... or "" */
+    struct mq_meta *meta;    /* where the typed key/values go: m->meta, or a split part's own */
+    bool text;               /* also append them as text to m->metadata (the model's own keys) */
     struct mq_error *err;
 };
 
@@ -321,9 +323,10 @@ static enum mq_status gg_read_kv(struct gg_in *in, struct mq_model *m, uint64_t 
     }
     if (v.type == MQ_META_U64 && strcmp(key, MQ_CHECKSUM_HEADER_KEY) == 0) in->header_sum_at = value_at; /* for verify */
     /* keys are unique (checked above with the hash set): append without the O(n) search */
-    MQ_TRY(mq_meta_append_value(&m->meta, key, &v, in->err)); /* takes v, frees it on failure */
+    MQ_TRY(mq_meta_append_value(in->meta, key, &v, in->err)); /* takes v, frees it on failure */
+    if (!in->text) return MQ_OK;
     char text[GG_TEXT_MAX + 64];
-    mq_meta_value_format(&m->meta.items[m->meta.n - 1].v, text, sizeof text, GG_TEXT_MAX);
+    mq_meta_value_format(&in->meta->items[in->meta->n - 1].v, text, sizeof text, GG_TEXT_MAX);
     return mq_model_add_kv(m, key, text, in->err);
 }
 
@@ -512,7 +515,7 @@ static enum mq_status gg_read_header(struct gg_in *in, struct mq_model *m, uint3
     uint64_t n_tensors = 0, n_kv = 0, data_start = 0;
     MQ_TRY(gg_fixed_header(in, &version, &n_tensors, &n_kv));
     MQ_TRY(gg_read_kvs(in, m, n_kv));
-    MQ_TRY(gg_alignment(in, &m->meta, &align));
+    MQ_TRY(gg_alignment(in, in->meta, &align));
     size_t first = m->n_tensors;
     struct mq_nameset names = {0};
     enum mq_status s = MQ_OK;
@@ -524,7 +527,7 @@ static enum mq_status gg_read_header(struct gg_in *in, struct mq_model *m, uint3
     m->files[file].gguf_version = version;
     m->files[file].gguf_alignment = align;
     m->files[file].gguf_header_sum_at = in->header_sum_at;
-    return mq_gguf_fill_config(m, m->files[file].path, in->err);
+    return in->text ? mq_gguf_fill_config(m, m->files[file].path, in->err) : MQ_OK;
 }
 
 static int gg_probe(const uint8_t *head, size_t len, const char *path)
@@ -534,7 +537,7 @@ static int gg_probe(const uint8_t *head, size_t len, const char *path)
     return pl >= 5 && strcmp(path + pl - 5, ".gguf") == 0 ? 50 : 0; /* a damaged .gguf: a precise error */
 }
 
-static enum mq_status gg_read_file(struct mq_model *m, const char *path, struct mq_error *err)
+enum mq_status mq_gguf_read_part(struct mq_model *m, const char *path, struct mq_meta *meta, struct mq_error *err)
 {
     int fd;
     uint64_t size;
@@ -545,7 +548,7 @@ static enum mq_status gg_read_file(struct mq_model *m, const char *path, struct 
         close(fd);
         return s;
     }
-    struct gg_in in = {.fd = fd, .path = path, .size = size, .err = err};
+    struct gg_in in = {.fd = fd, .path = path, .size = size, .meta = meta ? meta : &m->meta, .text = !meta, .err = err};
     in.win = malloc(MQ_GGUF_READ_CHUNK);
     if (!in.win) return MQ_FAIL(err, MQ_E_NOMEM, "alloc", "%s: out of memory", path);
     s = gg_read_header(&in, m, file);
@@ -557,5 +560,5 @@ static enum mq_status gg_read_file(struct mq_model *m, const char *path, struct 
 const struct mq_reader_ops mq_gguf_reader = {
     .name = "gguf",
     .probe = gg_probe,
-    .read_file = gg_read_file,
+    .read_file = mq_gguf_read_set, /* one file, or every part of a split model (gguf_split.c) */
 };

@@ -26,6 +26,7 @@
 
 #include "fileio.h"
 #include "format.h"
+#include "gguf.h"
 #include "hf_cache.h"
 
 static bool ends_with(const char *s, const char *suffix)
@@ -173,6 +174,21 @@ enum mq_status mq_model_open(const char *path, struct mq_model **out, struct mq_
             s = mq_config_load(m, cfg, err);
     }
     if (s == MQ_OK && strcmp(m->format, "safetensors") == 0) s = mq_bnb_read(m, err); /* bitsandbytes groups */
+    if (s != MQ_OK) {
+        mq_model_free(m);
+        return s;
+    }
+    *out = m;
+    return MQ_OK;
+}
+
+enum mq_status mq_model_open_gguf_part(const char *path, struct mq_model **out, struct mq_error *err)
+{
+    *out = NULL;
+    struct mq_model *m = mq_model_new(path);
+    if (!m) return MQ_FAIL(err, MQ_E_NOMEM, "alloc", "out of memory");
+    m->format = "gguf";
+    enum mq_status s = mq_gguf_read_part(m, path, NULL, err);
     if (s != MQ_OK) {
         mq_model_free(m);
         return s;

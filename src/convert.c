@@ -31,6 +31,7 @@ void mq_convert_report_free(struct mq_convert_report *rep)
     free(rep->input);
     free(rep->output);
     free(rep->format);
+    free(rep->first_part);
     memset(rep, 0, sizeof *rep);
 }
 
@@ -47,13 +48,19 @@ static double now_seconds(void)
 ** folder holding the input, a non-regular file or a folder of the user's; the report is not the
 ** output and does not lie inside an output folder.
 */
+static bool wants_split(const struct mq_convert_options *o, const struct mq_writer_ops *writer)
+{
+    return writer && !writer->folder && (o->split_max_size || o->split_max_tensors || o->max_shard_size);
+}
+
 static enum mq_status check_outputs(const struct mq_model *m, const struct mq_convert_options *o,
                                     const struct mq_writer_ops *writer, struct mq_error *err)
 {
     struct mq_input_set in;
     MQ_TRY(mq_input_set_build(m, &in, err));
     enum mq_status s = MQ_OK;
-    if (o->output && !o->dry_run)
+    /* a split output's names are known once it is planned: check_parts */
+    if (o->output && !o->dry_run && !wants_split(o, writer))
         s = mq_outpath_check(o->output, writer && writer->folder ? MQ_OUT_FOLDER : MQ_OUT_FILE, &in, o->force,
                              "the output", err);
     if (s == MQ_OK && o->report_path) {
@@ -65,6 +72,29 @@ static enum mq_status check_outputs(const struct mq_model *m, const struct mq_co
         if (s == MQ_OK && inside && !o->dry_run)
             s = MQ_FAIL(err, MQ_E_USAGE, "report-in-output", "%s: the report cannot go inside the output folder %s",
                         o->report_path, o->output);
+    }
+    mq_input_set_free(&in);
+    return s;
+}
+
+/*
+** A split output (or the one file the split options made): every part's path under the same rules
+** as -o, once the plan has named them; none may be the report. Still before any tensor data.
+*/
+static enum mq_status check_parts(const struct mq_model *m, const struct mq_convert_options *o,
+                                  const struct mq_plan *p, struct mq_error *err)
+{
+    struct mq_input_set in;
+    MQ_TRY(mq_input_set_build(m, &in, err));
+    size_t n = p->split_set ? p->n_files : 1;
+    enum mq_status s = MQ_OK;
+    for (size_t k = 0; s == MQ_OK && k < n; k++) {
+        const char *path = p->split_set ? p->file_names[k] : o->output;
+        s = mq_outpath_check(path, MQ_OUT_FILE, &in, o->force, p->split_set ? "a part of the output" : "the output", err);
+        bool inside = false;
+        if (s == MQ_OK && o->report_path && mq_outpath_same(o->report_path, path, &inside))
+            s = MQ_FAIL(err, MQ_E_USAGE, "report-is-output", "%s: the report would replace the output %s",
+                        o->report_path, path);
     }
     mq_input_set_free(&in);
     return s;
@@ -133,6 +163,10 @@ static enum mq_status pick_writer(const struct mq_convert_options *o, enum mq_ta
         if (c == MQ_CONTAINER_GGUF) w = mq_writer_by_name("gguf");
         else if (c == MQ_CONTAINER_BNB) w = mq_writer_by_name("bnb");
     }
+    if (w && w->folder && (o->split_max_size || o->split_max_tensors))
+        return MQ_FAIL(err, MQ_E_USAGE, "split-format",
+                       "%s: --split-max-size and --split-max-tensors split a GGUF output; a bitsandbytes folder "
+                       "takes --max-shard-size", o->output ? o->output : "output");
     if (w && w->folder && mq_target_info(target)->container != MQ_CONTAINER_BNB)
         return MQ_FAIL(err, MQ_E_USAGE, "type-format",
                        "%s: a bitsandbytes folder holds --type nf4, nf4-dq, fp4 or int8_row, not %s (use a .gguf "
@@ -184,8 +218,11 @@ enum mq_status mq_convert(const struct mq_convert_options *o, struct mq_convert_
     rep->input = strdup(o->input);
     rep->output = o->output ? strdup(o->output) : NULL;
     rep->format = strdup(writer ? writer->name : "none");
+    if (s == MQ_OK && !o->dry_run && wants_split(o, writer)) s = check_parts(m, o, &plan, err);
     if (s == MQ_OK && !o->dry_run) {
-        if (writer->folder)
+        if (plan.split_set)
+            s = mq_outfile_create_set(plan.file_names, plan.file_sizes, plan.n_files, &out, err);
+        else if (writer->folder)
             s = mq_outfile_create_in_dir(o->output, plan.file_names, plan.file_sizes, plan.n_files, plan.side_bytes,
                                          o->force, &out, err);
         else
@@ -203,6 +240,9 @@ enum mq_status mq_convert(const struct mq_convert_options *o, struct mq_convert_
     if (s == MQ_OK) {
         s = fill_report(&plan, rep, err);
         rep->file_bytes = plan.file_size;
+        rep->n_parts = plan.split_set ? plan.n_files : 0;
+        if (plan.split_set && !(rep->first_part = strdup(plan.file_names[0])))
+            s = MQ_FAIL(err, MQ_E_NOMEM, "alloc", "out of memory for the report");
     }
     rep->seconds = now_seconds() - t0;
     mq_plan_free(&plan);

@@ -23,6 +23,12 @@ enum mq_status mq_model_add_kv(struct mq_model *m, const char *key, const char *
 enum mq_status mq_model_warn(struct mq_model *m, struct mq_error *err, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/*
+** One GGUF file read on its own, also when it is a part of a split model (its keys become the
+** model's): verify checks each part's own checksums this way. input.c; free with mq_model_free().
+*/
+enum mq_status mq_model_open_gguf_part(const char *path, struct mq_model **out, struct mq_error *err);
+
 /* Parses config.json at `path` into m->config (errors name the file); m->config.json keeps the tree. */
 enum mq_status mq_config_load(struct mq_model *m, const char *path, struct mq_error *err);
 

@@ -42,6 +42,7 @@ struct mq_outfile {
     _Atomic uint64_t written;
     uint64_t fault_after;      /* 0 = off */
     bool replace_any;          /* folder mode: --force, replace a folder holding foreign files */
+    char **final;              /* set mode: the final path of each data file, else NULL */
 };
 
 /*
@@ -159,6 +160,8 @@ static void outfile_free(struct mq_outfile *f)
 {
     unregister_all(f);
     for (size_t k = 0; k < f->n_data; k++) free(f->tmp ? f->tmp[k] : NULL);
+    for (size_t k = 0; f->final && k < f->n_data; k++) free(f->final[k]);
+    free(f->final);
     free(f->tmp);
     free(f->fd);
     free(f->base);
@@ -367,6 +370,85 @@ enum mq_status mq_outfile_create_in_dir(const char *dir, const char *const *name
     return MQ_OK;
 }
 
+/* A set's final path may be replaced only when it is absent, a regular file or a link. */
+static enum mq_status check_set_member(const char *path, struct mq_error *err)
+{
+    struct stat st;
+    if (lstat(path, &st) != 0 || S_ISREG(st.st_mode) || S_ISLNK(st.st_mode)) return MQ_OK;
+    return MQ_FAIL(err, MQ_E_USAGE, "output-not-regular", "%s: exists and is not a regular file; not replaced", path);
+}
+
+enum mq_status mq_outfile_create_set(const char *const *paths, const uint64_t *sizes, size_t n,
+                                     struct mq_outfile **out, struct mq_error *err)
+{
+    *out = NULL;
+    struct mq_outfile *f = n > 0 ? outfile_new(paths[0]) : NULL;
+    bool ok = f && f->path && alloc_data(f, n) == 0 && tmp_names(paths[0], &f->dir, &f->tmp_dir) == 0 &&
+              (f->final = calloc(n, sizeof *f->final)) != NULL;
+    uint64_t size = 0;
+    for (size_t k = 0; ok && k < n; k++) {
+        const char *slash = strrchr(paths[k], '/');
+        ok = (f->final[k] = strdup(paths[k])) != NULL && (f->tmp[k] = join(f->tmp_dir, slash ? slash + 1 : paths[k]));
+        f->base[k] = size;
+        f->size[k] = sizes[k];
+        size += sizes[k];
+    }
+    if (!ok) {
+        if (f) outfile_free(f);
+        return MQ_FAIL(err, MQ_E_NOMEM, "alloc", "%s: out of memory", n ? paths[0] : "output");
+    }
+    enum mq_status s = MQ_OK;
+    for (size_t k = 0; s == MQ_OK && k < n; k++) s = check_set_member(paths[k], err);
+    if (s != MQ_OK) {
+        outfile_free(f);
+        return s;
+    }
+    /* every part stays open for the one pass: room for n descriptors beside the input's */
+    struct rlimit nf;
+    if (getrlimit(RLIMIT_NOFILE, &nf) == 0 && nf.rlim_cur != RLIM_INFINITY && nf.rlim_cur < n + 256) {
+        nf.rlim_cur = nf.rlim_max == RLIM_INFINITY || nf.rlim_max >= n + 256 ? (rlim_t)(n + 256) : nf.rlim_max;
+        (void)setrlimit(RLIMIT_NOFILE, &nf);
+    }
+    remove_stale_tmps(f->dir, f->tmp_dir);
+    s = check_space(f->dir, paths[0], size, err);
+    if (s == MQ_OK) {
+        if (mkdir(f->tmp_dir, 0755) != 0) s = io_fail(err, "create", errno, "cannot create the temporary folder", f->tmp_dir);
+        else if (register_live(f, f->tmp_dir, 1) != 0) s = MQ_FAIL(err, MQ_E_LIMIT, "outputs", "too many temporaries");
+    }
+    for (size_t k = 0; s == MQ_OK && k < n; k++) s = open_data(f, k, err);
+    if (s != MQ_OK) {
+        mq_outfile_abort(f);
+        return s;
+    }
+    *out = f;
+    return MQ_OK;
+}
+
+static void fsync_dir(const char *dir);
+
+/* Set mode commit (outfile.h): part 1's old file away, parts N..2 into place, part 1 last. */
+static enum mq_status commit_set(struct mq_outfile *f, struct mq_error *err)
+{
+    fsync_dir(f->tmp_dir);
+    enum mq_status s = MQ_OK;
+    for (size_t k = 0; s == MQ_OK && k < f->n_data; k++) s = check_set_member(f->final[k], err);
+    if (s == MQ_OK && unlink(f->final[0]) != 0 && errno != ENOENT)
+        s = io_fail(err, "rename", errno, "cannot remove the earlier part 1", f->final[0]);
+    size_t moved = 0; /* the last `moved` parts (0-based N-1 down) are in place */
+    while (s == MQ_OK && moved < f->n_data) {
+        size_t k = f->n_data - 1 - moved;
+        if (rename(f->tmp[k], f->final[k]) != 0)
+            s = io_fail(err, "rename", errno, "cannot move the finished part into place", f->final[k]);
+        else moved++;
+    }
+    if (s != MQ_OK) /* never leave new parts without their part 1 */
+        for (size_t j = 0; j < moved; j++) unlink(f->final[f->n_data - 1 - j]);
+    fsync_dir(f->dir);
+    remove_live(f); /* the (now empty) temporary folder */
+    outfile_free(f);
+    return s;
+}
+
 enum mq_status mq_outfile_add_file(struct mq_outfile *f, const char *name, const void *data, size_t len,
                                    struct mq_error *err)
 {
@@ -470,6 +552,7 @@ enum mq_status mq_outfile_commit(struct mq_outfile *f, struct mq_error *err)
         outfile_free(f);
         return s;
     }
+    if (f->final) return commit_set(f, err);
     if (!f->tmp_dir) {
         /* the output's rules again, as late as possible: only a regular file (or a link) is replaced */
         struct stat st;

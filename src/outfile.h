@@ -37,6 +37,19 @@ enum mq_status mq_outfile_create(const char *path, uint64_t size, struct mq_outf
 enum mq_status mq_outfile_create_in_dir(const char *dir, const char *const *names, const uint64_t *sizes, size_t n,
                                         uint64_t extra, bool replace_any, struct mq_outfile **out,
                                         struct mq_error *err);
+/*
+** A set of sibling files (a split GGUF: PREFIX-0000K-of-0000N.gguf), paths[0] first, all in one
+** folder, addressed as one offset space like a folder output's files. They are written inside a
+** hidden temporary folder ".NAME1.modelq-tmp-PID" beside them (NAME1 = part 1's name), so abort,
+** the signal handlers and the next run after SIGKILL remove them as one. Each final path must be
+** absent or a regular file (or a link), checked here and again at commit. Commit, after fsync
+** of every part: an existing part 1 is removed first (an old part 1 never meets new parts), then
+** parts N..2 are renamed into place and part 1 LAST, then the folder is fsynced. llama.cpp and
+** modelq open a set from part 1, so a reader sees the old set, no set (part 1 missing: an error,
+** never a wrong model), or the new set. A failed rename removes the new parts already moved.
+*/
+enum mq_status mq_outfile_create_set(const char *const *paths, const uint64_t *sizes, size_t n,
+                                     struct mq_outfile **out, struct mq_error *err);
 /* Writes a whole small file into the temporary folder (folder outputs only). */
 enum mq_status mq_outfile_add_file(struct mq_outfile *f, const char *name, const void *data, size_t len,
                                    struct mq_error *err);

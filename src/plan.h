@@ -133,6 +133,8 @@ struct mq_plan {
     const char *const *file_names;
     const uint64_t *file_sizes;
     uint64_t side_bytes;           /* folder writers: at most this many bytes of small files (config, tokenizer) */
+    bool split_set;                /* a split GGUF: file_names are the parts' paths, beside each other
+                                      (not in a folder); written as one set (mq_outfile_create_set) */
     bool have_stats;               /* mq_plan_run with stats: over all quantized elements */
     struct mq_qstats total_stats;
 };

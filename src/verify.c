@@ -24,6 +24,7 @@
 #include "fileio.h"
 #include "modelq/convert.h"
 #include "modelq/model.h"
+#include "model_build.h"
 #include "nameset.h"
 
 #define VERIFY_CHUNK (1u << 20)
@@ -168,6 +169,30 @@ static enum mq_status verify_gguf(const struct mq_model *m, struct vctx *v)
         uint64_t h;
         MQ_TRY(hash_range(v, m->files[t->file].fd, m->files[t->file].path, t->offset, t->nbytes, 0, 0, 0, &h));
         count(v, MQ_VERIFY_TENSOR, t->name, want[i], h);
+    }
+    return MQ_OK;
+}
+
+/*
+** A split GGUF (opened as a set, so its parts are known to belong together): each part is a GGUF
+** of its own with its own checksum keys, verified as one file. Every part must be of the same kind.
+*/
+static enum mq_status verify_gguf_set(const struct mq_model *set, struct vctx *v)
+{
+    bool first_has = false;
+    for (size_t k = 0; k < set->n_files; k++) {
+        struct mq_model *part;
+        MQ_TRY(mq_model_open_gguf_part(set->files[k].path, &part, v->err));
+        bool had = v->res->has_checksums;
+        v->res->has_checksums = false;
+        enum mq_status s = verify_gguf(part, v);
+        if (s == MQ_OK && k == 0) first_has = v->res->has_checksums;
+        if (s == MQ_OK && k > 0 && v->res->has_checksums != first_has)
+            s = MQ_FAIL(v->err, MQ_E_CORRUPT, "checksum-keys", "%s: %s modelq checksums, unlike %s", part->files[0].path,
+                        first_has ? "has no" : "has", set->files[0].path);
+        if (k > 0) v->res->has_checksums = v->res->has_checksums || had;
+        mq_model_free(part);
+        MQ_TRY(s);
     }
     return MQ_OK;
 }
@@ -410,6 +435,7 @@ enum mq_status mq_verify(const char *path, on_item_fn on_item, void *ctx, struct
     enum mq_status s = MQ_OK;
     if (!v.buf || !v.x) s = MQ_FAIL(err, MQ_E_NOMEM, "alloc", "out of memory");
     else if (m->format && strcmp(m->format, "safetensors") == 0) s = verify_safetensors(m, &v);
+    else if (m->split_parts) s = verify_gguf_set(m, &v);
     else if (m->n_files == 1) s = verify_gguf(m, &v);
     else s = MQ_FAIL(err, MQ_E_UNSUPPORTED, "verify-format", "%s: verify reads one GGUF file or a safetensors model", path);
     free(v.buf);

@@ -47,7 +47,12 @@ struct mq_convert_options {
     bool raw_names;                /* GGUF: unsupported architecture -> tensor names unchanged */
     bool double_quant;             /* NF4/FP4: double quantization of the absmax (nf4-dq implies it) */
     uint32_t blocksize;            /* NF4/FP4 block (bitsandbytes: 64..4096, power of two); 0 = 64 */
-    uint64_t max_shard_size;       /* folder outputs: bytes per safetensors shard, 0 = one file */
+    uint64_t max_shard_size;       /* folder outputs: bytes per safetensors shard, 0 = one file;
+                                      GGUF outputs: the same as split_max_size */
+    uint64_t split_max_size;       /* GGUF: split into parts of at most this many tensor-data bytes
+                                      (gguf-split's --split-max-size; a larger tensor gets a part of
+                                      its own); 0 = no size limit */
+    uint32_t split_max_tensors;    /* GGUF: at most this many tensors per part; 0 = no limit */
     bool force;                    /* folder outputs: replace an existing folder even when it holds
                                       files modelq did not write (they are deleted) */
     const char *report_path;       /* a file the caller writes after success (the JSON report):
@@ -93,7 +98,9 @@ struct mq_convert_report {
     size_t n_tensors;
     uint64_t params, quantized_params;
     uint64_t tensor_bytes;         /* sum of tensor bytes (what `estimate` predicts) */
-    uint64_t file_bytes;           /* whole output file (header, padding) */
+    uint64_t file_bytes;           /* whole output file (header, padding); split: all parts */
+    size_t n_parts;                /* split GGUF output: parts written, 0 = one file */
+    char *first_part;              /* split GGUF output: the path of part 1 (what llama.cpp opens) */
     uint64_t input_bytes;          /* tensor bytes read */
     uint64_t n_fallback;
     double seconds;

@@ -122,6 +122,8 @@ struct mq_model {
     char **warnings;             /* non-fatal findings (index/total_size mismatches ...) */
     size_t n_warnings;
     uint64_t header_bytes_read;  /* bytes read from input files while opening */
+    uint32_t split_parts;        /* a split GGUF (gguf-split convention): its N parts are files
+                                    0..N-1, part 1 first; 0 = not a split model */
     /* internal: allocated capacities of the arrays above */
     size_t cap_files, cap_tensors, cap_metadata, cap_warnings;
 };

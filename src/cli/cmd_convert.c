@@ -39,7 +39,11 @@ static const char *const convert_help =
     "  --double-quant           NF4/FP4: 8-bit absmax with a nested scale (nf4-dq = nf4 --double-quant)\n"
     "  --blocksize N            NF4/FP4 block size, a power of two in 64..4096 (default 64)\n"
     "  --max-shard-size SIZE    bitsandbytes folder: shards of at most SIZE (5GB, 500MB, 2GiB) with\n"
-    "                           model.safetensors.index.json; a module's keys stay in one shard\n"
+    "                           model.safetensors.index.json; a module's keys stay in one shard.\n"
+    "                           GGUF output: the same as --split-max-size\n"
+    "  --split-max-size N[M|G]  GGUF: split into parts of at most N MB/GB of tensor data, named as\n"
+    "                           llama.cpp's gguf-split names them: OUT-00001-of-0000N.gguf ... (-o OUT.gguf)\n"
+    "  --split-max-tensors N    GGUF: at most N tensors per part (with --split-max-size: either limit)\n"
     "  -t, --type TYPE          see above (default auto)\n"
     "  -j, --threads N          worker threads (default: all cores)\n"
     "  --tensor-type RE=TYPE    tensors whose name matches the regex RE get TYPE (repeatable; first wins)\n"
@@ -140,6 +144,10 @@ static void print_report(const struct mq_convert_report *r, bool quiet)
     if (r->dry_run) {
         printf("dry run: nothing written (%s would be %s bytes)\n", r->output ? r->output : "the output",
                cli_group(r->file_bytes, a, sizeof a));
+    } else if (r->n_parts) {
+        printf("wrote a split model of %zu parts, %s (part 1, the one to load) ...: %s bytes in all (%s) in %.2f s, "
+               "%u thread%s\n", r->n_parts, r->first_part, cli_group(r->file_bytes, a, sizeof a), r->format, r->seconds,
+               r->threads, r->threads == 1 ? "" : "s");
     } else {
         printf("wrote %s: %s bytes (%s) in %.2f s, %u thread%s, %.2f GB/s of input\n", r->output,
                cli_group(r->file_bytes, a, sizeof a), r->format, r->seconds, r->threads, r->threads == 1 ? "" : "s",
@@ -174,6 +182,10 @@ static int write_json_report(const char *path, const struct mq_convert_report *r
     cJSON_AddNumberToObject(doc, "quantized_params", (double)r->quantized_params);
     cJSON_AddNumberToObject(doc, "tensor_bytes", (double)r->tensor_bytes);
     cJSON_AddNumberToObject(doc, "file_bytes", (double)r->file_bytes);
+    if (r->n_parts) {
+        cJSON_AddNumberToObject(doc, "parts", (double)r->n_parts);
+        cJSON_AddStringToObject(doc, "first_part", r->first_part);
+    }
     cJSON_AddNumberToObject(doc, "bpw", r->params ? (double)r->tensor_bytes * 8.0 / (double)r->params : 0.0);
     cJSON_AddNumberToObject(doc, "fallbacks", (double)r->n_fallback);
     if (r->have_stats) cJSON_AddItemToObject(doc, "stats", stats_json(&r->total_stats));
@@ -227,6 +239,7 @@ static bool parse_size(const char *s, uint64_t *out)
     if (end == s || !(v > 0)) return false;
     static const struct { const char *sfx; double mul; } units[] = {
         {"", 1}, {"B", 1}, {"KB", 1e3}, {"MB", 1e6}, {"GB", 1e9}, {"TB", 1e12},
+        {"K", 1e3}, {"M", 1e6}, {"G", 1e9}, {"T", 1e12}, /* gguf-split's N(M|G): decimal */
         {"KiB", 1024.0}, {"MiB", 1048576.0}, {"GiB", 1073741824.0}, {"TiB", 1099511627776.0}};
     for (size_t i = 0; i < sizeof units / sizeof units[0]; i++) {
         if (strcasecmp(end, units[i].sfx) == 0) {
@@ -320,6 +333,16 @@ int cmd_convert(int argc, char **argv)
             NEED_VALUE();
             if (!parse_size(val, &o.max_shard_size))
                 return cli_usage_error("convert", "--max-shard-size needs a size like 5GB, 500MB or 2GiB");
+        } else if (strcmp(a, "--split-max-size") == 0) {
+            NEED_VALUE();
+            if (!parse_size(val, &o.split_max_size))
+                return cli_usage_error("convert", "--split-max-size needs a size like 500M, 2G, 5GB or 2GiB");
+        } else if (strcmp(a, "--split-max-tensors") == 0) {
+            uint64_t n;
+            NEED_VALUE();
+            if (!cli_parse_u64(val, &n) || n < 1 || n > UINT32_MAX)
+                return cli_usage_error("convert", "--split-max-tensors needs a count of at least 1");
+            o.split_max_tensors = (uint32_t)n;
         } else if (strcmp(a, "--raw-names") == 0) {
             o.raw_names = true;
         } else if (strcmp(a, "--reference-kernels") == 0) {

@@ -55,7 +55,10 @@ static struct stored_quantized count_stored_quantized(const struct mq_model *m)
 static void print_text(const struct mq_model *m, const struct mq_estimate *e)
 {
     char a[64], b[64], c[64];
-    printf("model:       %s (%s, %zu file%s)\n", m->input_path, m->format, m->n_files, m->n_files == 1 ? "" : "s");
+    if (m->split_parts)
+        printf("model:       %s (%s, a split model of %u parts, read as one)\n", m->input_path, m->format, m->split_parts);
+    else
+        printf("model:       %s (%s, %zu file%s)\n", m->input_path, m->format, m->n_files, m->n_files == 1 ? "" : "s");
     printf("parameters:  %s in %" PRIu64 " tensors; stored as %s bytes (%.4f GB, %.4f GiB)\n",
            cli_group(e->params, a, sizeof a), e->n_tensors, cli_group(e->source_bytes, b, sizeof b),
            (double)e->source_bytes / 1e9, (double)e->source_bytes / GIB);
@@ -135,6 +138,8 @@ static int print_json(const struct mq_model *m, const struct mq_estimate *e)
     cJSON *root = cJSON_CreateObject();
     cJSON_AddNumberToObject(root, "schema_version", ESTIMATE_SCHEMA_VERSION);
     cJSON_AddStringToObject(root, "input", m->input_path);
+    cJSON_AddNumberToObject(root, "files", (double)m->n_files);
+    if (m->split_parts) cJSON_AddNumberToObject(root, "split_parts", m->split_parts);
     cJSON_AddNumberToObject(root, "tensors", (double)e->n_tensors);
     cJSON_AddNumberToObject(root, "parameters", (double)e->params);
     cJSON_AddNumberToObject(root, "source_bytes", (double)e->source_bytes);

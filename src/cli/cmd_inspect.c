@@ -143,6 +143,11 @@ static void print_text(const struct mq_model *m)
     if (gguf && m->n_files == 1)
         printf("format:   gguf v%u, alignment %u, %zu tensor%s, 1 file\n", m->files[0].gguf_version,
                m->files[0].gguf_alignment, m->n_tensors, m->n_tensors == 1 ? "" : "s");
+    else if (gguf && m->split_parts)
+        printf("format:   gguf v%u, alignment %u, %zu tensor%s, a split model of %u parts (read as one; metadata "
+               "from part 1)\n",
+               m->files[0].gguf_version, m->files[0].gguf_alignment, m->n_tensors, m->n_tensors == 1 ? "" : "s",
+               m->split_parts);
     else
         printf("format:   %s, %zu file%s\n", m->format, m->n_files, m->n_files == 1 ? "" : "s");
     for (size_t i = 0; i < m->n_files; i++)
@@ -241,8 +246,9 @@ static int print_json(const struct mq_model *m)
     cJSON_AddNumberToObject(root, "schema_version", INSPECT_SCHEMA_VERSION);
     cJSON_AddStringToObject(root, "input", m->input_path);
     cJSON_AddStringToObject(root, "format", m->format);
-    bool gguf = is_gguf(m) && m->n_files == 1;
+    bool gguf = is_gguf(m) && (m->n_files == 1 || m->split_parts);
     if (gguf) json_gguf(root, m);
+    if (is_gguf(m) && m->split_parts) cJSON_AddNumberToObject(root, "split_parts", m->split_parts);
     cJSON *files = cJSON_AddArrayToObject(root, "files");
     for (size_t i = 0; i < m->n_files; i++) {
         cJSON *f = cJSON_CreateObject();
