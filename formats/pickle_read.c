@@ -355,9 +355,8 @@ static enum mq_status build(struct up *u, struct pv *obj, struct pv *state)
         ok = state->items[i]->kind == PV_STR && strcmp(state->items[i]->s, "_metadata") == 0;
     if (!ok)
         return PFAIL(u, MQ_E_UNSUPPORTED, "pickle-build",
-                     "BUILD of a %s%s with a %s state refused (only an OrderedDict's _metadata is accepted)",
-                     obj->odict ? "OrderedDict" : kind_names[obj->kind], obj->kind == PV_CLASS ? " class" : "",
-                     kind_names[state->kind]);
+                     "BUILD on %s %s with a %s state refused (only an OrderedDict's _metadata is accepted)",
+                     obj->odict ? "an" : "a", obj->odict ? "OrderedDict" : kind_names[obj->kind], kind_names[state->kind]);
     return push(u, obj);
 }
 
