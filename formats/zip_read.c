@@ -86,21 +86,27 @@ static enum mq_status read_end(struct mq_zip *z, struct dir_end *de, struct mq_e
 {
     if (z->size < END_SIZE)
         return ZFAIL(z, MQ_E_CORRUPT, "zip-eocd", "%llu bytes is too small for a zip file", (unsigned long long)z->size);
-    uint64_t tail = z->size < END_SIZE + MAX_COMMENT ? z->size : END_SIZE + MAX_COMMENT;
-    uint8_t *buf = malloc((size_t)tail);
-    if (!buf) return MQ_FAIL(err, MQ_E_NOMEM, "alloc", "%s: out of memory", z->path);
-    enum mq_status s = pread_at(z, buf, (size_t)tail, z->size - tail, err);
+    /* the last 1 KiB first (torch writes no comment), then the largest window a comment allows */
+    uint64_t tail = 0;
     int64_t at = -1;
-    for (uint64_t i = tail - END_SIZE + 1; s == MQ_OK && i-- > 0;) {
-        if (mq_load_u32le(buf + i) == SIG_END && i + END_SIZE + mq_load_u16le(buf + i + 20) == tail) {
-            at = (int64_t)i;
-            break;
-        }
-    }
     uint8_t end[END_SIZE];
-    if (s == MQ_OK && at >= 0) memcpy(end, buf + at, END_SIZE);
-    free(buf);
-    MQ_TRY(s);
+    for (int pass = 0; pass < 2 && at < 0; pass++) {
+        uint64_t want = pass == 0 ? 1024 : END_SIZE + MAX_COMMENT;
+        if (pass == 1 && tail == z->size) break; /* the first window was the whole file */
+        tail = z->size < want ? z->size : want;
+        uint8_t *buf = malloc((size_t)tail);
+        if (!buf) return MQ_FAIL(err, MQ_E_NOMEM, "alloc", "%s: out of memory", z->path);
+        enum mq_status s = pread_at(z, buf, (size_t)tail, z->size - tail, err);
+        for (uint64_t i = tail - END_SIZE + 1; s == MQ_OK && i-- > 0;) {
+            if (mq_load_u32le(buf + i) == SIG_END && i + END_SIZE + mq_load_u16le(buf + i + 20) == tail) {
+                at = (int64_t)i;
+                memcpy(end, buf + at, END_SIZE);
+                break;
+            }
+        }
+        free(buf);
+        MQ_TRY(s);
+    }
     if (at < 0)
         return ZFAIL(z, MQ_E_CORRUPT, "zip-eocd", "no end-of-central-directory record (%s)",
                      "not a zip file, or truncated");
