@@ -28,6 +28,7 @@ struct mq_reader_ops {
 
 extern const struct mq_reader_ops mq_safetensors_reader;
 extern const struct mq_reader_ops mq_gguf_reader;
+extern const struct mq_reader_ops mq_pytorch_reader;
 
 /* The reader that bids highest for this file, or NULL. */
 const struct mq_reader_ops *mq_reader_for(const uint8_t *head, size_t len, const char *path);
@@ -38,7 +39,17 @@ const struct mq_reader_ops *mq_reader_for(const uint8_t *head, size_t len, const
 */
 enum mq_status mq_bnb_read(struct mq_model *m, struct mq_error *err);
 
-/* A sharded safetensors checkpoint from its model.safetensors.index.json (safetensors_index.c). */
-enum mq_status mq_safetensors_read_index(struct mq_model *m, const char *index_path, struct mq_error *err);
+/* A sharded safetensors checkpoint from its model.safetensors.index.json, or a sharded PyTorch one
+** from its pytorch_model.bin.index.json (same JSON; the shards are read by `shard_reader`)
+** (safetensors_index.c). */
+enum mq_status mq_safetensors_read_index(struct mq_model *m, const char *index_path,
+                                         const struct mq_reader_ops *shard_reader, struct mq_error *err);
+
+/*
+** FP8 weights (fp8_read.c): after a safetensors checkpoint and its config.json are loaded, each
+** F8_E4M3 / F8_E5M2 tensor (and its P.weight_scale_inv, if any) becomes one logical F32 tensor
+** with `fp8` set.
+*/
+enum mq_status mq_fp8_read(struct mq_model *m, struct mq_error *err);
 
 #endif

@@ -6,13 +6,15 @@
 **   FOLDER/model.safetensors.index.json   sharded
 **   FOLDER/<one>.safetensors.index.json   sharded, other prefix (e.g. diffusion_pytorch_model)
 **   FOLDER/<one>.safetensors              a single file of another name
-**   FOLDER/<one>.gguf                     when there is no safetensors checkpoint
+**   FOLDER/pytorch_model.bin              PyTorch (torch.save zip), when there is no safetensors
+**   FOLDER/pytorch_model.bin.index.json   sharded PyTorch
+**   FOLDER/<one>.bin.index.json, FOLDER/<one>.bin|.pt|.pth   the only PyTorch checkpoint
+**   FOLDER/<one>.gguf                     when there is no safetensors or PyTorch checkpoint
 ** A path to a .json file is an index; any other file is given to the reader that bids for it
-** (safetensors or GGUF, formats/registry.c). config.json beside a safetensors checkpoint is read
+** (safetensors, GGUF or PyTorch, formats/registry.c). config.json beside a safetensors checkpoint is read
 ** when present; a GGUF carries its own configuration (gguf_config.c), so config.json beside a
 ** .gguf is not read. bitsandbytes groups of a safetensors checkpoint then become logical tensors
-** (bnb_read.c). A folder holding only pickle files (pytorch_model*.bin, *.pt, *.pth) gets a
-** clear "not read yet" error.
+** (bnb_read.c), and FP8 weights with their block scales become logical F32 tensors (fp8_read.c).
 */
 #include <dirent.h>
 #include <errno.h>
@@ -46,6 +48,9 @@ struct dir_scan {
     char single[NAME_MAX + 1];  /* one *.safetensors */
     int n_index, n_single, n_pickle, n_gguf;
     char gguf[NAME_MAX + 1];
+    char pickle[NAME_MAX + 1];     /* one *.bin / *.pt / *.pth */
+    char bin_index[NAME_MAX + 1];  /* one *.bin.index.json */
+    int n_bin_index;
 };
 
 static enum mq_status scan_dir(const char *dir, struct dir_scan *ds, struct mq_error *err)
@@ -60,8 +65,10 @@ static enum mq_status scan_dir(const char *dir, struct dir_scan *ds, struct mq_e
             if (ds->n_index++ == 0) snprintf(ds->index, sizeof ds->index, "%s", n);
         } else if (ends_with(n, ".safetensors")) {
             if (ds->n_single++ == 0) snprintf(ds->single, sizeof ds->single, "%s", n);
+        } else if (ends_with(n, ".bin.index.json")) {
+            if (ds->n_bin_index++ == 0) snprintf(ds->bin_index, sizeof ds->bin_index, "%s", n);
         } else if (ends_with(n, ".bin") || ends_with(n, ".pt") || ends_with(n, ".pth") || ends_with(n, ".ckpt")) {
-            ds->n_pickle++;
+            if (ds->n_pickle++ == 0) snprintf(ds->pickle, sizeof ds->pickle, "%s", n);
         } else if (ends_with(n, ".gguf")) {
             if (ds->n_gguf++ == 0) snprintf(ds->gguf, sizeof ds->gguf, "%s", n);
         }
@@ -97,26 +104,35 @@ static enum mq_status resolve_folder(const char *dir, char *out, size_t cap, str
     if (ds.n_index > 1 || ds.n_single > 1)
         return MQ_FAIL(err, MQ_E_USAGE, "ambiguous-folder",
                        "%s: several checkpoints in this folder; name the .safetensors file or the index", dir);
+    /* PyTorch (torch.save zip): by its usual names, else the only index or the only file */
+    static const char *const pytorch[] = {"pytorch_model.bin", "pytorch_model.bin.index.json"};
+    for (size_t i = 0; i < 2; i++) {
+        if (path_join(out, cap, dir, pytorch[i]) && exists_file(out)) return MQ_OK;
+    }
+    if (ds.n_bin_index == 1 || (ds.n_bin_index == 0 && ds.n_pickle == 1)) {
+        if (!path_join(out, cap, dir, ds.n_bin_index ? ds.bin_index : ds.pickle))
+            return MQ_FAIL(err, MQ_E_USAGE, "path", "%s: path too long", dir);
+        return MQ_OK;
+    }
+    if (ds.n_bin_index > 1 || ds.n_pickle > 1)
+        return MQ_FAIL(err, MQ_E_USAGE, "ambiguous-folder",
+                       "%s: several PyTorch files in this folder and no pytorch_model.bin; name the checkpoint", dir);
     if (ds.n_gguf == 1) {
         if (!path_join(out, cap, dir, ds.gguf)) return MQ_FAIL(err, MQ_E_USAGE, "path", "%s: path too long", dir);
         return MQ_OK;
     }
     if (ds.n_gguf > 1)
         return MQ_FAIL(err, MQ_E_USAGE, "ambiguous-folder", "%s: several .gguf files in this folder; name one", dir);
-    if (ds.n_pickle > 0)
-        return MQ_FAIL(err, MQ_E_UNSUPPORTED, "pickle",
-                       "%s: only PyTorch pickle checkpoints (pytorch_model*.bin) here; pickle checkpoints are not read "
-                       "yet: convert them to safetensors first",
-                       dir);
     return MQ_FAIL(err, MQ_E_USAGE, "no-checkpoint",
-                   "%s: no model.safetensors, index, .safetensors or .gguf file in this folder", dir);
+                   "%s: no model.safetensors, index, .safetensors, pytorch_model.bin or .gguf file in this folder", dir);
 }
 
 static enum mq_status open_checkpoint_file(struct mq_model *m, const char *path, struct mq_error *err)
 {
     if (ends_with(path, ".json")) {
-        m->format = "safetensors";
-        return mq_safetensors_read_index(m, path, err);
+        bool pt = ends_with(path, ".bin.index.json");
+        m->format = pt ? "pytorch" : "safetensors";
+        return mq_safetensors_read_index(m, path, pt ? &mq_pytorch_reader : &mq_safetensors_reader, err);
     }
     int fd;
     MQ_TRY(mq_open_read(path, &fd, err));
@@ -125,12 +141,7 @@ static enum mq_status open_checkpoint_file(struct mq_model *m, const char *path,
     close(fd);
     if (got < 0) return MQ_FAIL(err, MQ_E_IO, "io", "%s: cannot read", path);
     const struct mq_reader_ops *r = mq_reader_for(head, (size_t)got, path);
-    if (!r) {
-        if (ends_with(path, ".bin") || ends_with(path, ".pt") || ends_with(path, ".pth"))
-            return MQ_FAIL(err, MQ_E_UNSUPPORTED, "pickle",
-                           "%s: PyTorch pickle checkpoints are not read yet: convert them to safetensors first", path);
-        return MQ_FAIL(err, MQ_E_UNSUPPORTED, "format", "%s: not a safetensors or GGUF file (unknown format)", path);
-    }
+    if (!r) return MQ_FAIL(err, MQ_E_UNSUPPORTED, "format", "%s: not a safetensors, GGUF or PyTorch file (unknown format)", path);
     m->format = r->name;
     return r->read_file(m, path, err);
 }
@@ -167,13 +178,14 @@ enum mq_status mq_model_open(const char *path, struct mq_model **out, struct mq_
     struct mq_model *m = mq_model_new(path);
     if (!m) return MQ_FAIL(err, MQ_E_NOMEM, "alloc", "out of memory");
     enum mq_status s = open_checkpoint_file(m, file, err);
-    if (s == MQ_OK && strcmp(m->format, "safetensors") == 0) {
+    if (s == MQ_OK && strcmp(m->format, "gguf") != 0) { /* safetensors, pytorch */
         char cfg[PATH_MAX];
         struct stat cs; /* present but not a regular file (a FIFO ...): the loader refuses it by name */
         if (path_join(cfg, sizeof cfg, dir, "config.json") && stat(cfg, &cs) == 0)
             s = mq_config_load(m, cfg, err);
     }
     if (s == MQ_OK && strcmp(m->format, "safetensors") == 0) s = mq_bnb_read(m, err); /* bitsandbytes groups */
+    if (s == MQ_OK && strcmp(m->format, "safetensors") == 0) s = mq_fp8_read(m, err);  /* FP8 + block scales */
     if (s != MQ_OK) {
         mq_model_free(m);
         return s;

@@ -4,6 +4,7 @@
 static const struct mq_reader_ops *const readers[] = {
     &mq_safetensors_reader,
     &mq_gguf_reader,
+    &mq_pytorch_reader,
 };
 
 const struct mq_reader_ops *mq_reader_for(const uint8_t *head, size_t len, const char *path)

@@ -1,5 +1,6 @@
 /*
-** safetensors_index.c - sharded checkpoints: model.safetensors.index.json.
+** safetensors_index.c - sharded checkpoints: model.safetensors.index.json, and
+** pytorch_model.bin.index.json (the same JSON, PyTorch shards: formats/pytorch_read.c).
 **
 **   {"metadata": {"total_size": BYTES, "total_parameters": N?},
 **    "weight_map": {"TENSOR": "model-00001-of-00003.safetensors", ...}}
@@ -86,6 +87,7 @@ static bool shard_contained(const char *real_shard, const char *real_dir)
 }
 
 static enum mq_status load_shards(struct mq_model *m, const char *index_path, const char *dir,
+                                  const struct mq_reader_ops *reader,
                                   struct wm_entry *wm, size_t n_wm, uint64_t total_size, bool has_total,
                                   struct mq_error *err)
 {
@@ -122,7 +124,7 @@ static enum mq_status load_shards(struct mq_model *m, const char *index_path, co
             break;
         }
         size_t first = m->n_tensors;
-        s = mq_safetensors_reader.read_file(m, path, err);
+        s = reader->read_file(m, path, err);
         if (s != MQ_OK) break;
         /* every tensor of this shard: named by the index, for this shard? */
         for (size_t i = first; i < m->n_tensors && s == MQ_OK; i++) {
@@ -167,7 +169,8 @@ static enum mq_status load_shards(struct mq_model *m, const char *index_path, co
     return s;
 }
 
-enum mq_status mq_safetensors_read_index(struct mq_model *m, const char *index_path, struct mq_error *err)
+enum mq_status mq_safetensors_read_index(struct mq_model *m, const char *index_path,
+                                         const struct mq_reader_ops *shard_reader, struct mq_error *err)
 {
     char *text;
     size_t len;
@@ -230,7 +233,7 @@ enum mq_status mq_safetensors_read_index(struct mq_model *m, const char *index_p
     if (s == MQ_OK) {
         char *dir = dir_of(index_path);
         if (!dir) s = MQ_FAIL(err, MQ_E_NOMEM, "alloc", "out of memory");
-        else s = load_shards(m, index_path, dir, wm, n_wm, total, has_total, err);
+        else s = load_shards(m, index_path, dir, shard_reader, wm, n_wm, total, has_total, err);
         free(dir);
     }
     free(wm);

@@ -1,6 +1,7 @@
 /* dtype.c - the table of safetensors element types (names and widths). */
 #include "modelq/dtype.h"
 
+#include <math.h>
 #include <string.h>
 
 static const struct {
@@ -61,4 +62,23 @@ bool mq_dtype_is_quantizable_float(enum mq_dtype t)
 bool mq_dtype_is_float(enum mq_dtype t)
 {
     return (unsigned)t < MQ_DTYPE_COUNT && dtype_table[t].is_float;
+}
+
+float mq_fp8_to_f32(enum mq_dtype t, uint8_t b)
+{
+    float sign = (b & 0x80) ? -1.0f : 1.0f;
+    unsigned e, mant;
+    if (t == MQ_DTYPE_F8_E4M3) {
+        e = (b >> 3) & 0xF, mant = b & 0x7;
+        if (e == 0xF && mant == 0x7) return NAN;
+        if (e == 0) return sign * ldexpf((float)mant, -9);         /* m/8 * 2^-6 */
+        return sign * ldexpf((float)(8 + mant), (int)e - 7 - 3); /* (1 + m/8) * 2^(e-7) */
+    }
+    if (t == MQ_DTYPE_F8_E5M2) {
+        e = (b >> 2) & 0x1F, mant = b & 0x3;
+        if (e == 0x1F) return mant ? NAN : sign * INFINITY;
+        if (e == 0) return sign * ldexpf((float)mant, -16);          /* m/4 * 2^-14 */
+        return sign * ldexpf((float)(4 + mant), (int)e - 15 - 2); /* (1 + m/4) * 2^(e-15) */
+    }
+    return NAN;
 }

@@ -87,7 +87,7 @@ enum mq_status mq_estimate_model(const struct mq_model *m, const struct mq_estim
         const struct mq_tensor *t = &m->tensors[i];
         ovf |= mq_ckd_add_u64(&out->params, out->params, t->numel);
         /* a bitsandbytes weight (formats/bnb_read.c) is stored as its codes plus side entries */
-        ovf |= mq_ckd_add_u64(&out->source_bytes, out->source_bytes, t->bnb ? t->bnb->stored_bytes : t->nbytes);
+        ovf |= mq_ckd_add_u64(&out->source_bytes, out->source_bytes, t->bnb ? t->bnb->stored_bytes : t->fp8 ? t->fp8->stored_bytes : t->nbytes);
     }
     out->n_tensors = m->n_tensors;
     for (int k = 0; k < MQ_ESTIMATE_ROWS; k++) {

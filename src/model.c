@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "ckd.h"
+#include "tensor_view.h"
 
 struct mq_model *mq_model_new(const char *input_path)
 {
@@ -35,6 +36,9 @@ void mq_model_free(struct mq_model *m)
     for (size_t i = 0; i < m->n_tensors; i++) {
         free(m->tensors[i].name);
         free(m->tensors[i].bnb);
+        if (m->tensors[i].fp8) free(m->tensors[i].fp8->scale_name);
+        free(m->tensors[i].fp8);
+        mq_view_free(m->tensors[i].view);
     }
     free(m->tensors);
     for (size_t i = 0; i < m->n_metadata; i++) {
@@ -137,6 +141,8 @@ enum mq_status mq_model_read(const struct mq_model *m, size_t t, uint64_t offset
     if (mq_ckd_add_u64(&end, offset, len) || end > ts->nbytes)
         return MQ_FAIL(err, MQ_E_USAGE, "read-range", "tensor '%s': read past its %llu bytes", ts->name,
                        (unsigned long long)ts->nbytes);
+    if (ts->fp8) return mq_fp8_source_read(m, ts, offset, buf, len, err);
+    if (ts->view) return mq_view_read(m, ts, offset, buf, len, err);
     const struct mq_file *f = &m->files[ts->file];
     uint8_t *dst = buf;
     uint64_t pos = ts->offset + offset;

@@ -504,7 +504,7 @@ Test(convert, refuses_what_gguf_cannot_hold_naming_the_tensor)
     static const struct { const char *hdr; size_t len; const char *needle; } cases[] = {
         {"{\"flags\":{\"dtype\":\"BOOL\",\"shape\":[4],\"data_offsets\":[0,4]}}", 4, "flags"},
         {"{\"counts\":{\"dtype\":\"U16\",\"shape\":[2],\"data_offsets\":[0,4]}}", 4, "counts"},
-        {"{\"fp8\":{\"dtype\":\"F8_E4M3\",\"shape\":[32],\"data_offsets\":[0,32]}}", 32, "fp8"},
+        {"{\"e8m0\":{\"dtype\":\"F8_E8M0\",\"shape\":[32],\"data_offsets\":[0,32]}}", 32, "e8m0"}, /* F8_E4M3/E5M2 convert (test_fp8.c) */
         {"{\"five\":{\"dtype\":\"F32\",\"shape\":[1,1,1,1,2],\"data_offsets\":[0,8]}}", 8, "five"},
         {"{\"model.layers.0.a_very_long_module_name_that_goes_past_the_limit.weight\":{\"dtype\":\"F32\","
          "\"shape\":[2],\"data_offsets\":[0,8]}}", 8, "a_very_long_module_name"},

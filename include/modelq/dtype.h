@@ -50,4 +50,16 @@ MQ_API bool mq_dtype_is_quantizable_float(enum mq_dtype t);
 /* Any floating-point dtype (including FP8/FP6/FP4 and F64). */
 MQ_API bool mq_dtype_is_float(enum mq_dtype t);
 
+/*
+** The value of one FP8 byte as float32 (exact: every FP8 value is a float32), per the OCP 8-bit
+** floating point specification (OFP8, v1.0, 2023):
+**   F8_E4M3 (torch.float8_e4m3fn): 1 sign, 4 exponent (bias 7), 3 mantissa bits; no infinities,
+**     S.1111.111 is NaN, the largest finite value is 448; subnormals m/8 * 2^-6.
+**   F8_E5M2 (torch.float8_e5m2): 1 sign, 5 exponent (bias 15), 2 mantissa bits, IEEE-like:
+**     S.11111.00 is +/-infinity, S.11111.{01,10,11} NaN, the largest finite value is 57344;
+**     subnormals m/4 * 2^-14.
+** Any other dtype gives NaN.
+*/
+MQ_API float mq_fp8_to_f32(enum mq_dtype t, uint8_t b);
+
 #endif /* MODELQ_DTYPE_H */

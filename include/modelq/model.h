@@ -2,7 +2,9 @@
 ** modelq/model.h - a checkpoint opened for reading: its files, tensors, metadata and config.
 **
 ** mq_model_open() accepts a .safetensors file, a model.safetensors.index.json, a Hugging Face
-** model folder (model.safetensors or the index, plus config.json) or a .gguf file. Opening reads
+** model folder (model.safetensors or the index, plus config.json), a .gguf file, or a PyTorch
+** checkpoint (pytorch_model.bin, the zip format of torch.save since 1.6, read without Python by a
+** restricted unpickler) and its pytorch_model.bin.index.json. Opening reads
 ** and validates headers only; tensor data is reached later with mq_model_read(), a bounded
 ** pread at the tensor's offset (no mmap, no whole-file reads, any alignment).
 **
@@ -52,6 +54,29 @@ struct mq_bnb_source {
     uint64_t stored_bytes;       /* their bytes in all (packed codes, side data, JSON blob) */
 };
 
+/*
+** An FP8 weight (formats/fp8_read.c): a safetensors F8_E4M3 / F8_E5M2 tensor P.weight, with or
+** without its block scales P.weight_scale_inv (F32 or BF16 [ceil(rows/block_rows),
+** ceil(cols/block_cols)], or one scalar for the whole tensor), seen as ONE logical F32 tensor:
+** its dtype is F32, nbytes = numel * 4, and mq_model_read() returns the dequantized values
+** w = fp8 * scale_inv[r / block_rows][c / block_cols] as float32 little-endian. The scale tensor
+** is no tensor of its own any more.
+*/
+struct mq_fp8_source {
+    enum mq_dtype stored;        /* MQ_DTYPE_F8_E4M3 or MQ_DTYPE_F8_E5M2 */
+    struct mq_bnb_part data;     /* the FP8 codes, numel bytes */
+    bool has_scale;
+    char *scale_name;            /* "P.weight_scale_inv" (owned), NULL without scales */
+    enum mq_dtype scale_dtype;   /* F32 or BF16 */
+    uint64_t scale_rows, scale_cols; /* the scale tensor's shape (1 x 1 for a scalar) */
+    struct mq_bnb_part scale;    /* the scales, row-major */
+    uint64_t block_rows, block_cols; /* elements of the weight per scale */
+    uint64_t stored_bytes;       /* codes + scales */
+};
+
+/* A PyTorch tensor's view of its storage (src/tensor_view.h; private). */
+struct mq_view;
+
 struct mq_tensor {
     char *name;
     enum mq_dtype dtype;
@@ -68,6 +93,10 @@ struct mq_tensor {
                                     shape and numel are then the logical (dequantized) tensor's,
                                     nbytes/offset the packed codes' (read it with the pipeline's
                                     bitsandbytes reader, not as dtype elements) */
+    struct mq_fp8_source *fp8;   /* FP8 weight (owned by the model), else NULL: see above */
+    struct mq_view *view;        /* PyTorch inputs (owned by the model): storage, element offset and
+                                    strides; mq_model_read() gathers a strided view and checks the
+                                    storage's CRC-32 on first use. NULL for other formats. */
 };
 
 struct mq_file {
@@ -140,7 +169,9 @@ MQ_API void mq_model_free(struct mq_model *m);
 /* Index of the tensor called `name`, or -1. */
 MQ_API long mq_model_find(const struct mq_model *m, const char *name);
 
-/* Reads `len` bytes of tensor `t`'s data starting `offset` bytes into it. */
+/* Reads `len` bytes of tensor `t`'s data starting `offset` bytes into it: the bytes of the tensor
+** laid out contiguously, row-major, even when the file stores a strided PyTorch view, and the
+** float32 values of an FP8 weight. */
 MQ_API enum mq_status mq_model_read(const struct mq_model *m, size_t t, uint64_t offset, void *buf,
                              size_t len, struct mq_error *err);
 

@@ -65,14 +65,32 @@ static const char *bnb_label(const struct mq_bnb_source *b, char *buf, size_t ca
     return buf;
 }
 
-/* Bytes the tensor occupies in the checkpoint (a bitsandbytes weight: all its entries). */
-static uint64_t stored_bytes(const struct mq_tensor *t) { return t->bnb ? t->bnb->stored_bytes : t->nbytes; }
+/* "scales P.weight_scale_inv F32 [2, 3], block 128x128" of an FP8 weight (formats/fp8_read.c). */
+static const char *fp8_label(const struct mq_fp8_source *f, char *buf, size_t cap)
+{
+    if (!f->has_scale) snprintf(buf, cap, "no scales");
+    else
+        snprintf(buf, cap, "scales %s %s [%llu, %llu], block %llux%llu", f->scale_name, mq_dtype_name(f->scale_dtype),
+                 (unsigned long long)f->scale_rows, (unsigned long long)f->scale_cols, (unsigned long long)f->block_rows,
+                 (unsigned long long)f->block_cols);
+    return buf;
+}
+
+/* Bytes the tensor occupies in the checkpoint (a bitsandbytes weight: all its entries; an FP8
+** weight: codes and scales). */
+static uint64_t stored_bytes(const struct mq_tensor *t)
+{
+    return t->bnb ? t->bnb->stored_bytes : t->fp8 ? t->fp8->stored_bytes : t->nbytes;
+}
+
+/* The dtype as stored (an FP8 weight reads as F32 but is stored as FP8). */
+static enum mq_dtype stored_dtype(const struct mq_tensor *t) { return t->fp8 ? t->fp8->stored : t->dtype; }
 
 static int total_key(const struct mq_model *m, const struct mq_tensor *t)
 {
     if (is_gguf(m) && t->from_gguf && t->ggml_type >= 0 && t->ggml_type < TOTAL_KEYS) return t->ggml_type;
     if (t->bnb) return MQ_DTYPE_COUNT + bnb_kind(t->bnb);
-    return (int)t->dtype;
+    return (int)stored_dtype(t);
 }
 
 static const char *total_label(const struct mq_model *m, int key)
@@ -86,7 +104,7 @@ static const char *total_label(const struct mq_model *m, int key)
 static const char *tensor_type(const struct mq_tensor *t)
 {
     const char *n = t->from_gguf ? mq_ggml_type_name(t->ggml_type) : NULL;
-    return n ? n : mq_dtype_name(t->dtype);
+    return n ? n : mq_dtype_name(stored_dtype(t));
 }
 
 /* ne in ggml order: the shape reversed. */
@@ -177,31 +195,39 @@ static void print_text(const struct mq_model *m)
         for (size_t i = 0; i < m->n_metadata; i++) printf("  %s = %s\n", m->metadata[i].key, m->metadata[i].value);
     }
 
-    size_t w = 4, n_bnb = 0, n_bnb_stored = 0, shard_w = 5;
+    size_t w = 4, n_bnb = 0, n_bnb_stored = 0, shard_w = 5, n_fp8 = 0;
     for (size_t i = 0; i < m->n_tensors; i++) {
         size_t l = strlen(m->tensors[i].name);
         if (l > w) w = l;
         l = strlen(base_name(m->files[m->tensors[i].file].path));
         if (l > shard_w) shard_w = l;
         if (m->tensors[i].bnb) n_bnb++, n_bnb_stored += m->tensors[i].bnb->n_stored;
+        if (m->tensors[i].fp8) n_fp8++;
     }
     if (w > 72) w = 72;
     if (n_bnb)
         printf("\nbitsandbytes: %zu quantized weight%s (%zu stored entries) shown as logical tensors: dtype and shape\n"
                "as dequantized, bytes of all the weight's entries as stored\n",
                n_bnb, n_bnb == 1 ? "" : "s", n_bnb_stored);
+    if (n_fp8)
+        printf("\nFP8: %zu weight%s stored as FP8 with their block scales (bytes: codes and scales); they are read\n"
+               "dequantized to F32 (w = fp8 * scale_inv of the block)\n",
+               n_fp8, n_fp8 == 1 ? "" : "s");
+    bool qcol = n_bnb || n_fp8;
     printf("\n%-*s  %-11s %-22s %15s %15s  %-*s%s\n", (int)w, "name", gguf ? "type" : "dtype",
-           gguf ? "ne (ggml order)" : "shape", "parameters", "bytes", n_bnb ? (int)shard_w : 0, "shard",
-           n_bnb ? "  quantization" : "");
+           gguf ? "ne (ggml order)" : "shape", "parameters", "bytes", qcol ? (int)shard_w : 0, "shard",
+           qcol ? "  quantization" : "");
     for (size_t i = 0; i < m->n_tensors; i++) {
         const struct mq_tensor *t = &m->tensors[i];
         uint64_t ne[MQ_MAX_DIMS];
-        char q[64];
+        char q[320];
         tensor_ne(t, ne);
-        printf("%-*s  %-11s %-22s %15s %15s  %-*s%s%s\n", (int)w, t->name, gguf ? tensor_type(t) : mq_dtype_name(t->dtype),
+        const char *ql = t->bnb ? bnb_label(t->bnb, q, sizeof q) : t->fp8 ? fp8_label(t->fp8, q, sizeof q) : "";
+        printf("%-*s  %-11s %-22s %15s %15s  %-*s%s%s\n", (int)w, t->name,
+               gguf ? tensor_type(t) : mq_dtype_name(stored_dtype(t)),
                cli_shape(gguf ? ne : t->shape, t->ndim, sh, sizeof sh), cli_group(t->numel, a, sizeof a),
-               cli_group(stored_bytes(t), b, sizeof b), t->bnb ? (int)shard_w : 0, base_name(m->files[t->file].path),
-               t->bnb ? "  " : "", t->bnb ? bnb_label(t->bnb, q, sizeof q) : "");
+               cli_group(stored_bytes(t), b, sizeof b), *ql ? (int)shard_w : 0, base_name(m->files[t->file].path),
+               *ql ? "  " : "", ql);
     }
     struct dtype_total by[TOTAL_KEYS], all;
     totals(m, by, &all);
@@ -281,7 +307,7 @@ static int print_json(const struct mq_model *m)
         const struct mq_tensor *t = &m->tensors[i];
         cJSON *o = cJSON_CreateObject();
         cJSON_AddStringToObject(o, "name", t->name);
-        cJSON_AddStringToObject(o, "dtype", mq_dtype_name(t->dtype));
+        cJSON_AddStringToObject(o, "dtype", mq_dtype_name(stored_dtype(t)));
         cJSON *shape = cJSON_AddArrayToObject(o, "shape");
         for (uint32_t d = 0; d < t->ndim; d++) cJSON_AddItemToArray(shape, cJSON_CreateNumber((double)t->shape[d]));
         if (t->from_gguf) {
@@ -305,6 +331,20 @@ static int print_json(const struct mq_model *m)
             cJSON_AddNumberToObject(bj, "packed_bytes", (double)t->nbytes);
             cJSON_AddNumberToObject(bj, "stored_tensors", t->bnb->n_stored);
         }
+        if (t->fp8) {
+            cJSON *fj = cJSON_AddObjectToObject(o, "fp8");
+            cJSON_AddStringToObject(fj, "read_as", "F32");
+            if (t->fp8->has_scale) {
+                cJSON_AddStringToObject(fj, "scale_tensor", t->fp8->scale_name);
+                cJSON_AddStringToObject(fj, "scale_dtype", mq_dtype_name(t->fp8->scale_dtype));
+                cJSON *ss = cJSON_AddArrayToObject(fj, "scale_shape");
+                cJSON_AddItemToArray(ss, cJSON_CreateNumber((double)t->fp8->scale_rows));
+                cJSON_AddItemToArray(ss, cJSON_CreateNumber((double)t->fp8->scale_cols));
+                cJSON *bs = cJSON_AddArrayToObject(fj, "block");
+                cJSON_AddItemToArray(bs, cJSON_CreateNumber((double)t->fp8->block_rows));
+                cJSON_AddItemToArray(bs, cJSON_CreateNumber((double)t->fp8->block_cols));
+            }
+        }
         cJSON_AddNumberToObject(o, "offset", (double)t->offset);
         cJSON_AddStringToObject(o, "shard", base_name(m->files[t->file].path));
         cJSON_AddItemToArray(ts, o);
@@ -318,9 +358,9 @@ static int print_json(const struct mq_model *m)
     for (size_t i = 0; i < m->n_tensors; i++) {
         const struct mq_tensor *t = &m->tensors[i];
         if (t->bnb) continue; /* in by_bitsandbytes */
-        byd_[t->dtype].tensors++;
-        byd_[t->dtype].params += t->numel;
-        byd_[t->dtype].bytes += t->nbytes;
+        byd_[stored_dtype(t)].tensors++;
+        byd_[stored_dtype(t)].params += t->numel;
+        byd_[stored_dtype(t)].bytes += stored_bytes(t);
     }
     cJSON *byd = cJSON_AddObjectToObject(tot, "by_dtype");
     for (int d = 0; d < MQ_DTYPE_COUNT; d++) {
