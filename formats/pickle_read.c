@@ -176,7 +176,7 @@ static enum mq_status read_string(struct up *u, uint64_t n, enum pv_kind k, cons
     if (n > MAX_STRING)
         return PFAIL(u, MQ_E_LIMIT, "pickle-limit", "%s of %llu bytes is over the %u-byte limit", op, (unsigned long long)n,
                      MAX_STRING);
-    const uint8_t *p;
+    const uint8_t *p = NULL;
     MQ_TRY(need(u, (size_t)n, &p, op));
     struct pv *v = new_pv(u, k);
     char *s = v ? arena_alloc(u, (size_t)n + 1) : NULL;
@@ -433,12 +433,12 @@ static const char *op_name(uint8_t op)
 /* Runs one opcode; *done at STOP. */
 static enum mq_status step(struct up *u, bool *done)
 {
-    const uint8_t *p;
+    const uint8_t *p = NULL;
     u->op_at = u->in.off;
     MQ_TRY(need(u, 1, &p, "an opcode"));
     uint8_t op = p[0];
-    struct pv *a, *b, *c;
-    size_t base;
+    struct pv *a = NULL, *b = NULL, *c = NULL; /* set by pop() before any use */
+    size_t base = 0;
     switch (op) {
     case 0x80: /* PROTO */
         MQ_TRY(need(u, 1, &p, "PROTO"));
