@@ -222,8 +222,10 @@ Test(estimate, tiny_llama_bytes_by_hand)
     cr_assert_eq(mq_estimate_model(m, &opt, &e, &err), MQ_OK, "%s", err.msg);
     cr_expect_eq(mq_estimate_row_of(&e, MQ_TARGET_F16)->bytes, e.source_bytes, "BF16 stays BF16");
     cr_expect_eq(mq_estimate_row_of(&e, MQ_TARGET_F32)->bytes, 2 * e.source_bytes);
-    /* KV: 2 x layers x ctx x kv_heads x head_dim x 2 bytes */
-    uint64_t kv = 2ull * m->config.num_layers * 128 * m->config.num_kv_heads * m->config.head_dim * 2;
+    /* KV: 2 x layers x cells x kv_heads x head_dim x 2 bytes, 128 tokens padded to 256 cells as
+     * llama.cpp allocates them */
+    uint64_t kv = 2ull * m->config.num_layers * 256 * m->config.num_kv_heads * m->config.head_dim * 2;
+    cr_expect_eq(e.kv_cells, 256);
     cr_expect_eq(e.kv_bytes, kv);
     cr_expect(e.have_config);
     mq_model_free(m);

@@ -3,7 +3,10 @@
 **
 ** Weights per target come from mq_target_plan_tensor() (the same rules `convert` uses). With a
 ** config.json, also:
-**   KV cache   = 2 (K and V) x layers x ctx x kv_heads x head_dim x kv_bytes x batch
+**   KV cache   as llama.cpp allocates it: cells = batch x pad256(ctx) (each of `batch` sequences gets
+**              ctx tokens, rounded up to a multiple of 256 cells as llama.cpp pads n_ctx per
+**              sequence); bytes = layers x cells x (row(type_k, kv_heads x head_dim) +
+**              row(type_v, kv_heads x head_dim)), row(type, n) = n / block x block bytes (f16: 2n)
 **   overhead   = runtime reserve (default 512 MiB: CUDA context, allocator slack)
 **                + compute buffer 4 bytes x ubatch x (vocab + heads x ctx), ubatch = min(ctx x batch, 512)
 **                (the logits and one layer's attention scores, as llama.cpp sizes its graph)
@@ -33,7 +36,9 @@
 struct mq_estimate_options {
     uint64_t ctx;            /* tokens of context (default 4096) */
     uint64_t batch;          /* sequences (default 1) */
-    uint32_t kv_bytes;       /* bytes per KV element (2 = f16) */
+    enum mq_codec kv_type_k; /* KV cache types (llama.cpp's -ctk / -ctv): f32 f16 bf16 q8_0 q4_0 q4_1 */
+    enum mq_codec kv_type_v; /* iq4_nl q5_0 q5_1; default f16 */
+    bool flash_attn;         /* llama.cpp's -fa: a quantized V cache needs it */
     uint32_t lora_rank;      /* default 16 */
     uint64_t reserve_bytes;  /* fixed runtime reserve (default 512 MiB) */
 };
@@ -55,7 +60,8 @@ struct mq_estimate {
     struct mq_estimate_row rows[MQ_ESTIMATE_ROWS];
     bool have_config;
     struct mq_estimate_options opt;
-    uint64_t kv_per_token;      /* bytes of K+V per token per sequence */
+    uint64_t kv_per_token;      /* bytes of K+V per token (cell), all layers */
+    uint64_t kv_cells;          /* cells llama.cpp allocates: batch x pad256(ctx) */
     uint64_t kv_bytes;
     uint64_t compute_bytes;
     uint64_t overhead_bytes;    /* reserve + compute */
@@ -76,7 +82,9 @@ MQ_API void mq_estimate_options_default(struct mq_estimate_options *o);
 /* The row of target t (one with an estimate_row in the target table), or NULL. */
 MQ_API const struct mq_estimate_row *mq_estimate_row_of(const struct mq_estimate *e, enum mq_target t);
 
-/* Fills `out` from the model's headers and config. Reads no tensor data. */
+/* Fills `out` from the model's headers and config. Reads no tensor data. A KV cache type llama.cpp
+** cannot use (quantized V without flash attention, a row that does not fill the type's blocks,
+** a type that is not a KV type) is MQ_E_USAGE naming it. */
 MQ_API enum mq_status mq_estimate_model(const struct mq_model *m, const struct mq_estimate_options *opt,
                                  struct mq_estimate *out, struct mq_error *err);
 

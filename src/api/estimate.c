@@ -14,7 +14,7 @@ void mq_estimate_options_default(struct mq_estimate_options *o)
     memset(o, 0, sizeof *o);
     o->ctx = MQ_ESTIMATE_DEFAULT_CTX;
     o->batch = 1;
-    o->kv_bytes = 2;
+    o->kv_type_k = o->kv_type_v = MQ_CODEC_F16;
     o->lora_rank = MQ_ESTIMATE_DEFAULT_LORA_RANK;
     o->reserve_bytes = MQ_ESTIMATE_DEFAULT_RESERVE;
 }
@@ -27,6 +27,35 @@ static int mul_all(uint64_t *r, const uint64_t *v, int n)
         if (mq_ckd_mul_u64(&acc, acc, v[i])) return 1;
     *r = acc;
     return 0;
+}
+
+/* llama.cpp pads each sequence's context to a multiple of 256 cells (measured on the pinned
+** libllama: n_ctx_seq = pad(ceil(n_ctx / n_seq), 256), cells = n_seq x n_ctx_seq). */
+#define KV_PAD 256u
+
+/* The KV cache types llama.cpp accepts (common/arg.cpp's kv_cache_types). */
+static bool is_kv_type(enum mq_codec c)
+{
+    switch (c) {
+    case MQ_CODEC_F32: case MQ_CODEC_F16: case MQ_CODEC_BF16: case MQ_CODEC_Q8_0: case MQ_CODEC_Q4_0:
+    case MQ_CODEC_Q4_1: case MQ_CODEC_IQ4_NL: case MQ_CODEC_Q5_0: case MQ_CODEC_Q5_1: return true;
+    default: return false;
+    }
+}
+
+/* Bytes of one cell of one layer's K (or V): ggml_row_size(type, kv_heads x head_dim). */
+static enum mq_status kv_row_bytes(enum mq_codec c, uint64_t width, const char *flag, uint64_t *out,
+                                   struct mq_error *err)
+{
+    const struct mq_codec_info *ci = mq_codec_info(c);
+    if (!ci || !is_kv_type(c))
+        return MQ_FAIL(err, MQ_E_USAGE, "kv-type", "%s %s: not a KV cache type (f32 f16 bf16 q8_0 q4_0 q4_1 iq4_nl "
+                       "q5_0 q5_1)", flag, ci ? ci->name : "?");
+    if (width % ci->block_elems)
+        return MQ_FAIL(err, MQ_E_USAGE, "kv-type", "%s %s: a K/V row of %llu values (kv_heads x head_dim) does not "
+                       "fill %u-value blocks", flag, ci->name, (unsigned long long)width, ci->block_elems);
+    *out = width / ci->block_elems * ci->block_bytes;
+    return MQ_OK;
 }
 
 /* A linear projection of a GGUF (its llama.cpp name; the NF4 rule sees Hugging Face names). */
@@ -124,17 +153,27 @@ enum mq_status mq_estimate_model(const struct mq_model *m, const struct mq_estim
     rope_scaling_of(m, out);
     out->have_config = c->present && c->num_layers && c->num_kv_heads && c->head_dim;
     if (out->have_config) {
-        uint64_t per_tok[] = {2, c->num_layers, c->num_kv_heads, c->head_dim, opt->kv_bytes};
-        ovf |= mul_all(&out->kv_per_token, per_tok, 5);
-        uint64_t kv[] = {out->kv_per_token, opt->ctx, opt->batch};
-        ovf |= mul_all(&out->kv_bytes, kv, 3);
+        uint64_t width, row_k, row_v, per_layer;
+        ovf |= mq_ckd_mul_u64(&width, c->num_kv_heads, c->head_dim);
+        MQ_TRY(kv_row_bytes(opt->kv_type_k, width, "--cache-type-k", &row_k, err));
+        MQ_TRY(kv_row_bytes(opt->kv_type_v, width, "--cache-type-v", &row_v, err));
+        if (mq_codec_is_quantized(opt->kv_type_v) && !opt->flash_attn)
+            return MQ_FAIL(err, MQ_E_USAGE, "kv-type", "--cache-type-v %s needs --flash-attn (llama.cpp: a quantized "
+                           "V cache requires flash attention)", mq_codec_info(opt->kv_type_v)->name);
+        ovf |= mq_ckd_add_u64(&per_layer, row_k, row_v);
+        ovf |= mq_ckd_mul_u64(&out->kv_per_token, per_layer, c->num_layers);
+        uint64_t padded = opt->ctx + (KV_PAD - 1);
+        ovf |= padded < opt->ctx;
+        padded = padded / KV_PAD * KV_PAD;
+        ovf |= mq_ckd_mul_u64(&out->kv_cells, padded, opt->batch);
+        ovf |= mq_ckd_mul_u64(&out->kv_bytes, out->kv_per_token, out->kv_cells);
         uint64_t ub, tokens;
         ovf |= mq_ckd_mul_u64(&tokens, opt->ctx, opt->batch);
         ub = tokens < MQ_ESTIMATE_UBATCH ? tokens : MQ_ESTIMATE_UBATCH;
-        uint64_t scores, width;
+        uint64_t scores, cwidth;
         ovf |= mq_ckd_mul_u64(&scores, c->num_heads, opt->ctx);
-        ovf |= mq_ckd_add_u64(&width, c->vocab_size, scores);
-        uint64_t cb[] = {4, ub, width};
+        ovf |= mq_ckd_add_u64(&cwidth, c->vocab_size, scores);
+        uint64_t cb[] = {4, ub, cwidth};
         ovf |= mul_all(&out->compute_bytes, cb, 3);
         ovf |= mq_ckd_add_u64(&out->overhead_bytes, opt->reserve_bytes, out->compute_bytes);
         for (int k = 0; k < MQ_ESTIMATE_ROWS; k++) {

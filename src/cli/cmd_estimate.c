@@ -11,7 +11,7 @@
 #define GIB 1073741824.0
 
 static const char *const estimate_help =
-    "usage: modelq estimate PATH [--ctx N] [--batch B] [--lora-rank R] [--json]\n"
+    "usage: modelq estimate PATH|ORG/NAME[@REV] [--ctx N] [--batch B] [-ctk T] [-ctv T] [-fa] [--lora-rank R] [--json]\n"
     "\n"
     "Memory for this model from its headers and config.json, or for a .gguf from its own metadata\n"
     "(tensor data is never read). Tensors a GGUF already stores quantized are counted as stored.\n"
@@ -20,13 +20,19 @@ static const char *const estimate_help =
     "including scales and the tensors each target leaves unquantized (the rules `convert` uses).\n"
     "\n"
     "With config.json, inference VRAM = weights + KV cache + overhead:\n"
-    "  KV cache  2 x layers x ctx x kv_heads x head_dim x 2 bytes (f16) x batch\n"
+    "  KV cache  layers x cells x (row(K type) + row(V type)), as llama.cpp allocates it: cells = batch x\n"
+    "            ctx rounded up to a multiple of 256; row(T) = kv_heads x head_dim values in type T\n"
+    "            (f16: 2 bytes each; q8_0: 34 bytes per 32)\n"
     "  overhead  512 MiB runtime reserve + compute buffer 4 x min(ctx x batch, 512) x (vocab + heads x ctx)\n"
     "and training (activations not counted): full fine-tune with mixed-precision AdamW (16 bytes/param),\n"
     "LoRA (16-bit base + 16 bytes per adapter parameter), QLoRA (NF4 + double-quant base + adapters).\n"
     "\n"
     "  --ctx N        context length in tokens (default 4096)\n"
-    "  --batch B      sequences in parallel (default 1)\n"
+    "  --batch B      sequences in parallel (default 1; llama.cpp: -np B with -c ctx x B)\n"
+    "  -ctk, --cache-type-k T, -ctv, --cache-type-v T\n"
+    "                 KV cache types as llama.cpp names them: f32 f16 bf16 q8_0 q4_0 q4_1 iq4_nl q5_0\n"
+    "                 q5_1 (default f16); a quantized V needs -fa\n"
+    "  -fa, --flash-attn  flash attention (as llama.cpp's -fa)\n"
     "  --lora-rank R  LoRA rank on every linear layer (default 16)\n"
     "  --json         one JSON document (field \"schema_version\" = 1)\n"
     "GB = 10^9 bytes, GiB = 2^30 bytes.\n";
@@ -97,11 +103,14 @@ static void print_text(const struct mq_model *m, const struct mq_estimate *e)
         return;
     }
     const struct mq_config *cf = &m->config;
-    printf("\ninference VRAM at ctx %" PRIu64 ", batch %" PRIu64 " (f16 KV cache)\n", e->opt.ctx, e->opt.batch);
-    printf("  KV cache: 2 x %" PRIu64 " layers x %" PRIu64 " tokens x %" PRIu64 " kv heads x %" PRIu64
-           " head_dim x 2 bytes x %" PRIu64 " = %s bytes (%.4f GB, %.4f GiB; %s bytes/token)\n",
-           cf->num_layers, e->opt.ctx, cf->num_kv_heads, cf->head_dim, e->opt.batch, cli_group(e->kv_bytes, a, sizeof a),
-           (double)e->kv_bytes / 1e9, (double)e->kv_bytes / GIB, cli_group(e->kv_per_token, b, sizeof b));
+    const char *tk = mq_codec_info(e->opt.kv_type_k)->name, *tv = mq_codec_info(e->opt.kv_type_v)->name;
+    printf("\ninference VRAM at ctx %" PRIu64 ", batch %" PRIu64 " (KV cache K %s, V %s%s)\n", e->opt.ctx, e->opt.batch,
+           tk, tv, e->opt.flash_attn ? ", flash attention" : "");
+    printf("  KV cache: %" PRIu64 " layers x %s cells (as llama.cpp pads them) x K+V rows of %" PRIu64 " kv heads x %" PRIu64
+           " head_dim = %s bytes (%.4f GB, %.4f GiB; %s bytes/cell)\n",
+           cf->num_layers, cli_group(e->kv_cells, c, sizeof c), cf->num_kv_heads, cf->head_dim,
+           cli_group(e->kv_bytes, a, sizeof a), (double)e->kv_bytes / 1e9, (double)e->kv_bytes / GIB,
+           cli_group(e->kv_per_token, b, sizeof b));
     printf("  overhead: %.0f MiB reserve + %.2f MiB compute buffer = %.4f GiB\n",
            (double)e->opt.reserve_bytes / 1048576.0, (double)e->compute_bytes / 1048576.0,
            (double)e->overhead_bytes / GIB);
@@ -180,6 +189,10 @@ static int print_json(const struct mq_model *m, const struct mq_estimate *e)
         }
         cJSON_AddNumberToObject(inf, "batch", (double)e->opt.batch);
         cJSON_AddNumberToObject(inf, "kv_bytes_per_token", (double)e->kv_per_token);
+        cJSON_AddNumberToObject(inf, "kv_cells", (double)e->kv_cells);
+        cJSON_AddStringToObject(inf, "cache_type_k", mq_codec_info(e->opt.kv_type_k)->name);
+        cJSON_AddStringToObject(inf, "cache_type_v", mq_codec_info(e->opt.kv_type_v)->name);
+        cJSON_AddBoolToObject(inf, "flash_attn", e->opt.flash_attn);
         add_bytes(inf, "kv_cache", e->kv_bytes);
         add_bytes(inf, "compute_buffer", e->compute_bytes);
         add_bytes(inf, "overhead", e->overhead_bytes);
@@ -226,6 +239,16 @@ int cmd_estimate(int argc, char **argv)
         } else if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
             fputs(estimate_help, stdout);
             return EXIT_OK;
+        } else if (strcmp(a, "--flash-attn") == 0 || strcmp(a, "-fa") == 0) {
+            opt.flash_attn = true;
+        } else if (strcmp(a, "--cache-type-k") == 0 || strcmp(a, "-ctk") == 0 || strcmp(a, "--cache-type-v") == 0 ||
+                   strcmp(a, "-ctv") == 0) {
+            enum mq_codec c;
+            if (i + 1 >= argc || !mq_codec_from_name(argv[i + 1], &c))
+                return cli_usage_error("estimate", "%s needs a type: f32 f16 bf16 q8_0 q4_0 q4_1 iq4_nl q5_0 q5_1", a);
+            i++;
+            if (a[strlen(a) - 1] == 'k') opt.kv_type_k = c;
+            else opt.kv_type_v = c;
         } else if (strcmp(a, "--ctx") == 0 || strcmp(a, "--batch") == 0 || strcmp(a, "--lora-rank") == 0) {
             if (i + 1 >= argc || !cli_parse_u64(argv[i + 1], &v))
                 return cli_usage_error("estimate", "%s needs a positive integer", a);

@@ -87,4 +87,20 @@ void mq_llama_cpp_free(struct mq_llama_cpp_model *m);
 int mq_llama_cpp_eval(struct mq_llama_cpp_model *m, const struct mq_llama_cpp_ctx_opts *opts,
                       const int32_t *tokens, size_t n, float *logits, char *why, size_t why_len);
 
+/* A KV cache as llama.cpp allocates it for one context. */
+struct mq_llama_cpp_kv_opts {
+    uint32_t n_ctx;
+    int n_seq;            /* 0 = 1 */
+    int type_k, type_v;   /* ggml type ids (1 = F16) */
+    bool flash_attn;
+};
+struct mq_llama_cpp_kv {
+    uint32_t n_ctx;       /* llama_n_ctx of the context (after llama.cpp's padding) */
+    uint32_t cells, layers; /* from llama.cpp's "llama_kv_cache: size = ..." line */
+    double mib;           /* its size, MiB with 2 decimals */
+};
+/* Creates (and frees) a context with these settings and reads its KV cache's size. 0 or -1. */
+int mq_llama_cpp_kv(struct mq_llama_cpp_model *m, const struct mq_llama_cpp_kv_opts *o, struct mq_llama_cpp_kv *out,
+                    char *why, size_t why_len);
+
 #endif /* MODELQ_TEST_LLAMA_CPP_H */
