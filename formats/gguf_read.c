@@ -541,13 +541,9 @@ enum mq_status mq_gguf_read_part(struct mq_model *m, const char *path, struct mq
 {
     int fd;
     uint64_t size;
-    MQ_TRY(mq_open_regular(path, &fd, &size, err));
     uint32_t file;
-    enum mq_status s = mq_model_add_file(m, path, fd, size, &file, err);
-    if (s != MQ_OK) {
-        close(fd);
-        return s;
-    }
+    enum mq_status s = MQ_OK;
+    MQ_TRY(mq_model_open_file(m, path, &fd, &size, &file, err));
     struct gg_in in = {.fd = fd, .path = path, .size = size, .meta = meta ? meta : &m->meta, .text = !meta, .err = err};
     in.win = malloc(MQ_GGUF_READ_CHUNK);
     if (!in.win) return MQ_FAIL(err, MQ_E_NOMEM, "alloc", "%s: out of memory", path);

@@ -249,13 +249,9 @@ static enum mq_status pt_read_file(struct mq_model *m, const char *path, struct 
 {
     int fd;
     uint64_t size;
-    MQ_TRY(mq_open_regular(path, &fd, &size, err));
     uint32_t file;
-    enum mq_status s = mq_model_add_file(m, path, fd, size, &file, err);
-    if (s != MQ_OK) {
-        close(fd);
-        return s;
-    }
+    enum mq_status s = MQ_OK;
+    MQ_TRY(mq_model_open_file(m, path, &fd, &size, &file, err));
     uint8_t head[4] = {0};
     if (size >= 4) MQ_TRY(mq_pread_full(fd, path, head, 4, 0, err));
     if (size < 4 || memcmp(head, zip_magic, 4) != 0) {

@@ -265,13 +265,9 @@ static enum mq_status st_read_file(struct mq_model *m, const char *path, struct 
 {
     int fd;
     uint64_t size;
-    MQ_TRY(mq_open_regular(path, &fd, &size, err));
     uint32_t file;
-    enum mq_status s = mq_model_add_file(m, path, fd, size, &file, err);
-    if (s != MQ_OK) {
-        close(fd);
-        return s;
-    }
+    enum mq_status s = MQ_OK;
+    MQ_TRY(mq_model_open_file(m, path, &fd, &size, &file, err));
     bool first_file = (file == 0);
     if (size < 8)
         return MQ_FAIL(err, MQ_E_CORRUPT, "file-too-small", "%s: file-too-small: %llu bytes, the header length alone is 8",

@@ -32,37 +32,7 @@
 
 #define MODEL "testdata/tiny-llama"
 
-static void sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void sh(const char *fmt, ...)
-{
-    char cmd[8192];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(cmd, sizeof cmd, fmt, ap);
-    va_end(ap);
-    cr_assert_eq(system(cmd), 0, "%s", cmd);
-}
 
-/* Every entry of `dir` (names, sizes, sha256): "nothing changed on disk" checks. */
-static char *snapshot(const char *dir)
-{
-    char cmd[4096];
-    snprintf(cmd, sizeof cmd,
-             "cd '%s' && { find . -printf '%%p %%y %%s %%l\\n' | grep -v '^\\. ' | sort; "
-             "find . -type f -exec sha256sum {} + | sort; }",
-             dir);
-    FILE *p = popen(cmd, "r");
-    cr_assert_not_null(p);
-    size_t cap = 1 << 16, n = 0, k;
-    char *buf = malloc(cap);
-    while ((k = fread(buf + n, 1, cap - n - 1, p)) > 0) {
-        n += k;
-        if (n + 1 == cap) buf = realloc(buf, cap *= 2);
-    }
-    buf[n] = '\0';
-    pclose(p);
-    return buf;
-}
 
 static const char *path_in(const char *dir, const char *name)
 {
@@ -154,7 +124,7 @@ static void write_split(const char *dir, unsigned n, enum mutation mut)
         mq_meta_free(&meta);
     }
     mq_model_free(m);
-    if (mut == MUT_MISSING) sh("rm '%s/s-00002-of-%05u.gguf'", dir, n);
+    if (mut == MUT_MISSING) run_shell("rm '%s/s-00002-of-%05u.gguf'", dir, n);
 }
 
 /* ---- reading a set ---- */
@@ -239,7 +209,7 @@ Test(gguf_split, a_set_reads_whole_from_any_part)
 
 static void expect_broken_line(char *d, const char *line)
 {
-    char *before = snapshot(d);
+    char *before = tree_snapshot(d);
     const char *cmds[] = {"inspect", "estimate", "convert", "verify"};
     for (int c = 0; c < 4; c++) {
         /* from part 1 and from the last part: the same set, the same message */
@@ -252,7 +222,7 @@ static void expect_broken_line(char *d, const char *line)
             cmd_result_free(&r);
         }
     }
-    char *after = snapshot(d);
+    char *after = tree_snapshot(d);
     cr_expect_str_eq(after, before, "nothing changed on disk");
     free(before);
     free(after);
@@ -313,13 +283,13 @@ Test(gguf_split, truncated_last_part)
     char *d = make_temp_dir("split-trunc");
     make_single(d);
     write_split(d, 3, MUT_TRUNCATED);
-    char *before = snapshot(d);
+    char *before = tree_snapshot(d);
     struct cmd_result r = run_modelq("convert %s/s-00001-of-00003.gguf -o %s/out.gguf --quiet", d, d);
     cr_expect_eq(r.code, 3, "%s", r.err);
     cr_expect(strstr(r.err, "s-00003-of-00003.gguf: tensor 'output_norm.weight': tensor-within-file:"), "%s", r.err);
     cr_expect_eq(strchr(r.err, '\n'), r.err + strlen(r.err) - 1, "one line: %s", r.err);
     cmd_result_free(&r);
-    char *after = snapshot(d);
+    char *after = tree_snapshot(d);
     cr_expect_str_eq(after, before);
     free(before);
     free(after);
@@ -332,7 +302,7 @@ Test(gguf_split, a_part_not_named_as_one_is_refused)
     char *d = make_temp_dir("split-name");
     make_single(d);
     write_split(d, 3, MUT_NONE);
-    sh("cp '%s/s-00001-of-00003.gguf' '%s/first.gguf'", d, d);
+    run_shell("cp '%s/s-00001-of-00003.gguf' '%s/first.gguf'", d, d);
     struct cmd_result r = run_modelq("inspect %s/first.gguf", d);
     cr_expect_eq(r.code, 3);
     char line[1024];
@@ -387,7 +357,7 @@ Test(gguf_split, written_set_is_what_gguf_split_writes_and_verifies)
     cr_expect(strstr(r.out, "all 21 tensors match their checksums, and so do the 3 headers"), "%s", r.out);
     cmd_result_free(&r);
     /* one flipped byte in part 2's data: verify of the set and of the part find it */
-    sh("printf '\\125' | dd of='%s/s-00002-of-00003.gguf' bs=1 seek=100000 conv=notrunc 2>/dev/null", d);
+    run_shell("printf '\\125' | dd of='%s/s-00002-of-00003.gguf' bs=1 seek=100000 conv=notrunc 2>/dev/null", d);
     r = run_modelq("verify %s/s-00001-of-00003.gguf", d);
     cr_expect_neq(r.code, 0);
     cr_expect(strstr(r.out, "1 of 21 tensors do not match"), "%s", r.out);
@@ -468,12 +438,12 @@ Test(gguf_split, merge_and_resplit_are_byte_identical)
     cmd_result_free(&r);
     cr_expect(files_equal(path_in(d, "m.gguf"), path_in(d, "m2.gguf")));
     /* the same set written over itself: refused, its parts are the input */
-    char *before = snapshot(d);
+    char *before = tree_snapshot(d);
     r = run_modelq("convert %s/a-00001-of-00004.gguf -o %s/a.gguf --split-max-tensors 6 --quiet", d, d);
     cr_expect_eq(r.code, 2, "%s", r.err);
     cr_expect(strstr(r.err, "a-00001-of-00004.gguf") && strstr(r.err, "input"), "%s", r.err);
     cmd_result_free(&r);
-    char *after = snapshot(d);
+    char *after = tree_snapshot(d);
     cr_expect_str_eq(after, before);
     free(before);
     free(after);
@@ -494,11 +464,11 @@ Test(gguf_split, a_new_set_replaces_an_old_one_with_the_same_names)
     cr_expect_eq(r.code, 0, "%s", r.err);
     cmd_result_free(&r);
     /* an old part 2 beside a new part 1: another set */
-    sh("mkdir '%s/old' && cd '%s' && cp s-00002-of-00003.gguf old/", d, d);
+    run_shell("mkdir '%s/old' && cd '%s' && cp s-00002-of-00003.gguf old/", d, d);
     r = run_modelq("convert " MODEL " -o %s/s.gguf --type q8_0 --split-max-tensors 8 --quiet", d);
     cr_assert_eq(r.code, 0, "%s", r.err);
     cmd_result_free(&r);
-    sh("cp '%s/old/s-00002-of-00003.gguf' '%s/'", d, d);
+    run_shell("cp '%s/old/s-00002-of-00003.gguf' '%s/'", d, d);
     r = run_modelq("inspect %s/s-00001-of-00003.gguf", d);
     cr_expect_eq(r.code, 3);
     cr_expect(strstr(r.err, "s-00002-of-00003.gguf: modelq.split.set_xxh3 differs from") &&
@@ -512,8 +482,8 @@ Test(gguf_split, a_new_set_replaces_an_old_one_with_the_same_names)
 Test(gguf_split, no_space_in_the_last_part_leaves_nothing)
 {
     char *d = make_temp_dir("split-enospc");
-    sh("echo keep > '%s/other'", d);
-    char *before = snapshot(d);
+    run_shell("echo keep > '%s/other'", d);
+    char *before = tree_snapshot(d);
     /* the parts of f32 tiny total 5.5 MB; fail after 5.4 MB: inside the last part's data */
     struct cmd_result r;
     setenv("MODELQ_FAULT_WRITE_AFTER", "5400000", 1);
@@ -522,7 +492,7 @@ Test(gguf_split, no_space_in_the_last_part_leaves_nothing)
     cr_expect_eq(r.code, 4, "%s", r.err);
     cr_expect(strstr(r.err, "No space left on device"), "%s", r.err);
     cmd_result_free(&r);
-    char *after = snapshot(d);
+    char *after = tree_snapshot(d);
     cr_expect_str_eq(after, before, "no part, no temporary");
     free(before);
     free(after);
@@ -606,7 +576,7 @@ Test(gguf_split, llama_cpp_loads_the_split_output_with_identical_logits)
     mq_llama_cpp_free(a);
     mq_llama_cpp_free(b);
     /* llama.cpp refuses the set without its part 1 ... and modelq names the missing part */
-    sh("rm '%s/s-00001-of-00006.gguf'", d);
+    run_shell("rm '%s/s-00001-of-00006.gguf'", d);
     r = run_modelq("inspect %s/s-00003-of-00006.gguf", d);
     cr_expect_eq(r.code, 3);
     cr_expect(strstr(r.err, "s-00001-of-00006.gguf: part 1 of 6 of this split model is missing"), "%s", r.err);

@@ -27,44 +27,13 @@
 
 /* ---- scratch trees and their snapshots ---- */
 
-static void sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void sh(const char *fmt, ...)
-{
-    char cmd[8192];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(cmd, sizeof cmd, fmt, ap);
-    va_end(ap);
-    cr_assert_eq(system(cmd), 0, "%s", cmd);
-}
 
-/* Every entry under `dir`: path, type, size, link target, and the sha256 of each regular file. */
-static char *snapshot(const char *dir)
-{
-    char cmd[4096];
-    snprintf(cmd, sizeof cmd,
-             "cd '%s' && { find . -printf '%%p %%y %%s %%l\\n' | grep -v '^\\. ' | sort; "
-             "find . -type f -exec sha256sum {} + | sort; }",
-             dir);
-    FILE *p = popen(cmd, "r");
-    cr_assert_not_null(p);
-    size_t cap = 1 << 16, n = 0;
-    char *buf = malloc(cap);
-    size_t k;
-    while ((k = fread(buf + n, 1, cap - n - 1, p)) > 0) {
-        n += k;
-        if (n + 1 == cap) buf = realloc(buf, cap *= 2);
-    }
-    buf[n] = '\0';
-    pclose(p);
-    return buf;
-}
 
 /* A scratch folder holding a copy of the tiny model as T/ (with T/sharded/). */
 static char *scratch(const char *tag)
 {
     char *dir = make_temp_dir(tag);
-    sh("cp -r " MODEL " '%s/T'", dir);
+    run_shell("cp -r " MODEL " '%s/T'", dir);
     return dir;
 }
 
@@ -79,9 +48,9 @@ static void expect_refused(const char *dir, int code, const char *line, const ch
     va_start(ap, args_fmt);
     vsnprintf(args, sizeof args, args_fmt, ap);
     va_end(ap);
-    char *before = snapshot(dir);
+    char *before = tree_snapshot(dir);
     struct cmd_result r = run_modelq("%s", args);
-    char *after = snapshot(dir);
+    char *after = tree_snapshot(dir);
     cr_expect_eq(r.code, code, "%s: exit %d, want %d: %s", args, r.code, code, r.err);
     char want[4200];
     snprintf(want, sizeof want, "modelq: error: %s\n", line);
@@ -135,11 +104,11 @@ Test(output_safety, report_never_replaces_an_input_or_the_output)
                        "%s/T/sharded/model.safetensors.index.json", d, d),
                    "convert %s/T/sharded -o %s/out.gguf --report %s/T/sharded/model.safetensors.index.json", d, d, d);
     /* inside a bitsandbytes output folder (it is moved into place after the report is planned) */
-    sh("mkdir '%s/bnb'", d);
+    run_shell("mkdir '%s/bnb'", d);
     expect_refused(d, 2, fmt("%s/bnb/r.json: the report cannot go inside the output folder %s/bnb", d, d),
                    "convert %s/T -o %s/bnb --type nf4 --report %s/bnb/r.json", d, d, d);
     /* a folder, a FIFO */
-    sh("mkdir '%s/r.json' && mkfifo '%s/fifo.json'", d, d);
+    run_shell("mkdir '%s/r.json' && mkfifo '%s/fifo.json'", d, d);
     expect_refused(d, 2, fmt("%s/r.json: the report is an existing folder, not a file name", d),
                    "convert %s/T -o %s/out.gguf --type q8_0 --report %s/r.json", d, d, d);
     expect_refused(d, 2, fmt("%s/fifo.json: the report is a FIFO; modelq only replaces regular files", d),
@@ -175,7 +144,7 @@ Test(output_safety, output_never_replaces_an_input_file)
                            d, sharded[i]),
                        "convert %s/T/sharded -o %s/T/sharded/%s --format gguf", d, d, sharded[i]);
     /* through a symbolic link and a hard link: identity, not spelling */
-    sh("ln -s T/config.json '%s/cfg-link.gguf' && ln '%s/T/tokenizer.json' '%s/tok-hard.gguf'", d, d, d);
+    run_shell("ln -s T/config.json '%s/cfg-link.gguf' && ln '%s/T/tokenizer.json' '%s/tok-hard.gguf'", d, d, d);
     expect_refused(d, 2, fmt("%s/cfg-link.gguf: the output would replace the input file %s/T/config.json", d, d),
                    "convert %s/T -o %s/cfg-link.gguf --type q8_0", d, d);
     expect_refused(d, 2, fmt("%s/tok-hard.gguf: the output would replace the input file %s/T/tokenizer.json", d, d),
@@ -200,7 +169,7 @@ Test(output_safety, folder_output_through_a_symlink_is_refused)
     struct cmd_result r = run_modelq("convert %s/T -o %s/v1 --type nf4 --quiet", d, d);
     cr_assert_eq(r.code, 0, "%s", r.err);
     cmd_result_free(&r);
-    sh("ln -s v1 '%s/latest'", d);
+    run_shell("ln -s v1 '%s/latest'", d);
     expect_refused(d, 2,
                    fmt("%s/latest is a symbolic link (to v1): name the folder itself, or another path, as the output",
                        d),
@@ -217,7 +186,7 @@ Test(output_safety, folder_output_through_a_symlink_is_refused)
 Test(output_safety, folder_output_holding_the_input_is_refused)
 {
     char *d = scratch("anc");
-    sh("mkdir -p '%s/a/b' && cp -r '%s/T' '%s/a/b/in'", d, d, d);
+    run_shell("mkdir -p '%s/a/b' && cp -r '%s/T' '%s/a/b/in'", d, d, d);
     expect_refused(d, 2, fmt("%s/a: the output would replace the folder holding the input (%s/a/b/in)", d, d),
                    "convert %s/a/b/in -o %s/a --type nf4", d, d);
     expect_refused(d, 2, fmt("%s/a/b/in: the output would replace the folder holding the input (%s/a/b/in)", d, d),
@@ -240,18 +209,18 @@ Test(output_safety, existing_folder_is_replaced_only_when_it_holds_modelq_files)
     cr_assert_eq(r.code, 0, "%s", r.err);
     cmd_result_free(&r);
     /* only modelq's files: replaced (a different type, so the bytes change) */
-    char *first = snapshot(fmt("%s/out", d));
+    char *first = tree_snapshot(fmt("%s/out", d));
     r = run_modelq("convert %s/T -o %s/out --type fp4 --quiet", d, d);
     cr_expect_eq(r.code, 0, "%s", r.err);
     cmd_result_free(&r);
-    char *second = snapshot(fmt("%s/out", d));
+    char *second = tree_snapshot(fmt("%s/out", d));
     cr_expect_str_neq(first, second, "the folder was replaced");
     free(first);
     free(second);
     /* the user's files: refused, naming them */
     write_text(fmt("%s/out/NOTES.md", d), "mine\n");
     write_text(fmt("%s/out/.env", d), "x\n");
-    sh("mkdir '%s/out/sub' && touch '%s/out/sub/keep' '%s/out/a' '%s/out/b'", d, d, d, d);
+    run_shell("mkdir '%s/out/sub' && touch '%s/out/sub/keep' '%s/out/a' '%s/out/b'", d, d, d, d);
     char *line = strdup(fmt("%s/out exists and holds what modelq did not write (", d));
     r = run_modelq("convert %s/T -o %s/out --type nf4", d, d);
     cr_expect_eq(r.code, 2, "%s", r.err);
@@ -263,7 +232,7 @@ Test(output_safety, existing_folder_is_replaced_only_when_it_holds_modelq_files)
     cmd_result_free(&r);
     free(line);
     /* one foreign entry is named exactly */
-    sh("rm -rf '%s/out/sub' '%s/out/a' '%s/out/b' '%s/out/.env'", d, d, d, d);
+    run_shell("rm -rf '%s/out/sub' '%s/out/a' '%s/out/b' '%s/out/.env'", d, d, d, d);
     expect_refused(d, 2,
                    fmt("%s/out exists and holds what modelq did not write (NOTES.md): refusing to replace it; move "
                        "those away, choose another output, or add --force to replace the folder and everything in it",
@@ -271,13 +240,13 @@ Test(output_safety, existing_folder_is_replaced_only_when_it_holds_modelq_files)
                    "convert %s/T -o %s/out --type nf4", d, d);
     /* a downloaded checkpoint holds only names modelq writes too: its safetensors files, without
      * modelq's checksum record, mark it as the user's */
-    sh("mkdir '%s/hf' && cp %s/model.safetensors %s/config.json %s/tokenizer.json '%s/hf/'", d, MODEL, MODEL, MODEL, d);
+    run_shell("mkdir '%s/hf' && cp %s/model.safetensors %s/config.json %s/tokenizer.json '%s/hf/'", d, MODEL, MODEL, MODEL, d);
     expect_refused(d, 2,
                    fmt("%s/hf exists and holds what modelq did not write (model.safetensors (not written by modelq)): "
                        "refusing to replace it; move those away, choose another output, or add --force to replace "
                        "the folder and everything in it", d),
                    "convert %s/T -o %s/hf --type nf4", d, d);
-    sh("cp -r %s/sharded '%s/hfs'", MODEL, d);
+    run_shell("cp -r %s/sharded '%s/hfs'", MODEL, d);
     r = run_modelq("convert %s/T -o %s/hfs --type nf4", d, d);
     cr_expect_eq(r.code, 2, "a sharded download is refused: %s", r.err);
     cr_expect(strstr(r.err, "model-00001-of-00003.safetensors (not written by modelq)") != NULL, "%s", r.err);
@@ -287,7 +256,7 @@ Test(output_safety, existing_folder_is_replaced_only_when_it_holds_modelq_files)
     expect_refused(d, 2, fmt("%s/plain exists and is a regular file, not a folder", d),
                    "convert %s/T -o %s/plain --format bnb --type nf4", d, d);
     /* --force: replaced, the user's files and subfolders gone, no hidden leftovers */
-    sh("mkdir -p '%s/out/sub/deeper' && touch '%s/out/sub/deeper/x' && ln -s /etc '%s/out/etc-link'", d, d, d);
+    run_shell("mkdir -p '%s/out/sub/deeper' && touch '%s/out/sub/deeper/x' && ln -s /etc '%s/out/etc-link'", d, d, d);
     r = run_modelq("convert %s/T -o %s/out --type nf4 --force --quiet", d, d);
     cr_expect_eq(r.code, 0, "%s", r.err);
     cmd_result_free(&r);
@@ -304,7 +273,7 @@ Test(output_safety, existing_folder_is_replaced_only_when_it_holds_modelq_files)
 Test(output_safety, non_regular_outputs_are_refused)
 {
     char *d = scratch("nreg");
-    sh("mkfifo '%s/fifo.gguf' && ln -s fifo.gguf '%s/link.gguf' && mkdir '%s/dir.gguf'", d, d, d);
+    run_shell("mkfifo '%s/fifo.gguf' && ln -s fifo.gguf '%s/link.gguf' && mkdir '%s/dir.gguf'", d, d, d);
     expect_refused(d, 2, fmt("%s/fifo.gguf: the output is a FIFO; modelq only replaces regular files", d),
                    "convert %s/T -o %s/fifo.gguf --type q8_0", d, d);
     expect_refused(d, 2,
@@ -366,7 +335,7 @@ Test(output_safety, read_only_and_full_filesystems_fail_before_the_data_pass)
     char ro[600], small[600];
     snprintf(ro, sizeof ro, "%s/ro", d);
     snprintf(small, sizeof small, "%s/small", d);
-    sh("mkdir '%s' '%s'", ro, small);
+    run_shell("mkdir '%s' '%s'", ro, small);
     if (!mount_tmpfs(ro, "size=1m")) {
         int e = errno;
         remove_tree(d);
@@ -389,7 +358,7 @@ Test(output_safety, read_only_and_full_filesystems_fail_before_the_data_pass)
     cr_expect_eq(r.code, 4, "%s", r.err);
     cr_expect(strstr(r.err, "not enough free space") != NULL, "%s", r.err);
     cmd_result_free(&r);
-    char *left = snapshot(small);
+    char *left = tree_snapshot(small);
     cr_expect_str_eq(left, "", "nothing left on the small filesystem: %s", left);
     free(left);
     umount(small);
@@ -410,12 +379,12 @@ static struct cmd_result run_bounded(const char *args)
 Test(output_safety, fifo_inputs_fail_at_once)
 {
     char *d = scratch("fifo");
-    sh("mkfifo '%s/in.safetensors' && mkdir '%s/F' '%s/C' '%s/K' && cp %s/config.json '%s/F/' && mkfifo "
+    run_shell("mkfifo '%s/in.safetensors' && mkdir '%s/F' '%s/C' '%s/K' && cp %s/config.json '%s/F/' && mkfifo "
        "'%s/F/model.safetensors'", d, d, d, d, MODEL, d, d);
-    sh("cp %s/model.safetensors '%s/C/' && mkfifo '%s/C/config.json'", MODEL, d, d);
-    sh("cp -r %s/sharded '%s/S' && rm '%s/S/model-00002-of-00003.safetensors' && mkfifo "
+    run_shell("cp %s/model.safetensors '%s/C/' && mkfifo '%s/C/config.json'", MODEL, d, d);
+    run_shell("cp -r %s/sharded '%s/S' && rm '%s/S/model-00002-of-00003.safetensors' && mkfifo "
        "'%s/S/model-00002-of-00003.safetensors'", MODEL, d, d, d);
-    sh("cp %s/model.safetensors %s/config.json '%s/K/' && mkfifo '%s/K/tokenizer.json'", MODEL, MODEL, d, d);
+    run_shell("cp %s/model.safetensors %s/config.json '%s/K/' && mkfifo '%s/K/tokenizer.json'", MODEL, MODEL, d, d);
     struct {
         const char *args, *err;
     } cases[] = {

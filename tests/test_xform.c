@@ -28,6 +28,7 @@
 #include "outfile.h"
 #include "plan.h"
 #include "run_cmd.h"
+#include "sanitizer.h"
 #include "stwrite.h"
 #include "modelq/testing.h"
 
@@ -44,16 +45,6 @@ static void set_chunk(const char *chunk)
 #define NEXP 4
 #define RSS_CAP_MIB 64
 
-#if defined(__SANITIZE_ADDRESS__)
-#define BUILT_WITH_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define BUILT_WITH_ASAN 1
-#endif
-#endif
-#ifndef BUILT_WITH_ASAN
-#define BUILT_WITH_ASAN 0
-#endif
 
 /* ---- a test writer: tensor data back to back from offset 0, no header ---- */
 

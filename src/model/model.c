@@ -1,6 +1,8 @@
 /* model.c - lifetime and data access of an opened checkpoint (format-independent). */
 #include "model_build.h"
 
+#include "fileio.h"
+
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <stdarg.h>
@@ -10,6 +12,7 @@
 #include <unistd.h>
 
 #include "ckd.h"
+#include "fileio.h"
 #include "tensor_view.h"
 
 struct mq_model *mq_model_new(const char *input_path)
@@ -84,6 +87,15 @@ enum mq_status mq_model_add_file(struct mq_model *m, const char *path, int fd, u
     f->size = size;
     *index = (uint32_t)m->n_files++;
     return MQ_OK;
+}
+
+enum mq_status mq_model_open_file(struct mq_model *m, const char *path, int *fd, uint64_t *size, uint32_t *file,
+                                  struct mq_error *err)
+{
+    MQ_TRY(mq_open_regular(path, fd, size, err));
+    enum mq_status s = mq_model_add_file(m, path, *fd, *size, file, err);
+    if (s != MQ_OK) close(*fd);
+    return s;
 }
 
 enum mq_status mq_model_add_tensor(struct mq_model *m, const struct mq_tensor *t, struct mq_error *err)

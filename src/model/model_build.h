@@ -15,6 +15,10 @@ struct mq_model *mq_model_new(const char *input_path);
 /* Appends an open file (the model closes fd). */
 enum mq_status mq_model_add_file(struct mq_model *m, const char *path, int fd, uint64_t size,
                                  uint32_t *index, struct mq_error *err);
+/* Opens `path` (a regular file: mq_open_regular) and appends it; the model owns the descriptor
+** from then on. *fd, *size and *file (its index) describe it. */
+enum mq_status mq_model_open_file(struct mq_model *m, const char *path, int *fd, uint64_t *size, uint32_t *file,
+                                  struct mq_error *err);
 /* Appends a tensor; the model takes ownership of t->name. */
 enum mq_status mq_model_add_tensor(struct mq_model *m, const struct mq_tensor *t, struct mq_error *err);
 /* Appends a copy of key/value. */

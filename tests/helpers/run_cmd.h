@@ -30,6 +30,11 @@ bool file_exists(const char *path);
 /* A fresh temporary folder under /tmp (caller removes it with remove_tree). */
 char *make_temp_dir(const char *tag);
 void remove_tree(const char *path);
+/* Runs a shell command (printf format); the test fails when it does not exit 0. */
+void run_shell(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Every entry under `dir`: path, type, size and link target, then the sha256 of each regular file,
+** sorted; two equal snapshots mean nothing changed on disk. Caller frees. */
+char *tree_snapshot(const char *dir);
 /* Number of entries in a folder whose name contains `needle`. */
 int count_entries_containing(const char *dir, const char *needle);
 
