@@ -71,6 +71,8 @@ enum mq_status mq_gguf_fill_config(struct mq_model *m, const char *path, struct 
         {"attention.key_length", &c->head_dim},
         {"context_length", &c->max_position},
         {"vocab_size", &c->vocab_size},
+        {"expert_count", &c->num_experts},
+        {"expert_used_count", &c->experts_used},
     };
     enum mq_status s = MQ_OK;
     for (size_t i = 0; i < sizeof keys / sizeof keys[0] && s == MQ_OK; i++) {

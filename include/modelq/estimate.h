@@ -71,6 +71,9 @@ struct mq_estimate {
     uint64_t train_full_bytes;
     uint64_t train_lora_bytes;
     uint64_t train_qlora_bytes;
+    uint64_t expert_params;     /* parameters in MoE expert tensors (HF "*.experts.N.*", GGUF "*_exps*") */
+    uint64_t active_params;     /* parameters used per token: all but the experts, plus experts_used /
+                                   num_experts of the experts' (MoE with both known; else = params) */
     uint64_t trained_ctx;       /* the context the model was trained for (max_position_embeddings,
                                    a GGUF's context_length), 0 unknown */
     char rope_scaling[32];      /* configured RoPE scaling type ("linear", "yarn", "llama3"), "" none */

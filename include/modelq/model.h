@@ -134,6 +134,7 @@ struct mq_config {
     uint64_t max_position;       /* max_position_embeddings */
     int tie_word_embeddings;     /* -1 unknown, 0, 1 */
     uint64_t num_experts;        /* num_local_experts / num_experts (MoE), 0 = dense */
+    uint64_t experts_used;       /* num_experts_per_tok (a GGUF's expert_used_count), 0 unknown */
     struct cJSON *json;          /* config.json as parsed once (cJSON tree, owned), NULL when absent */
 };
 

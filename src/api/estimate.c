@@ -29,6 +29,15 @@ static int mul_all(uint64_t *r, const uint64_t *v, int n)
     return 0;
 }
 
+/* A MoE expert tensor: Hugging Face "...experts.N..." (Mixtral's block_sparse_moe.experts, Qwen3-MoE's
+** mlp.experts) or llama.cpp's stacked "..._exps..." (shared experts are not experts here). */
+static bool is_expert(const char *name)
+{
+    if (strstr(name, "_exps.")) return true;
+    const char *e = strstr(name, ".experts.");
+    return e && e[9] >= '0' && e[9] <= '9';
+}
+
 /* llama.cpp pads each sequence's context to a multiple of 256 cells (measured on the pinned
 ** libllama: n_ctx_seq = pad(ceil(n_ctx / n_seq), 256), cells = n_seq x n_ctx_seq). */
 #define KV_PAD 256u
@@ -119,6 +128,16 @@ enum mq_status mq_estimate_model(const struct mq_model *m, const struct mq_estim
         ovf |= mq_ckd_add_u64(&out->source_bytes, out->source_bytes, t->bnb ? t->bnb->stored_bytes : t->fp8 ? t->fp8->stored_bytes : t->nbytes);
     }
     out->n_tensors = m->n_tensors;
+    /* MoE: total vs active parameters per token */
+    for (size_t i = 0; i < m->n_tensors; i++)
+        if (is_expert(m->tensors[i].name)) ovf |= mq_ckd_add_u64(&out->expert_params, out->expert_params, m->tensors[i].numel);
+    out->active_params = out->params;
+    const struct mq_config *mc = &m->config;
+    if (mc->num_experts && mc->experts_used && mc->experts_used <= mc->num_experts && out->expert_params) {
+        /* expert tensors hold num_experts equal shares; a token uses experts_used of them */
+        out->active_params = out->params - out->expert_params +
+                             (uint64_t)((double)out->expert_params * (double)mc->experts_used / (double)mc->num_experts);
+    }
     for (int k = 0; k < MQ_ESTIMATE_ROWS; k++) {
         struct mq_estimate_row *row = &out->rows[k];
         row->target = mq_target_of_estimate_row(k);

@@ -68,6 +68,10 @@ static void print_text(const struct mq_model *m, const struct mq_estimate *e)
     printf("parameters:  %s in %" PRIu64 " tensors; stored as %s bytes (%.4f GB, %.4f GiB)\n",
            cli_group(e->params, a, sizeof a), e->n_tensors, cli_group(e->source_bytes, b, sizeof b),
            (double)e->source_bytes / 1e9, (double)e->source_bytes / GIB);
+    if (e->expert_params)
+        printf("MoE:         %" PRIu64 " experts, %" PRIu64 " used per token: %s parameters in experts; %s active per "
+               "token\n", m->config.num_experts, m->config.experts_used, cli_group(e->expert_params, a, sizeof a),
+               cli_group(e->active_params, b, sizeof b));
     printf("\nweights by target\n");
     printf("%-24s %6s %18s %10s %10s %8s %16s %16s\n", "target", "bpw", "bytes", "GB", "GiB", "vs FP32", "quantized",
            "unquantized");
@@ -151,6 +155,15 @@ static int print_json(const struct mq_model *m, const struct mq_estimate *e)
     if (m->split_parts) cJSON_AddNumberToObject(root, "split_parts", m->split_parts);
     cJSON_AddNumberToObject(root, "tensors", (double)e->n_tensors);
     cJSON_AddNumberToObject(root, "parameters", (double)e->params);
+    if (e->expert_params) {
+        cJSON *moe = cJSON_AddObjectToObject(root, "moe");
+        cJSON_AddNumberToObject(moe, "experts", (double)m->config.num_experts);
+        cJSON_AddNumberToObject(moe, "experts_used", (double)m->config.experts_used);
+        cJSON_AddNumberToObject(moe, "expert_parameters", (double)e->expert_params);
+        cJSON_AddNumberToObject(moe, "active_parameters", (double)e->active_params);
+    } else {
+        cJSON_AddNullToObject(root, "moe");
+    }
     cJSON_AddNumberToObject(root, "source_bytes", (double)e->source_bytes);
     struct stored_quantized sq = count_stored_quantized(m);
     if (sq.tensors) {

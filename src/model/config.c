@@ -138,6 +138,7 @@ enum mq_status mq_config_load(struct mq_model *m, const char *path, struct mq_er
     static const char *const k_vocab[] = {"vocab_size", NULL};
     static const char *const k_maxpos[] = {"max_position_embeddings", "n_positions", "max_seq_len", NULL};
     static const char *const k_experts[] = {"num_local_experts", "num_experts", NULL};
+    static const char *const k_used[] = {"num_experts_per_tok", NULL};
     if (s == MQ_OK) s = config_uint(root, path, k_hidden, &c->hidden_size, err);
     if (s == MQ_OK) s = config_uint(root, path, k_inter, &c->intermediate_size, err);
     if (s == MQ_OK) s = config_uint(root, path, k_layers, &c->num_layers, err);
@@ -147,6 +148,7 @@ enum mq_status mq_config_load(struct mq_model *m, const char *path, struct mq_er
     if (s == MQ_OK) s = config_uint(root, path, k_vocab, &c->vocab_size, err);
     if (s == MQ_OK) s = config_uint(root, path, k_maxpos, &c->max_position, err);
     if (s == MQ_OK) s = config_uint(root, path, k_experts, &c->num_experts, err);
+    if (s == MQ_OK) s = config_uint(root, path, k_used, &c->experts_used, err);
     if (s == MQ_OK) {
         config_str(root, "model_type", c->model_type, sizeof c->model_type);
         s = config_architecture(root, path, c->architecture, sizeof c->architecture, err);
