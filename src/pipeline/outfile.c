@@ -5,7 +5,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
-#include <libgen.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdatomic.h>
@@ -213,22 +212,12 @@ static char *join(const char *a, const char *b)
 /* Folder of `path` and a hidden temporary name beside it. */
 static int tmp_names(const char *path, char **dir, char **tmp)
 {
-    char *a = strdup(path), *b = strdup(path);
-    if (!a || !b) {
-        free(a);
-        free(b);
-        return -1;
-    }
-    size_t n = strlen(b);
-    while (n > 1 && b[n - 1] == '/') b[--n] = '\0';
-    while (strlen(a) > 1 && a[strlen(a) - 1] == '/') a[strlen(a) - 1] = '\0';
-    *dir = strdup(dirname(a));
-    const char *base = basename(b);
-    size_t len = strlen(*dir ? *dir : "") + strlen(base) + 64;
-    *tmp = malloc(len);
-    if (*tmp && *dir) snprintf(*tmp, len, "%s/.%s.modelq-tmp-%ld", *dir, base, (long)getpid());
-    free(a);
-    free(b);
+    *dir = mq_path_parent(path);
+    char *base = mq_path_base(path);
+    size_t len = (*dir ? strlen(*dir) : 0) + (base ? strlen(base) : 0) + 64;
+    *tmp = *dir && base ? malloc(len) : NULL;
+    if (*tmp) snprintf(*tmp, len, "%s/.%s.modelq-tmp-%ld", *dir, base, (long)getpid());
+    free(base);
     return *dir && *tmp ? 0 : -1;
 }
 

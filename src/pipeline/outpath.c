@@ -38,7 +38,7 @@ static int push_id(struct mq_file_id **arr, size_t *n, size_t *cap, const struct
 }
 
 /* The folder part of `path` ("." when there is none, "/" for "/x"), trailing slashes ignored. */
-static char *parent_of(const char *path)
+char *mq_path_parent(const char *path)
 {
     size_t n = strlen(path);
     while (n > 1 && path[n - 1] == '/') n--;
@@ -49,7 +49,7 @@ static char *parent_of(const char *path)
 }
 
 /* The final name of `path` (trailing slashes ignored), malloc'd. */
-static char *base_of(const char *path)
+char *mq_path_base(const char *path)
 {
     size_t n = strlen(path);
     while (n > 1 && path[n - 1] == '/') n--;
@@ -68,7 +68,7 @@ static int add_dir(struct mq_input_set *in, const char *dir)
 static int add_file_and_dir(struct mq_input_set *in, const char *path, const struct stat *st)
 {
     if (push_id(&in->files, &in->n_files, &in->cap_files, st, path) != 0) return -1;
-    char *dir = parent_of(path);
+    char *dir = mq_path_parent(path);
     int rc = dir ? add_dir(in, dir) : -1;
     free(dir);
     return rc;
@@ -291,7 +291,7 @@ enum mq_status mq_outpath_check(const char *path, enum mq_out_kind kind, const s
     size_t len = strlen(path);
     if (kind == MQ_OUT_FILE && path[len - 1] == '/')
         return MQ_FAIL(err, MQ_E_USAGE, "output-name", "%s: %s names a folder; give a file name", path, what);
-    char *base = base_of(path), *parent = parent_of(path);
+    char *base = mq_path_base(path), *parent = mq_path_parent(path);
     enum mq_status s = base && parent ? MQ_OK : MQ_FAIL(err, MQ_E_NOMEM, "alloc", "out of memory");
     if (s == MQ_OK && (!strcmp(base, ".") || !strcmp(base, "..") || !strcmp(base, "/")))
         s = MQ_FAIL(err, MQ_E_USAGE, "output-name",
@@ -312,7 +312,7 @@ enum mq_status mq_outpath_check(const char *path, enum mq_out_kind kind, const s
 bool mq_outpath_same(const char *a, const char *b, bool *inside)
 {
     if (inside) *inside = false;
-    char *pa = parent_of(a), *pb = parent_of(b), *ba = base_of(a), *bb = base_of(b);
+    char *pa = mq_path_parent(a), *pb = mq_path_parent(b), *ba = mq_path_base(a), *bb = mq_path_base(b);
     bool same = false;
     struct stat sa, sb;
     if (pa && pb && ba && bb && stat(pa, &sa) == 0 && stat(pb, &sb) == 0)

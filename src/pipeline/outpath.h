@@ -66,6 +66,11 @@ enum mq_status mq_outpath_check(const char *path, enum mq_out_kind kind, const s
 ** modelq writes (or anything, with force). */
 enum mq_status mq_outpath_check_replace_folder(const char *dir, bool force, struct mq_error *err);
 
+/* The folder part of `path` ("." when there is none, "/" for "/x") and its final name, trailing
+** slashes ignored; malloc'd (NULL when out of memory). */
+char *mq_path_parent(const char *path);
+char *mq_path_base(const char *path);
+
 /* Do two output paths name the same directory entry (same folder by identity, same final name)?
 ** *inside is set when `b` is an existing folder and `a` lies inside it (at any depth). */
 bool mq_outpath_same(const char *a, const char *b, bool *inside);
