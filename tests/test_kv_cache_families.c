@@ -319,6 +319,17 @@ static int check_family(const struct family *f, const char *tag, unsigned want_s
         }
     }
     cr_expect_eq(refused > 0, f->head_dim % 32 != 0, "%s: %d settings refused", tag, refused);
+    /* inspect shows what the estimate used, from the GGUF's own metadata */
+    char want[200];
+    r = run_modelq("inspect %s", gguf);
+    cr_expect_eq(r.code, 0, "%s", r.err);
+    snprintf(want, sizeof want, "heads %u (kv %u), head_dim %u,", f->n_head, f->n_head_kv, f->head_dim);
+    cr_expect(strstr(r.out, want) != NULL, "%s: no '%s' in\n%s", tag, want, r.out);
+    snprintf(want, sizeof want, "sliding window %u tokens on %u of %u layers", f->n_swa, want_swa_layers, f->n_layer);
+    cr_expect_eq(strstr(r.out, want) != NULL, want_swa_layers > 0, "%s: '%s' in\n%s", tag, want, r.out);
+    snprintf(want, sizeof want, "experts %u, %u used per token", f->n_expert, f->n_expert_used);
+    cr_expect_eq(strstr(r.out, want) != NULL, f->n_expert > 0, "%s: '%s' in\n%s", tag, want, r.out);
+    cmd_result_free(&r);
     cr_expect_eq(windowed > 0, want_swa_layers > 0, "%s: %d settings with a smaller SWA cache", tag, windowed);
     mq_llama_cpp_free(m);
     if (!getenv("MODELQ_KEEP_TMP")) remove_tree(dir);
