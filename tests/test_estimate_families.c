@@ -267,7 +267,8 @@ static struct ckpt *gemma3_ckpt(void)
     return c;
 }
 
-#define GEMMA3_TEXT "\"hidden_size\": 8, \"intermediate_size\": 16, \"num_hidden_layers\": 7, \"num_attention_heads\": 2, " \
+#define GEMMA3_TEXT "\"hidden_size\": 8, \"intermediate_size\": 16, \"num_hidden_layers\": 7, " \
+                    "\"num_attention_heads\": 2, " \
                     "\"num_key_value_heads\": 1, \"head_dim\": 16, \"vocab_size\": 16, \"sliding_window\": 64"
 
 Test(estimate_families, gemma3_five_of_six_slide)

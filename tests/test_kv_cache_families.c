@@ -181,7 +181,8 @@ static void write_family_gguf(const struct family *f, const char *base, const ch
     struct tensor_spec *t = calloc(16 + 16 * (size_t)f->n_layer, sizeof *t);
     cr_assert_not_null(t);
     size_t n = family_tensors(f, n_vocab, t), mem = 1 << 16;
-    for (size_t i = 0; i < n; i++) mem += gg->ggml_tensor_overhead() + (size_t)(t[i].ne[0] * t[i].ne[1] * t[i].ne[2]) * 4 + 64;
+    for (size_t i = 0; i < n; i++)
+        mem += gg->ggml_tensor_overhead() + (size_t)(t[i].ne[0] * t[i].ne[1] * t[i].ne[2]) * 4 + 64;
     struct ggml_context *ctx = gg->ggml_init((struct mq_ggml_init_params){mem, NULL, false});
     cr_assert_not_null(ctx);
     for (size_t i = 0; i < n; i++) {
@@ -213,6 +214,7 @@ static unsigned block_of(const struct kv_type *t) { return quantized(t) ? 32 : 1
 /* modelq estimate's KV figures for one setting. */
 struct est {
     double cells, bytes, swa_cells, swa_layers, params;
+    double experts, experts_used, expert_params, active_params; /* 0 without "moe" */
 };
 static struct est estimate(const char *gguf, unsigned ctx, unsigned seqs, unsigned ubatch, const struct kv_type *k,
                            const struct kv_type *v, bool fa, bool swa_full)
@@ -224,8 +226,15 @@ static struct est estimate(const char *gguf, unsigned ctx, unsigned seqs, unsign
     cJSON *j = cJSON_Parse(r.out);
     cr_assert_not_null(j);
     cJSON *inf = cJSON_GetObjectItem(j, "inference");
-    struct est e = {0, 0, 0, 0, 0};
+    struct est e = {0, 0, 0, 0, 0, 0, 0, 0, 0};
     e.params = cJSON_GetObjectItem(j, "parameters")->valuedouble;
+    cJSON *moe = cJSON_GetObjectItem(j, "moe");
+    if (cJSON_IsObject(moe)) {
+        e.experts = cJSON_GetObjectItem(moe, "experts")->valuedouble;
+        e.experts_used = cJSON_GetObjectItem(moe, "experts_used")->valuedouble;
+        e.expert_params = cJSON_GetObjectItem(moe, "expert_parameters")->valuedouble;
+        e.active_params = cJSON_GetObjectItem(moe, "active_parameters")->valuedouble;
+    }
     e.cells = cJSON_GetObjectItem(inf, "kv_cells")->valuedouble;
     e.bytes = cJSON_GetObjectItem(cJSON_GetObjectItem(inf, "kv_cache"), "bytes")->valuedouble;
     cJSON *swa = cJSON_GetObjectItem(inf, "sliding_window");
@@ -310,9 +319,18 @@ static int check_family(const struct family *f, const char *tag, unsigned want_s
                         cr_expect_neq(naive, want_bytes, "%s", what);
                         windowed++;
                     }
-                    if (checked == 0)
+                    if (checked == 0) {
                         cr_expect_eq(e.params, (double)info.n_params, "%s: %.0f parameters, llama.cpp counts %.0f",
                                      tag, e.params, (double)info.n_params);
+                        /* the stacked ffn_{gate,up,down}_exps: 3 x n_ff_exp x n_embd per expert and layer;
+                         * expert_count / expert_used_count from the GGUF's keys */
+                        double ex = 3.0 * f->n_ff_exp * f->n_embd * f->n_expert * f->n_layer;
+                        cr_expect_eq(e.experts, f->n_expert, "%s", tag);
+                        cr_expect_eq(e.experts_used, f->n_expert_used, "%s", tag);
+                        cr_expect_eq(e.expert_params, ex, "%s: %.0f expert parameters", tag, e.expert_params);
+                        double active = f->n_expert ? e.params - ex + ex * f->n_expert_used / f->n_expert : 0;
+                        cr_expect_eq(e.active_params, active, "%s: %.0f active", tag, e.active_params);
+                    }
                     checked++;
                 }
             }
