@@ -881,10 +881,13 @@ enum mq_status mq_gguf_arch_apply(struct mq_plan *p, bool *applied, struct mq_er
 {
     const struct mq_model *m = p->model;
     *applied = false;
+    if (m->lora && (!m->config.present || !m->config.architecture[0]))
+        return MQ_FAIL(err, MQ_E_USAGE, "base", "%s: a LoRA adapter needs its base model's config.json (with "
+                       "\"architectures\")", m->input_path);
     if (!m->config.present || !m->config.architecture[0]) return MQ_OK;
     const struct mq_family *f = mq_family_find(m->config.architecture);
     if (!f) {
-        if (p->opt->raw_names) return MQ_OK;
+        if (p->opt->raw_names && !m->lora) return MQ_OK;
         char list[1024];
         mq_family_list(list, sizeof list);
         return MQ_FAIL(err, MQ_E_UNSUPPORTED, "architecture",
@@ -896,6 +899,11 @@ enum mq_status mq_gguf_arch_apply(struct mq_plan *p, bool *applied, struct mq_er
     struct mq_hvals h;
     const size_t n_inputs = p->n;
     MQ_TRY(read_hparams(&c, f, &h, err));
+    if (m->lora) { /* the adapter's pairs; the base's own checks are its conversion's */
+        MQ_TRY(mq_gguf_lora_plan(p, f, &h, c.path, err));
+        *applied = true;
+        return MQ_OK;
+    }
     MQ_TRY(check_fixed(&c, f, err));
     if (f->check) MQ_TRY(f->check(f, c.root, c.path, &h, err));
     struct act *acts = calloc(n_inputs ? n_inputs : 1, sizeof *acts);

@@ -55,6 +55,9 @@ struct mq_convert_options {
     uint32_t split_max_tensors;    /* GGUF: at most this many tensors per part; 0 = no limit */
     bool force;                    /* folder outputs: replace an existing folder even when it holds
                                       files modelq did not write (they are deleted) */
+    const char *base;              /* a LoRA adapter input: the base model (folder, config.json or
+                                      org/name in the local Hugging Face cache); NULL = the adapter's
+                                      base_model_name_or_path, looked up in that cache */
     const char *report_path;       /* a file the caller writes after success (the JSON report):
                                       checked like the output before any data is read; NULL = none */
     /* Tests only (negative controls): 0 normal Q/K permutation, 1 none, 2 K permuted with the

@@ -208,7 +208,11 @@ enum mq_status mq_convert(const struct mq_convert_options *o, struct mq_convert_
     struct mq_plan plan;
     struct mq_outfile *out = NULL;
     enum mq_status s = MQ_OK;
-    s = check_outputs(m, o, writer, err);
+    if (m->lora || o->base) s = mq_model_load_base_config(m, o->base, err); /* an adapter's base model */
+    if (s == MQ_OK && m->lora && writer && strcmp(writer->name, "gguf") != 0)
+        s = MQ_FAIL(err, MQ_E_USAGE, "adapter-format", "%s: a LoRA adapter is written as a GGUF adapter (a .gguf "
+                    "output)", o->input);
+    if (s == MQ_OK) s = check_outputs(m, o, writer, err);
     if (s == MQ_OK) s = mq_plan_build(&plan, m, o, target, writer, err);
     else memset(&plan, 0, sizeof plan);
     unsigned threads = o->threads ? o->threads : default_threads();

@@ -22,6 +22,7 @@ static const char convert_short_with_value[] = "jto";
 static const char *const convert_help =
     "usage: modelq convert INPUT -o OUTPUT.gguf [--type TYPE] [options]\n"
     "       modelq convert INPUT -o OUTDIR --type nf4|nf4-dq|fp4|int8_row [--double-quant] [--blocksize 64]\n"
+    "       modelq convert ADAPTER_DIR [--base BASE] -o adapter.gguf [--type f32|f16|bf16|q8_0]\n"
     "\n"
     "Converts a checkpoint (safetensors file, sharded index, Hugging Face folder, or GGUF) into a GGUF\n"
     "file in one streaming pass: bounded memory, all cores, identical bytes for any thread count.\n"
@@ -57,6 +58,10 @@ static const char *const convert_help =
     "  --force                  bitsandbytes folder: replace an existing OUTDIR even when it holds files\n"
     "                           modelq did not write (they are deleted); without it such a folder is refused\n"
     "  --quiet                  no per-tensor table\n"
+    "  --base BASE              LoRA adapter input (adapter_config.json + adapter_model.safetensors): the base\n"
+    "                           model (folder, its config.json, or org/name in the local Hugging Face cache;\n"
+    "                           default: the adapter's base_model_name_or_path in that cache). Writes the GGUF\n"
+    "                           adapter llama.cpp loads with --lora (rsLoRA as alpha x sqrt(r))\n"
     "  --raw-names              unsupported architecture: keep the tensor names (llama.cpp cannot run it)\n"
     "  --reference-kernels      plain C kernels (same bytes; for checking)\n"
     "Exit codes: 0 ok, 1 internal, 2 usage, 3 bad input data, 4 I/O (disk full ...), 5 out of memory.\n";
@@ -307,6 +312,9 @@ int cmd_convert(int argc, char **argv)
         } else if (strcmp(a, "--report") == 0) {
             NEED_VALUE();
             report_path = val;
+        } else if (strcmp(a, "--base") == 0) {
+            NEED_VALUE();
+            o.base = val;
         } else if (strcmp(a, "--force") == 0) {
             o.force = true;
         } else if (strcmp(a, "--pure") == 0) {
