@@ -843,12 +843,12 @@ static enum mq_status apply_acts(struct mq_plan *p, const struct mq_family *f, c
         if (rule && s == MQ_OK) {
             const bool q = rule->flags & TR_Q, kk = rule->flags & TR_K;
             if (f->permute_qk && (q || kk) && p->opt->debug_qk_permute != 1) {
-                struct mq_xform x = {MQ_XFORM_PERMUTE_HEADS, q || p->opt->debug_qk_permute == 2 ? h->u[HP_HEADS]
-                                                                                                : h->u[HP_KV], 0};
+                struct mq_xform x = {.kind = MQ_XFORM_PERMUTE_HEADS,
+                                     .n = q || p->opt->debug_qk_permute == 2 ? h->u[HP_HEADS] : h->u[HP_KV]};
                 s = mq_plan_add_xform(t, x, err); /* a bias permutes its elements as rows */
             }
             if (s == MQ_OK && f->norm_plus_one && (rule->flags & TR_NORM)) {
-                struct mq_xform x = {MQ_XFORM_ADD_CONST, 0, 1.0f};
+                struct mq_xform x = {.kind = MQ_XFORM_ADD_CONST, .c = 1.0f};
                 s = mq_plan_add_xform(t, x, err);
             }
         }

@@ -218,7 +218,7 @@ enum mq_status mq_gguf_lora_plan(struct mq_plan *p, const struct mq_family *f, c
         p->t[i].name = dup;
         const bool qr = q->rule->flags & TR_Q, kr = q->rule->flags & TR_K;
         if (!is_a && f->permute_qk && (qr || kr) && p->opt->debug_qk_permute != 1) {
-            struct mq_xform x = {MQ_XFORM_PERMUTE_HEADS, qr ? h->u[HP_HEADS] : h->u[HP_KV], 0};
+            struct mq_xform x = {.kind = MQ_XFORM_PERMUTE_HEADS, .n = qr ? h->u[HP_HEADS] : h->u[HP_KV]};
             s = mq_plan_add_xform(&p->t[i], x, err);
         }
     }

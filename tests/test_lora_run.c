@@ -454,3 +454,347 @@ Test(lora_run, adapters_llama_cpp_cannot_take_are_refused)
     remove_tree(tmp);
     free(tmp);
 }
+
+/* ---- merging while converting (--lora) ---------------------------------------------------- */
+
+static void convert_merge(const char *in, const struct mq_lora_merge *l, size_t nl, const char *type, const char *out)
+{
+    struct mq_convert_options o;
+    mq_convert_options_default(&o);
+    o.input = in;
+    o.output = out;
+    o.type = type;
+    o.threads = 2;
+    o.loras = l;
+    o.n_loras = nl;
+    struct mq_convert_report rep;
+    struct mq_error err;
+    mq_error_clear(&err);
+    cr_assert_eq(mq_convert(&o, &rep, &err), MQ_OK, "convert %s (+%zu LoRA) to %s: %s", in, nl, type, err.msg);
+    size_t merged = 0;
+    for (size_t i = 0; i < rep.n_tensors; i++) merged += rep.tensors[i].lora_terms > 0;
+    cr_assert_gt(merged, 0, "%s: no tensor reported as merged", out);
+    mq_convert_report_free(&rep);
+}
+
+/* Max KL(llama.cpp on file `a` [+ adapter] || llama.cpp on file `b`) over the fixed sequences. */
+static double max_kl_files(struct mq_llama_cpp *lc, const char *a, const char *adapter, const char *b, int n_vocab)
+{
+    char why[2400];
+    struct mq_llama_cpp_model *ma = mq_llama_cpp_load(lc, a, NULL, why, sizeof why);
+    cr_assert_not_null(ma, "%s", why);
+    struct mq_llama_cpp_model *mb = mq_llama_cpp_load(lc, b, NULL, why, sizeof why);
+    cr_assert_not_null(mb, "%s", why);
+    int32_t ids[N_SEQ][SEQ_LEN];
+    make_seqs(ids, n_vocab);
+    float *la = malloc((size_t)SEQ_LEN * n_vocab * sizeof *la), *lb = malloc((size_t)SEQ_LEN * n_vocab * sizeof *lb);
+    cr_assert(la && lb);
+    double worst = 0;
+    for (int s = 0; s < N_SEQ; s++) {
+        struct mq_llama_cpp_ctx_opts oa = {.lora = adapter, .lora_scale = 1.0f};
+        cr_assert_eq(mq_llama_cpp_eval(ma, &oa, ids[s], SEQ_LEN, la, why, sizeof why), 0, "%s", why);
+        cr_assert_eq(mq_llama_cpp_eval(mb, NULL, ids[s], SEQ_LEN, lb, why, sizeof why), 0, "%s", why);
+        for (int t = 0; t < SEQ_LEN; t++)
+            worst = fmax(worst, logprob_kl(la + (size_t)t * n_vocab, lb + (size_t)t * n_vocab, n_vocab));
+    }
+    free(la);
+    free(lb);
+    mq_llama_cpp_free(ma);
+    mq_llama_cpp_free(mb);
+    return worst;
+}
+
+/*
+** convert BASE --lora ADAPTER: the merged f32 file in llama.cpp equals the base file with the GGUF
+** adapter in llama.cpp and the float64 reference of the merged weights; the QLoRA case (the base a
+** bitsandbytes NF4 folder modelq wrote) equals the dequantized base with the adapter in llama.cpp.
+*/
+Test(lora_run, merged_while_converting_equals_the_adapter_in_llama_cpp)
+{
+    struct mq_llama_cpp *lc = need_llama_cpp();
+    struct base B;
+    base_load(&B);
+    struct adapter ad;
+    adapter_make(&B, &ad);
+    char *tmp = make_temp_dir("lora-merge"), dir[600], base[700], adp[700], merged[700], zero[700], why[2400];
+    snprintf(dir, sizeof dir, "%s/adapter", tmp);
+    cr_assert_eq(mkdir(dir, 0755), 0);
+    adapter_write(&B, &ad, dir, "", false);
+    snprintf(base, sizeof base, "%s/base.gguf", tmp);
+    snprintf(adp, sizeof adp, "%s/adapter.gguf", tmp);
+    snprintf(merged, sizeof merged, "%s/merged.gguf", tmp);
+    snprintf(zero, sizeof zero, "%s/merged-0.gguf", tmp);
+    convert_ok(BASE, NULL, "f32", 0, base);
+    convert_ok(dir, BASE, "f32", 0, adp);
+    const struct mq_lora_merge one = {dir, 1.0}, none = {dir, 0.0};
+    convert_merge(BASE, &one, 1, "f32", merged);
+    convert_merge(BASE, &none, 1, "f32", zero);
+    struct merged M;
+    merge(&B, &ad, ALPHA / RANK, &M);
+    struct mq_llama_cpp_model *mm = mq_llama_cpp_load(lc, merged, NULL, why, sizeof why);
+    cr_assert_not_null(mm, "%s", why);
+    const double vs_ref = max_kl(mm, NULL, 0.0f, &B, &M.w);
+    mq_llama_cpp_free(mm);
+    mm = mq_llama_cpp_load(lc, zero, NULL, why, sizeof why);
+    cr_assert_not_null(mm, "%s", why);
+    const double zero_vs_ref = max_kl(mm, NULL, 0.0f, &B, &M.w);
+    mq_llama_cpp_free(mm);
+    const double vs_adapter = max_kl_files(lc, base, adp, merged, B.cfg.n_vocab);
+
+    /* QLoRA: base NF4 (bitsandbytes folder) + adapter, merged onto the dequantized NF4 weights */
+    char nf4[700], deq[700], qmerged[700];
+    snprintf(nf4, sizeof nf4, "%s/base-nf4", tmp);
+    snprintf(deq, sizeof deq, "%s/nf4-dequantized.gguf", tmp);
+    snprintf(qmerged, sizeof qmerged, "%s/nf4-merged.gguf", tmp);
+    convert_ok(BASE, NULL, "nf4", 0, nf4);
+    convert_ok(nf4, NULL, "f32", 0, deq);
+    convert_merge(nf4, &one, 1, "f32", qmerged);
+    const double qlora = max_kl_files(lc, deq, adp, qmerged, B.cfg.n_vocab);
+    const double qlora_control = max_kl_files(lc, deq, NULL, qmerged, B.cfg.n_vocab);
+    fprintf(stderr, "--lora merged f32 file: max KL vs the merged float64 reference %.3e, vs base + GGUF adapter in "
+            "llama.cpp %.3e; NF4 base: vs dequantized base + adapter %.3e (without the adapter %.3e); scale 0 vs "
+            "the merged reference %.3e\n", vs_ref, vs_adapter, qlora, qlora_control, zero_vs_ref);
+    cr_expect_leq(vs_ref, F32_KL_MAX);
+    cr_expect_leq(vs_adapter, F32_KL_MAX);
+    cr_expect_leq(qlora, F32_KL_MAX);
+    cr_expect_gt(qlora_control, CONTROL_KL_MIN);
+    cr_expect_gt(zero_vs_ref, CONTROL_KL_MIN);
+    merged_free(&M);
+    adapter_free(&ad);
+    base_free(&B);
+    remove_tree(tmp);
+    free(tmp);
+}
+
+/* ---- merge arithmetic on a plain checkpoint ---------------------------------------------- */
+
+#define LIN_OUT 48
+#define LIN_IN 256
+#define R_LIN 4
+#define R_CONV 6
+
+/* Raw checkpoint (no config.json: names and layout unchanged): "lin.weight" [48, 256] (Linear,
+ * [out, in]) and "conv.weight" [256, 48] (GPT-2 Conv1D, [in, out]), F32. */
+static void write_plain_base(const char *dir, float *lin, float *conv)
+{
+    uint32_t x = 99;
+    for (int i = 0; i < LIN_OUT * LIN_IN; i++) lin[i] = next_value(&x) * 8.0f;
+    for (int i = 0; i < LIN_OUT * LIN_IN; i++) conv[i] = next_value(&x) * 8.0f;
+    char hdr[512], path[700];
+    const size_t bytes = (size_t)LIN_OUT * LIN_IN * 4;
+    int hl = snprintf(hdr, sizeof hdr, "{\"lin.weight\":{\"dtype\":\"F32\",\"shape\":[%d,%d],\"data_offsets\":[0,%zu]},"
+                      "\"conv.weight\":{\"dtype\":\"F32\",\"shape\":[%d,%d],\"data_offsets\":[%zu,%zu]}}", LIN_OUT,
+                      LIN_IN, bytes, LIN_IN, LIN_OUT, bytes, 2 * bytes);
+    uint8_t *data = malloc(2 * bytes);
+    cr_assert_not_null(data);
+    memcpy(data, lin, bytes);
+    memcpy(data + bytes, conv, bytes);
+    snprintf(path, sizeof path, "%s/model.safetensors", dir);
+    cr_assert_eq(stw_write_raw(path, (uint64_t)hl, hdr, (size_t)hl, data, 2 * bytes), 0);
+    free(data);
+}
+
+/* A one-module adapter folder: A [r, in], B [out, r] in `dtype` ("F32" or "BF16", values exact in BF16). */
+static void write_one_adapter(const char *dir, const char *module, int r, int out, int in, const char *dtype,
+                              const char *cfg_extra, float *A, float *Bm)
+{
+    uint32_t x = (uint32_t)r * 7919u;
+    const bool bf = strcmp(dtype, "BF16") == 0;
+    for (int i = 0; i < r * in; i++) A[i] = next_value(&x);
+    for (int i = 0; i < out * r; i++) Bm[i] = next_value(&x);
+    if (bf) /* keep values exact in BF16 */
+        for (int i = 0; i < r * in + out * r; i++) {
+            float *v = i < r * in ? &A[i] : &Bm[i - r * in];
+            uint32_t u;
+            memcpy(&u, v, 4);
+            u &= 0xffff0000u;
+            memcpy(v, &u, 4);
+        }
+    const size_t es = bf ? 2 : 4, na = (size_t)r * in, nb = (size_t)out * r;
+    char hdr[1024], path[700];
+    int hl = snprintf(hdr, sizeof hdr, "{\"base_model.model.%s.lora_A.weight\":{\"dtype\":\"%s\",\"shape\":[%d,%d],"
+                      "\"data_offsets\":[0,%zu]},\"base_model.model.%s.lora_B.weight\":{\"dtype\":\"%s\",\"shape\":"
+                      "[%d,%d],\"data_offsets\":[%zu,%zu]}}", module, dtype, r, in, na * es, module, dtype, out, r,
+                      na * es, (na + nb) * es);
+    uint8_t *data = malloc((na + nb) * es);
+    cr_assert_not_null(data);
+    for (size_t i = 0; i < na + nb; i++) {
+        float v = i < na ? A[i] : Bm[i - na];
+        uint32_t u;
+        memcpy(&u, &v, 4);
+        if (bf) {
+            uint16_t h = (uint16_t)(u >> 16);
+            memcpy(data + i * 2, &h, 2);
+        } else {
+            memcpy(data + i * 4, &u, 4);
+        }
+    }
+    snprintf(path, sizeof path, "%s/adapter_model.safetensors", dir);
+    cr_assert_eq(stw_write_raw(path, (uint64_t)hl, hdr, (size_t)hl, data, (na + nb) * es), 0);
+    free(data);
+    snprintf(path, sizeof path, "%s/adapter_config.json", dir);
+    FILE *f = fopen(path, "w");
+    cr_assert_not_null(f);
+    fprintf(f, "{\"peft_type\": \"LORA\", \"r\": %d, \"lora_alpha\": 12, %s\"target_modules\": [\"%s\"]}\n", r,
+            cfg_extra, module);
+    cr_assert_eq(fclose(f), 0);
+}
+
+/* All F32 values of tensor `name` of the GGUF at `path`. */
+static float *gguf_f32(const char *path, const char *name, size_t n)
+{
+    struct mq_model *m;
+    struct mq_error err;
+    cr_assert_eq(mq_model_open(path, &m, &err), MQ_OK, "%s", err.msg);
+    long t = mq_model_find(m, name);
+    cr_assert_geq(t, 0, "%s: no %s", path, name);
+    cr_assert_eq(m->tensors[t].numel, n);
+    cr_assert_eq(m->tensors[t].dtype, MQ_DTYPE_F32);
+    float *v = malloc(n * sizeof *v);
+    cr_assert_not_null(v);
+    cr_assert_eq(mq_model_read(m, (size_t)t, 0, v, n * 4, &err), MQ_OK, "%s", err.msg);
+    mq_model_free(m);
+    return v;
+}
+
+/* The data bytes of every tensor of a GGUF, concatenated in tensor order. */
+static uint8_t *gguf_data(const char *path, size_t *len)
+{
+    struct mq_model *m;
+    struct mq_error err;
+    cr_assert_eq(mq_model_open(path, &m, &err), MQ_OK, "%s", err.msg);
+    size_t total = 0;
+    for (size_t i = 0; i < m->n_tensors; i++) total += (size_t)m->tensors[i].nbytes;
+    uint8_t *b = malloc(total ? total : 1);
+    cr_assert_not_null(b);
+    size_t off = 0;
+    for (size_t i = 0; i < m->n_tensors; i++) {
+        cr_assert_eq(mq_model_read(m, i, 0, b + off, (size_t)m->tensors[i].nbytes, &err), MQ_OK, "%s", err.msg);
+        off += (size_t)m->tensors[i].nbytes;
+    }
+    mq_model_free(m);
+    *len = total;
+    return b;
+}
+
+/*
+** The merge against a float64 computation here: a Linear weight with an rsLoRA adapter (F32, scale
+** 12/sqrt(4) x 1) and a GPT-2 Conv1D weight ([in, out]) with a fan_in_fan_out adapter (BF16, scale
+** 12/6 x 0.7), merged in one conversion. Then the merged q4_K and q8_0 files equal quantizing the
+** merged f32 values written as a checkpoint of their own (the merge happens before quantization,
+** whatever the chunks).
+*/
+Test(lora_run, merge_arithmetic_rslora_fan_in_fan_out_and_quantized_outputs)
+{
+    char *tmp = make_temp_dir("lora-arith"), bdir[600], a1[600], a2[600], out[700], path[700];
+    snprintf(bdir, sizeof bdir, "%s/base", tmp);
+    snprintf(a1, sizeof a1, "%s/rs", tmp);
+    snprintf(a2, sizeof a2, "%s/fan", tmp);
+    cr_assert(mkdir(bdir, 0755) == 0 && mkdir(a1, 0755) == 0 && mkdir(a2, 0755) == 0);
+    static float lin[LIN_OUT * LIN_IN], conv[LIN_OUT * LIN_IN], A1[R_LIN * LIN_IN], B1[LIN_OUT * R_LIN],
+        A2[R_CONV * LIN_IN], B2[LIN_OUT * R_CONV];
+    write_plain_base(bdir, lin, conv);
+    write_one_adapter(a1, "lin", R_LIN, LIN_OUT, LIN_IN, "F32", "\"use_rslora\": true, ", A1, B1);
+    write_one_adapter(a2, "conv", R_CONV, LIN_OUT, LIN_IN, "BF16", "\"fan_in_fan_out\": true, ", A2, B2);
+    const struct mq_lora_merge l[2] = {{a1, 1.0}, {a2, 0.7}};
+    snprintf(out, sizeof out, "%s/merged-f32.gguf", tmp);
+    convert_merge(bdir, l, 2, "f32", out);
+    float *gl = gguf_f32(out, "lin.weight", (size_t)LIN_OUT * LIN_IN), *gc = gguf_f32(out, "conv.weight", (size_t)LIN_OUT * LIN_IN);
+    const double s1 = 12.0 / sqrt((double)R_LIN), s2 = 0.7 * 12.0 / R_CONV;
+    double worst = 0, worst_nofan = 0, worst_plain_scale = 0;
+    for (int o = 0; o < LIN_OUT; o++)
+        for (int i = 0; i < LIN_IN; i++) {
+            double d1 = 0, d2 = 0, d2t = 0;
+            for (int q = 0; q < R_LIN; q++) d1 += (double)B1[o * R_LIN + q] * A1[q * LIN_IN + i];
+            for (int q = 0; q < R_CONV; q++) d2 += (double)B2[o * R_CONV + q] * A2[q * LIN_IN + i];
+            /* conv is stored [in, out]: element (i, o) */
+            const double want1 = (double)lin[o * LIN_IN + i] + s1 * d1;
+            const double want2 = (double)conv[i * LIN_OUT + o] + s2 * d2;
+            worst = fmax(worst, fabs(gl[o * LIN_IN + i] - want1));
+            worst = fmax(worst, fabs(gc[i * LIN_OUT + o] - want2));
+            worst_plain_scale = fmax(worst_plain_scale, fabs(gl[o * LIN_IN + i] - ((double)lin[o * LIN_IN + i] +
+                                                                                    12.0 / R_LIN * d1)));
+            /* control: B A added untransposed (fan_in_fan_out ignored), on the square part that has room */
+            if (i < LIN_OUT) {
+                for (int q = 0; q < R_CONV; q++) d2t += (double)B2[o * R_CONV + q] * A2[q * LIN_IN + i];
+                worst_nofan = fmax(worst_nofan, fabs(gc[o * LIN_OUT + i] - ((double)conv[o * LIN_OUT + i] + s2 * d2t)));
+            }
+        }
+    fprintf(stderr, "--lora arithmetic vs float64: max |error| %.3e (controls: alpha/r instead of rsLoRA %.3e, "
+            "fan_in_fan_out ignored %.3e)\n", worst, worst_plain_scale, worst_nofan);
+    cr_expect_leq(worst, 2e-6);
+    cr_expect_gt(worst_plain_scale, 1e-3);
+    cr_expect_gt(worst_nofan, 1e-3);
+
+    /* merged q4_K / q8_0 == quantizing the merged values as a checkpoint of their own */
+    char pre[600];
+    snprintf(pre, sizeof pre, "%s/premerged", tmp);
+    cr_assert_eq(mkdir(pre, 0755), 0);
+    write_plain_base(pre, lin, conv); /* same names and layout ... */
+    {
+        /* ... with the merged values */
+        char hdr[512];
+        const size_t bytes = (size_t)LIN_OUT * LIN_IN * 4;
+        int hl = snprintf(hdr, sizeof hdr, "{\"lin.weight\":{\"dtype\":\"F32\",\"shape\":[%d,%d],\"data_offsets\":[0,"
+                          "%zu]},\"conv.weight\":{\"dtype\":\"F32\",\"shape\":[%d,%d],\"data_offsets\":[%zu,%zu]}}",
+                          LIN_OUT, LIN_IN, bytes, LIN_IN, LIN_OUT, bytes, 2 * bytes);
+        uint8_t *data = malloc(2 * bytes);
+        cr_assert_not_null(data);
+        memcpy(data, gl, bytes);
+        memcpy(data + bytes, gc, bytes);
+        snprintf(path, sizeof path, "%s/model.safetensors", pre);
+        cr_assert_eq(stw_write_raw(path, (uint64_t)hl, hdr, (size_t)hl, data, 2 * bytes), 0);
+        free(data);
+    }
+    static const char *const types[] = {"q4_K", "q8_0"};
+    for (size_t k = 0; k < 2; k++) {
+        char direct[700], viaf32[700];
+        snprintf(direct, sizeof direct, "%s/merged-%s.gguf", tmp, types[k]);
+        snprintf(viaf32, sizeof viaf32, "%s/premerged-%s.gguf", tmp, types[k]);
+        convert_merge(bdir, l, 2, types[k], direct);
+        convert_ok(pre, NULL, types[k], 0, viaf32);
+        size_t la, lb;
+        uint8_t *da = gguf_data(direct, &la), *db = gguf_data(viaf32, &lb);
+        cr_expect(la == lb && memcmp(da, db, la) == 0, "%s: merged while converting differs from the pre-merged file",
+                  types[k]);
+        free(da);
+        free(db);
+    }
+    free(gl);
+    free(gc);
+    remove_tree(tmp);
+    free(tmp);
+}
+
+Test(lora_run, merge_refusals)
+{
+    char *tmp = make_temp_dir("lora-merge-refused"), dir[600], out[700], gguf[700];
+    snprintf(dir, sizeof dir, "%s/ad", tmp);
+    cr_assert_eq(mkdir(dir, 0755), 0);
+    static float A[R_LIN * LIN_IN], Bm[LIN_OUT * R_LIN];
+    write_one_adapter(dir, "model.layers.0.self_attn.q_proj", R_LIN, LIN_OUT, LIN_IN, "F32", "", A, Bm);
+    snprintf(out, sizeof out, "%s/out.gguf", tmp);
+    snprintf(gguf, sizeof gguf, "%s/base.gguf", tmp);
+    convert_ok(BASE, NULL, "f32", 0, gguf);
+    static const struct {
+        const char *input, *extra;
+        int code;
+        const char *msg;
+    } cases[] = {
+        {BASE, "", 3, "do not fit"},                 /* q_proj is [256, 256], the adapter says [48, 256] */
+        {BASE, "--lora " BASE, 2, "not a LoRA adapter folder"},
+        {NULL, "", 3, "a GGUF's weights are renamed"}, /* the GGUF base */
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        const char *in = cases[i].input ? cases[i].input : gguf;
+        struct cmd_result r = strcmp(cases[i].extra, "") != 0
+                                  ? run_modelq("convert %s %s -o %s --type f32", in, cases[i].extra, out)
+                                  : run_modelq("convert %s --lora %s:0.5 -o %s --type f32", in, dir, out);
+        cr_expect_eq(r.code, cases[i].code, "case %zu: exit %d: %s", i, r.code, r.err);
+        cr_expect(strstr(r.err, cases[i].msg) != NULL, "case %zu: \"%s\" lacks \"%s\"", i, r.err, cases[i].msg);
+        cr_expect_neq(access(out, F_OK), 0, "case %zu: output written", i);
+        cmd_result_free(&r);
+    }
+    remove_tree(tmp);
+    free(tmp);
+}

@@ -12,6 +12,7 @@
 #include "modelq/model.h"
 #include "outfile.h"
 #include "outpath.h"
+#include "lora_merge.h"
 #include "plan.h"
 
 void mq_convert_options_default(struct mq_convert_options *o)
@@ -126,6 +127,8 @@ static enum mq_status fill_report(const struct mq_plan *p, struct mq_convert_rep
         r->why = t->why;
         r->fell_back = t->fell_back;
         r->overridden = t->overridden;
+        for (size_t k = 0; k < t->nxf; k++)
+            if (t->xf[k].kind == MQ_XFORM_ADD_LORA) r->lora_terms += (uint32_t)t->xf[k].lora->n;
         r->have_stats = t->have_stats;
         r->stats = t->stats;
         rep->params += t->numel;
