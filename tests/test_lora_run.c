@@ -760,6 +760,23 @@ Test(lora_run, merge_arithmetic_rslora_fan_in_fan_out_and_quantized_outputs)
         free(da);
         free(db);
     }
+    /* the AVX2 kernel and the portable one give the same bytes (CLI: MODELQ_NO_SIMD=1 forces portable) */
+    char simd[700], portable[700];
+    snprintf(simd, sizeof simd, "%s/simd.gguf", tmp);
+    snprintf(portable, sizeof portable, "%s/portable.gguf", tmp);
+    struct cmd_result r = run_modelq("convert %s --lora %s --lora %s:0.7 -o %s --type f32", bdir, a1, a2, simd);
+    cr_assert_eq(r.code, 0, "%s", r.err);
+    cmd_result_free(&r);
+    cr_assert_eq(setenv("MODELQ_NO_SIMD", "1", 1), 0);
+    r = run_modelq("convert %s --lora %s --lora %s:0.7 -o %s --type f32", bdir, a1, a2, portable);
+    unsetenv("MODELQ_NO_SIMD");
+    cr_assert_eq(r.code, 0, "%s", r.err);
+    cmd_result_free(&r);
+    size_t ls, lp;
+    uint8_t *ds = gguf_data(simd, &ls), *dp = gguf_data(portable, &lp);
+    cr_expect(ls == lp && memcmp(ds, dp, ls) == 0, "the SIMD merge differs from the portable one");
+    free(ds);
+    free(dp);
     free(gl);
     free(gc);
     remove_tree(tmp);

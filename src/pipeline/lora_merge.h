@@ -9,8 +9,8 @@
 ** adds, on each chunk independently (the bytes do not depend on chunks or threads).
 **
 ** Arithmetic (f32, fixed order): for each output element, the adapters in the order given and
-** within one the rank terms q = 0 .. r-1 are added one by one, v += (s * B[o][q]) * A[q][i]
-** (the product s * B[o][q] rounded to f32 first). Memory: every adapter's A and B as f32 (about
+** within one the rank terms q = 0 .. r-1 are added one by one, v = fma(s * B[o][q], A[q][i], v)
+** (the product s * B[o][q] rounded to f32 first; one rounding per term). Memory: every adapter's A and B as f32 (about
 ** the adapter's size when it is stored in F32, as PEFT saves QLoRA adapters), nothing per chunk.
 */
 #ifndef MODELQ_LORA_MERGE_H
