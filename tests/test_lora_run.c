@@ -437,6 +437,39 @@ Test(lora_run, adapters_llama_cpp_cannot_take_are_refused)
     cr_expect_float_eq(cJSON_GetObjectItemCaseSensitive(a, "scale")->valuedouble, ALPHA / sqrt((double)RANK), 1e-12);
     cJSON_Delete(j);
     cmd_result_free(&r);
+    /* estimate: the adapter's size as a GGUF adapter equals what convert writes; with --lora the
+     * LoRA rows count the adapter's own parameters */
+    uint64_t params = 0;
+    for (int k = 0; k < N_MOD; k++) params += (uint64_t)N_LAYER * RANK * (uint64_t)(B.mods[k].in + B.mods[k].out);
+    char q8[700];
+    snprintf(q8, sizeof q8, "%s/est-q8_0.gguf", tmp);
+    convert_ok(dir, BASE, "q8_0", 0, q8);
+    struct mq_model *g;
+    struct mq_error err;
+    cr_assert_eq(mq_model_open(q8, &g, &err), MQ_OK, "%s", err.msg);
+    uint64_t q8_bytes = 0;
+    for (size_t i = 0; i < g->n_tensors; i++) q8_bytes += g->tensors[i].nbytes;
+    mq_model_free(g);
+    unlink(q8);
+    r = run_modelq("estimate %s --json", dir);
+    cr_assert_eq(r.code, 0, "%s", r.err);
+    j = cJSON_Parse(r.out);
+    cr_assert_not_null(j);
+    cr_expect_eq(cJSON_GetObjectItemCaseSensitive(j, "parameters")->valuedouble, (double)params);
+    const cJSON *gb = cJSON_GetObjectItemCaseSensitive(j, "gguf_adapter_bytes");
+    cr_expect_eq(cJSON_GetObjectItemCaseSensitive(gb, "q8_0")->valuedouble, (double)q8_bytes);
+    cr_expect_eq(cJSON_GetObjectItemCaseSensitive(gb, "f16")->valuedouble, (double)params * 2);
+    cJSON_Delete(j);
+    cmd_result_free(&r);
+    r = run_modelq("estimate %s --lora %s --json", BASE, dir);
+    cr_assert_eq(r.code, 0, "%s", r.err);
+    j = cJSON_Parse(r.out);
+    const cJSON *tr = cJSON_GetObjectItemCaseSensitive(j, "training");
+    cr_expect_eq(cJSON_GetObjectItemCaseSensitive(tr, "lora_parameters")->valuedouble, (double)params);
+    cr_expect_eq(cJSON_GetObjectItemCaseSensitive(tr, "lora_rank")->valuedouble, RANK);
+    cr_expect_str_eq(cJSON_GetObjectItemCaseSensitive(tr, "lora_from")->valuestring, "adapter");
+    cJSON_Delete(j);
+    cmd_result_free(&r);
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         adapter_write(&B, &ad, dir, cases[i].extra, false);
         expect_refused(dir, cases[i].args, cases[i].code, cases[i].msg);

@@ -47,6 +47,8 @@ struct mq_estimate_options {
     uint64_t ubatch;         /* llama.cpp's -ub, tokens per micro-batch (default 512; 0 = default) */
     bool swa_full;           /* llama.cpp's --swa-full: sliding layers get a full-size cache */
     uint32_t lora_rank;      /* default 16 */
+    uint64_t lora_params;    /* a real adapter's parameters (estimate --lora ADAPTER: its rank and
+                                targets); 0 = lora_rank on every linear layer */
     uint64_t reserve_bytes;  /* fixed runtime reserve (default 512 MiB) */
 };
 

@@ -236,6 +236,7 @@ enum mq_status mq_estimate_model(const struct mq_model *m, const struct mq_estim
     }
     uint64_t adapters;
     ovf |= mq_ckd_mul_u64(&out->train_full_bytes, out->params, MQ_TRAIN_BYTES_PER_PARAM);
+    if (opt->lora_params) out->lora_params = opt->lora_params; /* the adapter's own count */
     ovf |= mq_ckd_mul_u64(&adapters, out->lora_params, MQ_TRAIN_BYTES_PER_PARAM);
     ovf |= mq_ckd_add_u64(&out->train_lora_bytes, mq_estimate_row_of(out, MQ_TARGET_F16)->bytes, adapters);
     ovf |= mq_ckd_add_u64(&out->train_qlora_bytes, mq_estimate_row_of(out, MQ_TARGET_NF4_DQ)->bytes, adapters);
