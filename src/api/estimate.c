@@ -227,7 +227,10 @@ enum mq_status mq_estimate_model(const struct mq_model *m, const struct mq_estim
          * stage and the attention stage, n_kv = the cache's cells and the mask n_kv f32 values per
          * token (f16 with flash attention, which never forms the heads x n_kv scores). Fitted to
          * the buffers llama.cpp reports (tests/test_compute_buffer.c: within 10%). */
-        uint64_t E = c->hidden_size, kvd = 0, n_kv = out->kv_cells, st_out, st_ffn, st_att, t1, t2;
+        /* per sequence stream (llama.cpp keeps one per sequence: the scores span one stream's cells);
+         * a model with sliding layers has a second mask, over the SWA cache's cells */
+        uint64_t E = c->hidden_size, kvd = 0, n_kv = padded, mask = padded, st_out, st_ffn, st_att, t1, t2;
+        if (swa_layers) ovf |= mq_ckd_add_u64(&mask, mask, swa_seq);
         ovf |= mq_ckd_mul_u64(&kvd, c->num_kv_heads, c->head_dim);
         ovf |= mq_ckd_mul_u64(&t1, 2, E);
         ovf |= mq_ckd_add_u64(&st_out, c->vocab_size, t1);                     /* vocab + 2E */
@@ -236,20 +239,29 @@ enum mq_status mq_estimate_model(const struct mq_model *m, const struct mq_estim
         ovf |= mq_ckd_add_u64(&st_ffn, t1, t2);                                /* 3 ff + 3E */
         ovf |= mq_ckd_mul_u64(&t1, 5, E);
         if (opt->flash_attn) {
-            ovf |= mq_ckd_add_u64(&st_ffn, st_ffn, n_kv / 2);                  /* + the f16 mask */
+            ovf |= mq_ckd_add_u64(&st_ffn, st_ffn, mask / 2);                  /* + the f16 mask(s) */
             ovf |= mq_ckd_mul_u64(&t2, 4, kvd);
             ovf |= mq_ckd_add_u64(&st_att, t1, t2);                            /* 5E + 4 kv_dim + mask */
-            ovf |= mq_ckd_add_u64(&st_att, st_att, n_kv / 2);
+            ovf |= mq_ckd_add_u64(&st_att, st_att, mask / 2);
         } else {
             ovf |= mq_ckd_mul_u64(&t2, 2, kvd);
             ovf |= mq_ckd_add_u64(&st_att, t1, t2);                            /* 5E + 2 kv_dim */
-            ovf |= mq_ckd_mul_u64(&t2, c->num_heads + 1, n_kv);                /* + scores + f32 mask */
+            ovf |= mq_ckd_mul_u64(&t2, c->num_heads, n_kv);                    /* + scores + f32 mask(s) */
             ovf |= mq_ckd_add_u64(&st_att, st_att, t2);
+            ovf |= mq_ckd_add_u64(&st_att, st_att, mask);
         }
         uint64_t width = st_out > st_ffn ? st_out : st_ffn;
         if (st_att > width) width = st_att;
         uint64_t cb[] = {4, ub, width};
         ovf |= mul_all(&out->compute_bytes, cb, 3);
+        if (opt->flash_attn) {
+            /* flash attention takes an F32 K or V cache as an F16 copy of all its cells (quantized
+             * types it reads as they are): kv_cells x kv_dim x 2 bytes each */
+            ovf |= mq_ckd_mul_u64(&t1, out->kv_cells, kvd);
+            ovf |= mq_ckd_mul_u64(&t1, t1, 2);
+            if (opt->kv_type_k == MQ_CODEC_F32) ovf |= mq_ckd_add_u64(&out->compute_bytes, out->compute_bytes, t1);
+            if (opt->kv_type_v == MQ_CODEC_F32) ovf |= mq_ckd_add_u64(&out->compute_bytes, out->compute_bytes, t1);
+        }
         ovf |= mq_ckd_add_u64(&out->overhead_bytes, opt->reserve_bytes, out->compute_bytes);
         for (int k = 0; k < MQ_ESTIMATE_ROWS; k++) {
             struct mq_estimate_row *row = &out->rows[k];

@@ -110,6 +110,8 @@ struct mq_llama_cpp {
     char kv_line[2][512];  /* the first two "llama_kv_cache: size = ..." lines (info level): a model with
                               sliding-window layers logs its non-SWA cache, then its SWA cache */
     int n_kv_lines;
+    double compute_mib;    /* "~llama_context: CPU compute buffer size is X MiB" (logged when a context is
+                              freed, 4 decimals); -1 when not seen */
     int last_level;
     bool verbose;          /* $MODELQ_LLAMA_LOG set: everything llama.cpp logs goes to stderr */
 
@@ -163,6 +165,8 @@ static void on_log(int level, const char *text, void *user)
     if (lc->verbose) fputs(text, stderr);
     if (strncmp(text, "llama_kv_cache: size =", 22) == 0 && lc->n_kv_lines < 2)
         snprintf(lc->kv_line[lc->n_kv_lines++], sizeof lc->kv_line[0], "%s", text);
+    const char *cb = strstr(text, "CPU compute buffer size is");
+    if (cb && strncmp(text, "~llama_context:", 15) == 0) sscanf(cb, "CPU compute buffer size is %lf MiB", &lc->compute_mib);
     if (level != LC_GGML_LOG_CONT) lc->last_level = level;
     if (lc->last_level < LC_GGML_LOG_WARN) return;
     size_t have = strlen(lc->log), add = strlen(text);
@@ -485,6 +489,7 @@ int mq_llama_cpp_kv(struct mq_llama_cpp_model *m, const struct mq_llama_cpp_kv_o
     memset(out, 0, sizeof *out);
     lc->log[0] = '\0';
     lc->n_kv_lines = 0;
+    lc->compute_mib = -1;
     struct lc_context_params cp = lc->context_default_params();
     cp.n_ctx = o->n_ctx;
     cp.n_batch = cp.n_ubatch = o->n_ubatch ? o->n_ubatch : 256;
@@ -501,6 +506,7 @@ int mq_llama_cpp_kv(struct mq_llama_cpp_model *m, const struct mq_llama_cpp_kv_o
     }
     out->n_ctx = lc->n_ctx(ctx);
     lc->free_ctx(ctx);
+    out->compute_mib = lc->compute_mib;
     /* "llama_kv_cache: size =    1.00 MiB (  1024 cells,   2 layers,  1/1 seqs), K (f16): ..., V (f16): ..." */
     for (int i = 0; i < lc->n_kv_lines || i == 0; i++) {
         double mib = 0;

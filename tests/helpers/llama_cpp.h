@@ -107,6 +107,7 @@ struct mq_llama_cpp_kv {
     /* A sliding-window model (llama_kv_cache_iswa) logs a second line, for its SWA cache; 0 otherwise */
     uint32_t swa_cells, swa_layers;
     double swa_mib;
+    double compute_mib;   /* the CPU compute buffer llama.cpp reserved (MiB, 4 decimals), -1 when not logged */
 };
 /* Creates (and frees) a context with these settings and reads its KV cache's size. 0 or -1. */
 int mq_llama_cpp_kv(struct mq_llama_cpp_model *m, const struct mq_llama_cpp_kv_opts *o, struct mq_llama_cpp_kv *out,
