@@ -92,11 +92,7 @@ static enum mq_status gguf_swa(struct mq_model *m, const char *arch, struct mq_e
                                  m->input_path, key, mq_meta_type_name(p->type)));
         layers = mq_swa_layers_by_period(c->num_layers, period);
     }
-    if (window && layers) {
-        c->sliding_window = window;
-        c->swa_layers = layers;
-        c->swa_period = (uint32_t)(period > UINT32_MAX ? UINT32_MAX : period);
-    }
+    mq_swa_record(c, window, layers, period);
     return MQ_OK;
 }
 

@@ -42,7 +42,9 @@
 #include <unistd.h>
 
 #include "bf16_read.h"
+#include "convert_checked.h"
 #include "llama_cpp.h"
+#include "llama_need.h"
 #include "llama_ref.h"
 #include "modelq/codec.h"
 #include "modelq/convert.h"
@@ -58,18 +60,7 @@
 
 /* ---- llama.cpp, once per test process ---------------------------------------------------- */
 
-static struct mq_llama_cpp *LC;
-
-static struct mq_llama_cpp *need_llama_cpp(void)
-{
-    static char why[1400];
-    if (!LC) LC = mq_llama_cpp_open(why, sizeof why);
-    if (LC) return LC;
-    if (getenv("CI")) cr_assert_fail("llama.cpp required when CI is set: %s", why);
-    fprintf(stderr, "SKIP llama.cpp run test: %s (set CI to make this a failure)\n", why);
-    cr_skip_test("llama.cpp run test skipped: %s", why);
-    return NULL;
-}
+static struct mq_llama_cpp *need_llama_cpp(void) { return llama_cpp_or_skip(); }
 
 /* ---- the reference model, from the original checkpoint ----------------------------------- */
 
@@ -459,18 +450,7 @@ static void ref_from_gguf(const char *path, const struct ref_model *orig, struct
 
 static void convert(const char *in, const char *type, int debug_qk, const char *out)
 {
-    struct mq_convert_options o;
-    mq_convert_options_default(&o);
-    o.input = in;
-    o.output = out;
-    o.type = type;
-    o.threads = 2;
-    o.debug_qk_permute = debug_qk;
-    struct mq_convert_report rep;
-    struct mq_error err;
-    mq_error_clear(&err);
-    cr_assert_eq(mq_convert(&o, &rep, &err), MQ_OK, "convert %s to %s: %s", in, type, err.msg);
-    mq_convert_report_free(&rep);
+    tc_convert(&(struct tc_convert){.input = in, .output = out, .type = type, .debug_qk = debug_qk}, NULL);
     /* llama.cpp loads nothing without a tokenizer; the converter writes tokenizer.json's */
     struct gguf_file g;
     gguf_read(out, &g);
@@ -570,7 +550,7 @@ static void print_header(const char *title)
             "|delta log p| on the reference's 5 most likely tokens;\n"
             "  file = the same against the reference run on the file's own (dequantized) weights\n"
             "  %-11s %-15s %10s %10s %10s %8s | %10s %10s %10s\n",
-            title, mq_llama_cpp_backend(LC), "fixture", "type", "KL mean", "KL max", "dlogp top5", "top1", "file KL",
+            title, mq_llama_cpp_backend(llama_cpp_or_skip()), "fixture", "type", "KL mean", "KL max", "dlogp top5", "top1", "file KL",
             "file max", "dlogp top5");
 }
 
@@ -1039,7 +1019,7 @@ static void check_rope_case(const struct rope_case *rc)
     for (int s = 0; s < C.S.count; s++) ref_u.l[s] = C.ref_logits[s]; /* ctx_init's, owned by C */
     ref_logits_get(&C, &scaled, &ref_s);
     fprintf(stderr, "RoPE scaling %s (rope_theta %g, max_position_embeddings %d, llama.cpp backend %s)\n"
-            "  %-14s %-52s %10s %10s %10s\n", rc->label, rc->theta, rc->max_pos, mq_llama_cpp_backend(LC), "case",
+            "  %-14s %-52s %10s %10s %10s\n", rc->label, rc->theta, rc->max_pos, mq_llama_cpp_backend(llama_cpp_or_skip()), "case",
             "logits vs reference", "KL mean", "KL max", "dlogp top5");
 
     struct agreement refs = rope_agree(&C, &ref_s, &ref_u);

@@ -26,7 +26,9 @@
 #include <unistd.h>
 
 #include "bf16_read.h"
+#include "convert_checked.h"
 #include "llama_cpp.h"
+#include "llama_need.h"
 #include "llama_ref.h"
 #include "logprob.h"
 #include "modelq/convert.h"
@@ -44,17 +46,7 @@
 #define F32_KL_MAX 1e-6
 #define CONTROL_KL_MIN 1e-2
 
-static struct mq_llama_cpp *LC;
-
-static struct mq_llama_cpp *need_llama_cpp(void)
-{
-    static char why[1400];
-    if (!LC) LC = mq_llama_cpp_open(why, sizeof why);
-    if (LC) return LC;
-    if (getenv("CI")) cr_assert_fail("llama.cpp required when CI is set: %s", why);
-    cr_skip_test("llama.cpp LoRA test skipped: %s", why);
-    return NULL;
-}
+static struct mq_llama_cpp *need_llama_cpp(void) { return llama_cpp_or_skip(); }
 
 /* The seven adapted modules: PEFT module name and the weight's [out, in] from the config. */
 struct module {
@@ -266,19 +258,7 @@ static void make_seqs(int32_t ids[N_SEQ][SEQ_LEN], int n_vocab)
 
 static void convert_ok(const char *in, const char *base, const char *type, int debug_qk, const char *out)
 {
-    struct mq_convert_options o;
-    mq_convert_options_default(&o);
-    o.input = in;
-    o.base = base;
-    o.output = out;
-    o.type = type;
-    o.threads = 2;
-    o.debug_qk_permute = debug_qk;
-    struct mq_convert_report rep;
-    struct mq_error err;
-    mq_error_clear(&err);
-    cr_assert_eq(mq_convert(&o, &rep, &err), MQ_OK, "convert %s to %s: %s", in, type, err.msg);
-    mq_convert_report_free(&rep);
+    tc_convert(&(struct tc_convert){.input = in, .output = out, .type = type, .base = base, .debug_qk = debug_qk}, NULL);
 }
 
 /* Max KL(reference of `w` || llama.cpp running `model` with `adapter` at `scale`) over every position. */
@@ -492,18 +472,8 @@ Test(lora_run, adapters_llama_cpp_cannot_take_are_refused)
 
 static void convert_merge(const char *in, const struct mq_lora_merge *l, size_t nl, const char *type, const char *out)
 {
-    struct mq_convert_options o;
-    mq_convert_options_default(&o);
-    o.input = in;
-    o.output = out;
-    o.type = type;
-    o.threads = 2;
-    o.loras = l;
-    o.n_loras = nl;
     struct mq_convert_report rep;
-    struct mq_error err;
-    mq_error_clear(&err);
-    cr_assert_eq(mq_convert(&o, &rep, &err), MQ_OK, "convert %s (+%zu LoRA) to %s: %s", in, nl, type, err.msg);
+    tc_convert(&(struct tc_convert){.input = in, .output = out, .type = type, .loras = l, .n_loras = nl}, &rep);
     size_t merged = 0;
     for (size_t i = 0; i < rep.n_tensors; i++) merged += rep.tensors[i].lora_terms > 0;
     cr_assert_gt(merged, 0, "%s: no tensor reported as merged", out);

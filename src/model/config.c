@@ -154,11 +154,7 @@ static enum mq_status config_swa(const cJSON *root, const char *path, struct mq_
     } else {
         layers = mq_swa_layers_by_period(c->num_layers, period);
     }
-    if (window && layers) {
-        c->sliding_window = window;
-        c->swa_layers = layers;
-        c->swa_period = (uint32_t)(period > UINT32_MAX ? UINT32_MAX : period);
-    }
+    mq_swa_record(c, window, layers, period);
     return MQ_OK;
 }
 

@@ -1,6 +1,8 @@
 /* swa.c - the families llama.cpp runs with sliding-window layers (see swa.h). */
 #include "swa.h"
 
+#include "modelq/model.h"
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <string.h>
@@ -41,4 +43,12 @@ uint64_t mq_swa_layers_by_period(uint64_t n_layers, uint64_t period)
     /* per full period p - 1 sliding layers, then the first p - 1 of the rest */
     uint64_t rest = n_layers % period;
     return n_layers / period * (period - 1) + (rest < period - 1 ? rest : period - 1);
+}
+
+void mq_swa_record(struct mq_config *c, uint64_t window, uint64_t layers, uint64_t period)
+{
+    if (!window || !layers) return;
+    c->sliding_window = window;
+    c->swa_layers = layers;
+    c->swa_period = (uint32_t)(period > UINT32_MAX ? UINT32_MAX : period);
 }

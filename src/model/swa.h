@@ -38,6 +38,11 @@ struct mq_swa_family {
 const struct mq_swa_family *mq_swa_family_of_gguf(const char *arch);
 /* The family of config.json's architectures[0] (or, when that is empty, model_type), or NULL. */
 const struct mq_swa_family *mq_swa_family_of_config(const char *architecture, const char *model_type);
+struct mq_config;
+/* Records window, layer count and period in c when both window and layers are non-zero (period 0:
+ * listed per layer), else leaves c without sliding layers. */
+void mq_swa_record(struct mq_config *c, uint64_t window, uint64_t layers, uint64_t period);
+
 /* How many of n_layers layers slide with period p (see above). */
 uint64_t mq_swa_layers_by_period(uint64_t n_layers, uint64_t period);
 
