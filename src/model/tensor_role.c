@@ -94,6 +94,17 @@ const char *mq_tensor_gguf_unquantized(const char *name)
     return NULL;
 }
 
+/* The MODEL_TENSOR kinds prepare_tensors lists, as far as the families modelq writes have them. */
+static const char *const gguf_float_f32_parts[] = {"ffn_gate_inp.weight", "position_embd.weight", "token_types.weight"};
+
+bool mq_tensor_gguf_float_keeps_f32(const char *name)
+{
+    if (!ends_with(name, ".weight")) return true;
+    for (size_t i = 0; i < sizeof gguf_float_f32_parts / sizeof gguf_float_f32_parts[0]; i++)
+        if (has(name, gguf_float_f32_parts[i])) return true;
+    return false;
+}
+
 long mq_tensor_layer(const char *name)
 {
     static const char *const keys[] = {"layers.", "blk.", "h.", "layer."};
