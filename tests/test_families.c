@@ -8,22 +8,58 @@
 **      tensor names, BF16) into a temporary folder; the reference is bound to that folder's
 **      config.json and tensors (read with modelq's safetensors reader: BF16 -> f32 is exact).
 **   2. mq_convert writes f32, q8_0 and q4_K GGUFs; llama.cpp (tests/helpers/llama_cpp.h, the
-**      pinned libllama, F32 KV cache, one thread) loads each, checks what it read (architecture
-**      as llama.cpp's converter names it, vocabulary, sizes) and evaluates three fixed random
-**      token sequences of 48, 40 and 36 tokens (longer than every sliding window of the fixtures)
-**      with logits at every position.
-**   3. KL(reference || llama.cpp) of the next-token distribution, per position: max and mean
-**      printed as a table, the max bounded (f32: F32_KL_MAX = 1e-6 unless a family's entry says
-**      otherwise, with the measurement that set it; q8_0 and q4_K: measured values with margin,
-**      as test_llama_run.c's bounds).
+**      pinned libllama, F32 KV cache, one thread, context 128) loads each, checks what it read
+**      (architecture as llama.cpp's converter names it, vocabulary, sizes) and evaluates three
+**      fixed random token sequences of 48, 40 and 36 tokens (longer than every sliding window of
+**      the fixtures) with logits at every position. Under ASan only the 48-token one.
+**   3. KL(reference || llama.cpp) of the next-token distribution, per position; max, mean and
+**      median printed, max (and for q8_0 / q4_K the mean) bounded, see below.
 **   4. Negative controls on the f32 file: the reference mutated the way a converter bug would
-**      show (Gemma norms without +1, two experts swapped, Phi partial rotary ignored, SmolLM3
-**      RoPE on every layer, Granite multipliers dropped, sliding window ignored, ...) must be far
-**      from what llama.cpp computes: KL max >= CONTROL_KL_MIN.
+**      show (Gemma norms without +1, experts 0 and 1 swapped, Phi partial rotary ignored,
+**      SmolLM3 RoPE on every layer, Granite multipliers dropped, sliding window ignored, q/k norms
+**      dropped or per head, fused qkv k/v swapped, softcapping dropped, LongRoPE short factors
+**      instead of long) must be far from what llama.cpp computes: KL max >= CONTROL_KL_MIN.
 ** Plus: one sharded checkpoint (qwen3moe in 3 shards: the experts of a layer span files) must
-** give the same GGUF, byte for byte, as the single file (and so the same KL), and Phi-4-mini with original_max_position_embeddings
-** shrunk to 32 (the sequences then run on LongRoPE's long factors in both transformers and
-** llama.cpp, which picks by context size 128 > 32).
+** give the same GGUF, byte for byte, as the single file (and so the same KL); Phi-4-mini on
+** LongRoPE's long factors; Gemma 2 with softcaps small enough to matter.
+**
+** Measured (gcc RelWithDebInfo; llama.cpp backends haswell / x64 / sse42 agree within ~1.6x):
+**   family    f32 KL max   q8_0 mean / max      q4_K mean / max    controls (KL max)
+**   qwen3     1.9e-11      3.9e-3 / 2.3e-2      0.22 / 1.06        q/k norms dropped 5.5
+**   qwen3moe  3.3e-10      3.6e-2 / 0.72        1.47 / 10.7        experts swapped 9.5, q/k norms dropped 12.8
+**   mixtral   1.3e-10      9.4e-2 / 6.4         1.63 / 11.0        experts swapped 18.5
+**   gemma2    2.7e-6 (*)   1.5e-3 / 1.6e-2      5.7e-2 / 0.38      norms without +1 3.2, no sliding window 1.2
+**   gemma3    2.0e-6 (*)   2.7e-3 / 1.6e-2      8.6e-2 / 0.30      norms without +1 2.7, no sliding window 1.7,
+**                                                                  q/k norms dropped 0.68
+**   phi3      8.5e-12      3.6e-3 / 2.3e-2      0.22 / 1.49        fused qkv k/v swapped 14.8
+**   phi4mini  1.6e-12      4.4e-4 / 2.6e-3      1.8e-2 / 9.7e-2    partial rotary ignored 1.0
+**     long factors 1.4e-12                                         short factors 1.2
+**   smollm3   3.3e-11      5.4e-3 / 2.7e-2      0.24 / 0.94        RoPE on every layer 0.24
+**   granite   1.3e-13      3.0e-5 / 1.1e-4      1.3e-3 / 5.4e-3    multipliers dropped 7.3
+**   olmo2     5.8e-11      9.1e-3 / 6.0e-2      1.09 / 6.4         q/k norms per head 6.4, dropped 21.8
+**   gemma2 softcaps 4 / 3: 2.6e-7 (*)                              softcapping dropped 3.0
+**   qwen3moe from 3 shards: 3.3e-10 (the same file)
+** Bounds: f32 F32_KL_MAX = 1e-6 (the issue's); q8_0 and q4_K about 3x the measured mean and max.
+** The quantized KLs are large because the fixtures' next-token distributions are peaked (as
+** test_llama_run.c's tiny-llama: q4_K KL max 0.95 there), and for Mixtral / Qwen3-MoE because
+** quantization noise flips the top-2 expert choice at a few positions (one position carries
+** most of the max: median 1.1e-2 against max 6.4 for Mixtral q8_0), so for them the max bound
+** says little and the mean bound is the check.
+**
+** (*) Gemma: ggml's CPU GELU is not gelu_tanh. With GGML_GELU_FP16 (ggml-cpu/vec.h) it rounds
+** the F32 input to F16 and reads a table of F16-rounded gelu_tanh values (|x| < 10). That
+** rounding (relative 2^-11 on the FFN activations) is the whole difference: against the
+** reference with that table emulated (DREF_ACT_GELU_TANH_GGML_F16, a diagnostic, not
+** transformers) the same llama.cpp logits give KL max 1.2e-7 (gemma2), 7.7e-8 (gemma3),
+** 1.7e-8 (softcaps 4 / 3), all under F32_KL_MAX, which the test checks. Against the true
+** reference the bound is GELU_KL_MAX = 1e-5 (3.7x the largest measured, 2.7e-6).
+**
+** LongRoPE: transformers picks long_factor when the sequence (max position + 1) exceeds
+** original_max_position_embeddings; llama.cpp picks rope_long when the context per sequence
+** (n_ctx / n_seq_max, here LLAMA_N_CTX) exceeds rope.scaling.original_context_length
+** (llama_model::get_rope_factors). They agree only when both are on the same side: the default
+** phi4mini fixture (original 4096 > 128 >= 48) runs short factors in both; phi4mini_long_factors
+** sets original_max_position_embeddings to 32 (< 36 <= every sequence, < 128): long in both.
 **
 ** What llama.cpp does not follow (so the fixtures keep to what real checkpoints use):
 **   - Phi-3: llama.cpp turns sliding-window attention off for phi3 ("Phi SWA is currently
@@ -50,13 +86,19 @@
 #include "modelq/convert.h"
 #include "modelq/model.h"
 #include "run_cmd.h"
+#include "sanitizer.h"
 
 #define F32_KL_MAX 1e-6     /* KL(ref || llama.cpp) per position, f32 files */
+#define GELU_KL_MAX 1e-5    /* the same for Gemma 2/3 (ggml's F16 GELU table; see the top) */
 #define CONTROL_KL_MIN 1e-2 /* a negative control's KL max must be at least this */
+#define LLAMA_N_CTX 128     /* llama.cpp's context size (mq_llama_cpp_ctx_opts n_ctx 0) */
 #define N_SEQ 3
 #define MAX_OWNED 512
 
 static const size_t seq_len[N_SEQ] = {48, 40, 36};
+/* Sequences evaluated: all three, or under ASan (the converter instrumented, the reference and
+** the controls run for every type) the first, longest one, which crosses every sliding window. */
+static const int n_seq = BUILT_WITH_ASAN ? 1 : N_SEQ;
 
 /* ---- llama.cpp, once per test process ---------------------------------------------------- */
 
@@ -133,7 +175,7 @@ static void make_seqs(const char *family, struct seqs *S)
 {
     uint32_t x = 2166136261u;
     for (const char *p = family; *p; p++) x = (x ^ (uint8_t)*p) * 16777619u;
-    for (int s = 0; s < N_SEQ; s++)
+    for (int s = 0; s < n_seq; s++)
         for (size_t i = 0; i < seq_len[s]; i++) {
             x = x * 1664525u + 1013904223u;
             S->ids[s][i] = (int32_t)((x >> 8) % 382u);
@@ -143,7 +185,22 @@ static void make_seqs(const char *family, struct seqs *S)
 struct kl {
     double max, sum;
     int positions;
+    double each[N_SEQ * 64]; /* per position, for the median */
 };
+
+static int cmp_double(const void *a, const void *b)
+{
+    const double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static double kl_median(const struct kl *a)
+{
+    double v[N_SEQ * 64];
+    memcpy(v, a->each, (size_t)a->positions * sizeof v[0]);
+    qsort(v, (size_t)a->positions, sizeof v[0], cmp_double);
+    return a->positions % 2 ? v[a->positions / 2] : 0.5 * (v[a->positions / 2 - 1] + v[a->positions / 2]);
+}
 
 static void log_softmax(const float *x, int n, double *out)
 {
@@ -166,7 +223,8 @@ static void add_kl(const float *ref, const float *got, int V, size_t T, struct k
         for (int i = 0; i < V; i++) k += exp(lr[i]) * (lr[i] - lg[i]);
         a->max = fmax(a->max, k);
         a->sum += k;
-        a->positions++;
+        cr_assert_lt(a->positions, N_SEQ * 64);
+        a->each[a->positions++] = k;
     }
     free(lr);
     free(lg);
@@ -203,10 +261,10 @@ static void run_llama(const char *path, const struct ref *R, const char *arch, c
     cr_assert_eq(info.n_layer, c->n_layer);
     cr_assert_eq(info.n_head, c->n_head);
     cr_assert_eq(info.n_head_kv, c->n_kv_head);
-    for (int s = 0; s < N_SEQ; s++) {
+    for (int s = 0; s < n_seq; s++) {
         out[s] = malloc(seq_len[s] * (size_t)c->n_vocab * sizeof(float));
         cr_assert_not_null(out[s]);
-        struct mq_llama_cpp_ctx_opts opts = {0};
+        struct mq_llama_cpp_ctx_opts opts = {.n_ctx = LLAMA_N_CTX};
         cr_assert_eq(mq_llama_cpp_eval(m, &opts, S->ids[s], seq_len[s], out[s], why, sizeof why), 0, "%s: %s", path,
                      why);
     }
@@ -218,7 +276,7 @@ static struct kl kl_vs(const struct dref_config *cfg, const struct dref_weights 
                        float *const got[N_SEQ])
 {
     struct kl a = {0};
-    for (int s = 0; s < N_SEQ; s++) {
+    for (int s = 0; s < n_seq; s++) {
         float *ref = malloc(seq_len[s] * (size_t)cfg->n_vocab * sizeof *ref);
         cr_assert_not_null(ref);
         cr_assert_eq(dref_forward(cfg, w, S->ids[s], seq_len[s], ref, NULL), 0, "reference forward pass failed");
@@ -317,16 +375,17 @@ static struct kl run_control(const struct ref *R, enum control c, const struct s
 struct family_case {
     const char *name;   /* mkfamily FAMILY */
     const char *arch;   /* general.architecture as llama.cpp's converter writes it */
-    double f32_max;     /* KL max bounds per type */
-    double q8_max, q4k_max;
+    double f32_max;     /* KL max bound of the f32 file against the reference */
+    double q8_mean, q8_max, q4k_mean, q4k_max;
     enum control controls[4];
     int n_controls;
+    bool ggml_gelu;     /* also compare with the reference on ggml's F16 GELU table (<= F32_KL_MAX) */
 };
 
 static void print_row(const char *fam, const char *what, const struct kl *a)
 {
-    fprintf(stderr, "  %-9s %-30s KL max %10.3e  mean %10.3e  (%d positions)\n", fam, what, a->max,
-            a->sum / a->positions, a->positions);
+    fprintf(stderr, "  %-9s %-40s KL max %10.3e  mean %10.3e  median %10.3e  (%d positions)\n", fam, what, a->max,
+            a->sum / a->positions, kl_median(a), a->positions);
 }
 
 /*
@@ -348,7 +407,7 @@ static char *make_fixture(const char *tmp, const char *family, const char *tag, 
 
 static void free_logits(float *got[N_SEQ])
 {
-    for (int s = 0; s < N_SEQ; s++) free(got[s]);
+    for (int s = 0; s < n_seq; s++) free(got[s]);
 }
 
 static void check_family(const struct family_case *fc)
@@ -363,19 +422,31 @@ static void check_family(const struct family_case *fc)
     fprintf(stderr, "%s (%s; llama.cpp backend %s): KL(reference || llama.cpp) per position\n", fc->name, R.M.arch,
             mq_llama_cpp_backend(LC));
     static const char *const types[] = {"f32", "q8_0", "q4_K"};
-    const double bounds[] = {fc->f32_max, fc->q8_max, fc->q4k_max};
+    const double max_bound[] = {fc->f32_max, fc->q8_max, fc->q4k_max};
+    const double mean_bound[] = {fc->f32_max, fc->q8_mean, fc->q4k_mean};
     float *f32_logits[N_SEQ] = {0};
     for (int t = 0; t < 3; t++) {
         char path[800];
         snprintf(path, sizeof path, "%s/%s.gguf", tmp, types[t]);
         convert(dir, types[t], path);
-        float *got[N_SEQ];
+        float *got[N_SEQ] = {0};
         run_llama(path, &R, fc->arch, &S, got);
         struct kl a = kl_vs(&R.M.cfg, &R.M.w, &S, got);
         print_row(fc->name, types[t], &a);
-        cr_expect_leq(a.max, bounds[t], "%s %s: KL max %.3e > %.1e", fc->name, types[t], a.max, bounds[t]);
+        cr_expect_leq(a.max, max_bound[t], "%s %s: KL max %.3e > %.1e", fc->name, types[t], a.max, max_bound[t]);
+        cr_expect_leq(a.sum / a.positions, mean_bound[t], "%s %s: KL mean %.3e > %.1e", fc->name, types[t],
+                      a.sum / a.positions, mean_bound[t]);
         if (t == 0) memcpy(f32_logits, got, sizeof got);
         else free_logits(got);
+    }
+    if (fc->ggml_gelu) {
+        struct dref_config g = R.M.cfg;
+        cr_assert_eq(g.act, DREF_ACT_GELU_TANH);
+        g.act = DREF_ACT_GELU_TANH_GGML_F16;
+        struct kl a = kl_vs(&g, &R.M.w, &S, f32_logits);
+        print_row(fc->name, "f32 vs reference with ggml's F16 GELU", &a);
+        cr_expect_leq(a.max, F32_KL_MAX, "%s f32 against the reference on ggml's GELU table: KL max %.3e > %.1e",
+                      fc->name, a.max, F32_KL_MAX);
     }
     for (int i = 0; i < fc->n_controls; i++) {
         struct kl a = run_control(&R, fc->controls[i], &S, f32_logits);
@@ -393,20 +464,21 @@ static void check_family(const struct family_case *fc)
 }
 
 /*
-** Bounds: f32 is F32_KL_MAX except where a ggml approximation is measured to exceed it (see the
-** entry); q8_0 and q4_K are the measured maxima with a margin of about 3x.
+** Bounds (see the table at the top of this file): f32 F32_KL_MAX, Gemma GELU_KL_MAX; q8_0 and
+** q4_K: KL mean, then KL max, each the measured value times about 3.
 */
 static const struct family_case cases[] = {
-    {"qwen3", "qwen3", F32_KL_MAX, 3e-3, 0.1, {C_NO_QK_NORM}, 1},
-    {"qwen3moe", "qwen3moe", F32_KL_MAX, 3e-3, 0.1, {C_SWAP_EXPERTS, C_NO_QK_NORM}, 2},
-    {"mixtral", "llama", F32_KL_MAX, 3e-3, 0.1, {C_SWAP_EXPERTS}, 1},
-    {"gemma2", "gemma2", F32_KL_MAX, 3e-3, 0.1, {C_GEMMA_NORM_NO_PLUS1, C_NO_SLIDING_WINDOW, C_NO_SOFTCAP}, 3},
-    {"gemma3", "gemma3", F32_KL_MAX, 3e-3, 0.1, {C_GEMMA_NORM_NO_PLUS1, C_NO_SLIDING_WINDOW, C_NO_QK_NORM}, 3},
-    {"phi3", "phi3", F32_KL_MAX, 3e-3, 0.1, {C_PHI3_KV_SWAPPED}, 1},
-    {"phi4mini", "phi3", F32_KL_MAX, 3e-3, 0.1, {C_FULL_ROTARY}, 1},
-    {"smollm3", "smollm3", F32_KL_MAX, 3e-3, 0.1, {C_ROPE_EVERY_LAYER}, 1},
-    {"granite", "granite", F32_KL_MAX, 3e-3, 0.1, {C_NO_GRANITE_MULT}, 1},
-    {"olmo2", "olmo2", F32_KL_MAX, 3e-3, 0.1, {C_QK_NORM_PER_HEAD, C_NO_QK_NORM}, 2},
+    {"qwen3", "qwen3", F32_KL_MAX, 1.2e-2, 7e-2, 0.7, 3.0, {C_NO_QK_NORM}, 1, false},
+    {"qwen3moe", "qwen3moe", F32_KL_MAX, 0.11, 2.0, 4.5, 30, {C_SWAP_EXPERTS, C_NO_QK_NORM}, 2, false},
+    {"mixtral", "llama", F32_KL_MAX, 0.3, 20, 5.0, 33, {C_SWAP_EXPERTS}, 1, false},
+    {"gemma2", "gemma2", GELU_KL_MAX, 5e-3, 5e-2, 0.17, 1.2, {C_GEMMA_NORM_NO_PLUS1, C_NO_SLIDING_WINDOW}, 2, true},
+    {"gemma3", "gemma3", GELU_KL_MAX, 7.5e-3, 5e-2, 0.26, 0.9, {C_GEMMA_NORM_NO_PLUS1, C_NO_SLIDING_WINDOW, C_NO_QK_NORM},
+     3, true},
+    {"phi3", "phi3", F32_KL_MAX, 1.1e-2, 7e-2, 0.7, 4.5, {C_PHI3_KV_SWAPPED}, 1, false},
+    {"phi4mini", "phi3", F32_KL_MAX, 1.2e-3, 8e-3, 5.3e-2, 0.3, {C_FULL_ROTARY}, 1, false},
+    {"smollm3", "smollm3", F32_KL_MAX, 1.6e-2, 8e-2, 0.7, 2.8, {C_ROPE_EVERY_LAYER}, 1, false},
+    {"granite", "granite", F32_KL_MAX, 9e-5, 3.3e-4, 4e-3, 1.6e-2, {C_NO_GRANITE_MULT}, 1, false},
+    {"olmo2", "olmo2", F32_KL_MAX, 2.7e-2, 0.18, 3.3, 19, {C_QK_NORM_PER_HEAD, C_NO_QK_NORM}, 2, false},
 };
 
 static const struct family_case *case_of(const char *name)
@@ -445,7 +517,7 @@ Test(families, qwen3moe_sharded)
     ref_load(three, &R);
     struct seqs S;
     make_seqs("qwen3moe", &S);
-    float *got[N_SEQ];
+    float *got[N_SEQ] = {0};
     run_llama(b, &R, "qwen3moe", &S, got);
     struct kl k = kl_vs(&R.M.cfg, &R.M.w, &S, got);
     print_row("qwen3moe", "f32 from 3 shards", &k);
@@ -459,6 +531,21 @@ Test(families, qwen3moe_sharded)
     free(tmp);
 }
 
+/* Sets a number key of DIR/config.json (the fixture as written, one key changed). */
+static void set_config_number(const char *dir, const char *key, double value)
+{
+    char path[800];
+    snprintf(path, sizeof path, "%s/config.json", dir);
+    cJSON *j = load_json(path);
+    cr_assert_not_null(cJSON_GetObjectItemCaseSensitive(j, key), "%s has no %s", path, key);
+    cJSON_ReplaceItemInObjectCaseSensitive(j, key, cJSON_CreateNumber(value));
+    char *text = cJSON_Print(j);
+    cJSON_Delete(j);
+    FILE *f = fopen(path, "w");
+    cr_assert(f && text && fputs(text, f) >= 0 && fclose(f) == 0, "cannot rewrite %s", path);
+    free(text);
+}
+
 /*
 ** Phi-4-mini on LongRoPE's long factors: original_max_position_embeddings 32 in config.json, so
 ** transformers uses long_factor for every sequence here (all longer than 32) and llama.cpp for
@@ -470,30 +557,68 @@ Test(families, phi4mini_long_factors)
     need_llama_cpp();
     char *tmp = make_temp_dir("families-longrope");
     char *dir = make_fixture(tmp, "phi4mini", "fixture", 1);
-    char path[800];
-    snprintf(path, sizeof path, "%s/config.json", dir);
-    cJSON *j = load_json(path);
-    cJSON_ReplaceItemInObjectCaseSensitive(j, "original_max_position_embeddings", cJSON_CreateNumber(32));
-    char *text = cJSON_Print(j);
-    cJSON_Delete(j);
-    FILE *f = fopen(path, "w");
-    cr_assert(f && text && fputs(text, f) >= 0 && fclose(f) == 0);
-    free(text);
+    set_config_number(dir, "original_max_position_embeddings", 32);
     struct ref R;
     ref_load(dir, &R);
     cr_assert_eq(R.M.cfg.longrope.original_max_pos, 32.0);
-    for (int s = 0; s < N_SEQ; s++) cr_assert_gt(seq_len[s], 32u);
+    /* both sides on the long factors: every sequence (transformers) and the context (llama.cpp) > 32 */
+    for (int s = 0; s < n_seq; s++) cr_assert_gt(seq_len[s], 32u);
+    cr_assert_gt(LLAMA_N_CTX, 32);
+    char path[800];
     struct seqs S;
     make_seqs("phi4mini-long", &S);
     snprintf(path, sizeof path, "%s/f32.gguf", tmp);
     convert(dir, "f32", path);
-    float *got[N_SEQ];
+    float *got[N_SEQ] = {0};
     run_llama(path, &R, "phi3", &S, got);
     struct kl k = kl_vs(&R.M.cfg, &R.M.w, &S, got);
     print_row("phi4mini", "f32, long factors", &k);
     cr_expect_leq(k.max, F32_KL_MAX);
     struct kl c = run_control(&R, C_SHORT_FACTORS, &S, got);
     print_row("phi4mini", "control: short factors", &c);
+    cr_expect_geq(c.max, CONTROL_KL_MIN);
+    free_logits(got);
+    ref_free(&R);
+    free(dir);
+    remove_tree(tmp);
+    free(tmp);
+}
+
+/*
+** Gemma 2 with softcaps that bite: attn_logit_softcapping 4 and final_logit_softcapping 3 (the
+** published 50 and 30 barely touch the fixture's scores and logits: dropping both moves the KL
+** by only ~4e-3 there). llama.cpp must read both values from the file (attn_logit_softcapping,
+** final_logit_softcapping keys), not assume Gemma 2's defaults; the control drops both softcaps
+** in the reference.
+*/
+Test(families, gemma2_softcaps)
+{
+    need_llama_cpp();
+    char *tmp = make_temp_dir("families-softcap");
+    char *dir = make_fixture(tmp, "gemma2", "fixture", 1);
+    set_config_number(dir, "attn_logit_softcapping", 4);
+    set_config_number(dir, "final_logit_softcapping", 3);
+    struct ref R;
+    ref_load(dir, &R);
+    cr_assert_eq(R.M.cfg.attn_softcap, 4.0);
+    cr_assert_eq(R.M.cfg.final_softcap, 3.0);
+    struct seqs S;
+    make_seqs("gemma2-softcaps", &S);
+    char path[800];
+    snprintf(path, sizeof path, "%s/f32.gguf", tmp);
+    convert(dir, "f32", path);
+    float *got[N_SEQ] = {0};
+    run_llama(path, &R, "gemma2", &S, got);
+    struct kl k = kl_vs(&R.M.cfg, &R.M.w, &S, got);
+    print_row("gemma2", "f32, softcaps 4 / 3", &k);
+    cr_expect_leq(k.max, GELU_KL_MAX, "KL max %.3e > %.1e", k.max, GELU_KL_MAX);
+    struct dref_config g = R.M.cfg;
+    g.act = DREF_ACT_GELU_TANH_GGML_F16;
+    struct kl d = kl_vs(&g, &R.M.w, &S, got);
+    print_row("gemma2", "f32 vs reference with ggml's F16 GELU", &d);
+    cr_expect_leq(d.max, F32_KL_MAX, "KL max %.3e > %.1e", d.max, F32_KL_MAX);
+    struct kl c = run_control(&R, C_NO_SOFTCAP, &S, got);
+    print_row("gemma2", "control: softcapping dropped", &c);
     cr_expect_geq(c.max, CONTROL_KL_MIN);
     free_logits(got);
     ref_free(&R);

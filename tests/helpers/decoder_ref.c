@@ -43,7 +43,31 @@ double dref_gelu_tanh(double x)
     return 0.5 * x * (1.0 + tanh(sqrt(2.0 / DR_PI) * (x + 0.044715 * x * x * x)));
 }
 
-static double dr_act(enum dref_act a, double x) { return a == DREF_ACT_GELU_TANH ? dref_gelu_tanh(x) : x / (1.0 + exp(-x)); }
+double dref_round_f16(double x)
+{
+    if (x == 0.0 || !isfinite(x)) return x;
+    int e;
+    (void)frexp(x, &e); /* |x| = m * 2^e, m in [0.5, 1) */
+    /* 11 significant bits for normal halves (e - 1 >= -14); a fixed quantum 2^-24 below */
+    const int q = e - 1 >= -14 ? e - 11 : -24;
+    return ldexp(nearbyint(ldexp(x, -q)), q);
+}
+
+static double dr_act(enum dref_act a, double x)
+{
+    switch (a) {
+    case DREF_ACT_GELU_TANH:
+        return dref_gelu_tanh(x);
+    case DREF_ACT_GELU_TANH_GGML_F16:
+        if (x <= -10.0) return 0.0;
+        if (x >= 10.0) return x;
+        /* the table holds gelu computed in float from the F16 input, stored as F16 */
+        return dref_round_f16((double)(float)dref_gelu_tanh(dref_round_f16(x)));
+    case DREF_ACT_SILU:
+        break;
+    }
+    return x / (1.0 + exp(-x));
+}
 
 /* out += scale * W_down (act(W_gate h) * W_up h); g, u are scratch of `ff` values, tmp of `E` */
 static void dr_glu(const float *w_gate, const float *w_up, const float *w_down, enum dref_act act, const double *h,

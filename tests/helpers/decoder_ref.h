@@ -73,7 +73,14 @@
 #define DREF_MAX_EXPERTS 16
 
 enum dref_norm { DREF_NORM_RMS = 0, DREF_NORM_RMS_GEMMA };
-enum dref_act { DREF_ACT_SILU = 0, DREF_ACT_GELU_TANH };
+/*
+** DREF_ACT_GELU_TANH_GGML_F16 is NOT a transformers activation: it is what ggml's CPU backend
+** computes for GELU on F32 activations (ggml-cpu/vec.h, GGML_GELU_FP16 defined: x <= -10 -> 0,
+** x >= 10 -> x, else the input rounded to F16 looks up a table of F16-rounded gelu_tanh values).
+** tests/test_families.c uses it only as a diagnostic, to show that what separates llama.cpp from
+** the reference on Gemma is that table and nothing else.
+*/
+enum dref_act { DREF_ACT_SILU = 0, DREF_ACT_GELU_TANH, DREF_ACT_GELU_TANH_GGML_F16 };
 enum dref_qk_norm { DREF_QK_NORM_NONE = 0, DREF_QK_NORM_HEAD, DREF_QK_NORM_FULL };
 
 /* LongRoPE (Phi-3 rope_scaling type "longrope"); active when short_factor is set. */
@@ -144,5 +151,7 @@ int dref_forward(const struct dref_config *cfg, const struct dref_weights *w, co
 
 /* GELU with the tanh approximation (transformers' gelu_pytorch_tanh). */
 double dref_gelu_tanh(double x);
+/* x rounded to the nearest IEEE half-precision value (ties to even; |x| below 65504). */
+double dref_round_f16(double x);
 
 #endif /* MODELQ_DECODER_REF_H */
