@@ -67,18 +67,20 @@ static const struct mq_tensor_rule g_mlp[] = {
     {0},
 };
 
-/* Gemma 2/3: norms before and after attention and the feed-forward block */
+/* Gemma 2/3: norms before and after attention and the feed-forward block. GGUF names as
+** llama.cpp's src/llama-arch.cpp spells them: LLM_TENSOR_ATTN_POST_NORM "blk.%d.post_attention_norm",
+** LLM_TENSOR_FFN_POST_NORM "blk.%d.post_ffw_norm" (gguf-py constants.py MODEL_TENSOR.*_POST_NORM) */
 static const struct mq_tensor_rule g_gemma_norms[] = {
-    {"post_attention_layernorm", "attn_post_norm", L | R | TR_NORM, 1, {{HP_EMBD}}},
+    {"post_attention_layernorm", "post_attention_norm", L | R | TR_NORM, 1, {{HP_EMBD}}},
     {"pre_feedforward_layernorm", "ffn_norm", L | R | TR_NORM, 1, {{HP_EMBD}}},
-    {"post_feedforward_layernorm", "ffn_post_norm", L | R | TR_NORM, 1, {{HP_EMBD}}},
+    {"post_feedforward_layernorm", "post_ffw_norm", L | R | TR_NORM, 1, {{HP_EMBD}}},
     {0},
 };
 
-/* OLMo 2: only norms after attention and the feed-forward block */
+/* OLMo 2: only norms after attention and the feed-forward block (the same GGUF names as Gemma's) */
 static const struct mq_tensor_rule g_olmo2_norms[] = {
-    {"post_attention_layernorm", "attn_post_norm", L | R | TR_NORM, 1, {{HP_EMBD}}},
-    {"post_feedforward_layernorm", "ffn_post_norm", L | R | TR_NORM, 1, {{HP_EMBD}}},
+    {"post_attention_layernorm", "post_attention_norm", L | R | TR_NORM, 1, {{HP_EMBD}}},
+    {"post_feedforward_layernorm", "post_ffw_norm", L | R | TR_NORM, 1, {{HP_EMBD}}},
     {0},
 };
 
