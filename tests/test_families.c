@@ -84,6 +84,7 @@
 #include "bf16_read.h"
 #include "family_ref.h"
 #include "llama_cpp.h"
+#include "logprob.h"
 #include "modelq/convert.h"
 #include "modelq/model.h"
 #include "run_cmd.h"
@@ -203,25 +204,13 @@ static double kl_median(const struct kl *a)
     return a->positions % 2 ? v[a->positions / 2] : 0.5 * (v[a->positions / 2 - 1] + v[a->positions / 2]);
 }
 
-static void log_softmax(const float *x, int n, double *out)
-{
-    double mx = -INFINITY, z = 0.0;
-    for (int i = 0; i < n; i++) mx = fmax(mx, (double)x[i]);
-    for (int i = 0; i < n; i++) z += exp((double)x[i] - mx);
-    const double lz = mx + log(z);
-    for (int i = 0; i < n; i++) out[i] = (double)x[i] - lz;
-}
-
 /* KL(ref || got) at each of T positions, added to `a`. */
 static void add_kl(const float *ref, const float *got, int V, size_t T, struct kl *a)
 {
     double *lr = malloc((size_t)V * sizeof *lr), *lg = malloc((size_t)V * sizeof *lg);
     cr_assert(lr && lg);
     for (size_t t = 0; t < T; t++) {
-        log_softmax(ref + t * (size_t)V, V, lr);
-        log_softmax(got + t * (size_t)V, V, lg);
-        double k = 0.0;
-        for (int i = 0; i < V; i++) k += exp(lr[i]) * (lr[i] - lg[i]);
+        const double k = logprob_kl_into(ref + t * (size_t)V, got + t * (size_t)V, V, lr, lg);
         a->max = fmax(a->max, k);
         a->sum += k;
         cr_assert_lt(a->positions, N_SEQ * 64);

@@ -44,6 +44,7 @@
 #include "bf16_read.h"
 #include "convert_checked.h"
 #include "llama_cpp.h"
+#include "logprob.h"
 #include "llama_need.h"
 #include "llama_ref.h"
 #include "modelq/codec.h"
@@ -229,15 +230,6 @@ struct agreement {
     int positions, top1_same;
 };
 
-static void log_softmax(const float *x, int n, double *out)
-{
-    double mx = -INFINITY, z = 0.0;
-    for (int i = 0; i < n; i++) mx = fmax(mx, (double)x[i]);
-    for (int i = 0; i < n; i++) z += exp((double)x[i] - mx);
-    double lz = mx + log(z);
-    for (int i = 0; i < n; i++) out[i] = (double)x[i] - lz;
-}
-
 static int argmax_d(const double *x, int n)
 {
     int b = 0;
@@ -251,10 +243,7 @@ static void compare_positions(const float *ref, const float *got, int V, size_t 
     double *lr = malloc((size_t)V * sizeof *lr), *lg = malloc((size_t)V * sizeof *lg);
     cr_assert(lr && lg);
     for (size_t t = 0; t < T; t++) {
-        log_softmax(ref + t * (size_t)V, V, lr);
-        log_softmax(got + t * (size_t)V, V, lg);
-        double kl = 0.0;
-        for (int i = 0; i < V; i++) kl += exp(lr[i]) * (lr[i] - lg[i]);
+        const double kl = logprob_kl_into(ref + t * (size_t)V, got + t * (size_t)V, V, lr, lg);
         a->kl_sum += kl;
         a->kl_max = fmax(a->kl_max, kl);
         a->positions++;

@@ -579,16 +579,6 @@ static void write_weights(const char *dir, const struct model *m, int shards)
     free(idx.p);
 }
 
-static void copy_file(const char *from_dir, const char *to_dir, const char *name)
-{
-    char path[4096];
-    if ((size_t)snprintf(path, sizeof path, "%s/%s", from_dir, name) >= sizeof path) dev_die("path too long");
-    size_t len;
-    char *p = dev_read_file(path, &len);
-    if (!p) dev_die("%s: %s", path, strerror(errno));
-    dev_write_file(to_dir, name, p, len);
-    free(p);
-}
 
 static int usage(void)
 {
@@ -628,8 +618,8 @@ int main(int argc, char **argv)
     if (!self_check(f, config, &m)) return 1;
     dev_make_dir(out);
     dev_write_file(out, "config.json", config, strlen(config));
-    copy_file(tok, out, "tokenizer.json");
-    copy_file(tok, out, "tokenizer_config.json");
+    dev_copy_file(tok, out, "tokenizer.json");
+    dev_copy_file(tok, out, "tokenizer_config.json");
     write_weights(out, &m, shards);
     for (size_t i = 0; i < m.n; i++) free(m.t[i].v);
     for (int i = 0; i < c.n; i++) free(c.kv[i].val);

@@ -206,17 +206,6 @@ static int self_check(const struct tensor *ts, size_t n)
 
 /* ---- files --------------------------------------------------------------------------------- */
 
-/* TO_DIR/NAME: a byte-for-byte copy of FROM_DIR/NAME. */
-static void copy_file(const char *from_dir, const char *to_dir, const char *name)
-{
-    char path[4096];
-    if ((size_t)snprintf(path, sizeof path, "%s/%s", from_dir, name) >= sizeof path) dev_die("path too long");
-    size_t len;
-    char *p = dev_read_file(path, &len);
-    if (!p) dev_die("%s: %s", path, strerror(errno));
-    dev_write_file(to_dir, name, p, len);
-    free(p);
-}
 
 /* config.json in transformers' form (indent 2, sorted keys). */
 static void write_config(const char *dir)
@@ -311,8 +300,8 @@ int main(int argc, char **argv)
     if (!self_check(ts, n)) return 1;
     dev_make_dir(out);
     write_config(out);
-    copy_file(tok, out, "tokenizer.json");
-    copy_file(tok, out, "tokenizer_config.json");
+    dev_copy_file(tok, out, "tokenizer.json");
+    dev_copy_file(tok, out, "tokenizer_config.json");
     write_safetensors(out, ts, n);
     for (size_t i = 0; i < n; i++) free(ts[i].v);
     return 0;

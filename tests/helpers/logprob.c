@@ -13,18 +13,19 @@ void logprob_log_softmax(const float *x, int n, double *out)
     for (int i = 0; i < n; i++) out[i] = (double)x[i] - lz;
 }
 
-double logprob_kl(const float *p, const float *q, int n)
+double logprob_kl_into(const float *p, const float *q, int n, double *lp, double *lq)
 {
-    double *lp = malloc((size_t)n * sizeof *lp), *lq = malloc((size_t)n * sizeof *lq);
-    if (!lp || !lq) {
-        free(lp);
-        free(lq);
-        return NAN;
-    }
     logprob_log_softmax(p, n, lp);
     logprob_log_softmax(q, n, lq);
     double kl = 0.0;
     for (int i = 0; i < n; i++) kl += exp(lp[i]) * (lp[i] - lq[i]);
+    return kl;
+}
+
+double logprob_kl(const float *p, const float *q, int n)
+{
+    double *lp = malloc((size_t)n * sizeof *lp), *lq = malloc((size_t)n * sizeof *lq);
+    double kl = lp && lq ? logprob_kl_into(p, q, n, lp, lq) : NAN;
     free(lp);
     free(lq);
     return kl;

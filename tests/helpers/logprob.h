@@ -10,4 +10,7 @@ void logprob_log_softmax(const float *x, int n, double *out);
 /* KL(softmax(p) || softmax(q)) of two logit rows of n entries, in double (natural log). */
 double logprob_kl(const float *p, const float *q, int n);
 
+/* The same with the two rows' log-probabilities left in lp and lq (n doubles each). */
+double logprob_kl_into(const float *p, const float *q, int n, double *lp, double *lq);
+
 #endif

@@ -142,3 +142,14 @@ uint64_t dev_fnv1a64(const char *s)
     for (; *s; s++) h = (h ^ (unsigned char)*s) * 0x100000001b3ull;
     return h;
 }
+
+void dev_copy_file(const char *from_dir, const char *to_dir, const char *name)
+{
+    char path[4096];
+    if ((size_t)snprintf(path, sizeof path, "%s/%s", from_dir, name) >= sizeof path) dev_die("path too long");
+    size_t len;
+    char *p = dev_read_file(path, &len);
+    if (!p) dev_die("%s: %s", path, strerror(errno));
+    dev_write_file(to_dir, name, p, len);
+    free(p);
+}

@@ -52,6 +52,9 @@ void dev_write_file(const char *dir, const char *name, const void *data, size_t 
 ** opened (errno set by fopen); dies on a read error. Caller frees. */
 char *dev_read_file(const char *path, size_t *len);
 
+/* TO_DIR/NAME: a byte-for-byte copy of FROM_DIR/NAME (dies on any error). */
+void dev_copy_file(const char *from_dir, const char *to_dir, const char *name);
+
 /* splitmix64's output function: a bijective 64-bit mix (two multiply-xorshifts). */
 uint64_t dev_mix64(uint64_t z);
 /* splitmix64: advances *state by a constant and returns dev_mix64 of it. */
