@@ -58,6 +58,9 @@ static const char *const convert_help =
     "                           modelq did not write (they are deleted); without it such a folder is refused\n"
     "  --quiet                  no per-tensor table\n"
     "  --raw-names              unsupported architecture: keep the tensor names (llama.cpp cannot run it)\n"
+    "  --no-vocab               GGUF: write no tokenizer (token ids only; llama.cpp cannot tokenize text with\n"
+    "                           it). Without it the tokenizer (tokenizer.model or tokenizer.json) is converted,\n"
+    "                           and a folder whose tokenizer cannot be is refused\n"
     "  --reference-kernels      plain C kernels (same bytes; for checking)\n"
     "Exit codes: 0 ok, 1 internal, 2 usage, 3 bad input data, 4 I/O (disk full ...), 5 out of memory.\n";
 
@@ -345,6 +348,8 @@ int cmd_convert(int argc, char **argv)
             o.split_max_tensors = (uint32_t)n;
         } else if (strcmp(a, "--raw-names") == 0) {
             o.raw_names = true;
+        } else if (strcmp(a, "--no-vocab") == 0) {
+            o.no_vocab = true;
         } else if (strcmp(a, "--reference-kernels") == 0) {
             o.reference_kernels = true;
         } else if (a[0] == '-' && a[1]) {
