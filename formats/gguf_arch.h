@@ -16,7 +16,6 @@ struct mq_plan;
 ** an error naming it and the supported list, unless the options ask for raw names.
 */
 enum mq_status mq_gguf_arch_apply(struct mq_plan *p, bool *applied, struct mq_error *err);
-const char *mq_gguf_arch_supported(void);
 
 /* general.name from the input path: the folder's name (no paths, no timestamps). */
 void mq_gguf_model_name(const char *input, char *out, size_t cap);

@@ -8,6 +8,12 @@
 ** integer type is taken here, and a per-layer integer array (OpenELM, Gemma 3n) counts as its
 ** largest element, the conservative choice for memory estimates. A key of another type is
 ** skipped with a warning. config.json beside a .gguf is never read (input.c).
+**
+** A.attention.value_length is the V head size (head_dim_v; default head_dim). Sliding-window
+** layers (src/model/swa.h) only for the families llama.cpp runs with them: the window from
+** A.attention.sliding_window (else the family's default), the layers from
+** A.attention.sliding_window_pattern (an array: per layer, non-zero = sliding; a scalar: the
+** period) or the family's period.
 */
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,6 +21,7 @@
 
 #include "format.h"
 #include "gguf.h"
+#include "swa.h"
 
 #define ARCH_MAX 63 /* mq_config.model_type holds the architecture name */
 
@@ -54,6 +61,45 @@ static bool meta_count(struct mq_model *m, const char *key, uint64_t *out, struc
     return false;
 }
 
+/* Sliding-window layers as llama.cpp's loader of `arch` reads them (swa.h). */
+static enum mq_status gguf_swa(struct mq_model *m, const char *arch, struct mq_error *err)
+{
+    struct mq_config *c = &m->config;
+    const struct mq_swa_family *f = mq_swa_family_of_gguf(arch);
+    if (!f || !c->num_layers) return MQ_OK;
+    char key[ARCH_MAX + 64];
+    uint64_t window = f->gguf_window, period = f->period, layers;
+    enum mq_status s = MQ_OK;
+    snprintf(key, sizeof key, "%s.attention.sliding_window", arch);
+    meta_count(m, key, &window, err, &s);
+    MQ_TRY(s);
+    snprintf(key, sizeof key, "%s.attention.sliding_window_pattern", arch);
+    const struct mq_meta_value *p = mq_meta_get(&m->meta, key);
+    size_t esz = p && p->type == MQ_META_ARRAY ? mq_meta_type_size(p->elem_type) : 0;
+    if (esz && p->elem_type != MQ_META_F32 && p->elem_type != MQ_META_F64) {
+        /* one flag per layer (BOOL or an integer type): any non-zero byte is a sliding layer */
+        layers = 0;
+        for (uint64_t i = 0; i < p->count && i < c->num_layers; i++) {
+            const unsigned char *e = (const unsigned char *)p->arr + i * esz;
+            bool on = false;
+            for (size_t b = 0; b < esz; b++) on = on || e[b];
+            layers += on;
+        }
+        period = 0;
+    } else {
+        if (p && !mq_meta_get_uint(&m->meta, key, &period))
+            MQ_TRY(mq_model_warn(m, err, "%s: %s is %s, not an integer or a list of per-layer flags: not used",
+                                 m->input_path, key, mq_meta_type_name(p->type)));
+        layers = mq_swa_layers_by_period(c->num_layers, period);
+    }
+    if (window && layers) {
+        c->sliding_window = window;
+        c->swa_layers = layers;
+        c->swa_period = (uint32_t)(period > UINT32_MAX ? UINT32_MAX : period);
+    }
+    return MQ_OK;
+}
+
 enum mq_status mq_gguf_fill_config(struct mq_model *m, const char *path, struct mq_error *err)
 {
     const char *arch = mq_meta_get_str(&m->meta, "general.architecture");
@@ -69,6 +115,7 @@ enum mq_status mq_gguf_fill_config(struct mq_model *m, const char *path, struct 
         {"attention.head_count", &c->num_heads},
         {"attention.head_count_kv", &c->num_kv_heads},
         {"attention.key_length", &c->head_dim},
+        {"attention.value_length", &c->head_dim_v},
         {"context_length", &c->max_position},
         {"vocab_size", &c->vocab_size},
         {"expert_count", &c->num_experts},
@@ -86,6 +133,8 @@ enum mq_status mq_gguf_fill_config(struct mq_model *m, const char *path, struct 
     if (!c->vocab_size && tokens && tokens->type == MQ_META_ARRAY) c->vocab_size = tokens->count;
     if (!c->num_kv_heads) c->num_kv_heads = c->num_heads;
     if (!c->head_dim && c->num_heads) c->head_dim = c->hidden_size / c->num_heads;
+    if (!c->head_dim_v) c->head_dim_v = c->head_dim;
+    MQ_TRY(gguf_swa(m, arch, err));
     snprintf(c->model_type, sizeof c->model_type, "%s", arch);
     c->path = strdup(path);
     if (!c->path) return MQ_FAIL(err, MQ_E_NOMEM, "alloc", "%s: out of memory", path);

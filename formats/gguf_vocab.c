@@ -1276,36 +1276,6 @@ enum mq_status mq_gguf_vocab_from_spm_config(const char *model_dir, const cJSON 
     return vocab_run(model_dir, config, config_vocab_size, true, false, out, err);
 }
 
-/*
-** Which file a family's vocabulary comes from: llama.cpp convert_hf_to_gguf.py, each model
-** class's set_vocab(). LlamaModel (Llama, Mistral, Mixtral, Granite, SmolLM3) and Qwen2Model
-** (Qwen2, Qwen3) try _set_vocab_sentencepiece (tokenizer.model) first, then tokenizer.json;
-** Phi3MiniModel reads tokenizer.model unless tokenizer_config.json names GPT2Tokenizer (Phi-4,
-** which ships no tokenizer.model); Gemma, Gemma 2 and Gemma 3 read tokenizer.model and write
-** add_space_prefix false (Gemma 3 without one: tokenizer.json; modelq also converts a Gemma
-** tokenizer.json for Gemma and Gemma 2, where the converter requires tokenizer.model); every
-** other class (TextModel.set_vocab: _set_vocab_gpt2, e.g. OLMo 2, Qwen3-MoE) reads tokenizer.json
-** only.
-*/
-static const struct {
-    const char *hf;
-    enum mq_vocab_rule rule;
-} vocab_rules[] = {
-    {"LlamaForCausalLM", MQ_VOCAB_MODEL_FIRST},   {"MistralForCausalLM", MQ_VOCAB_MODEL_FIRST},
-    {"MixtralForCausalLM", MQ_VOCAB_MODEL_FIRST}, {"GraniteForCausalLM", MQ_VOCAB_MODEL_FIRST},
-    {"SmolLM3ForCausalLM", MQ_VOCAB_MODEL_FIRST}, {"Qwen2ForCausalLM", MQ_VOCAB_MODEL_FIRST},
-    {"Qwen3ForCausalLM", MQ_VOCAB_MODEL_FIRST},   {"Phi3ForCausalLM", MQ_VOCAB_MODEL_FIRST},
-    {"GemmaForCausalLM", MQ_VOCAB_GEMMA},         {"Gemma2ForCausalLM", MQ_VOCAB_GEMMA},
-    {"Gemma3ForCausalLM", MQ_VOCAB_GEMMA},
-};
-
-enum mq_vocab_rule mq_gguf_vocab_rule(const char *hf_architecture)
-{
-    for (size_t i = 0; hf_architecture && i < sizeof vocab_rules / sizeof vocab_rules[0]; i++)
-        if (strcmp(vocab_rules[i].hf, hf_architecture) == 0) return vocab_rules[i].rule;
-    return MQ_VOCAB_JSON_ONLY;
-}
-
 enum mq_status mq_gguf_vocab_from_folder(const char *model_dir, const cJSON *config, uint64_t config_vocab_size,
                                          enum mq_vocab_rule rule, struct mq_meta *out, struct mq_error *err)
 {

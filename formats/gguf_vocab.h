@@ -94,16 +94,13 @@ enum mq_status mq_gguf_vocab_from_spm_config(const char *model_dir, const struct
                                              uint64_t config_vocab_size, struct mq_meta *out, struct mq_error *err);
 
 /*
-** Which tokenizer file a family converts (the one precedence rule; the table of architectures
-** is in gguf_vocab.c, from llama.cpp's converter's set_vocab of each model class):
+** Which tokenizer file a family converts: the `vocab` field of its row in gguf_families.c (the
+** one place the precedence is set), from llama.cpp's converter's set_vocab of each model class:
+**   MQ_VOCAB_JSON_ONLY    tokenizer.json (tokenizer.model is not read): TextModel's default
 **   MQ_VOCAB_MODEL_FIRST  tokenizer.model when present, else tokenizer.json
-**   MQ_VOCAB_GEMMA        the same, add_space_prefix always false (Gemma, Gemma 2, Gemma 3)
-**   MQ_VOCAB_JSON_ONLY    tokenizer.json (tokenizer.model is not read)
+**   MQ_VOCAB_GEMMA        the same, add_space_prefix always false (Gemma 2, Gemma 3)
 */
-enum mq_vocab_rule { MQ_VOCAB_MODEL_FIRST, MQ_VOCAB_GEMMA, MQ_VOCAB_JSON_ONLY };
-
-/* The rule of a config.json architecture (MQ_VOCAB_JSON_ONLY for any not in the table). */
-enum mq_vocab_rule mq_gguf_vocab_rule(const char *hf_architecture);
+enum mq_vocab_rule { MQ_VOCAB_JSON_ONLY = 0, MQ_VOCAB_MODEL_FIRST, MQ_VOCAB_GEMMA };
 
 /* The vocabulary of a model folder by `rule`. A folder with no file to convert is refused
 ** (MQ_E_UNSUPPORTED, "tokenizer-missing") naming --no-vocab; nothing is ever written as "none". */

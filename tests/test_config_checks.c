@@ -427,7 +427,8 @@ Test(config_checks, architecture)
         {"[\"GPT2LMHeadModel\"]", "--raw-names", "raw", NULL},
         {"[\"GPT2LMHeadModel\"]", "", NULL,
          "architecture GPT2LMHeadModel is not supported for GGUF (supported: LlamaForCausalLM, MistralForCausalLM, "
-         "Qwen2ForCausalLM); --raw-names writes the tensors unchanged (a GGUF llama.cpp cannot run)"},
+         "MixtralForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM, Qwen3MoeForCausalLM, Gemma2ForCausalLM, "
+         "Gemma3ForCausalLM, Phi3ForCausalLM, SmolLM3ForCausalLM, GraniteForCausalLM, Olmo2ForCausalLM); --raw-names writes the tensors unchanged (a GGUF llama.cpp cannot run)"},
         {"\"LlamaForCausalLM\"", "", NULL, "\"architectures\" must be a list of class names (strings)"},
         {"[5]", "", NULL, "\"architectures\" must be a list of class names (strings)"},
         {"[\"LlamaForCausalLM\", 5]", "", NULL, "\"architectures\" must be a list of class names (strings)"},

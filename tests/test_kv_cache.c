@@ -76,7 +76,8 @@ static void check_model(const char *folder, const char *tag)
         for (size_t c = 0; c < sizeof ctxs / sizeof ctxs[0]; c++) {
             for (unsigned seqs = 1; seqs <= 2; seqs++) {
                 /* modelq's ctx is per sequence; llama.cpp's n_ctx is the total over n_seq sequences */
-                struct mq_llama_cpp_kv_opts o = {ctxs[c] * seqs, (int)seqs, k->ggml, v->ggml, fa};
+                struct mq_llama_cpp_kv_opts o = {.n_ctx = ctxs[c] * seqs, .n_seq = (int)seqs, .type_k = k->ggml,
+                                                 .type_v = v->ggml, .flash_attn = fa};
                 struct mq_llama_cpp_kv kv;
                 cr_assert_eq(mq_llama_cpp_kv(m, &o, &kv, why, sizeof why), 0, "%s", why);
                 double cells, bytes;
@@ -96,7 +97,7 @@ static void check_model(const char *folder, const char *tag)
     }
     cr_expect_eq(checked, 72);
     /* negative control: without flash attention llama.cpp refuses a quantized V, and so does modelq */
-    struct mq_llama_cpp_kv_opts bad = {1000, 1, 8, 8, false};
+    struct mq_llama_cpp_kv_opts bad = {.n_ctx = 1000, .n_seq = 1, .type_k = 8, .type_v = 8, .flash_attn = false};
     struct mq_llama_cpp_kv kv;
     cr_expect_neq(mq_llama_cpp_kv(m, &bad, &kv, why, sizeof why), 0);
     r = run_modelq("estimate %s -ctk q8_0 -ctv q8_0", gguf);

@@ -5,10 +5,15 @@
 ** config.json, also:
 **   KV cache   as llama.cpp allocates it: cells = batch x pad256(ctx) (each of `batch` sequences gets
 **              ctx tokens, rounded up to a multiple of 256 cells as llama.cpp pads n_ctx per
-**              sequence); bytes = layers x cells x (row(type_k, kv_heads x head_dim) +
-**              row(type_v, kv_heads x head_dim)), row(type, n) = n / block x block bytes (f16: 2n)
+**              sequence); a model with sliding-window layers (Gemma 2/3: config.sliding_window,
+**              swa_layers) keeps those in a second cache of swa_cells = batch x pad256(min(pad256(ctx),
+**              window + ubatch)) cells (llama_kv_cache_iswa: the window plus one micro-batch), or
+**              as many as the full layers with swa_full (llama.cpp's --swa-full);
+**              bytes = (full layers x cells + sliding layers x swa_cells) x (row(type_k, kv_heads x
+**              head_dim) + row(type_v, kv_heads x head_dim_v)), row(type, n) = n / block x block
+**              bytes (f16: 2n); llama.cpp needs head_dim (head_dim_v) to fill type_k's (type_v's) blocks
 **   overhead   = runtime reserve (default 512 MiB: CUDA context, allocator slack)
-**                + compute buffer 4 bytes x ubatch x (vocab + heads x ctx), ubatch = min(ctx x batch, 512)
+**                + compute buffer 4 bytes x ub x (vocab + heads x ctx), ub = min(ctx x batch, ubatch)
 **                (the logits and one layer's attention scores, as llama.cpp sizes its graph)
 **   inference  = weights + KV cache + overhead
 **   training   (activations NOT counted; they depend on sequence length and checkpointing):
@@ -39,6 +44,8 @@ struct mq_estimate_options {
     enum mq_codec kv_type_k; /* KV cache types (llama.cpp's -ctk / -ctv): f32 f16 bf16 q8_0 q4_0 q4_1 */
     enum mq_codec kv_type_v; /* iq4_nl q5_0 q5_1; default f16 */
     bool flash_attn;         /* llama.cpp's -fa: a quantized V cache needs it */
+    uint64_t ubatch;         /* llama.cpp's -ub, tokens per micro-batch (default 512; 0 = default) */
+    bool swa_full;           /* llama.cpp's --swa-full: sliding layers get a full-size cache */
     uint32_t lora_rank;      /* default 16 */
     uint64_t reserve_bytes;  /* fixed runtime reserve (default 512 MiB) */
 };
@@ -61,8 +68,9 @@ struct mq_estimate {
     bool have_config;
     struct mq_estimate_options opt;
     uint64_t kv_per_token;      /* bytes of K+V per token (cell), all layers */
-    uint64_t kv_cells;          /* cells llama.cpp allocates: batch x pad256(ctx) */
-    uint64_t kv_bytes;
+    uint64_t kv_cells;          /* cells llama.cpp allocates: batch x pad256(ctx) (per full-attention layer) */
+    uint64_t kv_swa_cells;      /* per sliding-window layer (0 without such layers; see above) */
+    uint64_t kv_bytes;          /* both caches */
     uint64_t compute_bytes;
     uint64_t overhead_bytes;    /* reserve + compute */
     uint64_t linear_params;     /* parameters in linear layers (LoRA targets) */

@@ -135,6 +135,13 @@ struct mq_config {
     int tie_word_embeddings;     /* -1 unknown, 0, 1 */
     uint64_t num_experts;        /* num_local_experts / num_experts (MoE), 0 = dense */
     uint64_t experts_used;       /* num_experts_per_tok (a GGUF's expert_used_count), 0 unknown */
+    uint64_t head_dim_v;         /* V head size: a GGUF's attention.value_length, else head_dim */
+    /* Sliding-window attention as llama.cpp runs the model (src/model/swa.h): the layers that only
+     * see the last `sliding_window` tokens, and get llama.cpp's smaller SWA KV cache. */
+    uint64_t sliding_window;     /* tokens a sliding layer attends to (llama.cpp's n_swa); 0 = none */
+    uint64_t swa_layers;         /* how many layers slide (0 = every layer has full attention) */
+    uint32_t swa_period;         /* they are all but the last of every swa_period layers; 0 = listed
+                                    per layer (config.json layer_types, a GGUF's pattern array) */
     struct cJSON *json;          /* config.json as parsed once (cJSON tree, owned), NULL when absent */
 };
 

@@ -15,6 +15,7 @@ void mq_estimate_options_default(struct mq_estimate_options *o)
     o->ctx = MQ_ESTIMATE_DEFAULT_CTX;
     o->batch = 1;
     o->kv_type_k = o->kv_type_v = MQ_CODEC_F16;
+    o->ubatch = MQ_ESTIMATE_UBATCH;
     o->lora_rank = MQ_ESTIMATE_DEFAULT_LORA_RANK;
     o->reserve_bytes = MQ_ESTIMATE_DEFAULT_RESERVE;
 }
@@ -52,19 +53,39 @@ static bool is_kv_type(enum mq_codec c)
     }
 }
 
-/* Bytes of one cell of one layer's K (or V): ggml_row_size(type, kv_heads x head_dim). */
-static enum mq_status kv_row_bytes(enum mq_codec c, uint64_t width, const char *flag, uint64_t *out,
-                                   struct mq_error *err)
+/*
+** Bytes of one cell of one layer's K (or V): ggml_row_size(type, kv_heads x head_dim), which must
+** fill the type's blocks. With flash attention llama.cpp also wants each head to fill them
+** (llama_init_from_model: "K cache type q4_0 with block size 32 does not divide n_embd_head_k=16").
+*/
+static enum mq_status kv_row_bytes(enum mq_codec c, uint64_t kv_heads, uint64_t head_dim, bool flash_attn,
+                                   const char *flag, uint64_t *out, struct mq_error *err)
 {
     const struct mq_codec_info *ci = mq_codec_info(c);
     if (!ci || !is_kv_type(c))
         return MQ_FAIL(err, MQ_E_USAGE, "kv-type", "%s %s: not a KV cache type (f32 f16 bf16 q8_0 q4_0 q4_1 iq4_nl "
                        "q5_0 q5_1)", flag, ci ? ci->name : "?");
+    if (flash_attn && head_dim % ci->block_elems)
+        return MQ_FAIL(err, MQ_E_USAGE, "kv-type", "%s %s: the model's %s of %llu is not a multiple of the type's "
+                       "%u-value blocks (llama.cpp refuses it with flash attention)", flag, ci->name,
+                       strcmp(flag, "--cache-type-k") == 0 ? "head_dim" : "V head_dim", (unsigned long long)head_dim,
+                       ci->block_elems);
+    uint64_t width;
+    if (mq_ckd_mul_u64(&width, kv_heads, head_dim))
+        return MQ_FAIL(err, MQ_E_OVERFLOW, "size-overflow", "%s: a K/V row overflows 64 bits", flag);
     if (width % ci->block_elems)
         return MQ_FAIL(err, MQ_E_USAGE, "kv-type", "%s %s: a K/V row of %llu values (kv_heads x head_dim) does not "
                        "fill %u-value blocks", flag, ci->name, (unsigned long long)width, ci->block_elems);
     *out = width / ci->block_elems * ci->block_bytes;
     return MQ_OK;
+}
+
+/* llama.cpp's cells for ctx tokens: pad256, checked. */
+static int pad_cells(uint64_t *r, uint64_t ctx)
+{
+    if (ctx > UINT64_MAX - (KV_PAD - 1)) return 1;
+    *r = (ctx + (KV_PAD - 1)) / KV_PAD * KV_PAD;
+    return 0;
 }
 
 /* A linear projection of a GGUF (its llama.cpp name; the NF4 rule sees Hugging Face names). */
@@ -172,23 +193,35 @@ enum mq_status mq_estimate_model(const struct mq_model *m, const struct mq_estim
     rope_scaling_of(m, out);
     out->have_config = c->present && c->num_layers && c->num_kv_heads && c->head_dim;
     if (out->have_config) {
-        uint64_t width, row_k, row_v, per_layer;
-        ovf |= mq_ckd_mul_u64(&width, c->num_kv_heads, c->head_dim);
-        MQ_TRY(kv_row_bytes(opt->kv_type_k, width, "--cache-type-k", &row_k, err));
-        MQ_TRY(kv_row_bytes(opt->kv_type_v, width, "--cache-type-v", &row_v, err));
-        if (mq_codec_is_quantized(opt->kv_type_v) && !opt->flash_attn)
+        uint64_t row_k, row_v, per_layer, full_layers, a, b, swa_seq = 0;
+        /* in llama.cpp's order of checks */
+        if (mq_codec_is_quantized(opt->kv_type_v) && !opt->flash_attn && is_kv_type(opt->kv_type_v))
             return MQ_FAIL(err, MQ_E_USAGE, "kv-type", "--cache-type-v %s needs --flash-attn (llama.cpp: a quantized "
                            "V cache requires flash attention)", mq_codec_info(opt->kv_type_v)->name);
+        MQ_TRY(kv_row_bytes(opt->kv_type_k, c->num_kv_heads, c->head_dim, opt->flash_attn, "--cache-type-k", &row_k,
+                            err));
+        MQ_TRY(kv_row_bytes(opt->kv_type_v, c->num_kv_heads, c->head_dim_v ? c->head_dim_v : c->head_dim,
+                            opt->flash_attn, "--cache-type-v", &row_v, err));
         ovf |= mq_ckd_add_u64(&per_layer, row_k, row_v);
         ovf |= mq_ckd_mul_u64(&out->kv_per_token, per_layer, c->num_layers);
-        uint64_t padded = opt->ctx + (KV_PAD - 1);
-        ovf |= padded < opt->ctx;
-        padded = padded / KV_PAD * KV_PAD;
+        /* per sequence: the full layers' cells, then the sliding layers' (llama_kv_cache_iswa, whose
+         * SWA cache is always padded to 256 too) */
+        uint64_t padded = 0, swa_layers = c->sliding_window ? c->swa_layers : 0;
+        uint64_t ubatch = opt->ubatch ? opt->ubatch : MQ_ESTIMATE_UBATCH; /* 0: a caller's zeroed options */
+        ovf |= pad_cells(&padded, opt->ctx);
+        ovf |= mq_ckd_add_u64(&swa_seq, c->sliding_window, ubatch);
+        ovf |= pad_cells(&swa_seq, swa_seq < padded ? swa_seq : padded);
+        if (opt->swa_full) swa_seq = padded;
+        full_layers = swa_layers < c->num_layers ? c->num_layers - swa_layers : 0;
         ovf |= mq_ckd_mul_u64(&out->kv_cells, padded, opt->batch);
-        ovf |= mq_ckd_mul_u64(&out->kv_bytes, out->kv_per_token, out->kv_cells);
+        if (swa_layers) ovf |= mq_ckd_mul_u64(&out->kv_swa_cells, swa_seq, opt->batch);
+        ovf |= mq_ckd_mul_u64(&a, full_layers, out->kv_cells);
+        ovf |= mq_ckd_mul_u64(&b, swa_layers, out->kv_swa_cells);
+        ovf |= mq_ckd_add_u64(&a, a, b);
+        ovf |= mq_ckd_mul_u64(&out->kv_bytes, per_layer, a);
         uint64_t ub, tokens;
         ovf |= mq_ckd_mul_u64(&tokens, opt->ctx, opt->batch);
-        ub = tokens < MQ_ESTIMATE_UBATCH ? tokens : MQ_ESTIMATE_UBATCH;
+        ub = tokens < ubatch ? tokens : ubatch;
         uint64_t scores, cwidth;
         ovf |= mq_ckd_mul_u64(&scores, c->num_heads, opt->ctx);
         ovf |= mq_ckd_add_u64(&cwidth, c->vocab_size, scores);

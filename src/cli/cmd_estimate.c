@@ -11,7 +11,8 @@
 #define GIB 1073741824.0
 
 static const char *const estimate_help =
-    "usage: modelq estimate PATH|ORG/NAME[@REV] [--ctx N] [--batch B] [-ctk T] [-ctv T] [-fa] [--lora-rank R] [--json]\n"
+    "usage: modelq estimate PATH|ORG/NAME[@REV] [--ctx N] [--batch B] [--ubatch U] [-ctk T] [-ctv T] [-fa]\n"
+    "                       [--swa-full] [--lora-rank R] [--json]\n"
     "\n"
     "Memory for this model from its headers and config.json, or for a .gguf from its own metadata\n"
     "(tensor data is never read). Tensors a GGUF already stores quantized are counted as stored.\n"
@@ -22,8 +23,11 @@ static const char *const estimate_help =
     "With config.json, inference VRAM = weights + KV cache + overhead:\n"
     "  KV cache  layers x cells x (row(K type) + row(V type)), as llama.cpp allocates it: cells = batch x\n"
     "            ctx rounded up to a multiple of 256; row(T) = kv_heads x head_dim values in type T\n"
-    "            (f16: 2 bytes each; q8_0: 34 bytes per 32)\n"
-    "  overhead  512 MiB runtime reserve + compute buffer 4 x min(ctx x batch, 512) x (vocab + heads x ctx)\n"
+    "            (f16: 2 bytes each; q8_0: 34 bytes per 32; V rows use the V head size). Sliding-window\n"
+    "            layers (Gemma 2: every other layer, Gemma 3: five of six) get llama.cpp's SWA cache:\n"
+    "            batch x min(ctx cells, window + ubatch) rounded up to 256 cells (ctx cells with\n"
+    "            --swa-full). With -fa a quantized type's blocks must divide head_dim, as in llama.cpp\n"
+    "  overhead  512 MiB runtime reserve + compute buffer 4 x min(ctx x batch, ubatch) x (vocab + heads x ctx)\n"
     "and training (activations not counted): full fine-tune with mixed-precision AdamW (16 bytes/param),\n"
     "LoRA (16-bit base + 16 bytes per adapter parameter), QLoRA (NF4 + double-quant base + adapters).\n"
     "\n"
@@ -33,6 +37,8 @@ static const char *const estimate_help =
     "                 KV cache types as llama.cpp names them: f32 f16 bf16 q8_0 q4_0 q4_1 iq4_nl q5_0\n"
     "                 q5_1 (default f16); a quantized V needs -fa\n"
     "  -fa, --flash-attn  flash attention (as llama.cpp's -fa)\n"
+    "  -ub, --ubatch U  tokens per micro-batch (llama.cpp's -ub, default 512; its -b is at least U)\n"
+    "  --swa-full     full-size cache for sliding-window layers too (llama.cpp's --swa-full)\n"
     "  --lora-rank R  LoRA rank on every linear layer (default 16)\n"
     "  --json         one JSON document (field \"schema_version\" = 1)\n"
     "GB = 10^9 bytes, GiB = 2^30 bytes.\n";
@@ -110,11 +116,26 @@ static void print_text(const struct mq_model *m, const struct mq_estimate *e)
     const char *tk = mq_codec_info(e->opt.kv_type_k)->name, *tv = mq_codec_info(e->opt.kv_type_v)->name;
     printf("\ninference VRAM at ctx %" PRIu64 ", batch %" PRIu64 " (KV cache K %s, V %s%s)\n", e->opt.ctx, e->opt.batch,
            tk, tv, e->opt.flash_attn ? ", flash attention" : "");
-    printf("  KV cache: %" PRIu64 " layers x %s cells (as llama.cpp pads them) x K+V rows of %" PRIu64 " kv heads x %" PRIu64
-           " head_dim = %s bytes (%.4f GB, %.4f GiB; %s bytes/cell)\n",
-           cf->num_layers, cli_group(e->kv_cells, c, sizeof c), cf->num_kv_heads, cf->head_dim,
-           cli_group(e->kv_bytes, a, sizeof a), (double)e->kv_bytes / 1e9, (double)e->kv_bytes / GIB,
-           cli_group(e->kv_per_token, b, sizeof b));
+    char hd[48];
+    if (cf->head_dim_v && cf->head_dim_v != cf->head_dim)
+        snprintf(hd, sizeof hd, "%" PRIu64 "/%" PRIu64 " head_dim K/V", cf->head_dim, cf->head_dim_v);
+    else
+        snprintf(hd, sizeof hd, "%" PRIu64 " head_dim", cf->head_dim);
+    if (e->kv_swa_cells) {
+        char d[64];
+        printf("  KV cache: %" PRIu64 " full layers x %s cells + %" PRIu64 " sliding-window layers (window %" PRIu64
+               ") x %s cells (as llama.cpp pads them) x K+V rows of %" PRIu64 " kv heads x %s = %s bytes (%.4f GB, "
+               "%.4f GiB)\n",
+               cf->num_layers - cf->swa_layers, cli_group(e->kv_cells, c, sizeof c), cf->swa_layers, cf->sliding_window,
+               cli_group(e->kv_swa_cells, d, sizeof d), cf->num_kv_heads, hd, cli_group(e->kv_bytes, a, sizeof a),
+               (double)e->kv_bytes / 1e9, (double)e->kv_bytes / GIB);
+    } else {
+        printf("  KV cache: %" PRIu64 " layers x %s cells (as llama.cpp pads them) x K+V rows of %" PRIu64 " kv heads x "
+               "%s = %s bytes (%.4f GB, %.4f GiB; %s bytes/cell)\n",
+               cf->num_layers, cli_group(e->kv_cells, c, sizeof c), cf->num_kv_heads, hd,
+               cli_group(e->kv_bytes, a, sizeof a), (double)e->kv_bytes / 1e9, (double)e->kv_bytes / GIB,
+               cli_group(e->kv_per_token, b, sizeof b));
+    }
     printf("  overhead: %.0f MiB reserve + %.2f MiB compute buffer = %.4f GiB\n",
            (double)e->opt.reserve_bytes / 1048576.0, (double)e->compute_bytes / 1048576.0,
            (double)e->overhead_bytes / GIB);
@@ -203,6 +224,18 @@ static int print_json(const struct mq_model *m, const struct mq_estimate *e)
         cJSON_AddNumberToObject(inf, "batch", (double)e->opt.batch);
         cJSON_AddNumberToObject(inf, "kv_bytes_per_token", (double)e->kv_per_token);
         cJSON_AddNumberToObject(inf, "kv_cells", (double)e->kv_cells);
+        cJSON_AddNumberToObject(inf, "ubatch", (double)e->opt.ubatch);
+        cJSON_AddBoolToObject(inf, "swa_full", e->opt.swa_full);
+        if (e->kv_swa_cells) {
+            const struct mq_config *cf = &m->config;
+            cJSON *sw = cJSON_AddObjectToObject(inf, "sliding_window");
+            cJSON_AddNumberToObject(sw, "window", (double)cf->sliding_window);
+            cJSON_AddNumberToObject(sw, "layers", (double)cf->swa_layers);
+            cJSON_AddNumberToObject(sw, "full_layers", (double)(cf->num_layers - cf->swa_layers));
+            cJSON_AddNumberToObject(sw, "cells", (double)e->kv_swa_cells);
+        } else {
+            cJSON_AddNullToObject(inf, "sliding_window");
+        }
         cJSON_AddStringToObject(inf, "cache_type_k", mq_codec_info(e->opt.kv_type_k)->name);
         cJSON_AddStringToObject(inf, "cache_type_v", mq_codec_info(e->opt.kv_type_v)->name);
         cJSON_AddBoolToObject(inf, "flash_attn", e->opt.flash_attn);
@@ -254,6 +287,13 @@ int cmd_estimate(int argc, char **argv)
             return EXIT_OK;
         } else if (strcmp(a, "--flash-attn") == 0 || strcmp(a, "-fa") == 0) {
             opt.flash_attn = true;
+        } else if (strcmp(a, "--swa-full") == 0) {
+            opt.swa_full = true;
+        } else if (strcmp(a, "--ubatch") == 0 || strcmp(a, "-ub") == 0) {
+            if (i + 1 >= argc || !cli_parse_u64(argv[i + 1], &v) || v > UINT32_MAX)
+                return cli_usage_error("estimate", "%s needs a positive integer below 2^32", a);
+            opt.ubatch = v;
+            i++;
         } else if (strcmp(a, "--cache-type-k") == 0 || strcmp(a, "-ctk") == 0 || strcmp(a, "--cache-type-v") == 0 ||
                    strcmp(a, "-ctv") == 0) {
             enum mq_codec c;

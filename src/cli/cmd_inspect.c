@@ -153,6 +153,28 @@ static void print_gguf_meta(const struct mq_model *m)
     }
 }
 
+/* The attention and expert details estimate uses: V head size, sliding-window layers, experts. */
+static void print_family_details(const struct mq_config *c)
+{
+    if (c->head_dim_v && c->head_dim_v != c->head_dim)
+        printf("          head_dim K %" PRIu64 ", V %" PRIu64 "\n", c->head_dim, c->head_dim_v);
+    if (c->sliding_window && c->swa_layers) {
+        printf("          sliding window %" PRIu64 " tokens on %" PRIu64 " of %" PRIu64 " layers", c->sliding_window,
+               c->swa_layers, c->num_layers);
+        if (c->swa_period > 1)
+            printf(" (all but the last of every %" PRIu32 "), as llama.cpp runs it\n", c->swa_period);
+        else if (c->swa_period == 0)
+            printf(" (listed per layer), as llama.cpp runs it\n");
+        else
+            printf(", as llama.cpp runs it\n");
+    }
+    if (c->num_experts && c->experts_used)
+        printf("          experts %" PRIu64 ", %" PRIu64 " used per token\n", c->num_experts, c->experts_used);
+    else if (c->num_experts)
+        printf("          experts %" PRIu64 " (how many a token uses is not stated: no num_experts_per_tok / "
+               "expert_used_count)\n", c->num_experts);
+}
+
 static void print_text(const struct mq_model *m)
 {
     char a[64], b[64], sh[256];
@@ -188,6 +210,7 @@ static void print_text(const struct mq_model *m)
     } else {
         printf("config:   none (no config.json beside the checkpoint)\n");
     }
+    if (c->present) print_family_details(c);
     if (gguf) {
         print_gguf_meta(m);
     } else {
@@ -297,6 +320,24 @@ static int print_json(const struct mq_model *m)
         cJSON_AddNumberToObject(cj, "num_kv_heads", (double)c->num_kv_heads);
         cJSON_AddNumberToObject(cj, "head_dim", (double)c->head_dim);
         cJSON_AddNumberToObject(cj, "vocab_size", (double)c->vocab_size);
+        cJSON_AddNumberToObject(cj, "head_dim_v", (double)(c->head_dim_v ? c->head_dim_v : c->head_dim));
+        if (c->sliding_window && c->swa_layers) {
+            cJSON *sw = cJSON_AddObjectToObject(cj, "sliding_window");
+            cJSON_AddNumberToObject(sw, "window", (double)c->sliding_window);
+            cJSON_AddNumberToObject(sw, "layers", (double)c->swa_layers);
+            if (c->swa_period) cJSON_AddNumberToObject(sw, "period", c->swa_period);
+            else cJSON_AddNullToObject(sw, "period");
+        } else {
+            cJSON_AddNullToObject(cj, "sliding_window");
+        }
+        if (c->num_experts) {
+            cJSON *ex = cJSON_AddObjectToObject(cj, "experts");
+            cJSON_AddNumberToObject(ex, "count", (double)c->num_experts);
+            if (c->experts_used) cJSON_AddNumberToObject(ex, "used_per_token", (double)c->experts_used);
+            else cJSON_AddNullToObject(ex, "used_per_token");
+        } else {
+            cJSON_AddNullToObject(cj, "experts");
+        }
     } else {
         cJSON_AddNullToObject(root, "config");
     }

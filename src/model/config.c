@@ -19,6 +19,7 @@
 #include "fileio.h"
 #include "json_strict.h"
 #include "model_build.h"
+#include "swa.h"
 
 /* Real config.json files are a few kB; the largest carry label maps (ImageNet-21k id2label and
 ** label2id: ~43 000 values, ~1 MB). 2^19 values bound the parsed tree to ~75 MB. */
@@ -120,6 +121,47 @@ static enum mq_status config_architecture(const cJSON *root, const char *path, c
     return MQ_OK;
 }
 
+/*
+** The sliding-window layers llama.cpp will run the converted model with (swa.h): only for the
+** families it runs that way. Window: sliding_window (absent: transformers' default; null or 0:
+** none). Layers: layer_types ("sliding_attention" per layer, transformers v4.53 and later) when
+** present, else every layer but the last of each sliding_window_pattern (Gemma 3's key; 1 = no
+** sliding layer, as llama.cpp's converter then writes no window), else the family's period.
+*/
+static enum mq_status config_swa(const cJSON *root, const char *path, struct mq_config *c, struct mq_error *err)
+{
+    const struct mq_swa_family *f = mq_swa_family_of_config(c->architecture, c->model_type);
+    if (!f || !c->num_layers) return MQ_OK;
+    static const char *const k_window[] = {"sliding_window", NULL};
+    static const char *const k_pattern[] = {"sliding_window_pattern", NULL};
+    uint64_t window = f->hf_window, period = f->period, layers = 0;
+    const cJSON *w = config_get(root, "sliding_window");
+    if (cJSON_IsNull(w)) window = 0;
+    MQ_TRY(config_uint(root, path, k_window, &window, err));
+    MQ_TRY(config_uint(root, path, k_pattern, &period, err));
+    const cJSON *lt = config_get(root, "layer_types");
+    if (lt && !cJSON_IsNull(lt)) {
+        bool ok = cJSON_IsArray(lt);
+        uint64_t i = 0;
+        for (const cJSON *e = ok ? lt->child : NULL; e; e = e->next, i++) {
+            ok = ok && cJSON_IsString(e);
+            if (ok && i < c->num_layers && strcmp(e->valuestring, "sliding_attention") == 0) layers++;
+        }
+        if (!ok)
+            return MQ_FAIL(err, MQ_E_CORRUPT, "config-value", "%s: \"layer_types\" must be a list of strings "
+                           "(\"sliding_attention\", \"full_attention\" per layer)", path);
+        period = 0;
+    } else {
+        layers = mq_swa_layers_by_period(c->num_layers, period);
+    }
+    if (window && layers) {
+        c->sliding_window = window;
+        c->swa_layers = layers;
+        c->swa_period = (uint32_t)(period > UINT32_MAX ? UINT32_MAX : period);
+    }
+    return MQ_OK;
+}
+
 enum mq_status mq_config_load(struct mq_model *m, const char *path, struct mq_error *err)
 {
     cJSON *root;
@@ -160,6 +202,10 @@ enum mq_status mq_config_load(struct mq_model *m, const char *path, struct mq_er
         if (cJSON_IsBool(tie)) c->tie_word_embeddings = cJSON_IsTrue(tie) ? 1 : 0;
         if (!c->num_kv_heads) c->num_kv_heads = c->num_heads;
         if (!c->head_dim && c->num_heads) c->head_dim = c->hidden_size / c->num_heads;
+        c->head_dim_v = c->head_dim;
+        s = config_swa(root, path, c, err);
+    }
+    if (s == MQ_OK) {
         c->path = strdup(path);
         if (!c->path) s = MQ_FAIL(err, MQ_E_NOMEM, "alloc", "out of memory");
         c->present = (s == MQ_OK);

@@ -107,7 +107,9 @@ struct mq_llama_cpp {
     char dir[1024];
     char backend[256];
     char log[2048];        /* recent warning/error text from llama.cpp */
-    char kv_line[512];     /* the last "llama_kv_cache: size = ..." line (info level) */
+    char kv_line[2][512];  /* the first two "llama_kv_cache: size = ..." lines (info level): a model with
+                              sliding-window layers logs its non-SWA cache, then its SWA cache */
+    int n_kv_lines;
     int last_level;
     bool verbose;          /* $MODELQ_LLAMA_LOG set: everything llama.cpp logs goes to stderr */
 
@@ -156,7 +158,8 @@ static void on_log(int level, const char *text, void *user)
 {
     struct mq_llama_cpp *lc = user;
     if (lc->verbose) fputs(text, stderr);
-    if (strncmp(text, "llama_kv_cache: size =", 22) == 0) snprintf(lc->kv_line, sizeof lc->kv_line, "%s", text);
+    if (strncmp(text, "llama_kv_cache: size =", 22) == 0 && lc->n_kv_lines < 2)
+        snprintf(lc->kv_line[lc->n_kv_lines++], sizeof lc->kv_line[0], "%s", text);
     if (level != LC_GGML_LOG_CONT) lc->last_level = level;
     if (lc->last_level < LC_GGML_LOG_WARN) return;
     size_t have = strlen(lc->log), add = strlen(text);
@@ -458,10 +461,12 @@ int mq_llama_cpp_kv(struct mq_llama_cpp_model *m, const struct mq_llama_cpp_kv_o
 {
     struct mq_llama_cpp *lc = m->lc;
     memset(out, 0, sizeof *out);
-    lc->log[0] = lc->kv_line[0] = '\0';
+    lc->log[0] = '\0';
+    lc->n_kv_lines = 0;
     struct lc_context_params cp = lc->context_default_params();
     cp.n_ctx = o->n_ctx;
-    cp.n_batch = cp.n_ubatch = 256;
+    cp.n_batch = cp.n_ubatch = o->n_ubatch ? o->n_ubatch : 256;
+    cp.swa_full = o->swa_full;
     cp.n_seq_max = o->n_seq > 0 ? (uint32_t)o->n_seq : 1;
     cp.n_threads = cp.n_threads_batch = 1;
     cp.flash_attn_type = o->flash_attn ? 1 : 0; /* enabled / disabled */
@@ -475,15 +480,17 @@ int mq_llama_cpp_kv(struct mq_llama_cpp_model *m, const struct mq_llama_cpp_kv_o
     out->n_ctx = lc->n_ctx(ctx);
     lc->free_ctx(ctx);
     /* "llama_kv_cache: size =    1.00 MiB (  1024 cells,   2 layers,  1/1 seqs), K (f16): ..., V (f16): ..." */
-    double mib = 0;
-    unsigned cells = 0, layers = 0, s1 = 0, s2 = 0;
-    if (sscanf(lc->kv_line, "llama_kv_cache: size = %lf MiB ( %u cells, %u layers, %u/%u seqs)", &mib, &cells,
-               &layers, &s1, &s2) != 5) {
-        say(why, why_len, "no KV cache size line in llama.cpp's log: '%s'", lc->kv_line);
-        return -1;
+    for (int i = 0; i < lc->n_kv_lines || i == 0; i++) {
+        double mib = 0;
+        unsigned cells = 0, layers = 0, s1 = 0, s2 = 0;
+        if (i >= lc->n_kv_lines ||
+            sscanf(lc->kv_line[i], "llama_kv_cache: size = %lf MiB ( %u cells, %u layers, %u/%u seqs)", &mib, &cells,
+                   &layers, &s1, &s2) != 5) {
+            say(why, why_len, "no KV cache size line in llama.cpp's log: '%s'", i < lc->n_kv_lines ? lc->kv_line[i] : "");
+            return -1;
+        }
+        if (i == 0) out->mib = mib, out->cells = cells, out->layers = layers;
+        else out->swa_mib = mib, out->swa_cells = cells, out->swa_layers = layers;
     }
-    out->mib = mib;
-    out->cells = cells;
-    out->layers = layers;
     return 0;
 }

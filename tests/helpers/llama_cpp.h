@@ -93,11 +93,17 @@ struct mq_llama_cpp_kv_opts {
     int n_seq;            /* 0 = 1 */
     int type_k, type_v;   /* ggml type ids (1 = F16) */
     bool flash_attn;
+    uint32_t n_ubatch;    /* n_batch = n_ubatch = this; 0 = 256 */
+    bool swa_full;        /* llama.cpp's --swa-full (the library's default is true, its tools' false) */
 };
 struct mq_llama_cpp_kv {
     uint32_t n_ctx;       /* llama_n_ctx of the context (after llama.cpp's padding) */
-    uint32_t cells, layers; /* from llama.cpp's "llama_kv_cache: size = ..." line */
+    uint32_t cells, layers; /* from llama.cpp's (first) "llama_kv_cache: size = ..." line: the only cache,
+                               or a sliding-window model's non-SWA cache */
     double mib;           /* its size, MiB with 2 decimals */
+    /* A sliding-window model (llama_kv_cache_iswa) logs a second line, for its SWA cache; 0 otherwise */
+    uint32_t swa_cells, swa_layers;
+    double swa_mib;
 };
 /* Creates (and frees) a context with these settings and reads its KV cache's size. 0 or -1. */
 int mq_llama_cpp_kv(struct mq_llama_cpp_model *m, const struct mq_llama_cpp_kv_opts *o, struct mq_llama_cpp_kv *out,
