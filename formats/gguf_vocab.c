@@ -1206,7 +1206,8 @@ static enum mq_status replace_tokenizer_keys(struct mq_meta *out, struct mq_meta
 
 /*
 ** One conversion: tokenizer.json (spm false) or tokenizer.model (spm true) plus the side files.
-** no_prefix forces add_space_prefix off (the Gemma rule).
+** no_prefix: a tokenizer.model's add_space_prefix is false whatever add_dummy_prefix says (the
+** Gemma rule: Gemma2Model/Gemma3Model write add_space_prefix false after the sentencepiece vocab).
 */
 static enum mq_status vocab_run(const char *model_dir, const cJSON *config, uint64_t config_vocab_size, bool spm,
                                 bool no_prefix, struct mq_meta *out, struct mq_error *err)
@@ -1239,8 +1240,7 @@ static enum mq_status vocab_run(const char *model_dir, const cJSON *config, uint
     } else {
         if (s == MQ_OK) s = read_tokens(b, config_vocab_size, err);
         if (s == MQ_OK) s = read_merges(b, err);
-        if (s == MQ_OK) s = classify(b, err);
-        if (s == MQ_OK && b->llama && no_prefix) b->add_space_prefix = false;
+        if (s == MQ_OK) s = classify(b, err); /* a tokenizer.json states its own prefix */
     }
     if (s == MQ_OK) s = read_specials(b, err);
     if (s == MQ_OK) s = read_flags(b, err);
@@ -1286,7 +1286,7 @@ enum mq_status mq_gguf_vocab_from_folder(const char *model_dir, const cJSON *con
     bool no_prefix = rule == MQ_VOCAB_GEMMA;
     if (have_model && rule != MQ_VOCAB_JSON_ONLY)
         return vocab_run(model_dir, config, config_vocab_size, true, no_prefix, out, err);
-    if (have_json) return vocab_run(model_dir, config, config_vocab_size, false, no_prefix, out, err);
+    if (have_json) return vocab_run(model_dir, config, config_vocab_size, false, false, out, err);
     if (have_model)
         return MQ_FAIL(err, MQ_E_UNSUPPORTED, "tokenizer-missing",
                        "%s: no tokenizer.json, and llama.cpp's converter reads this architecture's vocabulary from "

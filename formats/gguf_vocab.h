@@ -98,7 +98,8 @@ enum mq_status mq_gguf_vocab_from_spm_config(const char *model_dir, const struct
 ** one place the precedence is set), from llama.cpp's converter's set_vocab of each model class:
 **   MQ_VOCAB_JSON_ONLY    tokenizer.json (tokenizer.model is not read): TextModel's default
 **   MQ_VOCAB_MODEL_FIRST  tokenizer.model when present, else tokenizer.json
-**   MQ_VOCAB_GEMMA        the same, add_space_prefix always false (Gemma 2, Gemma 3)
+**   MQ_VOCAB_GEMMA        the same, a tokenizer.model written with add_space_prefix false
+**                         (Gemma 2, Gemma 3; a tokenizer.json keeps the prefix it declares)
 */
 enum mq_vocab_rule { MQ_VOCAB_JSON_ONLY = 0, MQ_VOCAB_MODEL_FIRST, MQ_VOCAB_GEMMA };
 
