@@ -86,7 +86,7 @@ enum mq_status mq_gguf_vocab_from_hf_config(const char *model_dir, const struct 
 ** normalizer_spec.add_dummy_prefix. Special ids as for tokenizer.json, then trainer_spec's
 ** unk/bos/eos/pad ids; add_bos_token defaults to true when there is a BOS (llama.cpp's and
 ** transformers' default for these tokenizers). Refused with the reason: what llama.cpp's SPM
-** tokenizer cannot reproduce (WORD/CHAR models, a normalization map, remove_extra_whitespaces,
+** tokenizer cannot reproduce (Unigram/WORD/CHAR models, a normalization map, remove_extra_whitespaces,
 ** whitespace as suffix, a byte without a token), a piece id at or beyond config_vocab_size.
 ** Added tokens with ids beyond the vocabulary are skipped, as the converter skips them.
 */

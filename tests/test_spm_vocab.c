@@ -550,6 +550,7 @@ Test(spm_vocab, unsupported_models_are_refused_with_the_reason)
         size_t n;
         const char *msg;
     } cases[] = {
+        {{0x12, 0x02, 0x18, 0x01}, 4, "trainer_spec.model_type is UNIGRAM (1)"},
         {{0x12, 0x02, 0x18, 0x03}, 4, "trainer_spec.model_type is WORD (3)"},
         {{0x12, 0x02, 0x18, 0x04}, 4, "trainer_spec.model_type is CHAR (4)"},
         {{0x1a, 0x02, 0x20, 0x01}, 4, "normalizer_spec.remove_extra_whitespaces is true"},
