@@ -278,6 +278,17 @@ static enum mq_status set_pad(struct vb *b, uint32_t i, const char *path, struct
     return MQ_OK;
 }
 
+/* b->t: n zeroed tokens (n within VOCAB_MAX). */
+static enum mq_status alloc_tokens(struct vb *b, uint64_t n, const char *path, struct mq_error *err)
+{
+    if (n > VOCAB_MAX)
+        return MQ_FAIL(err, MQ_E_LIMIT, "vocab-size", "%s: a vocabulary of %" PRIu64 " tokens is over the limit of %u",
+                       path, n, VOCAB_MAX);
+    b->n = (uint32_t)n;
+    b->t = calloc(b->n, sizeof *b->t);
+    return b->t ? MQ_OK : nomem(err, path);
+}
+
 static enum mq_status read_tokens(struct vb *b, uint64_t config_vocab_size, struct mq_error *err)
 {
     const char *path = b->p_tok;
@@ -330,12 +341,7 @@ static enum mq_status read_tokens(struct vb *b, uint64_t config_vocab_size, stru
                        " (config.json vocab_size must cover every token)",
                        path, max_id, config_vocab_size);
     uint64_t n = config_vocab_size ? config_vocab_size : max_id + 1;
-    if (n > VOCAB_MAX)
-        return MQ_FAIL(err, MQ_E_LIMIT, "vocab-size", "%s: a vocabulary of %" PRIu64 " tokens is over the limit of %u",
-                       path, n, VOCAB_MAX);
-    b->n = (uint32_t)n;
-    b->t = calloc(b->n, sizeof *b->t);
-    if (!b->t) return nomem(err, path);
+    MQ_TRY(alloc_tokens(b, n, path, err));
 
     /* pass 2: fill in (added tokens override the model vocabulary, as in the HF vocabulary) */
     for (const cJSON *c = vocab->child; c; c = c->next) {
@@ -544,12 +550,7 @@ static enum mq_status read_spm_tokens(struct vb *b, uint64_t config_vocab_size, 
                        "%s: %u pieces, more than the model's vocab_size %" PRIu64
                        " (config.json vocab_size must cover every token)", path, m->n_pieces, config_vocab_size);
     uint64_t n = config_vocab_size ? config_vocab_size : m->n_pieces;
-    if (n > VOCAB_MAX)
-        return MQ_FAIL(err, MQ_E_LIMIT, "vocab-size", "%s: a vocabulary of %" PRIu64 " tokens is over the limit of %u",
-                       path, n, VOCAB_MAX);
-    b->n = (uint32_t)n;
-    b->t = calloc(b->n, sizeof *b->t);
-    if (!b->t) return nomem(err, path);
+    MQ_TRY(alloc_tokens(b, n, path, err));
     static const int32_t type_of[] = {
         [MQ_SPM_NORMAL] = TT_NORMAL,   [MQ_SPM_UNKNOWN] = TT_UNKNOWN, [MQ_SPM_CONTROL] = TT_CONTROL,
         [MQ_SPM_USER_DEFINED] = TT_NORMAL, [MQ_SPM_UNUSED] = TT_UNUSED, [MQ_SPM_BYTE] = TT_BYTE,

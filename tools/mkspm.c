@@ -75,17 +75,6 @@ static int n_syms;
 static int words[MAX_WORDS][MAX_WLEN], wlen[MAX_WORDS], wcount[MAX_WORDS], n_words;
 static int learned[N_MERGES], n_learned;
 
-static size_t u8len(unsigned char c) { return c < 0x80 ? 1 : c < 0xE0 ? 2 : c < 0xF0 ? 3 : 4; }
-
-static uint32_t u8cp(const char *s)
-{
-    const unsigned char *u = (const unsigned char *)s;
-    size_t n = u8len(u[0]);
-    uint32_t cp = n == 1 ? u[0] : n == 2 ? u[0] & 0x1Fu : n == 3 ? u[0] & 0x0Fu : u[0] & 0x07u;
-    for (size_t k = 1; k < n; k++) cp = (cp << 6) | (u[k] & 0x3Fu);
-    return cp;
-}
-
 static int find_sym(const char *s, size_t len)
 {
     for (int i = 0; i < n_syms; i++)
@@ -109,11 +98,11 @@ static void add_word(const char *w, size_t len)
 {
     int ids[MAX_WLEN], n = 0;
     for (size_t i = 0; i < len;) {
-        size_t k = u8len((unsigned char)w[i]);
+        size_t k = dev_utf8_len((unsigned char)w[i]);
         if (n == MAX_WLEN) dev_die("word too long");
         ids[n] = add_sym(w + i, k);
         syms[ids[n]].count++;
-        syms[ids[n]].cp = u8cp(w + i);
+        syms[ids[n]].cp = dev_utf8_cp(w + i);
         n++;
         i += k;
     }
@@ -376,7 +365,7 @@ static void extract_merges(bool gemma)
         size_t len;
         const char *t = hf_text(i, gemma, &len);
         int first = n_merges;
-        for (size_t k = u8len((unsigned char)t[0]); k < len; k += u8len((unsigned char)t[k])) {
+        for (size_t k = dev_utf8_len((unsigned char)t[0]); k < len; k += dev_utf8_len((unsigned char)t[k])) {
             int l = hf_find(t, k, gemma), r = hf_find(t + k, len - k, gemma);
             if (l >= 0 && r >= 0) M[n_merges++] = (struct merge){l, r, i};
         }
