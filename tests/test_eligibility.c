@@ -102,7 +102,8 @@ Test(eligibility, plan_quantizes_normalizer_keeps_norm_and_router)
         cr_expect_str_neq(out_type(&rep, "blk.0.ffn_up.weight"), "f32");
         mq_convert_report_free(&rep);
     }
-    /* GGUF f16: convert_hf_to_gguf keeps "_norm.weight" in F32, not "normalizer" */
+    /* GGUF f16: convert_hf_to_gguf keeps "_norm.weight" in F32, not "normalizer"; the MoE router and
+     * position embeddings are F32 too (prepare_tensors' always-F32 kinds), other matrices F16 */
     struct mq_convert_options o;
     mq_convert_options_default(&o);
     o.input = in;
@@ -113,6 +114,9 @@ Test(eligibility, plan_quantizes_normalizer_keeps_norm_and_router)
     cr_assert_eq(mq_convert(&o, &rep, &err), MQ_OK, "%s", err.msg);
     cr_expect_str_eq(out_type(&rep, "blk.0.normalizer.weight"), "f16");
     cr_expect_str_eq(out_type(&rep, "blk.0.attn_norm.weight"), "f32");
+    cr_expect_str_eq(out_type(&rep, "blk.0.ffn_gate_inp.weight"), "f32");
+    cr_expect_str_eq(out_type(&rep, "position_embd.weight"), "f32");
+    cr_expect_str_eq(out_type(&rep, "blk.0.ffn_up.weight"), "f16");
     mq_convert_report_free(&rep);
     remove_tree(dir);
     free(dir);

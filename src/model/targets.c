@@ -293,13 +293,13 @@ enum mq_status mq_target_plan_tensor(enum mq_target t, const struct mq_rule_cont
         }
         break;
     case MQ_RULES_GGUF_FLOAT: {
-        /* convert_hf_to_gguf.py: F32 for 1-D tensors and names ending in "_norm.weight" */
+        /* convert_hf_to_gguf.py: F32 for 1-D tensors, names ending in "_norm.weight" and its always-F32 kinds */
         bool norm = ends_with(ts->name, "_norm.weight");
         out->convert = true;
         out->eligible = ts->ndim >= 2 && mq_tensor_gguf_unquantized(ts->name) == NULL;
-        if (ts->ndim <= 1 || norm) {
+        if (ts->ndim <= 1 || norm || mq_tensor_gguf_float_keeps_f32(ts->name)) {
             out->codec = MQ_CODEC_F32;
-            out->why = ts->ndim <= 1 ? "1-D: F32" : "norm: F32";
+            out->why = ts->ndim <= 1 ? "1-D: F32" : norm ? "norm: F32" : "F32 in llama.cpp's converter";
         } else if (t == MQ_TARGET_AUTO) {
             out->codec = ts->dtype == MQ_DTYPE_BF16 ? MQ_CODEC_BF16 : ts->dtype == MQ_DTYPE_F16 ? MQ_CODEC_F16 : MQ_CODEC_F32;
             out->why = "source precision";

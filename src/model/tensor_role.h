@@ -5,6 +5,8 @@
 #ifndef MODELQ_TENSOR_ROLE_H
 #define MODELQ_TENSOR_ROLE_H
 
+#include <stdbool.h>
+
 enum mq_role {
     MQ_ROLE_OTHER,
     MQ_ROLE_TOKEN_EMBD,  /* model.embed_tokens.weight, token_embd.weight, wte */
@@ -30,6 +32,11 @@ enum mq_role mq_tensor_role(const char *name);
 ** ...). The dimension rule (ndim >= 2) is the caller's.
 */
 const char *mq_tensor_gguf_unquantized(const char *name);
+
+/* convert_hf_to_gguf.py's float outputs (f32/f16/bf16): a GGUF tensor name it always writes in F32
+** beside 1-D tensors and norms (ModelBase.prepare_tensors: the MoE router, position embeddings,
+** token types, and any tensor whose name does not end in ".weight"). */
+bool mq_tensor_gguf_float_keeps_f32(const char *name);
 
 /* Layer index from "layers.N." / "blk.N." / "h.N.", or -1. */
 long mq_tensor_layer(const char *name);
