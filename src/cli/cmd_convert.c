@@ -273,6 +273,7 @@ int cmd_convert(int argc, char **argv)
     struct mq_type_override ov[MAX_PATTERNS];
     const char *keep[MAX_PATTERNS];
     struct mq_lora_merge loras[MAX_LORAS];
+    char lora_dirs[MAX_LORAS][4096];
     const char *report_path = NULL;
     bool quiet = false;
     char opt[64];
@@ -330,8 +331,10 @@ int cmd_convert(int argc, char **argv)
             char *end = NULL;
             double sc = colon ? strtod(colon + 1, &end) : 1.0;
             if (colon && end && end != colon + 1 && *end == '\0' && isfinite(sc)) {
-                char *dir = strndup(val, (size_t)(colon - val)); /* freed at exit */
-                if (!dir) return cli_usage_error("convert", "out of memory");
+                char *dir = lora_dirs[o.n_loras]; /* the DIR part, in this frame: nothing to free */
+                if ((size_t)(colon - val) >= sizeof lora_dirs[0])
+                    return cli_usage_error("convert", "--lora path too long");
+                snprintf(dir, sizeof lora_dirs[0], "%.*s", (int)(colon - val), val);
                 loras[o.n_loras++] = (struct mq_lora_merge){dir, sc};
             } else {
                 loras[o.n_loras++] = (struct mq_lora_merge){val, 1.0};
