@@ -676,18 +676,19 @@ static enum mq_status add_longrope(struct mq_plan *p, const struct mq_family *f,
 
 /* ---- tokenizer ---- */
 
-/* tokenizer.json beside config.json -> tokenizer.ggml.*; without one, model "none" (llama.cpp
-** then runs on token ids only, with {arch}.vocab_size giving the size). */
-static enum mq_status add_vocab(struct mq_plan *p, const struct mq_model *m, uint64_t vocab_size, struct mq_error *err)
+/* The folder's tokenizer (tokenizer.model or tokenizer.json, by the family row's `vocab` rule:
+** gguf_vocab.h) -> tokenizer.ggml.*; a folder without one is refused. --no-vocab: model "none" (llama.cpp then
+** runs on token ids only, with {arch}.vocab_size giving the size). */
+static enum mq_status add_vocab(struct mq_plan *p, const struct mq_model *m, uint64_t vocab_size,
+                                enum mq_vocab_rule rule, struct mq_error *err)
 {
+    if (p->opt->no_vocab) return mq_meta_set_str(&p->meta, "tokenizer.ggml.model", "none", SIZE_MAX, err);
     char *dup = strdup(m->config.path);
     if (!dup) return MQ_FAIL(err, MQ_E_NOMEM, "alloc", "out of memory");
-    char dir[4096], tok[4200];
+    char dir[4096];
     snprintf(dir, sizeof dir, "%s", dirname(dup));
     free(dup);
-    snprintf(tok, sizeof tok, "%s/tokenizer.json", dir);
-    if (access(tok, F_OK) != 0) return mq_meta_set_str(&p->meta, "tokenizer.ggml.model", "none", SIZE_MAX, err);
-    return mq_gguf_vocab_from_hf_config(dir, m->config.json, vocab_size, &p->meta, err);
+    return mq_gguf_vocab_from_folder(dir, m->config.json, vocab_size, rule, &p->meta, err);
 }
 
 /* ---- hyper-parameters ---- */
@@ -915,7 +916,7 @@ enum mq_status mq_gguf_arch_apply(struct mq_plan *p, bool *applied, struct mq_er
     mq_gguf_model_name(m->input_path, name, sizeof name);
     if (s == MQ_OK) s = mq_meta_set_str(&p->meta, "general.name", name, SIZE_MAX, err);
     if (s == MQ_OK) s = set_hparams(p, f, &c, &h, err);
-    if (s == MQ_OK) s = add_vocab(p, m, h.u[HP_VOCAB], err);
+    if (s == MQ_OK) s = add_vocab(p, m, h.u[HP_VOCAB], f->vocab, err);
     if (s == MQ_OK) s = apply_acts(p, f, &h, n_inputs, acts, err);
     acts_free(acts, n_inputs);
     if (s != MQ_OK) return s;

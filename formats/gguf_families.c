@@ -255,31 +255,40 @@ static enum mq_status check_smollm3(const struct mq_family *f, const cJSON *cfg,
 #define GRANITE_MULTS (HPM(HP_EMB_MULT) | HPM(HP_RES_MULT) | HPM(HP_ATTN_MULT) | HPM(HP_LOGIT_SCALE))
 #define GEMMA2_NEEDS (HPM(HP_HEAD_DIM) | HPM(HP_SWA) | HPM(HP_ATTN_SOFTCAP) | HPM(HP_FINAL_SOFTCAP) | HPM(HP_QPAS))
 
+/*
+** The last field, vocab (gguf_vocab.h), is the tokenizer file llama.cpp's converter reads for the
+** class: LlamaModel (Llama, Mistral, Mixtral, Granite, SmolLM3), Qwen2Model (Qwen2, Qwen3) and
+** Phi3MiniModel try tokenizer.model first; Gemma2Model/Gemma3Model too, with add_space_prefix
+** false; TextModel's default (Qwen3-MoE, OLMo 2) reads tokenizer.json only.
+*/
 static const struct mq_family families[] = {
     {"LlamaForCausalLM", "llama", llama_groups, 0, 0, true, true, false, false, RS_LINEAR | RS_YARN | RS_LLAMA3,
-     fix_llama, NULL},
+     fix_llama, NULL, MQ_VOCAB_MODEL_FIRST},
     {"MistralForCausalLM", "llama", llama_groups, 0, 0, true, true, false, false, RS_LINEAR | RS_YARN | RS_LLAMA3,
-     fix_llama, NULL},
+     fix_llama, NULL, MQ_VOCAB_MODEL_FIRST},
     {"MixtralForCausalLM", "llama", GROUPS(g_embed, g_attn_norm, g_attn, g_ffn_norm, g_moe_mixtral), MOE, 0, true,
-     false, false, false, RS_LINEAR | RS_YARN, fix_mixtral, NULL},
+     false, false, false, RS_LINEAR | RS_YARN, fix_mixtral, NULL, MQ_VOCAB_MODEL_FIRST},
     {"Qwen2ForCausalLM", "qwen2", llama_groups, 0, 0, false, true, false, false, RS_LINEAR | RS_YARN | RS_LLAMA3,
-     fix_qwen2, NULL},
+     fix_qwen2, NULL, MQ_VOCAB_MODEL_FIRST},
     {"Qwen3ForCausalLM", "qwen3", GROUPS(g_embed, g_attn_norm, g_attn, g_qk_norm_head, g_ffn_norm, g_mlp), 0, 0,
-     false, false, false, false, RS_LINEAR | RS_YARN, fix_qwen3, NULL},
+     false, false, false, false, RS_LINEAR | RS_YARN, fix_qwen3, NULL, MQ_VOCAB_MODEL_FIRST},
     {"Qwen3MoeForCausalLM", "qwen3moe", GROUPS(g_embed, g_attn_norm, g_attn, g_qk_norm_head, g_ffn_norm, g_moe_qwen),
-     MOE | HPM(HP_EXPERT_FF), 0, false, false, false, false, RS_LINEAR | RS_YARN, fix_qwen3moe, NULL},
+     MOE | HPM(HP_EXPERT_FF), 0, false, false, false, false, RS_LINEAR | RS_YARN, fix_qwen3moe, NULL,
+     MQ_VOCAB_JSON_ONLY},
     {"Gemma2ForCausalLM", "gemma2", GROUPS(g_embed, g_attn_norm, g_attn, g_gemma_norms, g_mlp), GEMMA2_NEEDS, 0,
-     false, false, true, 0, 0, fix_gemma2, check_gemma2},
+     false, false, true, 0, 0, fix_gemma2, check_gemma2, MQ_VOCAB_GEMMA},
     {"Gemma3ForCausalLM", "gemma3", GROUPS(g_embed, g_attn_norm, g_attn, g_qk_norm_head, g_gemma_norms, g_mlp),
-     HPM(HP_HEAD_DIM) | HPM(HP_SWA) | HPM(HP_QPAS), 0, false, false, true, 1e6, RS_LINEAR, fix_gemma3, check_gemma3},
+     HPM(HP_HEAD_DIM) | HPM(HP_SWA) | HPM(HP_QPAS), 0, false, false, true, 1e6, RS_LINEAR, fix_gemma3, check_gemma3,
+     MQ_VOCAB_GEMMA},
     {"Phi3ForCausalLM", "phi3", GROUPS(g_embed, g_attn_norm, g_phi3), 0,
-     HPM(HP_PARTIAL_ROT) | HPM(HP_SWA) | HPM(HP_ORIG_CTX), false, false, false, false, RS_LONGROPE, fix_phi3, NULL},
+     HPM(HP_PARTIAL_ROT) | HPM(HP_SWA) | HPM(HP_ORIG_CTX), false, false, false, false, RS_LONGROPE, fix_phi3, NULL,
+     MQ_VOCAB_MODEL_FIRST},
     {"SmolLM3ForCausalLM", "smollm3", llama_groups, 0, 0, true, false, false, false,
-     RS_LINEAR | RS_YARN | RS_LLAMA3, fix_smollm3, check_smollm3},
+     RS_LINEAR | RS_YARN | RS_LLAMA3, fix_smollm3, check_smollm3, MQ_VOCAB_MODEL_FIRST},
     {"GraniteForCausalLM", "granite", llama_groups, GRANITE_MULTS, 0, true, false, false, false,
-     RS_LINEAR | RS_YARN | RS_LLAMA3, fix_granite, NULL},
+     RS_LINEAR | RS_YARN | RS_LLAMA3, fix_granite, NULL, MQ_VOCAB_MODEL_FIRST},
     {"Olmo2ForCausalLM", "olmo2", GROUPS(g_embed, g_attn, g_qk_norm_full, g_olmo2_norms, g_mlp), 0, 0, false, false,
-     false, false, RS_LINEAR | RS_YARN, fix_olmo2, NULL},
+     false, false, RS_LINEAR | RS_YARN, fix_olmo2, NULL, MQ_VOCAB_JSON_ONLY},
 };
 
 const struct mq_family *mq_family_find(const char *hf)

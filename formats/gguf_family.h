@@ -13,6 +13,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "gguf_vocab.h" /* enum mq_vocab_rule */
 #include "modelq/error.h"
 
 /*
@@ -102,8 +103,6 @@ enum {
     RS_LINEAR = 1 << 0, RS_YARN = 1 << 1, RS_LLAMA3 = 1 << 2, RS_LONGROPE = 1 << 3,
 };
 
-enum mq_family_vocab { FV_DEFAULT }; /* the tokenizer precedence (gguf_vocab) */
-
 struct mq_family {
     const char *hf;                   /* config.json architectures[0] */
     const char *gguf;                 /* general.architecture */
@@ -116,6 +115,7 @@ struct mq_family {
     unsigned rope_scaling;            /* RS_* types accepted */
     const struct mq_fixed *fixed;     /* {NULL}-terminated */
     mq_family_check_fn check;
+    enum mq_vocab_rule vocab;         /* which tokenizer file (0, unset: tokenizer.json only) */
 };
 
 struct mq_plan;

@@ -28,6 +28,7 @@
 #include "fileio.h"
 #include "json_strict.h"
 #include "model_build.h"
+#include "spm_model.h"
 
 #define TOKENIZER_JSON_MAX (512u * 1024 * 1024) /* the largest real tokenizer.json is ~35 MB */
 #define SIDE_FILE_MAX (64u * 1024 * 1024)       /* tokenizer_config.json, generation_config.json, ... */
@@ -81,11 +82,14 @@ struct vtok {
     bool used, in_vocab, added, special;
     int32_t type;
     int64_t first_rank; /* rank of the first merge producing this token, or -1 */
+    float score;        /* tokenizer.model vocabularies: the score written (else synthesised) */
 };
 
 struct vb {
-    char p_tok[4096], p_tcfg[4096], p_cfg[4096], p_gen[4096], p_jinja[4096];
-    cJSON *tok, *tcfg, *gen;
+    char p_tok[4096], p_tcfg[4096], p_cfg[4096], p_gen[4096], p_jinja[4096], p_model[4096], p_added[4096];
+    cJSON *tok, *tcfg, *gen, *added; /* added: added_tokens.json (tokenizer.model vocabularies) */
+    bool spm;                        /* the vocabulary is tokenizer.model's (else tokenizer.json's) */
+    struct mq_spm_model sm;
     const cJSON *cfg; /* config.json: the caller's tree (NULL: none) */
     const cJSON *model;
     struct vtok *t;
@@ -261,6 +265,30 @@ static enum mq_status load_json(const char *path, size_t max, size_t max_nodes, 
 
 /* ---- tokens ------------------------------------------------------------------------------ */
 
+static enum mq_status build_index(struct vb *b, const char *path, struct mq_error *err);
+
+/* id i as the converter's fill for ids no tokenizer file gives: "[PAD<i>]", unused, score -10000
+** (convert_hf_to_gguf.py _create_vocab_sentencepiece; tokenizer.json vocabularies write no scores). */
+static enum mq_status set_pad(struct vb *b, uint32_t i, const char *path, struct mq_error *err)
+{
+    char *pad = malloc(24);
+    MQ_TRY(own(b, pad, path, err));
+    snprintf(pad, 24, "[PAD%u]", i);
+    b->t[i] = (struct vtok){.text = pad, .len = strlen(pad), .type = TT_UNUSED, .first_rank = -1, .score = -10000.0f};
+    return MQ_OK;
+}
+
+/* b->t: n zeroed tokens (n within VOCAB_MAX). */
+static enum mq_status alloc_tokens(struct vb *b, uint64_t n, const char *path, struct mq_error *err)
+{
+    if (n > VOCAB_MAX)
+        return MQ_FAIL(err, MQ_E_LIMIT, "vocab-size", "%s: a vocabulary of %" PRIu64 " tokens is over the limit of %u",
+                       path, n, VOCAB_MAX);
+    b->n = (uint32_t)n;
+    b->t = calloc(b->n, sizeof *b->t);
+    return b->t ? MQ_OK : nomem(err, path);
+}
+
 static enum mq_status read_tokens(struct vb *b, uint64_t config_vocab_size, struct mq_error *err)
 {
     const char *path = b->p_tok;
@@ -313,12 +341,7 @@ static enum mq_status read_tokens(struct vb *b, uint64_t config_vocab_size, stru
                        " (config.json vocab_size must cover every token)",
                        path, max_id, config_vocab_size);
     uint64_t n = config_vocab_size ? config_vocab_size : max_id + 1;
-    if (n > VOCAB_MAX)
-        return MQ_FAIL(err, MQ_E_LIMIT, "vocab-size", "%s: a vocabulary of %" PRIu64 " tokens is over the limit of %u",
-                       path, n, VOCAB_MAX);
-    b->n = (uint32_t)n;
-    b->t = calloc(b->n, sizeof *b->t);
-    if (!b->t) return nomem(err, path);
+    MQ_TRY(alloc_tokens(b, n, path, err));
 
     /* pass 2: fill in (added tokens override the model vocabulary, as in the HF vocabulary) */
     for (const cJSON *c = vocab->child; c; c = c->next) {
@@ -346,13 +369,15 @@ static enum mq_status read_tokens(struct vb *b, uint64_t config_vocab_size, stru
     }
     for (uint32_t i = 0; i < b->n; i++) {
         if (b->t[i].used) continue;
-        char *pad = malloc(24);
-        MQ_TRY(own(b, pad, path, err));
-        snprintf(pad, 24, "[PAD%u]", i);
-        b->t[i] = (struct vtok){.text = pad, .len = strlen(pad), .type = TT_UNUSED, .first_rank = -1};
+        MQ_TRY(set_pad(b, i, path, err));
     }
+    return build_index(b, path, err);
+}
 
-    /* the text -> id table; llama.cpp refuses a vocabulary with a token twice */
+/* The text -> id table; llama.cpp refuses a vocabulary with a token twice. */
+static enum mq_status build_index(struct vb *b, const char *path, struct mq_error *err)
+{
+    char sh[64];
     size_t cap = 16;
     while (cap < 2 * (size_t)b->n) cap *= 2;
     b->slot = calloc(cap, sizeof *b->slot);
@@ -369,6 +394,192 @@ static enum mq_status read_tokens(struct vb *b, uint64_t config_vocab_size, stru
                                show(t->text, sh, sizeof sh), b->slot[i] - 1, id);
         }
         b->slot[i] = id + 1;
+    }
+    return MQ_OK;
+}
+
+/* ---- tokenizer.model vocabularies ---------------------------------------------------------- */
+
+/*
+** What llama.cpp's SPM tokenizer reproduces of a SentencePiece model (src/llama-vocab.cpp,
+** llm_tokenizer_spm): it prepends " " when add_space_prefix, writes every space as "▁", then
+** merges the adjacent pair whose concatenation is a token of highest score (leftmost on ties) -
+** SentencePiece's BPE exactly. A Unigram model's best segmentation is something else (a
+** Unigram tokenizer.model trained by sentencepiece 0.1.97 gave other ids than llama.cpp on 19 of
+** 25 texts, a BPE one on none), so it is refused although llama.cpp's converter writes it. The
+** tokenizer applies no normalization map, never collapses spaces, never puts "▁" after a word,
+** and falls back to the <0xNN> byte tokens (or the byte itself as a token) for text no token
+** covers; a model that needs any other behaviour is refused rather than converted into
+** different token ids.
+*/
+static enum mq_status check_spm_supported(const struct vb *b, struct mq_error *err)
+{
+    const struct mq_spm_model *m = &b->sm;
+    const char *path = b->p_model;
+    static const char *const type_names[] = {"unknown", "UNIGRAM", "BPE", "WORD", "CHAR"};
+    if (m->model_type != MQ_SPM_BPE)
+        return MQ_FAIL(err, MQ_E_UNSUPPORTED, "tokenizer-model",
+                       "%s: trainer_spec.model_type is %s (%d); llama.cpp's SPM tokenizer merges pieces by score, "
+                       "which gives a BPE model's token ids only", path,
+                       type_names[m->model_type >= 1 && m->model_type <= 4 ? m->model_type : 0], (int)m->model_type);
+    if (!m->escape_whitespaces)
+        return MQ_FAIL(err, MQ_E_UNSUPPORTED, "tokenizer-normalizer",
+                       "%s: normalizer_spec.escape_whitespaces is false; llama.cpp's SPM tokenizer always writes spaces "
+                       "as \"" SPIECE "\"", path);
+    if (m->treat_whitespace_as_suffix)
+        return MQ_FAIL(err, MQ_E_UNSUPPORTED, "tokenizer-normalizer",
+                       "%s: trainer_spec.treat_whitespace_as_suffix is true; llama.cpp's SPM tokenizer puts \"" SPIECE
+                       "\" before words only", path);
+    if (m->remove_extra_whitespaces)
+        return MQ_FAIL(err, MQ_E_UNSUPPORTED, "tokenizer-normalizer",
+                       "%s: normalizer_spec.remove_extra_whitespaces is true (SentencePiece collapses runs of spaces); "
+                       "llama.cpp's SPM tokenizer keeps every space", path);
+    if (m->charsmap_len)
+        return MQ_FAIL(err, MQ_E_UNSUPPORTED, "tokenizer-normalizer",
+                       "%s: normalizer_spec \"%s\" has a %zu-byte normalization map; llama.cpp's SPM tokenizer does not "
+                       "normalize text", path, m->normalizer_name, m->charsmap_len);
+    return MQ_OK;
+}
+
+/* convert_hf_to_gguf.py does_token_look_special: added tokens some models do not mark special
+** (command-r, deepseek-coder, gemma) but that must be control tokens. */
+static bool looks_special(const char *t)
+{
+    static const char *const names[] = {"<pad>", "<mask>", "<2mass>", "[@BOS@]"};
+    static const struct {
+        const char *pre, *suf;
+    } frames[] = {{"<|", "|>"}, {"<\xef\xbd\x9c", "\xef\xbd\x9c>"} /* fullwidth ｜ */, {"<unused", ">"}};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        if (strcmp(t, names[i]) == 0) return true;
+    size_t n = strlen(t);
+    for (size_t i = 0; i < sizeof frames / sizeof frames[0]; i++) {
+        size_t lp = strlen(frames[i].pre), ls = strlen(frames[i].suf);
+        if (n >= lp && n >= ls && memcmp(t, frames[i].pre, lp) == 0 && memcmp(t + n - ls, frames[i].suf, ls) == 0)
+            return true;
+    }
+    return false;
+}
+
+/* id <- an added token (score -1000, as the converter writes); ids beyond the vocabulary are
+** skipped, as the converter skips them (the embedding has no row for them). */
+static void set_added(struct vb *b, uint32_t id, const char *text, int32_t type)
+{
+    if (id >= b->n) return;
+    b->t[id] = (struct vtok){.text = text, .len = strlen(text), .used = true, .added = true,
+                             .special = type == TT_CONTROL, .type = type, .first_rank = -1, .score = -1000.0f};
+}
+
+/* added_tokens.json: {"text": id, ...}, each a user-defined token. */
+static enum mq_status read_added_tokens_json(struct vb *b, struct mq_error *err)
+{
+    if (!b->added) return MQ_OK;
+    char field[160], sh[64];
+    for (const cJSON *c = b->added->child; c; c = c->next) {
+        uint32_t id;
+        snprintf(field, sizeof field, "\"%s\"", show(c->string, sh, sizeof sh));
+        MQ_TRY(jid(c, &id, b->p_added, field, err));
+        if (!c->string[0])
+            return MQ_FAIL(err, MQ_E_CORRUPT, "tokenizer-added", "%s: an empty token (id %u)", b->p_added, id);
+        set_added(b, id, c->string, TT_USER_DEFINED);
+    }
+    return MQ_OK;
+}
+
+/* tokenizer_config.json added_tokens_decoder: {"<id>": {"content": ..., "special": ...}}; special
+** (or looks_special) -> control, else user-defined with "▁" written as " " (llama.cpp matches
+** user-defined tokens in the text before spaces become "▁"). */
+static enum mq_status read_added_tokens_decoder(struct vb *b, struct mq_error *err)
+{
+    const cJSON *dec = b->tcfg ? jget(b->tcfg, "added_tokens_decoder") : NULL;
+    if (jabsent(dec)) return MQ_OK;
+    const char *path = b->p_tcfg;
+    char sh[64], field[160];
+    if (!cJSON_IsObject(dec))
+        return MQ_FAIL(err, MQ_E_CORRUPT, "tokenizer-added", "%s: added_tokens_decoder is not an object", path);
+    for (const cJSON *c = dec->child; c; c = c->next) {
+        const char *k = c->string;
+        size_t kl = strlen(k);
+        if (kl == 0 || kl > 8 || strspn(k, "0123456789") != kl || (kl > 1 && k[0] == '0'))
+            return MQ_FAIL(err, MQ_E_CORRUPT, "tokenizer-added", "%s: added_tokens_decoder key \"%s\" is not a token id",
+                           path, show(k, sh, sizeof sh));
+        uint32_t id = (uint32_t)strtoul(k, NULL, 10);
+        const cJSON *content = jget(c, "content");
+        if (!cJSON_IsObject(c) || !cJSON_IsString(content) || !content->valuestring[0])
+            return MQ_FAIL(err, MQ_E_CORRUPT, "tokenizer-added",
+                           "%s: added_tokens_decoder[\"%s\"].content must be a non-empty string", path, k);
+        bool special;
+        snprintf(field, sizeof field, "added_tokens_decoder[\"%s\"].", k);
+        MQ_TRY(jbool(c, "special", false, &special, path, field, err));
+        const char *text = content->valuestring;
+        if (special || looks_special(text)) {
+            set_added(b, id, text, TT_CONTROL);
+            continue;
+        }
+        size_t n = 0;
+        for (const char *q = text; *q; n++) q += strncmp(q, SPIECE, 3) == 0 ? 3 : 1;
+        char *u = malloc(n + 1), *o = u;
+        MQ_TRY(own(b, u, path, err));
+        for (const char *q = text; *q;) {
+            if (strncmp(q, SPIECE, 3) == 0) {
+                *o++ = ' ';
+                q += 3;
+            } else {
+                *o++ = *q++;
+            }
+        }
+        *o = '\0';
+        set_added(b, id, u, TT_USER_DEFINED);
+    }
+    return MQ_OK;
+}
+
+/*
+** The vocabulary of tokenizer.model as convert_hf_to_gguf.py _create_vocab_sentencepiece builds
+** it: every piece with its score and type (UNKNOWN, CONTROL, UNUSED, BYTE; NORMAL for the rest,
+** USER_DEFINED pieces too), "[PAD<id>]" up to config vocab_size, then added_tokens.json and
+** tokenizer_config.json added_tokens_decoder over them. A piece beyond vocab_size is refused
+** (the converter drops the pieces from there on: a silently shorter vocabulary).
+*/
+static enum mq_status read_spm_tokens(struct vb *b, uint64_t config_vocab_size, struct mq_error *err)
+{
+    const struct mq_spm_model *m = &b->sm;
+    const char *path = b->p_model;
+    MQ_TRY(check_spm_supported(b, err));
+    if (config_vocab_size && m->n_pieces > config_vocab_size)
+        return MQ_FAIL(err, MQ_E_CORRUPT, "vocab-size",
+                       "%s: %u pieces, more than the model's vocab_size %" PRIu64
+                       " (config.json vocab_size must cover every token)", path, m->n_pieces, config_vocab_size);
+    uint64_t n = config_vocab_size ? config_vocab_size : m->n_pieces;
+    MQ_TRY(alloc_tokens(b, n, path, err));
+    static const int32_t type_of[] = {
+        [MQ_SPM_NORMAL] = TT_NORMAL,   [MQ_SPM_UNKNOWN] = TT_UNKNOWN, [MQ_SPM_CONTROL] = TT_CONTROL,
+        [MQ_SPM_USER_DEFINED] = TT_NORMAL, [MQ_SPM_UNUSED] = TT_UNUSED, [MQ_SPM_BYTE] = TT_BYTE,
+    };
+    for (uint32_t i = 0; i < m->n_pieces; i++) {
+        const struct mq_spm_piece *pc = &m->pieces[i];
+        b->t[i] = (struct vtok){.text = pc->text, .len = pc->len, .used = true, .in_vocab = true,
+                                .type = type_of[pc->type], .first_rank = -1, .score = pc->score};
+    }
+    for (uint32_t i = m->n_pieces; i < b->n; i++) MQ_TRY(set_pad(b, i, path, err));
+    MQ_TRY(read_added_tokens_json(b, err));
+    MQ_TRY(read_added_tokens_decoder(b, err));
+    return build_index(b, path, err);
+}
+
+/*
+** llama.cpp's byte fallback (llama_vocab byte_to_token) takes the <0xNN> token, else the byte
+** itself as a one-byte token (Gemma's tokenizer.json has "\t" for <0x09>); with neither,
+** tokenizing a text that needs the byte throws. So every byte needs one of the two.
+*/
+static enum mq_status check_byte_tokens(const struct vb *b, const char *path, const char *why, struct mq_error *err)
+{
+    for (unsigned c = 0; c < 256; c++) {
+        char bt[8], raw[2] = {(char)c, 0};
+        snprintf(bt, sizeof bt, "<0x%02X>", c);
+        if (lookup(b, bt, 6) < 0 && (c == 0 || lookup(b, raw, 1) < 0))
+            return MQ_FAIL(err, MQ_E_CORRUPT, "tokenizer-vocab",
+                           "%s: %s but the vocabulary has no %s token (llama.cpp's byte fallback needs all 256)", path,
+                           why, bt);
     }
     return MQ_OK;
 }
@@ -581,53 +792,100 @@ static bool is_replace_space(const cJSON *o)
 
 static bool is_prepend_spiece(const cJSON *o) { return jtype(o, "Prepend") && jstr_eq(jget(o, "prepend"), SPIECE); }
 
+/* The normalizer steps of `norm` (one, or a Sequence's list) into st[0..*n); false if over `cap`. */
+static bool norm_steps(const cJSON *norm, const cJSON **st, int cap, int *n)
+{
+    *n = 0;
+    if (jabsent(norm)) return true;
+    const cJSON *list = jtype(norm, "Sequence") ? jget(norm, "normalizers") : NULL;
+    if (!list) {
+        st[(*n)++] = norm;
+        return true;
+    }
+    if (!cJSON_IsArray(list)) return false;
+    for (const cJSON *c = list->child; c; c = c->next) {
+        if (*n == cap) return false;
+        st[(*n)++] = c;
+    }
+    return true;
+}
+
+/* normalizer tests */
+static bool norm_prepend_replace(const cJSON *n)
+{
+    const cJSON *st[3];
+    int k;
+    return norm_steps(n, st, 3, &k) && k == 2 && is_prepend_spiece(st[0]) && is_replace_space(st[1]);
+}
+static bool norm_replace(const cJSON *n)
+{
+    const cJSON *st[3];
+    int k;
+    return norm_steps(n, st, 3, &k) && k == 1 && is_replace_space(st[0]);
+}
+static bool norm_none(const cJSON *n) { return jabsent(n); }
+
+/* pre-tokenizer tests */
+static bool pre_none(const cJSON *p) { return jabsent(p); }
+/* Split on the String " ", not inverted, any behaviour: after Replace(" " -> "▁") the text holds
+** no " ", so the split finds nothing and passes the text on whole (Gemma's tokenizer.json). */
+static bool pre_split_space(const cJSON *p)
+{
+    return jtype(p, "Split") && jstr_eq(jget(jget(p, "pattern"), "String"), " ") && cJSON_IsFalse(jget(p, "invert"));
+}
+static bool pre_metaspace(const cJSON *p)
+{
+    return jtype(p, "Metaspace") && jstr_eq(jget(p, "replacement"), SPIECE) && cJSON_IsFalse(jget(p, "split"));
+}
+
+/* Metaspace's prefix: prepend_scheme always/first -> 1, never -> 0, the older add_prefix_space
+** boolean; -1 for anything else. */
+static int metaspace_prefix(const cJSON *pre)
+{
+    const cJSON *ps = jget(pre, "prepend_scheme"), *apf = jget(pre, "add_prefix_space");
+    if (jstr_eq(ps, "always") || jstr_eq(ps, "first")) return 1;
+    if (jstr_eq(ps, "never")) return 0;
+    if (jabsent(ps) && cJSON_IsBool(apf)) return cJSON_IsTrue(apf);
+    return -1;
+}
+
 /*
 ** Byte-fallback family: llama.cpp's SPM tokenizer adds " " in front of the text (and after every
 ** special token) when add_space_prefix, then writes every space as "▁". The tokenizer.json forms
-** that do exactly that are accepted:
-**   normalizer Sequence[Prepend("▁"), Replace(" " -> "▁")], no pre-tokenizer   (Llama 2)
-**   normalizer Replace(" " -> "▁") (alone or in a Sequence), no pre-tokenizer  (no prefix)
-**   no normalizer, pre-tokenizer Metaspace("▁", split=false, prepend_scheme)    (Mistral)
+** that do exactly that, one row each (prefix: add_space_prefix; -1 = Metaspace's prepend_scheme):
 ** With Metaspace the prefix is not added when the text already starts with a space; llama.cpp
 ** adds it anyway, so texts with leading spaces differ there (a known llama.cpp difference).
 */
+static const struct spm_form {
+    const char *name;
+    bool (*normalizer)(const cJSON *);
+    bool (*pre)(const cJSON *);
+    int prefix;
+} spm_forms[] = {
+    {"Llama 2: normalizer Sequence[Prepend(\"▁\"), Replace(\" \" -> \"▁\")]", norm_prepend_replace, pre_none, 1},
+    {"normalizer Replace(\" \" -> \"▁\") (alone or in a Sequence)", norm_replace, pre_none, 0},
+    {"Gemma: normalizer Replace(\" \" -> \"▁\"), pre_tokenizer Split(\" \")", norm_replace, pre_split_space, 0},
+    {"Mistral: pre_tokenizer Metaspace(\"▁\", split=false)", norm_none, pre_metaspace, -1},
+};
+
 static enum mq_status spm_whitespace(struct vb *b, struct mq_error *err)
 {
     const cJSON *norm = jget(b->tok, "normalizer"), *pre = jget(b->tok, "pre_tokenizer");
-    if (jabsent(pre)) {
-        const cJSON *list = jtype(norm, "Sequence") ? jget(norm, "normalizers") : NULL;
-        int n = cJSON_IsArray(list) ? cJSON_GetArraySize(list) : 0;
-        if (n == 2 && is_prepend_spiece(cJSON_GetArrayItem(list, 0)) && is_replace_space(cJSON_GetArrayItem(list, 1))) {
-            b->add_space_prefix = true;
-            return MQ_OK;
-        }
-        if ((n == 1 && is_replace_space(cJSON_GetArrayItem(list, 0))) || is_replace_space(norm)) {
-            b->add_space_prefix = false;
-            return MQ_OK;
-        }
-    } else if (jabsent(norm) && jtype(pre, "Metaspace") && jstr_eq(jget(pre, "replacement"), SPIECE) &&
-               cJSON_IsFalse(jget(pre, "split"))) {
-        const cJSON *ps = jget(pre, "prepend_scheme"), *apf = jget(pre, "add_prefix_space");
-        if (jstr_eq(ps, "always") || jstr_eq(ps, "first")) {
-            b->add_space_prefix = true;
-            return MQ_OK;
-        }
-        if (jstr_eq(ps, "never")) {
-            b->add_space_prefix = false;
-            return MQ_OK;
-        }
-        if (jabsent(ps) && cJSON_IsBool(apf)) { /* the older serialization */
-            b->add_space_prefix = cJSON_IsTrue(apf);
-            return MQ_OK;
-        }
+    for (size_t i = 0; i < sizeof spm_forms / sizeof spm_forms[0]; i++) {
+        const struct spm_form *f = &spm_forms[i];
+        if (!f->normalizer(norm) || !f->pre(pre)) continue;
+        int prefix = f->prefix >= 0 ? f->prefix : metaspace_prefix(pre);
+        if (prefix < 0) break;
+        b->add_space_prefix = prefix == 1;
+        return MQ_OK;
     }
     char dn[256], dp[256];
     describe(norm, dn, sizeof dn);
     describe(pre, dp, sizeof dp);
     return MQ_FAIL(err, MQ_E_UNSUPPORTED, "tokenizer-normalizer",
                    "%s: byte_fallback BPE with normalizer %s and pre_tokenizer %s: llama.cpp's SPM tokenizer only adds a "
-                   "\"" SPIECE "\" prefix and writes spaces as \"" SPIECE "\" (Prepend+Replace normalizers or a "
-                   "Metaspace pre_tokenizer with split=false)",
+                   "\"" SPIECE "\" prefix and writes spaces as \"" SPIECE "\" (Prepend+Replace or Replace normalizers, "
+                   "optionally a Split(\" \") after Replace, or a Metaspace pre_tokenizer with split=false)",
                    b->p_tok, dn, dp);
 }
 
@@ -657,15 +915,7 @@ static enum mq_status classify(struct vb *b, struct mq_error *err)
             return MQ_FAIL(err, MQ_E_UNSUPPORTED, "tokenizer-model",
                            "%s: model.ignore_merges with byte_fallback: llama.cpp's SPM tokenizer cannot skip merges", path);
         MQ_TRY(spm_whitespace(b, err));
-        for (unsigned c = 0; c < 256; c++) {
-            char bt[8];
-            snprintf(bt, sizeof bt, "<0x%02X>", c);
-            if (lookup(b, bt, 6) < 0)
-                return MQ_FAIL(err, MQ_E_CORRUPT, "tokenizer-vocab",
-                               "%s: model.byte_fallback is true but the vocabulary has no %s token (llama.cpp's byte "
-                               "fallback needs all 256)",
-                               path, bt);
-        }
+        MQ_TRY(check_byte_tokens(b, path, "model.byte_fallback is true", err));
         const cJSON *unk = jget(b->model, "unk_token");
         if (cJSON_IsString(unk)) {
             int64_t id = lookup(b, unk->valuestring, strlen(unk->valuestring));
@@ -758,6 +1008,10 @@ static enum mq_status read_specials(struct vb *b, struct mq_error *err)
             if (*slots[k] < 0) *slots[k] = id;
         }
     }
+    /* last, a tokenizer.model's own ids (llama.cpp's SPM defaults are the same: unk 0, bos 1, eos 2) */
+    const int32_t spm_ids[4] = {b->sm.bos_id, b->sm.eos_id, b->sm.unk_id, b->sm.pad_id};
+    for (int k = 0; b->spm && k < 4; k++)
+        if (*slots[k] < 0 && spm_ids[k] >= 0) *slots[k] = spm_ids[k];
     return MQ_OK;
 }
 
@@ -802,6 +1056,9 @@ static enum mq_status read_flags(struct vb *b, struct mq_error *err)
         have_bos = !jabsent(vb_);
         have_eos = !jabsent(ve);
     }
+    /* tokenizer.model without add_bos_token: llama.cpp's SPM default (and transformers' Llama and
+    ** Gemma tokenizers'): a BOS when there is one */
+    if (b->spm && !have_bos) b->add_bos = b->bos >= 0;
     const cJSON *tp = template_processing(jget(b->tok, "post_processor"));
     const cJSON *single = tp ? jget(tp, "single") : NULL;
     if (cJSON_IsArray(single) && single->child) {
@@ -902,13 +1159,13 @@ static enum mq_status emit(const struct vb *b, struct mq_meta *m, struct mq_erro
         lens[i] = b->t[i].len;
         types[i] = b->t[i].type;
         int64_t r = b->t[i].first_rank >= 0 ? b->t[i].first_rank : (int64_t)b->n_merges;
-        scores[i] = (float)-r; /* exact: r < 2^24 */
+        scores[i] = b->spm ? b->t[i].score : (float)-r; /* exact: r < 2^24 */
     }
-    if (b->llama && b->unk >= 0 && s == MQ_OK) types[b->unk] = TT_UNKNOWN;
+    if (b->llama && !b->spm && b->unk >= 0 && s == MQ_OK) types[b->unk] = TT_UNKNOWN;
     if (s == MQ_OK) s = mq_meta_set_str_array(m, "tokenizer.ggml.tokens", strs, lens, b->n, err);
     if (s == MQ_OK && b->llama) s = mq_meta_set_array(m, "tokenizer.ggml.scores", MQ_META_F32, scores, b->n, err);
     if (s == MQ_OK) s = mq_meta_set_array(m, "tokenizer.ggml.token_type", MQ_META_I32, types, b->n, err);
-    if (s == MQ_OK)
+    if (s == MQ_OK && !b->spm) /* the converter writes no merges for a tokenizer.model */
         s = mq_meta_set_str_array(m, "tokenizer.ggml.merges", (const char *const *)b->merge_s, b->merge_len,
                                   b->n_merges, err);
     free(strs);
@@ -951,12 +1208,18 @@ static enum mq_status replace_tokenizer_keys(struct mq_meta *out, struct mq_meta
     return MQ_OK;
 }
 
-enum mq_status mq_gguf_vocab_from_hf_config(const char *model_dir, const cJSON *config, uint64_t config_vocab_size,
-                                            struct mq_meta *out, struct mq_error *err)
+/*
+** One conversion: tokenizer.json (spm false) or tokenizer.model (spm true) plus the side files.
+** no_prefix: a tokenizer.model's add_space_prefix is false whatever add_dummy_prefix says (the
+** Gemma rule: Gemma2Model/Gemma3Model write add_space_prefix false after the sentencepiece vocab).
+*/
+static enum mq_status vocab_run(const char *model_dir, const cJSON *config, uint64_t config_vocab_size, bool spm,
+                                bool no_prefix, struct mq_meta *out, struct mq_error *err)
 {
     struct vb *b = calloc(1, sizeof *b);
     if (!b) return nomem(err, model_dir);
     b->bos = b->eos = b->unk = b->pad = -1;
+    b->spm = spm;
     struct mq_meta tmp;
     mq_meta_init(&tmp);
     enum mq_status s = make_path(b->p_tok, sizeof b->p_tok, model_dir, "tokenizer.json", err);
@@ -964,13 +1227,25 @@ enum mq_status mq_gguf_vocab_from_hf_config(const char *model_dir, const cJSON *
     if (s == MQ_OK) s = make_path(b->p_cfg, sizeof b->p_cfg, model_dir, "config.json", err);
     if (s == MQ_OK) s = make_path(b->p_gen, sizeof b->p_gen, model_dir, "generation_config.json", err);
     if (s == MQ_OK) s = make_path(b->p_jinja, sizeof b->p_jinja, model_dir, "chat_template.jinja", err);
-    if (s == MQ_OK) s = load_json(b->p_tok, TOKENIZER_JSON_MAX, TOKENIZER_JSON_NODES, true, &b->tok, err);
+    if (s == MQ_OK) s = make_path(b->p_model, sizeof b->p_model, model_dir, "tokenizer.model", err);
+    if (s == MQ_OK) s = make_path(b->p_added, sizeof b->p_added, model_dir, "added_tokens.json", err);
+    if (s == MQ_OK && !spm) s = load_json(b->p_tok, TOKENIZER_JSON_MAX, TOKENIZER_JSON_NODES, true, &b->tok, err);
+    if (s == MQ_OK && spm) s = mq_spm_read(b->p_model, &b->sm, err);
+    if (s == MQ_OK && spm) s = load_json(b->p_added, SIDE_FILE_MAX, SIDE_FILE_NODES, false, &b->added, err);
     if (s == MQ_OK) s = load_json(b->p_tcfg, SIDE_FILE_MAX, SIDE_FILE_NODES, false, &b->tcfg, err);
     b->cfg = config;
     if (s == MQ_OK) s = load_json(b->p_gen, SIDE_FILE_MAX, SIDE_FILE_NODES, false, &b->gen, err);
-    if (s == MQ_OK) s = read_tokens(b, config_vocab_size, err);
-    if (s == MQ_OK) s = read_merges(b, err);
-    if (s == MQ_OK) s = classify(b, err);
+    if (spm) {
+        b->llama = true;
+        b->pre = "default";
+        b->add_space_prefix = b->sm.add_dummy_prefix && !no_prefix;
+        if (s == MQ_OK) s = read_spm_tokens(b, config_vocab_size, err);
+        if (s == MQ_OK) s = check_byte_tokens(b, b->p_model, "llama.cpp's SPM tokenizer falls back to bytes", err);
+    } else {
+        if (s == MQ_OK) s = read_tokens(b, config_vocab_size, err);
+        if (s == MQ_OK) s = read_merges(b, err);
+        if (s == MQ_OK) s = classify(b, err); /* a tokenizer.json states its own prefix */
+    }
     if (s == MQ_OK) s = read_specials(b, err);
     if (s == MQ_OK) s = read_flags(b, err);
     if (s == MQ_OK) s = read_jinja(b, err);
@@ -984,11 +1259,46 @@ enum mq_status mq_gguf_vocab_from_hf_config(const char *model_dir, const cJSON *
     free(b->slot);
     free(b->t);
     free(b->jinja);
+    mq_spm_free(&b->sm);
     cJSON_Delete(b->tok);
     cJSON_Delete(b->tcfg);
     cJSON_Delete(b->gen);
+    cJSON_Delete(b->added);
     free(b);
     return s;
+}
+
+enum mq_status mq_gguf_vocab_from_hf_config(const char *model_dir, const cJSON *config, uint64_t config_vocab_size,
+                                            struct mq_meta *out, struct mq_error *err)
+{
+    return vocab_run(model_dir, config, config_vocab_size, false, false, out, err);
+}
+
+enum mq_status mq_gguf_vocab_from_spm_config(const char *model_dir, const cJSON *config, uint64_t config_vocab_size,
+                                             struct mq_meta *out, struct mq_error *err)
+{
+    return vocab_run(model_dir, config, config_vocab_size, true, false, out, err);
+}
+
+enum mq_status mq_gguf_vocab_from_folder(const char *model_dir, const cJSON *config, uint64_t config_vocab_size,
+                                         enum mq_vocab_rule rule, struct mq_meta *out, struct mq_error *err)
+{
+    char p_model[4200], p_json[4200];
+    MQ_TRY(make_path(p_model, sizeof p_model, model_dir, "tokenizer.model", err));
+    MQ_TRY(make_path(p_json, sizeof p_json, model_dir, "tokenizer.json", err));
+    bool have_model = !file_absent(p_model), have_json = !file_absent(p_json);
+    bool no_prefix = rule == MQ_VOCAB_GEMMA;
+    if (have_model && rule != MQ_VOCAB_JSON_ONLY)
+        return vocab_run(model_dir, config, config_vocab_size, true, no_prefix, out, err);
+    if (have_json) return vocab_run(model_dir, config, config_vocab_size, false, false, out, err);
+    if (have_model)
+        return MQ_FAIL(err, MQ_E_UNSUPPORTED, "tokenizer-missing",
+                       "%s: no tokenizer.json, and llama.cpp's converter reads this architecture's vocabulary from "
+                       "tokenizer.json only (not tokenizer.model); --no-vocab writes a GGUF without a tokenizer",
+                       model_dir);
+    return MQ_FAIL(err, MQ_E_UNSUPPORTED, "tokenizer-missing",
+                   "%s: no tokenizer.json or tokenizer.model, so the GGUF could not tokenize text; --no-vocab writes "
+                   "one with token ids only (tokenizer.ggml.model \"none\")", model_dir);
 }
 
 enum mq_status mq_gguf_vocab_from_hf(const char *model_dir, uint64_t config_vocab_size, struct mq_meta *out,

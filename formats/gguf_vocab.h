@@ -1,7 +1,8 @@
 /*
 ** gguf_vocab.h - a Hugging Face tokenizer as the tokenizer.* metadata llama.cpp reads.
 **
-** Two tokenizer families are converted, both BPE models in tokenizer.json:
+** Two tokenizer families are converted from tokenizer.json, both BPE models (and SentencePiece
+** tokenizer.model files, see mq_gguf_vocab_from_spm_config below):
 **
 **   byte-level BPE (GPT-2, Llama 3, Qwen2: a ByteLevel pre-tokenizer, no byte_fallback)
 **       tokenizer.ggml.model "gpt2", the merges, and tokenizer.ggml.pre named after the
@@ -12,7 +13,8 @@
 **   BPE with byte fallback (Llama 2, Mistral: tokenizer.json converted from SentencePiece,
 **   "▁" for spaces, <0x00>..<0xFF> byte tokens)
 **       tokenizer.ggml.model "llama", pre "default", add_space_prefix from the normalizer or
-**       Metaspace pre-tokenizer, and synthesised scores. llama.cpp's SPM tokenizer merges the
+**       Metaspace pre-tokenizer (the forms accepted are rows of spm_forms in gguf_vocab.c: Llama 2,
+**       Replace only, Gemma's Replace + Split(" "), Mistral's Metaspace), and synthesised scores. llama.cpp's SPM tokenizer merges the
 **       adjacent pair whose concatenation is a token with the highest score (leftmost on ties)
 **       and never looks at merges, while Hugging Face's BPE applies the merge of lowest rank
 **       (leftmost on ties). With
@@ -72,6 +74,39 @@ enum mq_status mq_gguf_vocab_from_hf(const char *model_dir, uint64_t config_voca
 struct cJSON;
 enum mq_status mq_gguf_vocab_from_hf_config(const char *model_dir, const struct cJSON *config,
                                             uint64_t config_vocab_size, struct mq_meta *out, struct mq_error *err);
+
+/*
+** A SentencePiece tokenizer.model (formats/spm_model.h) as llama.cpp's converter writes it
+** (convert_hf_to_gguf.py _create_vocab_sentencepiece + SpecialVocab): tokenizer.ggml.model
+** "llama", pre "default", every piece with its score and type (USER_DEFINED pieces as NORMAL, as
+** the converter writes them), "[PAD<id>]" (score -10000, unused) up to config_vocab_size, then
+** added_tokens.json (user-defined, score -1000) and tokenizer_config.json added_tokens_decoder
+** (control when special or looking special - "<|...|>", "<unused...>", "<pad>", "<mask>" ... -
+** else user-defined with "▁" written " "; score -1000) over them; no merges. add_space_prefix is
+** normalizer_spec.add_dummy_prefix. Special ids as for tokenizer.json, then trainer_spec's
+** unk/bos/eos/pad ids; add_bos_token defaults to true when there is a BOS (llama.cpp's and
+** transformers' default for these tokenizers). Refused with the reason: what llama.cpp's SPM
+** tokenizer cannot reproduce (Unigram/WORD/CHAR models, a normalization map, remove_extra_whitespaces,
+** whitespace as suffix, a byte without a token), a piece id at or beyond config_vocab_size.
+** Added tokens with ids beyond the vocabulary are skipped, as the converter skips them.
+*/
+enum mq_status mq_gguf_vocab_from_spm_config(const char *model_dir, const struct cJSON *config,
+                                             uint64_t config_vocab_size, struct mq_meta *out, struct mq_error *err);
+
+/*
+** Which tokenizer file a family converts: the `vocab` field of its row in gguf_families.c (the
+** one place the precedence is set), from llama.cpp's converter's set_vocab of each model class:
+**   MQ_VOCAB_JSON_ONLY    tokenizer.json (tokenizer.model is not read): TextModel's default
+**   MQ_VOCAB_MODEL_FIRST  tokenizer.model when present, else tokenizer.json
+**   MQ_VOCAB_GEMMA        the same, a tokenizer.model written with add_space_prefix false
+**                         (Gemma 2, Gemma 3; a tokenizer.json keeps the prefix it declares)
+*/
+enum mq_vocab_rule { MQ_VOCAB_JSON_ONLY = 0, MQ_VOCAB_MODEL_FIRST, MQ_VOCAB_GEMMA };
+
+/* The vocabulary of a model folder by `rule`. A folder with no file to convert is refused
+** (MQ_E_UNSUPPORTED, "tokenizer-missing") naming --no-vocab; nothing is ever written as "none". */
+enum mq_status mq_gguf_vocab_from_folder(const char *model_dir, const struct cJSON *config, uint64_t config_vocab_size,
+                                         enum mq_vocab_rule rule, struct mq_meta *out, struct mq_error *err);
 
 /* Comma-separated tokenizer.ggml.pre names whose configuration is recognised (for messages). */
 const char *mq_gguf_vocab_pre_names(void);

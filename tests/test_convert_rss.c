@@ -105,7 +105,7 @@ Test(convert_rss, q8_0_of_a_253_mb_model_stays_under_the_rss_cap)
     struct child m = run(mk_argv, log);
     cr_assert_eq(m.status, 0, "mkbigmodel failed (%d): %s", m.status, head_of(log));
 
-    char *cv_argv[] = {(char *)bin, "convert", model, "-o", out, "--type", "q8_0", "-j", "2", NULL};
+    char *cv_argv[] = {(char *)bin, "convert", model, "-o", out, "--type", "q8_0", "-j", "2", "--no-vocab", NULL};
     struct child c = run(cv_argv, log);
     fprintf(stderr, "convert_rss: %s convert --type q8_0 -j 2: exit %d, peak RSS %.1f MiB (cap %d MiB%s)\n", bin,
             c.status, (double)c.maxrss_kib / 1024.0, RSS_CAP_MIB, BUILT_WITH_ASAN ? ", not checked under ASan" : "");

@@ -101,17 +101,6 @@ struct learner {
     int left[N_LEARNED], right[N_LEARNED]; /* the learned merges, in working ids */
 };
 
-static size_t utf8_len(unsigned char c) { return c < 0x80 ? 1 : c < 0xE0 ? 2 : c < 0xF0 ? 3 : 4; }
-
-static uint32_t utf8_cp(const char *s)
-{
-    const unsigned char *u = (const unsigned char *)s;
-    size_t n = utf8_len(u[0]);
-    uint32_t cp = n == 1 ? u[0] : n == 2 ? u[0] & 0x1Fu : n == 3 ? u[0] & 0x0Fu : u[0] & 0x07u;
-    for (size_t k = 1; k < n; k++) cp = (cp << 6) | (u[k] & 0x3Fu);
-    return cp;
-}
-
 static int find_work(const struct learner *L, const char *s, size_t len)
 {
     for (int i = 0; i < L->n_work; i++)
@@ -128,7 +117,7 @@ static int char_id(struct learner *L, const char *s, size_t len, int add)
     struct piece *p = &L->work[L->n_chars];
     memcpy(p->s, s, len);
     p->len = len;
-    p->first = utf8_cp(s);
+    p->first = dev_utf8_cp(s);
     L->n_work = ++L->n_chars;
     return L->n_chars - 1;
 }
@@ -160,7 +149,7 @@ static void learn(struct learner *L, struct word *words, int *n_words_out)
         w.ids[w.n++] = sp;
         L->work[sp].count++;
         for (const char *q = p; q < nl;) {
-            size_t n = utf8_len((unsigned char)*q);
+            size_t n = dev_utf8_len((unsigned char)*q);
             int id;
             if (*q == ' ') {
                 /* close the word, start the next one with "▁" */
@@ -292,8 +281,8 @@ static int build_merges(const struct vocab *v, struct merge *out, int cap)
     int n = 0;
     for (int t = FIRST_LEARNED; t < v->n; t++) {
         int first = n;
-        for (size_t at = utf8_len((unsigned char)v->text[t][0]); at < v->len[t];
-             at += utf8_len((unsigned char)v->text[t][at])) {
+        for (size_t at = dev_utf8_len((unsigned char)v->text[t][0]); at < v->len[t];
+             at += dev_utf8_len((unsigned char)v->text[t][at])) {
             int l = vocab_find(v, v->text[t], at), r = vocab_find(v, v->text[t] + at, v->len[t] - at);
             if (l < 0 || r < 0) continue;
             if (n == cap) dev_die("internal: too many merges");

@@ -51,6 +51,8 @@ struct mq_convert_options {
     bool pure;                     /* one type for every eligible tensor (no output Q6_K etc.) */
     bool reference_kernels;        /* use the plain C kernels (the bytes are the same) */
     bool raw_names;                /* GGUF: unsupported architecture -> tensor names unchanged */
+    bool no_vocab;                 /* GGUF: no tokenizer (tokenizer.ggml.model "none", token ids only);
+                                      without it a folder whose tokenizer cannot be converted is refused */
     bool double_quant;             /* NF4/FP4: double quantization of the absmax (nf4-dq implies it) */
     uint32_t blocksize;            /* NF4/FP4 block (bitsandbytes: 64..4096, power of two); 0 = 64 */
     uint64_t max_shard_size;       /* folder outputs: bytes per safetensors shard, 0 = one file;

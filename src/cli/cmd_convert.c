@@ -67,6 +67,9 @@ static const char *const convert_help =
     "                           default: the adapter's base_model_name_or_path in that cache). Writes the GGUF\n"
     "                           adapter llama.cpp loads with --lora (rsLoRA as alpha x sqrt(r))\n"
     "  --raw-names              unsupported architecture: keep the tensor names (llama.cpp cannot run it)\n"
+    "  --no-vocab               GGUF: write no tokenizer (token ids only; llama.cpp cannot tokenize text with\n"
+    "                           it). Without it the tokenizer (tokenizer.model or tokenizer.json) is converted,\n"
+    "                           and a folder whose tokenizer cannot be is refused\n"
     "  --reference-kernels      plain C kernels (same bytes; for checking)\n"
     "Exit codes: 0 ok, 1 internal, 2 usage, 3 bad input data, 4 I/O (disk full ...), 5 out of memory.\n";
 
@@ -270,7 +273,7 @@ int cmd_convert(int argc, char **argv)
     struct mq_type_override ov[MAX_PATTERNS];
     const char *keep[MAX_PATTERNS];
     struct mq_lora_merge loras[MAX_LORAS];
-    static char lora_dirs[MAX_LORAS][4096]; /* DIR of DIR:SCALE */
+    char lora_dirs[MAX_LORAS][4096];
     const char *report_path = NULL;
     bool quiet = false;
     char opt[64];
@@ -328,10 +331,10 @@ int cmd_convert(int argc, char **argv)
             char *end = NULL;
             double sc = colon ? strtod(colon + 1, &end) : 1.0;
             if (colon && end && end != colon + 1 && *end == '\0' && isfinite(sc)) {
-                char *dir = lora_dirs[o.n_loras];
-                if ((size_t)(colon - val) >= sizeof lora_dirs[0]) return cli_usage_error("convert", "--lora: path too long");
-                memcpy(dir, val, (size_t)(colon - val));
-                dir[colon - val] = '\0';
+                char *dir = lora_dirs[o.n_loras]; /* the DIR part, in this frame: nothing to free */
+                if ((size_t)(colon - val) >= sizeof lora_dirs[0])
+                    return cli_usage_error("convert", "--lora path too long");
+                snprintf(dir, sizeof lora_dirs[0], "%.*s", (int)(colon - val), val);
                 loras[o.n_loras++] = (struct mq_lora_merge){dir, sc};
             } else {
                 loras[o.n_loras++] = (struct mq_lora_merge){val, 1.0};
@@ -377,6 +380,8 @@ int cmd_convert(int argc, char **argv)
             o.split_max_tensors = (uint32_t)n;
         } else if (strcmp(a, "--raw-names") == 0) {
             o.raw_names = true;
+        } else if (strcmp(a, "--no-vocab") == 0) {
+            o.no_vocab = true;
         } else if (strcmp(a, "--reference-kernels") == 0) {
             o.reference_kernels = true;
         } else if (a[0] == '-' && a[1]) {

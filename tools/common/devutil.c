@@ -153,3 +153,14 @@ void dev_copy_file(const char *from_dir, const char *to_dir, const char *name)
     dev_write_file(to_dir, name, p, len);
     free(p);
 }
+
+size_t dev_utf8_len(unsigned char c) { return c < 0x80 ? 1 : c < 0xE0 ? 2 : c < 0xF0 ? 3 : 4; }
+
+uint32_t dev_utf8_cp(const char *s)
+{
+    const unsigned char *u = (const unsigned char *)s;
+    size_t n = dev_utf8_len(u[0]);
+    uint32_t cp = n == 1 ? u[0] : n == 2 ? u[0] & 0x1Fu : n == 3 ? u[0] & 0x0Fu : u[0] & 0x07u;
+    for (size_t k = 1; k < n; k++) cp = (cp << 6) | (u[k] & 0x3Fu);
+    return cp;
+}

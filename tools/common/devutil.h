@@ -63,4 +63,9 @@ uint64_t dev_splitmix64(uint64_t *state);
 ** depend on the order tensors are generated in. */
 uint64_t dev_fnv1a64(const char *s);
 
+/* UTF-8: the byte length of the character whose lead byte is c (1..4; valid text assumed), and
+** the code point at s (the fixture tools' own texts, known to be valid). */
+size_t dev_utf8_len(unsigned char c);
+uint32_t dev_utf8_cp(const char *s);
+
 #endif
