@@ -61,7 +61,7 @@ static enum mq_status rd_key(const struct rd *r, struct mq_span *s, uint32_t *fi
 {
     *field = 0;
     if (mq_span_left(s) == 0) return MQ_OK;
-    uint64_t k;
+    uint64_t k = 0;
     MQ_TRY(rd_varint(r, s, &k));
     if ((k >> 3) == 0 || (k >> 3) > 536870911u) return corrupt(r, s, "field number 0 or over 2^29-1");
     *field = (uint32_t)(k >> 3);
@@ -72,7 +72,7 @@ static enum mq_status rd_key(const struct rd *r, struct mq_span *s, uint32_t *fi
 /* A length-delimited value as its own span. */
 static enum mq_status rd_len(const struct rd *r, struct mq_span *s, struct mq_span *sub)
 {
-    uint64_t n;
+    uint64_t n = 0;
     MQ_TRY(rd_varint(r, s, &n));
     if (n > mq_span_left(s)) {
         char what[128];
@@ -88,9 +88,9 @@ static enum mq_status rd_len(const struct rd *r, struct mq_span *s, struct mq_sp
 
 static enum mq_status skip(const struct rd *r, struct mq_span *s, int wire)
 {
-    uint64_t v;
+    uint64_t v = 0;
     const uint8_t *p;
-    struct mq_span sub;
+    struct mq_span sub = {0};
     switch (wire) {
     case WT_VARINT: return rd_varint(r, s, &v);
     case WT_FIXED64: return mq_span_bytes(s, 8, &p) ? corrupt(r, s, "truncated fixed64") : MQ_OK;
@@ -110,7 +110,7 @@ static enum mq_status want_wire(const struct rd *r, const struct mq_span *s, int
 
 static enum mq_status rd_bool(const struct rd *r, struct mq_span *s, int wire, const char *name, bool *out)
 {
-    uint64_t v;
+    uint64_t v = 0;
     MQ_TRY(want_wire(r, s, wire, WT_VARINT, name));
     MQ_TRY(rd_varint(r, s, &v));
     *out = v != 0;
@@ -120,7 +120,7 @@ static enum mq_status rd_bool(const struct rd *r, struct mq_span *s, int wire, c
 /* int32 fields are sign-extended to 64 bits on the wire (-1 is ten bytes). */
 static enum mq_status rd_i32(const struct rd *r, struct mq_span *s, int wire, const char *name, int32_t *out)
 {
-    uint64_t v;
+    uint64_t v = 0;
     MQ_TRY(want_wire(r, s, wire, WT_VARINT, name));
     MQ_TRY(rd_varint(r, s, &v));
     if (v > 0x7fffffffu && v < 0xffffffff80000000ull) {
@@ -134,8 +134,8 @@ static enum mq_status rd_i32(const struct rd *r, struct mq_span *s, int wire, co
 
 static enum mq_status parse_trainer(const struct rd *r, struct mq_span s, struct mq_spm_model *m)
 {
-    uint32_t f;
-    int w;
+    uint32_t f = 0;
+    int w = 0;
     for (;;) {
         MQ_TRY(rd_key(r, &s, &f, &w));
         if (!f) return MQ_OK;
@@ -156,9 +156,9 @@ static enum mq_status parse_trainer(const struct rd *r, struct mq_span s, struct
 
 static enum mq_status parse_normalizer(const struct rd *r, struct mq_span s, struct mq_spm_model *m)
 {
-    uint32_t f;
-    int w;
-    struct mq_span v;
+    uint32_t f = 0;
+    int w = 0;
+    struct mq_span v = {0};
     for (;;) {
         MQ_TRY(rd_key(r, &s, &f, &w));
         if (!f) return MQ_OK;
@@ -193,8 +193,8 @@ static enum mq_status parse_normalizer(const struct rd *r, struct mq_span s, str
 static enum mq_status parse_piece(const struct rd *r, struct mq_span s, uint32_t idx, bool store,
                                   struct mq_spm_model *m, size_t *pool_off)
 {
-    uint32_t f;
-    int w;
+    uint32_t f = 0;
+    int w = 0;
     struct mq_span text = {NULL, 0, 0};
     bool have_text = false;
     uint32_t bits = 0;
@@ -248,8 +248,8 @@ static enum mq_status parse_top(const struct rd *r, const uint8_t *buf, size_t l
                                 struct mq_spm_model *m, uint32_t *n_pieces, size_t *pool_bytes)
 {
     struct mq_span s = {buf, len, 0}, sub;
-    uint32_t f;
-    int w;
+    uint32_t f = 0;
+    int w = 0;
     uint32_t n = 0;
     size_t pool = 0;
     for (;;) {
