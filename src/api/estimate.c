@@ -225,8 +225,9 @@ enum mq_status mq_estimate_model(const struct mq_model *m, const struct mq_estim
         /* llama.cpp's CPU compute buffer (ggml-alloc's peak over the graph, reserved for ub tokens
          * that all output logits), f32 values per token: the largest of the output stage, the FFN
          * stage and the attention stage, n_kv = the cache's cells and the mask n_kv f32 values per
-         * token (f16 with flash attention, which never forms the heads x n_kv scores). Fitted to
-         * the buffers llama.cpp reports (tests/test_compute_buffer.c: within 10%). */
+         * token (f16 with flash attention, which never forms the heads x n_kv scores); the mask is
+         * an input every layer reads, so it stays allocated through the FFN stages between them.
+         * Fitted to the buffers llama.cpp reports (tests/test_compute_buffer.c: within 10%). */
         /* per sequence stream (llama.cpp keeps one per sequence: the scores span one stream's cells);
          * a model with sliding layers has a second mask, over the SWA cache's cells */
         uint64_t E = c->hidden_size, kvd = 0, n_kv = padded, mask = padded, st_out, st_ffn, st_att, t1, t2;
@@ -244,6 +245,7 @@ enum mq_status mq_estimate_model(const struct mq_model *m, const struct mq_estim
             ovf |= mq_ckd_add_u64(&st_att, t1, t2);                            /* 5E + 4 kv_dim + mask */
             ovf |= mq_ckd_add_u64(&st_att, st_att, mask / 2);
         } else {
+            ovf |= mq_ckd_add_u64(&st_ffn, st_ffn, mask);                      /* + the f32 mask(s) */
             ovf |= mq_ckd_mul_u64(&t2, 2, kvd);
             ovf |= mq_ckd_add_u64(&st_att, t1, t2);                            /* 5E + 2 kv_dim */
             ovf |= mq_ckd_mul_u64(&t2, c->num_heads, n_kv);                    /* + scores + f32 mask(s) */
@@ -254,13 +256,21 @@ enum mq_status mq_estimate_model(const struct mq_model *m, const struct mq_estim
         if (st_att > width) width = st_att;
         uint64_t cb[] = {4, ub, width};
         ovf |= mul_all(&out->compute_bytes, cb, 3);
-        if (opt->flash_attn) {
+        if (opt->flash_attn && (opt->kv_type_k == MQ_CODEC_F32 || opt->kv_type_v == MQ_CODEC_F32)) {
             /* flash attention takes an F32 K or V cache as an F16 copy of all its cells (quantized
-             * types it reads as they are): kv_cells x kv_dim x 2 bytes each */
+             * types it reads as they are): a stage of its own, kv_cells x kv_dim x 2 bytes per copy
+             * beside the mask and two hidden-size rows per token; it counts when it is the widest */
+            uint64_t cast = 0, stage = 0;
             ovf |= mq_ckd_mul_u64(&t1, out->kv_cells, kvd);
             ovf |= mq_ckd_mul_u64(&t1, t1, 2);
-            if (opt->kv_type_k == MQ_CODEC_F32) ovf |= mq_ckd_add_u64(&out->compute_bytes, out->compute_bytes, t1);
-            if (opt->kv_type_v == MQ_CODEC_F32) ovf |= mq_ckd_add_u64(&out->compute_bytes, out->compute_bytes, t1);
+            if (opt->kv_type_k == MQ_CODEC_F32) ovf |= mq_ckd_add_u64(&cast, cast, t1);
+            if (opt->kv_type_v == MQ_CODEC_F32) ovf |= mq_ckd_add_u64(&cast, cast, t1);
+            ovf |= mq_ckd_mul_u64(&t2, 2, E);
+            ovf |= mq_ckd_add_u64(&t2, t2, mask / 2);
+            uint64_t cs[] = {4, ub, t2};
+            ovf |= mul_all(&stage, cs, 3);
+            ovf |= mq_ckd_add_u64(&stage, stage, cast);
+            if (stage > out->compute_bytes) out->compute_bytes = stage;
         }
         ovf |= mq_ckd_add_u64(&out->overhead_bytes, opt->reserve_bytes, out->compute_bytes);
         for (int k = 0; k < MQ_ESTIMATE_ROWS; k++) {
