@@ -3,7 +3,8 @@
 //   node check-report.mjs svg FILE.html   every <svg>...</svg> of the file parsed as a standalone XML
 //                                         document by saxes (a strict, namespace-aware parser: any
 //                                         well-formedness error fails); prints JSON:
-//                                         {"svgs": N, "marks": [{"svg": class, "el": name, "a": {attrs}}]}
+//                                         {"svgs": N, "marks": [{"svg": class, "i": index of the svg,
+//                                         "el": name, "a": {attrs}}]}
 //                                         for every element that has a class and a data-* attribute,
 //                                         and {"external": [...]} for any src/href/url() that is not
 //                                         a fragment ("#x") or data: URL.
@@ -45,7 +46,7 @@ if (mode === "svg") {
         svgClass = a.class || "";
       }
       if (a.class && Object.keys(a).some((n) => n.startsWith("data-")))
-        marks.push({ svg: svgClass, el: node.name, a });
+        marks.push({ svg: svgClass, i: k, el: node.name, a });
     });
     parser.write(text).close();
   });
