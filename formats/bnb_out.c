@@ -514,7 +514,7 @@ static enum mq_status bnb_layout(struct mq_plan *p, struct mq_error *err)
         if (st->conv1d[i]) {
             /* bitsandbytes quantizes Conv1D weights transposed to [out, in] (and transformers does not
              * transpose pre-quantized ones back): read them transposed */
-            MQ_TRY(mq_plan_add_xform(t, (struct mq_xform){MQ_XFORM_TRANSPOSE, 0, 0}, err));
+            MQ_TRY(mq_plan_add_xform(t, (struct mq_xform){.kind = MQ_XFORM_TRANSPOSE}, err));
             MQ_TRY(mq_codec_tensor_bytes(t->codec, &t->params, t->numel, t->row_len, &t->bytes, err));
         }
         size_t nl = strlen(name);

@@ -843,12 +843,12 @@ static enum mq_status apply_acts(struct mq_plan *p, const struct mq_family *f, c
         if (rule && s == MQ_OK) {
             const bool q = rule->flags & TR_Q, kk = rule->flags & TR_K;
             if (f->permute_qk && (q || kk) && p->opt->debug_qk_permute != 1) {
-                struct mq_xform x = {MQ_XFORM_PERMUTE_HEADS, q || p->opt->debug_qk_permute == 2 ? h->u[HP_HEADS]
-                                                                                                : h->u[HP_KV], 0};
+                struct mq_xform x = {.kind = MQ_XFORM_PERMUTE_HEADS,
+                                     .n = q || p->opt->debug_qk_permute == 2 ? h->u[HP_HEADS] : h->u[HP_KV]};
                 s = mq_plan_add_xform(t, x, err); /* a bias permutes its elements as rows */
             }
             if (s == MQ_OK && f->norm_plus_one && (rule->flags & TR_NORM)) {
-                struct mq_xform x = {MQ_XFORM_ADD_CONST, 0, 1.0f};
+                struct mq_xform x = {.kind = MQ_XFORM_ADD_CONST, .c = 1.0f};
                 s = mq_plan_add_xform(t, x, err);
             }
         }
@@ -881,10 +881,13 @@ enum mq_status mq_gguf_arch_apply(struct mq_plan *p, bool *applied, struct mq_er
 {
     const struct mq_model *m = p->model;
     *applied = false;
+    if (m->lora && (!m->config.present || !m->config.architecture[0]))
+        return MQ_FAIL(err, MQ_E_USAGE, "base", "%s: a LoRA adapter needs its base model's config.json (with "
+                       "\"architectures\")", m->input_path);
     if (!m->config.present || !m->config.architecture[0]) return MQ_OK;
     const struct mq_family *f = mq_family_find(m->config.architecture);
     if (!f) {
-        if (p->opt->raw_names) return MQ_OK;
+        if (p->opt->raw_names && !m->lora) return MQ_OK;
         char list[1024];
         mq_family_list(list, sizeof list);
         return MQ_FAIL(err, MQ_E_UNSUPPORTED, "architecture",
@@ -896,6 +899,11 @@ enum mq_status mq_gguf_arch_apply(struct mq_plan *p, bool *applied, struct mq_er
     struct mq_hvals h;
     const size_t n_inputs = p->n;
     MQ_TRY(read_hparams(&c, f, &h, err));
+    if (m->lora) { /* the adapter's pairs; the base's own checks are its conversion's */
+        MQ_TRY(mq_gguf_lora_plan(p, f, &h, c.path, err));
+        *applied = true;
+        return MQ_OK;
+    }
     MQ_TRY(check_fixed(&c, f, err));
     if (f->check) MQ_TRY(f->check(f, c.root, c.path, &h, err));
     struct act *acts = calloc(n_inputs ? n_inputs : 1, sizeof *acts);

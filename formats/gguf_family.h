@@ -118,6 +118,12 @@ struct mq_family {
     mq_family_check_fn check;
 };
 
+struct mq_plan;
+/* gguf_lora.c: a PEFT adapter's tensors named, checked and transformed for the family, and the
+** adapter keys (the plan holds the adapter's tensors; h is the base model's config). */
+enum mq_status mq_gguf_lora_plan(struct mq_plan *p, const struct mq_family *f, const struct mq_hvals *h,
+                                 const char *cfg_path, struct mq_error *err);
+
 const struct mq_family *mq_family_find(const char *hf);
 /* "LlamaForCausalLM, MistralForCausalLM, ..." into buf (truncated to cap) */
 void mq_family_list(char *buf, size_t cap);

@@ -4,6 +4,7 @@
 ** Accepted inputs, in the order they are tried for a folder (Hugging Face layout):
 **   FOLDER/model.safetensors              one file
 **   FOLDER/model.safetensors.index.json   sharded
+**   FOLDER/adapter_model.safetensors|.bin a PEFT LoRA adapter (with adapter_config.json)
 **   FOLDER/<one>.safetensors.index.json   sharded, other prefix (e.g. diffusion_pytorch_model)
 **   FOLDER/<one>.safetensors              a single file of another name
 **   FOLDER/pytorch_model.bin              PyTorch (torch.save zip), when there is no safetensors
@@ -12,7 +13,7 @@
 **   FOLDER/<one>.gguf                     when there is no safetensors or PyTorch checkpoint
 ** A path to a .json file is an index; any other file is given to the reader that bids for it
 ** (safetensors, GGUF or PyTorch, formats/registry.c). config.json beside a safetensors checkpoint is read
-** when present; a GGUF carries its own configuration (gguf_config.c), so config.json beside a
+** when present (in an adapter's folder adapter_config.json is read instead: lora_config.c); a GGUF carries its own configuration (gguf_config.c), so config.json beside a
 ** .gguf is not read. bitsandbytes groups of a safetensors checkpoint then become logical tensors
 ** (bnb_read.c), and FP8 weights with their block scales become logical F32 tensors (fp8_read.c).
 */
@@ -87,8 +88,9 @@ static bool path_join(char *out, size_t cap, const char *dir, const char *name)
 /* Picks the checkpoint file inside a folder; writes its path to `out`. */
 static enum mq_status resolve_folder(const char *dir, char *out, size_t cap, struct mq_error *err)
 {
-    static const char *const preferred[] = {"model.safetensors", "model.safetensors.index.json"};
-    for (size_t i = 0; i < 2; i++) {
+    static const char *const preferred[] = {"model.safetensors", "model.safetensors.index.json",
+                                            "adapter_model.safetensors", "adapter_model.bin"};
+    for (size_t i = 0; i < sizeof preferred / sizeof preferred[0]; i++) {
         if (path_join(out, cap, dir, preferred[i]) && exists_file(out)) return MQ_OK;
     }
     struct dir_scan ds;
@@ -180,8 +182,12 @@ enum mq_status mq_model_open(const char *path, struct mq_model **out, struct mq_
     enum mq_status s = open_checkpoint_file(m, file, err);
     if (s == MQ_OK && strcmp(m->format, "gguf") != 0) { /* safetensors, pytorch */
         char cfg[PATH_MAX];
-        struct stat cs; /* present but not a regular file (a FIFO ...): the loader refuses it by name */
-        if (path_join(cfg, sizeof cfg, dir, "config.json") && stat(cfg, &cs) == 0)
+        struct stat cs; /* present but not a regular file (a FIFO ...): the loaders refuse it by name */
+        /* a PEFT adapter: its config is adapter_config.json; the base model's config.json comes
+         * from elsewhere (mq_model_load_base_config), never from the adapter's folder */
+        if (path_join(cfg, sizeof cfg, dir, "adapter_config.json") && stat(cfg, &cs) == 0)
+            s = mq_lora_config_load(m, cfg, err);
+        else if (path_join(cfg, sizeof cfg, dir, "config.json") && stat(cfg, &cs) == 0)
             s = mq_config_load(m, cfg, err);
     }
     if (s == MQ_OK && strcmp(m->format, "safetensors") == 0) s = mq_bnb_read(m, err); /* bitsandbytes groups */

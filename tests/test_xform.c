@@ -112,7 +112,7 @@ static enum mq_status tw_prepare(struct mq_plan *p, struct mq_error *err)
     case M_ADD:
         for (size_t i = 0; i < p->n; i++) {
             if (!strcmp(p->t[i].name, "norm.weight"))
-                MQ_TRY(mq_plan_add_xform(&p->t[i], (struct mq_xform){MQ_XFORM_ADD_CONST, 0, 1.0f}, err));
+                MQ_TRY(mq_plan_add_xform(&p->t[i], (struct mq_xform){.kind = MQ_XFORM_ADD_CONST, .c = 1.0f}, err));
         }
         return MQ_OK;
     case M_STACK_BAD: {
@@ -122,7 +122,7 @@ static enum mq_status tw_prepare(struct mq_plan *p, struct mq_error *err)
     case M_ADD_RAW:
         for (size_t i = 0; i < p->n; i++)
             if (!strcmp(p->t[i].name, "ids"))
-                return mq_plan_add_xform(&p->t[i], (struct mq_xform){MQ_XFORM_ADD_CONST, 0, 1.0f}, err);
+                return mq_plan_add_xform(&p->t[i], (struct mq_xform){.kind = MQ_XFORM_ADD_CONST, .c = 1.0f}, err);
         return MQ_OK;
     }
     return MQ_OK;
@@ -376,7 +376,7 @@ static enum mq_status tw_prepare_one(struct mq_plan *p, struct mq_error *err)
             continue;
         }
         rename_to(t, OUT_NAME);
-        if (!PRE_ADDED) MQ_TRY(mq_plan_add_xform(t, (struct mq_xform){MQ_XFORM_ADD_CONST, 0, 1.0f}, err));
+        if (!PRE_ADDED) MQ_TRY(mq_plan_add_xform(t, (struct mq_xform){.kind = MQ_XFORM_ADD_CONST, .c = 1.0f}, err));
         p->t[w++] = *t;
     }
     p->n = w;

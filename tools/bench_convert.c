@@ -4,7 +4,7 @@
 ** in the same run.
 **
 ** Usage: bench_convert [--dir DIR] [--preset issue|256m] [--modelq PATH] [--types T1,T2,...]
-**                      [-j N] [--repeat N] [--keep]
+**                      [-j N] [--repeat N] [--keep] [--lora-rank N]
 **   DIR       work folder (default /tmp/modelq-bench). The model goes to DIR/model-PRESET and is
 **             made by mkbigmodel (next to this tool) unless DIR/model-PRESET/.mkbigmodel shows it
 **             was already made with the same options. Outputs go to DIR/out-TYPE.gguf and are
@@ -14,6 +14,9 @@
 **   modelq    the CLI to run (default: modelq next to this tool).
 **   types     default q8_0,q4_0,iq4_nl,f16,q4_K; -j N is passed to convert (default 2).
 **   repeat    runs of each row (default 1); the fastest is shown, with the largest peak RSS.
+**   --lora-rank N  also run every type with a random rank-N F32 adapter on every *_proj weight merged
+**             in (`convert --lora`; made by mklora into DIR/lora-rN): rows "TYPE+lora", whose
+**             "x copy" column is then the ratio to the same type without the adapter.
 **
 ** Method: the input is read once before every run so it is in the page cache (the first read's
 ** speed is printed); the copy baseline runs `sh -c 'cat IN... > OUT && sync'`; each conversion runs
@@ -208,7 +211,7 @@ static struct measured measure(char *const argv[], const char *out, int keep, in
 static void usage(void)
 {
     fprintf(stderr, "usage: bench_convert [--dir DIR] [--preset issue|256m] [--modelq PATH] [--types T1,T2,...] "
-                    "[-j N] [--repeat N] [--keep]\n");
+                    "[-j N] [--repeat N] [--keep] [--lora-rank N]\n");
     exit(2);
 }
 
@@ -230,7 +233,7 @@ int main(int argc, char **argv)
 {
     const char *dir = "/tmp/modelq-bench", *preset = "issue", *modelq = NULL, *types_arg = "q8_0,q4_0,iq4_nl,f16,q4_K";
     const char *jobs = "2";
-    int keep = 0, repeats = 1;
+    int keep = 0, repeats = 1, lora_rank = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (strcmp(a, "--dir") == 0 && v) dir = v, i++;
@@ -240,6 +243,7 @@ int main(int argc, char **argv)
         else if (strcmp(a, "-j") == 0 && v) jobs = v, i++;
         else if (strcmp(a, "--keep") == 0) keep = 1;
         else if (strcmp(a, "--repeat") == 0 && v && atoi(v) > 0) repeats = atoi(v), i++;
+        else if (strcmp(a, "--lora-rank") == 0 && v && atoi(v) > 0) lora_rank = atoi(v), i++;
         else usage();
     }
     char self[PATH_MAX], tooldir[PATH_MAX], mkbig[PATH_MAX + 16], modelq_buf[PATH_MAX + 16];
@@ -320,6 +324,21 @@ int main(int argc, char **argv)
     struct measured plain = measure(cat_argv, out, 0, 1, repeats, inputs, n_in);
     print_row("cat", &plain.r, plain.sync_s, in_bytes, plain.out_bytes, copy_wall);
 
+    /* the adapter for the +lora rows */
+    char lora_dir[PATH_MAX + 32] = "";
+    if (lora_rank) {
+        char mklora[PATH_MAX + 16], rank_s[16];
+        snprintf(mklora, sizeof mklora, "%s/mklora", tooldir);
+        snprintf(lora_dir, sizeof lora_dir, "%s/lora-r%d", dir, lora_rank);
+        snprintf(rank_s, sizeof rank_s, "%d", lora_rank);
+        char *ml_argv[] = {mklora, model, lora_dir, "--rank", rank_s, NULL};
+        struct child_result r = run_child(ml_argv, 0);
+        if (r.status != 0) {
+            fprintf(stderr, "bench_convert: mklora failed (status %d)\n", r.status);
+            return 1;
+        }
+    }
+
     /* 3. one conversion per type */
     char types[256];
     snprintf(types, sizeof types, "%s", types_arg);
@@ -335,6 +354,15 @@ int main(int argc, char **argv)
                     modelq, t, m.r.status);
             failures++;
         }
+        if (!lora_rank) continue;
+        snprintf(out, sizeof out, "%s/out-%s-lora.gguf", dir, t);
+        char *lv_argv[] = {(char *)modelq, "convert", model, "--lora", lora_dir, "-o", out, "--type", t, "-j",
+                           (char *)jobs, NULL};
+        struct measured ml = measure(lv_argv, out, keep, 1, repeats, inputs, n_in);
+        char name[64];
+        snprintf(name, sizeof name, "%s+lora", t);
+        print_row(name, &ml.r, ml.sync_s, in_bytes, ml.out_bytes, m.r.status == 0 ? m.r.wall + (m.sync_s > 0 ? m.sync_s : 0) : 0);
+        if (ml.r.status != 0) failures++;
     }
     for (int i = 0; i < n_in; i++) free(inputs[i]);
     if (failures) fprintf(stderr, "bench_convert: %d conversion(s) failed\n", failures);

@@ -48,6 +48,12 @@ struct mq_convert_tap {
     const char *missing;           /* the error when pick() accepts no tensor */
 };
 
+/* A LoRA adapter merged while converting (--lora DIR[:SCALE]): its folder and the user's scale. */
+struct mq_lora_merge {
+    const char *path;
+    double scale;                  /* 1 = as trained (alpha / r) */
+};
+
 struct mq_convert_options {
     const char *input;
     const char *output;            /* file (GGUF); NULL with dry_run */
@@ -71,6 +77,11 @@ struct mq_convert_options {
     uint32_t split_max_tensors;    /* GGUF: at most this many tensors per part; 0 = no limit */
     bool force;                    /* folder outputs: replace an existing folder even when it holds
                                       files modelq did not write (they are deleted) */
+    const char *base;              /* a LoRA adapter input: the base model (folder, config.json or
+                                      org/name in the local Hugging Face cache); NULL = the adapter's
+                                      base_model_name_or_path, looked up in that cache */
+    const struct mq_lora_merge *loras; /* adapters added to the base weights, W + scale (alpha/r) B A */
+    size_t n_loras;
     const char *report_path;       /* a file the caller writes after success (the JSON report):
                                       checked like the output before any data is read; NULL = none */
     const char *report_html_path;  /* the HTML report (modelq/report.h), written by the caller after
@@ -104,6 +115,7 @@ struct mq_convert_tensor {
     const char *why;               /* rule that chose the type */
     bool fell_back;
     bool overridden;
+    uint32_t lora_terms;           /* --lora updates merged into it (0: none) */
     bool have_stats;
     struct mq_qstats stats;
 };

@@ -13,8 +13,11 @@
 **              head_dim) + row(type_v, kv_heads x head_dim_v)), row(type, n) = n / block x block
 **              bytes (f16: 2n); llama.cpp needs head_dim (head_dim_v) to fill type_k's (type_v's) blocks
 **   overhead   = runtime reserve (default 512 MiB: CUDA context, allocator slack)
-**                + compute buffer 4 bytes x ub x (vocab + heads x ctx), ub = min(ctx x batch, ubatch)
-**                (the logits and one layer's attention scores, as llama.cpp sizes its graph)
+**                + compute buffer 4 bytes x ub x max(vocab + 2E, 3 ff + 3E [+ n_kv / 2 with -fa],
+**                  attention), ub = min(ctx x batch, ubatch), n_kv = the cache's cells, attention =
+**                  (heads + 1) x n_kv + 5E + 2 kv_dim, or with flash attention 5E + 4 kv_dim + n_kv / 2
+**                (llama.cpp's CPU compute buffer: the logits stage, the FFN stage or one layer's
+**                attention scores and mask; fitted to what llama.cpp reports, within 10%)
 **   inference  = weights + KV cache + overhead
 **   training   (activations NOT counted; they depend on sequence length and checkpointing):
 **     full fine-tune, mixed-precision AdamW: 16 bytes/param (16-bit weights 2 + grads 2,
@@ -47,6 +50,8 @@ struct mq_estimate_options {
     uint64_t ubatch;         /* llama.cpp's -ub, tokens per micro-batch (default 512; 0 = default) */
     bool swa_full;           /* llama.cpp's --swa-full: sliding layers get a full-size cache */
     uint32_t lora_rank;      /* default 16 */
+    uint64_t lora_params;    /* a real adapter's parameters (estimate --lora ADAPTER: its rank and
+                                targets); 0 = lora_rank on every linear layer */
     uint64_t reserve_bytes;  /* fixed runtime reserve (default 512 MiB) */
 };
 

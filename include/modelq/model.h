@@ -145,6 +145,24 @@ struct mq_config {
     struct cJSON *json;          /* config.json as parsed once (cJSON tree, owned), NULL when absent */
 };
 
+/*
+** A PEFT LoRA adapter folder: adapter_config.json beside adapter_model.safetensors (or .bin), whose
+** tensors are "base_model.model.<module>.lora_A.weight" [r, in] and "...lora_B.weight" [out, r];
+** the update of <module>.weight is scale * B x A with scale alpha / r (rsLoRA: alpha / sqrt(r)).
+** The fields modelq uses, checked when the folder is opened (src/model/lora_config.c).
+*/
+struct mq_lora_config {
+    char *path;                  /* adapter_config.json */
+    uint64_t r;                  /* "r": the rank ("rank_pattern" may give some modules another) */
+    double alpha;                /* "lora_alpha" (PEFT's default 8 when absent) */
+    bool use_rslora;             /* "use_rslora": scale alpha / sqrt(r) instead of alpha / r */
+    bool fan_in_fan_out;         /* "fan_in_fan_out": the base stores (in, out) weights (GPT-2 Conv1D) */
+    bool rank_pattern;           /* a non-empty "rank_pattern" (per-module ranks) */
+    bool alpha_pattern;          /* a non-empty "alpha_pattern" (per-module alphas) */
+    char base_model[256];        /* "base_model_name_or_path", "" when absent */
+    char targets[256];           /* "target_modules": the names joined by ", ", or the regex */
+};
+
 struct mq_model {
     const char *format;          /* "safetensors" or "gguf" (static string) */
     char *input_path;
@@ -159,6 +177,8 @@ struct mq_model {
     char **warnings;             /* non-fatal findings (index/total_size mismatches ...) */
     size_t n_warnings;
     uint64_t header_bytes_read;  /* bytes read from input files while opening */
+    struct mq_lora_config *lora; /* a LoRA adapter folder (owned), else NULL: m->config is then the
+                                    base model's, loaded by the caller (mq_model_load_base_config) */
     uint32_t split_parts;        /* a split GGUF (gguf-split convention): its N parts are files
                                     0..N-1, part 1 first; 0 = not a split model */
     /* internal: allocated capacities of the arrays above */
@@ -170,6 +190,14 @@ struct mq_model {
 ** On failure *out is NULL and `err` names the file, the tensor where there is one, and the check.
 */
 MQ_API enum mq_status mq_model_open(const char *path, struct mq_model **out, struct mq_error *err);
+
+/*
+** An adapter (m->lora) has no config.json of its own: loads the base model's into m->config from
+** `base` (a model folder, its config.json, or an org/name[@revision] in the local Hugging Face
+** cache), or, with `base` NULL, from the adapter's base_model_name_or_path found in that cache.
+** Errors say where modelq looked.
+*/
+MQ_API enum mq_status mq_model_load_base_config(struct mq_model *m, const char *base, struct mq_error *err);
 
 /* Closes the files and frees everything. Accepts NULL. */
 MQ_API void mq_model_free(struct mq_model *m);

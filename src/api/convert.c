@@ -12,6 +12,7 @@
 #include "modelq/model.h"
 #include "outfile.h"
 #include "outpath.h"
+#include "lora_merge.h"
 #include "plan.h"
 
 void mq_convert_options_default(struct mq_convert_options *o)
@@ -136,6 +137,8 @@ static enum mq_status fill_report(const struct mq_plan *p, struct mq_convert_rep
         r->why = t->why;
         r->fell_back = t->fell_back;
         r->overridden = t->overridden;
+        for (size_t k = 0; k < t->nxf; k++)
+            if (t->xf[k].kind == MQ_XFORM_ADD_LORA) r->lora_terms += (uint32_t)t->xf[k].lora->n;
         r->have_stats = t->have_stats;
         r->stats = t->stats;
         rep->params += t->numel;
@@ -233,7 +236,11 @@ enum mq_status mq_convert(const struct mq_convert_options *o, struct mq_convert_
     struct mq_plan plan;
     struct mq_outfile *out = NULL;
     enum mq_status s = MQ_OK;
-    s = check_outputs(m, o, writer, err);
+    if (m->lora || o->base) s = mq_model_load_base_config(m, o->base, err); /* an adapter's base model */
+    if (s == MQ_OK && m->lora && writer && strcmp(writer->name, "gguf") != 0)
+        s = MQ_FAIL(err, MQ_E_USAGE, "adapter-format", "%s: a LoRA adapter is written as a GGUF adapter (a .gguf "
+                    "output)", o->input);
+    if (s == MQ_OK) s = check_outputs(m, o, writer, err);
     if (s == MQ_OK) s = mq_plan_build(&plan, m, o, target, writer, err);
     else memset(&plan, 0, sizeof plan);
     unsigned threads = o->threads ? o->threads : default_threads();

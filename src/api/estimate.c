@@ -222,10 +222,33 @@ enum mq_status mq_estimate_model(const struct mq_model *m, const struct mq_estim
         uint64_t ub, tokens;
         ovf |= mq_ckd_mul_u64(&tokens, opt->ctx, opt->batch);
         ub = tokens < ubatch ? tokens : ubatch;
-        uint64_t scores, cwidth;
-        ovf |= mq_ckd_mul_u64(&scores, c->num_heads, opt->ctx);
-        ovf |= mq_ckd_add_u64(&cwidth, c->vocab_size, scores);
-        uint64_t cb[] = {4, ub, cwidth};
+        /* llama.cpp's CPU compute buffer (ggml-alloc's peak over the graph, reserved for ub tokens
+         * that all output logits), f32 values per token: the largest of the output stage, the FFN
+         * stage and the attention stage, n_kv = the cache's cells and the mask n_kv f32 values per
+         * token (f16 with flash attention, which never forms the heads x n_kv scores). Fitted to
+         * the buffers llama.cpp reports (tests/test_compute_buffer.c: within 10%). */
+        uint64_t E = c->hidden_size, kvd = 0, n_kv = out->kv_cells, st_out, st_ffn, st_att, t1, t2;
+        ovf |= mq_ckd_mul_u64(&kvd, c->num_kv_heads, c->head_dim);
+        ovf |= mq_ckd_mul_u64(&t1, 2, E);
+        ovf |= mq_ckd_add_u64(&st_out, c->vocab_size, t1);                     /* vocab + 2E */
+        ovf |= mq_ckd_mul_u64(&t1, 3, c->intermediate_size);
+        ovf |= mq_ckd_mul_u64(&t2, 3, E);
+        ovf |= mq_ckd_add_u64(&st_ffn, t1, t2);                                /* 3 ff + 3E */
+        ovf |= mq_ckd_mul_u64(&t1, 5, E);
+        if (opt->flash_attn) {
+            ovf |= mq_ckd_add_u64(&st_ffn, st_ffn, n_kv / 2);                  /* + the f16 mask */
+            ovf |= mq_ckd_mul_u64(&t2, 4, kvd);
+            ovf |= mq_ckd_add_u64(&st_att, t1, t2);                            /* 5E + 4 kv_dim + mask */
+            ovf |= mq_ckd_add_u64(&st_att, st_att, n_kv / 2);
+        } else {
+            ovf |= mq_ckd_mul_u64(&t2, 2, kvd);
+            ovf |= mq_ckd_add_u64(&st_att, t1, t2);                            /* 5E + 2 kv_dim */
+            ovf |= mq_ckd_mul_u64(&t2, c->num_heads + 1, n_kv);                /* + scores + f32 mask */
+            ovf |= mq_ckd_add_u64(&st_att, st_att, t2);
+        }
+        uint64_t width = st_out > st_ffn ? st_out : st_ffn;
+        if (st_att > width) width = st_att;
+        uint64_t cb[] = {4, ub, width};
         ovf |= mul_all(&out->compute_bytes, cb, 3);
         ovf |= mq_ckd_add_u64(&out->overhead_bytes, opt->reserve_bytes, out->compute_bytes);
         for (int k = 0; k < MQ_ESTIMATE_ROWS; k++) {
@@ -236,6 +259,7 @@ enum mq_status mq_estimate_model(const struct mq_model *m, const struct mq_estim
     }
     uint64_t adapters;
     ovf |= mq_ckd_mul_u64(&out->train_full_bytes, out->params, MQ_TRAIN_BYTES_PER_PARAM);
+    if (opt->lora_params) out->lora_params = opt->lora_params; /* the adapter's own count */
     ovf |= mq_ckd_mul_u64(&adapters, out->lora_params, MQ_TRAIN_BYTES_PER_PARAM);
     ovf |= mq_ckd_add_u64(&out->train_lora_bytes, mq_estimate_row_of(out, MQ_TARGET_F16)->bytes, adapters);
     ovf |= mq_ckd_add_u64(&out->train_qlora_bytes, mq_estimate_row_of(out, MQ_TARGET_NF4_DQ)->bytes, adapters);

@@ -16,6 +16,7 @@
 #define REPORT_SCHEMA_VERSION 1
 #define GIB 1073741824.0
 #define MAX_PATTERNS 64
+#define MAX_LORAS 8
 
 /* Short options that take a value and may carry it attached (-j2, -tq8_0, -oout.gguf). */
 static const char convert_short_with_value[] = "jto";
@@ -23,6 +24,7 @@ static const char convert_short_with_value[] = "jto";
 static const char *const convert_help =
     "usage: modelq convert INPUT -o OUTPUT.gguf [--type TYPE] [options]\n"
     "       modelq convert INPUT -o OUTDIR --type nf4|nf4-dq|fp4|int8_row [--double-quant] [--blocksize 64]\n"
+    "       modelq convert ADAPTER_DIR [--base BASE] -o adapter.gguf [--type f32|f16|bf16|q8_0]\n"
     "\n"
     "Converts a checkpoint (safetensors file, sharded index, Hugging Face folder, or GGUF) into a GGUF\n"
     "file in one streaming pass: bounded memory, all cores, identical bytes for any thread count.\n"
@@ -60,6 +62,13 @@ static const char *const convert_help =
     "  --force                  bitsandbytes folder: replace an existing OUTDIR even when it holds files\n"
     "                           modelq did not write (they are deleted); without it such a folder is refused\n"
     "  --quiet                  no per-tensor table\n"
+    "  --lora DIR[:SCALE]       merge a PEFT LoRA adapter into the weights while converting: W + SCALE x\n"
+    "                           alpha/r x B A (rsLoRA alpha/sqrt(r)) before quantizing; repeatable (up to 8);\n"
+    "                           the base is a Hugging Face checkpoint (safetensors, .bin, bitsandbytes NF4)\n"
+    "  --base BASE              LoRA adapter input (adapter_config.json + adapter_model.safetensors): the base\n"
+    "                           model (folder, its config.json, or org/name in the local Hugging Face cache;\n"
+    "                           default: the adapter's base_model_name_or_path in that cache). Writes the GGUF\n"
+    "                           adapter llama.cpp loads with --lora (rsLoRA as alpha x sqrt(r))\n"
     "  --raw-names              unsupported architecture: keep the tensor names (llama.cpp cannot run it)\n"
     "  --reference-kernels      plain C kernels (same bytes; for checking)\n"
     "Exit codes: 0 ok, 1 internal, 2 usage, 3 bad input data, 4 I/O (disk full ...), 5 out of memory.\n";
@@ -127,6 +136,7 @@ static void print_report(const struct mq_convert_report *r, bool quiet)
             const struct mq_convert_tensor *t = &r->tensors[i];
             printf("%-44s %-6s %-8s %14s %7.3f  %s%s", t->name, t->src_type, t->out_type, cli_group(t->bytes, a, sizeof a),
                    t->bpw, t->why ? t->why : "", t->fell_back ? " [fallback]" : "");
+            if (t->lora_terms) printf(" [+%u LoRA]", t->lora_terms);
             if (t->have_stats) print_stats(&t->stats);
             putchar('\n');
         }
@@ -207,6 +217,7 @@ static int write_json_report(const char *path, const struct mq_convert_report *r
         cJSON_AddNumberToObject(o, "bpw", t->bpw);
         cJSON_AddStringToObject(o, "why", t->why ? t->why : "");
         cJSON_AddBoolToObject(o, "fallback", t->fell_back);
+        if (t->lora_terms) cJSON_AddNumberToObject(o, "lora_merged", (double)t->lora_terms);
         if (t->have_stats) cJSON_AddItemToObject(o, "stats", stats_json(&t->stats));
         cJSON_AddItemToArray(arr, o);
     }
@@ -263,6 +274,7 @@ int cmd_convert(int argc, char **argv)
     mq_convert_options_default(&o);
     struct mq_type_override ov[MAX_PATTERNS];
     const char *keep[MAX_PATTERNS];
+    struct mq_lora_merge loras[MAX_LORAS];
     const char *report_path = NULL, *html_path = NULL, *plot_tensor = NULL;
     bool quiet = false;
     char opt[64];
@@ -318,6 +330,23 @@ int cmd_convert(int argc, char **argv)
         } else if (strcmp(a, "--plot-tensor") == 0) {
             NEED_VALUE();
             plot_tensor = val;
+        } else if (strcmp(a, "--lora") == 0) {
+            NEED_VALUE();
+            if (o.n_loras == MAX_LORAS) return cli_usage_error("convert", "at most 8 --lora");
+            /* DIR[:SCALE]: a trailing ":number" is the scale (a folder name may hold ':' too) */
+            const char *colon = strrchr(val, ':');
+            char *end = NULL;
+            double sc = colon ? strtod(colon + 1, &end) : 1.0;
+            if (colon && end && end != colon + 1 && *end == '\0' && isfinite(sc)) {
+                char *dir = strndup(val, (size_t)(colon - val)); /* freed at exit */
+                if (!dir) return cli_usage_error("convert", "out of memory");
+                loras[o.n_loras++] = (struct mq_lora_merge){dir, sc};
+            } else {
+                loras[o.n_loras++] = (struct mq_lora_merge){val, 1.0};
+            }
+        } else if (strcmp(a, "--base") == 0) {
+            NEED_VALUE();
+            o.base = val;
         } else if (strcmp(a, "--force") == 0) {
             o.force = true;
         } else if (strcmp(a, "--pure") == 0) {
@@ -374,6 +403,7 @@ int cmd_convert(int argc, char **argv)
     if (!o.output && !o.dry_run) return cli_usage_error("convert", "missing -o OUTPUT (or --dry-run)");
     o.overrides = ov;
     o.keep = keep;
+    o.loras = loras;
     o.report_path = report_path;
     struct progress_state ps = {isatty(2) && !o.dry_run, -1};
     o.progress = on_progress;

@@ -12,7 +12,7 @@
 
 static const char *const estimate_help =
     "usage: modelq estimate PATH|ORG/NAME[@REV] [--ctx N] [--batch B] [--ubatch U] [-ctk T] [-ctv T] [-fa]\n"
-    "                       [--swa-full] [--lora-rank R] [--json]\n"
+    "                       [--swa-full] [--lora-rank R | --lora ADAPTER] [--json]\n"
     "\n"
     "Memory for this model from its headers and config.json, or for a .gguf from its own metadata\n"
     "(tensor data is never read). Tensors a GGUF already stores quantized are counted as stored.\n"
@@ -27,7 +27,9 @@ static const char *const estimate_help =
     "            layers (Gemma 2: every other layer, Gemma 3: five of six) get llama.cpp's SWA cache:\n"
     "            batch x min(ctx cells, window + ubatch) rounded up to 256 cells (ctx cells with\n"
     "            --swa-full). With -fa a quantized type's blocks must divide head_dim, as in llama.cpp\n"
-    "  overhead  512 MiB runtime reserve + compute buffer 4 x min(ctx x batch, ubatch) x (vocab + heads x ctx)\n"
+    "  overhead  512 MiB runtime reserve + compute buffer 4 x ub x max(vocab + 2E, 3 ff + 3E, (heads + 1) x\n"
+    "            kv + 5E + 2 kv_dim), ub = min(ctx x batch, ubatch), kv = cache cells (with -fa: no scores,\n"
+    "            an f16 mask: 5E + 4 kv_dim + kv/2); llama.cpp's CPU compute buffer within 10%\n"
     "and training (activations not counted): full fine-tune with mixed-precision AdamW (16 bytes/param),\n"
     "LoRA (16-bit base + 16 bytes per adapter parameter), QLoRA (NF4 + double-quant base + adapters).\n"
     "\n"
@@ -40,6 +42,8 @@ static const char *const estimate_help =
     "  -ub, --ubatch U  tokens per micro-batch (llama.cpp's -ub, default 512; its -b is at least U)\n"
     "  --swa-full     full-size cache for sliding-window layers too (llama.cpp's --swa-full)\n"
     "  --lora-rank R  LoRA rank on every linear layer (default 16)\n"
+    "  --lora ADAPTER the LoRA/QLoRA rows with a real PEFT adapter's rank and targets (its parameter\n"
+    "                 count); PATH itself an adapter folder: its size as a GGUF adapter\n"
     "  --json         one JSON document (field \"schema_version\" = 1)\n"
     "GB = 10^9 bytes, GiB = 2^30 bytes.\n";
 
@@ -149,14 +153,17 @@ static void print_text(const struct mq_model *m, const struct mq_estimate *e)
     printf("  %-52s %12.4f GB %12.4f GiB\n", "full fine-tune, mixed-precision AdamW (16 B/param)",
            (double)e->train_full_bytes / 1e9, (double)e->train_full_bytes / GIB);
     char label[128];
-    snprintf(label, sizeof label, "LoRA r=%u, 16-bit base, %s adapter params", e->opt.lora_rank,
-             cli_group(e->lora_params, a, sizeof a));
+    snprintf(label, sizeof label, "LoRA r=%u%s, 16-bit base, %s adapter params", e->opt.lora_rank,
+             e->opt.lora_params ? " (--lora)" : "", cli_group(e->lora_params, a, sizeof a));
     printf("  %-52s %12.4f GB %12.4f GiB\n", label, (double)e->train_lora_bytes / 1e9, (double)e->train_lora_bytes / GIB);
     snprintf(label, sizeof label, "QLoRA r=%u, NF4 + double-quant base", e->opt.lora_rank);
     printf("  %-52s %12.4f GB %12.4f GiB\n", label, (double)e->train_qlora_bytes / 1e9,
            (double)e->train_qlora_bytes / GIB);
-    printf("  (LoRA adapters on the %" PRIu64 " linear layers; adapters cost 16 B/param like full fine-tuning)\n",
-           e->linear_layers);
+    if (e->opt.lora_params)
+        printf("  (the adapter's own modules and ranks; adapters cost 16 B/param like full fine-tuning)\n");
+    else
+        printf("  (LoRA adapters on the %" PRIu64 " linear layers; adapters cost 16 B/param like full fine-tuning)\n",
+               e->linear_layers);
 }
 
 static void add_bytes(cJSON *o, const char *key, uint64_t v)
@@ -246,6 +253,7 @@ static int print_json(const struct mq_model *m, const struct mq_estimate *e)
         cJSON_AddStringToObject(tr, "note", "activations not counted");
         cJSON_AddNumberToObject(tr, "lora_rank", e->opt.lora_rank);
         cJSON_AddNumberToObject(tr, "lora_parameters", (double)e->lora_params);
+        cJSON_AddStringToObject(tr, "lora_from", e->opt.lora_params ? "adapter" : "rank");
         add_bytes(tr, "full_adamw_mixed_precision", e->train_full_bytes);
         add_bytes(tr, "lora", e->train_lora_bytes);
         add_bytes(tr, "qlora", e->train_qlora_bytes);
@@ -271,12 +279,48 @@ static void warn_context(const struct mq_estimate *e, bool ctx_given)
                 e->opt.ctx, e->trained_ctx);
 }
 
+/* PATH is a LoRA adapter: its parameters and its size as a GGUF adapter of each type convert writes. */
+static int print_adapter(const struct mq_model *m, bool json)
+{
+    const struct mq_lora_config *lc = m->lora;
+    uint64_t params = 0, q8 = 0;
+    for (size_t i = 0; i < m->n_tensors; i++) {
+        const struct mq_tensor *t = &m->tensors[i];
+        params += t->numel;
+        /* q8_0: rows of whole 32-blocks in Q8_0 (34 bytes per 32), others F16 (as convert writes them) */
+        const uint64_t row = mq_tensor_row_len(t);
+        q8 += row % 32 == 0 ? t->numel / 32 * 34 : t->numel * 2;
+    }
+    if (json) {
+        cJSON *root = cJSON_CreateObject();
+        cJSON_AddStringToObject(root, "adapter", lc->path);
+        cJSON_AddNumberToObject(root, "r", (double)lc->r);
+        cJSON_AddNumberToObject(root, "alpha", lc->alpha);
+        cJSON_AddNumberToObject(root, "parameters", (double)params);
+        cJSON *b = cJSON_AddObjectToObject(root, "gguf_adapter_bytes");
+        cJSON_AddNumberToObject(b, "f32", (double)params * 4);
+        cJSON_AddNumberToObject(b, "f16", (double)params * 2);
+        cJSON_AddNumberToObject(b, "q8_0", (double)q8);
+        return cli_print_json(root);
+    }
+    char a[64];
+    printf("adapter:     %s: LoRA r %" PRIu64 ", alpha %g, %s parameters in %zu tensors\n", lc->path, lc->r,
+           lc->alpha, cli_group(params, a, sizeof a), m->n_tensors);
+    printf("as a GGUF adapter (llama.cpp keeps it beside the base weights):\n");
+    printf("  f32  %12.4f GB\n  f16  %12.4f GB\n  q8_0 %12.4f GB\n", (double)params * 4 / 1e9,
+           (double)params * 2 / 1e9, (double)q8 / 1e9);
+    printf("merged into the base (convert --lora) it adds nothing to the file; for the base's table: "
+           "modelq estimate BASE --lora %s\n", m->input_path);
+    return EXIT_OK;
+}
+
 int cmd_estimate(int argc, char **argv)
 {
     const char *path = NULL;
     bool json = false, ctx_given = false;
     struct mq_estimate_options opt;
     mq_estimate_options_default(&opt);
+    const char *lora_path = NULL;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         uint64_t v;
@@ -310,6 +354,9 @@ int cmd_estimate(int argc, char **argv)
             else if (strcmp(a, "--batch") == 0) opt.batch = v;
             else if (v > 65536) return cli_usage_error("estimate", "--lora-rank %" PRIu64 " is too large", v);
             else opt.lora_rank = (uint32_t)v;
+        } else if (strcmp(a, "--lora") == 0) {
+            if (i + 1 >= argc) return cli_usage_error("estimate", "--lora needs an adapter folder");
+            lora_path = argv[++i];
         } else if (a[0] == '-' && a[1]) {
             return cli_usage_error("estimate", "unknown option '%s'", a);
         } else if (path) {
@@ -322,7 +369,23 @@ int cmd_estimate(int argc, char **argv)
     struct mq_error err;
     mq_error_clear(&err);
     struct mq_model *m;
+    if (lora_path) {
+        if (mq_model_open(lora_path, &m, &err) != MQ_OK) return cli_fail(&err);
+        if (!m->lora) {
+            mq_model_free(m);
+            return cli_usage_error("estimate", "--lora %s: not a LoRA adapter folder (no adapter_config.json)",
+                                   lora_path);
+        }
+        opt.lora_rank = (uint32_t)m->lora->r;
+        for (size_t i = 0; i < m->n_tensors; i++) opt.lora_params += m->tensors[i].numel;
+        mq_model_free(m);
+    }
     if (mq_model_open(path, &m, &err) != MQ_OK) return cli_fail(&err);
+    if (m->lora) {
+        int rc = print_adapter(m, json);
+        mq_model_free(m);
+        return rc;
+    }
     struct mq_estimate e;
     int rc;
     if (mq_estimate_model(m, &opt, &e, &err) != MQ_OK) {

@@ -15,6 +15,7 @@
 */
 #include <cjson/cJSON.h>
 #include <inttypes.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -207,8 +208,18 @@ static void print_text(const struct mq_model *m)
                c->torch_dtype[0] ? c->torch_dtype : "?");
     } else if (gguf) {
         printf("config:   none (no general.architecture with its hyperparameters in the metadata)\n");
+    } else if (m->lora) {
+        printf("config:   none (a LoRA adapter: convert --base names the base model's)\n");
     } else {
         printf("config:   none (no config.json beside the checkpoint)\n");
+    }
+    if (m->lora) {
+        const struct mq_lora_config *lc = m->lora;
+        printf("adapter:  LoRA (%s): r %" PRIu64 "%s, alpha %g, scale %g (alpha / %s), targets %s, base %s\n", lc->path,
+               lc->r, lc->rank_pattern ? " (rank_pattern: some modules differ)" : "", lc->alpha,
+               lc->use_rslora ? lc->alpha / sqrt((double)lc->r) : lc->alpha / (double)lc->r,
+               lc->use_rslora ? "sqrt(r), rsLoRA" : "r", lc->targets[0] ? lc->targets : "(not listed)",
+               lc->base_model[0] ? lc->base_model : "(not named)");
     }
     if (c->present) print_family_details(c);
     if (gguf) {
@@ -340,6 +351,21 @@ static int print_json(const struct mq_model *m)
         }
     } else {
         cJSON_AddNullToObject(root, "config");
+    }
+    if (m->lora) {
+        const struct mq_lora_config *lc = m->lora;
+        cJSON *ad = cJSON_AddObjectToObject(root, "adapter");
+        cJSON_AddStringToObject(ad, "type", "lora");
+        cJSON_AddStringToObject(ad, "config", lc->path);
+        cJSON_AddNumberToObject(ad, "r", (double)lc->r);
+        cJSON_AddNumberToObject(ad, "alpha", lc->alpha);
+        cJSON_AddBoolToObject(ad, "use_rslora", lc->use_rslora);
+        cJSON_AddNumberToObject(ad, "scale", lc->use_rslora ? lc->alpha / sqrt((double)lc->r) : lc->alpha / (double)lc->r);
+        cJSON_AddBoolToObject(ad, "rank_pattern", lc->rank_pattern);
+        cJSON_AddStringToObject(ad, "target_modules", lc->targets);
+        cJSON_AddStringToObject(ad, "base_model", lc->base_model);
+    } else {
+        cJSON_AddNullToObject(root, "adapter");
     }
     cJSON *md = cJSON_AddObjectToObject(root, "metadata");
     for (size_t i = 0; i < m->n_metadata; i++) cJSON_AddStringToObject(md, m->metadata[i].key, m->metadata[i].value);

@@ -54,6 +54,8 @@ void mq_model_free(struct mq_model *m)
     free(m->warnings);
     free(m->config.path);
     cJSON_Delete(m->config.json);
+    if (m->lora) free(m->lora->path);
+    free(m->lora);
     free(m->input_path);
     free(m);
 }

@@ -36,6 +36,9 @@ enum mq_status mq_model_open_gguf_part(const char *path, struct mq_model **out, 
 /* Parses config.json at `path` into m->config (errors name the file); m->config.json keeps the tree. */
 enum mq_status mq_config_load(struct mq_model *m, const char *path, struct mq_error *err);
 
+/* Parses the adapter_config.json at `path` into a new m->lora (errors name the file and key). */
+enum mq_status mq_lora_config_load(struct mq_model *m, const char *path, struct mq_error *err);
+
 struct cJSON;
 /*
 ** The one reader of config.json: at most 16 MiB and 2^19 JSON values, scanned strictly

@@ -83,8 +83,22 @@ static const struct {
     {".patch_merger", false, "patch merger"},
 };
 
-const char *mq_tensor_gguf_unquantized(const char *name)
+/* A LoRA adapter's "W.lora_a" / "W.lora_b" follow W's rules (convert_hf_to_gguf treats the three
+** suffixes alike): the name without the suffix, in buf; other names unchanged. */
+static const char *lora_base(const char *name, char *buf, size_t cap)
 {
+    size_t n = strlen(name);
+    if (n < 7 || n - 7 >= cap || (strcmp(name + n - 7, ".lora_a") != 0 && strcmp(name + n - 7, ".lora_b") != 0))
+        return name;
+    memcpy(buf, name, n - 7);
+    buf[n - 7] = '\0';
+    return buf;
+}
+
+const char *mq_tensor_gguf_unquantized(const char *full)
+{
+    char buf[512];
+    const char *name = lora_base(full, buf, sizeof buf);
     if (!ends_with(name, "weight")) return "not a weight";
     for (size_t i = 0; i < sizeof gguf_exclusions / sizeof gguf_exclusions[0]; i++) {
         bool hit = gguf_exclusions[i].exact ? strcmp(name, gguf_exclusions[i].part) == 0
@@ -97,8 +111,10 @@ const char *mq_tensor_gguf_unquantized(const char *name)
 /* The MODEL_TENSOR kinds prepare_tensors lists, as far as the families modelq writes have them. */
 static const char *const gguf_float_f32_parts[] = {"ffn_gate_inp.weight", "position_embd.weight", "token_types.weight"};
 
-bool mq_tensor_gguf_float_keeps_f32(const char *name)
+bool mq_tensor_gguf_float_keeps_f32(const char *full)
 {
+    char buf[512];
+    const char *name = lora_base(full, buf, sizeof buf);
     if (!ends_with(name, ".weight")) return true;
     for (size_t i = 0; i < sizeof gguf_float_f32_parts / sizeof gguf_float_f32_parts[0]; i++)
         if (has(name, gguf_float_f32_parts[i])) return true;

@@ -9,6 +9,7 @@
 
 #include "bnb_source.h"
 #include "ckd.h"
+#include "lora_merge.h"
 #include "tensor_role.h"
 
 static bool float_codec_of(enum mq_dtype d, enum mq_codec *c)
@@ -179,6 +180,7 @@ void mq_plan_tensor_release(struct mq_plan_tensor *t)
 void mq_plan_free(struct mq_plan *p)
 {
     if (p->writer && p->writer->release) p->writer->release(p);
+    mq_lora_merge_free(p);
     for (size_t i = 0; i < p->n; i++) mq_plan_tensor_release(&p->t[i]);
     free(p->t);
     mq_meta_free(&p->meta);
@@ -460,7 +462,9 @@ enum mq_status mq_plan_build(struct mq_plan *p, const struct mq_model *m, const 
     p->writer = writer;
     p->file_type = mq_target_info(target)->llama_ftype;
     MQ_TRY(add_inputs(p, m, err));
+    MQ_TRY(mq_lora_merge_plan(p, err)); /* --lora: the update first, in the input's row order */
     if (writer) MQ_TRY(writer->prepare(p, err));
+    MQ_TRY(mq_lora_merge_finish(p, err));
     struct mq_rule_context rc;
     rule_context(p, &rc);
     struct patterns pt;

@@ -61,13 +61,18 @@ enum mq_xform_kind {
                                source column r (the shape becomes [b, a]). Needs whole rows; one
                                segment; done by the loader, before the other transforms. */
     MQ_XFORM_ADD_CONST,     /* every element + `c`, a float32 addition (Gemma's RMSNorm w + 1) */
+    MQ_XFORM_ADD_LORA,      /* + the LoRA update `lora` (lora_merge.h), in the base's row order:
+                               first in the list */
     MQ_XFORM_COUNT
 };
+
+struct mq_lora_delta;
 
 struct mq_xform {
     enum mq_xform_kind kind;
     uint64_t n;                    /* PERMUTE_HEADS: heads */
     float c;                       /* ADD_CONST: the constant */
+    const struct mq_lora_delta *lora; /* ADD_LORA: owned by the plan (mq_plan.lora) */
 };
 
 #define MQ_MAX_XFORMS 4
@@ -139,6 +144,7 @@ struct mq_plan {
     struct mq_qstats total_stats;
     const struct mq_convert_tap *tap; /* watches tensor t[tap_tensor] (convert.h); NULL = none */
     size_t tap_tensor;
+    struct mq_lora_state *lora;    /* --lora adapters merged while converting (lora_merge.c), or NULL */
 };
 
 struct mq_writer_ops {

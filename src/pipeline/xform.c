@@ -11,6 +11,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "lora_merge.h"
 #include "plan.h"
 
 /* What an op needs and does. */
@@ -22,6 +23,7 @@ static const struct xform_info {
     [MQ_XFORM_PERMUTE_HEADS] = {"permute_heads", true, true},
     [MQ_XFORM_TRANSPOSE] = {"transpose", true, true},
     [MQ_XFORM_ADD_CONST] = {"add_const", false, false},
+    [MQ_XFORM_ADD_LORA] = {"add_lora", false, false},
 };
 
 enum mq_status mq_plan_add_xform(struct mq_plan_tensor *t, struct mq_xform x, struct mq_error *err)
@@ -59,6 +61,10 @@ enum mq_status mq_plan_add_xform(struct mq_plan_tensor *t, struct mq_xform x, st
             t->row_len = a;
             t->rows = b;
         }
+        break;
+    case MQ_XFORM_ADD_LORA:
+        if (t->nxf != 0 || !x.lora)
+            return MQ_FAIL(err, MQ_E_INTERNAL, "xform", "tensor %s: add_lora must come first", t->name);
         break;
     case MQ_XFORM_ADD_CONST:
         if (!isfinite(x.c))
@@ -107,7 +113,6 @@ void mq_xform_apply(const struct mq_plan_tensor *t, uint64_t row0, uint64_t nrow
                     float *v, float *tmp)
 {
     (void)row0;
-    (void)first;
     for (size_t k = 0; k < t->nxf; k++) {
         const struct mq_xform *x = &t->xf[k];
         switch (x->kind) {
@@ -116,6 +121,9 @@ void mq_xform_apply(const struct mq_plan_tensor *t, uint64_t row0, uint64_t nrow
             break;
         case MQ_XFORM_ADD_CONST:
             for (size_t i = 0; i < n; i++) v[i] += x->c;
+            break;
+        case MQ_XFORM_ADD_LORA: /* first: the values are still in the base's row order */
+            mq_lora_merge_apply(t, x->lora, first, n, v);
             break;
         case MQ_XFORM_TRANSPOSE: /* done by the loader */
         default:

@@ -134,6 +134,9 @@ struct mq_llama_cpp {
     uint32_t (*n_seq_max)(const void *);
     int32_t (*n_threads)(void *);
     int32_t (*n_threads_batch)(void *);
+    void *(*adapter_lora_init)(void *model, const char *path);
+    void (*adapter_lora_free)(void *adapter);
+    int32_t (*set_adapters_lora)(void *ctx, void **adapters, size_t n, float *scales);
     const void *(*model_get_vocab)(const void *);
     int32_t (*vocab_n_tokens)(const void *);
     int32_t (*model_n_embd)(const void *);
@@ -261,6 +264,9 @@ struct mq_llama_cpp *mq_llama_cpp_open(char *why, size_t why_len)
         {lc->llama, "llama_n_seq_max", (void **)&lc->n_seq_max},
         {lc->llama, "llama_n_threads", (void **)&lc->n_threads},
         {lc->llama, "llama_n_threads_batch", (void **)&lc->n_threads_batch},
+        {lc->llama, "llama_adapter_lora_init", (void **)&lc->adapter_lora_init},
+        {lc->llama, "llama_adapter_lora_free", (void **)&lc->adapter_lora_free},
+        {lc->llama, "llama_set_adapters_lora", (void **)&lc->set_adapters_lora},
         {lc->llama, "llama_model_get_vocab", (void **)&lc->model_get_vocab},
         {lc->llama, "llama_vocab_n_tokens", (void **)&lc->vocab_n_tokens},
         {lc->llama, "llama_model_n_embd", (void **)&lc->model_n_embd},
@@ -408,6 +414,7 @@ int mq_llama_cpp_eval(struct mq_llama_cpp_model *m, const struct mq_llama_cpp_ct
         return -1;
     }
     int rc = -1;
+    void *adapter = NULL;
     int32_t *tok = malloc(n * sizeof *tok), *pos = malloc(n * sizeof *pos), *nseq = malloc(n * sizeof *nseq);
     int32_t seq0 = 0, **seq = malloc(n * sizeof *seq);
     int8_t *out = malloc(n);
@@ -423,6 +430,20 @@ int mq_llama_cpp_eval(struct mq_llama_cpp_model *m, const struct mq_llama_cpp_ct
             "llama_context_params layout mismatch", lc->n_ctx(ctx), lc->n_batch(ctx), lc->n_ubatch(ctx),
             lc->n_seq_max(ctx), lc->n_threads(ctx), lc->n_threads_batch(ctx));
         goto done;
+    }
+    if (opts && opts->lora) {
+        /* llama-adapter.cpp: the file's general.architecture must be the model's, every pair's
+         * shapes fit its base tensor; a failure is logged and NULL returned */
+        adapter = lc->adapter_lora_init(m->model, opts->lora);
+        float scale = opts->lora_scale;
+        if (!adapter) {
+            say(why, why_len, "llama_adapter_lora_init(%s) failed: %s", opts->lora, lc->log);
+            goto done;
+        }
+        if (lc->set_adapters_lora(ctx, &adapter, 1, &scale) != 0) {
+            say(why, why_len, "llama_set_adapters_lora failed: %s", lc->log);
+            goto done;
+        }
     }
     for (size_t i = 0; i < n; i++) {
         tok[i] = tokens[i];
@@ -453,6 +474,7 @@ done:
     free(seq);
     free(out);
     lc->free_ctx(ctx);
+    if (adapter) lc->adapter_lora_free(adapter);
     return rc;
 }
 

@@ -59,6 +59,9 @@ struct mq_llama_cpp_ctx_opts {
     int n_ctx;         /* context size (>= longest sequence); 0 = 128 */
     int n_threads;     /* 0 = 1 */
     bool kv_f16;       /* KV cache in F16 (llama.cpp's default); false = F32 */
+    const char *lora;  /* a GGUF LoRA adapter applied to this context (llama_adapter_lora_init +
+                          llama_set_adapters_lora, as --lora does), NULL = none */
+    float lora_scale;  /* its user scale (llama.cpp's --lora-scaled; --lora is 1) */
 };
 
 /*

@@ -1,0 +1,350 @@
+/* lora_merge.c - --lora adapters merged into the base weights while converting (lora_merge.h). */
+#include "lora_merge.h"
+
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "modelq/half.h"
+#include "plan.h"
+#include "qcommon.h"
+
+#define LORA_TILE 256 /* columns per tile */
+#define LORA_K 8      /* rank terms per pass over a row piece */
+
+/* What the plan keeps: the opened adapters and one delta per adapted base tensor. */
+struct mq_lora_state {
+    struct mq_model **adapters;
+    size_t n_adapters;
+    struct mq_lora_delta **deltas; /* by base tensor index (NULL: not adapted) */
+    size_t n_base;
+    size_t n_deltas;
+    float **owned;                 /* A and B arrays */
+    size_t n_owned, cap_owned;
+};
+
+void mq_lora_merge_free(struct mq_plan *p)
+{
+    struct mq_lora_state *st = p->lora;
+    if (!st) return;
+    for (size_t i = 0; i < st->n_adapters; i++) mq_model_free(st->adapters[i]);
+    free(st->adapters);
+    for (size_t i = 0; st->deltas && i < st->n_base; i++) {
+        struct mq_lora_delta *d = st->deltas[i];
+        if (!d) continue;
+        for (size_t k = 0; k < d->n; k++) free(d->terms[k].bt);
+        free(d->terms);
+        free(d);
+    }
+    free(st->deltas);
+    for (size_t i = 0; i < st->n_owned; i++) free(st->owned[i]);
+    free(st->owned);
+    free(st);
+    p->lora = NULL;
+}
+
+/* Tensor t of adapter m as f32 (F32, F16 or BF16), kept by the state. */
+static enum mq_status read_f32(struct mq_lora_state *st, const struct mq_model *m, size_t t, float **out,
+                               struct mq_error *err)
+{
+    const struct mq_tensor *ts = &m->tensors[t];
+    const size_t es = ts->dtype == MQ_DTYPE_F32 ? 4 : 2;
+    if (ts->dtype != MQ_DTYPE_F32 && ts->dtype != MQ_DTYPE_F16 && ts->dtype != MQ_DTYPE_BF16)
+        return MQ_FAIL(err, MQ_E_UNSUPPORTED, "lora-dtype", "%s: tensor %s is %s; LoRA matrices are F32, F16 or BF16",
+                       m->input_path, ts->name, mq_dtype_name(ts->dtype));
+    if (ts->numel > (SIZE_MAX / 4) || ts->nbytes != ts->numel * es)
+        return MQ_FAIL(err, MQ_E_CORRUPT, "lora-size", "%s: tensor %s: %" PRIu64 " bytes for %" PRIu64 " elements",
+                       m->input_path, ts->name, ts->nbytes, ts->numel);
+    if (st->n_owned == st->cap_owned) {
+        size_t nc = st->cap_owned ? 2 * st->cap_owned : 64;
+        float **g = realloc(st->owned, nc * sizeof *g);
+        if (!g) return MQ_FAIL(err, MQ_E_NOMEM, "alloc", "out of memory reading %s", m->input_path);
+        st->owned = g;
+        st->cap_owned = nc;
+    }
+    float *v = malloc((size_t)ts->numel * sizeof *v + 1);
+    if (!v) return MQ_FAIL(err, MQ_E_NOMEM, "alloc", "out of memory reading tensor %s of %s", ts->name, m->input_path);
+    st->owned[st->n_owned++] = v;
+    /* 16-bit values are read into the upper half of the same buffer, then widened in place, front to back */
+    void *raw = es == 4 ? (void *)v : (void *)((uint16_t *)(void *)v + ts->numel);
+    MQ_TRY(mq_model_read(m, t, 0, raw, (size_t)ts->nbytes, err));
+    if (ts->dtype == MQ_DTYPE_F16) mq_f16_to_f32_row(raw, v, (size_t)ts->numel);
+    else if (ts->dtype == MQ_DTYPE_BF16) mq_bf16_to_f32_row(raw, v, (size_t)ts->numel);
+    for (uint64_t i = 0; i < ts->numel; i++)
+        if (!isfinite(v[i]))
+            return MQ_FAIL(err, MQ_E_RANGE, "lora-value", "%s: tensor %s holds a NaN or infinity at element %" PRIu64,
+                           m->input_path, ts->name, i);
+    *out = v;
+    return MQ_OK;
+}
+
+/* "base_model.model.<module>.lora_A.weight" -> "<module>.weight" and A or B; false for other names. */
+static bool base_name(const char *name, char *out, size_t cap, bool *is_a)
+{
+    static const char pre[] = "base_model.model.";
+    const char *p = strncmp(name, pre, sizeof pre - 1) == 0 ? name + sizeof pre - 1 : name;
+    static const char *const suf[2] = {".lora_A.weight", ".lora_B.weight"};
+    size_t n = strlen(p);
+    for (int k = 0; k < 2; k++) {
+        size_t s = strlen(suf[k]);
+        if (n <= s || strcmp(p + n - s, suf[k]) != 0 || n - s + sizeof ".weight" > cap) continue;
+        snprintf(out, cap, "%.*s.weight", (int)(n - s), p);
+        *is_a = k == 0;
+        return true;
+    }
+    return false;
+}
+
+static enum mq_status add_term(struct mq_lora_state *st, size_t base_t, const struct mq_tensor *w,
+                               struct mq_lora_term term, uint64_t out, uint64_t in, struct mq_error *err)
+{
+    struct mq_lora_delta *d = st->deltas[base_t];
+    if (!d) {
+        d = calloc(1, sizeof *d);
+        if (!d) return MQ_FAIL(err, MQ_E_NOMEM, "alloc", "out of memory");
+        d->out = out;
+        d->in = in;
+        st->deltas[base_t] = d;
+        st->n_deltas++;
+    }
+    (void)w;
+    struct mq_lora_term *g = realloc(d->terms, (d->n + 1) * sizeof *g);
+    if (!g) return MQ_FAIL(err, MQ_E_NOMEM, "alloc", "out of memory");
+    d->terms = g;
+    d->terms[d->n++] = term;
+    return MQ_OK;
+}
+
+/* One adapter: pair its A/B tensors, match the base's, check shapes, add the terms. */
+static enum mq_status plan_adapter(struct mq_plan *p, struct mq_lora_state *st, const struct mq_model *ad, double scale,
+                                   struct mq_error *err)
+{
+    const struct mq_model *m = p->model;
+    const struct mq_lora_config *lc = ad->lora;
+    if (lc->alpha_pattern)
+        return MQ_FAIL(err, MQ_E_UNSUPPORTED, "lora-scale", "%s: \"alpha_pattern\" (per-module alphas) is not "
+                       "supported for merging", lc->path);
+    for (size_t i = 0; i < ad->n_tensors; i++) {
+        char base[512], other[600];
+        bool is_a;
+        const char *name = ad->tensors[i].name;
+        if (!base_name(name, base, sizeof base, &is_a))
+            return MQ_FAIL(err, MQ_E_UNSUPPORTED, "lora-tensor", "%s: tensor %s is not a LoRA pair member (lora_A / "
+                           "lora_B): full tensors (modules_to_save, biases) and DoRA vectors are not merged",
+                           ad->input_path, name);
+        if (!is_a) continue; /* each pair once, from its A */
+        size_t bl = strlen(name);
+        snprintf(other, sizeof other, "%.*sB.weight", (int)(bl - strlen("A.weight")), name);
+        long bi = mq_model_find(ad, other);
+        if (bi < 0)
+            return MQ_FAIL(err, MQ_E_CORRUPT, "lora-tensor", "%s: tensor %s has no %s beside it", ad->input_path, name,
+                           other);
+        long wi = mq_model_find(m, base);
+        if (wi < 0)
+            return MQ_FAIL(err, MQ_E_CORRUPT, "lora-base", "%s: tensor %s adapts %s, which %s does not have (another "
+                           "base model?)", ad->input_path, name, base, m->input_path);
+        const struct mq_tensor *A = &ad->tensors[i], *B = &ad->tensors[bi], *W = &m->tensors[wi];
+        if (A->ndim != 2 || B->ndim != 2 || W->ndim != 2 || A->shape[0] != B->shape[1])
+            return MQ_FAIL(err, MQ_E_CORRUPT, "lora-shape", "%s: tensors %s and %s are not a LoRA pair of 2-D matrices "
+                           "with one rank", ad->input_path, name, other);
+        const uint64_t r = A->shape[0];
+        /* W [out, in] (fan_in_fan_out: stored [in, out]); A [r, in], B [out, r] */
+        const uint64_t out = lc->fan_in_fan_out ? W->shape[1] : W->shape[0];
+        const uint64_t in = lc->fan_in_fan_out ? W->shape[0] : W->shape[1];
+        if (A->shape[1] != in || B->shape[0] != out)
+            return MQ_FAIL(err, MQ_E_CORRUPT, "lora-shape", "%s: tensors %s [%" PRIu64 ", %" PRIu64 "] and %s [%" PRIu64
+                           ", %" PRIu64 "] do not fit %s [%" PRIu64 ", %" PRIu64 "] of %s%s", ad->input_path, name,
+                           A->shape[0], A->shape[1], other, B->shape[0], B->shape[1], base, W->shape[0], W->shape[1],
+                           m->input_path, lc->fan_in_fan_out ? " (fan_in_fan_out: stored [in, out])" : "");
+        if (r != lc->r && !lc->rank_pattern)
+            return MQ_FAIL(err, MQ_E_CORRUPT, "lora-shape", "%s: tensor %s has rank %" PRIu64 " but \"r\" is %" PRIu64
+                           " (and there is no rank_pattern)", ad->input_path, name, r, lc->r);
+        struct mq_lora_term term = {(uint32_t)r, 0, NULL, NULL, NULL, lc->fan_in_fan_out};
+        /* PEFT's scaling: alpha / r, rsLoRA alpha / sqrt(r), with the module's own rank */
+        const double s = scale * (lc->use_rslora ? lc->alpha / sqrt((double)r) : lc->alpha / (double)r);
+        if (!isfinite(s) || fabs(s) > 3.0e38)
+            return MQ_FAIL(err, MQ_E_RANGE, "lora-scale", "%s: scale %g is out of range", ad->input_path, s);
+        term.scale = (float)s;
+        float *a, *b;
+        MQ_TRY(read_f32(st, ad, i, &a, err));
+        MQ_TRY(read_f32(st, ad, (size_t)bi, &b, err));
+        term.a = a;
+        term.b = b;
+        MQ_TRY(add_term(st, (size_t)wi, W, term, out, in, err));
+    }
+    return MQ_OK;
+}
+
+enum mq_status mq_lora_merge_plan(struct mq_plan *p, struct mq_error *err)
+{
+    const struct mq_convert_options *o = p->opt;
+    if (!o->n_loras) return MQ_OK;
+    const struct mq_model *m = p->model;
+    if (m->lora)
+        return MQ_FAIL(err, MQ_E_USAGE, "lora", "%s is itself a LoRA adapter: --lora merges adapters into a base "
+                       "model", m->input_path);
+    if (strcmp(m->format, "gguf") == 0)
+        return MQ_FAIL(err, MQ_E_UNSUPPORTED, "lora", "%s: --lora merges into a Hugging Face checkpoint (safetensors, "
+                       "PyTorch or bitsandbytes folder); a GGUF's weights are renamed and permuted (load the adapter "
+                       "in llama.cpp with --lora instead, or convert it: modelq convert ADAPTER --base BASE)",
+                       m->input_path);
+    struct mq_lora_state *st = calloc(1, sizeof *st);
+    if (!st) return MQ_FAIL(err, MQ_E_NOMEM, "alloc", "out of memory");
+    p->lora = st;
+    st->n_base = m->n_tensors;
+    st->deltas = calloc(m->n_tensors ? m->n_tensors : 1, sizeof *st->deltas);
+    st->adapters = calloc(o->n_loras, sizeof *st->adapters);
+    if (!st->deltas || !st->adapters) return MQ_FAIL(err, MQ_E_NOMEM, "alloc", "out of memory");
+    for (size_t k = 0; k < o->n_loras; k++) {
+        const struct mq_lora_merge *lm = &o->loras[k];
+        MQ_TRY(mq_model_open(lm->path, &st->adapters[k], err));
+        st->n_adapters++;
+        if (!st->adapters[k]->lora)
+            return MQ_FAIL(err, MQ_E_USAGE, "lora", "%s: not a LoRA adapter folder (no adapter_config.json)", lm->path);
+        MQ_TRY(plan_adapter(p, st, st->adapters[k], lm->scale, err));
+    }
+    /* the transform goes first on each adapted input (the plan's tensors are still the inputs) */
+    for (size_t i = 0; i < p->n; i++) {
+        const struct mq_plan_tensor *t = &p->t[i];
+        if (t->nseg != 1) continue;
+        const struct mq_lora_delta *d = st->deltas[mq_plan_seg(t, 0)->tensor];
+        if (!d) continue;
+        struct mq_xform x = {.kind = MQ_XFORM_ADD_LORA, .lora = d};
+        enum mq_status s = mq_plan_add_xform(&p->t[i], x, err);
+        if (s != MQ_OK) {
+            mq_error_prefix(err, "--lora");
+            return s;
+        }
+    }
+    return MQ_OK;
+}
+
+enum mq_status mq_lora_merge_finish(struct mq_plan *p, struct mq_error *err)
+{
+    struct mq_lora_state *st = p->lora;
+    if (!st) return MQ_OK;
+    size_t seen = 0;
+    for (size_t i = 0; i < p->n; i++) {
+        struct mq_plan_tensor *t = &p->t[i];
+        for (size_t k = 0; k < t->nxf; k++) {
+            if (t->xf[k].kind != MQ_XFORM_ADD_LORA) continue;
+            struct mq_lora_delta *d = (struct mq_lora_delta *)t->xf[k].lora;
+            seen++;
+            const bool transposed = mq_xform_transposed(t);
+            for (size_t j = 0; j < d->n; j++) {
+                struct mq_lora_term *tm = &d->terms[j];
+                /* the rows the run sees are W's outputs when the stored layout and the loader's
+                 * transpose agree; else its inputs, which take B transposed */
+                if (tm->fan_in_fan_out == transposed || tm->bt) continue;
+                tm->bt = malloc((size_t)(d->out * tm->r) * sizeof *tm->bt);
+                if (!tm->bt) return MQ_FAIL(err, MQ_E_NOMEM, "alloc", "out of memory for tensor %s", t->name);
+                for (uint64_t o = 0; o < d->out; o++)
+                    for (uint32_t q = 0; q < tm->r; q++) tm->bt[(size_t)q * d->out + o] = tm->b[(size_t)o * tm->r + q];
+            }
+        }
+    }
+    if (seen != st->n_deltas)
+        return MQ_FAIL(err, MQ_E_UNSUPPORTED, "lora", "%s: %zu of the %zu adapted tensors are stacked into others or "
+                       "dropped by the output format (MoE experts, a tied lm_head): merging into them is not supported",
+                       p->model->input_path, st->n_deltas - seen, st->n_deltas);
+    return MQ_OK;
+}
+
+/*
+** dst[c] = fma(coef[0], vec[0][c], dst[c]), then with coef[1], vec[1] ... for c < len: the rank
+** terms one after another, each a fused multiply-add (one rounding, C's fmaf), as the arithmetic in
+** lora_merge.h says. The AVX2+FMA version does the same operations eight columns at a time, so its
+** results are the same bits.
+*/
+typedef void (*axpy_fn)(float *dst, size_t len, const float *coef, const float *const *vec, int k);
+
+static void axpy_portable(float *dst, size_t len, const float *coef, const float *const *vec, int k)
+{
+    for (size_t c = 0; c < len; c++) {
+        float x = dst[c];
+        for (int j = 0; j < k; j++) x = fmaf(coef[j], vec[j][c], x);
+        dst[c] = x;
+    }
+}
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+__attribute__((target("avx2,fma"))) static void axpy_avx2(float *dst, size_t len, const float *coef,
+                                                            const float *const *vec, int k)
+{
+    /* four column groups at once: each keeps its own chain of adds (the terms stay in order within
+     * a column), so the adds' latency overlaps */
+    __m256 cf[LORA_K];
+    for (int j = 0; j < k; j++) cf[j] = _mm256_set1_ps(coef[j]);
+    size_t c = 0;
+    for (; c + 32 <= len; c += 32) {
+        __m256 x0 = _mm256_loadu_ps(dst + c), x1 = _mm256_loadu_ps(dst + c + 8);
+        __m256 x2 = _mm256_loadu_ps(dst + c + 16), x3 = _mm256_loadu_ps(dst + c + 24);
+        for (int j = 0; j < k; j++) {
+            const float *a = vec[j] + c;
+            x0 = _mm256_fmadd_ps(cf[j], _mm256_loadu_ps(a), x0);
+            x1 = _mm256_fmadd_ps(cf[j], _mm256_loadu_ps(a + 8), x1);
+            x2 = _mm256_fmadd_ps(cf[j], _mm256_loadu_ps(a + 16), x2);
+            x3 = _mm256_fmadd_ps(cf[j], _mm256_loadu_ps(a + 24), x3);
+        }
+        _mm256_storeu_ps(dst + c, x0);
+        _mm256_storeu_ps(dst + c + 8, x1);
+        _mm256_storeu_ps(dst + c + 16, x2);
+        _mm256_storeu_ps(dst + c + 24, x3);
+    }
+    for (; c + 8 <= len; c += 8) {
+        __m256 x = _mm256_loadu_ps(dst + c);
+        for (int j = 0; j < k; j++) x = _mm256_fmadd_ps(cf[j], _mm256_loadu_ps(vec[j] + c), x);
+        _mm256_storeu_ps(dst + c, x);
+    }
+    if (c < len) {
+        const float *tail[LORA_K];
+        for (int j = 0; j < k; j++) tail[j] = vec[j] + c;
+        axpy_portable(dst + c, len - c, coef, tail, k);
+    }
+}
+#endif
+
+void mq_lora_merge_apply(const struct mq_plan_tensor *t, const struct mq_lora_delta *d, uint64_t first, size_t n,
+                         float *v)
+{
+    const uint64_t row_len = t->row_len;
+    const bool transposed = mq_xform_transposed(t);
+    axpy_fn axpy = axpy_portable;
+#if defined(__x86_64__)
+    if (mq_cpu_avx2() && __builtin_cpu_supports("fma")) axpy = axpy_avx2;
+#endif
+    /* Column tiles keep LORA_TILE columns of every rank vector in cache while the chunk's rows pass
+     * over them (a rank-64 A of a 14336-wide row is 3.5 MiB; one tile of it 64 KiB). */
+    const uint64_t row_first = first / row_len, row_end = (first + n - 1) / row_len + 1;
+    for (size_t k = 0; k < d->n; k++) {
+        const struct mq_lora_term *tm = &d->terms[k];
+        const bool rows_are_out = tm->fan_in_fan_out == transposed;
+        for (uint64_t t0 = 0; t0 < row_len; t0 += LORA_TILE) {
+            const uint64_t t1 = t0 + LORA_TILE < row_len ? t0 + LORA_TILE : row_len;
+            for (uint64_t row = row_first; row < row_end; row++) {
+                /* this row's part of the chunk, within the tile */
+                const uint64_t e0 = row * row_len + t0 > first ? row * row_len + t0 : first;
+                const uint64_t e1 = row * row_len + t1 < first + n ? row * row_len + t1 : first + n;
+                if (e0 >= e1) continue;
+                const uint64_t c0 = e0 - row * row_len;
+                float *dst = v + (e0 - first);
+                for (uint32_t q = 0; q < tm->r; q += LORA_K) {
+                    const int kk = tm->r - q < LORA_K ? (int)(tm->r - q) : LORA_K;
+                    float coef[LORA_K];
+                    const float *vec[LORA_K];
+                    for (int j = 0; j < kk; j++) {
+                        /* rows are outputs: (s B[row][q]) A[q][c]; rows are inputs: (s A[q][row]) B[c][q] */
+                        coef[j] = rows_are_out ? tm->scale * tm->b[(size_t)row * tm->r + q + j]
+                                               : tm->scale * tm->a[(size_t)(q + j) * d->in + row];
+                        vec[j] = rows_are_out ? tm->a + (size_t)(q + j) * d->in + c0
+                                              : tm->bt + (size_t)(q + j) * d->out + c0;
+                    }
+                    axpy(dst, (size_t)(e1 - e0), coef, vec, kk);
+                }
+            }
+        }
+    }
+}
