@@ -275,6 +275,7 @@ int cmd_convert(int argc, char **argv)
     struct mq_type_override ov[MAX_PATTERNS];
     const char *keep[MAX_PATTERNS];
     struct mq_lora_merge loras[MAX_LORAS];
+    char *lora_dirs[MAX_LORAS] = {0}; /* the DIR of each DIR:SCALE (copied), freed at the end */
     const char *report_path = NULL, *html_path = NULL, *plot_tensor = NULL;
     bool quiet = false;
     char opt[64];
@@ -338,8 +339,9 @@ int cmd_convert(int argc, char **argv)
             char *end = NULL;
             double sc = colon ? strtod(colon + 1, &end) : 1.0;
             if (colon && end && end != colon + 1 && *end == '\0' && isfinite(sc)) {
-                char *dir = strndup(val, (size_t)(colon - val)); /* freed at exit */
+                char *dir = strndup(val, (size_t)(colon - val));
                 if (!dir) return cli_usage_error("convert", "out of memory");
+                lora_dirs[o.n_loras] = dir;
                 loras[o.n_loras++] = (struct mq_lora_merge){dir, sc};
             } else {
                 loras[o.n_loras++] = (struct mq_lora_merge){val, 1.0};
@@ -441,6 +443,7 @@ int cmd_convert(int argc, char **argv)
     mq_report_free(html);
     mq_convert_report_free(&rep);
     for (size_t i = 0; i < o.n_overrides; i++) free((char *)ov[i].pattern);
+    for (size_t i = 0; i < o.n_loras; i++) free(lora_dirs[i]);
     if (fflush(stdout) != 0 && rc == EXIT_OK) {
         fprintf(stderr, "modelq: error: cannot write to standard output\n");
         return EXIT_IO;
