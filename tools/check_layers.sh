@@ -3,14 +3,15 @@
 # across, within a folder); prints the import structure and exits 1 on a violation.
 #
 # Layers, lowest first (CMakeLists.txt says what each holds):
-#   0 src/util   1 src/quant   2 src/model   3 src/pipeline, formats (plug-ins)   4 src/api   5 src/cli
+#   0 src/util   1 src/quant   2 src/model   3 src/pipeline, formats (plug-ins)   4 src/api
+#   5 src/report (the HTML report: a client of the api)   6 src/cli
 # Rules: a folder includes private headers only from its own layer or lower; formats/ (the
 # plug-ins) may include the pipeline's plug-in headers (plan.h, outfile.h, checksums.h) but
 # nothing of src/api; src/cli includes only public headers (include/modelq/).
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
-declare -A rank=([src/util]=0 [src/quant]=1 [src/model]=2 [src/pipeline]=3 [formats]=3 [src/api]=4 [src/cli]=5)
+declare -A rank=([src/util]=0 [src/quant]=1 [src/model]=2 [src/pipeline]=3 [formats]=3 [src/api]=4 [src/report]=5 [src/cli]=6)
 declare -A home
 for d in "${!rank[@]}"; do
   for h in "$d"/*.h; do [ -e "$h" ] && home[$(basename "$h")]=$d; done

@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # tools/setup.sh - install what modelq needs to build and test, and nothing when all is present.
 #
-# Debian packages: build tools and the four libraries (found later through pkg-config).
+# Debian packages: build tools and the four libraries (found later through pkg-config); chromium
+# renders the HTML report headless in tests/test_report_html.c.
 # npm packages: pinned in tools/interop/package-lock.json, installed into tools/interop/node_modules.
 # Works as root on a fresh Debian 12 machine; runs `apt-get update` at most once.
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 
 pkgs=(build-essential cmake pkg-config clang libclang-rt-14-dev libcjson-dev zlib1g-dev libxxhash-dev libcriterion-dev
-      nodejs npm)
+      nodejs npm chromium)
 missing=()
 for p in "${pkgs[@]}"; do
   if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q '^install ok installed$'; then
@@ -32,7 +33,8 @@ fi
 #   tools/interop            @node-llama-cpp/linux-x64 (ggml's libggml-base.so: differential tests, GGUF
 #                            reader/writer) and @huggingface/gguf (second GGUF parser, gguf-dump.mjs)
 #   tools/interop-tokenizer  a JS tokenizers implementation that loads the bundled tokenizer.json
-for d in "$here/interop" "$here/interop-tokenizer"; do
+#   tools/interop-report     saxes (strict XML parser) and pngjs (PNG decoder) read the HTML report
+for d in "$here/interop" "$here/interop-tokenizer" "$here/interop-report"; do
   [ -f "$d/package-lock.json" ] || continue
   if [ ! -f "$d/node_modules/.package-lock.json" ] || [ "$d/package-lock.json" -nt "$d/node_modules/.package-lock.json" ]; then
     echo "setup: npm ci in ${d#"$here/"}" >&2

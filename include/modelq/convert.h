@@ -32,6 +32,22 @@ struct mq_type_override {
     const char *type;      /* codec name (q8_0, q6_K, f16 ...) */
 };
 
+/*
+** Watching one tensor's values as the run quantizes them (the HTML report's staircase sample,
+** modelq/report.h). After planning, pick() is called for the output tensors in plan order that
+** are converted (name, input name, output codec, row length); the first it accepts is watched, and none
+** accepted is MQ_E_USAGE with the message `missing`, before any data is read. chunk() then gets
+** every chunk of that tensor: flat elements [first, first + n), whole blocks of the codec (whole
+** rows for per-row scales), the f32 values before quantization and the dequantized ones. It is
+** called from the worker threads, chunks in any order: it must lock and not depend on the order.
+*/
+struct mq_convert_tap {
+    bool (*pick)(void *ctx, const char *name, const char *src_name, enum mq_codec codec, uint64_t row_len);
+    void (*chunk)(void *ctx, uint64_t first, size_t n, const float *orig, const float *deq);
+    void *ctx;
+    const char *missing;           /* the error when pick() accepts no tensor */
+};
+
 /* A LoRA adapter merged while converting (--lora DIR[:SCALE]): its folder and the user's scale. */
 struct mq_lora_merge {
     const char *path;
@@ -70,6 +86,9 @@ struct mq_convert_options {
     size_t n_loras;
     const char *report_path;       /* a file the caller writes after success (the JSON report):
                                       checked like the output before any data is read; NULL = none */
+    const char *report_html_path;  /* the HTML report (modelq/report.h), written by the caller after
+                                      success: checked like report_path; NULL = none */
+    const struct mq_convert_tap *tap; /* watch one tensor (implies stats); NULL = none */
     /* Tests only (negative controls): 0 normal Q/K permutation, 1 none, 2 K permuted with the
      * query head count. Not reachable from the command line. */
     int debug_qk_permute;

@@ -22,6 +22,7 @@
 #include "modelq/model.h"
 #include "modelq/qstats.h"
 #include "modelq/quant.h"
+#include "modelq/report.h"
 #include "modelq/target.h"
 #include "modelq/testing.h"
 #include "modelq/version.h"

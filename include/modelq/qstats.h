@@ -32,6 +32,8 @@ struct mq_qstats {
     double mean_abs_err;
     double snr_db;        /* 10 log10(sum x^2 / sum (x-y)^2); +inf when exact, -inf when x is all 0 but y is not */
     double cosine;        /* sum xy / sqrt(sum x^2 sum y^2); 1 when both are all zero, 0 when only one is */
+    double rel_rmse;      /* sqrt(sum (x-y)^2 / sum x^2) = rmse / rms(x) = 10^(-snr_db/20); 0 when exact,
+                             +inf when x is all 0 but y is not */
 };
 
 MQ_API void mq_qstats_init(struct mq_qstats_acc *acc);

@@ -64,15 +64,22 @@ static enum mq_status check_outputs(const struct mq_model *m, const struct mq_co
     if (o->output && !o->dry_run && !wants_split(o, writer))
         s = mq_outpath_check(o->output, writer && writer->folder ? MQ_OUT_FOLDER : MQ_OUT_FILE, &in, o->force,
                              "the output", err);
-    if (s == MQ_OK && o->report_path) {
-        s = mq_outpath_check(o->report_path, MQ_OUT_FILE, &in, false, "the report", err);
+    /* the JSON report, then the HTML report: the same rules; they are not each other */
+    const char *reports[2] = {o->report_path, o->report_html_path};
+    for (int k = 0; k < 2; k++) {
+        const char *rp = reports[k];
+        if (s != MQ_OK || !rp) continue;
+        s = mq_outpath_check(rp, MQ_OUT_FILE, &in, false, k ? "the HTML report" : "the report", err);
         bool inside = false;
-        if (s == MQ_OK && o->output && !o->dry_run && mq_outpath_same(o->report_path, o->output, &inside))
-            s = MQ_FAIL(err, MQ_E_USAGE, "report-is-output", "%s: the report would replace the output %s",
-                        o->report_path, o->output);
+        if (s == MQ_OK && o->output && !o->dry_run && mq_outpath_same(rp, o->output, &inside))
+            s = MQ_FAIL(err, MQ_E_USAGE, "report-is-output", "%s: the report would replace the output %s", rp,
+                        o->output);
         if (s == MQ_OK && inside && !o->dry_run)
             s = MQ_FAIL(err, MQ_E_USAGE, "report-in-output", "%s: the report cannot go inside the output folder %s",
-                        o->report_path, o->output);
+                        rp, o->output);
+        if (s == MQ_OK && k == 1 && o->report_path && mq_outpath_same(rp, o->report_path, &inside))
+            s = MQ_FAIL(err, MQ_E_USAGE, "report-is-report", "%s: the HTML report would replace the JSON report",
+                        rp);
     }
     mq_input_set_free(&in);
     return s;
@@ -96,6 +103,9 @@ static enum mq_status check_parts(const struct mq_model *m, const struct mq_conv
         if (s == MQ_OK && o->report_path && mq_outpath_same(o->report_path, path, &inside))
             s = MQ_FAIL(err, MQ_E_USAGE, "report-is-output", "%s: the report would replace the output %s",
                         o->report_path, path);
+        if (s == MQ_OK && o->report_html_path && mq_outpath_same(o->report_html_path, path, &inside))
+            s = MQ_FAIL(err, MQ_E_USAGE, "report-is-output", "%s: the report would replace the output %s",
+                        o->report_html_path, path);
     }
     mq_input_set_free(&in);
     return s;
@@ -185,6 +195,21 @@ static enum mq_status pick_writer(const struct mq_convert_options *o, enum mq_ta
     return MQ_OK;
 }
 
+/* The tensor the tap watches (convert.h): the first converted one it accepts, before any data. */
+static enum mq_status pick_tap(struct mq_plan *p, const struct mq_convert_tap *tap, struct mq_error *err)
+{
+    for (size_t i = 0; i < p->n; i++) {
+        const struct mq_plan_tensor *t = &p->t[i];
+        if (!t->convert || t->kind == MQ_SRC_GENERATED) continue;
+        if (tap->pick(tap->ctx, t->name, mq_plan_src_tensor(p, t)->name, t->codec, t->row_len)) {
+            p->tap = tap;
+            p->tap_tensor = i;
+            return MQ_OK;
+        }
+    }
+    return MQ_FAIL(err, MQ_E_USAGE, "tap-tensor", "%s", tap->missing ? tap->missing : "no tensor to watch");
+}
+
 static unsigned default_threads(void)
 {
     long n = sysconf(_SC_NPROCESSORS_ONLN);
@@ -235,7 +260,9 @@ enum mq_status mq_convert(const struct mq_convert_options *o, struct mq_convert_
         else
             s = mq_outfile_create(o->output, plan.file_size, &out, err);
     }
-    if (s == MQ_OK && (!o->dry_run || o->stats)) s = mq_plan_run(&plan, out, threads, o->stats, err);
+    if (s == MQ_OK && o->tap) s = pick_tap(&plan, o->tap, err);
+    bool stats = o->stats || o->tap;
+    if (s == MQ_OK && (!o->dry_run || stats)) s = mq_plan_run(&plan, out, threads, stats, err);
     if (s == MQ_OK && out) {
         s = writer->finish(&plan, out, err);
         if (s == MQ_OK) {

@@ -27,6 +27,7 @@ int cmd_inspect(int argc, char **argv);
 int cmd_estimate(int argc, char **argv);
 int cmd_convert(int argc, char **argv);
 int cmd_verify(int argc, char **argv);
+int cmd_report(int argc, char **argv);
 
 /* Prints "modelq: <message>" on stderr (one line) and returns the exit code for err->code. */
 int cli_fail(const struct mq_error *err);

@@ -11,6 +11,7 @@
 
 #include "cli.h"
 #include "modelq/convert.h"
+#include "modelq/report.h"
 
 #define REPORT_SCHEMA_VERSION 1
 #define GIB 1073741824.0
@@ -56,6 +57,8 @@ static const char *const convert_help =
     "  --dry-run                print the plan; write nothing (with --stats: quantize in memory)\n"
     "  --stats                  per-tensor error: RMSE, max error, SNR (dequantize and compare)\n"
     "  --report FILE.json       also write the report as JSON (schema_version 1)\n"
+    "  --report-html FILE.html  also write the HTML report of this type (see `modelq report --help`;\n"
+    "                           implies --stats); --plot-tensor NAME picks its staircase's tensor\n"
     "  --force                  bitsandbytes folder: replace an existing OUTDIR even when it holds files\n"
     "                           modelq did not write (they are deleted); without it such a folder is refused\n"
     "  --quiet                  no per-tensor table\n"
@@ -178,6 +181,8 @@ static cJSON *stats_json(const struct mq_qstats *s)
     if (isfinite(s->snr_db)) cJSON_AddNumberToObject(o, "snr_db", s->snr_db);
     else cJSON_AddNullToObject(o, "snr_db");
     cJSON_AddNumberToObject(o, "cosine", s->cosine);
+    if (isfinite(s->rel_rmse)) cJSON_AddNumberToObject(o, "rel_rmse", s->rel_rmse);
+    else cJSON_AddNullToObject(o, "rel_rmse");
     return o;
 }
 
@@ -274,7 +279,7 @@ int cmd_convert(int argc, char **argv)
     const char *keep[MAX_PATTERNS];
     struct mq_lora_merge loras[MAX_LORAS];
     char lora_dirs[MAX_LORAS][4096];
-    const char *report_path = NULL;
+    const char *report_path = NULL, *html_path = NULL, *plot_tensor = NULL;
     bool quiet = false;
     char opt[64];
     for (int i = 1; i < argc; i++) {
@@ -323,6 +328,12 @@ int cmd_convert(int argc, char **argv)
         } else if (strcmp(a, "--report") == 0) {
             NEED_VALUE();
             report_path = val;
+        } else if (strcmp(a, "--report-html") == 0) {
+            NEED_VALUE();
+            html_path = val;
+        } else if (strcmp(a, "--plot-tensor") == 0) {
+            NEED_VALUE();
+            plot_tensor = val;
         } else if (strcmp(a, "--lora") == 0) {
             NEED_VALUE();
             if (o.n_loras == MAX_LORAS) return cli_usage_error("convert", "at most 8 --lora");
@@ -410,6 +421,18 @@ int cmd_convert(int argc, char **argv)
 
     struct mq_error err;
     mq_error_clear(&err);
+    if (plot_tensor && !html_path) return cli_usage_error("convert", "--plot-tensor needs --report-html");
+    struct mq_report *html = NULL;
+    if (html_path) {
+        struct mq_report_options ro;
+        mq_report_options_default(&ro);
+        ro.input = o.input;
+        ro.plot_tensor = plot_tensor;
+        if (mq_report_new(&ro, &html, &err) != MQ_OK) return cli_fail(&err);
+        o.tap = mq_report_tap(html);
+        o.report_html_path = html_path;
+        o.stats = true;
+    }
     struct mq_convert_report rep;
     enum mq_status s = mq_convert(&o, &rep, &err);
     int rc = EXIT_OK;
@@ -419,7 +442,11 @@ int cmd_convert(int argc, char **argv)
     } else {
         print_report(&rep, quiet);
         if (report_path) rc = write_json_report(report_path, &rep);
+        if (rc == EXIT_OK && html &&
+            (mq_report_add(html, &rep, &err) != MQ_OK || mq_report_write(html, html_path, &err) != MQ_OK))
+            rc = cli_fail(&err);
     }
+    mq_report_free(html);
     mq_convert_report_free(&rep);
     for (size_t i = 0; i < o.n_overrides; i++) free((char *)ov[i].pattern);
     if (fflush(stdout) != 0 && rc == EXIT_OK) {

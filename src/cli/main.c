@@ -15,6 +15,7 @@ static const struct command commands[] = {
     {"inspect", cmd_inspect, "list a checkpoint's metadata, tensors and totals by dtype"},
     {"estimate", cmd_estimate, "memory table for this model: FP32/FP16/INT8/NF4/GGUF, VRAM, training"},
     {"convert", cmd_convert, "convert a checkpoint into a (quantized) GGUF file in one streaming pass"},
+    {"report", cmd_report, "a self-contained HTML report: staircases, error by tensor, memory vs GPUs"},
     {"verify", cmd_verify, "recompute the per-tensor checksums of a file modelq wrote"},
 };
 

@@ -382,9 +382,11 @@ static enum mq_status do_job(struct run *r, size_t ji, struct worker_buf *b, str
         MQ_TRY(mq_outfile_pwrite(r->out, b->out, len, t->offset + off, err));
     }
     MQ_TRY(put_side(r, t, b, first, n, err));
-    if (r->stats && t->quantized) {
+    bool tapped = r->p->tap && j->t == r->p->tap_tensor;
+    if (r->stats && (t->quantized || tapped)) {
         MQ_TRY(mq_dequantize(t->codec, &t->params, &q, n, row_len, b->deq, err));
-        mq_qstats_add(&r->job_stats[ji], b->f32, b->deq, n);
+        if (t->quantized) mq_qstats_add(&r->job_stats[ji], b->f32, b->deq, n);
+        if (tapped) r->p->tap->chunk(r->p->tap->ctx, first, n, b->f32, b->deq);
     }
     if (t->kind != MQ_SRC_GENERATED)
         atomic_fetch_add(&r->done_bytes, t->kind == MQ_SRC_FILTER ? j->n * filter_row_bytes(r->p, t) / t->row_len

@@ -142,6 +142,8 @@ struct mq_plan {
                                       (not in a folder); written as one set (mq_outfile_create_set) */
     bool have_stats;               /* mq_plan_run with stats: over all quantized elements */
     struct mq_qstats total_stats;
+    const struct mq_convert_tap *tap; /* watches tensor t[tap_tensor] (convert.h); NULL = none */
+    size_t tap_tensor;
     struct mq_lora_state *lora;    /* --lora adapters merged while converting (lora_merge.c), or NULL */
 };
 
@@ -216,7 +218,8 @@ enum mq_status mq_src_read_bytes(const struct mq_plan *p, const struct mq_plan_t
 enum mq_status mq_src_read_filtered(const struct mq_plan *p, const struct mq_plan_tensor *t, uint64_t first, size_t n,
                                     float *dst, struct mq_error *err);
 
-/* convert_run.c: runs the data through the codecs; out NULL = dry run (nothing written). */
+/* convert_run.c: runs the data through the codecs; out NULL = dry run (nothing written). With
+** p->tap, stats must be on (the watched tensor's chunks are dequantized). */
 enum mq_status mq_plan_run(struct mq_plan *p, struct mq_outfile *out, unsigned threads, bool stats,
                            struct mq_error *err);
 

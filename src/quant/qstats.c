@@ -48,7 +48,10 @@ void mq_qstats_result(const struct mq_qstats_acc *acc, struct mq_qstats *out)
     out->rmse = sqrt(acc->sum_sq_err / (double)acc->n);
     out->mean_abs_err = acc->sum_abs_err / (double)acc->n;
     out->max_abs_err = acc->max_abs_err;
-    if (acc->sum_sq_err > 0) out->snr_db = acc->sum_sq_x > 0 ? 10.0 * log10(acc->sum_sq_x / acc->sum_sq_err) : -INFINITY;
+    if (acc->sum_sq_err > 0) {
+        out->snr_db = acc->sum_sq_x > 0 ? 10.0 * log10(acc->sum_sq_x / acc->sum_sq_err) : -INFINITY;
+        out->rel_rmse = acc->sum_sq_x > 0 ? sqrt(acc->sum_sq_err / acc->sum_sq_x) : INFINITY;
+    }
     if (acc->sum_sq_x > 0 && acc->sum_sq_y > 0) out->cosine = acc->sum_xy / sqrt(acc->sum_sq_x * acc->sum_sq_y);
     else if (acc->sum_sq_x > 0 || acc->sum_sq_y > 0) out->cosine = 0.0;
 }
