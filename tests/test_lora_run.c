@@ -778,8 +778,21 @@ Test(lora_run, merge_arithmetic_rslora_fan_in_fan_out_and_quantized_outputs)
     size_t ls, lp;
     uint8_t *ds = gguf_data(simd, &ls), *dp = gguf_data(portable, &lp);
     cr_expect(ls == lp && memcmp(ds, dp, ls) == 0, "the SIMD merge differs from the portable one");
-    free(ds);
     free(dp);
+    /* chunks of 3 rows (the one-row path) and of 1000 elements (pieces of rows) give the same bytes as
+     * the default chunks (the 4-row tile) */
+    static const char *const chunks[] = {"768", "1000"};
+    for (size_t c = 0; c < 2; c++) {
+        cr_assert_eq(setenv("MODELQ_CHUNK_ELEMS", chunks[c], 1), 0);
+        r = run_modelq("convert %s --lora %s --lora %s:0.7 -o %s --type f32 --force", bdir, a1, a2, portable);
+        unsetenv("MODELQ_CHUNK_ELEMS");
+        cr_assert_eq(r.code, 0, "%s", r.err);
+        cmd_result_free(&r);
+        dp = gguf_data(portable, &lp);
+        cr_expect(ls == lp && memcmp(ds, dp, ls) == 0, "chunks of %s elements merge differently", chunks[c]);
+        free(dp);
+    }
+    free(ds);
     free(gl);
     free(gc);
     remove_tree(tmp);

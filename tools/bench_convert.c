@@ -20,7 +20,7 @@
 **
 ** Method: the input is read once before every run so it is in the page cache (the first read's
 ** speed is printed); the copy baseline runs `sh -c 'cat IN... > OUT && sync'`; each conversion runs
-** `modelq convert MODEL -o OUT --type T -j N` (stdout to /dev/null, stderr shown) and is followed
+** `modelq convert MODEL -o OUT --type T -j N --no-vocab` (the random model has no tokenizer; stdout to /dev/null, stderr shown) and is followed
 ** by a timed sync(2), because the baseline includes one. A second copy row, "cat", runs the copy
 ** without sync and times the sync apart, as for the conversions: it shows how much of the
 ** baseline is write-back to disk. Children are started with fork/exec and
@@ -346,7 +346,8 @@ int main(int argc, char **argv)
     char *save = NULL;
     for (char *t = strtok_r(types, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
         snprintf(out, sizeof out, "%s/out-%s.gguf", dir, t);
-        char *cv_argv[] = {(char *)modelq, "convert", model, "-o", out, "--type", t, "-j", (char *)jobs, NULL};
+        char *cv_argv[] = {(char *)modelq, "convert", model, "-o", out, "--type", t, "-j", (char *)jobs, "--no-vocab",
+                           NULL};
         struct measured m = measure(cv_argv, out, keep, 1, repeats, inputs, n_in);
         print_row(t, &m.r, m.sync_s, in_bytes, m.out_bytes, copy_wall);
         if (m.r.status != 0) {
@@ -357,7 +358,7 @@ int main(int argc, char **argv)
         if (!lora_rank) continue;
         snprintf(out, sizeof out, "%s/out-%s-lora.gguf", dir, t);
         char *lv_argv[] = {(char *)modelq, "convert", model, "--lora", lora_dir, "-o", out, "--type", t, "-j",
-                           (char *)jobs, NULL};
+                           (char *)jobs, "--no-vocab", NULL};
         struct measured ml = measure(lv_argv, out, keep, 1, repeats, inputs, n_in);
         char name[64];
         snprintf(name, sizeof name, "%s+lora", t);

@@ -120,7 +120,8 @@ int main(int argc, char **argv)
     char list[256];
     snprintf(list, sizeof list, "%s", types);
     for (char *t = strtok(list, ","); t; t = strtok(NULL, ",")) {
-        char *cargv[] = {modelq, "convert", model, "--dry-run", "--stats", "-q", "--type", t, "-j", (char *)jobs, NULL};
+        char *cargv[] = {modelq, "convert", model, "--dry-run", "--stats", "-q", "--type", t, "-j", (char *)jobs,
+                          "--no-vocab", NULL};
         struct child_result r = run_child(cargv);
         char what[96];
         snprintf(what, sizeof what, "convert --dry-run --stats --type %s", t);

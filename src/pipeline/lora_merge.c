@@ -11,8 +11,9 @@
 #include "plan.h"
 #include "qcommon.h"
 
-#define LORA_TILE 256 /* columns per tile */
+#define LORA_TILE 64  /* columns per tile: 64 ranks x 64 columns of A (16 KiB) stay in L1 */
 #define LORA_K 8      /* rank terms per pass over a row piece */
+#define LORA_TILE_R 512 /* ranks the 4-row tile takes (its coefficients live on the stack) */
 
 /* What the plan keeps: the opened adapters and one delta per adapted base tensor. */
 struct mq_lora_state {
@@ -307,6 +308,75 @@ __attribute__((target("avx2,fma"))) static void axpy_avx2(float *dst, size_t len
 }
 #endif
 
+/*
+** Four rows at once (a register tile of 4 rows x 16 columns): dst[i][c] = fma(coef[i][q], vec(q)[c],
+** dst[i][c]) for q = 0 .. r-1 in order, vec(q) = vec0 + q * vstride. Per element these are the same
+** operations in the same order as axpy_*, so the bits are the same; the tile loads each vector once
+** for four rows and keeps eight independent accumulator chains.
+*/
+typedef void (*tile_fn)(float *const dst[4], size_t len, const float *coef, const float *vec0, size_t vstride,
+                        uint32_t r);
+
+static void tile_portable(float *const dst[4], size_t len, const float *coef, const float *vec0, size_t vstride,
+                          uint32_t r)
+{
+    for (int i = 0; i < 4; i++)
+        for (size_t c = 0; c < len; c++) {
+            float x = dst[i][c];
+            for (uint32_t q = 0; q < r; q++) x = fmaf(coef[(size_t)i * r + q], vec0[(size_t)q * vstride + c], x);
+            dst[i][c] = x;
+        }
+}
+
+#if defined(__x86_64__)
+__attribute__((target("avx2,fma"))) static void tile_avx2(float *const dst[4], size_t len, const float *coef,
+                                                           const float *vec0, size_t vstride, uint32_t r)
+{
+    size_t c = 0;
+    for (; c + 16 <= len; c += 16) {
+        __m256 a00 = _mm256_loadu_ps(dst[0] + c), a01 = _mm256_loadu_ps(dst[0] + c + 8);
+        __m256 a10 = _mm256_loadu_ps(dst[1] + c), a11 = _mm256_loadu_ps(dst[1] + c + 8);
+        __m256 a20 = _mm256_loadu_ps(dst[2] + c), a21 = _mm256_loadu_ps(dst[2] + c + 8);
+        __m256 a30 = _mm256_loadu_ps(dst[3] + c), a31 = _mm256_loadu_ps(dst[3] + c + 8);
+        const float *vq = vec0 + c;
+        for (uint32_t q = 0; q < r; q++, vq += vstride) {
+            const __m256 v0 = _mm256_loadu_ps(vq), v1 = _mm256_loadu_ps(vq + 8);
+            __m256 b = _mm256_broadcast_ss(coef + q);
+            a00 = _mm256_fmadd_ps(b, v0, a00);
+            a01 = _mm256_fmadd_ps(b, v1, a01);
+            b = _mm256_broadcast_ss(coef + r + q);
+            a10 = _mm256_fmadd_ps(b, v0, a10);
+            a11 = _mm256_fmadd_ps(b, v1, a11);
+            b = _mm256_broadcast_ss(coef + 2 * (size_t)r + q);
+            a20 = _mm256_fmadd_ps(b, v0, a20);
+            a21 = _mm256_fmadd_ps(b, v1, a21);
+            b = _mm256_broadcast_ss(coef + 3 * (size_t)r + q);
+            a30 = _mm256_fmadd_ps(b, v0, a30);
+            a31 = _mm256_fmadd_ps(b, v1, a31);
+        }
+        _mm256_storeu_ps(dst[0] + c, a00);
+        _mm256_storeu_ps(dst[0] + c + 8, a01);
+        _mm256_storeu_ps(dst[1] + c, a10);
+        _mm256_storeu_ps(dst[1] + c + 8, a11);
+        _mm256_storeu_ps(dst[2] + c, a20);
+        _mm256_storeu_ps(dst[2] + c + 8, a21);
+        _mm256_storeu_ps(dst[3] + c, a30);
+        _mm256_storeu_ps(dst[3] + c + 8, a31);
+    }
+    if (c < len) {
+        float *const rest[4] = {dst[0] + c, dst[1] + c, dst[2] + c, dst[3] + c};
+        tile_portable(rest, len - c, coef, vec0 + c, vstride, r);
+    }
+}
+#endif
+
+/* s x the factor of rank term q for `row` (rows are outputs: B[row][q]; inputs: A[q][row]). */
+static inline float term_coef(const struct mq_lora_term *tm, const struct mq_lora_delta *d, bool rows_are_out,
+                              uint64_t row, uint32_t q)
+{
+    return rows_are_out ? tm->scale * tm->b[(size_t)row * tm->r + q] : tm->scale * tm->a[(size_t)q * d->in + row];
+}
+
 void mq_lora_merge_apply(const struct mq_plan_tensor *t, const struct mq_lora_delta *d, uint64_t first, size_t n,
                          float *v)
 {
@@ -318,13 +388,40 @@ void mq_lora_merge_apply(const struct mq_plan_tensor *t, const struct mq_lora_de
 #endif
     /* Column tiles keep LORA_TILE columns of every rank vector in cache while the chunk's rows pass
      * over them (a rank-64 A of a 14336-wide row is 3.5 MiB; one tile of it 64 KiB). */
+    tile_fn tile = tile_portable;
+#if defined(__x86_64__)
+    if (axpy == axpy_avx2) tile = tile_avx2;
+#endif
     const uint64_t row_first = first / row_len, row_end = (first + n - 1) / row_len + 1;
+    /* whole rows of the chunk go through the 4-row tile in groups of four (ranks up to LORA_TILE_R) */
+    const uint64_t whole0 = (first + row_len - 1) / row_len, whole1 = (first + n) / row_len;
     for (size_t k = 0; k < d->n; k++) {
         const struct mq_lora_term *tm = &d->terms[k];
         const bool rows_are_out = tm->fan_in_fan_out == transposed;
+        const float *vec0 = rows_are_out ? tm->a : tm->bt;
+        const size_t vstride = rows_are_out ? (size_t)d->in : (size_t)d->out;
+        uint64_t tiled_end = whole0;
+        if (tm->r <= LORA_TILE_R && whole1 > whole0 + 3) {
+            float coef[4 * LORA_TILE_R];
+            tiled_end = whole0 + (whole1 - whole0) / 4 * 4;
+            for (uint64_t r0 = whole0; r0 < tiled_end; r0 += 4) {
+                float *dst[4];
+                for (int i = 0; i < 4; i++) {
+                    dst[i] = v + ((r0 + (uint64_t)i) * row_len - first);
+                    for (uint32_t q = 0; q < tm->r; q++)
+                        coef[(size_t)i * tm->r + q] = term_coef(tm, d, rows_are_out, r0 + (uint64_t)i, q);
+                }
+                for (uint64_t t0 = 0; t0 < row_len; t0 += LORA_TILE) {
+                    const uint64_t t1 = t0 + LORA_TILE < row_len ? t0 + LORA_TILE : row_len;
+                    float *const dt[4] = {dst[0] + t0, dst[1] + t0, dst[2] + t0, dst[3] + t0};
+                    tile(dt, (size_t)(t1 - t0), coef, vec0 + t0, vstride, tm->r);
+                }
+            }
+        }
         for (uint64_t t0 = 0; t0 < row_len; t0 += LORA_TILE) {
             const uint64_t t1 = t0 + LORA_TILE < row_len ? t0 + LORA_TILE : row_len;
             for (uint64_t row = row_first; row < row_end; row++) {
+                if (row >= whole0 && row < tiled_end) continue; /* done by the tile */
                 /* this row's part of the chunk, within the tile */
                 const uint64_t e0 = row * row_len + t0 > first ? row * row_len + t0 : first;
                 const uint64_t e1 = row * row_len + t1 < first + n ? row * row_len + t1 : first + n;

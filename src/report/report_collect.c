@@ -270,6 +270,7 @@ enum mq_status mq_report_html(const struct mq_report_options *o, const char *con
         co.type = types[k];
         co.dry_run = true;
         co.stats = true;
+        co.no_vocab = true; /* measures the weights: no file whose tokenizer could be missing */
         co.threads = o->threads;
         co.tap = mq_report_tap(r);
         co.report_html_path = path; /* checked before any data is read */
