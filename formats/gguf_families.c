@@ -298,6 +298,11 @@ const struct mq_family *mq_family_find(const char *hf)
     return NULL;
 }
 
+const struct mq_family *mq_family_at(size_t i)
+{
+    return i < sizeof families / sizeof families[0] ? &families[i] : NULL;
+}
+
 void mq_family_list(char *buf, size_t cap)
 {
     size_t o = 0;

@@ -124,7 +124,14 @@ struct mq_plan;
 enum mq_status mq_gguf_lora_plan(struct mq_plan *p, const struct mq_family *f, const struct mq_hvals *h,
                                  const char *cfg_path, struct mq_error *err);
 
+struct mq_model;
+/* gguf_lora.c: a GGUF base's tensor for a Hugging Face module weight (the writer op input_name_of_hf). */
+enum mq_status mq_gguf_input_name_of_hf(const struct mq_model *m, const char *hf, char *out, size_t cap,
+                                        uint64_t *permute_heads, struct mq_error *err);
+
 const struct mq_family *mq_family_find(const char *hf);
+/* Row i of the table, NULL past the last. */
+const struct mq_family *mq_family_at(size_t i);
 /* "LlamaForCausalLM, MistralForCausalLM, ..." into buf (truncated to cap) */
 void mq_family_list(char *buf, size_t cap);
 

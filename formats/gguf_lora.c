@@ -235,3 +235,40 @@ enum mq_status mq_gguf_lora_plan(struct mq_plan *p, const struct mq_family *f, c
     MQ_TRY(mq_meta_set_str(&p->meta, "adapter.type", "lora", SIZE_MAX, err));
     return mq_meta_set_f32(&p->meta, "adapter.lora.alpha", (float)alpha, err);
 }
+
+/*
+** A GGUF base (convert BASE.gguf --lora ADAPTER): the GGUF tensor a Hugging Face module weight is,
+** by the family rows of the file's general.architecture (several rows share "llama": the first
+** with a rule for the name wins; their rules agree), and the head count of its Q/K permutation.
+*/
+enum mq_status mq_gguf_input_name_of_hf(const struct mq_model *m, const char *hf, char *out, size_t cap,
+                                        uint64_t *permute_heads, struct mq_error *err)
+{
+    const struct mq_meta_value *a = mq_meta_get(&m->meta, "general.architecture");
+    const char *arch = a && a->type == MQ_META_STRING ? a->str.p : "";
+    *permute_heads = 0;
+    bool known = false;
+    for (size_t i = 0;; i++) {
+        const struct mq_family *f = mq_family_at(i);
+        if (!f) break;
+        if (strcmp(f->gguf, arch) != 0) continue;
+        known = true;
+        long layer;
+        const struct mq_tensor_rule *r = find_rule(f, hf, &layer);
+        if (!r) continue;
+        if (r->flags & TR_EXPERT)
+            return MQ_FAIL(err, MQ_E_UNSUPPORTED, "lora-tensor", "%s: %s is one expert of a stacked tensor: merging "
+                           "into experts is not supported", m->input_path, hf);
+        int n = layer >= 0 ? snprintf(out, cap, "blk.%ld.%s.weight", layer, r->gguf) : snprintf(out, cap, "%s.weight",
+                                                                                              r->gguf);
+        if (n < 0 || (size_t)n >= cap) return MQ_FAIL(err, MQ_E_INTERNAL, "lora-tensor", "name too long: %s", hf);
+        if (f->permute_qk && (r->flags & (TR_Q | TR_K)))
+            *permute_heads = (r->flags & TR_Q) ? m->config.num_heads : m->config.num_kv_heads;
+        return MQ_OK;
+    }
+    if (!known)
+        return MQ_FAIL(err, MQ_E_UNSUPPORTED, "lora-base", "%s: general.architecture \"%s\" is none of the families "
+                       "modelq maps Hugging Face names for", m->input_path, arch);
+    return MQ_FAIL(err, MQ_E_CORRUPT, "lora-base", "%s: the adapter adapts %s, which a GGUF of architecture %s does "
+                   "not have", m->input_path, hf, arch);
+}

@@ -34,6 +34,7 @@
 #include "format.h"
 #include "gguf.h"
 #include "gguf_arch.h"
+#include "gguf_family.h"
 #include "gguf_write.h"
 #include "outfile.h"
 #include "plan.h"
@@ -381,6 +382,7 @@ static void gguf_release(struct mq_plan *p)
 }
 
 const struct mq_writer_ops mq_gguf_writer = {
+    .input_name_of_hf = mq_gguf_input_name_of_hf,
     .name = "gguf",
     .ext = ".gguf",
     .stores_codec = gguf_stores_codec,

@@ -470,6 +470,8 @@ Test(lora_run, adapters_llama_cpp_cannot_take_are_refused)
 
 /* ---- merging while converting (--lora) ---------------------------------------------------- */
 
+static uint8_t *gguf_data(const char *path, size_t *len);
+
 static void convert_merge(const char *in, const struct mq_lora_merge *l, size_t nl, const char *type, const char *out)
 {
     struct mq_convert_report rep;
@@ -543,6 +545,17 @@ Test(lora_run, merged_while_converting_equals_the_adapter_in_llama_cpp)
     const double zero_vs_ref = max_kl(mm, NULL, 0.0f, &B, &M.w);
     mq_llama_cpp_free(mm);
     const double vs_adapter = max_kl_files(lc, base, adp, merged, B.cfg.n_vocab);
+
+    /* a GGUF base (modelq's f32 file: GGUF names, Q/K rows permuted): the merged tensors are the
+     * bytes of the merge from the Hugging Face folder (B's rows permuted like W's) */
+    char from_gguf[700];
+    snprintf(from_gguf, sizeof from_gguf, "%s/merged-from-gguf.gguf", tmp);
+    convert_merge(base, &one, 1, "f32", from_gguf);
+    size_t lh, lg;
+    uint8_t *dh = gguf_data(merged, &lh), *dg = gguf_data(from_gguf, &lg);
+    cr_expect(lh == lg && memcmp(dh, dg, lh) == 0, "merging into the GGUF base differs from merging into the folder");
+    free(dh);
+    free(dg);
 
     /* QLoRA: base NF4 (bitsandbytes folder) + adapter, merged onto the dequantized NF4 weights */
     char nf4[700], deq[700], qmerged[700];
@@ -816,7 +829,7 @@ Test(lora_run, merge_refusals)
     } cases[] = {
         {BASE, "", 3, "do not fit"},                 /* q_proj is [256, 256], the adapter says [48, 256] */
         {BASE, "--lora " BASE, 2, "not a LoRA adapter folder"},
-        {NULL, "", 3, "a GGUF's weights are renamed"}, /* the GGUF base */
+        {NULL, "", 3, "do not fit"}, /* the GGUF base: the same check through its GGUF names */
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         const char *in = cases[i].input ? cases[i].input : gguf;

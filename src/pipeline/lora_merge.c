@@ -46,6 +46,20 @@ void mq_lora_merge_free(struct mq_plan *p)
     p->lora = NULL;
 }
 
+/* The state keeps (and frees) v; -1 when out of memory (v is not kept). */
+static int own(struct mq_lora_state *st, float *v)
+{
+    if (st->n_owned == st->cap_owned) {
+        size_t nc = st->cap_owned ? 2 * st->cap_owned : 64;
+        float **g = realloc(st->owned, nc * sizeof *g);
+        if (!g) return -1;
+        st->owned = g;
+        st->cap_owned = nc;
+    }
+    st->owned[st->n_owned++] = v;
+    return 0;
+}
+
 /* Tensor t of adapter m as f32 (F32, F16 or BF16), kept by the state. */
 static enum mq_status read_f32(struct mq_lora_state *st, const struct mq_model *m, size_t t, float **out,
                                struct mq_error *err)
@@ -58,16 +72,11 @@ static enum mq_status read_f32(struct mq_lora_state *st, const struct mq_model *
     if (ts->numel > (SIZE_MAX / 4) || ts->nbytes != ts->numel * es)
         return MQ_FAIL(err, MQ_E_CORRUPT, "lora-size", "%s: tensor %s: %" PRIu64 " bytes for %" PRIu64 " elements",
                        m->input_path, ts->name, ts->nbytes, ts->numel);
-    if (st->n_owned == st->cap_owned) {
-        size_t nc = st->cap_owned ? 2 * st->cap_owned : 64;
-        float **g = realloc(st->owned, nc * sizeof *g);
-        if (!g) return MQ_FAIL(err, MQ_E_NOMEM, "alloc", "out of memory reading %s", m->input_path);
-        st->owned = g;
-        st->cap_owned = nc;
-    }
     float *v = malloc((size_t)ts->numel * sizeof *v + 1);
-    if (!v) return MQ_FAIL(err, MQ_E_NOMEM, "alloc", "out of memory reading tensor %s of %s", ts->name, m->input_path);
-    st->owned[st->n_owned++] = v;
+    if (!v || own(st, v) != 0) {
+        free(v);
+        return MQ_FAIL(err, MQ_E_NOMEM, "alloc", "out of memory reading tensor %s of %s", ts->name, m->input_path);
+    }
     /* 16-bit values are read into the upper half of the same buffer, then widened in place, front to back */
     void *raw = es == 4 ? (void *)v : (void *)((uint16_t *)(void *)v + ts->numel);
     MQ_TRY(mq_model_read(m, t, 0, raw, (size_t)ts->nbytes, err));
@@ -119,10 +128,33 @@ static enum mq_status add_term(struct mq_lora_state *st, size_t base_t, const st
 }
 
 /* One adapter: pair its A/B tensors, match the base's, check shapes, add the terms. */
+/* B's rows in the GGUF base's order: within each head of hd rows, row 2i + j is HF row j hd/2 + i
+ * (convert_hf_to_gguf's Q/K permutation, which W's rows already had). */
+static enum mq_status permute_b(struct mq_lora_state *st, const float *b, uint64_t out, uint64_t r, uint64_t heads,
+                                float **res, const char *path, const char *name, struct mq_error *err)
+{
+    if (heads == 0 || out % heads || (out / heads) % 2)
+        return MQ_FAIL(err, MQ_E_CORRUPT, "lora-shape", "%s: tensor %s: %" PRIu64 " rows do not split into %" PRIu64
+                       " heads of even size", path, name, out, heads);
+    float *pb = malloc((size_t)(out * r) * sizeof *pb + 1);
+    if (!pb || own(st, pb) != 0) {
+        free(pb);
+        return MQ_FAIL(err, MQ_E_NOMEM, "alloc", "out of memory");
+    }
+    const uint64_t hd = out / heads;
+    for (uint64_t h = 0; h < heads; h++)
+        for (uint64_t i = 0; i < hd / 2; i++)
+            for (uint64_t j = 0; j < 2; j++)
+                memcpy(pb + (h * hd + 2 * i + j) * r, b + (h * hd + j * (hd / 2) + i) * r, (size_t)r * sizeof *pb);
+    *res = pb;
+    return MQ_OK;
+}
+
 static enum mq_status plan_adapter(struct mq_plan *p, struct mq_lora_state *st, const struct mq_model *ad, double scale,
                                    struct mq_error *err)
 {
     const struct mq_model *m = p->model;
+    const bool gguf = strcmp(m->format, "gguf") == 0;
     const struct mq_lora_config *lc = ad->lora;
     if (lc->alpha_pattern)
         return MQ_FAIL(err, MQ_E_UNSUPPORTED, "lora-scale", "%s: \"alpha_pattern\" (per-module alphas) is not "
@@ -142,10 +174,18 @@ static enum mq_status plan_adapter(struct mq_plan *p, struct mq_lora_state *st, 
         if (bi < 0)
             return MQ_FAIL(err, MQ_E_CORRUPT, "lora-tensor", "%s: tensor %s has no %s beside it", ad->input_path, name,
                            other);
-        long wi = mq_model_find(m, base);
+        /* a GGUF base has the GGUF names and Q/K rows already permuted (the writer's mapping) */
+        uint64_t heads = 0;
+        char gname[512];
+        const char *wname = base;
+        if (gguf) {
+            MQ_TRY(p->writer->input_name_of_hf(m, base, gname, sizeof gname, &heads, err));
+            wname = gname;
+        }
+        long wi = mq_model_find(m, wname);
         if (wi < 0)
             return MQ_FAIL(err, MQ_E_CORRUPT, "lora-base", "%s: tensor %s adapts %s, which %s does not have (another "
-                           "base model?)", ad->input_path, name, base, m->input_path);
+                           "base model?)", ad->input_path, name, wname, m->input_path);
         const struct mq_tensor *A = &ad->tensors[i], *B = &ad->tensors[bi], *W = &m->tensors[wi];
         if (A->ndim != 2 || B->ndim != 2 || W->ndim != 2 || A->shape[0] != B->shape[1])
             return MQ_FAIL(err, MQ_E_CORRUPT, "lora-shape", "%s: tensors %s and %s are not a LoRA pair of 2-D matrices "
@@ -171,6 +211,7 @@ static enum mq_status plan_adapter(struct mq_plan *p, struct mq_lora_state *st, 
         float *a, *b;
         MQ_TRY(read_f32(st, ad, i, &a, err));
         MQ_TRY(read_f32(st, ad, (size_t)bi, &b, err));
+        if (heads) MQ_TRY(permute_b(st, b, out, r, heads, &b, ad->input_path, name, err));
         term.a = a;
         term.b = b;
         MQ_TRY(add_term(st, (size_t)wi, W, term, out, in, err));
@@ -186,11 +227,9 @@ enum mq_status mq_lora_merge_plan(struct mq_plan *p, struct mq_error *err)
     if (m->lora)
         return MQ_FAIL(err, MQ_E_USAGE, "lora", "%s is itself a LoRA adapter: --lora merges adapters into a base "
                        "model", m->input_path);
-    if (strcmp(m->format, "gguf") == 0)
-        return MQ_FAIL(err, MQ_E_UNSUPPORTED, "lora", "%s: --lora merges into a Hugging Face checkpoint (safetensors, "
-                       "PyTorch or bitsandbytes folder); a GGUF's weights are renamed and permuted (load the adapter "
-                       "in llama.cpp with --lora instead, or convert it: modelq convert ADAPTER --base BASE)",
-                       m->input_path);
+    if (strcmp(m->format, "gguf") == 0 && (!p->writer || !p->writer->input_name_of_hf))
+        return MQ_FAIL(err, MQ_E_UNSUPPORTED, "lora", "%s: --lora into a GGUF base needs a GGUF output (its names and "
+                       "layouts)", m->input_path);
     struct mq_lora_state *st = calloc(1, sizeof *st);
     if (!st) return MQ_FAIL(err, MQ_E_NOMEM, "alloc", "out of memory");
     p->lora = st;

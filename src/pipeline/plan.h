@@ -166,6 +166,12 @@ struct mq_writer_ops {
     /* The writer checksums what it wrote itself (the run skips its per-tensor XXH3 pass). */
     bool own_checksums;
     void (*release)(struct mq_plan *p);
+    /* An input in this writer's own format (a GGUF base for --lora) already has its names and
+     * layouts: the name of the input tensor a Hugging Face module weight is (e.g.
+     * "model.layers.3.self_attn.q_proj.weight" -> "blk.3.attn_q.weight") and the head count its
+     * rows were permuted by (0: none). NULL: the format has no such mapping. */
+    enum mq_status (*input_name_of_hf)(const struct mq_model *m, const char *hf, char *out, size_t cap,
+                                       uint64_t *permute_heads, struct mq_error *err);
 };
 
 /* Writer registry (formats/registry.c): by --format name, or by the output path's extension. */
