@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "gguf_family.h"
+#include "plan.h"
 
 #define L TR_LAYER
 #define R TR_REQUIRED
@@ -309,4 +310,11 @@ void mq_family_list(char *buf, size_t cap)
     if (cap) buf[0] = 0;
     for (size_t i = 0; i < sizeof families / sizeof families[0] && o < cap; i++)
         o += (size_t)snprintf(buf + o, cap - o, "%s%s", i ? ", " : "", families[i].hf);
+}
+
+const char *mq_gguf_architecture_list(void)
+{
+    static char list[1024];
+    if (!list[0]) mq_family_list(list, sizeof list); /* the table is constant: same text every call */
+    return list;
 }

@@ -19,6 +19,7 @@
 
 #include "modelq/meta.h"
 #include "modelq/model.h"
+#include "modelq/convert.h"
 #include "run_cmd.h"
 
 #define T "testdata/tiny-llama"
@@ -451,4 +452,10 @@ Test(config_checks, architecture)
         free(arch);
         free(err);
     }
+    /* convert --help names the same list */
+    struct cmd_result r = run_modelq("convert --help");
+    cr_expect_eq(r.code, 0);
+    cr_expect(strstr(r.out, mq_convert_architectures()) != NULL, "convert --help lacks the architectures:\n%s", r.out);
+    cr_expect(strstr(mq_convert_architectures(), "Olmo2ForCausalLM") != NULL);
+    cmd_result_free(&r);
 }

@@ -144,6 +144,10 @@ struct mq_convert_report {
 
 MQ_API void mq_convert_options_default(struct mq_convert_options *o);
 
+/* The Hugging Face architectures (config.json architectures[0]) a GGUF output maps to llama.cpp's
+** names, ", "-separated: "LlamaForCausalLM, MistralForCausalLM, ...". */
+MQ_API const char *mq_convert_architectures(void);
+
 /* Runs the conversion; fills `rep` (free with mq_convert_report_free) also on dry runs. */
 MQ_API enum mq_status mq_convert(const struct mq_convert_options *o, struct mq_convert_report *rep,
                           struct mq_error *err);

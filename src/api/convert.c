@@ -210,6 +210,8 @@ static enum mq_status pick_tap(struct mq_plan *p, const struct mq_convert_tap *t
     return MQ_FAIL(err, MQ_E_USAGE, "tap-tensor", "%s", tap->missing ? tap->missing : "no tensor to watch");
 }
 
+const char *mq_convert_architectures(void) { return mq_gguf_architecture_list(); }
+
 static unsigned default_threads(void)
 {
     long n = sysconf(_SC_NPROCESSORS_ONLN);

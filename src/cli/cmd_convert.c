@@ -95,6 +95,8 @@ static void print_help(void)
 #pragma GCC diagnostic ignored "-Wformat-nonliteral"
     printf(convert_help, types); /* the help's one %s is the type list */
 #pragma GCC diagnostic pop
+    printf("GGUF architectures (config.json architectures[0]; others need --raw-names):\n  %s\n",
+           mq_convert_architectures());
 }
 
 struct progress_state {

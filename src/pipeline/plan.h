@@ -174,6 +174,9 @@ struct mq_writer_ops {
                                        uint64_t *permute_heads, struct mq_error *err);
 };
 
+/* The Hugging Face architectures the GGUF writer maps (formats/gguf_families.c), ", "-separated. */
+const char *mq_gguf_architecture_list(void);
+
 /* Writer registry (formats/registry.c): by --format name, or by the output path's extension. */
 const struct mq_writer_ops *mq_writer_by_name(const char *name);
 const struct mq_writer_ops *mq_writer_for_path(const char *path);
