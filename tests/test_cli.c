@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "modelq/target.h"
 #include "run_cmd.h"
 
 static int count_lines(const char *s)
@@ -49,7 +50,8 @@ Test(cli, estimate_prints_the_table_and_json)
     struct cmd_result r = run_modelq("estimate testdata/tiny-llama --ctx 2048");
     cr_assert_eq(r.code, 0, "stderr: %s", r.err);
     const char *rows[] = {"FP32", "FP16 / BF16", "GGUF Q8_0", "bnb LLM.int8", "bnb NF4 (block 64)", "bnb NF4 + double quant",
-                          "GGUF Q4_0", "GGUF IQ4_NL", "GGUF Q4_K_M", "KV cache", "QLoRA"};
+                          "GGUF Q4_0", "GGUF IQ4_NL", "GGUF Q4_K_M", "GGUF Q3_K_M", "GGUF Q2_K", "GGUF IQ4_XS",
+                          "KV cache", "QLoRA"};
     for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++)
         cr_expect(strstr(r.out, rows[i]) != NULL, "missing '%s'", rows[i]);
     cmd_result_free(&r);
@@ -57,7 +59,7 @@ Test(cli, estimate_prints_the_table_and_json)
     cr_assert_eq(r.code, 0);
     cJSON *doc = cJSON_Parse(r.out);
     cr_assert_not_null(doc);
-    cr_expect_eq(cJSON_GetArraySize(cJSON_GetObjectItem(doc, "targets")), 10);
+    cr_expect_eq(cJSON_GetArraySize(cJSON_GetObjectItem(doc, "targets")), MQ_ESTIMATE_ROWS);
     cJSON *inf = cJSON_GetObjectItem(doc, "inference");
     cr_expect_eq(cJSON_GetObjectItem(inf, "batch")->valuedouble, 2);
     cr_expect_eq(cJSON_GetObjectItem(inf, "ctx")->valuedouble, 4096);

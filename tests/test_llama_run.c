@@ -7,7 +7,8 @@
 ** permuted in the GGUF, NORM RoPE), testdata/tiny-qwen2 (Qwen2, q/k/v biases, tied embeddings:
 ** rows unpermuted, NEOX RoPE; written by tools/mkqwen2.c, checked byte for byte here), and
 ** tiny-qwen2's weights under a Llama config (q/k biases permuted like the rows, tied output).
-** For each output type (f32, f16, q8_0, q4_0, iq4_nl, q4_K, q5_K) mq_convert writes a GGUF into a temporary
+** For each output type (f32, f16, q8_0, q4_0, iq4_nl, q4_K, q5_K, and the low-bit q2_K,
+** q3_K_S/M/L, iq4_xs) mq_convert writes a GGUF into a temporary
 ** folder, llama.cpp (tests/helpers/llama_cpp.h: the pinned libllama, dlopened) loads it and
 ** evaluates three fixed token sequences (25, 34 and 12 tokens, BOS first in one) with logits
 ** at every position, and the next-token log-probabilities are compared at every position with:
@@ -554,6 +555,11 @@ static void print_header(const char *title)
 **   iq4_nl  1.8e-01 / 6.8e-03         2.1e+00 / 2.4e-02 4.6e-04 / 6.3e-05  5.9e-03 / 2.1e-04
 **   q4_K    7.4e-02 / 4.9e-03         9.5e-01 / 1.7e-02 9.6e-04 / 9.3e-05  8.3e-03 / 2.7e-04  (Q4_K_M mixture)
 **   q5_K    1.4e-02 / 1.5e-03         1.1e-01 / 7.2e-03 7.5e-04 / 1.1e-04  7.3e-03 / 5.0e-04  (Q5_K_M mixture)
+**   q2_K    9.3e-01 / 5.0e-02         8.9e+00 / 1.8e-01 1.2e-03 / 1.1e-04  1.4e-02 / 3.2e-04  (Q2_K mixture)
+**   q3_K_S  6.0e-01 / 2.7e-02         5.7e+00 / 8.7e-02 2.0e-03 / 9.6e-05  4.2e-02 / 3.1e-04
+**   q3_K_M  4.0e-01 / 1.5e-02         5.6e+00 / 7.2e-02 1.9e-03 / 1.0e-04  4.3e-02 / 2.4e-04
+**   q3_K_L  4.0e-01 / 1.4e-02         5.5e+00 / 6.5e-02 1.4e-03 / 1.0e-04  2.4e-02 / 3.6e-04
+**   iq4_xs  1.6e-01 / 7.4e-03         1.5e+00 / 2.6e-02 1.1e-03 / 8.8e-05  1.1e-02 / 2.0e-04
 ** "file" isolates llama.cpp's own arithmetic (F16 activations for F16 weights, Q8 activations for
 ** quantized weights): small for every type, so llama.cpp reads every tensor as modelq meant it.
 ** The rest of the quantized KL is the 4-bit rounding itself (the bytes are ggml's, see
@@ -573,6 +579,11 @@ static const struct bound llama_bounds[] = {
     {"iq4_nl", 0.6, 6.0, 2e-3, 5e-2},
     {"q4_K", 0.3, 3.0, 3e-3, 5e-2},
     {"q5_K", 0.06, 0.6, 3e-3, 5e-2},
+    {"q2_K", 3.0, 30.0, 5e-3, 5e-2},
+    {"q3_K_S", 2.0, 20.0, 8e-3, 0.15},
+    {"q3_K_M", 1.5, 20.0, 8e-3, 0.15},
+    {"q3_K_L", 1.5, 20.0, 5e-3, 0.1},
+    {"iq4_xs", 0.5, 5.0, 4e-3, 5e-2},
 };
 
 static const struct bound qwen2_bounds[] = {
@@ -583,6 +594,11 @@ static const struct bound qwen2_bounds[] = {
     {"iq4_nl", 3e-2, 0.2, 5e-4, 3e-3},
     {"q4_K", 2e-2, 0.1, 5e-4, 3e-3},
     {"q5_K", 6e-3, 3e-2, 5e-4, 3e-3},
+    {"q2_K", 0.15, 0.6, 5e-4, 3e-3},
+    {"q3_K_S", 0.1, 0.3, 5e-4, 3e-3},
+    {"q3_K_M", 5e-2, 0.25, 5e-4, 3e-3},
+    {"q3_K_L", 5e-2, 0.2, 5e-4, 3e-3},
+    {"iq4_xs", 3e-2, 0.1, 5e-4, 3e-3},
 };
 
 static void check_bounds(const char *fixture, const struct bound *b, const struct result *r)

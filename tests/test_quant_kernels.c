@@ -555,6 +555,7 @@ Test(kernels, round_trip_accuracy_every_codec)
         {MQ_CODEC_Q4_0, 0.12},    {MQ_CODEC_Q4_1, 0.11},    {MQ_CODEC_IQ4_NL, 0.10}, {MQ_CODEC_Q5_K, 0.05},
         {MQ_CODEC_Q6_K, 0.025},   {MQ_CODEC_NF4, 0.11},     {MQ_CODEC_FP4, 0.15},    {MQ_CODEC_INT8_ROW, 0.01},
         {MQ_CODEC_INT8_ASYM, 0.012}, {MQ_CODEC_Q5_0, 0.06},    {MQ_CODEC_Q5_1, 0.055},  {MQ_CODEC_Q4_K, 0.085},
+        {MQ_CODEC_Q2_K, 0.31},    {MQ_CODEC_Q3_K, 0.16},    {MQ_CODEC_IQ4_XS, 0.085},
     };
     cr_assert_eq(sizeof lim / sizeof lim[0], MQ_CODEC_COUNT);
     for (size_t k = 0; k < MQ_CODEC_COUNT; k++) {
@@ -604,7 +605,9 @@ Test(kernels, codec_table_sizes)
     cr_expect_eq(c, MQ_CODEC_Q6_K);
     cr_assert(mq_codec_from_name("iq4_nl", &c));
     cr_expect_eq(mq_codec_info(c)->ggml_type, 20);
-    cr_expect_not(mq_codec_from_name("q3_k", &c));
+    cr_assert(mq_codec_from_name("q3_k", &c)); /* case-insensitive */
+    cr_expect_eq(mq_codec_info(c)->ggml_type, 11);
+    cr_expect_not(mq_codec_from_name("q3_K_M", &c)); /* a target (mixture), not a codec */
     cr_expect_null(mq_codec_info(MQ_CODEC_COUNT));
     for (int i = 0; i < MQ_CODEC_COUNT; i++) {
         const struct mq_codec_info *ci = mq_codec_info((enum mq_codec)i);

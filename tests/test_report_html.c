@@ -27,6 +27,7 @@
 #include <unistd.h>
 
 #include "modelq/quant.h"
+#include "modelq/target.h"
 #include "run_cmd.h"
 
 #define MODEL "testdata/tiny-llama"
@@ -300,7 +301,7 @@ Test(report_html, five_types_marks_and_json_values)
                      "%s inference", label);
         rows++;
     }
-    cr_expect_eq(rows, 10);
+    cr_expect_eq(rows, MQ_ESTIMATE_ROWS);
     cr_expect_eq(count_marks(doc, "plot memory", "gpu", -1, NULL), 6, "8/12/16/24/48/80 GiB lines");
     cJSON_Delete(est);
     cJSON_Delete(doc);

@@ -38,6 +38,9 @@ enum mq_codec {
     MQ_CODEC_Q5_0,
     MQ_CODEC_Q5_1,
     MQ_CODEC_Q4_K,
+    MQ_CODEC_Q2_K,
+    MQ_CODEC_Q3_K,
+    MQ_CODEC_IQ4_XS,
     MQ_CODEC_COUNT
 };
 

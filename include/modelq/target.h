@@ -12,7 +12,8 @@
 **               position or token-type embeddings; output.weight (or a tied token_embd) gets Q6_K
 **               unless the target is Q8_0; IQ4_NL puts attn_v in Q5_K when n_head/n_kv_head >= 4
 **               and ffn_down of the first n_layer/8 layers in Q5_K; rows that do not split into
-**               blocks fall back (Q6_K->Q8_0, Q5_K->Q5_1, then F16).
+**               blocks fall back (Q6_K->Q8_0, Q5_K->Q5_1, Q4_K->Q5_0, Q3_K/Q2_K->Q4_0,
+**               IQ4_XS->IQ4_NL, then F16). The low-bit file types' mixtures: src/model/lowbit_rules.c.
 **   BNB_LINEAR  bitsandbytes: only nn.Linear weights (2-D "*.weight" that are not embeddings and
 **               not lm_head, which transformers skips by default); everything else in source dtype.
 **   MATRICES    modelq's own codecs: every 2-D+ float weight that is not a norm or embedding
@@ -46,6 +47,12 @@ enum mq_target {
     MQ_TARGET_Q5_K,      /* llama-quantize Q5_K_M (its "Q5_K") */
     MQ_TARGET_Q5_K_S,
     MQ_TARGET_Q6_K,
+    MQ_TARGET_Q2_K,      /* llama-quantize Q2_K, and the rest of its low-bit file types */
+    MQ_TARGET_Q2_K_S,
+    MQ_TARGET_Q3_K_S,
+    MQ_TARGET_Q3_K_M,    /* llama-quantize Q3_K_M (its "Q3_K") */
+    MQ_TARGET_Q3_K_L,
+    MQ_TARGET_IQ4_XS,
     MQ_TARGET_NF4,       /* bitsandbytes NF4, block 64, F32 absmax */
     MQ_TARGET_NF4_DQ,    /* NF4 + double quantization */
     MQ_TARGET_FP4,       /* bitsandbytes FP4, block 64 */
@@ -57,7 +64,7 @@ enum mq_target {
 };
 
 /* Rows of estimate's memory table (the targets whose estimate_row is set). */
-#define MQ_ESTIMATE_ROWS 10
+#define MQ_ESTIMATE_ROWS 16
 
 /*
 ** GGUF_FLOAT: convert_hf_to_gguf's float output: 1-D tensors and norms F32, other float tensors
@@ -118,6 +125,13 @@ struct mq_tensor_plan {
     const char *why;         /* short reason for the choice ("norm", "output", "fallback" ...) */
 };
 
+/*
+** llama-quantize refuses to write this tensor without an importance matrix (its
+** tensor_requires_imatrix): a Q2_K tensor of a Q2_K_S file other than token_embd / output.
+** gguf_name is the tensor's GGUF name, c its final type.
+*/
+MQ_API bool mq_target_requires_imatrix(enum mq_target t, const char *gguf_name, enum mq_codec c);
+
 /* Model-wide facts the rules need (tied embeddings, GQA ratio, layer count). */
 struct mq_rule_context {
     bool has_output;         /* an lm_head/output tensor exists (else embeddings are tied) */
@@ -129,7 +143,8 @@ struct mq_rule_context {
 MQ_API void mq_rule_context_init(struct mq_rule_context *rc, const struct mq_model *m);
 
 /* llama.cpp's tensor_type_fallback for codec c on rows of row_len that c's block does not divide:
- * Q6_K -> Q8_0, Q5_K -> Q5_1, Q4_K -> Q5_0, anything else (or a fallback that does not fit) -> F16. */
+ * Q6_K -> Q8_0, Q5_K -> Q5_1, Q4_K -> Q5_0, Q3_K and Q2_K -> Q4_0, IQ4_XS -> IQ4_NL, anything else
+ * (or a fallback that does not fit) -> F16. */
 MQ_API enum mq_codec mq_codec_fallback(enum mq_codec c, uint64_t row_len);
 
 MQ_API enum mq_status mq_target_plan_tensor(enum mq_target t, const struct mq_rule_context *rc,

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "lowbit_rules.h"
 #include "tensor_role.h"
 
 #define GGUF_Q(n, lab, c, ft, row, h)                                                                       \
@@ -51,6 +52,19 @@ static const struct mq_target_info target_table[] = {
                         .help = "Q5_K_M: 5-bit super-blocks, attn_v/ffn_down Q6_K in llama-quantize's layers"},
     [MQ_TARGET_Q5_K_S] = GGUF_Q("q5_K_S", "GGUF Q5_K_S", MQ_CODEC_Q5_K, 16, 0, "Q5_K_S: 5-bit super-blocks"),
     [MQ_TARGET_Q6_K] = GGUF_Q("q6_K", "GGUF Q6_K", MQ_CODEC_Q6_K, 18, 0, "6-bit super-blocks"),
+    [MQ_TARGET_Q2_K] = GGUF_Q("q2_K", "GGUF Q2_K", MQ_CODEC_Q2_K, 10, 15,
+                              "Q2_K: 2-bit super-blocks, attn_v/ffn_down/attn_output Q3_K (attn_v Q4_K with GQA >= 4)"),
+    [MQ_TARGET_Q2_K_S] = GGUF_Q("q2_K_S", "GGUF Q2_K_S", MQ_CODEC_Q2_K, 21, 16,
+                                "Q2_K_S: 2-bit super-blocks; llama-quantize requires an importance matrix"),
+    [MQ_TARGET_Q3_K_S] = GGUF_Q("q3_K_S", "GGUF Q3_K_S", MQ_CODEC_Q3_K, 11, 14, "Q3_K_S: 3-bit super-blocks"),
+    [MQ_TARGET_Q3_K_M] = {.name = "q3_K", .alias = "q3_K_M", .label = "GGUF Q3_K_M", .codec = MQ_CODEC_Q3_K,
+                          .rules = MQ_RULES_GGUF, .llama_ftype = 12, .container = MQ_CONTAINER_GGUF, .convert = true,
+                          .estimate_row = 13,
+                          .help = "Q3_K_M: 3-bit super-blocks, attn_v/ffn_down/attn_output Q4_K-Q5_K"},
+    [MQ_TARGET_Q3_K_L] = GGUF_Q("q3_K_L", "GGUF Q3_K_L", MQ_CODEC_Q3_K, 13, 12,
+                                "Q3_K_L: 3-bit super-blocks, attn_v/ffn_down/attn_output Q5_K"),
+    [MQ_TARGET_IQ4_XS] = GGUF_Q("iq4_xs", "GGUF IQ4_XS", MQ_CODEC_IQ4_XS, 30, 11,
+                                "4-bit non-linear super-blocks (4.25 bits per weight)"),
     [MQ_TARGET_NF4] = BNB("nf4", "bnb NF4 (block 64)", MQ_CODEC_NF4, 64, false, 6,
                           "bitsandbytes NF4 folder transformers loads (linear layers, block 64)"),
     [MQ_TARGET_NF4_DQ] = BNB("nf4-dq", "bnb NF4 + double quant", MQ_CODEC_NF4, 64, true, 7,
@@ -182,6 +196,8 @@ enum mq_codec mq_codec_fallback(enum mq_codec c, uint64_t row_len)
     enum mq_codec f = c == MQ_CODEC_Q6_K ? MQ_CODEC_Q8_0
                     : c == MQ_CODEC_Q5_K ? MQ_CODEC_Q5_1
                     : c == MQ_CODEC_Q4_K ? MQ_CODEC_Q5_0
+                    : c == MQ_CODEC_Q3_K || c == MQ_CODEC_Q2_K ? MQ_CODEC_Q4_0
+                    : c == MQ_CODEC_IQ4_XS ? MQ_CODEC_IQ4_NL
                                          : MQ_CODEC_F16;
     return row_fits(f, row_len) ? f : MQ_CODEC_F16;
 }
@@ -204,6 +220,8 @@ static enum mq_codec gguf_choose(enum mq_target t, const struct mq_rule_context 
     /* LLM_TYPE_70B: 80 layers with grouped-query attention (Llama 2/3 70B; Qwen2 72B) */
     bool is_70b = rc->n_layer == 80 && rc->n_gqa > 1;
     *why = "quantized";
+    /* the low-bit file types' mixtures (lowbit_rules.c); other targets pass through unchanged */
+    c = mq_lowbit_choose(t, rc, role, layer, c, why);
     if (role == MQ_ROLE_OUTPUT || (role == MQ_ROLE_TOKEN_EMBD && !rc->has_output)) {
         if (!row_fits(c, row)) c = MQ_CODEC_Q8_0;
         else if (c != MQ_CODEC_Q8_0) c = MQ_CODEC_Q6_K;
@@ -212,7 +230,7 @@ static enum mq_codec gguf_choose(enum mq_target t, const struct mq_rule_context 
         if (t == MQ_TARGET_IQ4_NL && rc->n_gqa >= 4) c = MQ_CODEC_Q5_K, *why = "attn_v with GQA >= 4";
         else if (is_k_m(t) && more_bits) c = MQ_CODEC_Q6_K, *why = "attn_v: more bits in this layer (_M)";
         else if (t == MQ_TARGET_Q4_K_S && layer >= 0 && layer < 4) c = MQ_CODEC_Q5_K, *why = "attn_v of layers 0-3 (Q4_K_S)";
-        if (is_70b && c == MQ_CODEC_Q4_K) c = MQ_CODEC_Q5_K, *why = "attn_v of a 70B model";
+        if (is_70b && (c == MQ_CODEC_Q3_K || c == MQ_CODEC_Q4_K)) c = MQ_CODEC_Q5_K, *why = "attn_v of a 70B model";
         /* Mixtral-style 8-expert models keep attention K/V at 8 bits in every file type */
         if (rc->n_expert == 8) c = MQ_CODEC_Q8_0, *why = "attn_k/attn_v with 8 experts";
     } else if (role == MQ_ROLE_ATTN_K) {

@@ -401,6 +401,13 @@ static enum mq_status choose_type(struct mq_plan *p, const struct mq_rule_contex
         }
         break;
     }
+    /* llama-quantize refuses these without an importance matrix (the imatrix option is issue 12's
+     * other half: until it is merged there is none, so the refusal always applies) */
+    if (mq_target_requires_imatrix(p->target, t->name, t->codec))
+        return MQ_FAIL(err, MQ_E_USAGE, "needs-imatrix",
+                       "--type %s: tensor %s would be %s, which llama-quantize writes only with an importance "
+                       "matrix (\"this quantization requires an imatrix!\"); use q2_K, or --imatrix FILE",
+                       ti->name, t->name, mq_codec_info(t->codec)->name);
     if (t->fell_back && o->no_fallback)
         return MQ_FAIL(err, MQ_E_USAGE, "no-fallback",
                        "tensor %s: rows of %" PRIu64 " elements do not split into %s blocks (--no-fallback)",

@@ -35,6 +35,9 @@ static const struct mq_codec_info codec_table[MQ_CODEC_COUNT] = {
     [MQ_CODEC_Q4_K] = GGML("q4_K", 256, struct mq_block_q4_K, 12, K(q4_k)),
     [MQ_CODEC_Q5_K] = GGML("q5_K", 256, struct mq_block_q5_K, 13, K(q5_k)),
     [MQ_CODEC_Q6_K] = GGML("q6_K", 256, struct mq_block_q6_K, 14, K(q6_k)),
+    [MQ_CODEC_Q2_K] = GGML("q2_K", 256, struct mq_block_q2_K, 10, K(q2_k)),
+    [MQ_CODEC_Q3_K] = GGML("q3_K", 256, struct mq_block_q3_K, 11, K(q3_k)),
+    [MQ_CODEC_IQ4_XS] = GGML("iq4_xs", 256, struct mq_block_iq4_xs, 23, K(iq4_xs)),
     /* bitsandbytes / modelq codecs: packed codes (block_bytes = the codes of one block) plus side
      * entries; blocks run over the flattened tensor (block size is a parameter) */
     [MQ_CODEC_NF4] = {.name = "nf4", .kind = MQ_CODEC_KIND_SIDE, .block_elems = 64, .block_bytes = 32,

@@ -73,6 +73,9 @@ struct mq_block_q5_1 { uint8_t d[2], m[2]; uint8_t qh[4]; uint8_t qs[16]; };
 struct mq_block_q4_K { uint8_t d[2], dmin[2]; uint8_t scales[12]; uint8_t qs[128]; };
 struct mq_block_q5_K { uint8_t d[2], dmin[2]; uint8_t scales[12]; uint8_t qh[32]; uint8_t qs[128]; };
 struct mq_block_q6_K { uint8_t ql[128]; uint8_t qh[64]; int8_t scales[16]; uint8_t d[2]; };
+struct mq_block_q2_K { uint8_t scales[16]; uint8_t qs[64]; uint8_t d[2], dmin[2]; };
+struct mq_block_q3_K { uint8_t hmask[32]; uint8_t qs[64]; uint8_t scales[12]; uint8_t d[2]; };
+struct mq_block_iq4_xs { uint8_t d[2]; uint8_t scales_h[2]; uint8_t scales_l[4]; uint8_t qs[128]; };
 _Static_assert(sizeof(struct mq_block_q8_0) == 34, "ggml block_q8_0");
 _Static_assert(sizeof(struct mq_block_q4_0) == 18, "ggml block_q4_0");
 _Static_assert(sizeof(struct mq_block_q4_1) == 20, "ggml block_q4_1");
@@ -82,6 +85,9 @@ _Static_assert(sizeof(struct mq_block_q5_1) == 24, "ggml block_q5_1");
 _Static_assert(sizeof(struct mq_block_q4_K) == 144, "ggml block_q4_K");
 _Static_assert(sizeof(struct mq_block_q5_K) == 176, "ggml block_q5_K");
 _Static_assert(sizeof(struct mq_block_q6_K) == 210, "ggml block_q6_K");
+_Static_assert(sizeof(struct mq_block_q2_K) == 84, "ggml block_q2_K");
+_Static_assert(sizeof(struct mq_block_q3_K) == 110, "ggml block_q3_K");
+_Static_assert(sizeof(struct mq_block_iq4_xs) == 136, "ggml block_iq4_xs");
 
 /* Runtime CPU features (cpu.c). */
 bool mq_cpu_avx2(void); /* AVX2 + F16C + OS support, and not disabled by MODELQ_NO_SIMD */
@@ -111,6 +117,20 @@ MQ_DECLARE_KERNELS(nf4)
 MQ_DECLARE_KERNELS(fp4)
 MQ_DECLARE_KERNELS(int8_row)
 MQ_DECLARE_KERNELS(int8_asym)
+MQ_DECLARE_KERNELS(q2_k)
+MQ_DECLARE_KERNELS(q3_k)
+MQ_DECLARE_KERNELS(iq4_xs)
+
+/*
+** The low-bit kernels with room for importance weights: n elements (whole rows of row_len, or a
+** run of whole super-blocks inside one row with row_len = n), qw = row_len importance weights
+** per column (llama-quantize's imatrix entry of the tensor, the expert's slice for 3-D experts)
+** or NULL for ggml's unweighted path. The codec table's kernels call them with qw = NULL.
+** Q2_K and Q3_K: only qw = NULL so far (asserted); IQ4_XS takes both.
+*/
+void mq_q2_k_quantize_rows(const float *src, size_t n, size_t row_len, const float *qw, uint8_t *data);
+void mq_q3_k_quantize_rows(const float *src, size_t n, size_t row_len, const float *qw, uint8_t *data);
+void mq_iq4_xs_quantize_rows(const float *src, size_t n, size_t row_len, const float *qw, uint8_t *data);
 
 /* IQ4_NL's non-linear grid (ggml-common.h kvalues_iq4nl). */
 extern const int8_t mq_iq4nl_values[16];

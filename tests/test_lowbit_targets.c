@@ -1,0 +1,204 @@
+/*
+** test_lowbit_targets.c - modelq's low-bit GGUF targets equal llama.cpp's own llama-quantize,
+** tensor for tensor (ggml type, shape and bytes), on several model shapes.
+**
+** For each checkpoint modelq writes the float GGUF (f32, or f16 for an F16 checkpoint: exact
+** either way) that llama_model_quantize (tests/helpers/llama_quantize.h: the pinned libllama,
+** in-process) quantizes to the file type; modelq converts the checkpoint directly to the same
+** target. Both files are read with ggml's GGUF reader (data hashed) and must hold the same
+** tensors with the same type, dims and bytes, and the same general.file_type.
+**
+** Shapes (the rules depend on the layer count, GQA ratio, experts and row lengths):
+**   tiny-llama     2 layers, GQA 2, hidden 256 (testdata/tiny-llama)
+**   mixtral        2 layers, 8 experts (mkfamily mixtral): the 8-expert attention rules
+**   gqa16          16 layers, GQA 4, ffn 384 (ffn_down rows of 384: Q2_K/Q3_K/IQ4_XS fallbacks),
+**                  untied, n_layer/8 and n_layer/16 boundaries
+**   llama70b       80 layers, GQA 8 (llama.cpp's LLM_TYPE_70B, whatever the width), tied
+** q2_K_S: both refuse without an importance matrix.
+*/
+#include <criterion/criterion.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ggml_ref.h"
+#include "gguf_dump.h"
+#include "llama_quantize.h"
+#include "run_cmd.h"
+#include "modelq/half.h"
+#include "stwrite.h"
+
+static struct mq_ggml G;
+static bool have_libs;
+static char why[4096];
+static char *tmp;
+
+static void setup(void)
+{
+    have_libs = mq_ggml_open(&G, why, sizeof why) && mq_llama_quantize_open(why, sizeof why);
+    tmp = make_temp_dir("lowbit-targets");
+}
+static void teardown(void)
+{
+    if (tmp) remove_tree(tmp);
+    free(tmp);
+    mq_ggml_close(&G);
+}
+
+static void need_libs(void)
+{
+    if (have_libs) return;
+    if (getenv("CI")) cr_assert_fail("llama.cpp libraries required when CI is set: %s", why);
+    cr_skip_test("llama-quantize comparison skipped: %s", why);
+}
+
+/* F16 values from a hash of (tensor name, index): roughly N(0, 0.02) with a few outliers. */
+static void fill_f16(void *user, const char *name, uint64_t n_elems, uint64_t first, uint64_t n, void *out)
+{
+    (void)user, (void)n_elems;
+    uint64_t h = 1469598103934665603ull;
+    for (const char *p = name; *p; p++) h = (h ^ (uint8_t)*p) * 1099511628211ull;
+    bool norm = strstr(name, "norm") != NULL;
+    uint8_t *o = out;
+    for (uint64_t i = 0; i < n; i++) {
+        uint64_t z = h + (first + i) * 0x9e3779b97f4a7c15ull;
+        z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+        z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+        z ^= z >> 31;
+        /* sum of 4 uniforms ~ normal */
+        double s = 0;
+        for (int k = 0; k < 4; k++) s += (double)((z >> (16 * k)) & 0xffff) / 65536.0;
+        double v = norm ? 1.0 + (s - 2.0) * 0.1 : (s - 2.0) * 0.035;
+        if ((z & 0x3ff) == 7) v *= 12; /* outliers */
+        uint16_t hb = mq_f32_to_f16((float)v);
+        o[2 * i] = (uint8_t)hb;
+        o[2 * i + 1] = (uint8_t)(hb >> 8);
+    }
+}
+
+static void write_dense(const char *dir, const struct stw_llama *spec)
+{
+    run_shell("mkdir -p '%s' && cp testdata/tiny-llama/tokenizer.json testdata/tiny-llama/tokenizer_config.json '%s'/",
+              dir, dir);
+    cr_assert_eq(stw_write_llama_dense(dir, spec, fill_f16, NULL), 0, "writing %s", dir);
+}
+
+struct target {
+    const char *type; /* modelq --type */
+    int ftype;        /* llama_ftype */
+};
+static const struct target targets[] = {
+    {"q2_K", 10}, {"q3_K_S", 11}, {"q3_K_M", 12}, {"q3_K_L", 13}, {"iq4_xs", 30},
+};
+
+/* Compares modelq's file with llama-quantize's; returns the number of differing tensors. */
+static int compare_files(const char *model, const char *type, const char *ours, const char *ref)
+{
+    struct gguf_view a = {0}, b = {0};
+    cr_assert(gguf_view_from_ggml(&a, &G, ours, false, why, sizeof why), "%s", why);
+    cr_assert(gguf_view_from_ggml(&b, &G, ref, false, why, sizeof why), "%s", why);
+    int bad = 0;
+    cr_expect_eq(a.tensors_len, b.tensors_len, "%s %s: %zu tensors, llama-quantize %zu", model, type, a.tensors_len,
+                 b.tensors_len);
+    int types_seen[64] = {0};
+    for (size_t i = 0; i < b.tensors_len; i++) {
+        const struct gguf_view_tensor *r = &b.tensors[i];
+        const struct gguf_view_tensor *m = gguf_view_find_tensor(&a, r->name);
+        if (!m) {
+            cr_log_error("%s %s: no tensor %s in modelq's file", model, type, r->name);
+            bad++;
+            continue;
+        }
+        if (r->type >= 0 && r->type < 64) types_seen[r->type]++;
+        if (m->type != r->type || memcmp(m->ne, r->ne, sizeof m->ne) != 0 || m->nbytes != r->nbytes ||
+            m->data_hash != r->data_hash) {
+            cr_log_error("%s %s: %s: modelq type %d [%" PRId64 " %" PRId64 " %" PRId64 "] %s, llama-quantize type %d%s",
+                         model, type, r->name, m->type, m->ne[0], m->ne[1], m->ne[2],
+                         m->type == r->type ? "bytes differ" : "", r->type, "");
+            bad++;
+        }
+    }
+    const struct gguf_view_kv *fa = gguf_view_find_kv(&a, "general.file_type");
+    const struct gguf_view_kv *fb = gguf_view_find_kv(&b, "general.file_type");
+    cr_expect(fa && fb && fa->val.u == fb->val.u, "%s %s: general.file_type differs", model, type);
+    char mix[256] = "";
+    size_t k = 0;
+    for (int t = 0; t < 64; t++)
+        if (types_seen[t]) k += (size_t)snprintf(mix + k, sizeof mix - k, " %d:%d", t, types_seen[t]);
+    fprintf(stderr, "lowbit_targets: %-10s %-7s %zu tensors, ggml types (type:count)%s, %d differ\n", model, type,
+            b.tensors_len, mix, bad);
+    gguf_view_free(&a);
+    gguf_view_free(&b);
+    return bad;
+}
+
+/* Every target on one checkpoint folder; `flt` is the float type of the intermediate GGUF. */
+static void check_model(const char *model, const char *src, const char *flt)
+{
+    char base[1024], ours[1024], ref[1024];
+    snprintf(base, sizeof base, "%s/%s-%s.gguf", tmp, model, flt);
+    struct cmd_result r = run_modelq("convert '%s' -o '%s' --type %s", src, base, flt);
+    cr_assert_eq(r.code, 0, "%s", r.err);
+    cmd_result_free(&r);
+    int bad = 0;
+    for (size_t i = 0; i < sizeof targets / sizeof targets[0]; i++) {
+        snprintf(ours, sizeof ours, "%s/%s-%s.gguf", tmp, model, targets[i].type);
+        snprintf(ref, sizeof ref, "%s/%s-%s-ref.gguf", tmp, model, targets[i].type);
+        r = run_modelq("convert '%s' -o '%s' --type %s", src, ours, targets[i].type);
+        cr_assert_eq(r.code, 0, "%s %s: %s", model, targets[i].type, r.err);
+        cmd_result_free(&r);
+        cr_assert_eq(mq_llama_quantize_run(base, ref, targets[i].ftype, 2, why, sizeof why), 0, "%s", why);
+        bad += compare_files(model, targets[i].type, ours, ref);
+        remove(ours);
+        remove(ref);
+    }
+    /* Q2_K_S without an importance matrix: llama-quantize refuses, and so does modelq */
+    snprintf(ours, sizeof ours, "%s/%s-q2_K_S.gguf", tmp, model);
+    snprintf(ref, sizeof ref, "%s/%s-q2_K_S-ref.gguf", tmp, model);
+    cr_expect_neq(mq_llama_quantize_run(base, ref, 21, 2, why, sizeof why), 0, "llama-quantize wrote Q2_K_S");
+    cr_expect(strstr(why, "requires an im"), "llama-quantize's reason: %s", why);
+    r = run_modelq("convert '%s' -o '%s' --type q2_K_S", src, ours);
+    cr_expect_eq(r.code, 2, "q2_K_S exit %d: %s", r.code, r.err);
+    cr_expect(strstr(r.err, "importance matrix") != NULL, "%s", r.err);
+    cr_expect(!file_exists(ours), "no output file on refusal");
+    cmd_result_free(&r);
+    remove(base);
+    cr_expect_eq(bad, 0, "%s: %d tensors differ from llama-quantize", model, bad);
+}
+
+TestSuite(lowbit_targets, .init = setup, .fini = teardown, .timeout = 900);
+
+Test(lowbit_targets, tiny_llama) { need_libs(); check_model("tiny-llama", "testdata/tiny-llama", "f32"); }
+
+Test(lowbit_targets, mixtral_8_experts)
+{
+    need_libs();
+    char dir[1024];
+    snprintf(dir, sizeof dir, "%s/mixtral", tmp);
+    run_shell("mkdir -p '%s' && '%s/mkfamily' mixtral '%s' > '%s.log' 2>&1 || { cat '%s.log' >&2; exit 1; }", dir,
+              getenv("MODELQ_BUILD_DIR"), dir, dir, dir);
+    check_model("mixtral", dir, "f32");
+}
+
+Test(lowbit_targets, gqa4_16_layers_fallback_rows)
+{
+    need_libs();
+    char dir[1024];
+    snprintf(dir, sizeof dir, "%s/gqa16", tmp);
+    struct stw_llama s = {.layers = 16, .hidden = 256, .ffn = 384, .vocab = 384, .heads = 8, .kv_heads = 2,
+                          .dtype = "F16", .shards = 1, .tied = 0};
+    write_dense(dir, &s);
+    check_model("gqa16", dir, "f16");
+}
+
+Test(lowbit_targets, llama70b_shape_80_layers)
+{
+    need_libs();
+    char dir[1024];
+    snprintf(dir, sizeof dir, "%s/l70b", tmp);
+    struct stw_llama s = {.layers = 80, .hidden = 256, .ffn = 256, .vocab = 384, .heads = 8, .kv_heads = 1,
+                          .dtype = "F16", .shards = 1, .tied = 1};
+    write_dense(dir, &s);
+    check_model("llama70b", dir, "f16");
+}
