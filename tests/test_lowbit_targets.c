@@ -90,6 +90,9 @@ struct target {
 };
 static const struct target targets[] = {
     {"q2_K", 10}, {"q3_K_S", 11}, {"q3_K_M", 12}, {"q3_K_L", 13}, {"iq4_xs", 30},
+    /* the older types' mixtures against the same oracle */
+    {"q4_K_M", 15}, {"q4_K_S", 14}, {"q5_K_M", 17}, {"q5_K_S", 16}, {"q6_K", 18}, {"iq4_nl", 25},
+    {"q4_0", 2}, {"q4_1", 3}, {"q5_0", 8}, {"q5_1", 9}, {"q8_0", 7},
 };
 
 /* Compares modelq's file with llama-quantize's; returns the number of differing tensors. */
@@ -201,4 +204,15 @@ Test(lowbit_targets, llama70b_shape_80_layers)
                           .dtype = "F16", .shards = 1, .tied = 1};
     write_dense(dir, &s);
     check_model("llama70b", dir, "f16");
+}
+
+/* Phi-3: a fused attn_qkv (llama-quantize's attn_qkv rules) and fused gate_up. */
+Test(lowbit_targets, phi3_fused_qkv)
+{
+    need_libs();
+    char dir[1024];
+    snprintf(dir, sizeof dir, "%s/phi3", tmp);
+    run_shell("mkdir -p '%s' && '%s/mkfamily' phi3 '%s' > '%s.log' 2>&1 || { cat '%s.log' >&2; exit 1; }", dir,
+              getenv("MODELQ_BUILD_DIR"), dir, dir, dir);
+    check_model("phi3", dir, "f32");
 }

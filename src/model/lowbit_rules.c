@@ -25,27 +25,27 @@ struct lowbit_mixture {
     enum mq_codec ffn_down, ffn_down_first8, ffn_down_first16;
     /* attn_output: dense models / models with exactly 8 experts */
     enum mq_codec attn_out, attn_out_moe8;
-    enum mq_codec attn_qkv;    /* fused QKV */
     bool q2_k_needs_imatrix;   /* its Q2_K tensors (token_embd and output excepted) need an imatrix */
 };
 
 /* The first matching column wins, in the order attn_v_first2, attn_v_gqa4, attn_v (and
 ** ffn_down_first16, ffn_down_first8, ffn_down), as llama-quantize's else-if chains test them. */
 static const struct lowbit_mixture mixtures[] = {
-    /*                  attn_v   gqa>=4   layer<2  ffn_down first8  first16  attn_out moe8     qkv */
+    /*                  attn_v   gqa>=4   layer<2  ffn_down first8  first16  attn_out moe8
+     * (a fused attn_qkv takes the attn_v columns: targets.c) */
     {MQ_TARGET_Q2_K,   MQ_CODEC_Q3_K, MQ_CODEC_Q4_K, NONE, MQ_CODEC_Q3_K, NONE, NONE,
-     MQ_CODEC_Q3_K, MQ_CODEC_Q5_K, NONE, false},
+     MQ_CODEC_Q3_K, MQ_CODEC_Q5_K, false},
     {MQ_TARGET_Q2_K_S, NONE, MQ_CODEC_Q4_K, NONE, NONE, MQ_CODEC_Q4_K, NONE,
-     NONE, NONE, NONE, true},
+     NONE, NONE, true},
     {MQ_TARGET_Q3_K_S, NONE, NONE, NONE, NONE, NONE, NONE,
-     NONE, MQ_CODEC_Q5_K, NONE, false},
+     NONE, MQ_CODEC_Q5_K, false},
     {MQ_TARGET_Q3_K_M, MQ_CODEC_Q4_K, NONE, MQ_CODEC_Q5_K, MQ_CODEC_Q4_K, NONE, MQ_CODEC_Q5_K,
-     MQ_CODEC_Q4_K, MQ_CODEC_Q5_K, MQ_CODEC_Q4_K, false},
+     MQ_CODEC_Q4_K, MQ_CODEC_Q5_K, false},
     {MQ_TARGET_Q3_K_L, MQ_CODEC_Q5_K, NONE, NONE, MQ_CODEC_Q5_K, NONE, NONE,
-     MQ_CODEC_Q5_K, NONE, MQ_CODEC_Q4_K, false},
+     MQ_CODEC_Q5_K, NONE, false},
     /* ffn_down first eighth: only without an importance matrix */
     {MQ_TARGET_IQ4_XS, NONE, MQ_CODEC_Q5_K, NONE, NONE, MQ_CODEC_Q5_K, NONE,
-     NONE, MQ_CODEC_Q5_K, NONE, false},
+     NONE, MQ_CODEC_Q5_K, false},
 };
 
 static const struct lowbit_mixture *mixture_of(enum mq_target t)
@@ -81,7 +81,6 @@ enum mq_codec mq_lowbit_choose(enum mq_target t, const struct mq_rule_context *r
         if (rc->n_expert == 8) r = m->attn_out_moe8, w = "attn_output with 8 experts";
         else r = m->attn_out, w = "attn_output";
         break;
-    case MQ_ROLE_ATTN_QKV: r = m->attn_qkv, w = "attn_qkv"; break;
     default: break;
     }
     if (r == NONE) return c;

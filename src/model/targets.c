@@ -220,6 +220,9 @@ static enum mq_codec gguf_choose(enum mq_target t, const struct mq_rule_context 
     /* LLM_TYPE_70B: 80 layers with grouped-query attention (Llama 2/3 70B; Qwen2 72B) */
     bool is_70b = rc->n_layer == 80 && rc->n_gqa > 1;
     *why = "quantized";
+    /* the pinned llama-quant.cpp takes a fused attn_qkv for attn_v (one per layer, counted with
+     * them): the same rules (checked against llama_model_quantize on a Phi-3 file) */
+    if (role == MQ_ROLE_ATTN_QKV) role = MQ_ROLE_ATTN_V;
     /* the low-bit file types' mixtures (lowbit_rules.c); other targets pass through unchanged */
     c = mq_lowbit_choose(t, rc, role, layer, c, why);
     if (role == MQ_ROLE_OUTPUT || (role == MQ_ROLE_TOKEN_EMBD && !rc->has_output)) {
@@ -245,9 +248,6 @@ static enum mq_codec gguf_choose(enum mq_target t, const struct mq_rule_context 
         /* llama-quantize's list for Q5_K attn_output with 8 experts, as far as modelq writes its types */
         if (rc->n_expert == 8 && (t == MQ_TARGET_IQ4_NL || t == MQ_TARGET_Q4_K_S || t == MQ_TARGET_Q4_K_M))
             c = MQ_CODEC_Q5_K, *why = "attn_output with 8 experts";
-    } else if (role == MQ_ROLE_ATTN_QKV) {
-        if (t == MQ_TARGET_Q4_K_M) c = MQ_CODEC_Q5_K, *why = "attn_qkv (Q4_K_M)";
-        else if (t == MQ_TARGET_Q5_K) c = MQ_CODEC_Q6_K, *why = "attn_qkv (Q5_K_M)";
     }
     if (!row_fits(c, row)) {
         c = mq_codec_fallback(c, row);
