@@ -27,6 +27,8 @@
 #include "modelq/target.h"
 #include "modelq/export.h"
 
+struct mq_imatrix;
+
 struct mq_type_override {
     const char *pattern;   /* POSIX extended regex searched in the output tensor name */
     const char *type;      /* codec name (q8_0, q6_K, f16 ...) */
@@ -89,6 +91,11 @@ struct mq_convert_options {
     const char *report_html_path;  /* the HTML report (modelq/report.h), written by the caller after
                                       success: checked like report_path; NULL = none */
     const struct mq_convert_tap *tap; /* watch one tensor (implies stats); NULL = none */
+    /* llama-quantize --imatrix: importances per weight column (modelq/imatrix.h), used by the
+     * types whose ggml quantizer takes them (Q4_0 Q4_1 Q5_0 Q5_1 IQ4_NL Q4_K Q5_K Q6_K). Either a
+     * file (read by mq_convert) or one the caller loaded with mq_imatrix_load (wins); GGUF only. */
+    const char *imatrix_path;
+    const struct mq_imatrix *imatrix;
     /* Tests only (negative controls): 0 normal Q/K permutation, 1 none, 2 K permuted with the
      * query head count. Not reachable from the command line. */
     int debug_qk_permute;

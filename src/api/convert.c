@@ -9,6 +9,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "modelq/imatrix.h"
 #include "modelq/model.h"
 #include "outfile.h"
 #include "outpath.h"
@@ -243,6 +244,17 @@ enum mq_status mq_convert(const struct mq_convert_options *o, struct mq_convert_
         s = MQ_FAIL(err, MQ_E_USAGE, "adapter-format", "%s: a LoRA adapter is written as a GGUF adapter (a .gguf "
                     "output)", o->input);
     if (s == MQ_OK) s = check_outputs(m, o, writer, err);
+    /* --imatrix: read before any tensor data (its errors name the file); the plan attaches it */
+    struct mq_convert_options oi = *o;
+    struct mq_imatrix *im = NULL;
+    if (s == MQ_OK && (o->imatrix || o->imatrix_path) && mq_target_info(target)->container == MQ_CONTAINER_BNB)
+        s = MQ_FAIL(err, MQ_E_USAGE, "imatrix-type", "--imatrix: --type %s is a bitsandbytes type and takes no "
+                    "importance matrix", mq_target_info(target)->name);
+    if (s == MQ_OK && !o->imatrix && o->imatrix_path) {
+        s = mq_imatrix_load(o->imatrix_path, &im, err);
+        oi.imatrix = im;
+    }
+    o = &oi;
     if (s == MQ_OK) s = mq_plan_build(&plan, m, o, target, writer, err);
     else memset(&plan, 0, sizeof plan);
     unsigned threads = o->threads ? o->threads : default_threads();
@@ -283,5 +295,6 @@ enum mq_status mq_convert(const struct mq_convert_options *o, struct mq_convert_
     rep->seconds = now_seconds() - t0;
     mq_plan_free(&plan);
     mq_model_free(m);
+    mq_imatrix_free(im);
     return s;
 }

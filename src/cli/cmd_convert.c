@@ -52,6 +52,10 @@ static const char *const convert_help =
     "  --tensor-type RE=TYPE    tensors whose name matches the regex RE get TYPE (repeatable; first wins)\n"
     "  --keep RE                tensors matching RE keep their source precision (repeatable)\n"
     "  --pure                   the TYPE for every eligible tensor (no Q6_K output, no promotions)\n"
+    "  --imatrix FILE           importance matrix from llama.cpp's llama-imatrix (GGUF imatrix or legacy\n"
+    "                           .dat), used as llama-quantize --imatrix uses it: Q4_0 Q4_1 Q5_0 Q5_1 IQ4_NL\n"
+    "                           Q4_K Q5_K Q6_K tensors are quantized weighted by it (same bytes); its\n"
+    "                           names are GGUF tensor names; one of another model is refused\n"
     "  --no-fallback            a tensor whose rows do not fit the type's block is an error\n"
     "  --allow-requantize       GGUF input: requantize tensors that are already quantized\n"
     "  --dry-run                print the plan; write nothing (with --stats: quantize in memory)\n"
@@ -352,6 +356,9 @@ int cmd_convert(int argc, char **argv)
             } else {
                 loras[o.n_loras++] = (struct mq_lora_merge){val, 1.0};
             }
+        } else if (strcmp(a, "--imatrix") == 0) {
+            NEED_VALUE();
+            o.imatrix_path = val;
         } else if (strcmp(a, "--base") == 0) {
             NEED_VALUE();
             o.base = val;

@@ -30,6 +30,7 @@
 #include "modelq/quant.h"
 #include "modelq/testing.h"
 #include "outfile.h"
+#include "modelq/imatrix.h"
 #include "plan.h"
 
 #define CHUNK_ELEMS (256u * 1024u)
@@ -99,7 +100,9 @@ static uint64_t gcd_u64(uint64_t a, uint64_t b)
 */
 static uint64_t piece_elems(const struct run *r, const struct mq_plan_tensor *t)
 {
-    if (t->row_len <= r->chunk_elems || t->codec == MQ_CODEC_INT8_ROW || mq_xform_whole_rows(t)) return 0;
+    /* importances: the legacy types weigh by the whole row (weighted.c), so rows stay whole */
+    if (t->row_len <= r->chunk_elems || t->codec == MQ_CODEC_INT8_ROW || mq_xform_whole_rows(t) || t->imatrix)
+        return 0;
     uint64_t align = mq_codec_block(t->codec, &t->params);
     if (t->kind == MQ_SRC_QUANT) {
         uint64_t sb = mq_codec_info(t->src_codec)->block_elems;
@@ -374,7 +377,17 @@ static enum mq_status do_job(struct run *r, size_t ji, struct worker_buf *b, str
         return MQ_E_RANGE;
     }
     struct mq_qbuf q = {b->out, b->scales, b->zeros};
-    MQ_TRY(mq_quantize(t->codec, &t->params, b->f32, n, row_len, &q, r->fast, err));
+    if (t->imatrix) {
+        /* row k of the chunk is row row0 + k of the tensor: matrix (row0 + k) / imatrix_mat_rows */
+        const size_t row_bytes = (size_t)mq_codec_data_bytes(t->codec, &t->params, row_len);
+        for (size_t k = 0; k < n / row_len; k++) {
+            const float *w = t->imatrix + (j->row0 + k) / t->imatrix_mat_rows * t->row_len;
+            MQ_TRY(mq_quantize_weighted(t->codec, b->f32 + k * row_len, row_len, row_len, w, b->out + k * row_bytes,
+                                        err));
+        }
+    } else {
+        MQ_TRY(mq_quantize(t->codec, &t->params, b->f32, n, row_len, &q, r->fast, err));
+    }
     uint64_t first = j->first;
     if (r->out) {
         uint64_t off = mq_codec_data_bytes(t->codec, &t->params, first);

@@ -484,6 +484,7 @@ enum mq_status mq_plan_build(struct mq_plan *p, const struct mq_model *m, const 
     patterns_free(&pt);
     MQ_TRY(s);
     if (target == MQ_TARGET_AUTO && p->file_type != -2) p->file_type = auto_file_type(p); /* -2: keep the input's */
+    MQ_TRY(mq_plan_attach_imatrix(p, err));
     if (writer) return writer->layout(p, err);
     /* dry run without a container: tensors back to back */
     uint64_t off = 0;

@@ -100,6 +100,11 @@ struct mq_plan_tensor {
     const char *why;
     bool fell_back, overridden, quantized;
     float *generated;              /* MQ_SRC_GENERATED: numel floats (owned) */
+    /* --imatrix (imatrix_plan.c): the importances of the tensor's columns, row_len floats per
+     * matrix (a 3-D expert tensor has one matrix per expert, imatrix_mat_rows rows each), owned
+     * by the mq_imatrix; NULL = quantized without. Rows are then kept whole. */
+    const float *imatrix;
+    uint64_t imatrix_mat_rows;
     /* side data (NF4/FP4 absmax, INT8_ROW SCB: float32 per block / row), set by the writer:
      * side_offset > 0: each chunk's values are written there (absolute, little-endian);
      * side_keep: collected for the whole tensor and handed to writer->tensor_side at its end
@@ -121,6 +126,15 @@ static inline const struct mq_src_seg *mq_plan_seg(const struct mq_plan_tensor *
 
 struct mq_writer_ops;
 struct mq_outfile;
+struct mq_plan;
+
+/*
+** imatrix_plan.c: with opt->imatrix, points every tensor that a weighted codec quantizes at its
+** importances (matched by output name, shapes checked), warns about those it lacks, refuses an
+** imatrix of another model, and records the quantize.imatrix.* keys. Runs after the types are
+** chosen, before the layout.
+*/
+enum mq_status mq_plan_attach_imatrix(struct mq_plan *p, struct mq_error *err);
 
 struct mq_plan {
     const struct mq_model *model;

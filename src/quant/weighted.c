@@ -1,0 +1,521 @@
+/*
+** weighted.c - the importance-matrix ("imatrix") quantizers: what ggml_quantize_chunk(type, src,
+** dst, start, nrows, n_per_row, imatrix) runs when imatrix is not NULL, byte for byte.
+**
+** With weights ggml does not call the *_ref kernels (those are what ggml runs without, and what
+** q4.c ... kquants.c reproduce); it runs quantize_row_<type>_impl, a different search:
+**   Q4_0 / Q5_0   per row: sigma2 = sum(x^2) / n_per_row; per block of 32:
+**                 w_j = qw_j * sqrtf(sigma2 + x_j^2), d = make_qx_quants(32, 8|16, x, L, w),
+**                 codes L (0..15 | 0..31) straight from the search, d stored fp16.
+**   Q4_1 / Q5_1   the same weights; d, min = make_qkx3_quants(32, 15|31, x, w, rmin -0.9,
+**                 rdelta 0.05, 36 steps); d and -min stored fp16, codes from the search.
+**   Q4_K / Q5_K   per super-block of 256: sigma2 = 2 * sum(x^2) / 256; per sub-block of 32:
+**                 w_j = qw_j * sqrtf(sigma2 + x_j^2), scale/min = make_qkx3_quants(32, 15|31, ...);
+**                 the 8 scales and 8 mins each quantized to 6 bits by make_qp_quants(8, 63, ...,
+**                 sub-block weight sums); codes recomputed from the fp16 d, dmin (as the ref).
+**   Q6_K          make_qx_quants(16, 32, x, L, qw) per 16 (the raw importances as weights, no
+**                 sigma2); the rest as quantize_row_q6_K_ref.
+**   IQ4_NL        per block of 32: sigma2 = sum(x^2) * (2/32); w_j = qw_j * sqrtf(sigma2 + x_j^2);
+**                 then the same search as without weights (iq4_nl.c) with these w.
+**   Q8_0          ignores the importances (quantize_q8_0 drops them).
+** qw is the importance vector of the row's columns (n_per_row floats); every row of a matrix
+** uses the same one. Sums run left to right in float32 as in ggml-quants.c (the project builds
+** with -ffp-contract=off, so a*b+c is never fused). Only the plain C path exists: there is no
+** faster kernel whose bytes could drift from it.
+*/
+#include "qcommon.h"
+
+#include "modelq/imatrix.h"
+#include "modelq/quant.h"
+
+enum { QK = 32, QK_K = 256 };
+
+#define GROUP_MAX_EPS 1e-15f
+
+static inline int imax(int a, int b) { return a > b ? a : b; }
+static inline int imin(int a, int b) { return a < b ? a : b; }
+
+/* ggml make_qx_quants with rmse_type 1 and explicit weights w (L = l + nmax, l in [-nmax, nmax-1]). */
+static float make_qx_quants_w(int n, int nmax, const float *x, int8_t *L, const float *w)
+{
+    float max = 0, amax = 0;
+    for (int i = 0; i < n; i++) {
+        float ax = fabsf(x[i]);
+        if (ax > amax) {
+            amax = ax;
+            max = x[i];
+        }
+    }
+    if (amax < GROUP_MAX_EPS) {
+        for (int i = 0; i < n; i++) L[i] = 0;
+        return 0.f;
+    }
+    float iscale = -nmax / max;
+    float sumlx = 0, suml2 = 0;
+    for (int i = 0; i < n; i++) {
+        int l = imax(-nmax, imin(nmax - 1, mq_nearest_int(iscale * x[i])));
+        L[i] = (int8_t)(l + nmax);
+        sumlx += w[i] * x[i] * l;
+        suml2 += w[i] * l * l;
+    }
+    float scale = suml2 ? sumlx / suml2 : 0.0f;
+    float best = scale * sumlx;
+    for (int is = -9; is <= 9; is++) {
+        if (is == 0) continue;
+        iscale = -(nmax + 0.1f * is) / max;
+        sumlx = suml2 = 0;
+        for (int i = 0; i < n; i++) {
+            int l = imax(-nmax, imin(nmax - 1, mq_nearest_int(iscale * x[i])));
+            sumlx += w[i] * x[i] * l;
+            suml2 += w[i] * l * l;
+        }
+        if (suml2 > 0 && sumlx * sumlx > best * suml2) {
+            for (int i = 0; i < n; i++)
+                L[i] = (int8_t)(nmax + imax(-nmax, imin(nmax - 1, mq_nearest_int(iscale * x[i]))));
+            scale = sumlx / suml2;
+            best = scale * sumlx;
+        }
+    }
+    return scale;
+}
+
+/*
+** ggml make_qkx3_quants with weights, use_mad false: an affine fit x ~ scale * L + min (min <= 0)
+** over nstep+1 trial inverse scales, the one of least weighted squared error kept. *the_min = -min.
+*/
+static float make_qkx3_quants_w(int n, int nmax, const float *x, const float *w, uint8_t *L, float *the_min,
+                                uint8_t *Laux, float rmin, float rdelta, int nstep)
+{
+    float min = x[0], max = x[0];
+    float sum_w = w[0];
+    float sum_x = sum_w * x[0];
+    for (int i = 1; i < n; i++) {
+        if (x[i] < min) min = x[i];
+        if (x[i] > max) max = x[i];
+        sum_w += w[i];
+        sum_x += w[i] * x[i];
+    }
+    if (min > 0) min = 0;
+    if (max <= min) {
+        memset(L, 0, (size_t)n);
+        *the_min = -min;
+        return 0.f;
+    }
+    float iscale = nmax / (max - min);
+    float scale = 1 / iscale;
+    float best_mad = 0;
+    for (int i = 0; i < n; i++) {
+        int l = mq_nearest_int(iscale * (x[i] - min));
+        L[i] = (uint8_t)imax(0, imin(nmax, l));
+        float diff = scale * L[i] + min - x[i];
+        diff = diff * diff;
+        best_mad += w[i] * diff;
+    }
+    for (int is = 0; is <= nstep; is++) {
+        iscale = (rmin + rdelta * is + nmax) / (max - min);
+        float sum_l = 0, sum_l2 = 0, sum_xl = 0;
+        for (int i = 0; i < n; i++) {
+            int l = mq_nearest_int(iscale * (x[i] - min));
+            l = imax(0, imin(nmax, l));
+            Laux[i] = (uint8_t)l;
+            sum_l += w[i] * l;
+            sum_l2 += w[i] * l * l;
+            sum_xl += w[i] * l * x[i];
+        }
+        float D = sum_w * sum_l2 - sum_l * sum_l;
+        if (D > 0) {
+            float this_scale = (sum_w * sum_xl - sum_x * sum_l) / D;
+            float this_min = (sum_l2 * sum_x - sum_l * sum_xl) / D;
+            if (this_min > 0) {
+                this_min = 0;
+                this_scale = sum_xl / sum_l2;
+            }
+            float mad = 0;
+            for (int i = 0; i < n; i++) {
+                float diff = this_scale * Laux[i] + this_min - x[i];
+                diff = diff * diff;
+                mad += w[i] * diff;
+            }
+            if (mad < best_mad) {
+                memcpy(L, Laux, (size_t)n);
+                best_mad = mad;
+                scale = this_scale;
+                min = this_min;
+            }
+        }
+    }
+    *the_min = -min;
+    return scale;
+}
+
+/*
+** ggml make_qp_quants: non-negative x (the sub-block scales or mins) to codes 0..nmax with one
+** scale, weighted by qw; a short search over the inverse scale, then up to 5 rounds of moving
+** single codes while that improves the weighted fit. L is uint8_t as in ggml (the first pass
+** stores nearest_int unclamped, wrapping like the C conversion).
+*/
+static float make_qp_quants(int n, int nmax, const float *x, uint8_t *L, const float *qw)
+{
+    float max = 0;
+    for (int i = 0; i < n; i++) max = max > x[i] ? max : x[i]; /* ggml MAX(max, x[i]) */
+    if (max < GROUP_MAX_EPS) {
+        for (int i = 0; i < n; i++) L[i] = 0;
+        return 0.f;
+    }
+    float iscale = nmax / max;
+    for (int i = 0; i < n; i++) L[i] = (uint8_t)mq_nearest_int(iscale * x[i]);
+    float scale = 1 / iscale;
+    float best_mse = 0;
+    for (int i = 0; i < n; i++) {
+        float diff = x[i] - scale * L[i];
+        best_mse += qw[i] * diff * diff;
+    }
+    for (int is = -4; is <= 4; is++) {
+        if (is == 0) continue;
+        float iscale_is = (0.1f * is + nmax) / max;
+        float scale_is = 1 / iscale_is;
+        float mse = 0;
+        for (int i = 0; i < n; i++) {
+            int l = imin(nmax, mq_nearest_int(iscale_is * x[i]));
+            float diff = x[i] - scale_is * l;
+            mse += qw[i] * diff * diff;
+        }
+        if (mse < best_mse) {
+            best_mse = mse;
+            iscale = iscale_is;
+        }
+    }
+    float sumlx = 0, suml2 = 0;
+    for (int i = 0; i < n; i++) {
+        int l = imin(nmax, mq_nearest_int(iscale * x[i]));
+        L[i] = (uint8_t)l;
+        sumlx += qw[i] * x[i] * l;
+        suml2 += qw[i] * l * l;
+    }
+    for (int itry = 0; itry < 5; itry++) {
+        int n_changed = 0;
+        for (int i = 0; i < n; i++) {
+            float w = qw[i];
+            float slx = sumlx - w * x[i] * L[i];
+            float sl2 = suml2 - w * L[i] * L[i];
+            if (slx > 0 && sl2 > 0) {
+                int new_l = imin(nmax, mq_nearest_int(x[i] * sl2 / slx));
+                if (new_l != L[i]) {
+                    slx += w * x[i] * new_l;
+                    sl2 += w * new_l * new_l;
+                    if (slx * slx * suml2 > sumlx * sumlx * sl2) {
+                        L[i] = (uint8_t)new_l;
+                        sumlx = slx;
+                        suml2 = sl2;
+                        n_changed++;
+                    }
+                }
+            }
+        }
+        if (!n_changed) break;
+    }
+    return suml2 > 0.0f ? sumlx / suml2 : 0.0f;
+}
+
+/* sum of x[0..n)^2 left to right, as ggml's sum_x2 / sigma2 loops */
+static float sum_sq(const float *x, size_t n)
+{
+    float s = 0;
+    for (size_t j = 0; j < n; j++) s += x[j] * x[j];
+    return s;
+}
+
+/* 32 five-bit codes -> qh (u32 LE, bit j = bit 4 of code j) and qs[16] (low nibbles j | j+16). */
+static void pack_q5(const uint8_t *L, uint8_t *qh_le, uint8_t *qs)
+{
+    uint32_t qh = 0;
+    for (int j = 0; j < QK / 2; j++) {
+        qs[j] = (uint8_t)((L[j] & 0x0f) | ((L[j + QK / 2] & 0x0f) << 4));
+        qh |= ((L[j] & 0x10u) >> 4) << j;
+        qh |= ((L[j + QK / 2] & 0x10u) >> 4) << (j + QK / 2);
+    }
+    for (int i = 0; i < 4; i++) qh_le[i] = (uint8_t)(qh >> (8 * i));
+}
+
+/* ---- Q4_0, Q5_0, Q4_1, Q5_1: one row; sigma2 over the whole row ---- */
+
+static void legacy_row(enum mq_codec c, const float *x, size_t n_per_row, const float *qw, uint8_t *y)
+{
+    const float sigma2 = sum_sq(x, n_per_row) / (float)n_per_row;
+    float weight[QK];
+    int8_t L[QK];
+    uint8_t U[QK], Uaux[QK];
+    const size_t bytes = mq_codec_info(c)->block_bytes;
+    for (size_t ib = 0; ib < n_per_row / QK; ib++, y += bytes) {
+        const float *xb = x + QK * ib, *wb = qw + QK * ib;
+        for (int j = 0; j < QK; j++) weight[j] = wb[j] * sqrtf(sigma2 + xb[j] * xb[j]);
+        float min;
+        switch (c) {
+        case MQ_CODEC_Q4_0:
+            mq_put_f16(y, make_qx_quants_w(QK, 8, xb, L, weight));
+            for (int j = 0; j < 16; j++) y[2 + j] = (uint8_t)(L[j] | (L[j + 16] << 4));
+            break;
+        case MQ_CODEC_Q5_0:
+            mq_put_f16(y, make_qx_quants_w(QK, 16, xb, L, weight));
+            for (int j = 0; j < QK; j++) U[j] = (uint8_t)L[j];
+            pack_q5(U, y + 2, y + 6);
+            break;
+        case MQ_CODEC_Q4_1:
+            mq_put_f16(y, make_qkx3_quants_w(QK, 15, xb, weight, U, &min, Uaux, -0.9f, 0.05f, 36));
+            mq_put_f16(y + 2, -min);
+            for (int j = 0; j < 16; j++) y[4 + j] = (uint8_t)(U[j] | (U[j + 16] << 4));
+            break;
+        default: /* MQ_CODEC_Q5_1 */
+            mq_put_f16(y, make_qkx3_quants_w(QK, 31, xb, weight, U, &min, Uaux, -0.9f, 0.05f, 36));
+            mq_put_f16(y + 2, -min);
+            pack_q5(U, y + 4, y + 8);
+            break;
+        }
+    }
+}
+
+/* ---- Q4_K, Q5_K ---- */
+
+static inline void get_scale_min_k4(int j, const uint8_t *q, uint8_t *d, uint8_t *m)
+{
+    if (j < 4) {
+        *d = q[j] & 63;
+        *m = q[j + 4] & 63;
+    } else {
+        *d = (uint8_t)((q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4));
+        *m = (uint8_t)((q[j + 4] >> 4) | ((q[j - 0] >> 6) << 4));
+    }
+}
+
+/* One super-block (quantize_row_q4_K_impl / q5_K_impl). nmax 15: Q4_K, 31: Q5_K. */
+static void kquant_block(int nmax, const float *x, const float *qw, uint8_t *y)
+{
+    uint8_t L[QK_K], Laux[32], Ls[8], Lm[8];
+    float weights[32], sw[8], mins[8], scales[8];
+    const float sigma2 = 2 * sum_sq(x, QK_K) / QK_K;
+    for (int j = 0; j < QK_K / 32; j++) {
+        for (int l = 0; l < 32; l++) weights[l] = qw[32 * j + l] * sqrtf(sigma2 + x[32 * j + l] * x[32 * j + l]);
+        float sumw = 0;
+        for (int l = 0; l < 32; l++) sumw += weights[l];
+        sw[j] = sumw;
+        scales[j] = make_qkx3_quants_w(32, nmax, x + 32 * j, weights, L + 32 * j, &mins[j], Laux, -0.9f, 0.05f, 36);
+    }
+    const float d_block = make_qp_quants(QK_K / 32, 63, scales, Ls, sw);
+    const float m_block = make_qp_quants(QK_K / 32, 63, mins, Lm, sw);
+    uint8_t *sc = y + 4;
+    for (int j = 0; j < QK_K / 32; j++) {
+        uint8_t ls = Ls[j], lm = Lm[j];
+        if (nmax == 31) { /* quantize_row_q5_K_impl clamps (the Q4_K one does not) */
+            ls = ls < 63 ? ls : 63;
+            lm = lm < 63 ? lm : 63;
+        }
+        if (j < 4) {
+            sc[j] = ls;
+            sc[j + 4] = lm;
+        } else {
+            sc[j + 4] = (uint8_t)((ls & 0xF) | ((lm & 0xF) << 4));
+            sc[j - 4] |= (uint8_t)((ls >> 4) << 6);
+            sc[j - 0] |= (uint8_t)((lm >> 4) << 6);
+        }
+    }
+    mq_put_f16(y, d_block);
+    mq_put_f16(y + 2, m_block);
+    const float dd = mq_get_f16(y), dmin = mq_get_f16(y + 2);
+    for (int j = 0; j < QK_K / 32; j++) {
+        uint8_t s, m;
+        get_scale_min_k4(j, sc, &s, &m);
+        const float d = dd * s;
+        if (!d) continue;
+        const float dm = dmin * m;
+        for (int ii = 0; ii < 32; ii++) {
+            int l = mq_nearest_int((x[32 * j + ii] + dm) / d);
+            L[32 * j + ii] = (uint8_t)imax(0, imin(nmax, l));
+        }
+    }
+    if (nmax == 15) {
+        uint8_t *q = y + 16;
+        for (int c = 0; c < QK_K; c += 64, q += 32)
+            for (int l = 0; l < 32; l++) q[l] = (uint8_t)(L[c + l] | (L[c + l + 32] << 4));
+    } else {
+        uint8_t *qh = y + 16, *ql = y + 48;
+        memset(qh, 0, QK_K / 8);
+        for (int c = 0; c < QK_K / 64; c++) {
+            for (int j = 0; j < 32; j++) {
+                const int l1 = L[64 * c + j], l2 = L[64 * c + j + 32];
+                qh[j] |= (uint8_t)(((l1 >> 4) << (2 * c)) | ((l2 >> 4) << (2 * c + 1)));
+                ql[32 * c + j] = (uint8_t)((l1 & 15) | ((l2 & 15) << 4));
+            }
+        }
+    }
+}
+
+/* ---- Q6_K ---- */
+
+static void q6_k_block(const float *x, const float *qw, uint8_t *y)
+{
+    int8_t L[QK_K];
+    float scales[QK_K / 16];
+    float max_scale = 0, max_abs_scale = 0;
+    for (int ib = 0; ib < QK_K / 16; ib++) {
+        const float scale = make_qx_quants_w(16, 32, x + 16 * ib, L + 16 * ib, qw + 16 * ib);
+        scales[ib] = scale;
+        const float abs_scale = fabsf(scale);
+        if (abs_scale > max_abs_scale) {
+            max_abs_scale = abs_scale;
+            max_scale = scale;
+        }
+    }
+    if (max_abs_scale < GROUP_MAX_EPS) {
+        memset(y, 0, 210);
+        mq_put_f16(y + 208, 0.f);
+        return;
+    }
+    int8_t *sc = (int8_t *)(y + 192);
+    const float iscale = -128.f / max_scale;
+    mq_put_f16(y + 208, 1 / iscale);
+    for (int ib = 0; ib < QK_K / 16; ib++) sc[ib] = (int8_t)imin(127, mq_nearest_int(iscale * scales[ib]));
+    const float dd = mq_get_f16(y + 208);
+    for (int j = 0; j < QK_K / 16; j++) {
+        const float d = dd * sc[j];
+        if (!d) continue;
+        for (int ii = 0; ii < 16; ii++) {
+            int l = imax(-32, imin(31, mq_nearest_int(x[16 * j + ii] / d)));
+            L[16 * j + ii] = (int8_t)(l + 32);
+        }
+    }
+    uint8_t *ql = y, *qh = y + 128;
+    for (int j = 0; j < QK_K; j += 128, ql += 64, qh += 32) {
+        for (int l = 0; l < 32; l++) {
+            const uint8_t q1 = L[j + l] & 0xF, q2 = L[j + l + 32] & 0xF;
+            const uint8_t q3 = L[j + l + 64] & 0xF, q4 = L[j + l + 96] & 0xF;
+            ql[l] = (uint8_t)(q1 | (q3 << 4));
+            ql[l + 32] = (uint8_t)(q2 | (q4 << 4));
+            qh[l] = (uint8_t)((L[j + l] >> 4) | ((L[j + l + 32] >> 4) << 2) | ((L[j + l + 64] >> 4) << 4) |
+                              ((L[j + l + 96] >> 4) << 6));
+        }
+    }
+}
+
+/* ---- IQ4_NL ---- */
+
+/* ggml best_index_int8 over the IQ4_NL grid (ties between neighbours go to the upper index). */
+static inline int iq4_best_index(float x)
+{
+    const int8_t *val = mq_iq4nl_values;
+    if (x <= val[0]) return 0;
+    if (x >= val[15]) return 15;
+    int ml = 0, mu = 15;
+    while (mu - ml > 1) {
+        int mav = (ml + mu) / 2;
+        if (x < val[mav]) mu = mav;
+        else ml = mav;
+    }
+    return x - val[mu - 1] < val[mu] - x ? mu - 1 : mu;
+}
+
+/* quantize_row_iq4_nl_impl(32, 32, ..., quant_weights, ntry 7) for one block. */
+static void iq4_nl_block(const float *x, const float *qw, uint8_t *y)
+{
+    const int8_t *values = mq_iq4nl_values;
+    float weight[QK];
+    uint8_t L[QK];
+    float sigma2 = sum_sq(x, QK);
+    sigma2 *= 2.f / QK;
+    for (int j = 0; j < QK; j++) weight[j] = qw[j] * sqrtf(sigma2 + x[j] * x[j]);
+    float amax = 0, max = 0;
+    for (int j = 0; j < QK; j++) {
+        float ax = fabsf(x[j]);
+        if (ax > amax) {
+            amax = ax;
+            max = x[j];
+        }
+    }
+    float scale = 0;
+    if (amax >= GROUP_MAX_EPS) {
+        float d = -max / values[0];
+        float id = 1 / d;
+        float sumqx = 0, sumq2 = 0;
+        for (int j = 0; j < QK; j++) {
+            float q = values[iq4_best_index(id * x[j])];
+            sumqx += weight[j] * q * x[j];
+            sumq2 += weight[j] * q * q;
+        }
+        d = sumq2 > 0 ? sumqx / sumq2 : 0.0f;
+        float best = d * sumqx;
+        for (int itry = -7; itry <= 7; itry++) {
+            id = (itry + values[0]) / max;
+            sumqx = sumq2 = 0;
+            for (int j = 0; j < QK; j++) {
+                float q = values[iq4_best_index(id * x[j])];
+                sumqx += weight[j] * q * x[j];
+                sumq2 += weight[j] * q * q;
+            }
+            if (sumq2 > 0 && sumqx * sumqx > best * sumq2) {
+                d = sumqx / sumq2;
+                best = d * sumqx;
+            }
+        }
+        scale = d;
+    }
+    mq_put_f16(y, scale);
+    const float id = scale ? 1 / scale : 0;
+    for (int j = 0; j < QK; j++) L[j] = (uint8_t)iq4_best_index(id * x[j]);
+    for (int j = 0; j < QK / 2; j++) y[2 + j] = (uint8_t)(L[j] | (L[j + QK / 2] << 4));
+}
+
+/* ---- dispatch ---- */
+
+bool mq_codec_takes_imatrix(enum mq_codec c)
+{
+    switch (c) {
+    case MQ_CODEC_Q4_0:
+    case MQ_CODEC_Q4_1:
+    case MQ_CODEC_Q5_0:
+    case MQ_CODEC_Q5_1:
+    case MQ_CODEC_IQ4_NL:
+    case MQ_CODEC_Q4_K:
+    case MQ_CODEC_Q5_K:
+    case MQ_CODEC_Q6_K:
+        return true;
+    default:
+        return false;
+    }
+}
+
+enum mq_status mq_quantize_weighted(enum mq_codec c, const float *src, size_t n, size_t row_len,
+                                    const float *imatrix, uint8_t *data, struct mq_error *err)
+{
+    const struct mq_codec_info *ci = mq_codec_info(c);
+    if (!ci || ci->kind != MQ_CODEC_KIND_GGML)
+        return MQ_FAIL(err, MQ_E_USAGE, "codec", "importance weights need a ggml block type");
+    if (!src || !data || !imatrix || row_len == 0 || row_len % ci->block_elems || n % row_len)
+        return MQ_FAIL(err, MQ_E_USAGE, "geometry", "%s: %zu values do not split into rows of %zu (blocks of %u)",
+                       ci->name, n, row_len, ci->block_elems);
+    if (!mq_codec_takes_imatrix(c)) {
+        /* Q8_0 (and the float types): ggml ignores the importances */
+        struct mq_qbuf q = {data, NULL, NULL};
+        return mq_quantize(c, NULL, src, n, row_len, &q, false, err);
+    }
+    const size_t row_bytes = row_len / ci->block_elems * ci->block_bytes;
+    for (size_t r = 0; r < n / row_len; r++, src += row_len, data += row_bytes) {
+        switch (c) {
+        case MQ_CODEC_Q4_K:
+        case MQ_CODEC_Q5_K:
+            for (size_t b = 0; b < row_len / QK_K; b++)
+                kquant_block(c == MQ_CODEC_Q4_K ? 15 : 31, src + b * QK_K, imatrix + b * QK_K, data + b * ci->block_bytes);
+            break;
+        case MQ_CODEC_Q6_K:
+            for (size_t b = 0; b < row_len / QK_K; b++)
+                q6_k_block(src + b * QK_K, imatrix + b * QK_K, data + b * ci->block_bytes);
+            break;
+        case MQ_CODEC_IQ4_NL:
+            for (size_t b = 0; b < row_len / QK; b++)
+                iq4_nl_block(src + b * QK, imatrix + b * QK, data + b * ci->block_bytes);
+            break;
+        default:
+            legacy_row(c, src, row_len, imatrix, data);
+            break;
+        }
+    }
+    return MQ_OK;
+}
