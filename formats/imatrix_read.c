@@ -115,7 +115,7 @@ static enum mq_status read_legacy(struct mq_imatrix *im, struct mq_error *err)
         goto out;
     }
     for (int32_t i = 0; i < n; i++) {
-        int32_t nlen, ncall, nval;
+        int32_t nlen = 0, ncall = 0, nval = 0;
         const uint8_t *name, *vals = NULL;
         if (span_i32(&s, &nlen) || nlen < 1 || (uint32_t)nlen > MAX_NAME || mq_span_bytes(&s, (size_t)nlen, &name)) {
             st = MQ_FAIL(err, MQ_E_CORRUPT, "imatrix-name", "%s: entry %d: bad or truncated name (length %d)", path,

@@ -50,6 +50,11 @@ enum mq_status mq_plan_attach_imatrix(struct mq_plan *p, struct mq_error *err)
         struct mq_plan_tensor *t = &p->t[i];
         const struct mq_imatrix_entry *e = mq_imatrix_find(im, t->name);
         if (e) common++;
+        if (t->convert && t->quantized && (t->codec == MQ_CODEC_Q2_K || t->codec == MQ_CODEC_Q3_K))
+            return MQ_FAIL(err, MQ_E_UNSUPPORTED, "imatrix-type",
+                           "%s: tensor %s is %s, and importance-weighted %s is not implemented yet (llama-quantize "
+                           "would write other bytes): quantize it without --imatrix", file, t->name,
+                           mq_codec_info(t->codec)->name, mq_codec_info(t->codec)->name);
         if (!t->convert || !t->quantized || !mq_codec_takes_imatrix(t->codec) || t->row_len == 0) continue;
         if (!e) {
             warn(p, file, "no importances for", t->name);

@@ -401,9 +401,8 @@ static enum mq_status choose_type(struct mq_plan *p, const struct mq_rule_contex
         }
         break;
     }
-    /* llama-quantize refuses these without an importance matrix (the imatrix option is issue 12's
-     * other half: until it is merged there is none, so the refusal always applies) */
-    if (mq_target_requires_imatrix(p->target, t->name, t->codec))
+    /* llama-quantize refuses these without an importance matrix (with one, imatrix_plan.c decides) */
+    if (!o->imatrix && mq_target_requires_imatrix(p->target, t->name, t->codec))
         return MQ_FAIL(err, MQ_E_USAGE, "needs-imatrix",
                        "--type %s: tensor %s would be %s, which llama-quantize writes only with an importance "
                        "matrix (\"this quantization requires an imatrix!\"); use q2_K, or --imatrix FILE",

@@ -476,6 +476,7 @@ bool mq_codec_takes_imatrix(enum mq_codec c)
     case MQ_CODEC_Q4_K:
     case MQ_CODEC_Q5_K:
     case MQ_CODEC_Q6_K:
+    case MQ_CODEC_IQ4_XS:
         return true;
     default:
         return false;
@@ -511,6 +512,9 @@ enum mq_status mq_quantize_weighted(enum mq_codec c, const float *src, size_t n,
         case MQ_CODEC_IQ4_NL:
             for (size_t b = 0; b < row_len / QK; b++)
                 iq4_nl_block(src + b * QK, imatrix + b * QK, data + b * ci->block_bytes);
+            break;
+        case MQ_CODEC_IQ4_XS: /* its kernel takes the row's importances itself (ggml always weighs IQ4_XS) */
+            mq_iq4_xs_quantize_rows(src, row_len, row_len, imatrix, data);
             break;
         default:
             legacy_row(c, src, row_len, imatrix, data);
