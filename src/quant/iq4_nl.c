@@ -5,7 +5,7 @@
 ** The quantizer is the one ggml_quantize_chunk and llama-quantize run (quantize_iq4_nl ->
 ** quantize_row_iq4_nl_impl with super_block = block = 32, no importance matrix, ntry = 7):
 **   w_j = x_j^2; (amax, max) = first element of largest |x|; amax < 1e-15 -> d = 0, all codes 8
-**   d0 = -max/values[0]; L = best_index(x/d0 scaled by id = 1/d0); d = sumqx/sumq2 (weighted
+**   d0 = -max/values[0]; L = mq_iq4_grid_index(x/d0 scaled by id = 1/d0); d = sumqx/sumq2 (weighted
 **   least squares), best = d*sumqx; then for itry = -7..7: id = (itry + values[0])/max, refit,
 **   keep when sumqx^2 > best*sumq2. Finally L is recomputed from id = 1/d (fp32 d), d stored fp16.
 ** Sums run left to right in float32; the fast kernel keeps that order per block (one block per
@@ -24,20 +24,6 @@ const int8_t mq_iq4nl_values[16] = {-127, -104, -83, -65, -49, -35, -22, -10, 1,
 
 #define GROUP_MAX_EPS 1e-15f
 
-/* ggml best_index_int8: ties between two neighbours go to the upper index. */
-static inline int best_index(float x)
-{
-    const int8_t *val = mq_iq4nl_values;
-    if (x <= val[0]) return 0;
-    if (x >= val[15]) return 15;
-    int ml = 0, mu = 15;
-    while (mu - ml > 1) {
-        int mav = (ml + mu) / 2;
-        if (x < val[mav]) mu = mav;
-        else ml = mav;
-    }
-    return x - val[mu - 1] < val[mu] - x ? mu - 1 : mu;
-}
 
 static void iq4_nl_block_ref(const float *x, uint8_t *y)
 {
@@ -59,7 +45,7 @@ static void iq4_nl_block_ref(const float *x, uint8_t *y)
         float id = 1 / d;
         float sumqx = 0, sumq2 = 0;
         for (int j = 0; j < QK; j++) {
-            int l = best_index(id * x[j]);
+            int l = mq_iq4_grid_index(id * x[j]);
             float q = values[l];
             float w = weight[j];
             sumqx += w * q * x[j];
@@ -71,7 +57,7 @@ static void iq4_nl_block_ref(const float *x, uint8_t *y)
             id = (itry + values[0]) / max;
             sumqx = sumq2 = 0;
             for (int j = 0; j < QK; j++) {
-                int l = best_index(id * x[j]);
+                int l = mq_iq4_grid_index(id * x[j]);
                 float q = values[l];
                 float w = weight[j];
                 sumqx += w * q * x[j];
@@ -86,7 +72,7 @@ static void iq4_nl_block_ref(const float *x, uint8_t *y)
     }
     mq_put_f16(y, scale);
     float id = scale ? 1 / scale : 0;
-    for (int j = 0; j < QK; j++) L[j] = (uint8_t)best_index(id * x[j]);
+    for (int j = 0; j < QK; j++) L[j] = (uint8_t)mq_iq4_grid_index(id * x[j]);
     for (int j = 0; j < QK / 2; j++) y[2 + j] = (uint8_t)(L[j] | (L[j + QK / 2] << 4));
 }
 

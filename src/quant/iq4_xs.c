@@ -20,23 +20,7 @@ enum { QK_K = 256, QB = 32, NB = QK_K / QB, NTRY = 7 };
 
 #define GROUP_MAX_EPS 1e-15f
 
-static inline int imax(int a, int b) { return a > b ? a : b; }
-static inline int imin(int a, int b) { return a < b ? a : b; }
 
-/* ggml best_index_int8 on the IQ4_NL grid (as in iq4_nl.c): ties go to the upper index. */
-static inline int grid_index(float x)
-{
-    const int8_t *val = mq_iq4nl_values;
-    if (x <= val[0]) return 0;
-    if (x >= val[15]) return 15;
-    int ml = 0, mu = 15;
-    while (mu - ml > 1) {
-        int mav = (ml + mu) / 2;
-        if (x < val[mav]) mu = mav;
-        else ml = mav;
-    }
-    return x - val[mu - 1] < val[mu] - x ? mu - 1 : mu;
-}
 
 /* The scale of one block of 32 (0 for an all-zero block); qw = its 32 importance weights or NULL. */
 static float fit_block(const float *xb, const float *qw, float sigma2)
@@ -60,7 +44,7 @@ static float fit_block(const float *xb, const float *qw, float sigma2)
     float id = 1 / d;
     float sumqx = 0, sumq2 = 0;
     for (int j = 0; j < QB; j++) {
-        float q = values[grid_index(id * xb[j])];
+        float q = values[mq_iq4_grid_index(id * xb[j])];
         float w = weight[j];
         sumqx += w * q * xb[j];
         sumq2 += w * q * q;
@@ -71,7 +55,7 @@ static float fit_block(const float *xb, const float *qw, float sigma2)
         id = (itry + values[0]) / max;
         sumqx = sumq2 = 0;
         for (int j = 0; j < QB; j++) {
-            float q = values[grid_index(id * xb[j])];
+            float q = values[mq_iq4_grid_index(id * xb[j])];
             float w = weight[j];
             sumqx += w * q * xb[j];
             sumq2 += w * q * q;
@@ -106,12 +90,12 @@ static void iq4_xs_block(const float *x, const float *qw, uint8_t *y)
     uint16_t scales_h = 0;
     uint8_t *scales_l = y + 4, *qs = y + 8;
     for (int ib = 0; ib < NB; ib++) {
-        int l = imax(-32, imin(31, mq_nearest_int(id * scales[ib])));
+        int l = mq_imax(-32, mq_imin(31, mq_nearest_int(id * scales[ib])));
         const float dl = d * l;
         const float idl = dl ? 1 / dl : 0.f;
         const float *xb = x + QB * ib;
         uint8_t L[QB];
-        for (int j = 0; j < QB; j++) L[j] = (uint8_t)grid_index(idl * xb[j]);
+        for (int j = 0; j < QB; j++) L[j] = (uint8_t)mq_iq4_grid_index(idl * xb[j]);
         for (int j = 0; j < QB / 2; j++) qs[16 * ib + j] = (uint8_t)(L[j] | (L[j + 16] << 4));
         l += 32;
         if (ib % 2 == 0) scales_l[ib / 2] = (uint8_t)(l & 0xF);

@@ -9,7 +9,7 @@
 **   qh[l] = q[l]>>4 | (q[l+32]>>4)<<2 | (q[l+64]>>4)<<4 | (q[l+96]>>4)<<6.
 **   value = d * scales[i/16] * (q - 32).
 ** Q5_K block (176 bytes): d fp16 @0 | dmin fp16 @2 | scales[12] @4 | qh[32] @16 | qs[128] @48.
-**   Eight sub-blocks of 32 with 6-bit scale and min packed in scales[12] (get_scale_min_k4);
+**   Eight sub-blocks of 32 with 6-bit scale and min packed in scales[12] (mq_k4_scale_min, ggml's get_scale_min_k4);
 **   in 64-chunk c: qs[32c+l] = q[64c+l]&15 | (q[64c+32+l]&15)<<4, the 5th bits go to qh[l]
 **   bit 2c (element 64c+l) and bit 2c+1 (element 64c+32+l). value = d*sc*q - dmin*m.
 ** Q4_K block (144 bytes): d fp16 @0 | dmin fp16 @2 | scales[12] @4 | qs[128] @16.
@@ -30,11 +30,9 @@ enum { QK_K = 256, Q6K_BYTES = 210, Q5K_BYTES = 176, Q4K_BYTES = 144 };
 
 #define GROUP_MAX_EPS 1e-15f
 
-static inline int imax(int a, int b) { return a > b ? a : b; }
-static inline int imin(int a, int b) { return a < b ? a : b; }
 
-/* ggml make_qx_quants with rmse_type 1 and no weights (w = x^2). */
-static float make_qx_quants(int n, int nmax, const float *x, int8_t *L)
+/* ggml make_qx_quants with rmse_type 1: weights qw, or x^2 without (see qcommon.h). */
+float mq_make_qx_quants(int n, int nmax, const float *x, int8_t *L, const float *qw)
 {
     float max = 0, amax = 0;
     for (int i = 0; i < n; i++) {
@@ -52,9 +50,9 @@ static float make_qx_quants(int n, int nmax, const float *x, int8_t *L)
     float sumlx = 0, suml2 = 0;
     for (int i = 0; i < n; i++) {
         int l = mq_nearest_int(iscale * x[i]);
-        l = imax(-nmax, imin(nmax - 1, l));
+        l = mq_imax(-nmax, mq_imin(nmax - 1, l));
         L[i] = (int8_t)(l + nmax);
-        float w = x[i] * x[i];
+        float w = qw ? qw[i] : x[i] * x[i];
         sumlx += w * x[i] * l;
         suml2 += w * l * l;
     }
@@ -66,15 +64,15 @@ static float make_qx_quants(int n, int nmax, const float *x, int8_t *L)
         sumlx = suml2 = 0;
         for (int i = 0; i < n; i++) {
             int l = mq_nearest_int(iscale * x[i]);
-            l = imax(-nmax, imin(nmax - 1, l));
-            float w = x[i] * x[i];
+            l = mq_imax(-nmax, mq_imin(nmax - 1, l));
+            float w = qw ? qw[i] : x[i] * x[i];
             sumlx += w * x[i] * l;
             suml2 += w * l * l;
         }
         if (suml2 > 0 && sumlx * sumlx > best * suml2) {
             for (int i = 0; i < n; i++) {
                 int l = mq_nearest_int(iscale * x[i]);
-                L[i] = (int8_t)(nmax + imax(-nmax, imin(nmax - 1, l)));
+                L[i] = (int8_t)(nmax + mq_imax(-nmax, mq_imin(nmax - 1, l)));
             }
             scale = sumlx / suml2;
             best = scale * sumlx;
@@ -103,14 +101,14 @@ static void q6_k_pack(const float *x, const float *scales, const int8_t *Lin, ui
     int8_t *sc = (int8_t *)(y + 192);
     float iscale = -128.f / max_scale;
     mq_put_f16(y + 208, 1 / iscale);
-    for (int ib = 0; ib < QK_K / 16; ib++) sc[ib] = (int8_t)imin(127, mq_nearest_int(iscale * scales[ib]));
+    for (int ib = 0; ib < QK_K / 16; ib++) sc[ib] = (int8_t)mq_imin(127, mq_nearest_int(iscale * scales[ib]));
     const float dd = mq_get_f16(y + 208);
     for (int j = 0; j < QK_K / 16; j++) {
         float d = dd * sc[j];
         if (!d) continue;
         for (int ii = 0; ii < 16; ii++) {
             int l = mq_nearest_int(x[16 * j + ii] / d);
-            l = imax(-32, imin(31, l));
+            l = mq_imax(-32, mq_imin(31, l));
             L[16 * j + ii] = (int8_t)(l + 32);
         }
     }
@@ -137,14 +135,14 @@ void mq_quantize_q6_k_ref(const float *src, size_t n, size_t row_len, uint32_t b
     float scales[QK_K / 16];
     for (size_t b = 0; b < n / QK_K; b++) {
         const float *x = src + b * QK_K;
-        for (int ib = 0; ib < QK_K / 16; ib++) scales[ib] = make_qx_quants(16, 32, x + 16 * ib, L + 16 * ib);
+        for (int ib = 0; ib < QK_K / 16; ib++) scales[ib] = mq_make_qx_quants(16, 32, x + 16 * ib, L + 16 * ib, NULL);
         q6_k_pack(x, scales, L, data + b * Q6K_BYTES);
     }
 }
 
 #ifdef MQ_X86
 /*
-** make_qx_quants(16, 32, ...) for eight 16-element groups at once, group g in lane g: every
+** mq_make_qx_quants(16, 32, ..., NULL) for eight 16-element groups at once, group g in lane g: every
 ** float operation is the scalar one, lane-wise, in the scalar order, so each lane's scale and
 ** L equal the reference. nearest_int is the same 1.5*2^23 trick on integer lanes.
 */
@@ -272,9 +270,9 @@ void mq_dequantize_q6_k(const uint8_t *data, const float *scales, const int8_t *
 
 /* ---- Q5_K and Q4_K ---- */
 
-/* ggml make_qkx2_quants (weights given, use_mad false). */
-static float make_qkx2_quants(int n, int nmax, const float *x, const float *weights, uint8_t *L,
-                              float *the_min, uint8_t *Laux, float rmin, float rdelta, int nstep)
+/* ggml make_qkx2_quants (see qcommon.h); the Q4_K/Q5_K references call it with use_mad false. */
+float mq_make_qkx2_quants(int n, int nmax, const float *x, const float *weights, uint8_t *L, float *the_min,
+                          uint8_t *Laux, float rmin, float rdelta, int nstep, bool use_mad)
 {
     float min = x[0], max = x[0];
     float sum_w = weights[0];
@@ -297,9 +295,9 @@ static float make_qkx2_quants(int n, int nmax, const float *x, const float *weig
     float best_error = 0;
     for (int i = 0; i < n; i++) {
         int l = mq_nearest_int(iscale * (x[i] - min));
-        L[i] = (uint8_t)imax(0, imin(nmax, l));
+        L[i] = (uint8_t)mq_imax(0, mq_imin(nmax, l));
         float diff = scale * L[i] + min - x[i];
-        diff = diff * diff;
+        diff = use_mad ? fabsf(diff) : diff * diff;
         best_error += weights[i] * diff;
     }
     for (int is = 0; is <= nstep; is++) {
@@ -307,7 +305,7 @@ static float make_qkx2_quants(int n, int nmax, const float *x, const float *weig
         float sum_l = 0, sum_l2 = 0, sum_xl = 0;
         for (int i = 0; i < n; i++) {
             int l = mq_nearest_int(iscale * (x[i] - min));
-            l = imax(0, imin(nmax, l));
+            l = mq_imax(0, mq_imin(nmax, l));
             Laux[i] = (uint8_t)l;
             float w = weights[i];
             sum_l += w * l;
@@ -325,7 +323,7 @@ static float make_qkx2_quants(int n, int nmax, const float *x, const float *weig
             float cur_error = 0;
             for (int i = 0; i < n; i++) {
                 float diff = this_scale * Laux[i] + this_min - x[i];
-                diff = diff * diff;
+                diff = use_mad ? fabsf(diff) : diff * diff;
                 cur_error += weights[i] * diff;
             }
             if (cur_error < best_error) {
@@ -340,21 +338,11 @@ static float make_qkx2_quants(int n, int nmax, const float *x, const float *weig
     return scale;
 }
 
-static inline void get_scale_min_k4(int j, const uint8_t *q, uint8_t *d, uint8_t *m)
-{
-    if (j < 4) {
-        *d = q[j] & 63;
-        *m = q[j + 4] & 63;
-    } else {
-        *d = (uint8_t)((q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4));
-        *m = (uint8_t)((q[j + 4] >> 4) | ((q[j - 0] >> 6) << 4));
-    }
-}
 
 /*
 ** The six-bit scale and min of each sub-block, as in quantize_row_q4_K_ref: the eight fitted
 ** scales and mins quantized against the largest of each and packed into y[4..15] (the layout
-** get_scale_min_k4 reads), d and dmin stored as fp16 at y[0] and y[2].
+** mq_k4_scale_min reads), d and dmin stored as fp16 at y[0] and y[2].
 */
 static void kquant_pack_scales(const float *scales, const float *mins, uint8_t *y)
 {
@@ -399,20 +387,21 @@ static void kquant_fit_superblock(const float *x, int nmax, float rmin, int nste
         for (int l = 0; l < 32; l++) sum_x2 += x[32 * j + l] * x[32 * j + l];
         float av_x = sqrtf(sum_x2 / 32);
         for (int l = 0; l < 32; l++) weights[l] = av_x + fabsf(x[32 * j + l]);
-        scales[j] = make_qkx2_quants(32, nmax, x + 32 * j, weights, L + 32 * j, &mins[j], Laux, rmin, 0.1f, nstep);
+        scales[j] = mq_make_qkx2_quants(32, nmax, x + 32 * j, weights, L + 32 * j, &mins[j], Laux, rmin, 0.1f, nstep,
+                                        false);
     }
     kquant_pack_scales(scales, mins, y);
     const uint8_t *sc = y + 4;
     const float dd = mq_get_f16(y), dmin = mq_get_f16(y + 2);
     for (int j = 0; j < QK_K / 32; j++) {
         uint8_t s, m;
-        get_scale_min_k4(j, sc, &s, &m);
+        mq_k4_scale_min(j, sc, &s, &m);
         const float d = dd * s;
         if (!d) continue;
         const float dm = dmin * m;
         for (int ii = 0; ii < 32; ii++) {
             int l = mq_nearest_int((x[32 * j + ii] + dm) / d);
-            L[32 * j + ii] = (uint8_t)imax(0, imin(nmax, l));
+            L[32 * j + ii] = (uint8_t)mq_imax(0, mq_imin(nmax, l));
         }
     }
 }
@@ -626,12 +615,12 @@ __attribute__((target("avx2,f16c"))) static void kquant_codes_avx2(const float *
     for (int j = 0; j < QK_K / 32; j++) {
         const float *xj = x + 32 * j;
         uint8_t s, m;
-        get_scale_min_k4(j, sc, &s, &m);
+        mq_k4_scale_min(j, sc, &s, &m);
         const float d = dd * s;
         if (!d) {
             for (int ii = 0; ii < 32; ii++) {
                 int l = (f->flat >> j) & 1 ? 0 : mq_nearest_int(f->l_iscale[j] * (xj[ii] - f->l_min[j]));
-                L[32 * j + ii] = (uint8_t)imax(0, imin(nmax, l));
+                L[32 * j + ii] = (uint8_t)mq_imax(0, mq_imin(nmax, l));
             }
             continue;
         }
@@ -711,9 +700,9 @@ static void kquant_dequant_superblock(const uint8_t *blk, const uint8_t *ql, con
     uint8_t u1 = 1, u2 = 2;
     for (int j = 0; j < QK_K; j += 64) {
         uint8_t s, m;
-        get_scale_min_k4(is + 0, sc, &s, &m);
+        mq_k4_scale_min(is + 0, sc, &s, &m);
         const float d1 = d * s, m1 = min * m;
-        get_scale_min_k4(is + 1, sc, &s, &m);
+        mq_k4_scale_min(is + 1, sc, &s, &m);
         const float d2 = d * s, m2 = min * m;
         for (int l = 0; l < 32; l++) *y++ = d1 * ((ql[l] & 0xF) + (qh && (qh[l] & u1) ? 16 : 0)) - m1;
         for (int l = 0; l < 32; l++) *y++ = d2 * ((ql[l] >> 4) + (qh && (qh[l] & u2) ? 16 : 0)) - m2;

@@ -19,8 +19,6 @@
 
 enum { QK_K = 256, SUB = 16, NSUB = QK_K / SUB, NMAX = 3 };
 
-static inline int imax(int a, int b) { return a > b ? a : b; }
-static inline int imin(int a, int b) { return a < b ? a : b; }
 
 /*
 ** ggml make_qkx2_quants(16, 3, x, weights, L, &min, Laux, -0.5, 0.1, 15, use_mad = true): an
@@ -29,66 +27,8 @@ static inline int imin(int a, int b) { return a < b ? a : b; }
 */
 static float fit_sub_block(const float *x, const float *w, uint8_t *L, float *the_min)
 {
-    const float rmin = -0.5f, rdelta = 0.1f;
-    const int nstep = 15;
     uint8_t Laux[SUB];
-    float min = x[0], max = x[0];
-    float sum_w = w[0];
-    float sum_x = sum_w * x[0];
-    for (int i = 1; i < SUB; i++) {
-        if (x[i] < min) min = x[i];
-        if (x[i] > max) max = x[i];
-        sum_w += w[i];
-        sum_x += w[i] * x[i];
-    }
-    if (min > 0) min = 0;
-    if (max == min) {
-        memset(L, 0, SUB);
-        *the_min = -min;
-        return 0.f;
-    }
-    float iscale = NMAX / (max - min);
-    float scale = 1 / iscale;
-    float best_error = 0;
-    for (int i = 0; i < SUB; i++) {
-        int l = mq_nearest_int(iscale * (x[i] - min));
-        L[i] = (uint8_t)imax(0, imin(NMAX, l));
-        float diff = scale * L[i] + min - x[i];
-        best_error += w[i] * fabsf(diff);
-    }
-    for (int is = 0; is <= nstep; is++) {
-        iscale = (rmin + rdelta * is + NMAX) / (max - min);
-        float sum_l = 0, sum_l2 = 0, sum_xl = 0;
-        for (int i = 0; i < SUB; i++) {
-            int l = imax(0, imin(NMAX, mq_nearest_int(iscale * (x[i] - min))));
-            Laux[i] = (uint8_t)l;
-            sum_l += w[i] * l;
-            sum_l2 += w[i] * l * l;
-            sum_xl += w[i] * l * x[i];
-        }
-        float D = sum_w * sum_l2 - sum_l * sum_l;
-        if (D > 0) {
-            float this_scale = (sum_w * sum_xl - sum_x * sum_l) / D;
-            float this_min = (sum_l2 * sum_x - sum_l * sum_xl) / D;
-            if (this_min > 0) {
-                this_min = 0;
-                this_scale = sum_xl / sum_l2;
-            }
-            float cur_error = 0;
-            for (int i = 0; i < SUB; i++) {
-                float diff = this_scale * Laux[i] + this_min - x[i];
-                cur_error += w[i] * fabsf(diff);
-            }
-            if (cur_error < best_error) {
-                memcpy(L, Laux, SUB);
-                best_error = cur_error;
-                scale = this_scale;
-                min = this_min;
-            }
-        }
-    }
-    *the_min = -min;
-    return scale;
+    return mq_make_qkx2_quants(SUB, NMAX, x, w, L, the_min, Laux, -0.5f, 0.1f, 15, true);
 }
 
 /* One super-block x[256] into the 84 bytes at y. */
@@ -123,7 +63,7 @@ static void q2_k_block(const float *x, uint8_t *y)
         const float dm = dmin * (sc[j] >> 4);
         for (int ii = 0; ii < SUB; ii++) {
             int l = mq_nearest_int((x[SUB * j + ii] + dm) / d);
-            L[SUB * j + ii] = (uint8_t)imax(0, imin(NMAX, l));
+            L[SUB * j + ii] = (uint8_t)mq_imax(0, mq_imin(NMAX, l));
         }
     }
     for (int h = 0; h < QK_K; h += 128)

@@ -22,8 +22,6 @@ enum { QK_K = 256, SUB = 16, NSUB = QK_K / SUB, NMAX = 4 };
 
 #define GROUP_MAX_EPS 1e-15f
 
-static inline int imax(int a, int b) { return a > b ? a : b; }
-static inline int imin(int a, int b) { return a < b ? a : b; }
 
 /* ggml make_q3_quants(16, 4, x, L, do_rmse = true): L in 0..7 (code + 4); returns the scale. */
 static float fit_sub_block(const float *x, int8_t *L)
@@ -43,7 +41,7 @@ static float fit_sub_block(const float *x, int8_t *L)
     const float iscale = -NMAX / max;
     float sumlx = 0, suml2 = 0;
     for (int i = 0; i < SUB; i++) {
-        int l = imax(-NMAX, imin(NMAX - 1, mq_nearest_int(iscale * x[i])));
+        int l = mq_imax(-NMAX, mq_imin(NMAX - 1, mq_nearest_int(iscale * x[i])));
         L[i] = (int8_t)l;
         float w = x[i] * x[i];
         sumlx += w * x[i] * l;
@@ -56,7 +54,7 @@ static float fit_sub_block(const float *x, int8_t *L)
             float slx = sumlx - w * x[i] * L[i];
             if (slx > 0) {
                 float sl2 = suml2 - w * L[i] * L[i];
-                int new_l = imax(-NMAX, imin(NMAX - 1, mq_nearest_int(x[i] * sl2 / slx)));
+                int new_l = mq_imax(-NMAX, mq_imin(NMAX - 1, mq_nearest_int(x[i] * sl2 / slx)));
                 if (new_l != L[i]) {
                     slx += w * x[i] * new_l;
                     sl2 += w * new_l * new_l;
@@ -102,7 +100,7 @@ static void q3_k_block(const float *x, uint8_t *y)
         const float iscale = -32.f / max_scale;
         for (int j = 0; j < NSUB; j++) {
             /* |iscale * scales[j]| <= 32: ggml's int8_t holds nearest_int exactly */
-            int l = imax(-32, imin(31, mq_nearest_int(iscale * scales[j]))) + 32;
+            int l = mq_imax(-32, mq_imin(31, mq_nearest_int(iscale * scales[j]))) + 32;
             if (j < 8) sc[j] = (uint8_t)(l & 0xF);
             else sc[j - 8] |= (uint8_t)((l & 0xF) << 4);
             sc[8 + j % 4] |= (uint8_t)((l >> 4) << (2 * (j / 4)));
@@ -116,7 +114,7 @@ static void q3_k_block(const float *x, uint8_t *y)
         const float d = dd * q3_k_scale(sc, j);
         if (!d) continue;
         for (int ii = 0; ii < SUB; ii++) {
-            int l = imax(-4, imin(3, mq_nearest_int(x[SUB * j + ii] / d)));
+            int l = mq_imax(-4, mq_imin(3, mq_nearest_int(x[SUB * j + ii] / d)));
             L[SUB * j + ii] = (int8_t)(l + 4);
         }
     }

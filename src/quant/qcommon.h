@@ -135,4 +135,53 @@ void mq_iq4_xs_quantize_rows(const float *src, size_t n, size_t row_len, const f
 /* IQ4_NL's non-linear grid (ggml-common.h kvalues_iq4nl). */
 extern const int8_t mq_iq4nl_values[16];
 
+
+/*
+** ggml's make_qkx2_quants (kquants.c): the scale and (returned negated in *the_min) minimum of n
+** values for codes 0..nmax, weighted least squares over nstep + 1 candidate scales
+** (rmin + rdelta * is + nmax) / (max - min); use_mad measures the error as |diff| (Q2_K) instead of
+** diff^2. L gets the codes, Laux is scratch of n bytes.
+*/
+float mq_make_qkx2_quants(int n, int nmax, const float *x, const float *weights, uint8_t *L, float *the_min,
+                          uint8_t *Laux, float rmin, float rdelta, int nstep, bool use_mad);
+
+/* ggml's make_qx_quants (kquants.c): the scale of n values for signed codes -nmax..nmax-1 (stored
+** + nmax in L), weighted least squares with weights qw, or x^2 when qw is NULL (Q6_K without an
+** importance matrix). */
+float mq_make_qx_quants(int n, int nmax, const float *x, int8_t *L, const float *qw);
+
+/* ---- small helpers the kernels share ---- */
+
+static inline int mq_imax(int a, int b) { return a > b ? a : b; }
+static inline int mq_imin(int a, int b) { return a < b ? a : b; }
+
+/* ggml's best_index_int8 on the IQ4_NL grid (mq_iq4nl_values, ascending): the nearest entry, ties
+ * between two neighbours going to the upper index. */
+static inline int mq_iq4_grid_index(float x)
+{
+    const int8_t *val = mq_iq4nl_values;
+    if (x <= val[0]) return 0;
+    if (x >= val[15]) return 15;
+    int ml = 0, mu = 15;
+    while (mu - ml > 1) {
+        int mav = (ml + mu) / 2;
+        if (x < val[mav]) mu = mav;
+        else ml = mav;
+    }
+    return x - val[mu - 1] < val[mu] - x ? mu - 1 : mu;
+}
+
+/* Q4_K/Q5_K: the six-bit scale and min of sub-block j from the 12 packed scale bytes (ggml's
+ * get_scale_min_k4). */
+static inline void mq_k4_scale_min(int j, const uint8_t *q, uint8_t *d, uint8_t *m)
+{
+    if (j < 4) {
+        *d = q[j] & 63;
+        *m = q[j + 4] & 63;
+    } else {
+        *d = (uint8_t)((q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4));
+        *m = (uint8_t)((q[j + 4] >> 4) | ((q[j - 0] >> 6) << 4));
+    }
+}
+
 #endif /* MODELQ_QCOMMON_H */

@@ -7,7 +7,8 @@
 **   Q4_0 / Q5_0   per row: sigma2 = sum(x^2) / n_per_row; per block of 32:
 **                 w_j = qw_j * sqrtf(sigma2 + x_j^2), d = make_qx_quants(32, 8|16, x, L, w),
 **                 codes L (0..15 | 0..31) straight from the search, d stored fp16.
-**   Q4_1 / Q5_1   the same weights; d, min = make_qkx3_quants(32, 15|31, x, w, rmin -0.9,
+**   Q4_1 / Q5_1   the same weights; d, min = make_qkx3_quants (with weights given it computes what
+**                 make_qkx2_quants does: mq_make_qkx2_quants) (32, 15|31, x, w, rmin -0.9,
 **                 rdelta 0.05, 36 steps); d and -min stored fp16, codes from the search.
 **   Q4_K / Q5_K   per super-block of 256: sigma2 = 2 * sum(x^2) / 256; per sub-block of 32:
 **                 w_j = qw_j * sqrtf(sigma2 + x_j^2), scale/min = make_qkx3_quants(32, 15|31, ...);
@@ -32,121 +33,8 @@ enum { QK = 32, QK_K = 256 };
 
 #define GROUP_MAX_EPS 1e-15f
 
-static inline int imax(int a, int b) { return a > b ? a : b; }
-static inline int imin(int a, int b) { return a < b ? a : b; }
 
-/* ggml make_qx_quants with rmse_type 1 and explicit weights w (L = l + nmax, l in [-nmax, nmax-1]). */
-static float make_qx_quants_w(int n, int nmax, const float *x, int8_t *L, const float *w)
-{
-    float max = 0, amax = 0;
-    for (int i = 0; i < n; i++) {
-        float ax = fabsf(x[i]);
-        if (ax > amax) {
-            amax = ax;
-            max = x[i];
-        }
-    }
-    if (amax < GROUP_MAX_EPS) {
-        for (int i = 0; i < n; i++) L[i] = 0;
-        return 0.f;
-    }
-    float iscale = -nmax / max;
-    float sumlx = 0, suml2 = 0;
-    for (int i = 0; i < n; i++) {
-        int l = imax(-nmax, imin(nmax - 1, mq_nearest_int(iscale * x[i])));
-        L[i] = (int8_t)(l + nmax);
-        sumlx += w[i] * x[i] * l;
-        suml2 += w[i] * l * l;
-    }
-    float scale = suml2 ? sumlx / suml2 : 0.0f;
-    float best = scale * sumlx;
-    for (int is = -9; is <= 9; is++) {
-        if (is == 0) continue;
-        iscale = -(nmax + 0.1f * is) / max;
-        sumlx = suml2 = 0;
-        for (int i = 0; i < n; i++) {
-            int l = imax(-nmax, imin(nmax - 1, mq_nearest_int(iscale * x[i])));
-            sumlx += w[i] * x[i] * l;
-            suml2 += w[i] * l * l;
-        }
-        if (suml2 > 0 && sumlx * sumlx > best * suml2) {
-            for (int i = 0; i < n; i++)
-                L[i] = (int8_t)(nmax + imax(-nmax, imin(nmax - 1, mq_nearest_int(iscale * x[i]))));
-            scale = sumlx / suml2;
-            best = scale * sumlx;
-        }
-    }
-    return scale;
-}
 
-/*
-** ggml make_qkx3_quants with weights, use_mad false: an affine fit x ~ scale * L + min (min <= 0)
-** over nstep+1 trial inverse scales, the one of least weighted squared error kept. *the_min = -min.
-*/
-static float make_qkx3_quants_w(int n, int nmax, const float *x, const float *w, uint8_t *L, float *the_min,
-                                uint8_t *Laux, float rmin, float rdelta, int nstep)
-{
-    float min = x[0], max = x[0];
-    float sum_w = w[0];
-    float sum_x = sum_w * x[0];
-    for (int i = 1; i < n; i++) {
-        if (x[i] < min) min = x[i];
-        if (x[i] > max) max = x[i];
-        sum_w += w[i];
-        sum_x += w[i] * x[i];
-    }
-    if (min > 0) min = 0;
-    if (max <= min) {
-        memset(L, 0, (size_t)n);
-        *the_min = -min;
-        return 0.f;
-    }
-    float iscale = nmax / (max - min);
-    float scale = 1 / iscale;
-    float best_mad = 0;
-    for (int i = 0; i < n; i++) {
-        int l = mq_nearest_int(iscale * (x[i] - min));
-        L[i] = (uint8_t)imax(0, imin(nmax, l));
-        float diff = scale * L[i] + min - x[i];
-        diff = diff * diff;
-        best_mad += w[i] * diff;
-    }
-    for (int is = 0; is <= nstep; is++) {
-        iscale = (rmin + rdelta * is + nmax) / (max - min);
-        float sum_l = 0, sum_l2 = 0, sum_xl = 0;
-        for (int i = 0; i < n; i++) {
-            int l = mq_nearest_int(iscale * (x[i] - min));
-            l = imax(0, imin(nmax, l));
-            Laux[i] = (uint8_t)l;
-            sum_l += w[i] * l;
-            sum_l2 += w[i] * l * l;
-            sum_xl += w[i] * l * x[i];
-        }
-        float D = sum_w * sum_l2 - sum_l * sum_l;
-        if (D > 0) {
-            float this_scale = (sum_w * sum_xl - sum_x * sum_l) / D;
-            float this_min = (sum_l2 * sum_x - sum_l * sum_xl) / D;
-            if (this_min > 0) {
-                this_min = 0;
-                this_scale = sum_xl / sum_l2;
-            }
-            float mad = 0;
-            for (int i = 0; i < n; i++) {
-                float diff = this_scale * Laux[i] + this_min - x[i];
-                diff = diff * diff;
-                mad += w[i] * diff;
-            }
-            if (mad < best_mad) {
-                memcpy(L, Laux, (size_t)n);
-                best_mad = mad;
-                scale = this_scale;
-                min = this_min;
-            }
-        }
-    }
-    *the_min = -min;
-    return scale;
-}
 
 /*
 ** ggml make_qp_quants: non-negative x (the sub-block scales or mins) to codes 0..nmax with one
@@ -176,7 +64,7 @@ static float make_qp_quants(int n, int nmax, const float *x, uint8_t *L, const f
         float scale_is = 1 / iscale_is;
         float mse = 0;
         for (int i = 0; i < n; i++) {
-            int l = imin(nmax, mq_nearest_int(iscale_is * x[i]));
+            int l = mq_imin(nmax, mq_nearest_int(iscale_is * x[i]));
             float diff = x[i] - scale_is * l;
             mse += qw[i] * diff * diff;
         }
@@ -187,7 +75,7 @@ static float make_qp_quants(int n, int nmax, const float *x, uint8_t *L, const f
     }
     float sumlx = 0, suml2 = 0;
     for (int i = 0; i < n; i++) {
-        int l = imin(nmax, mq_nearest_int(iscale * x[i]));
+        int l = mq_imin(nmax, mq_nearest_int(iscale * x[i]));
         L[i] = (uint8_t)l;
         sumlx += qw[i] * x[i] * l;
         suml2 += qw[i] * l * l;
@@ -199,7 +87,7 @@ static float make_qp_quants(int n, int nmax, const float *x, uint8_t *L, const f
             float slx = sumlx - w * x[i] * L[i];
             float sl2 = suml2 - w * L[i] * L[i];
             if (slx > 0 && sl2 > 0) {
-                int new_l = imin(nmax, mq_nearest_int(x[i] * sl2 / slx));
+                int new_l = mq_imin(nmax, mq_nearest_int(x[i] * sl2 / slx));
                 if (new_l != L[i]) {
                     slx += w * x[i] * new_l;
                     sl2 += w * new_l * new_l;
@@ -252,21 +140,21 @@ static void legacy_row(enum mq_codec c, const float *x, size_t n_per_row, const 
         float min;
         switch (c) {
         case MQ_CODEC_Q4_0:
-            mq_put_f16(y, make_qx_quants_w(QK, 8, xb, L, weight));
+            mq_put_f16(y, mq_make_qx_quants(QK, 8, xb, L, weight));
             for (int j = 0; j < 16; j++) y[2 + j] = (uint8_t)(L[j] | (L[j + 16] << 4));
             break;
         case MQ_CODEC_Q5_0:
-            mq_put_f16(y, make_qx_quants_w(QK, 16, xb, L, weight));
+            mq_put_f16(y, mq_make_qx_quants(QK, 16, xb, L, weight));
             for (int j = 0; j < QK; j++) U[j] = (uint8_t)L[j];
             pack_q5(U, y + 2, y + 6);
             break;
         case MQ_CODEC_Q4_1:
-            mq_put_f16(y, make_qkx3_quants_w(QK, 15, xb, weight, U, &min, Uaux, -0.9f, 0.05f, 36));
+            mq_put_f16(y, mq_make_qkx2_quants(QK, 15, xb, weight, U, &min, Uaux, -0.9f, 0.05f, 36, false));
             mq_put_f16(y + 2, -min);
             for (int j = 0; j < 16; j++) y[4 + j] = (uint8_t)(U[j] | (U[j + 16] << 4));
             break;
         default: /* MQ_CODEC_Q5_1 */
-            mq_put_f16(y, make_qkx3_quants_w(QK, 31, xb, weight, U, &min, Uaux, -0.9f, 0.05f, 36));
+            mq_put_f16(y, mq_make_qkx2_quants(QK, 31, xb, weight, U, &min, Uaux, -0.9f, 0.05f, 36, false));
             mq_put_f16(y + 2, -min);
             pack_q5(U, y + 4, y + 8);
             break;
@@ -276,16 +164,6 @@ static void legacy_row(enum mq_codec c, const float *x, size_t n_per_row, const 
 
 /* ---- Q4_K, Q5_K ---- */
 
-static inline void get_scale_min_k4(int j, const uint8_t *q, uint8_t *d, uint8_t *m)
-{
-    if (j < 4) {
-        *d = q[j] & 63;
-        *m = q[j + 4] & 63;
-    } else {
-        *d = (uint8_t)((q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4));
-        *m = (uint8_t)((q[j + 4] >> 4) | ((q[j - 0] >> 6) << 4));
-    }
-}
 
 /* One super-block (quantize_row_q4_K_impl / q5_K_impl). nmax 15: Q4_K, 31: Q5_K. */
 static void kquant_block(int nmax, const float *x, const float *qw, uint8_t *y)
@@ -298,7 +176,8 @@ static void kquant_block(int nmax, const float *x, const float *qw, uint8_t *y)
         float sumw = 0;
         for (int l = 0; l < 32; l++) sumw += weights[l];
         sw[j] = sumw;
-        scales[j] = make_qkx3_quants_w(32, nmax, x + 32 * j, weights, L + 32 * j, &mins[j], Laux, -0.9f, 0.05f, 36);
+        scales[j] = mq_make_qkx2_quants(32, nmax, x + 32 * j, weights, L + 32 * j, &mins[j], Laux, -0.9f, 0.05f, 36,
+                                        false);
     }
     const float d_block = make_qp_quants(QK_K / 32, 63, scales, Ls, sw);
     const float m_block = make_qp_quants(QK_K / 32, 63, mins, Lm, sw);
@@ -323,13 +202,13 @@ static void kquant_block(int nmax, const float *x, const float *qw, uint8_t *y)
     const float dd = mq_get_f16(y), dmin = mq_get_f16(y + 2);
     for (int j = 0; j < QK_K / 32; j++) {
         uint8_t s, m;
-        get_scale_min_k4(j, sc, &s, &m);
+        mq_k4_scale_min(j, sc, &s, &m);
         const float d = dd * s;
         if (!d) continue;
         const float dm = dmin * m;
         for (int ii = 0; ii < 32; ii++) {
             int l = mq_nearest_int((x[32 * j + ii] + dm) / d);
-            L[32 * j + ii] = (uint8_t)imax(0, imin(nmax, l));
+            L[32 * j + ii] = (uint8_t)mq_imax(0, mq_imin(nmax, l));
         }
     }
     if (nmax == 15) {
@@ -357,7 +236,7 @@ static void q6_k_block(const float *x, const float *qw, uint8_t *y)
     float scales[QK_K / 16];
     float max_scale = 0, max_abs_scale = 0;
     for (int ib = 0; ib < QK_K / 16; ib++) {
-        const float scale = make_qx_quants_w(16, 32, x + 16 * ib, L + 16 * ib, qw + 16 * ib);
+        const float scale = mq_make_qx_quants(16, 32, x + 16 * ib, L + 16 * ib, qw + 16 * ib);
         scales[ib] = scale;
         const float abs_scale = fabsf(scale);
         if (abs_scale > max_abs_scale) {
@@ -373,13 +252,13 @@ static void q6_k_block(const float *x, const float *qw, uint8_t *y)
     int8_t *sc = (int8_t *)(y + 192);
     const float iscale = -128.f / max_scale;
     mq_put_f16(y + 208, 1 / iscale);
-    for (int ib = 0; ib < QK_K / 16; ib++) sc[ib] = (int8_t)imin(127, mq_nearest_int(iscale * scales[ib]));
+    for (int ib = 0; ib < QK_K / 16; ib++) sc[ib] = (int8_t)mq_imin(127, mq_nearest_int(iscale * scales[ib]));
     const float dd = mq_get_f16(y + 208);
     for (int j = 0; j < QK_K / 16; j++) {
         const float d = dd * sc[j];
         if (!d) continue;
         for (int ii = 0; ii < 16; ii++) {
-            int l = imax(-32, imin(31, mq_nearest_int(x[16 * j + ii] / d)));
+            int l = mq_imax(-32, mq_imin(31, mq_nearest_int(x[16 * j + ii] / d)));
             L[16 * j + ii] = (int8_t)(l + 32);
         }
     }
@@ -398,20 +277,6 @@ static void q6_k_block(const float *x, const float *qw, uint8_t *y)
 
 /* ---- IQ4_NL ---- */
 
-/* ggml best_index_int8 over the IQ4_NL grid (ties between neighbours go to the upper index). */
-static inline int iq4_best_index(float x)
-{
-    const int8_t *val = mq_iq4nl_values;
-    if (x <= val[0]) return 0;
-    if (x >= val[15]) return 15;
-    int ml = 0, mu = 15;
-    while (mu - ml > 1) {
-        int mav = (ml + mu) / 2;
-        if (x < val[mav]) mu = mav;
-        else ml = mav;
-    }
-    return x - val[mu - 1] < val[mu] - x ? mu - 1 : mu;
-}
 
 /* quantize_row_iq4_nl_impl(32, 32, ..., quant_weights, ntry 7) for one block. */
 static void iq4_nl_block(const float *x, const float *qw, uint8_t *y)
@@ -436,7 +301,7 @@ static void iq4_nl_block(const float *x, const float *qw, uint8_t *y)
         float id = 1 / d;
         float sumqx = 0, sumq2 = 0;
         for (int j = 0; j < QK; j++) {
-            float q = values[iq4_best_index(id * x[j])];
+            float q = values[mq_iq4_grid_index(id * x[j])];
             sumqx += weight[j] * q * x[j];
             sumq2 += weight[j] * q * q;
         }
@@ -446,7 +311,7 @@ static void iq4_nl_block(const float *x, const float *qw, uint8_t *y)
             id = (itry + values[0]) / max;
             sumqx = sumq2 = 0;
             for (int j = 0; j < QK; j++) {
-                float q = values[iq4_best_index(id * x[j])];
+                float q = values[mq_iq4_grid_index(id * x[j])];
                 sumqx += weight[j] * q * x[j];
                 sumq2 += weight[j] * q * q;
             }
@@ -459,7 +324,7 @@ static void iq4_nl_block(const float *x, const float *qw, uint8_t *y)
     }
     mq_put_f16(y, scale);
     const float id = scale ? 1 / scale : 0;
-    for (int j = 0; j < QK; j++) L[j] = (uint8_t)iq4_best_index(id * x[j]);
+    for (int j = 0; j < QK; j++) L[j] = (uint8_t)mq_iq4_grid_index(id * x[j]);
     for (int j = 0; j < QK / 2; j++) y[2 + j] = (uint8_t)(L[j] | (L[j + QK / 2] << 4));
 }
 
