@@ -47,56 +47,13 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "devutil.h"
+
 #define MAX_INPUTS 64
 #define MAX_TYPES 16
 
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
 
-struct child_result {
-    int status;    /* exit code, or 128 + signal, or -1 when it could not start */
-    double wall;   /* seconds */
-    double cpu;    /* user + system seconds */
-    long maxrss_kib;
-};
 
-/* Runs argv[0] with argv (execv, no PATH search), stdout to /dev/null when quiet. */
-static struct child_result run_child(char *const argv[], int quiet)
-{
-    struct child_result r = {-1, 0, 0, 0};
-    double t0 = now();
-    pid_t pid = fork();
-    if (pid < 0) {
-        perror("bench_convert: fork");
-        return r;
-    }
-    if (pid == 0) {
-        if (quiet) {
-            int fd = open("/dev/null", O_WRONLY);
-            if (fd >= 0) dup2(fd, STDOUT_FILENO);
-        }
-        execv(argv[0], argv);
-        fprintf(stderr, "bench_convert: cannot run %s: %s\n", argv[0], strerror(errno));
-        _exit(127);
-    }
-    int st;
-    struct rusage ru;
-    while (wait4(pid, &st, 0, &ru) < 0)
-        if (errno != EINTR) {
-            perror("bench_convert: wait4");
-            return r;
-        }
-    r.wall = now() - t0;
-    r.cpu = (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec * 1e-6 + (double)ru.ru_stime.tv_sec +
-            (double)ru.ru_stime.tv_usec * 1e-6;
-    r.maxrss_kib = ru.ru_maxrss;
-    r.status = WIFEXITED(st) ? WEXITSTATUS(st) : WIFSIGNALED(st) ? 128 + WTERMSIG(st) : -1;
-    return r;
-}
 
 static uint64_t file_size(const char *path)
 {
@@ -170,7 +127,7 @@ static int same_marker(const char *dir, const char *line)
 }
 
 struct measured {
-    struct child_result r; /* the fastest run (wall + sync); maxrss is the largest of all runs */
+    struct dev_child r; /* the fastest run (wall + sync); maxrss is the largest of all runs */
     double sync_s;         /* the timed sync after that run, -1 when not timed */
     uint64_t out_bytes;
 };
@@ -187,12 +144,12 @@ static struct measured measure(char *const argv[], const char *out, int keep, in
         unlink(out);
         sync();
         for (int i = 0; i < n_in; i++) read_all(inputs[i]);
-        struct child_result r = run_child(argv, 1);
+        struct dev_child r = dev_run_child(argv, 1, "bench_convert");
         double sync_s = -1;
         if (time_sync) {
-            double s0 = now();
+            double s0 = dev_now();
             sync();
-            sync_s = now() - s0;
+            sync_s = dev_now() - s0;
         }
         if (r.maxrss_kib > maxrss) maxrss = r.maxrss_kib;
         double total = r.wall + (sync_s > 0 ? sync_s : 0);
@@ -215,7 +172,7 @@ static void usage(void)
     exit(2);
 }
 
-static void print_row(const char *name, const struct child_result *r, double sync_s, uint64_t in_bytes,
+static void print_row(const char *name, const struct dev_child *r, double sync_s, uint64_t in_bytes,
                       uint64_t out_bytes, double copy_wall)
 {
     char sync_col[16] = "-", ratio[16] = "-", gbs[16] = "-";
@@ -281,7 +238,7 @@ int main(int argc, char **argv)
         printf("bench_convert: reusing %s\n", model);
     } else {
         char *mk_argv[] = {mkbig, model, "--preset", (char *)preset, NULL};
-        struct child_result r = run_child(mk_argv, 0);
+        struct dev_child r = dev_run_child(mk_argv, 0, "bench_convert");
         if (r.status != 0) {
             fprintf(stderr, "bench_convert: mkbigmodel failed (status %d)\n", r.status);
             return 1;
@@ -295,9 +252,9 @@ int main(int argc, char **argv)
         fprintf(stderr, "bench_convert: no .safetensors in %s\n", model);
         return 1;
     }
-    double t0 = now();
+    double t0 = dev_now();
     for (int i = 0; i < n_in; i++) read_all(inputs[i]);
-    double warm = now() - t0;
+    double warm = dev_now() - t0;
     printf("bench_convert: input %s: %d file(s), %" PRIu64 " bytes (%.3f GB); first read %.2f GB/s\n", model, n_in,
            in_bytes, (double)in_bytes / 1e9, (double)in_bytes / 1e9 / warm);
     printf("bench_convert: %s, convert -j %s, %ld online CPUs\n\n", modelq, jobs, sysconf(_SC_NPROCESSORS_ONLN));
@@ -332,7 +289,7 @@ int main(int argc, char **argv)
         snprintf(lora_dir, sizeof lora_dir, "%s/lora-r%d", dir, lora_rank);
         snprintf(rank_s, sizeof rank_s, "%d", lora_rank);
         char *ml_argv[] = {mklora, model, lora_dir, "--rank", rank_s, NULL};
-        struct child_result r = run_child(ml_argv, 0);
+        struct dev_child r = dev_run_child(ml_argv, 0, "bench_convert");
         if (r.status != 0) {
             fprintf(stderr, "bench_convert: mklora failed (status %d)\n", r.status);
             return 1;

@@ -25,49 +25,10 @@
 #include <time.h>
 #include <unistd.h>
 
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
+#include "devutil.h"
 
-struct child_result {
-    int status;
-    double wall, cpu;
-    long maxrss_kib;
-};
 
-static struct child_result run_child(char *const argv[])
-{
-    struct child_result r = {-1, 0, 0, 0};
-    double t0 = now();
-    pid_t pid = fork();
-    if (pid < 0) {
-        perror("bench_report: fork");
-        return r;
-    }
-    if (pid == 0) {
-        int fd = open("/dev/null", O_WRONLY);
-        if (fd >= 0) dup2(fd, STDOUT_FILENO);
-        execv(argv[0], argv);
-        fprintf(stderr, "bench_report: cannot run %s: %s\n", argv[0], strerror(errno));
-        _exit(127);
-    }
-    int st;
-    struct rusage ru;
-    while (wait4(pid, &st, 0, &ru) < 0)
-        if (errno != EINTR) {
-            perror("bench_report: wait4");
-            return r;
-        }
-    r.wall = now() - t0;
-    r.cpu = (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec * 1e-6 + (double)ru.ru_stime.tv_sec +
-            (double)ru.ru_stime.tv_usec * 1e-6;
-    r.maxrss_kib = ru.ru_maxrss;
-    r.status = WIFEXITED(st) ? WEXITSTATUS(st) : WIFSIGNALED(st) ? 128 + WTERMSIG(st) : -1;
-    return r;
-}
+
 
 /* A tool next to this one (argv0's folder). */
 static void sibling(const char *argv0, const char *name, char *out, size_t cap)
@@ -76,7 +37,7 @@ static void sibling(const char *argv0, const char *name, char *out, size_t cap)
     snprintf(out, cap, "%.*s%s", slash ? (int)(slash - argv0 + 1) : 0, argv0, name);
 }
 
-static void row(const char *what, const struct child_result *r)
+static void row(const char *what, const struct dev_child *r)
 {
     printf("%-40s %8.2f %8.2f %10.1f %s\n", what, r->wall, r->cpu, (double)r->maxrss_kib / 1024.0,
            r->status == 0 ? "ok" : "FAILED");
@@ -108,7 +69,7 @@ int main(int argc, char **argv)
     mkdir(dir, 0755);
     if (access(marker, R_OK) != 0) {
         char *mkargv[] = {mk, model, "--preset", (char *)preset, NULL};
-        struct child_result r = run_child(mkargv);
+        struct dev_child r = dev_run_child(mkargv, 1, "bench_report");
         if (r.status != 0) {
             fprintf(stderr, "bench_report: mkbigmodel failed\n");
             return 1;
@@ -122,14 +83,14 @@ int main(int argc, char **argv)
     for (char *t = strtok(list, ","); t; t = strtok(NULL, ",")) {
         char *cargv[] = {modelq, "convert", model, "--dry-run", "--stats", "-q", "--type", t, "-j", (char *)jobs,
                           "--no-vocab", NULL};
-        struct child_result r = run_child(cargv);
+        struct dev_child r = dev_run_child(cargv, 1, "bench_report");
         char what[96];
         snprintf(what, sizeof what, "convert --dry-run --stats --type %s", t);
         row(what, &r);
         bad |= r.status != 0;
     }
     char *rargv[] = {modelq, "report", model, "--type", (char *)types, "-j", (char *)jobs, "-o", html, "--quiet", NULL};
-    struct child_result r = run_child(rargv);
+    struct dev_child r = dev_run_child(rargv, 1, "bench_report");
     row("report (all types)", &r);
     bad |= r.status != 0;
     struct stat st;

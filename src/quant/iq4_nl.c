@@ -25,12 +25,10 @@ const int8_t mq_iq4nl_values[16] = {-127, -104, -83, -65, -49, -35, -22, -10, 1,
 #define GROUP_MAX_EPS 1e-15f
 
 
-static void iq4_nl_block_ref(const float *x, uint8_t *y)
+void mq_iq4_nl_fit_block(const float *x, const float *weight, uint8_t *y)
 {
     const int8_t *values = mq_iq4nl_values;
-    float weight[QK];
     uint8_t L[QK];
-    for (int j = 0; j < QK; j++) weight[j] = x[j] * x[j];
     float amax = 0, max = 0;
     for (int j = 0; j < QK; j++) {
         float ax = fabsf(x[j]);
@@ -74,6 +72,14 @@ static void iq4_nl_block_ref(const float *x, uint8_t *y)
     float id = scale ? 1 / scale : 0;
     for (int j = 0; j < QK; j++) L[j] = (uint8_t)mq_iq4_grid_index(id * x[j]);
     for (int j = 0; j < QK / 2; j++) y[2 + j] = (uint8_t)(L[j] | (L[j + QK / 2] << 4));
+}
+
+/* The reference: ggml's weights x^2 without an importance matrix. */
+static void iq4_nl_block_ref(const float *x, uint8_t *y)
+{
+    float weight[QK];
+    for (int j = 0; j < QK; j++) weight[j] = x[j] * x[j];
+    mq_iq4_nl_fit_block(x, weight, y);
 }
 
 void mq_quantize_iq4_nl_ref(const float *src, size_t n, size_t row_len, uint32_t block,

@@ -359,14 +359,7 @@ static void kquant_pack_scales(const float *scales, const float *mins, uint8_t *
         uint8_t lm = (uint8_t)mq_nearest_int(inv_min * mins[j]);
         ls = ls < 63 ? ls : 63;
         lm = lm < 63 ? lm : 63;
-        if (j < 4) {
-            sc[j] = ls;
-            sc[j + 4] = lm;
-        } else {
-            sc[j + 4] = (uint8_t)((ls & 0xF) | ((lm & 0xF) << 4));
-            sc[j - 4] |= (uint8_t)((ls >> 4) << 6);
-            sc[j - 0] |= (uint8_t)((lm >> 4) << 6);
-        }
+        mq_k4_pack_scale_min(sc, j, ls, lm);
     }
     mq_put_f16(y, max_scale / 63.f);
     mq_put_f16(y + 2, max_min / 63.f);

@@ -150,6 +150,10 @@ float mq_make_qkx2_quants(int n, int nmax, const float *x, const float *weights,
 ** importance matrix). */
 float mq_make_qx_quants(int n, int nmax, const float *x, int8_t *L, const float *qw);
 
+/* IQ4_NL: one block of 32 with per-element weights (ggml's quantize_row_iq4_nl_impl, ntry 7): the
+ * reference passes x^2, the importance-matrix path its weights (iq4_nl.c). */
+void mq_iq4_nl_fit_block(const float *x, const float *weight, uint8_t *y);
+
 /* ---- small helpers the kernels share ---- */
 
 static inline int mq_imax(int a, int b) { return a > b ? a : b; }
@@ -169,6 +173,21 @@ static inline int mq_iq4_grid_index(float x)
         else ml = mav;
     }
     return x - val[mu - 1] < val[mu] - x ? mu - 1 : mu;
+}
+
+/* Q4_K/Q5_K: stores the six-bit scale ls and min lm of sub-block j into the 12 scale bytes sc, for
+ * j = 0..7 in order: j < 4 sets sc[j] / sc[j + 4], j >= 4 sets the nibbles of sc[j + 4] and ORs its
+ * top 2 bits into sc[j - 4] / sc[j] (what mq_k4_scale_min reads back). */
+static inline void mq_k4_pack_scale_min(uint8_t *sc, int j, uint8_t ls, uint8_t lm)
+{
+    if (j < 4) {
+        sc[j] = ls;
+        sc[j + 4] = lm;
+    } else {
+        sc[j + 4] = (uint8_t)((ls & 0xF) | ((lm & 0xF) << 4));
+        sc[j - 4] |= (uint8_t)((ls >> 4) << 6);
+        sc[j - 0] |= (uint8_t)((lm >> 4) << 6);
+    }
 }
 
 /* Q4_K/Q5_K: the six-bit scale and min of sub-block j from the 12 packed scale bytes (ggml's

@@ -188,14 +188,7 @@ static void kquant_block(int nmax, const float *x, const float *qw, uint8_t *y)
             ls = ls < 63 ? ls : 63;
             lm = lm < 63 ? lm : 63;
         }
-        if (j < 4) {
-            sc[j] = ls;
-            sc[j + 4] = lm;
-        } else {
-            sc[j + 4] = (uint8_t)((ls & 0xF) | ((lm & 0xF) << 4));
-            sc[j - 4] |= (uint8_t)((ls >> 4) << 6);
-            sc[j - 0] |= (uint8_t)((lm >> 4) << 6);
-        }
+        mq_k4_pack_scale_min(sc, j, ls, lm);
     }
     mq_put_f16(y, d_block);
     mq_put_f16(y + 2, m_block);
@@ -281,51 +274,11 @@ static void q6_k_block(const float *x, const float *qw, uint8_t *y)
 /* quantize_row_iq4_nl_impl(32, 32, ..., quant_weights, ntry 7) for one block. */
 static void iq4_nl_block(const float *x, const float *qw, uint8_t *y)
 {
-    const int8_t *values = mq_iq4nl_values;
     float weight[QK];
-    uint8_t L[QK];
     float sigma2 = sum_sq(x, QK);
     sigma2 *= 2.f / QK;
     for (int j = 0; j < QK; j++) weight[j] = qw[j] * sqrtf(sigma2 + x[j] * x[j]);
-    float amax = 0, max = 0;
-    for (int j = 0; j < QK; j++) {
-        float ax = fabsf(x[j]);
-        if (ax > amax) {
-            amax = ax;
-            max = x[j];
-        }
-    }
-    float scale = 0;
-    if (amax >= GROUP_MAX_EPS) {
-        float d = -max / values[0];
-        float id = 1 / d;
-        float sumqx = 0, sumq2 = 0;
-        for (int j = 0; j < QK; j++) {
-            float q = values[mq_iq4_grid_index(id * x[j])];
-            sumqx += weight[j] * q * x[j];
-            sumq2 += weight[j] * q * q;
-        }
-        d = sumq2 > 0 ? sumqx / sumq2 : 0.0f;
-        float best = d * sumqx;
-        for (int itry = -7; itry <= 7; itry++) {
-            id = (itry + values[0]) / max;
-            sumqx = sumq2 = 0;
-            for (int j = 0; j < QK; j++) {
-                float q = values[mq_iq4_grid_index(id * x[j])];
-                sumqx += weight[j] * q * x[j];
-                sumq2 += weight[j] * q * q;
-            }
-            if (sumq2 > 0 && sumqx * sumqx > best * sumq2) {
-                d = sumqx / sumq2;
-                best = d * sumqx;
-            }
-        }
-        scale = d;
-    }
-    mq_put_f16(y, scale);
-    const float id = scale ? 1 / scale : 0;
-    for (int j = 0; j < QK; j++) L[j] = (uint8_t)mq_iq4_grid_index(id * x[j]);
-    for (int j = 0; j < QK / 2; j++) y[2 + j] = (uint8_t)(L[j] | (L[j + QK / 2] << 4));
+    mq_iq4_nl_fit_block(x, weight, y);
 }
 
 /* ---- dispatch ---- */

@@ -2,6 +2,11 @@
 #include "devutil.h"
 
 #include <errno.h>
+#include <unistd.h>
+#include <time.h>
+#include <sys/wait.h>
+#include <sys/resource.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -163,4 +168,44 @@ uint32_t dev_utf8_cp(const char *s)
     uint32_t cp = n == 1 ? u[0] : n == 2 ? u[0] & 0x1Fu : n == 3 ? u[0] & 0x0Fu : u[0] & 0x07u;
     for (size_t k = 1; k < n; k++) cp = (cp << 6) | (u[k] & 0x3Fu);
     return cp;
+}
+
+double dev_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+struct dev_child dev_run_child(char *const argv[], int quiet, const char *tag)
+{
+    struct dev_child r = {-1, 0, 0, 0};
+    double t0 = dev_now();
+    pid_t pid = fork();
+    if (pid < 0) {
+        fprintf(stderr, "%s: fork: %s\n", tag, strerror(errno));
+        return r;
+    }
+    if (pid == 0) {
+        if (quiet) {
+            int fd = open("/dev/null", O_WRONLY);
+            if (fd >= 0) dup2(fd, STDOUT_FILENO);
+        }
+        execv(argv[0], argv);
+        fprintf(stderr, "%s: cannot run %s: %s\n", tag, argv[0], strerror(errno));
+        _exit(127);
+    }
+    int st;
+    struct rusage ru;
+    while (wait4(pid, &st, 0, &ru) < 0)
+        if (errno != EINTR) {
+            fprintf(stderr, "%s: wait4: %s\n", tag, strerror(errno));
+            return r;
+        }
+    r.wall = dev_now() - t0;
+    r.cpu = (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec * 1e-6 + (double)ru.ru_stime.tv_sec +
+            (double)ru.ru_stime.tv_usec * 1e-6;
+    r.maxrss_kib = ru.ru_maxrss;
+    r.status = WIFEXITED(st) ? WEXITSTATUS(st) : WIFSIGNALED(st) ? 128 + WTERMSIG(st) : -1;
+    return r;
 }

@@ -68,4 +68,19 @@ uint64_t dev_fnv1a64(const char *s);
 size_t dev_utf8_len(unsigned char c);
 uint32_t dev_utf8_cp(const char *s);
 
+/* Seconds on the monotonic clock. */
+double dev_now(void);
+
+/* A child run measured: exit code (or 128 + signal, or -1 when it could not start), wall and
+ * user + system seconds, and its peak RSS (wait4's ru_maxrss, KiB). */
+struct dev_child {
+    int status;
+    double wall, cpu;
+    long maxrss_kib;
+};
+
+/* Runs argv[0] with argv (execv, no PATH search); stdout to /dev/null when quiet. `tag` prefixes
+ * the messages when it cannot start. */
+struct dev_child dev_run_child(char *const argv[], int quiet, const char *tag);
+
 #endif
