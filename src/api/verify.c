@@ -92,7 +92,7 @@ static int gguf_kind(const struct mq_model *m, struct vctx *v)
                 MQ_CHECKSUM_HEADER_KEY, MQ_CHECKSUM_TENSORS_KEY);
     else
         MQ_FAIL(v->err, MQ_E_CORRUPT, "checksum-keys",
-                "%s: %s must be the last key, a UINT64, right after %s (the checksum keys are damaged)", path,
+                "%s: %s must be the last key, a UINT64, right after %s (the checksum keys are damaged, or a tool that rewrote the file copied them from its input)", path,
                 MQ_CHECKSUM_HEADER_KEY, MQ_CHECKSUM_TENSORS_KEY);
     return -1;
 }
