@@ -13,7 +13,7 @@
 
 #define LORA_TILE 64  /* columns per tile: 64 ranks x 64 columns of A (16 KiB) stay in L1 */
 #define LORA_K 8      /* rank terms per pass over a row piece */
-#define LORA_TILE_R 512 /* ranks the 4-row tile takes (its coefficients live on the stack) */
+#define LORA_MR 6     /* rows per register tile (6 rows x 16 columns: 12 of the 16 AVX registers) */
 
 /* What the plan keeps: the opened adapters and one delta per adapted base tensor. */
 struct mq_lora_state {
@@ -35,7 +35,10 @@ void mq_lora_merge_free(struct mq_plan *p)
     for (size_t i = 0; st->deltas && i < st->n_base; i++) {
         struct mq_lora_delta *d = st->deltas[i];
         if (!d) continue;
-        for (size_t k = 0; k < d->n; k++) free(d->terms[k].bt);
+        for (size_t k = 0; k < d->n; k++) {
+            free(d->terms[k].made[0]);
+            free(d->terms[k].made[1]);
+        }
         free(d->terms);
         free(d);
     }
@@ -58,6 +61,17 @@ static int own(struct mq_lora_state *st, float *v)
     }
     st->owned[st->n_owned++] = v;
     return 0;
+}
+
+/* Frees v, which the state owns (it forgets it). */
+static void release(struct mq_lora_state *st, float *v)
+{
+    for (size_t i = 0; i < st->n_owned; i++)
+        if (st->owned[i] == v) {
+            free(v);
+            st->owned[i] = st->owned[--st->n_owned];
+            return;
+        }
 }
 
 /* Tensor t of adapter m as f32 (F32, F16 or BF16), kept by the state. */
@@ -202,7 +216,7 @@ static enum mq_status plan_adapter(struct mq_plan *p, struct mq_lora_state *st, 
         if (r != lc->r && !lc->rank_pattern)
             return MQ_FAIL(err, MQ_E_CORRUPT, "lora-shape", "%s: tensor %s has rank %" PRIu64 " but \"r\" is %" PRIu64
                            " (and there is no rank_pattern)", ad->input_path, name, r, lc->r);
-        struct mq_lora_term term = {(uint32_t)r, 0, NULL, NULL, NULL, lc->fan_in_fan_out};
+        struct mq_lora_term term = {.r = (uint32_t)r, .fan_in_fan_out = lc->fan_in_fan_out};
         /* PEFT's scaling: alpha / r, rsLoRA alpha / sqrt(r), with the module's own rank */
         const double s = scale * (lc->use_rslora ? lc->alpha / sqrt((double)r) : lc->alpha / (double)r);
         if (!isfinite(s) || fabs(s) > 3.0e38)
@@ -211,7 +225,12 @@ static enum mq_status plan_adapter(struct mq_plan *p, struct mq_lora_state *st, 
         float *a, *b;
         MQ_TRY(read_f32(st, ad, i, &a, err));
         MQ_TRY(read_f32(st, ad, (size_t)bi, &b, err));
-        if (heads) MQ_TRY(permute_b(st, b, out, r, heads, &b, ad->input_path, name, err));
+        if (heads) {
+            float *pb = NULL;
+            MQ_TRY(permute_b(st, b, out, r, heads, &pb, ad->input_path, name, err));
+            release(st, b);
+            b = pb;
+        }
         term.a = a;
         term.b = b;
         MQ_TRY(add_term(st, (size_t)wi, W, term, out, in, err));
@@ -261,6 +280,62 @@ enum mq_status mq_lora_merge_plan(struct mq_plan *p, struct mq_error *err)
     return MQ_OK;
 }
 
+/*
+** The rank vectors in column tiles: element (q, c) of the r x cols matrix src (at src[q sq + c sc])
+** goes to t0 r + q tw + (c - t0), t0 = c rounded down to LORA_TILE, tw = the tile's width. A tile
+** (r x 64 floats) is then contiguous: with rows of 2^k floats, the r rows of one tile would
+** otherwise share a handful of L1 sets and evict each other on every pass.
+*/
+static float *pack_tiles(const float *src, size_t r, size_t cols, size_t sq, size_t sc)
+{
+    float *v = malloc(r * cols * sizeof *v + 1);
+    if (!v) return NULL;
+    for (size_t t0 = 0; t0 < cols; t0 += LORA_TILE) {
+        const size_t tw = cols - t0 < LORA_TILE ? cols - t0 : LORA_TILE;
+        float *dst = v + t0 * r;
+        for (size_t q = 0; q < r; q++)
+            for (size_t c = 0; c < tw; c++) dst[q * tw + c] = src[q * sq + (t0 + c) * sc];
+    }
+    return v;
+}
+
+/* The term's coefficients and vectors for the rows the run sees: they are W's outputs when the
+ * stored layout and the loader's transpose agree (coef = s B, scaled in place; vec = A in tiles),
+ * else its inputs (coef = s A^T, vec = B^T in tiles). A and B are freed once repacked, so memory
+ * stays the adapter's. */
+static enum mq_status orient(struct mq_lora_state *st, const struct mq_lora_delta *d, struct mq_lora_term *tm,
+                             bool transposed, const char *name, struct mq_error *err)
+{
+    if (tm->coef) return MQ_OK;
+    const size_t r = tm->r, in = (size_t)d->in, out = (size_t)d->out;
+    float *coef = NULL, *vec = NULL;
+    if (tm->fan_in_fan_out == transposed) {
+        vec = pack_tiles(tm->a, r, in, in, 1);
+        if (!vec) return MQ_FAIL(err, MQ_E_NOMEM, "alloc", "out of memory for tensor %s", name);
+        for (size_t i = 0; i < out * r; i++) tm->b[i] = tm->scale * tm->b[i];
+        coef = tm->b; /* stays owned by the state */
+        release(st, tm->a);
+    } else {
+        coef = malloc(in * r * sizeof *coef + 1);
+        vec = pack_tiles(tm->b, r, out, 1, r);
+        if (!coef || !vec) {
+            free(coef);
+            free(vec);
+            return MQ_FAIL(err, MQ_E_NOMEM, "alloc", "out of memory for tensor %s", name);
+        }
+        for (size_t q = 0; q < r; q++)
+            for (size_t i = 0; i < in; i++) coef[i * r + q] = tm->scale * tm->a[q * in + i];
+        release(st, tm->a);
+        release(st, tm->b);
+        tm->made[1] = coef;
+    }
+    tm->a = tm->b = NULL;
+    tm->made[0] = vec;
+    tm->coef = coef;
+    tm->vec = vec;
+    return MQ_OK;
+}
+
 enum mq_status mq_lora_merge_finish(struct mq_plan *p, struct mq_error *err)
 {
     struct mq_lora_state *st = p->lora;
@@ -273,16 +348,7 @@ enum mq_status mq_lora_merge_finish(struct mq_plan *p, struct mq_error *err)
             struct mq_lora_delta *d = (struct mq_lora_delta *)t->xf[k].lora;
             seen++;
             const bool transposed = mq_xform_transposed(t);
-            for (size_t j = 0; j < d->n; j++) {
-                struct mq_lora_term *tm = &d->terms[j];
-                /* the rows the run sees are W's outputs when the stored layout and the loader's
-                 * transpose agree; else its inputs, which take B transposed */
-                if (tm->fan_in_fan_out == transposed || tm->bt) continue;
-                tm->bt = malloc((size_t)(d->out * tm->r) * sizeof *tm->bt);
-                if (!tm->bt) return MQ_FAIL(err, MQ_E_NOMEM, "alloc", "out of memory for tensor %s", t->name);
-                for (uint64_t o = 0; o < d->out; o++)
-                    for (uint32_t q = 0; q < tm->r; q++) tm->bt[(size_t)q * d->out + o] = tm->b[(size_t)o * tm->r + q];
-            }
+            for (size_t j = 0; j < d->n; j++) MQ_TRY(orient(st, d, &d->terms[j], transposed, t->name, err));
         }
     }
     if (seen != st->n_deltas)
@@ -348,117 +414,88 @@ __attribute__((target("avx2,fma"))) static void axpy_avx2(float *dst, size_t len
 #endif
 
 /*
-** Four rows at once (a register tile of 4 rows x 16 columns): dst[i][c] = fma(coef[i][q], vec(q)[c],
-** dst[i][c]) for q = 0 .. r-1 in order, vec(q) = vec0 + q * vstride. Per element these are the same
-** operations in the same order as axpy_*, so the bits are the same; the tile loads each vector once
-** for four rows and keeps eight independent accumulator chains.
+** LORA_MR rows at once (a register tile of 6 rows x 16 columns): dst[i][c] = fma(coef[i][q],
+** vec(q)[c], dst[i][c]) for q = 0 .. r-1 in order, coef[i] = coef0 + i * r, vec(q) = vec0 + q * vstride.
+** Per element these are the same operations in the same order as axpy_*, so the bits are the same;
+** the tile loads each vector once for six rows and keeps twelve independent accumulator chains
+** (enough to cover the FMA latency on two FMA ports).
 */
-typedef void (*tile_fn)(float *const dst[4], size_t len, const float *coef, const float *vec0, size_t vstride,
+typedef void (*tile_fn)(float *const dst[LORA_MR], size_t len, const float *coef0, const float *vec0, size_t vstride,
                         uint32_t r);
 
-static void tile_portable(float *const dst[4], size_t len, const float *coef, const float *vec0, size_t vstride,
-                          uint32_t r)
+static void tile_portable(float *const dst[LORA_MR], size_t len, const float *coef0, const float *vec0,
+                          size_t vstride, uint32_t r)
 {
-    for (int i = 0; i < 4; i++)
+    for (int i = 0; i < LORA_MR; i++)
         for (size_t c = 0; c < len; c++) {
             float x = dst[i][c];
-            for (uint32_t q = 0; q < r; q++) x = fmaf(coef[(size_t)i * r + q], vec0[(size_t)q * vstride + c], x);
+            for (uint32_t q = 0; q < r; q++) x = fmaf(coef0[(size_t)i * r + q], vec0[(size_t)q * vstride + c], x);
             dst[i][c] = x;
         }
 }
 
 #if defined(__x86_64__)
-__attribute__((target("avx2,fma"))) static void tile_avx2(float *const dst[4], size_t len, const float *coef,
+__attribute__((target("avx2,fma"))) static void tile_avx2(float *const dst[LORA_MR], size_t len, const float *coef0,
                                                            const float *vec0, size_t vstride, uint32_t r)
 {
     size_t c = 0;
     for (; c + 16 <= len; c += 16) {
-        __m256 a00 = _mm256_loadu_ps(dst[0] + c), a01 = _mm256_loadu_ps(dst[0] + c + 8);
-        __m256 a10 = _mm256_loadu_ps(dst[1] + c), a11 = _mm256_loadu_ps(dst[1] + c + 8);
-        __m256 a20 = _mm256_loadu_ps(dst[2] + c), a21 = _mm256_loadu_ps(dst[2] + c + 8);
-        __m256 a30 = _mm256_loadu_ps(dst[3] + c), a31 = _mm256_loadu_ps(dst[3] + c + 8);
+        __m256 acc[LORA_MR][2];
+        for (int i = 0; i < LORA_MR; i++) {
+            acc[i][0] = _mm256_loadu_ps(dst[i] + c);
+            acc[i][1] = _mm256_loadu_ps(dst[i] + c + 8);
+        }
         const float *vq = vec0 + c;
         for (uint32_t q = 0; q < r; q++, vq += vstride) {
             const __m256 v0 = _mm256_loadu_ps(vq), v1 = _mm256_loadu_ps(vq + 8);
-            __m256 b = _mm256_broadcast_ss(coef + q);
-            a00 = _mm256_fmadd_ps(b, v0, a00);
-            a01 = _mm256_fmadd_ps(b, v1, a01);
-            b = _mm256_broadcast_ss(coef + r + q);
-            a10 = _mm256_fmadd_ps(b, v0, a10);
-            a11 = _mm256_fmadd_ps(b, v1, a11);
-            b = _mm256_broadcast_ss(coef + 2 * (size_t)r + q);
-            a20 = _mm256_fmadd_ps(b, v0, a20);
-            a21 = _mm256_fmadd_ps(b, v1, a21);
-            b = _mm256_broadcast_ss(coef + 3 * (size_t)r + q);
-            a30 = _mm256_fmadd_ps(b, v0, a30);
-            a31 = _mm256_fmadd_ps(b, v1, a31);
+            for (int i = 0; i < LORA_MR; i++) {
+                const __m256 b = _mm256_broadcast_ss(coef0 + (size_t)i * r + q);
+                acc[i][0] = _mm256_fmadd_ps(b, v0, acc[i][0]);
+                acc[i][1] = _mm256_fmadd_ps(b, v1, acc[i][1]);
+            }
         }
-        _mm256_storeu_ps(dst[0] + c, a00);
-        _mm256_storeu_ps(dst[0] + c + 8, a01);
-        _mm256_storeu_ps(dst[1] + c, a10);
-        _mm256_storeu_ps(dst[1] + c + 8, a11);
-        _mm256_storeu_ps(dst[2] + c, a20);
-        _mm256_storeu_ps(dst[2] + c + 8, a21);
-        _mm256_storeu_ps(dst[3] + c, a30);
-        _mm256_storeu_ps(dst[3] + c + 8, a31);
+        for (int i = 0; i < LORA_MR; i++) {
+            _mm256_storeu_ps(dst[i] + c, acc[i][0]);
+            _mm256_storeu_ps(dst[i] + c + 8, acc[i][1]);
+        }
     }
     if (c < len) {
-        float *const rest[4] = {dst[0] + c, dst[1] + c, dst[2] + c, dst[3] + c};
-        tile_portable(rest, len - c, coef, vec0 + c, vstride, r);
+        float *rest[LORA_MR];
+        for (int i = 0; i < LORA_MR; i++) rest[i] = dst[i] + c;
+        tile_portable(rest, len - c, coef0, vec0 + c, vstride, r);
     }
 }
 #endif
-
-/* s x the factor of rank term q for `row` (rows are outputs: B[row][q]; inputs: A[q][row]). */
-static inline float term_coef(const struct mq_lora_term *tm, const struct mq_lora_delta *d, bool rows_are_out,
-                              uint64_t row, uint32_t q)
-{
-    return rows_are_out ? tm->scale * tm->b[(size_t)row * tm->r + q] : tm->scale * tm->a[(size_t)q * d->in + row];
-}
 
 void mq_lora_merge_apply(const struct mq_plan_tensor *t, const struct mq_lora_delta *d, uint64_t first, size_t n,
                          float *v)
 {
     const uint64_t row_len = t->row_len;
-    const bool transposed = mq_xform_transposed(t);
     axpy_fn axpy = axpy_portable;
-#if defined(__x86_64__)
-    if (mq_cpu_avx2() && __builtin_cpu_supports("fma")) axpy = axpy_avx2;
-#endif
-    /* Column tiles keep LORA_TILE columns of every rank vector in cache while the chunk's rows pass
-     * over them (a rank-64 A of a 14336-wide row is 3.5 MiB; one tile of it 64 KiB). */
     tile_fn tile = tile_portable;
 #if defined(__x86_64__)
-    if (axpy == axpy_avx2) tile = tile_avx2;
+    if (mq_cpu_avx2() && __builtin_cpu_supports("fma")) {
+        axpy = axpy_avx2;
+        tile = tile_avx2;
+    }
 #endif
     const uint64_t row_first = first / row_len, row_end = (first + n - 1) / row_len + 1;
-    /* whole rows of the chunk go through the 4-row tile in groups of four (ranks up to LORA_TILE_R) */
+    /* the chunk's whole rows, in groups of LORA_MR, go through the register tile */
     const uint64_t whole0 = (first + row_len - 1) / row_len, whole1 = (first + n) / row_len;
+    const uint64_t tiled_end = whole1 > whole0 ? whole0 + (whole1 - whole0) / LORA_MR * LORA_MR : whole0;
     for (size_t k = 0; k < d->n; k++) {
         const struct mq_lora_term *tm = &d->terms[k];
-        const bool rows_are_out = tm->fan_in_fan_out == transposed;
-        const float *vec0 = rows_are_out ? tm->a : tm->bt;
-        const size_t vstride = rows_are_out ? (size_t)d->in : (size_t)d->out;
-        uint64_t tiled_end = whole0;
-        if (tm->r <= LORA_TILE_R && whole1 > whole0 + 3) {
-            float coef[4 * LORA_TILE_R];
-            tiled_end = whole0 + (whole1 - whole0) / 4 * 4;
-            for (uint64_t r0 = whole0; r0 < tiled_end; r0 += 4) {
-                float *dst[4];
-                for (int i = 0; i < 4; i++) {
-                    dst[i] = v + ((r0 + (uint64_t)i) * row_len - first);
-                    for (uint32_t q = 0; q < tm->r; q++)
-                        coef[(size_t)i * tm->r + q] = term_coef(tm, d, rows_are_out, r0 + (uint64_t)i, q);
-                }
-                for (uint64_t t0 = 0; t0 < row_len; t0 += LORA_TILE) {
-                    const uint64_t t1 = t0 + LORA_TILE < row_len ? t0 + LORA_TILE : row_len;
-                    float *const dt[4] = {dst[0] + t0, dst[1] + t0, dst[2] + t0, dst[3] + t0};
-                    tile(dt, (size_t)(t1 - t0), coef, vec0 + t0, vstride, tm->r);
-                }
-            }
-        }
+        const size_t r = tm->r;
+        /* Column tiles outermost: LORA_TILE columns of every rank vector (r x 64 floats, 16 KiB at
+         * rank 64) stay in L1 while all the chunk's rows pass over them. */
         for (uint64_t t0 = 0; t0 < row_len; t0 += LORA_TILE) {
             const uint64_t t1 = t0 + LORA_TILE < row_len ? t0 + LORA_TILE : row_len;
+            const float *tile_vec = tm->vec + (size_t)t0 * r; /* [r][t1 - t0] (pack_tiles) */
+            for (uint64_t r0 = whole0; r0 < tiled_end; r0 += LORA_MR) {
+                float *dst[LORA_MR];
+                for (int i = 0; i < LORA_MR; i++) dst[i] = v + ((r0 + (uint64_t)i) * row_len - first) + t0;
+                tile(dst, (size_t)(t1 - t0), tm->coef + (size_t)r0 * r, tile_vec, (size_t)(t1 - t0), tm->r);
+            }
             for (uint64_t row = row_first; row < row_end; row++) {
                 if (row >= whole0 && row < tiled_end) continue; /* done by the tile */
                 /* this row's part of the chunk, within the tile */
@@ -467,18 +504,11 @@ void mq_lora_merge_apply(const struct mq_plan_tensor *t, const struct mq_lora_de
                 if (e0 >= e1) continue;
                 const uint64_t c0 = e0 - row * row_len;
                 float *dst = v + (e0 - first);
-                for (uint32_t q = 0; q < tm->r; q += LORA_K) {
-                    const int kk = tm->r - q < LORA_K ? (int)(tm->r - q) : LORA_K;
-                    float coef[LORA_K];
+                for (size_t q = 0; q < r; q += LORA_K) {
+                    const int kk = r - q < LORA_K ? (int)(r - q) : LORA_K;
                     const float *vec[LORA_K];
-                    for (int j = 0; j < kk; j++) {
-                        /* rows are outputs: (s B[row][q]) A[q][c]; rows are inputs: (s A[q][row]) B[c][q] */
-                        coef[j] = rows_are_out ? tm->scale * tm->b[(size_t)row * tm->r + q + j]
-                                               : tm->scale * tm->a[(size_t)(q + j) * d->in + row];
-                        vec[j] = rows_are_out ? tm->a + (size_t)(q + j) * d->in + c0
-                                              : tm->bt + (size_t)(q + j) * d->out + c0;
-                    }
-                    axpy(dst, (size_t)(e1 - e0), coef, vec, kk);
+                    for (int j = 0; j < kk; j++) vec[j] = tile_vec + (q + (size_t)j) * (size_t)(t1 - t0) + (c0 - t0);
+                    axpy(dst, (size_t)(e1 - e0), tm->coef + (size_t)row * r + q, vec, kk);
                 }
             }
         }

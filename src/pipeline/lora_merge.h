@@ -10,7 +10,8 @@
 **
 ** Arithmetic (f32, fixed order): for each output element, the adapters in the order given and
 ** within one the rank terms q = 0 .. r-1 are added one by one, v = fma(s * B[o][q], A[q][i], v)
-** (the product s * B[o][q] rounded to f32 first; one rounding per term). Memory: every adapter's A and B as f32 (about
+** (the product s * B[o][q] rounded to f32 first; one rounding per term). The order of the
+** columns, rows and tiles a chunk is visited in does not change any element's chain. Memory: every adapter's A and B as f32 (about
 ** the adapter's size when it is stored in F32, as PEFT saves QLoRA adapters), nothing per chunk.
 */
 #ifndef MODELQ_LORA_MERGE_H
@@ -29,10 +30,15 @@ struct mq_plan_tensor;
 struct mq_lora_term {
     uint32_t r;
     float scale;          /* SCALE x alpha / r (or / sqrt(r)) */
-    const float *a;       /* [r, in] */
-    const float *b;       /* [out, r] */
-    float *bt;            /* [r, out] (B transposed), made when the rows the run sees are the inputs */
+    float *a;             /* [r, in] (owned by the plan's LoRA state) */
+    float *b;             /* [out, r] (owned by the plan's LoRA state) */
     bool fan_in_fan_out;  /* the base stores W as [in, out] */
+    /* Set by mq_lora_merge_finish, in the orientation of the rows the run sees:
+     * rows are W's outputs:  coef = s B (B scaled in place), vec = A;
+     * rows are W's inputs:   coef = s A^T, vec = B^T (made then; A and B are freed). */
+    const float *coef;    /* [rows, r]: row j's factor of rank term q, e.g. s x B[j][q] rounded to f32 */
+    const float *vec;     /* rank term q's values along the row, in column tiles (lora_merge.c) */
+    float *made[2];       /* what finish allocated for this term (freed with the plan) */
 };
 
 /* Every term of one base weight (what an MQ_XFORM_ADD_LORA points to). */
