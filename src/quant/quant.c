@@ -112,6 +112,40 @@ static float elem_limit(enum mq_codec c, const struct mq_codec_info *ci, const s
     return ci->elem_overflow > 0 ? ci->elem_overflow : INFINITY;
 }
 
+/* Whether some |x[i]| is not below `bound` (or is NaN): the scan's fast first pass over a chunk,
+ * which in a healthy model finds nothing, so the exact per-element and per-block checks below run
+ * only on chunks that hold a suspect value. */
+static bool any_abs_not_below_portable(const float *x, size_t n, float bound)
+{
+    bool hit = false;
+    for (size_t i = 0; i < n; i++) hit |= !(fabsf(x[i]) < bound);
+    return hit;
+}
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+__attribute__((target("avx2"))) static bool any_abs_not_below_avx2(const float *x, size_t n, float bound)
+{
+    const __m256 sign = _mm256_set1_ps(-0.0f), b = _mm256_set1_ps(bound);
+    __m256 hit0 = _mm256_setzero_ps(), hit1 = _mm256_setzero_ps();
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        /* _CMP_NLT_UQ: not (|x| < bound), true for NaN too */
+        hit0 = _mm256_or_ps(hit0, _mm256_cmp_ps(_mm256_andnot_ps(sign, _mm256_loadu_ps(x + i)), b, _CMP_NLT_UQ));
+        hit1 = _mm256_or_ps(hit1, _mm256_cmp_ps(_mm256_andnot_ps(sign, _mm256_loadu_ps(x + i + 8)), b, _CMP_NLT_UQ));
+    }
+    return _mm256_movemask_ps(_mm256_or_ps(hit0, hit1)) != 0 || any_abs_not_below_portable(x + i, n - i, bound);
+}
+#endif
+
+static bool any_abs_not_below(const float *x, size_t n, float bound)
+{
+#if defined(__x86_64__)
+    if (mq_cpu_avx2()) return any_abs_not_below_avx2(x, n, bound);
+#endif
+    return any_abs_not_below_portable(x, n, bound);
+}
+
 void mq_range_scan(struct mq_range_check *rc, enum mq_codec c, const struct mq_codec_params *params,
                    const float *x, size_t n, size_t row_len)
 {
@@ -122,6 +156,10 @@ void mq_range_scan(struct mq_range_check *rc, enum mq_codec c, const struct mq_c
         /* element types: finite, and below the codec's overflow (F16, BF16, INT8_ROW, NF4/FP4-dq) */
         const float lim = elem_limit(c, ci, params);
         rc->limit = lim;
+        if (!any_abs_not_below(x, n, lim)) { /* nothing at or above lim, no NaN */
+            rc->seen += n;
+            return;
+        }
         for (size_t i = 0; i < n; i++) {
             float a = fabsf(x[i]);
             bool nonfinite = !(a <= 3.402823466e38f);
@@ -130,7 +168,12 @@ void mq_range_scan(struct mq_range_check *rc, enum mq_codec c, const struct mq_c
         rc->seen += n;
         return;
     }
-    /* fp16-scale ggml codecs: blocks lie within rows, and n is whole rows, so whole blocks */
+    /* fp16-scale ggml codecs: blocks lie within rows, and n is whole rows, so whole blocks. A chunk
+     * whose |x| are all finite and <= MQ_F16_MAX passes every block check below. */
+    if (!any_abs_not_below(x, n, nextafterf(MQ_F16_MAX, INFINITY))) {
+        rc->seen += n;
+        return;
+    }
     const uint32_t blk = ci->block_elems;
     for (size_t lo = 0; lo < n; lo += blk) {
         size_t len = n - lo < blk ? n - lo : blk;
