@@ -18,6 +18,7 @@
 #include <criterion/criterion.h>
 #include <dirent.h>
 #include <float.h>
+#include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -446,4 +447,40 @@ Test(range_copy, non_finite_block_scale_in_a_copied_tensor_is_refused)
     }
     remove_tree(dir);
     free(dir);
+}
+
+/*
+** The scan's fast first pass (a vector sweep over the chunk) must see a suspect value wherever it
+** is: in every position of chunks of 1 to 80 elements (the vector body and its scalar tail), for
+** an element type (F16: |x| >= 65520 overflows) and an fp16-scale block type (Q8_0, rows of 32:
+** a block overflows when its scale max|x| / 127 does not fit an fp16).
+** Each chunk holds one bad value among ordinary ones; the scan must report exactly it.
+*/
+Test(range_scan, a_bad_value_anywhere_in_a_chunk_is_found)
+{
+    static const float bad[2][5] = {{NAN, INFINITY, -INFINITY, 1e6f, -70000.0f}, {NAN, INFINITY, -INFINITY, 1e7f, -3e7f}};
+    float x[96];
+    for (size_t n = 1; n <= 80; n++)
+        for (size_t pos = 0; pos < n; pos++)
+            for (size_t b = 0; b < 5; b++)
+                for (int codec = 0; codec < 2; codec++) {
+                    const enum mq_codec c = codec ? MQ_CODEC_Q8_0 : MQ_CODEC_F16;
+                    const size_t len = codec ? (n + 31) / 32 * 32 : n; /* Q8_0: whole blocks */
+                    if (codec && pos >= len) continue;
+                    for (size_t i = 0; i < len; i++) x[i] = (float)((int)(i % 7) - 3) * 0.25f;
+                    x[pos] = bad[codec][b];
+                    struct mq_range_check rc;
+                    mq_range_init(&rc);
+                    mq_range_scan(&rc, c, NULL, x, len, len);
+                    cr_assert_eq(rc.bad, 1, "codec %d, %zu elements, bad value %g at %zu: %" PRIu64 " found", codec,
+                                 len, (double)bad[codec][b], pos, rc.bad);
+                    cr_assert_eq(rc.first_bad, pos);
+                }
+    /* and the largest values that fit pass: 65504 in an F16 chunk and in a Q8_0 block */
+    for (size_t i = 0; i < 64; i++) x[i] = i == 37 ? -65504.0f : 1.0f;
+    struct mq_range_check rc;
+    mq_range_init(&rc);
+    mq_range_scan(&rc, MQ_CODEC_F16, NULL, x, 64, 64);
+    mq_range_scan(&rc, MQ_CODEC_Q8_0, NULL, x, 64, 64);
+    cr_assert_eq(rc.bad, 0);
 }
