@@ -470,7 +470,6 @@ Test(lora_run, adapters_llama_cpp_cannot_take_are_refused)
 
 /* ---- merging while converting (--lora) ---------------------------------------------------- */
 
-static uint8_t *gguf_data(const char *path, size_t *len);
 
 static void convert_merge(const char *in, const struct mq_lora_merge *l, size_t nl, const char *type, const char *out)
 {
@@ -552,7 +551,7 @@ Test(lora_run, merged_while_converting_equals_the_adapter_in_llama_cpp)
     snprintf(from_gguf, sizeof from_gguf, "%s/merged-from-gguf.gguf", tmp);
     convert_merge(base, &one, 1, "f32", from_gguf);
     size_t lh, lg;
-    uint8_t *dh = gguf_data(merged, &lh), *dg = gguf_data(from_gguf, &lg);
+    uint8_t *dh = tc_tensor_data(merged, &lh), *dg = tc_tensor_data(from_gguf, &lg);
     cr_expect(lh == lg && memcmp(dh, dg, lh) == 0, "merging into the GGUF base differs from merging into the folder");
     free(dh);
     free(dg);
@@ -673,25 +672,6 @@ static float *gguf_f32(const char *path, const char *name, size_t n)
     return v;
 }
 
-/* The data bytes of every tensor of a GGUF, concatenated in tensor order. */
-static uint8_t *gguf_data(const char *path, size_t *len)
-{
-    struct mq_model *m;
-    struct mq_error err;
-    cr_assert_eq(mq_model_open(path, &m, &err), MQ_OK, "%s", err.msg);
-    size_t total = 0;
-    for (size_t i = 0; i < m->n_tensors; i++) total += (size_t)m->tensors[i].nbytes;
-    uint8_t *b = malloc(total ? total : 1);
-    cr_assert_not_null(b);
-    size_t off = 0;
-    for (size_t i = 0; i < m->n_tensors; i++) {
-        cr_assert_eq(mq_model_read(m, i, 0, b + off, (size_t)m->tensors[i].nbytes, &err), MQ_OK, "%s", err.msg);
-        off += (size_t)m->tensors[i].nbytes;
-    }
-    mq_model_free(m);
-    *len = total;
-    return b;
-}
 
 /*
 ** The merge against a float64 computation here: a Linear weight with an rsLoRA adapter (F32, scale
@@ -770,7 +750,7 @@ Test(lora_run, merge_arithmetic_rslora_fan_in_fan_out_and_quantized_outputs)
         convert_merge(bdir, l, 2, types[k], direct);
         convert_ok(pre, NULL, types[k], 0, viaf32);
         size_t la, lb;
-        uint8_t *da = gguf_data(direct, &la), *db = gguf_data(viaf32, &lb);
+        uint8_t *da = tc_tensor_data(direct, &la), *db = tc_tensor_data(viaf32, &lb);
         cr_expect(la == lb && memcmp(da, db, la) == 0, "%s: merged while converting differs from the pre-merged file",
                   types[k]);
         free(da);
@@ -789,7 +769,7 @@ Test(lora_run, merge_arithmetic_rslora_fan_in_fan_out_and_quantized_outputs)
     cr_assert_eq(r.code, 0, "%s", r.err);
     cmd_result_free(&r);
     size_t ls, lp;
-    uint8_t *ds = gguf_data(simd, &ls), *dp = gguf_data(portable, &lp);
+    uint8_t *ds = tc_tensor_data(simd, &ls), *dp = tc_tensor_data(portable, &lp);
     cr_expect(ls == lp && memcmp(ds, dp, ls) == 0, "the SIMD merge differs from the portable one");
     free(dp);
     /* chunks of 3 rows (the one-row path), of 9 rows (one 6-row tile and three rows alone) and of 1000
@@ -801,7 +781,7 @@ Test(lora_run, merge_arithmetic_rslora_fan_in_fan_out_and_quantized_outputs)
         unsetenv("MODELQ_CHUNK_ELEMS");
         cr_assert_eq(r.code, 0, "%s", r.err);
         cmd_result_free(&r);
-        dp = gguf_data(portable, &lp);
+        dp = tc_tensor_data(portable, &lp);
         cr_expect(ls == lp && memcmp(ds, dp, ls) == 0, "chunks of %s elements merge differently", chunks[c]);
         free(dp);
     }

@@ -2,6 +2,9 @@
 #include "convert_checked.h"
 
 #include <criterion/criterion.h>
+#include <stdlib.h>
+
+#include "modelq/model.h"
 
 void tc_convert(const struct tc_convert *c, struct mq_convert_report *rep)
 {
@@ -20,4 +23,23 @@ void tc_convert(const struct tc_convert *c, struct mq_convert_report *rep)
     mq_error_clear(&err);
     cr_assert_eq(mq_convert(&o, rep ? rep : &own, &err), MQ_OK, "convert %s to %s: %s", c->input, c->type, err.msg);
     if (!rep) mq_convert_report_free(&own);
+}
+
+uint8_t *tc_tensor_data(const char *path, size_t *len)
+{
+    struct mq_model *m;
+    struct mq_error err;
+    cr_assert_eq(mq_model_open(path, &m, &err), MQ_OK, "%s", err.msg);
+    size_t total = 0;
+    for (size_t i = 0; i < m->n_tensors; i++) total += (size_t)m->tensors[i].nbytes;
+    uint8_t *b = malloc(total ? total : 1);
+    cr_assert_not_null(b);
+    size_t off = 0;
+    for (size_t i = 0; i < m->n_tensors; i++) {
+        cr_assert_eq(mq_model_read(m, i, 0, b + off, (size_t)m->tensors[i].nbytes, &err), MQ_OK, "%s", err.msg);
+        off += (size_t)m->tensors[i].nbytes;
+    }
+    mq_model_free(m);
+    *len = total;
+    return b;
 }

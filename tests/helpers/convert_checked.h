@@ -6,6 +6,7 @@
 #define MODELQ_TEST_CONVERT_CHECKED_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "modelq/convert.h"
 
@@ -19,5 +20,9 @@ struct tc_convert {
 
 /* Converts; `rep` (may be NULL) receives the report, which the caller then frees. */
 void tc_convert(const struct tc_convert *c, struct mq_convert_report *rep);
+
+/* The data bytes of every tensor of a model file (a GGUF: its tensor data), concatenated in tensor
+ * order; *len gets their count. Caller frees. */
+uint8_t *tc_tensor_data(const char *path, size_t *len);
 
 #endif
