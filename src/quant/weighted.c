@@ -19,8 +19,9 @@
 **   IQ4_NL        per block of 32: sigma2 = sum(x^2) * (2/32); w_j = qw_j * sqrtf(sigma2 + x_j^2);
 **                 then the same search as without weights (iq4_nl.c) with these w.
 **   Q2_K          per super-block of 256: sigma2 = sum(x^2) / 256; per sub-block of 16:
-**                 w_j = qw_j * sqrtf(sigma2 + x_j^2), scale/min = make_qkx3_quants(16, 3, x, w,
-**                 rmin -0.9, rdelta 0.05, 36 steps, squared error); the 16 scales and 16 mins
+**                 w_j = qw_j * sqrtf(sigma2 + x_j^2), scale/min = make_qkx3_quants (as for Q4_1:
+**                 mq_make_qkx2_quants) (16, 3, x, w, rmin -0.9, rdelta 0.05, 36 steps, squared
+**                 error); the 16 scales and 16 mins
 **                 each coded in 4 bits by make_qp_quants(16, 15, ..., sub-block weight sums)
 **                 (d, dmin = their fp16 scales); codes recomputed from the fp16 d, dmin.
 **   Q3_K          per super-block: sigma2 = 2 * sum(x^2) / 256; per sub-block of 16: the same
@@ -274,76 +275,6 @@ static void q6_k_block(const float *x, const float *qw, uint8_t *y)
 
 /* ---- Q2_K, Q3_K ---- */
 
-/*
-** ggml make_qkx3_quants with weights (its weights = NULL variant, x^2, is not used here): the
-** fit of make_qkx2_quants (squared error), except that the search clamps before rounding
-** (v = iscale * (x - min) <= 0 gives code 0, else nearest_int(min(v, nmax))): min moves to the
-** best fit so far and v can then be out of nearest_int's range, Inf or NaN; and a block whose
-** max <= min (all equal, or NaN) gets codes 0.
-*/
-static float make_qkx3_quants(int n, int nmax, const float *x, const float *weights, uint8_t *L, float *the_min,
-                              uint8_t *Laux, float rmin, float rdelta, int nstep)
-{
-    float min = x[0], max = x[0];
-    float sum_w = weights[0];
-    float sum_x = sum_w * x[0];
-    for (int i = 1; i < n; i++) {
-        if (x[i] < min) min = x[i];
-        if (x[i] > max) max = x[i];
-        sum_w += weights[i];
-        sum_x += weights[i] * x[i];
-    }
-    if (min > 0) min = 0;
-    if (max <= min) {
-        memset(L, 0, (size_t)n);
-        *the_min = -min;
-        return 0.f;
-    }
-    float iscale = nmax / (max - min);
-    float scale = 1 / iscale;
-    float best = 0;
-    for (int i = 0; i < n; i++) {
-        L[i] = (uint8_t)mq_imax(0, mq_imin(nmax, mq_nearest_int(iscale * (x[i] - min))));
-        float diff = scale * L[i] + min - x[i];
-        best += weights[i] * (diff * diff);
-    }
-    for (int is = 0; is <= nstep; is++) {
-        iscale = (rmin + rdelta * is + nmax) / (max - min);
-        float sum_l = 0, sum_l2 = 0, sum_xl = 0;
-        for (int i = 0; i < n; i++) {
-            const float v = iscale * (x[i] - min);
-            const int l = v > 0 ? mq_nearest_int(v < nmax ? v : (float)nmax) : 0; /* ggml MIN(v, nmax) */
-            Laux[i] = (uint8_t)l;
-            float w = weights[i];
-            sum_l += w * l;
-            sum_l2 += w * l * l;
-            sum_xl += w * l * x[i];
-        }
-        float D = sum_w * sum_l2 - sum_l * sum_l;
-        if (D > 0) {
-            float this_scale = (sum_w * sum_xl - sum_x * sum_l) / D;
-            float this_min = (sum_l2 * sum_x - sum_l * sum_xl) / D;
-            if (this_min > 0) {
-                this_min = 0;
-                this_scale = sum_xl / sum_l2;
-            }
-            float err = 0;
-            for (int i = 0; i < n; i++) {
-                float diff = this_scale * Laux[i] + this_min - x[i];
-                err += weights[i] * (diff * diff);
-            }
-            if (err < best) {
-                memcpy(L, Laux, (size_t)n);
-                best = err;
-                scale = this_scale;
-                min = this_min;
-            }
-        }
-    }
-    *the_min = -min;
-    return scale;
-}
-
 /* sub-block j's weights w[16] = qw_j * sqrtf(sigma2 + x^2) and their left-to-right sum */
 static float k16_weights(const float *x, const float *qw, float sigma2, float *w)
 {
@@ -363,7 +294,8 @@ static void q2_k_block(const float *x, const float *qw, uint8_t *y)
     const float sigma2 = sum_sq(x, QK_K) / QK_K;
     for (int j = 0; j < 16; j++) {
         sw[j] = k16_weights(x + 16 * j, qw + 16 * j, sigma2, w);
-        scales[j] = make_qkx3_quants(16, 3, x + 16 * j, w, L + 16 * j, &mins[j], Laux, -0.9f, 0.05f, 36);
+        /* make_qkx3_quants with weights: in the pinned release the search of make_qkx2_quants */
+        scales[j] = mq_make_qkx2_quants(16, 3, x + 16 * j, w, L + 16 * j, &mins[j], Laux, -0.9f, 0.05f, 36, false);
     }
     uint8_t *sc = y, *qs = y + 16;
     mq_put_f16(y + 80, make_qp_quants(16, 15, scales, Ls, sw));
