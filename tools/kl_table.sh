@@ -11,7 +11,8 @@
 # Environment: MODELQ_BIN (default build/modelq), TYPES (default "q4_K q3_K_M q2_K iq4_xs q4_0"),
 #   BASE_TYPE (float GGUF the others are compared with: f16, default, or f32), CTX (512),
 #   CHUNKS (imatrix and evaluation chunks, 32), THREADS (2), NLC_TGZ (a node-llama-cpp-3.22.1.tgz
-#   already downloaded; else `npm pack` fetches it).
+#   already downloaded; else `npm pack` fetches it), LLAMA_SRC (a checkout of that same bundle;
+#   then nothing is fetched).
 #
 # Where the tools come from: the npm package node-llama-cpp@3.22.1 (the version of the pinned
 # prebuilt @node-llama-cpp/linux-x64 whose libllama / libggml the tests use) ships the llama.cpp
@@ -48,7 +49,8 @@ log=$work/log.txt
 # ---- 1. llama-imatrix and llama-perplexity of the pinned release ----
 release=$(sed -n 's/.*"release": *"\([^"]*\)".*/\1/p' "$libs/_nlcBuildMetadata.json")
 if [ ! -x "$work/bin/llama-perplexity" ] || [ ! -x "$work/bin/llama-imatrix" ]; then
-  if [ ! -d "$work/llama.cpp" ]; then
+  src=${LLAMA_SRC:-$work/llama.cpp}
+  if [ ! -d "$src" ]; then
     tgz=${NLC_TGZ:-}
     if [ -z "$tgz" ]; then
       (cd "$work" && npm pack node-llama-cpp@3.22.1 >>"$log" 2>&1)
@@ -60,9 +62,8 @@ if [ ! -x "$work/bin/llama-perplexity" ] || [ ! -x "$work/bin/llama-imatrix" ]; 
       echo "kl_table: the source bundle is llama.cpp $tag, the prebuilt libraries $release" >&2
       exit 3
     fi
-    git clone -q "$work/package/llama/gitRelease.bundle" "$work/llama.cpp" >>"$log" 2>&1
+    git clone -q "$work/package/llama/gitRelease.bundle" "$src" >>"$log" 2>&1
   fi
-  src=$work/llama.cpp
   cxx=(g++ -std=c++17 -O2 -I"$src/include" -I"$src/common" -I"$src/ggml/include" -I"$src/vendor")
   ld=(-L"$libs" -l:libllama-common.so -l:libllama.$release.so -l:libggml.$release.so -l:libggml-base.so
       -Wl,-rpath,"$libs" -lpthread)
