@@ -90,7 +90,13 @@ static float *importances(const struct gfile *im, const char *name, int64_t *n)
     return w;
 }
 
-static bool weighted_type(int t) { return t == 2 || t == 3 || t == 6 || t == 7 || t == 20 || t == 12 || t == 13 || t == 14; }
+/* ggml types whose quantizer takes importances: Q4_0 2, Q4_1 3, Q5_0 6, Q5_1 7, Q2_K 10, Q3_K 11,
+ * Q4_K 12, Q5_K 13, Q6_K 14, IQ4_NL 20, IQ4_XS 23 */
+static bool weighted_type(int t)
+{
+    return t == 2 || t == 3 || t == 6 || t == 7 || t == 10 || t == 11 || t == 12 || t == 13 || t == 14 || t == 20 ||
+           t == 23;
+}
 
 /* Compares every weighted tensor of out against ggml; returns how many were compared. */
 static int compare_file(const char *out, const struct gfile *ref, const struct gfile *im, int *bad)
@@ -126,13 +132,16 @@ static int compare_file(const char *out, const struct gfile *ref, const struct g
     return compared;
 }
 
-TestSuite(imatrix_convert, .init = setup, .fini = teardown, .timeout = 240);
+TestSuite(imatrix_convert, .init = setup, .fini = teardown, .timeout = 600);
 
 Test(imatrix_convert, every_weighted_type_both_formats_equal_ggml)
 {
     need_ggml();
-    static const char *const types[] = {"q4_0", "q4_1", "q5_0", "q5_1", "iq4_nl", "q4_K", "q5_K", "q6_K", "q4_K_S",
-                                        "iq4_xs"};
+    /* the low-bit mixtures (from q2_K on) once each: GGUF imatrix, not --pure (test_imatrix_llama
+     * holds them to llama-quantize too), so the suite stays in time under the sanitizers */
+    static const char *const types[] = {"q4_0", "q4_1", "q5_0",   "q5_1",   "iq4_nl", "q4_K",   "q5_K",
+                                        "q6_K", "q4_K_S", "iq4_xs", "q2_K", "q2_K_S", "q3_K_S", "q3_K_M", "q3_K_L"};
+    const size_t n_full = 10;
     static const char *const files[] = {"im.gguf", "im.dat"};
     char ref_path[1200], im_path[1200];
     snprintf(ref_path, sizeof ref_path, "%s/f32.gguf", dir);
@@ -142,6 +151,7 @@ Test(imatrix_convert, every_weighted_type_both_formats_equal_ggml)
     for (size_t k = 0; k < sizeof types / sizeof *types; k++) {
         for (int f = 0; f < 2; f++) {
             for (int pure = 0; pure < 2; pure++) {
+                if (k >= n_full && (f || pure)) continue;
                 struct cmd_result r = run_modelq("convert testdata/tiny-llama --type %s %s --imatrix '%s/%s' -o '%s/o.gguf' -q",
                                                  types[k], pure ? "--pure" : "", dir, files[f], dir);
                 cr_assert_eq(r.code, 0, "%s %s: %s", types[k], files[f], r.err);
@@ -279,18 +289,67 @@ Test(imatrix_convert, hostile_files_refused)
     }
 }
 
-/* Q2_K and Q3_K take no importance weights yet: refused rather than written unlike llama-quantize */
-Test(imatrix_convert, unweighted_low_bit_types_refused)
+/*
+** Q2_K_S makes every tensor but token_embd / output Q2_K only with importances: with an imatrix
+** that lacks one of them, llama-quantize stops ("Missing importance matrix for tensor ..."), and
+** so does modelq (exit 3, nothing written). The imatrix is the legacy fixture minus that entry.
+*/
+Test(imatrix_convert, q2_K_S_entry_missing_refused)
 {
-    static const char *const types[] = {"q3_K_M", "q2_K", "q2_K_S"};
-    for (size_t k = 0; k < 3; k++) {
-        struct cmd_result r = run_modelq("convert testdata/tiny-llama --type %s --imatrix '%s/im.gguf' -o '%s/lb.gguf' -q",
-                                         types[k], dir, dir);
-        cr_expect_eq(r.code, 3, "%s: exit %d: %s", types[k], r.code, r.err);
-        cr_expect(strstr(r.err, "is not implemented yet") != NULL, "%s: %s", types[k], r.err);
-        cmd_result_free(&r);
-        char out[1200];
-        snprintf(out, sizeof out, "%s/lb.gguf", dir);
-        cr_expect_neq(access(out, F_OK), 0, "%s: output written", types[k]);
+    struct cmd_result r = run_modelq("convert testdata/tiny-llama --type q2_K_S --imatrix '%s/im.dat' -o '%s/ks.gguf' -q",
+                                     dir, dir);
+    cr_assert_eq(r.code, 0, "q2_K_S with the full imatrix: %s", r.err);
+    cmd_result_free(&r);
+    /* the first Q2_K tensor of a block in that file (token_embd / output are exempt) */
+    char path[1200], victim[160] = "";
+    snprintf(path, sizeof path, "%s/ks.gguf", dir);
+    if (have_ggml) {
+        struct gfile o = gopen(path);
+        for (int64_t i = 0; i < G.gguf_get_n_tensors(o.g) && !victim[0]; i++)
+            if (G.gguf_get_tensor_type(o.g, i) == 10 && strncmp(G.gguf_get_tensor_name(o.g, i), "blk.", 4) == 0)
+                snprintf(victim, sizeof victim, "%s", G.gguf_get_tensor_name(o.g, i));
+        gclose(&o);
+    } else {
+        snprintf(victim, sizeof victim, "blk.0.attn_q.weight");
     }
+    cr_assert(victim[0], "no Q2_K tensor in %s", path);
+    /* legacy layout: i32 n; per entry i32 len, name, i32 ncall, i32 nval, f32[nval]; trailer */
+    snprintf(path, sizeof path, "%s/im.dat", dir);
+    size_t len;
+    uint8_t *d = read_file_all(path, &len);
+    cr_assert(d && len > 4);
+    int32_t n;
+    memcpy(&n, d, 4);
+    size_t at = 4, cut = 0, cut_len = 0;
+    for (int32_t k = 0; k < n; k++) {
+        int32_t nl, nv;
+        memcpy(&nl, d + at, 4);
+        memcpy(&nv, d + at + 8 + (size_t)nl, 4);
+        size_t size = 4 + (size_t)nl + 8 + 4 * (size_t)nv;
+        if ((size_t)nl == strlen(victim) && memcmp(d + at + 4, victim, (size_t)nl) == 0) cut = at, cut_len = size;
+        at += size;
+    }
+    cr_assert(cut_len, "%s not in %s", victim, path);
+    n--;
+    memcpy(d, &n, 4);
+    snprintf(path, sizeof path, "%s/less.dat", dir);
+    FILE *f = fopen(path, "wb");
+    cr_assert(f);
+    fwrite(d, 1, cut, f);
+    fwrite(d + cut + cut_len, 1, len - cut - cut_len, f);
+    fclose(f);
+    free(d);
+    r = run_modelq("convert testdata/tiny-llama --type q2_K_S --imatrix '%s' -o '%s/less.gguf' -q", path, dir);
+    cr_expect_eq(r.code, 3, "exit %d: %s", r.code, r.err);
+    cr_expect(strstr(r.err, "no importances for") && strstr(r.err, victim) && strstr(r.err, "Missing importance matrix"),
+              "%s", r.err);
+    cr_expect(strchr(r.err, '\n') == strrchr(r.err, '\n'), "not one line: %s", r.err);
+    cmd_result_free(&r);
+    snprintf(path, sizeof path, "%s/less.gguf", dir);
+    cr_expect_neq(access(path, F_OK), 0, "output written");
+    /* the same imatrix is fine for q2_K (llama-quantize warns and quantizes that tensor without) */
+    r = run_modelq("convert testdata/tiny-llama --type q2_K --imatrix '%s/less.dat' -o '%s/less.gguf'", dir, dir);
+    cr_expect_eq(r.code, 0, "q2_K: exit %d: %s", r.code, r.err);
+    cr_expect(strstr(r.err, victim) && strstr(r.err, "quantized without"), "%s", r.err);
+    cmd_result_free(&r);
 }

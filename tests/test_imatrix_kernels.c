@@ -2,7 +2,8 @@
 ** test_imatrix_kernels.c - the weighted quantizers (src/quant/weighted.c) against ggml itself:
 ** ggml_quantize_chunk(type, src, dst, 0, nrows, n_per_row, imatrix) from the pinned
 ** libggml-base (tests/helpers/ggml_ref.h) must give exactly mq_quantize_weighted's bytes for
-** Q4_0, Q4_1, Q5_0, Q5_1, IQ4_NL, Q4_K, Q5_K, Q6_K (and Q8_0, which ignores the weights).
+** Q4_0, Q4_1, Q5_0, Q5_1, IQ4_NL, Q4_K, Q5_K, Q6_K, Q2_K, Q3_K (and Q8_0, which ignores the
+** weights).
 **
 ** Inputs: every row kind of quant_testdata.h (random and adversarial) x importance vectors of
 ** several kinds (uniform-ish, log-normal spread over 12 decades, with exact zeros, tiny, huge,
@@ -41,7 +42,8 @@ static void need_ggml(void)
 }
 
 static const enum mq_codec codecs[] = {MQ_CODEC_Q4_0, MQ_CODEC_Q4_1, MQ_CODEC_Q5_0, MQ_CODEC_Q5_1, MQ_CODEC_IQ4_NL,
-                                       MQ_CODEC_Q4_K, MQ_CODEC_Q5_K, MQ_CODEC_Q6_K, MQ_CODEC_Q8_0};
+                                       MQ_CODEC_Q4_K, MQ_CODEC_Q5_K, MQ_CODEC_Q6_K, MQ_CODEC_Q2_K,
+                                       MQ_CODEC_Q3_K, MQ_CODEC_Q8_0}; /* Q8_0 last (it ignores weights) */
 #define NCODECS (sizeof codecs / sizeof codecs[0])
 
 #define IM_KINDS 7

@@ -65,7 +65,7 @@ MQ_API const struct mq_imatrix_entry *mq_imatrix_find(const struct mq_imatrix *i
 
 /*
 ** Does ggml's quantizer of this codec use importance weights? True for Q4_0, Q4_1, Q5_0, Q5_1,
-** IQ4_NL, Q4_K, Q5_K, Q6_K; false for Q8_0 (ggml ignores them), the float types and the
+** IQ4_NL, Q4_K, Q5_K, Q6_K, Q2_K, Q3_K, IQ4_XS; false for Q8_0 (ggml ignores them), the float types and the
 ** bitsandbytes codecs.
 */
 MQ_API bool mq_codec_takes_imatrix(enum mq_codec c);

@@ -5,7 +5,9 @@
 ** matched against the plan's OUTPUT names (after the family mapping), whatever the input format.
 ** As llama-quantize (src/llama-quant.cpp) does, for every tensor quantized to a type whose ggml
 ** quantizer takes importances:
-**   - no entry: a warning (llama-quantize: "did not find weights for ..."), quantized without;
+**   - no entry: a warning (llama-quantize: "did not find weights for ..."), quantized without,
+**     except a tensor the file type makes Q2_K only with importances (Q2_K_S: all but
+**     token_embd / output): an error, as llama-quantize's "Missing importance matrix";
 **   - an entry of another size than row length x matrices (3-D expert tensors: one matrix per
 **     expert): an error, except for token_embd.weight (warned, quantized without);
 **   - else the entry's values are the tensor's importances; a row of matrix m uses slice m.
@@ -50,12 +52,12 @@ enum mq_status mq_plan_attach_imatrix(struct mq_plan *p, struct mq_error *err)
         struct mq_plan_tensor *t = &p->t[i];
         const struct mq_imatrix_entry *e = mq_imatrix_find(im, t->name);
         if (e) common++;
-        if (t->convert && t->quantized && (t->codec == MQ_CODEC_Q2_K || t->codec == MQ_CODEC_Q3_K))
-            return MQ_FAIL(err, MQ_E_UNSUPPORTED, "imatrix-type",
-                           "%s: tensor %s is %s, and importance-weighted %s is not implemented yet (llama-quantize "
-                           "would write other bytes): quantize it without --imatrix", file, t->name,
-                           mq_codec_info(t->codec)->name, mq_codec_info(t->codec)->name);
         if (!t->convert || !t->quantized || !mq_codec_takes_imatrix(t->codec) || t->row_len == 0) continue;
+        if (!e && mq_target_requires_imatrix(p->target, t->name, t->codec))
+            return MQ_FAIL(err, MQ_E_CORRUPT, "imatrix-missing",
+                           "%s: no importances for %s, which --type %s quantizes to %s only with them (llama-quantize: "
+                           "\"Missing importance matrix for tensor %s in a very low-bit quantization\")",
+                           file, t->name, mq_target_info(p->target)->name, mq_codec_info(t->codec)->name, t->name);
         if (!e) {
             warn(p, file, "no importances for", t->name);
             continue;

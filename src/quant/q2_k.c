@@ -74,7 +74,7 @@ static void q2_k_block(const float *x, uint8_t *y)
 void mq_q2_k_quantize_rows(const float *src, size_t n, size_t row_len, const float *qw, uint8_t *data)
 {
     (void)row_len, (void)qw;
-    /* the importance-weighted fit (quantize_row_q2_K_impl) is not implemented yet */
+    /* the importance-weighted fit (quantize_row_q2_K_impl) is in weighted.c */
     assert(qw == NULL);
     for (size_t b = 0; b < n / QK_K; b++) q2_k_block(src + b * QK_K, data + b * sizeof(struct mq_block_q2_K));
 }

@@ -126,7 +126,8 @@ MQ_DECLARE_KERNELS(iq4_xs)
 ** run of whole super-blocks inside one row with row_len = n), qw = row_len importance weights
 ** per column (llama-quantize's imatrix entry of the tensor, the expert's slice for 3-D experts)
 ** or NULL for ggml's unweighted path. The codec table's kernels call them with qw = NULL.
-** Q2_K and Q3_K: only qw = NULL so far (asserted); IQ4_XS takes both.
+** Q2_K and Q3_K: only qw = NULL (asserted; their importance-weighted fits are in weighted.c);
+** IQ4_XS takes both.
 */
 void mq_q2_k_quantize_rows(const float *src, size_t n, size_t row_len, const float *qw, uint8_t *data);
 void mq_q3_k_quantize_rows(const float *src, size_t n, size_t row_len, const float *qw, uint8_t *data);
@@ -201,6 +202,30 @@ static inline void mq_k4_scale_min(int j, const uint8_t *q, uint8_t *d, uint8_t 
         *d = (uint8_t)((q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4));
         *m = (uint8_t)((q[j + 4] >> 4) | ((q[j - 0] >> 6) << 4));
     }
+}
+
+/* Q2_K/Q3_K: 256 two-bit codes q[0..256) into qs[64]: in 128-element half h, byte 32h + l holds
+ * q[l] | q[l+32] << 2 | q[l+64] << 4 | q[l+96] << 6 (q within 128h..). Codes must be 0..3. */
+static inline void mq_k2_pack_codes(const uint8_t *q, uint8_t *qs)
+{
+    for (int h = 0; h < 256; h += 128)
+        for (int l = 0; l < 32; l++)
+            qs[h / 4 + l] = (uint8_t)(q[h + l] | (q[h + l + 32] << 2) | (q[h + l + 64] << 4) | (q[h + l + 96] << 6));
+}
+
+/* Q3_K: sub-block j's 6-bit scale code u (0..63 = signed scale + 32) into the 12 zeroed scale
+ * bytes sc: low nibble in sc[j] (j < 8) or the high nibble of sc[j - 8], top two bits in
+ * sc[8 + j % 4] at bit 2 * (j / 4). mq_q3_k_scale reads it back, signed. */
+static inline void mq_q3_k_put_scale(uint8_t *sc, int j, uint8_t u)
+{
+    if (j < 8) sc[j] |= (uint8_t)(u & 0xF);
+    else sc[j - 8] |= (uint8_t)((u & 0xF) << 4);
+    sc[8 + j % 4] |= (uint8_t)(((u >> 4) & 3) << (2 * (j / 4)));
+}
+static inline int mq_q3_k_scale(const uint8_t *sc, int j)
+{
+    int lo = j < 8 ? sc[j] & 0xF : sc[j - 8] >> 4;
+    return (lo | (((sc[8 + j % 4] >> (2 * (j / 4))) & 3) << 4)) - 32;
 }
 
 #endif /* MODELQ_QCOMMON_H */

@@ -18,6 +18,16 @@
 **                 sigma2); the rest as quantize_row_q6_K_ref.
 **   IQ4_NL        per block of 32: sigma2 = sum(x^2) * (2/32); w_j = qw_j * sqrtf(sigma2 + x_j^2);
 **                 then the same search as without weights (iq4_nl.c) with these w.
+**   Q2_K          per super-block of 256: sigma2 = sum(x^2) / 256; per sub-block of 16:
+**                 w_j = qw_j * sqrtf(sigma2 + x_j^2), scale/min = make_qkx3_quants (as for Q4_1:
+**                 mq_make_qkx2_quants) (16, 3, x, w, rmin -0.9, rdelta 0.05, 36 steps, squared
+**                 error); the 16 scales and 16 mins
+**                 each coded in 4 bits by make_qp_quants(16, 15, ..., sub-block weight sums)
+**                 (d, dmin = their fp16 scales); codes recomputed from the fp16 d, dmin.
+**   Q3_K          per super-block: sigma2 = 2 * sum(x^2) / 256; per sub-block of 16: the same
+**                 w_j, scale = make_qx_quants(16, 4, x, L, w); the 16 scales coded in signed 6
+**                 bits by make_qx_quants(16, 32, scales, Ls, sub-block weight sums) (d = its
+**                 scale, fp16); codes recomputed from the fp16 d.
 **   Q8_0          ignores the importances (quantize_q8_0 drops them).
 ** qw is the importance vector of the row's columns (n_per_row floats); every row of a matrix
 ** uses the same one. Sums run left to right in float32 as in ggml-quants.c (the project builds
@@ -32,10 +42,6 @@
 enum { QK = 32, QK_K = 256 };
 
 #define GROUP_MAX_EPS 1e-15f
-
-
-
-
 /*
 ** ggml make_qp_quants: non-negative x (the sub-block scales or mins) to codes 0..nmax with one
 ** scale, weighted by qw; a short search over the inverse scale, then up to 5 rounds of moving
@@ -164,7 +170,6 @@ static void legacy_row(enum mq_codec c, const float *x, size_t n_per_row, const 
 
 /* ---- Q4_K, Q5_K ---- */
 
-
 /* One super-block (quantize_row_q4_K_impl / q5_K_impl). nmax 15: Q4_K, 31: Q5_K. */
 static void kquant_block(int nmax, const float *x, const float *qw, uint8_t *y)
 {
@@ -268,8 +273,78 @@ static void q6_k_block(const float *x, const float *qw, uint8_t *y)
     }
 }
 
-/* ---- IQ4_NL ---- */
+/* ---- Q2_K, Q3_K ---- */
 
+/* sub-block j's weights w[16] = qw_j * sqrtf(sigma2 + x^2) and their left-to-right sum */
+static float k16_weights(const float *x, const float *qw, float sigma2, float *w)
+{
+    float sum = 0;
+    for (int l = 0; l < 16; l++) {
+        w[l] = qw[l] * sqrtf(sigma2 + x[l] * x[l]);
+        sum += w[l];
+    }
+    return sum;
+}
+
+/* One Q2_K super-block (quantize_row_q2_K_impl); layout in q2_k.c. */
+static void q2_k_block(const float *x, const float *qw, uint8_t *y)
+{
+    uint8_t L[QK_K], Laux[16], Ls[16], Lm[16];
+    float w[16], sw[16], scales[16], mins[16];
+    const float sigma2 = sum_sq(x, QK_K) / QK_K;
+    for (int j = 0; j < 16; j++) {
+        sw[j] = k16_weights(x + 16 * j, qw + 16 * j, sigma2, w);
+        /* make_qkx3_quants with weights: in the pinned release the search of make_qkx2_quants */
+        scales[j] = mq_make_qkx2_quants(16, 3, x + 16 * j, w, L + 16 * j, &mins[j], Laux, -0.9f, 0.05f, 36, false);
+    }
+    uint8_t *sc = y, *qs = y + 16;
+    mq_put_f16(y + 80, make_qp_quants(16, 15, scales, Ls, sw));
+    mq_put_f16(y + 82, make_qp_quants(16, 15, mins, Lm, sw));
+    for (int j = 0; j < 16; j++) sc[j] = (uint8_t)(Ls[j] | (Lm[j] << 4));
+    const float dd = mq_get_f16(y + 80), dmin = mq_get_f16(y + 82);
+    for (int j = 0; j < 16; j++) {
+        const float d = dd * (sc[j] & 0xF);
+        if (!d) continue; /* keeps the fit's codes, as ggml */
+        const float m = dmin * (sc[j] >> 4);
+        for (int i = 0; i < 16; i++)
+            L[16 * j + i] = (uint8_t)mq_imax(0, mq_imin(3, mq_nearest_int((x[16 * j + i] + m) / d)));
+    }
+    mq_k2_pack_codes(L, qs);
+}
+
+/* One Q3_K super-block (quantize_row_q3_K_impl); layout in q3_k.c. */
+static void q3_k_block(const float *x, const float *qw, uint8_t *y)
+{
+    int8_t L[QK_K], Ls[16];
+    float w[16], sw[16], scales[16];
+    const float sigma2 = 2 * sum_sq(x, QK_K) / QK_K;
+    for (int j = 0; j < 16; j++) {
+        sw[j] = k16_weights(x + 16 * j, qw + 16 * j, sigma2, w);
+        scales[j] = mq_make_qx_quants(16, 4, x + 16 * j, L + 16 * j, w); /* codes 0..7 = q + 4 */
+    }
+    uint8_t *hmask = y, *qs = y + 32, *sc = y + 96;
+    const float d_block = mq_make_qx_quants(16, 32, scales, Ls, sw); /* Ls 0..63 = s + 32 */
+    memset(sc, 0, 12);
+    for (int j = 0; j < 16; j++) mq_q3_k_put_scale(sc, j, (uint8_t)Ls[j]);
+    mq_put_f16(y + 108, d_block);
+    const float dd = mq_get_f16(y + 108);
+    for (int j = 0; j < 16; j++) {
+        const float d = dd * mq_q3_k_scale(sc, j);
+        if (!d) continue; /* keeps the fit's codes, as ggml */
+        for (int i = 0; i < 16; i++)
+            L[16 * j + i] = (int8_t)(mq_imax(-4, mq_imin(3, mq_nearest_int(x[16 * j + i] / d))) + 4);
+    }
+    /* bit 2 of code e goes to hmask[e % 32] at bit e / 32; the low two bits to qs */
+    uint8_t low[QK_K];
+    memset(hmask, 0, 32);
+    for (int e = 0; e < QK_K; e++) {
+        if (L[e] > 3) hmask[e % 32] |= (uint8_t)(1u << (e / 32));
+        low[e] = (uint8_t)(L[e] & 3);
+    }
+    mq_k2_pack_codes(low, qs);
+}
+
+/* ---- IQ4_NL ---- */
 
 /* quantize_row_iq4_nl_impl(32, 32, ..., quant_weights, ntry 7) for one block. */
 static void iq4_nl_block(const float *x, const float *qw, uint8_t *y)
@@ -294,6 +369,8 @@ bool mq_codec_takes_imatrix(enum mq_codec c)
     case MQ_CODEC_Q4_K:
     case MQ_CODEC_Q5_K:
     case MQ_CODEC_Q6_K:
+    case MQ_CODEC_Q2_K:
+    case MQ_CODEC_Q3_K:
     case MQ_CODEC_IQ4_XS:
         return true;
     default:
@@ -326,6 +403,12 @@ enum mq_status mq_quantize_weighted(enum mq_codec c, const float *src, size_t n,
         case MQ_CODEC_Q6_K:
             for (size_t b = 0; b < row_len / QK_K; b++)
                 q6_k_block(src + b * QK_K, imatrix + b * QK_K, data + b * ci->block_bytes);
+            break;
+        case MQ_CODEC_Q2_K:
+        case MQ_CODEC_Q3_K:
+            for (size_t b = 0; b < row_len / QK_K; b++)
+                (c == MQ_CODEC_Q2_K ? q2_k_block : q3_k_block)(src + b * QK_K, imatrix + b * QK_K,
+                                                               data + b * ci->block_bytes);
             break;
         case MQ_CODEC_IQ4_NL:
             for (size_t b = 0; b < row_len / QK; b++)

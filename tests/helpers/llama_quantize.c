@@ -5,6 +5,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "llama_lib.h"
@@ -40,11 +41,14 @@ static struct {
 
 static char log_buf[4096];
 static size_t log_len;
+static long imatrix_seen; /* N of the last "have importance matrix data with N entries", -1: none */
 
 /* keeps the last few KiB of llama.cpp's log for failure messages */
 static void log_capture(int level, const char *text, void *user_data)
 {
     (void)level, (void)user_data;
+    const char *im = strstr(text, "have importance matrix data with ");
+    if (im) imatrix_seen = strtol(im + strlen("have importance matrix data with "), NULL, 10);
     size_t n = strlen(text);
     if (n >= sizeof log_buf) {
         text += n - (sizeof log_buf - 1);
@@ -95,12 +99,29 @@ bool mq_llama_quantize_open(char *why, size_t why_len)
 
 int mq_llama_quantize_run(const char *in, const char *out, int ftype, int nthread, char *why, size_t why_len)
 {
+    return mq_llama_quantize_run_imatrix(in, out, ftype, nthread, NULL, why, why_len);
+}
+
+int mq_llama_quantize_run_imatrix(const char *in, const char *out, int ftype, int nthread,
+                                  const struct mq_llama_imatrix *entries, char *why, size_t why_len)
+{
+    /* the release's struct llama_model_imatrix_data {const char *name; const float *data; size_t size;} */
+    _Static_assert(sizeof(struct mq_llama_imatrix) == 24, "llama_model_imatrix_data layout");
     struct llama_model_quantize_params p = F.defaults();
     p.ftype = ftype;
     p.nthread = nthread;
+    p.imatrix = entries;
+    long n_entries = 0;
+    for (const struct mq_llama_imatrix *e = entries; e && e->name; e++) n_entries++;
     log_len = 0;
     log_buf[0] = '\0';
+    imatrix_seen = -1;
     uint32_t rc = F.quantize(in, out, &p);
     if (rc != 0) snprintf(why, why_len, "llama_model_quantize(%s, ftype %d) = %u: %s", in, ftype, rc, log_buf);
+    else if (entries && imatrix_seen != n_entries) {
+        snprintf(why, why_len, "llama_model_quantize(%s, ftype %d): passed %ld imatrix entries, its log says %ld", in,
+                 ftype, n_entries, imatrix_seen);
+        return -1;
+    }
     return (int)rc;
 }

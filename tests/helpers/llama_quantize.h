@@ -26,4 +26,25 @@ bool mq_llama_quantize_open(char *why, size_t why_len);
 */
 int mq_llama_quantize_run(const char *in, const char *out, int ftype, int nthread, char *why, size_t why_len);
 
+/*
+** One importance vector for llama_model_quantize: include/llama.h's struct llama_model_imatrix_data
+** of the release (params.imatrix points to an array of them ended by a NULL name; libllama copies
+** it into its std::unordered_map<std::string, std::vector<float>>, so no C++ is needed here).
+** data holds size floats: n_per_row, or n_per_row x experts for a 3-D expert tensor (expert e at
+** e * n_per_row), as llama-quantize's load_imatrix leaves them.
+*/
+struct mq_llama_imatrix {
+    const char *name;
+    const float *data;
+    size_t size;
+};
+
+/*
+** mq_llama_quantize_run with params.imatrix = entries (terminated by a NULL name; NULL = none).
+** Fails (nonzero, reason in why) also when libllama's log does not report exactly that many
+** entries ("have importance matrix data with N entries"): a layout drift fails loudly.
+*/
+int mq_llama_quantize_run_imatrix(const char *in, const char *out, int ftype, int nthread,
+                                  const struct mq_llama_imatrix *entries, char *why, size_t why_len);
+
 #endif
