@@ -1,80 +1,107 @@
 /*
 ** iq4_avx2.c - IQ4_NL and IQ4_XS with AVX2: ggml's quantize_row_iq4_nl_impl fit for eight blocks
-** of 32 at once, block k in lane k (see iq4_lanes.h for the grid lookup).
+** of 32 at once, block k in lane k.
 **
 ** Every float operation is the scalar kernel's, lane-wise and in its order (w*q*x as (w*q)*x,
 ** sums left to right over j = 0..31, true divisions, no FMA), and every `if` is a per-lane
 ** blend, so each lane's scale equals the scalar one bit for bit. The 16 trial scales of a block
-** (the first -max/values[0], then (itry + values[0])/max for itry = -7..7) are independent until
-** the "keep the better one" step, so their sums are computed four trials at a time (four
+** (the first 1/(-max/values[0]), then (itry + values[0])/max for itry = -7..7) are independent
+** until the "keep the better one" step, so their sums are computed four trials at a time (four
 ** independent add chains per lane) and the keep step then runs over them in the scalar order.
 **
-** Lookup table (struct iq4_lut): entry r + LUT_OFF for r = floor(2y), r in [-LUT_OFF, LUT_OFF):
-** the grid index and the grid value of y. Inside the trial loop |y| <= 134 * (1 + 2^-22) (|x| <=
-** |max| and |id| <= 134/|max|), so for finite input no clamp is needed; a group of blocks with an
-** Inf or NaN, and the final code pass (whose inverse scale is not bounded), clamp r into the
-** table first, NaN to the top (ggml's binary search gives 15 for NaN).
+** The nearest grid value (ggml's best_index_int8) is the number of midpoints m_i <= y (see
+** iq4_lanes.h), found by a four-level binary search over the 15 midpoints: compares against
+** m_7, then m_3 or m_11, then one of four and one of eight (the last two picked by permutes).
+** The compares are "not less than, unordered true", so a NaN y counts every midpoint and gets
+** 15, as in ggml; no table lookup, no gather (a gather costs ~13 cycles on Zen 3).
 */
 #include "iq4_lanes.h"
 
-enum { QK = 32, NTRY = 7, NTRIAL = 2 * NTRY + 2, LUT_OFF = 272, TG = 4 };
+enum { QK = 32, NTRY = 7, NTRIAL = 2 * NTRY + 2, TG = 4 };
 
 #define GROUP_MAX_EPS 1e-15f
 
-int mq_iq4_lut_index(float y)
+/* (v_i + v_i+1) / 2 of the IQ4_NL grid, all multiples of 0.5 and exact in float */
+static const float mid[15] = {-115.5f, -93.5f, -74.f, -57.f, -42.f, -28.5f, -16.f, -4.5f,
+                              7.f,      19.f,   31.5f, 45.5f, 61.f,  79.f,   101.f};
+
+int mq_iq4_mid_index(float y)
 {
-    /* the scalar form of the lookup the lanes do: NaN -> top, clamp, floor(2y) */
-    float r = y + y;
-    if (!(r < (float)(LUT_OFF - 1))) r = (float)(LUT_OFF - 1);
-    if (r < (float)-LUT_OFF) r = (float)-LUT_OFF;
-    int k = (int)floorf(r);
-    /* entry k: the count of midpoints <= k/2, which is ggml's index of k/2 */
-    return mq_iq4_grid_index((float)k * 0.5f);
+    /* the lanes' search, one value at a time */
+    int c1 = !(y < mid[7]);
+    int c2 = !(y < (c1 ? mid[11] : mid[3]));
+    int i2 = 2 * c1 + c2;
+    int c3 = !(y < mid[4 * i2 + 1]);
+    int i3 = 2 * i2 + c3;
+    int c4 = !(y < mid[2 * i3]);
+    return 2 * i3 + c4;
 }
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
 
-struct iq4_lut {
-    float q[2 * LUT_OFF];   /* grid value of entry r */
-    int32_t l[2 * LUT_OFF]; /* grid index of entry r */
+/* the search's constants, held in registers across a block group */
+struct iq4_search {
+    __m256 m7, m3, m11, l3, l4, vlo, vhi;
 };
 
-static void iq4_lut_init(struct iq4_lut *t)
+__attribute__((target("avx2,f16c"))) static void search_init(struct iq4_search *s)
 {
-    for (int r = -LUT_OFF; r < LUT_OFF; r++) {
-        int l = mq_iq4_grid_index((float)r * 0.5f);
-        t->l[r + LUT_OFF] = l;
-        t->q[r + LUT_OFF] = (float)mq_iq4nl_values[l];
-    }
+    s->m7 = _mm256_set1_ps(mid[7]);
+    s->m3 = _mm256_set1_ps(mid[3]);
+    s->m11 = _mm256_set1_ps(mid[11]);
+    s->l3 = _mm256_setr_ps(mid[1], mid[5], mid[9], mid[13], 0, 0, 0, 0);
+    s->l4 = _mm256_setr_ps(mid[0], mid[2], mid[4], mid[6], mid[8], mid[10], mid[12], mid[14]);
+    float lo[8], hi[8];
+    for (int i = 0; i < 8; i++) lo[i] = mq_iq4nl_values[2 * i], hi[i] = mq_iq4nl_values[2 * i + 1];
+    s->vlo = _mm256_loadu_ps(lo);
+    s->vhi = _mm256_loadu_ps(hi);
 }
 
-/* floor(y2) as a table offset; with clamp: y2 limited to the table first, NaN to the top */
-__attribute__((target("avx2,f16c"))) static inline __m256i lut_slot(__m256 y2, bool clamp)
+/* The search down to the last compare: *i3 = index / 2 (0..7), *c4 = its low bit as a mask. */
+__attribute__((target("avx2,f16c"))) static inline void search8(const struct iq4_search *s, __m256 y, __m256i *i3,
+                                                               __m256 *c4)
 {
-    if (clamp) {
-        y2 = _mm256_min_ps(y2, _mm256_set1_ps((float)(LUT_OFF - 1))); /* NaN -> second operand */
-        y2 = _mm256_max_ps(y2, _mm256_set1_ps((float)-LUT_OFF));
-    }
-    return _mm256_cvttps_epi32(_mm256_round_ps(y2, _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC));
+    __m256 c1 = _mm256_cmp_ps(y, s->m7, _CMP_NLT_UQ);
+    __m256 c2 = _mm256_cmp_ps(y, _mm256_blendv_ps(s->m3, s->m11, c1), _CMP_NLT_UQ);
+    __m256i i2 = _mm256_sub_epi32(_mm256_and_si256(_mm256_castps_si256(c1), _mm256_set1_epi32(2)),
+                                  _mm256_castps_si256(c2));
+    __m256 c3 = _mm256_cmp_ps(y, _mm256_permutevar8x32_ps(s->l3, i2), _CMP_NLT_UQ);
+    __m256i j3 = _mm256_sub_epi32(_mm256_add_epi32(i2, i2), _mm256_castps_si256(c3));
+    *c4 = _mm256_cmp_ps(y, _mm256_permutevar8x32_ps(s->l4, j3), _CMP_NLT_UQ);
+    *i3 = j3;
 }
 
-/*
-** Sums of TG trials: id2[t] = 2 * the trial's inverse scale (exact), so y2 = x * id2 = 2 * (x * id)
-** bit for bit (a subnormal product can differ, but every |y| < 0.5 maps to index 8 either way).
-*/
-__attribute__((target("avx2,f16c"))) static inline void trial_sums(const struct iq4_lut *t, const __m256 *X,
-                                                                  const __m256 *W, const __m256 *id2, __m256 *sx,
-                                                                  __m256 *s2, bool clamp)
+/* the grid value nearest to y */
+__attribute__((target("avx2,f16c"))) static inline __m256 grid_value8(const struct iq4_search *s, __m256 y)
 {
-    const float *qtab = t->q + LUT_OFF;
+    __m256i i3;
+    __m256 c4;
+    search8(s, y, &i3, &c4);
+    return _mm256_blendv_ps(_mm256_permutevar8x32_ps(s->vlo, i3), _mm256_permutevar8x32_ps(s->vhi, i3), c4);
+}
+
+/* the grid index nearest to y */
+__attribute__((target("avx2,f16c"))) static inline __m256i grid_index8(const struct iq4_search *s, __m256 y)
+{
+    __m256i i3;
+    __m256 c4;
+    search8(s, y, &i3, &c4);
+    return _mm256_sub_epi32(_mm256_add_epi32(i3, i3), _mm256_castps_si256(c4));
+}
+
+/* Sums of TG trials with inverse scales id[0..TG-1], per lane in element order. */
+__attribute__((target("avx2,f16c"))) static inline void trial_sums(const struct iq4_search *s, const __m256 *X,
+                                                                  const __m256 *W, const __m256 *id, __m256 *sx,
+                                                                  __m256 *s2)
+{
     __m256 a[TG], b[TG];
     for (int k = 0; k < TG; k++) a[k] = b[k] = _mm256_setzero_ps();
     for (int j = 0; j < QK; j++) {
         const __m256 x = X[j], w = W[j];
 #pragma GCC unroll 4
         for (int k = 0; k < TG; k++) {
-            __m256 q = _mm256_i32gather_ps(qtab, lut_slot(_mm256_mul_ps(x, id2[k]), clamp), 4);
+            __m256 q = grid_value8(s, _mm256_mul_ps(id[k], x));
             __m256 wq = _mm256_mul_ps(w, q);
             a[k] = _mm256_add_ps(a[k], _mm256_mul_ps(wq, x));
             b[k] = _mm256_add_ps(b[k], _mm256_mul_ps(wq, q));
@@ -88,37 +115,27 @@ __attribute__((target("avx2,f16c"))) static inline void trial_sums(const struct 
 ** of quantize_row_iq4_nl_impl, 0 for a block with max |x| < GROUP_MAX_EPS. guard: IQ4_NL's first
 ** refit d = sumq2 > 0 ? sumqx/sumq2 : 0 (iq4_nl.c); IQ4_XS divides unguarded (iq4_xs.c).
 */
-__attribute__((target("avx2,f16c"))) static __m256 fit8(const struct iq4_lut *t, const __m256 *X, const __m256 *W,
+__attribute__((target("avx2,f16c"))) static __m256 fit8(const struct iq4_search *s, const __m256 *X, const __m256 *W,
                                                        bool guard)
 {
     const __m256 absmask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
     const __m256 zero = _mm256_setzero_ps();
-    __m256 amax = zero, max = zero, bad = zero;
+    __m256 amax = zero, max = zero;
     for (int j = 0; j < QK; j++) {
         __m256 ax = _mm256_and_ps(X[j], absmask);
         __m256 gt = _mm256_cmp_ps(ax, amax, _CMP_GT_OQ);
         amax = _mm256_blendv_ps(amax, ax, gt);
         max = _mm256_blendv_ps(max, X[j], gt);
-        bad = _mm256_or_ps(bad, _mm256_cmp_ps(ax, _mm256_set1_ps(3.402823466e38f), _CMP_NLE_UQ)); /* Inf, NaN */
     }
     const __m256 active = _mm256_cmp_ps(amax, _mm256_set1_ps(GROUP_MAX_EPS), _CMP_GE_OQ);
-    /* inactive lanes get max = 1 so that their (discarded) trials stay inside the table */
-    max = _mm256_blendv_ps(_mm256_set1_ps(1.f), max, active);
-    const bool clamp = !_mm256_testz_ps(bad, bad);
 
     /* trial 0: id = 1 / (-max / values[0]); trial 1 + i: id = (i - 7 + values[0]) / max */
-    __m256 id2[NTRIAL], sx[NTRIAL], s2[NTRIAL];
+    __m256 id[NTRIAL], sx[NTRIAL], s2[NTRIAL];
     const __m256 v0 = _mm256_set1_ps((float)mq_iq4nl_values[0]);
-    __m256 id = _mm256_div_ps(_mm256_set1_ps(1.f), _mm256_div_ps(_mm256_xor_ps(max, _mm256_set1_ps(-0.f)), v0));
-    id2[0] = _mm256_add_ps(id, id);
-    for (int i = 0; i <= 2 * NTRY; i++) {
-        id = _mm256_div_ps(_mm256_set1_ps((float)(i - NTRY + mq_iq4nl_values[0])), max);
-        id2[i + 1] = _mm256_add_ps(id, id);
-    }
-    for (int g = 0; g < NTRIAL; g += TG) {
-        if (clamp) trial_sums(t, X, W, id2 + g, sx + g, s2 + g, true);
-        else trial_sums(t, X, W, id2 + g, sx + g, s2 + g, false);
-    }
+    id[0] = _mm256_div_ps(_mm256_set1_ps(1.f), _mm256_div_ps(_mm256_xor_ps(max, _mm256_set1_ps(-0.f)), v0));
+    for (int i = 0; i <= 2 * NTRY; i++)
+        id[i + 1] = _mm256_div_ps(_mm256_set1_ps((float)(i - NTRY + mq_iq4nl_values[0])), max);
+    for (int g = 0; g < NTRIAL; g += TG) trial_sums(s, X, W, id + g, sx + g, s2 + g);
     __m256 d = _mm256_div_ps(sx[0], s2[0]);
     if (guard) d = _mm256_and_ps(_mm256_cmp_ps(s2[0], zero, _CMP_GT_OQ), d);
     __m256 best = _mm256_mul_ps(d, sx[0]);
@@ -132,15 +149,31 @@ __attribute__((target("avx2,f16c"))) static __m256 fit8(const struct iq4_lut *t,
     return _mm256_and_ps(d, active);
 }
 
-/* The codes of eight blocks for per-lane inverse scales id: best_index(id * x) (clamped lookup). */
-__attribute__((target("avx2,f16c"))) static inline void codes8(const struct iq4_lut *t, const __m256 *X, __m256 id,
+/* The codes of eight blocks for per-lane inverse scales id: best_index(id * x). */
+__attribute__((target("avx2,f16c"))) static inline void codes8(const struct iq4_search *s, const __m256 *X, __m256 id,
                                                               uint32_t L[QK][8])
 {
-    const int *ltab = t->l + LUT_OFF;
-    for (int j = 0; j < QK; j++) {
-        __m256 y = _mm256_mul_ps(id, X[j]);
-        __m256i l = _mm256_i32gather_epi32(ltab, lut_slot(_mm256_add_ps(y, y), true), 4);
-        _mm256_storeu_si256((__m256i *)L[j], l);
+    for (int j = 0; j < QK; j++) _mm256_storeu_si256((__m256i *)L[j], grid_index8(s, _mm256_mul_ps(id, X[j])));
+}
+
+/* out[i] lane k = p[k * stride + i] for i, k = 0..7 (an 8x8 transpose, no gathers). */
+__attribute__((target("avx2,f16c"))) static inline void load_t8(const float *p, int stride, __m256 *out)
+{
+    __m256 r[8], t[8];
+    for (int k = 0; k < 8; k++) r[k] = _mm256_loadu_ps(p + (size_t)k * (size_t)stride);
+    for (int k = 0; k < 8; k += 2) {
+        t[k] = _mm256_unpacklo_ps(r[k], r[k + 1]);     /* r0[0] r1[0] r0[1] r1[1] | r0[4] r1[4] .. */
+        t[k + 1] = _mm256_unpackhi_ps(r[k], r[k + 1]); /* r0[2] r1[2] r0[3] r1[3] | .. */
+    }
+    for (int k = 0; k < 8; k += 4) {
+        r[k] = _mm256_shuffle_ps(t[k], t[k + 2], 0x44);     /* column 0 (and 4) of rows k..k+3 */
+        r[k + 1] = _mm256_shuffle_ps(t[k], t[k + 2], 0xEE); /* column 1 (and 5) */
+        r[k + 2] = _mm256_shuffle_ps(t[k + 1], t[k + 3], 0x44);
+        r[k + 3] = _mm256_shuffle_ps(t[k + 1], t[k + 3], 0xEE);
+    }
+    for (int c = 0; c < 4; c++) {
+        out[c] = _mm256_permute2f128_ps(r[c], r[c + 4], 0x20);
+        out[c + 4] = _mm256_permute2f128_ps(r[c], r[c + 4], 0x31);
     }
 }
 
@@ -153,8 +186,7 @@ __attribute__((target("avx2,f16c"))) static inline void codes8(const struct iq4_
 __attribute__((target("avx2,f16c"))) static void load8(const float *x, const float *qw, int stride,
                                                       const float *sigma2_all, __m256 *X, __m256 *W)
 {
-    const __m256i off = _mm256_mullo_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), _mm256_set1_epi32(stride));
-    for (int j = 0; j < QK; j++) X[j] = _mm256_i32gather_ps(x + j, off, 4);
+    for (int c = 0; c < QK; c += 8) load_t8(x + c, stride, X + c);
     if (!qw) {
         for (int j = 0; j < QK; j++) W[j] = _mm256_mul_ps(X[j], X[j]);
         return;
@@ -167,23 +199,22 @@ __attribute__((target("avx2,f16c"))) static void load8(const float *x, const flo
         for (int j = 0; j < QK; j++) sigma2 = _mm256_add_ps(sigma2, _mm256_mul_ps(X[j], X[j]));
         sigma2 = _mm256_mul_ps(sigma2, _mm256_set1_ps(2.f / QK));
     }
-    for (int j = 0; j < QK; j++)
-        W[j] = _mm256_mul_ps(_mm256_i32gather_ps(qw + j, off, 4),
-                             _mm256_sqrt_ps(_mm256_add_ps(sigma2, _mm256_mul_ps(X[j], X[j]))));
+    for (int c = 0; c < QK; c += 8) load_t8(qw + c, stride, W + c);
+    for (int j = 0; j < QK; j++) W[j] = _mm256_mul_ps(W[j], _mm256_sqrt_ps(_mm256_add_ps(sigma2, _mm256_mul_ps(X[j], X[j]))));
 }
 
 /* Eight IQ4_NL blocks at x (qw: their weights or NULL) into y[8 * 18]; only the first nout written. */
-__attribute__((target("avx2,f16c"))) static void iq4_nl_8(const struct iq4_lut *t, const float *x, const float *qw,
+__attribute__((target("avx2,f16c"))) static void iq4_nl_8(const struct iq4_search *s, const float *x, const float *qw,
                                                           uint8_t *y, int nout)
 {
     __m256 X[QK], W[QK];
     load8(x, qw, QK, NULL, X, W);
-    const __m256 d = fit8(t, X, W, true);
+    const __m256 d = fit8(s, X, W, true);
     /* id = d ? 1/d : 0 */
     const __m256 id = _mm256_and_ps(_mm256_cmp_ps(d, _mm256_setzero_ps(), _CMP_NEQ_UQ),
                                     _mm256_div_ps(_mm256_set1_ps(1.f), d));
     uint32_t L[QK][8];
-    codes8(t, X, id, L);
+    codes8(s, X, id, L);
     float dl[8];
     _mm256_storeu_ps(dl, d);
     for (int k = 0; k < nout; k++) {
@@ -195,22 +226,22 @@ __attribute__((target("avx2,f16c"))) static void iq4_nl_8(const struct iq4_lut *
 
 __attribute__((target("avx2,f16c"))) static void iq4_nl_avx2(const float *src, size_t nb, const float *qw, uint8_t *data)
 {
-    struct iq4_lut t;
-    iq4_lut_init(&t);
+    struct iq4_search s;
+    search_init(&s);
     size_t b = 0;
     for (; b + 8 <= nb; b += 8)
-        iq4_nl_8(&t, src + b * QK, qw ? qw + b * QK : NULL, data + b * sizeof(struct mq_block_iq4_nl), 8);
+        iq4_nl_8(&s, src + b * QK, qw ? qw + b * QK : NULL, data + b * sizeof(struct mq_block_iq4_nl), 8);
     if (b < nb) {
         /* the last 1..7 blocks, padded with all-zero blocks (a zero block is fitted on its own) */
         float xs[8 * QK] = {0}, ws[8 * QK] = {0};
         memcpy(xs, src + b * QK, (nb - b) * QK * sizeof(float));
         if (qw) memcpy(ws, qw + b * QK, (nb - b) * QK * sizeof(float));
-        iq4_nl_8(&t, xs, qw ? ws : NULL, data + b * sizeof(struct mq_block_iq4_nl), (int)(nb - b));
+        iq4_nl_8(&s, xs, qw ? ws : NULL, data + b * sizeof(struct mq_block_iq4_nl), (int)(nb - b));
     }
 }
 
 /* One IQ4_XS super-block x[256] (qw: its 256 weights or NULL) into the 136 bytes at y. */
-__attribute__((target("avx2,f16c"))) static void iq4_xs_sb(const struct iq4_lut *t, const float *x, const float *qw,
+__attribute__((target("avx2,f16c"))) static void iq4_xs_sb(const struct iq4_search *s, const float *x, const float *qw,
                                                            uint8_t *y)
 {
     __m256 X[QK], W[QK];
@@ -221,7 +252,7 @@ __attribute__((target("avx2,f16c"))) static void iq4_xs_sb(const struct iq4_lut 
     }
     load8(x, qw, QK, &sigma2, X, W);
     float scales[8];
-    _mm256_storeu_ps(scales, fit8(t, X, W, false));
+    _mm256_storeu_ps(scales, fit8(s, X, W, false));
     /* iq4_xs.c from here: the block scales coded against d = -max_scale/32 */
     float max_scale = 0, amax_scale = 0;
     for (int ib = 0; ib < 8; ib++) {
@@ -249,7 +280,7 @@ __attribute__((target("avx2,f16c"))) static void iq4_xs_sb(const struct iq4_lut 
     y[2] = (uint8_t)scales_h;
     y[3] = (uint8_t)(scales_h >> 8);
     uint32_t L[QK][8];
-    codes8(t, X, _mm256_loadu_ps(idl), L);
+    codes8(s, X, _mm256_loadu_ps(idl), L);
     for (int ib = 0; ib < 8; ib++)
         for (int j = 0; j < QK / 2; j++) qs[16 * ib + j] = (uint8_t)(L[j][ib] | (L[j + 16][ib] << 4));
 }
@@ -257,10 +288,10 @@ __attribute__((target("avx2,f16c"))) static void iq4_xs_sb(const struct iq4_lut 
 __attribute__((target("avx2,f16c"))) static void iq4_xs_avx2(const float *src, size_t n, size_t row_len,
                                                              const float *qw, uint8_t *data)
 {
-    struct iq4_lut t;
-    iq4_lut_init(&t);
+    struct iq4_search s;
+    search_init(&s);
     for (size_t b = 0; b < n / 256; b++)
-        iq4_xs_sb(&t, src + b * 256, qw ? qw + (b * 256) % row_len : NULL, data + b * sizeof(struct mq_block_iq4_xs));
+        iq4_xs_sb(&s, src + b * 256, qw ? qw + (b * 256) % row_len : NULL, data + b * sizeof(struct mq_block_iq4_xs));
 }
 
 #define MQ_IQ4_AVX2 1

@@ -7,16 +7,15 @@
 ** The nearest grid value: ggml's best_index_int8 on the IQ4_NL grid equals "the number of
 ** midpoints m_i = (v_i + v_i+1)/2 that are <= y" (a NaN y gives 15), because near every midpoint
 ** both differences y - v_i and v_i+1 - y are exact in float, so its compare is the exact one. The
-** midpoints are multiples of 0.5, so that count only depends on r = floor(2y): the kernels look
-** it up in a table of r (mq_iq4_lut_index, exported for the tests).
+** kernels count them with a binary search (mq_iq4_mid_index is its scalar form, for the tests).
 */
 #ifndef MODELQ_IQ4_LANES_H
 #define MODELQ_IQ4_LANES_H
 
 #include "qcommon.h"
 
-/* The lookup: the grid index of y from floor(2y) (clamped to the table, NaN -> 15). */
-int mq_iq4_lut_index(float y);
+/* The lanes' grid search for one value: the number of midpoints <= y (NaN -> 15). */
+int mq_iq4_mid_index(float y);
 
 /*
 ** nb IQ4_NL blocks of src into data (18 bytes each); qw = NULL for ggml's unweighted path
