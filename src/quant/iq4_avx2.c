@@ -15,6 +15,8 @@
 ** The compares are "not less than, unordered true", so a NaN y counts every midpoint and gets
 ** 15, as in ggml; no table lookup, no gather (a gather costs ~13 cycles on Zen 3).
 */
+#include <float.h>
+
 #include "iq4_lanes.h"
 
 enum { QK = 32, NTRY = 7, NTRIAL = 2 * NTRY + 2, TG = 4 };
@@ -41,9 +43,19 @@ int mq_iq4_mid_index(float y)
 #include <immintrin.h>
 
 /* the search's constants, held in registers across a block group */
+/* the later trials' tables, indexed by the trial-1 index k (see first_trials) */
+struct iq4_step {
+    float v[16];            /* the grid as floats */
+    float ta[16], tb[16];   /* the next two thresholds on |y| toward 0 (-1: none) */
+    float q1[16], q2[16];   /* the values past them */
+};
+
 struct iq4_search {
     __m256 m7, m3, m11, l3, l4, vlo, vhi;
+    struct iq4_step step;
 };
+
+static void step_init(struct iq4_step *t);
 
 __attribute__((target("avx2,f16c"))) static void search_init(struct iq4_search *s)
 {
@@ -56,6 +68,7 @@ __attribute__((target("avx2,f16c"))) static void search_init(struct iq4_search *
     for (int i = 0; i < 8; i++) lo[i] = mq_iq4nl_values[2 * i], hi[i] = mq_iq4nl_values[2 * i + 1];
     s->vlo = _mm256_loadu_ps(lo);
     s->vhi = _mm256_loadu_ps(hi);
+    step_init(&s->step);
 }
 
 /* The search down to the last compare: *i3 = index / 2 (0..7), *c4 = its low bit as a mask. */
@@ -111,21 +124,119 @@ __attribute__((target("avx2,f16c"))) static inline void trial_sums(const struct 
 }
 
 /*
+** Trials 1..15 share the sign of id (itry + values[0] < 0) and |id| falls with itry, so each
+** |y| = |x| * |id| (exact: rounding is sign-symmetric) falls monotonically toward 0 and the
+** index moves toward the centre (8) by at most two midpoints over all 15: |y| drops by at most
+** 14 * |x/max| <= 14 (|x| <= |max|) while two midpoint gaps on one side add up to more than 14.
+** So after a full search at trial 1 (index k) every later trial only compares |y| against the
+** next two midpoints toward 0 (ta, tb: "crossed" when |y| <= t; a positive midpoint m is turned
+** into the float just below m, since there the test is y < m) and picks one of three values.
+** Only for finite x (a group with Inf or NaN takes the full search for every trial).
+*/
+
+static void step_init(struct iq4_step *t)
+{
+    for (int k = 0; k < 16; k++) {
+        t->v[k] = mq_iq4nl_values[k];
+        t->ta[k] = t->tb[k] = -1.f; /* no crossing: |y| >= 0 > -1 */
+        t->q1[k] = t->q2[k] = mq_iq4nl_values[k];
+        if (k < 8) { /* y < 0, the index rises: crossing m_k when y >= m_k, i.e. |y| <= -m_k */
+            t->ta[k] = -mid[k];
+            if (k + 1 < 8) t->tb[k] = -mid[k + 1];
+            t->q1[k] = mq_iq4nl_values[k + 1];
+            t->q2[k] = mq_iq4nl_values[k + 2];
+        } else if (k > 8) { /* y > 0, the index falls: crossing m_k-1 when y < m_k-1 */
+            t->ta[k] = nextafterf(mid[k - 1], 0.f);
+            if (k - 2 >= 8) t->tb[k] = nextafterf(mid[k - 2], 0.f);
+            t->q1[k] = mq_iq4nl_values[k - 1];
+            t->q2[k] = mq_iq4nl_values[k - 2];
+        }
+    }
+}
+
+/* tab[idx] for a 16-entry float table */
+__attribute__((target("avx2,f16c"))) static inline __m256 lookup16(const float *tab, __m256i idx)
+{
+    const __m256 hi = _mm256_castsi256_ps(_mm256_slli_epi32(idx, 28)); /* bit 3 -> sign bit */
+    return _mm256_blendv_ps(_mm256_permutevar8x32_ps(_mm256_loadu_ps(tab), idx),
+                            _mm256_permutevar8x32_ps(_mm256_loadu_ps(tab + 8), idx), hi);
+}
+
+/* per element j of the eight blocks: |x|, the two thresholds and the three candidate values */
+struct iq4_prep {
+    __m256 ax[QK], ta[QK], tb[QK], q0[QK], q1[QK], q2[QK];
+};
+
+/*
+** Trials 0 and 1 with the full search (their sums into sx[0..1], s2[0..1]), and from trial 1's
+** indices the per-element data of the later trials.
+*/
+__attribute__((target("avx2,f16c"))) static void first_trials(const struct iq4_search *s, const struct iq4_step *t,
+                                                             const __m256 *X, const __m256 *W, const __m256 *id,
+                                                             __m256 *sx, __m256 *s2, struct iq4_prep *p)
+{
+    const __m256 absmask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
+    __m256 a0 = _mm256_setzero_ps(), b0 = a0, a1 = a0, b1 = a0;
+    for (int j = 0; j < QK; j++) {
+        const __m256 x = X[j], w = W[j];
+        __m256 q = grid_value8(s, _mm256_mul_ps(id[0], x));
+        __m256 wq = _mm256_mul_ps(w, q);
+        a0 = _mm256_add_ps(a0, _mm256_mul_ps(wq, x));
+        b0 = _mm256_add_ps(b0, _mm256_mul_ps(wq, q));
+        __m256i k = grid_index8(s, _mm256_mul_ps(id[1], x));
+        q = lookup16(t->v, k);
+        wq = _mm256_mul_ps(w, q);
+        a1 = _mm256_add_ps(a1, _mm256_mul_ps(wq, x));
+        b1 = _mm256_add_ps(b1, _mm256_mul_ps(wq, q));
+        p->ax[j] = _mm256_and_ps(x, absmask);
+        p->q0[j] = q;
+        p->ta[j] = lookup16(t->ta, k);
+        p->tb[j] = lookup16(t->tb, k);
+        p->q1[j] = lookup16(t->q1, k);
+        p->q2[j] = lookup16(t->q2, k);
+    }
+    sx[0] = a0, s2[0] = b0, sx[1] = a1, s2[1] = b1;
+}
+
+/* Sums of trials with |id| = aid[0..n-1] (all from trial 2 on), n <= 4. */
+__attribute__((target("avx2,f16c"))) static inline void step_sums(const struct iq4_prep *p, const __m256 *X,
+                                                                 const __m256 *W, const __m256 *aid, int n, __m256 *sx,
+                                                                 __m256 *s2)
+{
+    __m256 a[TG], b[TG];
+    for (int k = 0; k < TG; k++) a[k] = b[k] = _mm256_setzero_ps();
+    for (int j = 0; j < QK; j++) {
+        const __m256 x = X[j], w = W[j];
+#pragma GCC unroll 4
+        for (int k = 0; k < n; k++) {
+            __m256 z = _mm256_mul_ps(p->ax[j], aid[k]);
+            __m256 q = _mm256_blendv_ps(p->q0[j], p->q1[j], _mm256_cmp_ps(z, p->ta[j], _CMP_LE_OQ));
+            q = _mm256_blendv_ps(q, p->q2[j], _mm256_cmp_ps(z, p->tb[j], _CMP_LE_OQ));
+            __m256 wq = _mm256_mul_ps(w, q);
+            a[k] = _mm256_add_ps(a[k], _mm256_mul_ps(wq, x));
+            b[k] = _mm256_add_ps(b[k], _mm256_mul_ps(wq, q));
+        }
+    }
+    for (int k = 0; k < n; k++) sx[k] = a[k], s2[k] = b[k];
+}
+
+/*
 ** The fit of eight blocks (X[j], W[j]: element j and its weight in each lane): the block scale
 ** of quantize_row_iq4_nl_impl, 0 for a block with max |x| < GROUP_MAX_EPS. guard: IQ4_NL's first
 ** refit d = sumq2 > 0 ? sumqx/sumq2 : 0 (iq4_nl.c); IQ4_XS divides unguarded (iq4_xs.c).
 */
-__attribute__((target("avx2,f16c"))) static __m256 fit8(const struct iq4_search *s, const __m256 *X, const __m256 *W,
-                                                       bool guard)
+__attribute__((target("avx2,f16c"))) static __m256 fit8(const struct iq4_search *s, const struct iq4_step *t,
+                                                       const __m256 *X, const __m256 *W, bool guard)
 {
     const __m256 absmask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
     const __m256 zero = _mm256_setzero_ps();
-    __m256 amax = zero, max = zero;
+    __m256 amax = zero, max = zero, bad = zero;
     for (int j = 0; j < QK; j++) {
         __m256 ax = _mm256_and_ps(X[j], absmask);
         __m256 gt = _mm256_cmp_ps(ax, amax, _CMP_GT_OQ);
         amax = _mm256_blendv_ps(amax, ax, gt);
         max = _mm256_blendv_ps(max, X[j], gt);
+        bad = _mm256_or_ps(bad, _mm256_cmp_ps(ax, _mm256_set1_ps(FLT_MAX), _CMP_NLE_UQ)); /* Inf, NaN */
     }
     const __m256 active = _mm256_cmp_ps(amax, _mm256_set1_ps(GROUP_MAX_EPS), _CMP_GE_OQ);
 
@@ -135,7 +246,15 @@ __attribute__((target("avx2,f16c"))) static __m256 fit8(const struct iq4_search 
     id[0] = _mm256_div_ps(_mm256_set1_ps(1.f), _mm256_div_ps(_mm256_xor_ps(max, _mm256_set1_ps(-0.f)), v0));
     for (int i = 0; i <= 2 * NTRY; i++)
         id[i + 1] = _mm256_div_ps(_mm256_set1_ps((float)(i - NTRY + mq_iq4nl_values[0])), max);
-    for (int g = 0; g < NTRIAL; g += TG) trial_sums(s, X, W, id + g, sx + g, s2 + g);
+    if (!_mm256_testz_ps(bad, bad)) {
+        for (int g = 0; g < NTRIAL; g += TG) trial_sums(s, X, W, id + g, sx + g, s2 + g);
+    } else {
+        struct iq4_prep p;
+        first_trials(s, t, X, W, id, sx, s2, &p);
+        __m256 aid[NTRIAL];
+        for (int i = 2; i < NTRIAL; i++) aid[i] = _mm256_and_ps(id[i], absmask);
+        for (int g = 2; g < NTRIAL; g += TG) step_sums(&p, X, W, aid + g, NTRIAL - g < TG ? NTRIAL - g : TG, sx + g, s2 + g);
+    }
     __m256 d = _mm256_div_ps(sx[0], s2[0]);
     if (guard) d = _mm256_and_ps(_mm256_cmp_ps(s2[0], zero, _CMP_GT_OQ), d);
     __m256 best = _mm256_mul_ps(d, sx[0]);
@@ -209,7 +328,7 @@ __attribute__((target("avx2,f16c"))) static void iq4_nl_8(const struct iq4_searc
 {
     __m256 X[QK], W[QK];
     load8(x, qw, QK, NULL, X, W);
-    const __m256 d = fit8(s, X, W, true);
+    const __m256 d = fit8(s, &s->step, X, W, true);
     /* id = d ? 1/d : 0 */
     const __m256 id = _mm256_and_ps(_mm256_cmp_ps(d, _mm256_setzero_ps(), _CMP_NEQ_UQ),
                                     _mm256_div_ps(_mm256_set1_ps(1.f), d));
@@ -252,7 +371,7 @@ __attribute__((target("avx2,f16c"))) static void iq4_xs_sb(const struct iq4_sear
     }
     load8(x, qw, QK, &sigma2, X, W);
     float scales[8];
-    _mm256_storeu_ps(scales, fit8(s, X, W, false));
+    _mm256_storeu_ps(scales, fit8(s, &s->step, X, W, false));
     /* iq4_xs.c from here: the block scales coded against d = -max_scale/32 */
     float max_scale = 0, amax_scale = 0;
     for (int ib = 0; ib < 8; ib++) {
