@@ -268,11 +268,37 @@ __attribute__((target("avx2,f16c"))) static __m256 fit8(const struct iq4_search 
     return _mm256_and_ps(d, active);
 }
 
-/* The codes of eight blocks for per-lane inverse scales id: best_index(id * x). */
-__attribute__((target("avx2,f16c"))) static inline void codes8(const struct iq4_search *s, const __m256 *X, __m256 id,
-                                                              uint32_t L[QK][8])
+/*
+** The codes of eight blocks for per-lane inverse scales id, best_index(id * x), packed as IQ4_NL
+** packs them (byte j = code j | code j+16 << 4): the 16 bytes of lane k go to dst + k * stride.
+** The bytes are moved out of the lanes by packs, a 4x4 byte shuffle and a 4x4 dword transpose.
+*/
+__attribute__((target("avx2,f16c"))) static void codes8(const struct iq4_search *s, const __m256 *X, __m256 id,
+                                                        uint8_t *dst, size_t stride)
 {
-    for (int j = 0; j < QK; j++) _mm256_storeu_si256((__m256i *)L[j], grid_index8(s, _mm256_mul_ps(id, X[j])));
+    __m256i v[QK / 2];
+    for (int j = 0; j < QK / 2; j++) {
+        __m256i lo = grid_index8(s, _mm256_mul_ps(id, X[j]));
+        __m256i hi = grid_index8(s, _mm256_mul_ps(id, X[j + QK / 2]));
+        v[j] = _mm256_or_si256(lo, _mm256_slli_epi32(hi, 4));
+    }
+    /* C[i], per 128-bit half (blocks 0..3 low, 4..7 high): dword k = bytes j = 4i..4i+3 of block k */
+    const __m256i tr4 = _mm256_setr_epi8(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15, 0, 4, 8, 12, 1, 5, 9,
+                                         13, 2, 6, 10, 14, 3, 7, 11, 15);
+    __m256i C[4];
+    for (int i = 0; i < 4; i++) {
+        __m256i b = _mm256_packus_epi16(_mm256_packus_epi32(v[4 * i], v[4 * i + 1]),
+                                        _mm256_packus_epi32(v[4 * i + 2], v[4 * i + 3]));
+        C[i] = _mm256_shuffle_epi8(b, tr4);
+    }
+    const __m256i t0 = _mm256_unpacklo_epi32(C[0], C[1]), t1 = _mm256_unpackhi_epi32(C[0], C[1]);
+    const __m256i t2 = _mm256_unpacklo_epi32(C[2], C[3]), t3 = _mm256_unpackhi_epi32(C[2], C[3]);
+    const __m256i o[4] = {_mm256_unpacklo_epi64(t0, t2), _mm256_unpackhi_epi64(t0, t2), _mm256_unpacklo_epi64(t1, t3),
+                          _mm256_unpackhi_epi64(t1, t3)};
+    for (int k = 0; k < 4; k++) {
+        _mm_storeu_si128((__m128i *)(dst + (size_t)k * stride), _mm256_castsi256_si128(o[k]));
+        _mm_storeu_si128((__m128i *)(dst + (size_t)(k + 4) * stride), _mm256_extracti128_si256(o[k], 1));
+    }
 }
 
 /* out[i] lane k = p[k * stride + i] for i, k = 0..7 (an 8x8 transpose, no gathers). */
@@ -332,15 +358,14 @@ __attribute__((target("avx2,f16c"))) static void iq4_nl_8(const struct iq4_searc
     /* id = d ? 1/d : 0 */
     const __m256 id = _mm256_and_ps(_mm256_cmp_ps(d, _mm256_setzero_ps(), _CMP_NEQ_UQ),
                                     _mm256_div_ps(_mm256_set1_ps(1.f), d));
-    uint32_t L[QK][8];
-    codes8(s, X, id, L);
+    /* eight whole blocks are written in place, a shorter tail through a buffer */
+    uint8_t out[8 * sizeof(struct mq_block_iq4_nl)];
+    uint8_t *dst = nout == 8 ? y : out;
+    codes8(s, X, id, dst + 2, sizeof(struct mq_block_iq4_nl));
     float dl[8];
     _mm256_storeu_ps(dl, d);
-    for (int k = 0; k < nout; k++) {
-        uint8_t *yb = y + (size_t)k * sizeof(struct mq_block_iq4_nl);
-        mq_put_f16(yb, dl[k]);
-        for (int j = 0; j < QK / 2; j++) yb[2 + j] = (uint8_t)(L[j][k] | (L[j + QK / 2][k] << 4));
-    }
+    for (int k = 0; k < 8; k++) mq_put_f16(dst + (size_t)k * sizeof(struct mq_block_iq4_nl), dl[k]);
+    if (dst != y) memcpy(y, out, (size_t)nout * sizeof(struct mq_block_iq4_nl));
 }
 
 __attribute__((target("avx2,f16c"))) static void iq4_nl_avx2(const float *src, size_t nb, const float *qw, uint8_t *data)
@@ -398,10 +423,7 @@ __attribute__((target("avx2,f16c"))) static void iq4_xs_sb(const struct iq4_sear
     }
     y[2] = (uint8_t)scales_h;
     y[3] = (uint8_t)(scales_h >> 8);
-    uint32_t L[QK][8];
-    codes8(s, X, _mm256_loadu_ps(idl), L);
-    for (int ib = 0; ib < 8; ib++)
-        for (int j = 0; j < QK / 2; j++) qs[16 * ib + j] = (uint8_t)(L[j][ib] | (L[j + 16][ib] << 4));
+    codes8(s, X, _mm256_loadu_ps(idl), qs, QK / 2);
 }
 
 __attribute__((target("avx2,f16c"))) static void iq4_xs_avx2(const float *src, size_t n, size_t row_len,
