@@ -40,7 +40,7 @@ int mq_iq4_mid_index(float y)
 }
 
 #if defined(__x86_64__) || defined(__i386__)
-#include <immintrin.h>
+#include "avx2_lanes.h"
 
 /* the search's constants, held in registers across a block group */
 /* the later trials' tables, indexed by the trial-1 index k (see first_trials) */
@@ -301,27 +301,6 @@ __attribute__((target("avx2,f16c"))) static void codes8(const struct iq4_search 
     }
 }
 
-/* out[i] lane k = p[k * stride + i] for i, k = 0..7 (an 8x8 transpose, no gathers). */
-__attribute__((target("avx2,f16c"))) static inline void load_t8(const float *p, int stride, __m256 *out)
-{
-    __m256 r[8], t[8];
-    for (int k = 0; k < 8; k++) r[k] = _mm256_loadu_ps(p + (size_t)k * (size_t)stride);
-    for (int k = 0; k < 8; k += 2) {
-        t[k] = _mm256_unpacklo_ps(r[k], r[k + 1]);     /* r0[0] r1[0] r0[1] r1[1] | r0[4] r1[4] .. */
-        t[k + 1] = _mm256_unpackhi_ps(r[k], r[k + 1]); /* r0[2] r1[2] r0[3] r1[3] | .. */
-    }
-    for (int k = 0; k < 8; k += 4) {
-        r[k] = _mm256_shuffle_ps(t[k], t[k + 2], 0x44);     /* column 0 (and 4) of rows k..k+3 */
-        r[k + 1] = _mm256_shuffle_ps(t[k], t[k + 2], 0xEE); /* column 1 (and 5) */
-        r[k + 2] = _mm256_shuffle_ps(t[k + 1], t[k + 3], 0x44);
-        r[k + 3] = _mm256_shuffle_ps(t[k + 1], t[k + 3], 0xEE);
-    }
-    for (int c = 0; c < 4; c++) {
-        out[c] = _mm256_permute2f128_ps(r[c], r[c + 4], 0x20);
-        out[c + 4] = _mm256_permute2f128_ps(r[c], r[c + 4], 0x31);
-    }
-}
-
 /*
 ** Loads eight blocks of 32 whose element 0 is at x + stride*k (lane k) and their weights: x^2
 ** without importance weights; with them (qw laid out like x) qw * sqrtf(sigma2 + x^2), where
@@ -331,7 +310,7 @@ __attribute__((target("avx2,f16c"))) static inline void load_t8(const float *p, 
 __attribute__((target("avx2,f16c"))) static void load8(const float *x, const float *qw, int stride,
                                                       const float *sigma2_all, __m256 *X, __m256 *W)
 {
-    for (int c = 0; c < QK; c += 8) load_t8(x + c, stride, X + c);
+    for (int c = 0; c < QK; c += 8) mq_avx2_load_t8(x + c, stride, X + c);
     if (!qw) {
         for (int j = 0; j < QK; j++) W[j] = _mm256_mul_ps(X[j], X[j]);
         return;
@@ -344,7 +323,7 @@ __attribute__((target("avx2,f16c"))) static void load8(const float *x, const flo
         for (int j = 0; j < QK; j++) sigma2 = _mm256_add_ps(sigma2, _mm256_mul_ps(X[j], X[j]));
         sigma2 = _mm256_mul_ps(sigma2, _mm256_set1_ps(2.f / QK));
     }
-    for (int c = 0; c < QK; c += 8) load_t8(qw + c, stride, W + c);
+    for (int c = 0; c < QK; c += 8) mq_avx2_load_t8(qw + c, stride, W + c);
     for (int j = 0; j < QK; j++) W[j] = _mm256_mul_ps(W[j], _mm256_sqrt_ps(_mm256_add_ps(sigma2, _mm256_mul_ps(X[j], X[j]))));
 }
 

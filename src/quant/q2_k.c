@@ -11,10 +11,12 @@
 ** 15 steps) with the absolute-difference error (use_mad); the scales and mins are then coded in
 ** 4 bits against max_scale/15 and max_min/15, and the codes recomputed from the fp16 d and dmin
 ** ((x + dmin*m) / (d*s), rounded, clamped to 0..3); a sub-block whose coded scale is 0 keeps the
-** fit's codes. All sums run left to right in float32 as in ggml-quants.c.
+** fit's codes. All sums run left to right in float32 as in ggml-quants.c; the fast kernel
+** (q2_k_avx2.c) keeps that order per sub-block (one per AVX2 lane).
 */
 #include <assert.h>
 
+#include "q2_k_lanes.h"
 #include "qcommon.h"
 
 enum { QK_K = 256, SUB = 16, NSUB = QK_K / SUB, NMAX = 3 };
@@ -89,7 +91,7 @@ void mq_quantize_q2_k_ref(const float *src, size_t n, size_t row_len, uint32_t b
 void mq_quantize_q2_k_fast(const float *src, size_t n, size_t row_len, uint32_t block,
                            uint8_t *data, float *scales, int8_t *zeros)
 {
-    mq_quantize_q2_k_ref(src, n, row_len, block, data, scales, zeros);
+    if (!mq_q2_k_quantize_avx2(src, n / QK_K, data)) mq_quantize_q2_k_ref(src, n, row_len, block, data, scales, zeros);
 }
 
 /* dequantize_row_q2_K */
