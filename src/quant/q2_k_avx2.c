@@ -22,8 +22,15 @@ enum { QK_K = 256, SUB = 16, NSTEP = 15 };
 #if defined(__x86_64__) || defined(__i386__)
 #include "avx2_lanes.h"
 
-enum { G = 2 }; /* halves of a super-block fitted side by side */
-#define FOR_G _Pragma("GCC unroll 2") for (int g = 0; g < G; g++)
+/*
+** G sets of eight sub-blocks (the halves of two super-blocks) fitted side by side: a step's sums,
+** its error and the next step's iscale are one long chain of dependent operations per set (the
+** next step starts from the min this one may have set), so independent sets fill the gaps. Each
+** set's element loop runs on its own (interleaving all four needs more registers than there are,
+** and a spilled sum puts a store-load into every add of its chain).
+*/
+enum { G = 4 };
+#define FOR_G _Pragma("GCC unroll 4") for (int g = 0; g < G; g++)
 
 struct q2_fit {
     float scale[SUB], the_min[SUB];   /* make_qkx2_quants' result and *the_min, per sub-block */
@@ -36,8 +43,11 @@ __attribute__((target("avx2,f16c"))) static inline __m256i code8(__m256 f)
     return _mm256_max_epi32(_mm256_setzero_si256(), _mm256_min_epi32(_mm256_set1_epi32(3), mq_avx2_nearest_int(f)));
 }
 
-/* make_qkx2_quants(16, 3, x, |x|, L, &min, Laux, -0.5, 0.1, 15, use_mad = true) for the 16 sub-blocks of x[256]. */
-__attribute__((target("avx2,f16c"))) static void fit_superblock(const float *x, struct q2_fit *out)
+/*
+** make_qkx2_quants(16, 3, x, |x|, L, &min, Laux, -0.5, 0.1, 15, use_mad = true) for the 16
+** sub-blocks of each of the super-blocks xs[0] and xs[1] (which may be the same).
+*/
+__attribute__((target("avx2,f16c"))) static void fit_superblocks(const float *const xs[2], struct q2_fit out[2])
 {
     const __m256 absmask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
     const __m256 signbit = _mm256_castsi256_ps(_mm256_set1_epi32((int)0x80000000u));
@@ -48,8 +58,9 @@ __attribute__((target("avx2,f16c"))) static void fit_superblock(const float *x, 
 
     FOR_G {
         __m256 t[SUB];
-        mq_avx2_load_t8(x + 128 * g, SUB, t);
-        mq_avx2_load_t8(x + 128 * g + 8, SUB, t + 8);
+        const float *xg = xs[g / 2] + 128 * (g % 2);
+        mq_avx2_load_t8(xg, SUB, t);
+        mq_avx2_load_t8(xg + 8, SUB, t + 8);
         for (int i = 0; i < SUB; i++) {
             X[i][g] = t[i];
             W[i][g] = _mm256_and_ps(t[i], absmask);
@@ -89,15 +100,17 @@ __attribute__((target("avx2,f16c"))) static void fit_superblock(const float *x, 
             iscale[g] = _mm256_div_ps(num, _mm256_sub_ps(max[g], min[g]));
             sum_l[g] = sum_l2[g] = sum_xl[g] = zero;
         }
-        for (int i = 0; i < SUB; i++) {
-            FOR_G {
+        FOR_G {
+            __m256 sl = zero, sl2 = zero, sxl = zero;
+            for (int i = 0; i < SUB; i++) {
                 __m256 lf = _mm256_cvtepi32_ps(code8(_mm256_mul_ps(iscale[g], _mm256_sub_ps(X[i][g], min[g]))));
                 Lf[i][g] = lf;
                 __m256 wl = _mm256_mul_ps(W[i][g], lf);
-                sum_l[g] = _mm256_add_ps(sum_l[g], wl);
-                sum_l2[g] = _mm256_add_ps(sum_l2[g], _mm256_mul_ps(wl, lf));
-                sum_xl[g] = _mm256_add_ps(sum_xl[g], _mm256_mul_ps(wl, X[i][g]));
+                sl = _mm256_add_ps(sl, wl);
+                sl2 = _mm256_add_ps(sl2, _mm256_mul_ps(wl, lf));
+                sxl = _mm256_add_ps(sxl, _mm256_mul_ps(wl, X[i][g]));
             }
+            sum_l[g] = sl, sum_l2[g] = sl2, sum_xl[g] = sxl;
         }
         __m256 any = zero;
         FOR_G {
@@ -114,15 +127,18 @@ __attribute__((target("avx2,f16c"))) static void fit_superblock(const float *x, 
                 _mm256_sub_ps(_mm256_mul_ps(sum_l2[g], sum_x[g]), _mm256_mul_ps(sum_l[g], sum_xl[g])), D[g]);
             const __m256 mpos = _mm256_cmp_ps(this_min[g], zero, _CMP_GT_OQ); /* if (this_min > 0) */
             this_min[g] = _mm256_andnot_ps(mpos, this_min[g]);
-            this_scale[g] = _mm256_blendv_ps(this_scale[g], _mm256_div_ps(sum_xl[g], sum_l2[g]), mpos);
+            if (!_mm256_testz_ps(mpos, mpos))
+                this_scale[g] = _mm256_blendv_ps(this_scale[g], _mm256_div_ps(sum_xl[g], sum_l2[g]), mpos);
             cur_error[g] = zero;
         }
-        for (int i = 0; i < SUB; i++) {
-            FOR_G {
+        FOR_G {
+            __m256 e = zero;
+            for (int i = 0; i < SUB; i++) {
                 __m256 diff =
                     _mm256_sub_ps(_mm256_add_ps(_mm256_mul_ps(this_scale[g], Lf[i][g]), this_min[g]), X[i][g]);
-                cur_error[g] = _mm256_add_ps(cur_error[g], _mm256_mul_ps(W[i][g], _mm256_and_ps(diff, absmask)));
+                e = _mm256_add_ps(e, _mm256_mul_ps(W[i][g], _mm256_and_ps(diff, absmask)));
             }
+            cur_error[g] = e;
         }
         FOR_G {
             const __m256 upd = _mm256_and_ps(dpos[g], _mm256_cmp_ps(cur_error[g], best_error[g], _CMP_LT_OQ));
@@ -134,13 +150,15 @@ __attribute__((target("avx2,f16c"))) static void fit_superblock(const float *x, 
         }
     }
     /* max == min lanes return early in the scalar code: scale 0, -min of the first pass */
-    out->flat = 0;
+    out[0].flat = out[1].flat = 0;
     FOR_G {
-        _mm256_storeu_ps(out->scale + 8 * g, _mm256_andnot_ps(flat[g], scale[g]));
-        _mm256_storeu_ps(out->the_min + 8 * g, _mm256_xor_ps(_mm256_blendv_ps(min[g], flat_min[g], flat[g]), signbit));
-        _mm256_storeu_ps(out->l_iscale + 8 * g, l_iscale[g]);
-        _mm256_storeu_ps(out->l_min + 8 * g, l_min[g]);
-        out->flat |= _mm256_movemask_ps(flat[g]) << (8 * g);
+        struct q2_fit *o = &out[g / 2];
+        const int h = 8 * (g % 2);
+        _mm256_storeu_ps(o->scale + h, _mm256_andnot_ps(flat[g], scale[g]));
+        _mm256_storeu_ps(o->the_min + h, _mm256_xor_ps(_mm256_blendv_ps(min[g], flat_min[g], flat[g]), signbit));
+        _mm256_storeu_ps(o->l_iscale + h, l_iscale[g]);
+        _mm256_storeu_ps(o->l_min + h, l_min[g]);
+        o->flat |= _mm256_movemask_ps(flat[g]) << h;
     }
 }
 
@@ -154,11 +172,10 @@ __attribute__((target("avx2,f16c"))) static inline void store_codes16(__m256i a,
     _mm_storeu_si128((__m128i *)L, bytes);
 }
 
-/* One super-block x[256] into the 84 bytes at y: q2_k.c's q2_k_block after the fits. */
-__attribute__((target("avx2,f16c"))) static void q2_k_block_avx2(const float *x, uint8_t *y)
+/* One super-block x[256] with its fits into the 84 bytes at y: q2_k.c's q2_k_block after the fits. */
+__attribute__((target("avx2,f16c"))) static void q2_k_pack(const float *x, const struct q2_fit *fp, uint8_t *y)
 {
-    struct q2_fit f;
-    fit_superblock(x, &f);
+    const struct q2_fit f = *fp;
     uint8_t *sc = y, *qs = y + 16;
     float max_scale = 0, max_min = 0;
     for (int j = 0; j < SUB; j++) {
@@ -215,7 +232,13 @@ bool mq_q2_k_quantize_avx2(const float *src, size_t nb, uint8_t *data)
 {
 #ifdef MQ_Q2K_AVX2
     if (mq_cpu_avx2()) {
-        for (size_t b = 0; b < nb; b++) q2_k_block_avx2(src + b * QK_K, data + b * sizeof(struct mq_block_q2_K));
+        struct q2_fit f[2];
+        for (size_t b = 0; b < nb; b += 2) { /* two at a time, the last one alone fitted twice */
+            const float *xs[2] = {src + b * QK_K, src + (b + 1 < nb ? b + 1 : b) * QK_K};
+            fit_superblocks(xs, f);
+            for (size_t k = 0; k < 2 && b + k < nb; k++)
+                q2_k_pack(xs[k], &f[k], data + (b + k) * sizeof(struct mq_block_q2_K));
+        }
         return true;
     }
 #endif
