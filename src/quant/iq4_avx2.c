@@ -39,23 +39,63 @@ int mq_iq4_mid_index(float y)
     return 2 * i3 + c4;
 }
 
-#if defined(__x86_64__) || defined(__i386__)
-#include "avx2_lanes.h"
+/*
+** Trials 1..15 share the sign of id (itry + values[0] < 0) and |id| falls with itry, so each
+** |y| = |x| * |id| (exact: rounding is sign-symmetric) falls monotonically toward 0 and the
+** index moves toward the centre (8) by at most two midpoints over all 15: |y| drops by at most
+** 14 * |x/max| <= 14 (|x| <= |max|) while two midpoint gaps on one side add up to more than 14.
+** So after a full search at trial 1 (index k) every later trial only compares |y| against the
+** next two midpoints toward 0 (ta, tb: "crossed" when |y| <= t; a positive midpoint m is turned
+** into the float just below m, since there the test is y < m) and picks one of three values.
+** Only for finite x (a group with Inf or NaN takes the full search for every trial).
+*/
 
-/* the search's constants, held in registers across a block group */
-/* the later trials' tables, indexed by the trial-1 index k (see first_trials) */
+/* the later trials' tables, indexed by the trial-1 index k */
 struct iq4_step {
     float v[16];            /* the grid as floats */
     float ta[16], tb[16];   /* the next two thresholds on |y| toward 0 (-1: none) */
     float q1[16], q2[16];   /* the values past them */
 };
 
+static void step_init(struct iq4_step *t)
+{
+    for (int k = 0; k < 16; k++) {
+        t->v[k] = mq_iq4nl_values[k];
+        t->ta[k] = t->tb[k] = -1.f; /* no crossing: |y| >= 0 > -1 */
+        t->q1[k] = t->q2[k] = mq_iq4nl_values[k];
+        if (k < 8) { /* y < 0, the index rises: crossing m_k when y >= m_k, i.e. |y| <= -m_k */
+            t->ta[k] = -mid[k];
+            if (k + 1 < 8) t->tb[k] = -mid[k + 1];
+            t->q1[k] = mq_iq4nl_values[k + 1];
+            t->q2[k] = mq_iq4nl_values[k + 2];
+        } else if (k > 8) { /* y > 0, the index falls: crossing m_k-1 when y < m_k-1 */
+            t->ta[k] = nextafterf(mid[k - 1], 0.f);
+            if (k - 2 >= 8) t->tb[k] = nextafterf(mid[k - 2], 0.f);
+            t->q1[k] = mq_iq4nl_values[k - 1];
+            t->q2[k] = mq_iq4nl_values[k - 2];
+        }
+    }
+}
+
+int mq_iq4_step_index(int k, float y)
+{
+    /* the lanes' pick among the three candidates, one value at a time */
+    struct iq4_step t;
+    step_init(&t);
+    const float z = fabsf(y);
+    const int dir = k < 8 ? 1 : -1;
+    return z <= t.tb[k] ? k + 2 * dir : z <= t.ta[k] ? k + dir : k;
+}
+
+#if defined(__x86_64__) || defined(__i386__)
+#include "avx2_lanes.h"
+
+/* the search's constants, held in registers across a block group */
 struct iq4_search {
     __m256 m7, m3, m11, l3, l4, vlo, vhi;
     struct iq4_step step;
 };
 
-static void step_init(struct iq4_step *t);
 
 __attribute__((target("avx2,f16c"))) static void search_init(struct iq4_search *s)
 {
@@ -121,37 +161,6 @@ __attribute__((target("avx2,f16c"))) static inline void trial_sums(const struct 
         }
     }
     for (int k = 0; k < TG; k++) sx[k] = a[k], s2[k] = b[k];
-}
-
-/*
-** Trials 1..15 share the sign of id (itry + values[0] < 0) and |id| falls with itry, so each
-** |y| = |x| * |id| (exact: rounding is sign-symmetric) falls monotonically toward 0 and the
-** index moves toward the centre (8) by at most two midpoints over all 15: |y| drops by at most
-** 14 * |x/max| <= 14 (|x| <= |max|) while two midpoint gaps on one side add up to more than 14.
-** So after a full search at trial 1 (index k) every later trial only compares |y| against the
-** next two midpoints toward 0 (ta, tb: "crossed" when |y| <= t; a positive midpoint m is turned
-** into the float just below m, since there the test is y < m) and picks one of three values.
-** Only for finite x (a group with Inf or NaN takes the full search for every trial).
-*/
-
-static void step_init(struct iq4_step *t)
-{
-    for (int k = 0; k < 16; k++) {
-        t->v[k] = mq_iq4nl_values[k];
-        t->ta[k] = t->tb[k] = -1.f; /* no crossing: |y| >= 0 > -1 */
-        t->q1[k] = t->q2[k] = mq_iq4nl_values[k];
-        if (k < 8) { /* y < 0, the index rises: crossing m_k when y >= m_k, i.e. |y| <= -m_k */
-            t->ta[k] = -mid[k];
-            if (k + 1 < 8) t->tb[k] = -mid[k + 1];
-            t->q1[k] = mq_iq4nl_values[k + 1];
-            t->q2[k] = mq_iq4nl_values[k + 2];
-        } else if (k > 8) { /* y > 0, the index falls: crossing m_k-1 when y < m_k-1 */
-            t->ta[k] = nextafterf(mid[k - 1], 0.f);
-            if (k - 2 >= 8) t->tb[k] = nextafterf(mid[k - 2], 0.f);
-            t->q1[k] = mq_iq4nl_values[k - 1];
-            t->q2[k] = mq_iq4nl_values[k - 2];
-        }
-    }
 }
 
 /* tab[idx] for a 16-entry float table */

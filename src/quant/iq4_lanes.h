@@ -17,6 +17,10 @@
 /* The lanes' grid search for one value: the number of midpoints <= y (NaN -> 15). */
 int mq_iq4_mid_index(float y);
 
+/* The later trials' pick for one value: the grid index of y from trial 1's index k (valid when y
+ * has trial 1's sign and lies at most two midpoints nearer to 0, as in iq4_avx2.c). */
+int mq_iq4_step_index(int k, float y);
+
 /*
 ** nb IQ4_NL blocks of src into data (18 bytes each); qw = NULL for ggml's unweighted path
 ** (weights x^2), else nb*32 importance weights aligned with src (weighted.c's path: sigma2 per
