@@ -55,7 +55,8 @@ static void q2_k_block(const float *x, uint8_t *y)
     mq_put_f16(y + 80, max_scale > 0 ? max_scale / 15.f : 0.f);
     if (max_min > 0) {
         float iscale = 15.f / max_min;
-        for (int j = 0; j < NSUB; j++) sc[j] |= (uint8_t)(mq_nearest_int(iscale * mins[j]) << 4);
+        /* shifted as unsigned: the same low byte without UB for a negative (NaN) code */
+        for (int j = 0; j < NSUB; j++) sc[j] |= (uint8_t)((unsigned)mq_nearest_int(iscale * mins[j]) << 4);
     }
     mq_put_f16(y + 82, max_min > 0 ? max_min / 15.f : 0.f);
     const float dd = mq_get_f16(y + 80), dmin = mq_get_f16(y + 82);
