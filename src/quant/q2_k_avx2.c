@@ -1,13 +1,14 @@
 /*
 ** q2_k_avx2.c - Q2_K without importance weights (q2_k.c's reference, ggml's quantize_row_q2_K_ref)
 ** with AVX2: the make_qkx2_quants fits of a super-block's 16 sub-blocks of 16 run eight at a
-** time, sub-block k of a half in lane k, the two halves (sub-blocks 0..7 and 8..15) side by side
-** so that two independent sets of add chains keep the vector unit busy.
+** time, sub-block k of a half in lane k (sub-blocks 0..7 and 8..15), two super-blocks at once.
 **
 ** Every float operation is the scalar one, lane-wise and in the scalar order (w*l*l as (w*l)*l,
 ** separate mul and add, true divisions, sums left to right over the 16 elements), nearest_int is
 ** ggml's bit trick on every input, and every `if` is a per-lane blend, so each lane's scale, min
-** and codes equal the reference's for any input, NaN and Inf included.
+** and codes equal the reference's for any input, NaN and Inf included. (A float round would not
+** do: once a fitted min is clamped to 0, iscale * (x - min) can pass 2^22, where ggml's
+** nearest_int returns mantissa bits.)
 **
 ** A step's codes are clamp(nearest(iscale * (x - min))) for that step's iscale and min, so the
 ** winning pair (l_iscale, l_min) is kept instead of the codes, and the codes are formed again from
