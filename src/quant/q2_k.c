@@ -11,10 +11,12 @@
 ** 15 steps) with the absolute-difference error (use_mad); the scales and mins are then coded in
 ** 4 bits against max_scale/15 and max_min/15, and the codes recomputed from the fp16 d and dmin
 ** ((x + dmin*m) / (d*s), rounded, clamped to 0..3); a sub-block whose coded scale is 0 keeps the
-** fit's codes. All sums run left to right in float32 as in ggml-quants.c.
+** fit's codes. All sums run left to right in float32 as in ggml-quants.c; the fast kernel
+** (q2_k_avx2.c) keeps that order per sub-block (one per AVX2 lane).
 */
 #include <assert.h>
 
+#include "q2_k_lanes.h"
 #include "qcommon.h"
 
 enum { QK_K = 256, SUB = 16, NSUB = QK_K / SUB, NMAX = 3 };
@@ -53,7 +55,8 @@ static void q2_k_block(const float *x, uint8_t *y)
     mq_put_f16(y + 80, max_scale > 0 ? max_scale / 15.f : 0.f);
     if (max_min > 0) {
         float iscale = 15.f / max_min;
-        for (int j = 0; j < NSUB; j++) sc[j] |= (uint8_t)(mq_nearest_int(iscale * mins[j]) << 4);
+        /* shifted as unsigned: the same low byte without UB for a negative (NaN) code */
+        for (int j = 0; j < NSUB; j++) sc[j] |= (uint8_t)((unsigned)mq_nearest_int(iscale * mins[j]) << 4);
     }
     mq_put_f16(y + 82, max_min > 0 ? max_min / 15.f : 0.f);
     const float dd = mq_get_f16(y + 80), dmin = mq_get_f16(y + 82);
@@ -89,7 +92,7 @@ void mq_quantize_q2_k_ref(const float *src, size_t n, size_t row_len, uint32_t b
 void mq_quantize_q2_k_fast(const float *src, size_t n, size_t row_len, uint32_t block,
                            uint8_t *data, float *scales, int8_t *zeros)
 {
-    mq_quantize_q2_k_ref(src, n, row_len, block, data, scales, zeros);
+    if (!mq_q2_k_quantize_avx2(src, n / QK_K, data)) mq_quantize_q2_k_ref(src, n, row_len, block, data, scales, zeros);
 }
 
 /* dequantize_row_q2_K */

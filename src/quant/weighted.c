@@ -34,6 +34,7 @@
 ** with -ffp-contract=off, so a*b+c is never fused). Only the plain C path exists: there is no
 ** faster kernel whose bytes could drift from it.
 */
+#include "iq4_lanes.h"
 #include "qcommon.h"
 
 #include "modelq/imatrix.h"
@@ -411,11 +412,12 @@ enum mq_status mq_quantize_weighted(enum mq_codec c, const float *src, size_t n,
                                                                data + b * ci->block_bytes);
             break;
         case MQ_CODEC_IQ4_NL:
+            if (mq_iq4_nl_quantize_avx2(src, row_len / QK, imatrix, data)) break; /* iq4_avx2.c, same bytes */
             for (size_t b = 0; b < row_len / QK; b++)
                 iq4_nl_block(src + b * QK, imatrix + b * QK, data + b * ci->block_bytes);
             break;
         case MQ_CODEC_IQ4_XS: /* its kernel takes the row's importances itself (ggml always weighs IQ4_XS) */
-            mq_iq4_xs_quantize_rows(src, row_len, row_len, imatrix, data);
+            mq_iq4_xs_quantize_rows_fast(src, row_len, row_len, imatrix, data);
             break;
         default:
             legacy_row(c, src, row_len, imatrix, data);
