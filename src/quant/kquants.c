@@ -467,6 +467,42 @@ __attribute__((target("avx2,f16c"))) static inline __m256i clamp_code8(__m256 f,
 }
 
 /*
+** Rounding the codes. ggml's nearest_int adds 1.5*2^23 and reads the low mantissa bits; for
+** |f| < 2^22 that is exactly round-half-even(f), which vroundps computes in one instruction.
+** The clamp to 0..nmax then works on the float bits as int32 (ordered like the floats for
+** values >= 0, negative for -0 and every negative value, which go to +0 as ggml's integer 0
+** converts): integer min/max run on every vector pipe, the float ones share the two multiply
+** pipes with the sums' products. Outside that range, and for NaN, the trick's result is not the
+** rounded value (the sum leaves [2^23, 2^24); NaN gives 0), so a step whose codes could leave it
+** falls back to the integer path, bit for bit ggml's: codes_in_range() bounds
+** iscale * (x - min) over the lane's values by its two ends (x = the smallest value, x = max; a
+** float subtraction and a multiplication by a fixed factor are monotone), any Inf or NaN end also
+** sends the step to the integer path, and so does a NaN anywhere in the super-block.
+*/
+__attribute__((target("avx2,f16c"))) static inline __m256 code_round8(__m256 f, __m256i vnmaxf_bits)
+{
+    const __m256i r = _mm256_castps_si256(_mm256_round_ps(f, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+    return _mm256_castsi256_ps(_mm256_min_epi32(_mm256_max_epi32(r, _mm256_setzero_si256()), vnmaxf_bits));
+}
+
+__attribute__((target("avx2,f16c"))) static inline __m256 code_trick8(__m256 f, __m256i vnmax)
+{
+    return _mm256_cvtepi32_ps(clamp_code8(f, vnmax));
+}
+
+/* true when every lane's iscale * (x - min), x in [lo, hi], stays within [-2^22, 2^22 - 1] */
+__attribute__((target("avx2,f16c"))) static inline bool codes_in_range(__m256 iscale, __m256 lo, __m256 hi,
+                                                                      __m256 min)
+{
+    const __m256 a = _mm256_mul_ps(iscale, _mm256_sub_ps(lo, min));
+    const __m256 b = _mm256_mul_ps(iscale, _mm256_sub_ps(hi, min));
+    const __m256 low = _mm256_set1_ps(-4194304.f), high = _mm256_set1_ps(4194303.f);
+    __m256 ok = _mm256_and_ps(_mm256_cmp_ps(a, low, _CMP_GE_OQ), _mm256_cmp_ps(a, high, _CMP_LE_OQ));
+    ok = _mm256_and_ps(ok, _mm256_and_ps(_mm256_cmp_ps(b, low, _CMP_GE_OQ), _mm256_cmp_ps(b, high, _CMP_LE_OQ)));
+    return _mm256_movemask_ps(ok) == 0xff;
+}
+
+/*
 ** Two super-blocks xs[0] and xs[1] (eight lanes each) are fitted side by side: each lane's sums
 ** are one long chain of dependent adds, so a second independent set of chains keeps the vector
 ** unit busy. The two never mix; xs[1] may equal xs[0].
@@ -475,28 +511,68 @@ enum { KQ_G = 2 };
 /* the per-group loops must be unrolled so that each group's accumulators live in registers */
 #define KQ_FOR_G _Pragma("GCC unroll 2") for (int g = 0; g < KQ_G; g++)
 
-__attribute__((target("avx2,f16c"))) static void make_qkx2_quants_8x32(const float *const xs[KQ_G], int nmax,
-                                                                     float rmin, int nstep,
+/* make_qkx2_quants' search settings, and where the weights come from */
+struct qkx2_params {
+    int nmax;
+    float rmin, rdelta;
+    int nstep;
+    const float *qw[KQ_G]; /* NULL: kquant_fit_superblock's av_x + |x|; else weights per element */
+};
+
+/* one candidate step's sums over the 32 elements of each group; the codes go to Lf */
+__attribute__((target("avx2,f16c"), always_inline)) static inline void
+qkx2_step_sums(const __m256 (*XM)[KQ_G], const __m256 (*X)[KQ_G], const __m256 (*W)[KQ_G], __m256 (*Lf)[KQ_G],
+               const __m256 iscale[KQ_G], int nmax, bool trick, __m256 sum_l[KQ_G], __m256 sum_l2[KQ_G],
+               __m256 sum_xl[KQ_G])
+{
+    const __m256i vnmax = _mm256_set1_epi32(nmax);
+    const __m256i vnmaxf = _mm256_castps_si256(_mm256_set1_ps((float)nmax));
+    KQ_FOR_G sum_l[g] = sum_l2[g] = sum_xl[g] = _mm256_setzero_ps();
+    for (int i = 0; i < 32; i++) {
+        KQ_FOR_G {
+            const __m256 f = _mm256_mul_ps(iscale[g], XM[i][g]);
+            const __m256 lf = trick ? code_trick8(f, vnmax) : code_round8(f, vnmaxf);
+            Lf[i][g] = lf;
+            const __m256 wl = _mm256_mul_ps(W[i][g], lf);
+            sum_l[g] = _mm256_add_ps(sum_l[g], wl);
+            sum_l2[g] = _mm256_add_ps(sum_l2[g], _mm256_mul_ps(wl, lf));
+            sum_xl[g] = _mm256_add_ps(sum_xl[g], _mm256_mul_ps(wl, X[i][g]));
+        }
+    }
+}
+
+__attribute__((target("avx2,f16c"))) static void make_qkx2_quants_8x32(const float *const xs[KQ_G],
+                                                                     const struct qkx2_params *p,
                                                                      struct qkx2_fit8 out[KQ_G])
 {
     const __m256i lane_off = _mm256_setr_epi32(0, 32, 64, 96, 128, 160, 192, 224);
     const __m256 absmask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
     const __m256 signbit = _mm256_castsi256_ps(_mm256_set1_epi32((int)0x80000000u));
     const __m256 zero = _mm256_setzero_ps();
+    const int nmax = p->nmax;
     const __m256i vnmax = _mm256_set1_epi32(nmax);
-    __m256 X[32][KQ_G], W[32][KQ_G], Lf[32][KQ_G];
-    __m256 min[KQ_G], max[KQ_G], sum_w[KQ_G], sum_x[KQ_G], flat[KQ_G], flat_min[KQ_G];
+    /* XM = X - min for the lane's current min (recomputed when a lane's min moves) */
+    __m256 X[32][KQ_G], W[32][KQ_G], XM[32][KQ_G], Lf[32][KQ_G];
+    __m256 min[KQ_G], max[KQ_G], lo[KQ_G], sum_w[KQ_G], sum_x[KQ_G], flat[KQ_G], flat_min[KQ_G];
     __m256 scale[KQ_G], best_error[KQ_G], l_iscale[KQ_G], l_min[KQ_G];
+    bool nan_free = true;
 
     KQ_FOR_G {
-        /* kquant_fit_superblock: weights av_x + |x| with av_x = sqrtf(sum_x2 / 32) */
-        __m256 sum_x2 = zero;
+        __m256 ord = _mm256_castsi256_ps(_mm256_set1_epi32(-1));
         for (int i = 0; i < 32; i++) {
             X[i][g] = _mm256_i32gather_ps(xs[g] + i, lane_off, 4);
-            sum_x2 = _mm256_add_ps(sum_x2, _mm256_mul_ps(X[i][g], X[i][g]));
+            ord = _mm256_and_ps(ord, _mm256_cmp_ps(X[i][g], X[i][g], _CMP_ORD_Q));
         }
-        const __m256 av_x = _mm256_sqrt_ps(_mm256_div_ps(sum_x2, _mm256_set1_ps(32.f)));
-        for (int i = 0; i < 32; i++) W[i][g] = _mm256_add_ps(av_x, _mm256_and_ps(X[i][g], absmask));
+        nan_free = nan_free && _mm256_movemask_ps(ord) == 0xff;
+        if (p->qw[g]) {
+            for (int i = 0; i < 32; i++) W[i][g] = _mm256_i32gather_ps(p->qw[g] + i, lane_off, 4);
+        } else {
+            /* kquant_fit_superblock: weights av_x + |x| with av_x = sqrtf(sum_x2 / 32) */
+            __m256 sum_x2 = zero;
+            for (int i = 0; i < 32; i++) sum_x2 = _mm256_add_ps(sum_x2, _mm256_mul_ps(X[i][g], X[i][g]));
+            const __m256 av_x = _mm256_sqrt_ps(_mm256_div_ps(sum_x2, _mm256_set1_ps(32.f)));
+            for (int i = 0; i < 32; i++) W[i][g] = _mm256_add_ps(av_x, _mm256_and_ps(X[i][g], absmask));
+        }
 
         __m256 mn = X[0][g], mx = X[0][g], sw = W[0][g], sx = _mm256_mul_ps(W[0][g], X[0][g]);
         for (int i = 1; i < 32; i++) {
@@ -505,18 +581,20 @@ __attribute__((target("avx2,f16c"))) static void make_qkx2_quants_8x32(const flo
             sw = _mm256_add_ps(sw, W[i][g]);
             sx = _mm256_add_ps(sx, _mm256_mul_ps(W[i][g], X[i][g]));
         }
+        lo[g] = mn;                                                     /* smallest value, for the range check */
         mn = _mm256_andnot_ps(_mm256_cmp_ps(mn, zero, _CMP_GT_OQ), mn); /* if (min > 0) min = 0 */
         min[g] = flat_min[g] = mn;
         max[g] = mx;
         sum_w[g] = sw;
         sum_x[g] = sx;
         flat[g] = _mm256_cmp_ps(mx, mn, _CMP_EQ_OQ);
+        for (int i = 0; i < 32; i++) XM[i][g] = _mm256_sub_ps(X[i][g], mn);
 
         const __m256 iscale = _mm256_div_ps(_mm256_set1_ps((float)nmax), _mm256_sub_ps(mx, mn));
         const __m256 sc = _mm256_div_ps(_mm256_set1_ps(1.f), iscale);
         __m256 err = zero;
         for (int i = 0; i < 32; i++) {
-            __m256 lf = _mm256_cvtepi32_ps(clamp_code8(_mm256_mul_ps(iscale, _mm256_sub_ps(X[i][g], mn)), vnmax));
+            __m256 lf = code_trick8(_mm256_mul_ps(iscale, XM[i][g]), vnmax);
             __m256 diff = _mm256_sub_ps(_mm256_add_ps(_mm256_mul_ps(sc, lf), mn), X[i][g]);
             diff = _mm256_mul_ps(diff, diff);
             err = _mm256_add_ps(err, _mm256_mul_ps(W[i][g], diff));
@@ -527,24 +605,17 @@ __attribute__((target("avx2,f16c"))) static void make_qkx2_quants_8x32(const flo
         l_min[g] = mn;
     }
 
-    for (int is = 0; is <= nstep; is++) {
-        const __m256 num = _mm256_set1_ps(rmin + 0.1f * (float)is + (float)nmax); /* rmin + rdelta * is + nmax */
+    for (int is = 0; is <= p->nstep; is++) {
+        /* rmin + rdelta * is + nmax */
+        const __m256 num = _mm256_set1_ps(p->rmin + p->rdelta * (float)is + (float)nmax);
         __m256 iscale[KQ_G], sum_l[KQ_G], sum_l2[KQ_G], sum_xl[KQ_G], D[KQ_G], dpos[KQ_G];
+        bool in_range = nan_free;
         KQ_FOR_G {
             iscale[g] = _mm256_div_ps(num, _mm256_sub_ps(max[g], min[g]));
-            sum_l[g] = sum_l2[g] = sum_xl[g] = zero;
+            in_range = in_range && codes_in_range(iscale[g], lo[g], max[g], min[g]);
         }
-        for (int i = 0; i < 32; i++) {
-            KQ_FOR_G {
-                __m256 lf =
-                    _mm256_cvtepi32_ps(clamp_code8(_mm256_mul_ps(iscale[g], _mm256_sub_ps(X[i][g], min[g])), vnmax));
-                Lf[i][g] = lf;
-                __m256 wl = _mm256_mul_ps(W[i][g], lf);
-                sum_l[g] = _mm256_add_ps(sum_l[g], wl);
-                sum_l2[g] = _mm256_add_ps(sum_l2[g], _mm256_mul_ps(wl, lf));
-                sum_xl[g] = _mm256_add_ps(sum_xl[g], _mm256_mul_ps(wl, X[i][g]));
-            }
-        }
+        if (in_range) qkx2_step_sums(XM, X, W, Lf, iscale, nmax, false, sum_l, sum_l2, sum_xl);
+        else qkx2_step_sums(XM, X, W, Lf, iscale, nmax, true, sum_l, sum_l2, sum_xl);
         __m256 any = zero;
         KQ_FOR_G {
             D[g] = _mm256_sub_ps(_mm256_mul_ps(sum_w[g], sum_l2[g]), _mm256_mul_ps(sum_l[g], sum_l[g]));
@@ -573,11 +644,13 @@ __attribute__((target("avx2,f16c"))) static void make_qkx2_quants_8x32(const flo
         }
         KQ_FOR_G {
             const __m256 upd = _mm256_and_ps(dpos[g], _mm256_cmp_ps(cur_error[g], best_error[g], _CMP_LT_OQ));
+            if (_mm256_testz_ps(upd, upd)) continue;
             best_error[g] = _mm256_blendv_ps(best_error[g], cur_error[g], upd);
             scale[g] = _mm256_blendv_ps(scale[g], this_scale[g], upd);
             l_iscale[g] = _mm256_blendv_ps(l_iscale[g], iscale[g], upd);
             l_min[g] = _mm256_blendv_ps(l_min[g], min[g], upd);
             min[g] = _mm256_blendv_ps(min[g], this_min[g], upd);
+            for (int i = 0; i < 32; i++) XM[i][g] = _mm256_sub_ps(X[i][g], min[g]);
         }
     }
     /* max == min lanes return early in the scalar code: scale 0, -min of the first pass (their
@@ -627,6 +700,34 @@ __attribute__((target("avx2,f16c"))) static void kquant_codes_avx2(const float *
     }
 }
 
+/*
+** The packing of q4_k_pack_codes / q5_k_pack_codes, 32 codes a vector: in 64-chunk c the codes
+** of sub-blocks 2c (lo) and 2c+1 (hi) share the bytes qs[32c..32c+32). Byte-wise shifts are done
+** on 16-bit lanes: every byte holds at most 4 (Q4_K) or 5 (Q5_K) bits, so nothing crosses into
+** the neighbouring byte once the masks are applied.
+*/
+__attribute__((target("avx2,f16c"))) static void kquant_pack_codes_avx2(const struct kquant_kind *k, const uint8_t *L,
+                                                                       uint8_t *y)
+{
+    const __m256i m4 = _mm256_set1_epi8(0x0f), m1 = _mm256_set1_epi8(0x01);
+    uint8_t *qs = y + k->qs_off;
+    __m256i qh = _mm256_setzero_si256();
+    for (int c = 0; c < QK_K / 64; c++) {
+        const __m256i lo = _mm256_loadu_si256((const __m256i *)(L + 64 * c));
+        const __m256i hi = _mm256_loadu_si256((const __m256i *)(L + 64 * c + 32));
+        const __m256i q = _mm256_or_si256(_mm256_and_si256(lo, m4), _mm256_slli_epi16(_mm256_and_si256(hi, m4), 4));
+        _mm256_storeu_si256((__m256i *)(qs + 32 * c), q);
+        if (k->qh_off) {
+            const __m256i h1 = _mm256_and_si256(_mm256_srli_epi16(lo, 4), m1);
+            const __m256i h2 = _mm256_and_si256(_mm256_srli_epi16(hi, 4), m1);
+            /* bit 2c and 2c+1 of every byte; shifts by < 8 of a 0/1 byte stay in the byte */
+            const __m128i s1 = _mm_cvtsi32_si128(2 * c), s2 = _mm_cvtsi32_si128(2 * c + 1);
+            qh = _mm256_or_si256(qh, _mm256_or_si256(_mm256_sll_epi16(h1, s1), _mm256_sll_epi16(h2, s2)));
+        }
+    }
+    if (k->qh_off) _mm256_storeu_si256((__m256i *)(y + k->qh_off), qh);
+}
+
 /* Q4_K or Q5_K for nb super-blocks of src, two at a time (the last one alone fitted twice). */
 __attribute__((target("avx2,f16c"))) static void kquant_quantize_avx2(const struct kquant_kind *k, const float *src,
                                                                      size_t nb, uint8_t *data)
@@ -636,11 +737,12 @@ __attribute__((target("avx2,f16c"))) static void kquant_quantize_avx2(const stru
     for (size_t b = 0; b < nb; b += KQ_G) {
         const float *xs[KQ_G];
         for (int g = 0; g < KQ_G; g++) xs[g] = src + (b + (size_t)g < nb ? b + (size_t)g : b) * QK_K;
-        make_qkx2_quants_8x32(xs, k->nmax, k->rmin, k->nstep, f);
+        const struct qkx2_params p = {k->nmax, k->rmin, 0.1f, k->nstep, {NULL, NULL}};
+        make_qkx2_quants_8x32(xs, &p, f);
         for (int g = 0; g < KQ_G && b + (size_t)g < nb; g++) {
             uint8_t *y = data + (b + (size_t)g) * k->block_bytes;
             kquant_codes_avx2(xs[g], k->nmax, &f[g], y, L);
-            k->pack_codes(L, y);
+            kquant_pack_codes_avx2(k, L, y);
         }
     }
 }
