@@ -81,10 +81,13 @@ float mq_make_qx_quants(int n, int nmax, const float *x, int8_t *L, const float 
     return scale;
 }
 
-static void q6_k_pack(const float *x, const float *scales, const int8_t *Lin, uint8_t *y)
+/*
+** The block scale and the sixteen int8 sub-block scales of quantize_row_q6_K_ref (d at y+208,
+** scales at y+192); false when every sub-block scale is below GROUP_MAX_EPS: the block is then
+** all zero bytes and nothing else is written.
+*/
+static bool q6_k_pack_scales(const float *scales, uint8_t *y)
 {
-    int8_t L[QK_K];
-    memcpy(L, Lin, sizeof L);
     float max_scale = 0, max_abs_scale = 0;
     for (int ib = 0; ib < QK_K / 16; ib++) {
         float abs_scale = fabsf(scales[ib]);
@@ -96,22 +99,18 @@ static void q6_k_pack(const float *x, const float *scales, const int8_t *Lin, ui
     if (max_abs_scale < GROUP_MAX_EPS) {
         memset(y, 0, Q6K_BYTES);
         mq_put_f16(y + 208, 0.f);
-        return;
+        return false;
     }
     int8_t *sc = (int8_t *)(y + 192);
     float iscale = -128.f / max_scale;
     mq_put_f16(y + 208, 1 / iscale);
     for (int ib = 0; ib < QK_K / 16; ib++) sc[ib] = (int8_t)mq_imin(127, mq_nearest_int(iscale * scales[ib]));
-    const float dd = mq_get_f16(y + 208);
-    for (int j = 0; j < QK_K / 16; j++) {
-        float d = dd * sc[j];
-        if (!d) continue;
-        for (int ii = 0; ii < 16; ii++) {
-            int l = mq_nearest_int(x[16 * j + ii] / d);
-            l = mq_imax(-32, mq_imin(31, l));
-            L[16 * j + ii] = (int8_t)(l + 32);
-        }
-    }
+    return true;
+}
+
+/* The 6-bit codes L[256] (0..63) into ql[128] at y and qh[64] at y+128 (layout in the header). */
+static void q6_k_pack_bits(const int8_t *L, uint8_t *y)
+{
     uint8_t *ql = y, *qh = y + 128;
     for (int j = 0; j < QK_K; j += 128) {
         for (int l = 0; l < 32; l++) {
@@ -125,6 +124,26 @@ static void q6_k_pack(const float *x, const float *scales, const int8_t *Lin, ui
         ql += 64;
         qh += 32;
     }
+}
+
+/* The rest of quantize_row_q6_K_ref once the sub-block scales and codes Lin are fitted. */
+static void q6_k_pack(const float *x, const float *scales, const int8_t *Lin, uint8_t *y)
+{
+    int8_t L[QK_K];
+    memcpy(L, Lin, sizeof L);
+    if (!q6_k_pack_scales(scales, y)) return;
+    const int8_t *sc = (const int8_t *)(y + 192);
+    const float dd = mq_get_f16(y + 208);
+    for (int j = 0; j < QK_K / 16; j++) {
+        float d = dd * sc[j];
+        if (!d) continue;
+        for (int ii = 0; ii < 16; ii++) {
+            int l = mq_nearest_int(x[16 * j + ii] / d);
+            l = mq_imax(-32, mq_imin(31, l));
+            L[16 * j + ii] = (int8_t)(l + 32);
+        }
+    }
+    q6_k_pack_bits(L, y);
 }
 
 void mq_quantize_q6_k_ref(const float *src, size_t n, size_t row_len, uint32_t block,
@@ -141,11 +160,6 @@ void mq_quantize_q6_k_ref(const float *src, size_t n, size_t row_len, uint32_t b
 }
 
 #ifdef MQ_X86
-/*
-** mq_make_qx_quants(16, 32, ..., NULL) for eight 16-element groups at once, group g in lane g: every
-** float operation is the scalar one, lane-wise, in the scalar order, so each lane's scale and
-** L equal the reference. nearest_int is the same 1.5*2^23 trick on integer lanes.
-*/
 __attribute__((target("avx2,f16c"))) static inline __m256i nearest_int8(__m256 f)
 {
     __m256 v = _mm256_add_ps(f, _mm256_set1_ps(12582912.f));
@@ -153,69 +167,161 @@ __attribute__((target("avx2,f16c"))) static inline __m256i nearest_int8(__m256 f
     return _mm256_sub_epi32(_mm256_and_si256(i, _mm256_set1_epi32(0x007fffff)), _mm256_set1_epi32(0x00400000));
 }
 
-__attribute__((target("avx2,f16c"))) static void make_qx_quants_8x16(const float *x, float *scale_out,
-                                                                    int8_t *L /* [8*16] */)
+/* clamp(nearest_int(f), lo, hi) exactly as ggml for every f (the 1.5*2^23 trick on integer lanes) */
+__attribute__((target("avx2,f16c"))) static inline __m256i nearest_clamp8(__m256 f, int lo, int hi)
+{
+    return _mm256_max_epi32(_mm256_set1_epi32(lo), _mm256_min_epi32(_mm256_set1_epi32(hi), nearest_int8(f)));
+}
+
+/*
+** mq_make_qx_quants(16, 32, x, L, qw) for the sixteen 16-element groups of one super-block, as two
+** sets of eight run side by side (group 8s + g in lane g of set s; two sets give two independent
+** chains of adds). Every float operation is the scalar one, lane-wise and in the scalar order, so
+** each lane's scale equals the reference's; w*x is computed once (ggml's w*x[i]*l is (w*x)*l).
+**
+** Codes: in a group whose amax >= GROUP_MAX_EPS, |iscale * x| <= (nmax + 0.9) * (1 + a few ulp),
+** far inside the range where ggml's nearest_int is round-half-even, so the search rounds with
+** vroundps and clamps in float (-0 in place of 0 is harmless: it only ever adds to sums that
+** start at +0). Groups below GROUP_MAX_EPS are zeroed at the end whatever their lanes computed.
+** NaN and Inf are not in that range: a super-block holding one returns false (the caller uses
+** the scalar kernel). The search keeps only the winning iscale per lane; the codes L (stored
+** + 32) are recomputed from it at the end with ggml's own rounding.
+*/
+enum { Q6_SETS = 2 };
+#define Q6_FOR_S _Pragma("GCC unroll 2") for (int s = 0; s < Q6_SETS; s++)
+
+__attribute__((target("avx2,f16c"))) static bool make_qx_quants_16x16(const float *x, const float *qw,
+                                                                     float scale_out[16], int8_t L[QK_K])
 {
     const int nmax = 32;
     const __m256 absmask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
     const __m256i lane_off = _mm256_setr_epi32(0, 16, 32, 48, 64, 80, 96, 112);
-    const __m256i vlo = _mm256_set1_epi32(-nmax), vhi = _mm256_set1_epi32(nmax - 1);
+    const __m256 flo = _mm256_set1_ps((float)-nmax), fhi = _mm256_set1_ps((float)(nmax - 1));
     const __m256 zero = _mm256_setzero_ps();
-    __m256 X[16], W[16];
-    __m256 amax = zero, max = zero;
-    for (int i = 0; i < 16; i++) {
-        X[i] = _mm256_i32gather_ps(x + i, lane_off, 4);
-        W[i] = _mm256_mul_ps(X[i], X[i]);
-        __m256 ax = _mm256_and_ps(X[i], absmask);
-        __m256 gt = _mm256_cmp_ps(ax, amax, _CMP_GT_OQ);
-        amax = _mm256_blendv_ps(amax, ax, gt);
-        max = _mm256_blendv_ps(max, X[i], gt);
-    }
-    const __m256 active = _mm256_cmp_ps(amax, _mm256_set1_ps(GROUP_MAX_EPS), _CMP_GE_OQ);
-    __m256i Lbest[16];
-    __m256 iscale = _mm256_div_ps(_mm256_set1_ps((float)-nmax), max);
-    __m256 sumlx = zero, suml2 = zero;
-    for (int i = 0; i < 16; i++) {
-        __m256i l = _mm256_max_epi32(vlo, _mm256_min_epi32(vhi, nearest_int8(_mm256_mul_ps(iscale, X[i]))));
-        Lbest[i] = l;
-        __m256 lf = _mm256_cvtepi32_ps(l);
-        sumlx = _mm256_add_ps(sumlx, _mm256_mul_ps(_mm256_mul_ps(W[i], X[i]), lf));
-        suml2 = _mm256_add_ps(suml2, _mm256_mul_ps(_mm256_mul_ps(W[i], lf), lf));
-    }
-    __m256 scale = _mm256_and_ps(_mm256_cmp_ps(suml2, zero, _CMP_NEQ_UQ), _mm256_div_ps(sumlx, suml2));
-    __m256 best = _mm256_mul_ps(scale, sumlx);
-    for (int is = -9; is <= 9; is++) {
-        if (is == 0) continue;
-        /* -(nmax + 0.1f*is) / max */
-        float num = -((float)nmax + 0.1f * (float)is);
-        iscale = _mm256_div_ps(_mm256_set1_ps(num), max);
-        __m256i Lt[16];
-        sumlx = suml2 = zero;
+    __m256 X[16][Q6_SETS], W[16][Q6_SETS], WX[16][Q6_SETS];
+    __m256 max[Q6_SETS], active[Q6_SETS], scale[Q6_SETS], best[Q6_SETS], best_iscale[Q6_SETS];
+    __m256 finite = _mm256_castsi256_ps(_mm256_set1_epi32(-1));
+    Q6_FOR_S {
+        __m256 amax = zero, mx = zero;
         for (int i = 0; i < 16; i++) {
-            __m256i l = _mm256_max_epi32(vlo, _mm256_min_epi32(vhi, nearest_int8(_mm256_mul_ps(iscale, X[i]))));
-            Lt[i] = l;
-            __m256 lf = _mm256_cvtepi32_ps(l);
-            sumlx = _mm256_add_ps(sumlx, _mm256_mul_ps(_mm256_mul_ps(W[i], X[i]), lf));
-            suml2 = _mm256_add_ps(suml2, _mm256_mul_ps(_mm256_mul_ps(W[i], lf), lf));
+            X[i][s] = _mm256_i32gather_ps(x + 128 * s + i, lane_off, 4);
+            W[i][s] = qw ? _mm256_i32gather_ps(qw + 128 * s + i, lane_off, 4) : _mm256_mul_ps(X[i][s], X[i][s]);
+            WX[i][s] = _mm256_mul_ps(W[i][s], X[i][s]);
+            __m256 ax = _mm256_and_ps(X[i][s], absmask);
+            finite = _mm256_and_ps(finite, _mm256_cmp_ps(ax, _mm256_set1_ps(3.4028235e38f), _CMP_LE_OQ));
+            __m256 gt = _mm256_cmp_ps(ax, amax, _CMP_GT_OQ);
+            amax = _mm256_blendv_ps(amax, ax, gt);
+            mx = _mm256_blendv_ps(mx, X[i][s], gt);
         }
-        __m256 better = _mm256_and_ps(_mm256_cmp_ps(suml2, zero, _CMP_GT_OQ),
-                                      _mm256_cmp_ps(_mm256_mul_ps(sumlx, sumlx), _mm256_mul_ps(best, suml2), _CMP_GT_OQ));
-        if (_mm256_testz_ps(better, better)) continue;
-        __m256 ns = _mm256_div_ps(sumlx, suml2);
-        scale = _mm256_blendv_ps(scale, ns, better);
-        best = _mm256_blendv_ps(best, _mm256_mul_ps(ns, sumlx), better);
-        for (int i = 0; i < 16; i++) Lbest[i] = _mm256_blendv_epi8(Lbest[i], Lt[i], _mm256_castps_si256(better));
+        max[s] = mx;
+        active[s] = _mm256_cmp_ps(amax, _mm256_set1_ps(GROUP_MAX_EPS), _CMP_GE_OQ);
     }
-    scale = _mm256_and_ps(scale, active);
-    _mm256_storeu_ps(scale_out, scale);
+    if (_mm256_movemask_ps(finite) != 0xff) return false;
+    Q6_FOR_S scale[s] = best[s] = best_iscale[s] = zero; /* set by the first pass */
+
+    /* the first pass (is = 0: iscale = -nmax / max) sets scale and best, then the 18 others */
+    const int order[19] = {0, -9, -8, -7, -6, -5, -4, -3, -2, -1, 1, 2, 3, 4, 5, 6, 7, 8, 9};
+    for (int k = 0; k < 19; k++) {
+        const int is = order[k];
+        const __m256 num = _mm256_set1_ps(is == 0 ? (float)-nmax : -((float)nmax + 0.1f * (float)is));
+        __m256 iscale[Q6_SETS], sumlx[Q6_SETS], suml2[Q6_SETS];
+        Q6_FOR_S {
+            iscale[s] = _mm256_div_ps(num, max[s]);
+            sumlx[s] = suml2[s] = zero;
+        }
+        for (int i = 0; i < 16; i++) {
+            Q6_FOR_S {
+                __m256 lf = _mm256_round_ps(_mm256_mul_ps(iscale[s], X[i][s]), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+                lf = _mm256_min_ps(_mm256_max_ps(lf, flo), fhi);
+                sumlx[s] = _mm256_add_ps(sumlx[s], _mm256_mul_ps(WX[i][s], lf));
+                suml2[s] = _mm256_add_ps(suml2[s], _mm256_mul_ps(_mm256_mul_ps(W[i][s], lf), lf));
+            }
+        }
+        Q6_FOR_S {
+            if (is == 0) {
+                /* scale = suml2 ? sumlx / suml2 : 0; best = scale * sumlx */
+                scale[s] = _mm256_and_ps(_mm256_cmp_ps(suml2[s], zero, _CMP_NEQ_UQ), _mm256_div_ps(sumlx[s], suml2[s]));
+                best[s] = _mm256_mul_ps(scale[s], sumlx[s]);
+                best_iscale[s] = iscale[s];
+                continue;
+            }
+            /* if (suml2 > 0 && sumlx * sumlx > best * suml2) */
+            const __m256 better =
+                _mm256_and_ps(_mm256_cmp_ps(suml2[s], zero, _CMP_GT_OQ),
+                              _mm256_cmp_ps(_mm256_mul_ps(sumlx[s], sumlx[s]), _mm256_mul_ps(best[s], suml2[s]), _CMP_GT_OQ));
+            if (_mm256_testz_ps(better, better)) continue;
+            const __m256 ns = _mm256_div_ps(sumlx[s], suml2[s]);
+            scale[s] = _mm256_blendv_ps(scale[s], ns, better);
+            best[s] = _mm256_blendv_ps(best[s], _mm256_mul_ps(ns, sumlx[s]), better);
+            best_iscale[s] = _mm256_blendv_ps(best_iscale[s], iscale[s], better);
+        }
+    }
     int32_t tmp[16][8];
-    for (int i = 0; i < 16; i++) {
-        __m256i l = _mm256_add_epi32(Lbest[i], _mm256_set1_epi32(nmax));
-        l = _mm256_and_si256(l, _mm256_castps_si256(active)); /* inactive groups: L = 0 */
-        _mm256_storeu_si256((__m256i *)tmp[i], l);
+    Q6_FOR_S {
+        _mm256_storeu_ps(scale_out + 8 * s, _mm256_and_ps(scale[s], active[s]));
+        for (int i = 0; i < 16; i++) {
+            __m256i l = nearest_clamp8(_mm256_mul_ps(best_iscale[s], X[i][s]), -nmax, nmax - 1);
+            l = _mm256_add_epi32(l, _mm256_set1_epi32(nmax));
+            l = _mm256_and_si256(l, _mm256_castps_si256(active[s])); /* groups below GROUP_MAX_EPS: L = 0 */
+            _mm256_storeu_si256((__m256i *)tmp[i], l);
+        }
+        for (int g = 0; g < 8; g++)
+            for (int i = 0; i < 16; i++) L[128 * s + 16 * g + i] = (int8_t)tmp[i][g];
     }
-    for (int g = 0; g < 8; g++)
-        for (int i = 0; i < 16; i++) L[16 * g + i] = (int8_t)tmp[i][g];
+    return true;
+}
+
+/* q6_k_pack_bits, 32 codes a vector (each byte holds 6 bits: the 16-bit shifts stay in their byte
+ * once masked) */
+__attribute__((target("avx2,f16c"))) static void q6_k_pack_bits_avx2(const int8_t *L, uint8_t *y)
+{
+    const __m256i m4 = _mm256_set1_epi8(0x0f), m2 = _mm256_set1_epi8(0x03);
+    for (int h = 0; h < 2; h++) {
+        const int8_t *l = L + 128 * h;
+        const __m256i a = _mm256_loadu_si256((const __m256i *)l), b = _mm256_loadu_si256((const __m256i *)(l + 32));
+        const __m256i c = _mm256_loadu_si256((const __m256i *)(l + 64)), d = _mm256_loadu_si256((const __m256i *)(l + 96));
+        const __m256i ql0 = _mm256_or_si256(_mm256_and_si256(a, m4), _mm256_slli_epi16(_mm256_and_si256(c, m4), 4));
+        const __m256i ql1 = _mm256_or_si256(_mm256_and_si256(b, m4), _mm256_slli_epi16(_mm256_and_si256(d, m4), 4));
+        __m256i qh = _mm256_and_si256(_mm256_srli_epi16(a, 4), m2);
+        qh = _mm256_or_si256(qh, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(b, 4), m2), 2));
+        qh = _mm256_or_si256(qh, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(c, 4), m2), 4));
+        qh = _mm256_or_si256(qh, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(d, 4), m2), 6));
+        _mm256_storeu_si256((__m256i *)(y + 64 * h), ql0);
+        _mm256_storeu_si256((__m256i *)(y + 64 * h + 32), ql1);
+        _mm256_storeu_si256((__m256i *)(y + 128 + 32 * h), qh);
+    }
+}
+
+/* q6_k_pack with the codes recomputed eight at a time (true division, ggml's rounding) */
+__attribute__((target("avx2,f16c"))) static void q6_k_pack_avx2(const float *x, const float *scales, int8_t *L,
+                                                               uint8_t *y)
+{
+    if (!q6_k_pack_scales(scales, y)) return;
+    const int8_t *sc = (const int8_t *)(y + 192);
+    const float dd = mq_get_f16(y + 208);
+    const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+    for (int j = 0; j < QK_K / 16; j += 2) {
+        const float d0 = dd * sc[j], d1 = dd * sc[j + 1];
+        if (!d0 || !d1) { /* a sub-block keeping the search's codes: scalar */
+            for (int t = 0; t < 2; t++) {
+                const float d = t ? d1 : d0;
+                if (!d) continue;
+                for (int ii = 0; ii < 16; ii++)
+                    L[16 * (j + t) + ii] = (int8_t)(mq_imax(-32, mq_imin(31, mq_nearest_int(x[16 * (j + t) + ii] / d))) + 32);
+            }
+            continue;
+        }
+        __m256i l[4];
+        for (int k = 0; k < 4; k++) {
+            const __m256 vd = _mm256_set1_ps(k < 2 ? d0 : d1);
+            l[k] = _mm256_add_epi32(nearest_clamp8(_mm256_div_ps(_mm256_loadu_ps(x + 16 * j + 8 * k), vd), -32, 31),
+                                    _mm256_set1_epi32(32));
+        }
+        /* 32 codes in 0..63 to bytes, in order (the packs work per 128-bit half) */
+        __m256i bts = _mm256_packus_epi16(_mm256_packs_epi32(l[0], l[1]), _mm256_packs_epi32(l[2], l[3]));
+        _mm256_storeu_si256((__m256i *)(L + 16 * j), _mm256_permutevar8x32_epi32(bts, order));
+    }
+    q6_k_pack_bits_avx2(L, y);
 }
 #endif
 
@@ -228,9 +334,13 @@ void mq_quantize_q6_k_fast(const float *src, size_t n, size_t row_len, uint32_t 
         float scales[QK_K / 16];
         for (size_t b = 0; b < n / QK_K; b++) {
             const float *x = src + b * QK_K;
-            make_qx_quants_8x16(x, scales, L);
-            make_qx_quants_8x16(x + 128, scales + 8, L + 128);
-            q6_k_pack(x, scales, L, data + b * Q6K_BYTES);
+            if (make_qx_quants_16x16(x, NULL, scales, L)) {
+                q6_k_pack_avx2(x, scales, L, data + b * Q6K_BYTES);
+            } else {
+                for (int ib = 0; ib < QK_K / 16; ib++)
+                    scales[ib] = mq_make_qx_quants(16, 32, x + 16 * ib, L + 16 * ib, NULL);
+                q6_k_pack(x, scales, L, data + b * Q6K_BYTES);
+            }
         }
         return;
     }
