@@ -132,6 +132,15 @@ void mq_q2_k_quantize_rows(const float *src, size_t n, size_t row_len, const flo
 void mq_q3_k_quantize_rows(const float *src, size_t n, size_t row_len, const float *qw, uint8_t *data);
 void mq_iq4_xs_quantize_rows(const float *src, size_t n, size_t row_len, const float *qw, uint8_t *data);
 
+/* Q3_K: the sixteen make_q3_quants fits of one super-block x[256] with AVX2 (q3_k_avx2.c), the
+** scales and codes (L in 0..7, 0 for a sub-block below GROUP_MAX_EPS) as q3_k.c's fit_sub_block
+** gives them; false (nothing usable written) without AVX2 or for a super-block holding NaN/Inf. */
+bool mq_q3_k_fit_avx2(const float *x, float scales[16], int8_t L[256]);
+/* Q3_K: the rest of a block once its scales are packed: the codes L recomputed from x and the
+** sub-block steps d[16] (nearest_int(x / d) clamped, + 4; a sub-block with d == 0 keeps its
+** codes), then hmask[32] at y and qs[64] at y + 32. false (nothing written) without AVX2. */
+bool mq_q3_k_codes_avx2(const float *x, const float d[16], int8_t L[256], uint8_t *y);
+
 /* IQ4_NL's non-linear grid (ggml-common.h kvalues_iq4nl). */
 extern const int8_t mq_iq4nl_values[16];
 
