@@ -19,7 +19,7 @@
 ** make_qkx2_quants' nmax, rmin and step count.
 ** All sums run left to right in float32 exactly as in ggml-quants.c.
 */
-#include "qcommon.h"
+#include "kquants_simd.h"
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
@@ -190,7 +190,7 @@ __attribute__((target("avx2,f16c"))) static inline __m256i nearest_clamp8(__m256
 enum { Q6_SETS = 2 };
 #define Q6_FOR_S _Pragma("GCC unroll 2") for (int s = 0; s < Q6_SETS; s++)
 
-__attribute__((target("avx2,f16c"))) static bool make_qx_quants_16x16(const float *x, const float *qw,
+__attribute__((target("avx2,f16c"))) bool mq_qx_fit_16x16(const float *x, const float *qw,
                                                                      float scale_out[16], int8_t L[QK_K])
 {
     const int nmax = 32;
@@ -334,7 +334,7 @@ void mq_quantize_q6_k_fast(const float *src, size_t n, size_t row_len, uint32_t 
         float scales[QK_K / 16];
         for (size_t b = 0; b < n / QK_K; b++) {
             const float *x = src + b * QK_K;
-            if (make_qx_quants_16x16(x, NULL, scales, L)) {
+            if (mq_qx_fit_16x16(x, NULL, scales, L)) {
                 q6_k_pack_avx2(x, scales, L, data + b * Q6K_BYTES);
             } else {
                 for (int ib = 0; ib < QK_K / 16; ib++)
@@ -555,7 +555,7 @@ static const struct kquant_kind KQ_Q5K = {31, -0.5f, 15, Q5K_BYTES, 48, 16, q5_k
 #ifdef MQ_X86
 /*
 ** make_qkx2_quants(32, nmax, ...) with kquant_fit_superblock's weights for the eight sub-blocks
-** of one super-block at once, sub-block j in lane j. As in make_qx_quants_8x16, every float
+** of one super-block at once, sub-block j in lane j. As in mq_qx_fit_16x16, every float
 ** operation is the scalar one, lane-wise and in the scalar order (separate mul and add where the
 ** scalar code has a*b + c, true divisions and square root), and every `if` is a per-lane blend,
 ** so each lane's scale, min and codes equal the reference's.
@@ -565,12 +565,6 @@ static const struct kquant_kind KQ_Q5K = {31, -0.5f, 15, Q5K_BYTES, 48, 16, q5_k
 ** recomputed from it, with the same operations, only for a sub-block whose 6-bit scale is 0
 ** (the only case where ggml keeps make_qkx2_quants' codes).
 */
-struct qkx2_fit8 {
-    float scale[8], the_min[8]; /* make_qkx2_quants' result and *the_min */
-    float l_iscale[8], l_min[8]; /* codes of the winning step */
-    int flat;                   /* bit j: sub-block j had max == min, codes all 0 */
-};
-
 __attribute__((target("avx2,f16c"))) static inline __m256i clamp_code8(__m256 f, __m256i vnmax)
 {
     return _mm256_max_epi32(_mm256_setzero_si256(), _mm256_min_epi32(vnmax, nearest_int8(f)));
@@ -617,29 +611,22 @@ __attribute__((target("avx2,f16c"))) static inline bool codes_in_range(__m256 is
 ** are one long chain of dependent adds, so a second independent set of chains keeps the vector
 ** unit busy. The two never mix; xs[1] may equal xs[0].
 */
-enum { KQ_G = 2 };
+enum { KQ_G = MQ_KQ_PAIR };
 /* the per-group loops must be unrolled so that each group's accumulators live in registers */
 #define KQ_FOR_G _Pragma("GCC unroll 2") for (int g = 0; g < KQ_G; g++)
-
-/* make_qkx2_quants' search settings, and where the weights come from */
-struct qkx2_params {
-    int nmax;
-    float rmin, rdelta;
-    int nstep;
-    const float *qw[KQ_G]; /* NULL: kquant_fit_superblock's av_x + |x|; else weights per element */
-};
+#define NG_FOR_G _Pragma("GCC unroll 2") for (int g = 0; g < ng; g++)
 
 /* one candidate step's sums over the 32 elements of each group; the codes go to Lf */
 __attribute__((target("avx2,f16c"), always_inline)) static inline void
 qkx2_step_sums(const __m256 (*XM)[KQ_G], const __m256 (*X)[KQ_G], const __m256 (*W)[KQ_G], __m256 (*Lf)[KQ_G],
                const __m256 iscale[KQ_G], int nmax, bool trick, __m256 sum_l[KQ_G], __m256 sum_l2[KQ_G],
-               __m256 sum_xl[KQ_G])
+               __m256 sum_xl[KQ_G], const int ng)
 {
     const __m256i vnmax = _mm256_set1_epi32(nmax);
     const __m256i vnmaxf = _mm256_castps_si256(_mm256_set1_ps((float)nmax));
-    KQ_FOR_G sum_l[g] = sum_l2[g] = sum_xl[g] = _mm256_setzero_ps();
+    NG_FOR_G sum_l[g] = sum_l2[g] = sum_xl[g] = _mm256_setzero_ps();
     for (int i = 0; i < 32; i++) {
-        KQ_FOR_G {
+        NG_FOR_G {
             const __m256 f = _mm256_mul_ps(iscale[g], XM[i][g]);
             const __m256 lf = trick ? code_trick8(f, vnmax) : code_round8(f, vnmaxf);
             Lf[i][g] = lf;
@@ -651,9 +638,9 @@ qkx2_step_sums(const __m256 (*XM)[KQ_G], const __m256 (*X)[KQ_G], const __m256 (
     }
 }
 
-__attribute__((target("avx2,f16c"))) static void make_qkx2_quants_8x32(const float *const xs[KQ_G],
-                                                                     const struct qkx2_params *p,
-                                                                     struct qkx2_fit8 out[KQ_G])
+/* ng = 1 or 2 super-blocks (a constant in each caller, so the group loops fold away) */
+__attribute__((target("avx2,f16c"), always_inline)) static inline void
+qkx2_fit_body(const float *const xs[KQ_G], const struct mq_qkx2_params *p, struct mq_qkx2_fit8 out[KQ_G], const int ng)
 {
     const __m256i lane_off = _mm256_setr_epi32(0, 32, 64, 96, 128, 160, 192, 224);
     const __m256 absmask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
@@ -667,7 +654,7 @@ __attribute__((target("avx2,f16c"))) static void make_qkx2_quants_8x32(const flo
     __m256 scale[KQ_G], best_error[KQ_G], l_iscale[KQ_G], l_min[KQ_G];
     bool nan_free = true;
 
-    KQ_FOR_G {
+    NG_FOR_G {
         __m256 ord = _mm256_castsi256_ps(_mm256_set1_epi32(-1));
         for (int i = 0; i < 32; i++) {
             X[i][g] = _mm256_i32gather_ps(xs[g] + i, lane_off, 4);
@@ -720,21 +707,21 @@ __attribute__((target("avx2,f16c"))) static void make_qkx2_quants_8x32(const flo
         const __m256 num = _mm256_set1_ps(p->rmin + p->rdelta * (float)is + (float)nmax);
         __m256 iscale[KQ_G], sum_l[KQ_G], sum_l2[KQ_G], sum_xl[KQ_G], D[KQ_G], dpos[KQ_G];
         bool in_range = nan_free;
-        KQ_FOR_G {
+        NG_FOR_G {
             iscale[g] = _mm256_div_ps(num, _mm256_sub_ps(max[g], min[g]));
             in_range = in_range && codes_in_range(iscale[g], lo[g], max[g], min[g]);
         }
-        if (in_range) qkx2_step_sums(XM, X, W, Lf, iscale, nmax, false, sum_l, sum_l2, sum_xl);
-        else qkx2_step_sums(XM, X, W, Lf, iscale, nmax, true, sum_l, sum_l2, sum_xl);
+        if (in_range) qkx2_step_sums(XM, X, W, Lf, iscale, nmax, false, sum_l, sum_l2, sum_xl, ng);
+        else qkx2_step_sums(XM, X, W, Lf, iscale, nmax, true, sum_l, sum_l2, sum_xl, ng);
         __m256 any = zero;
-        KQ_FOR_G {
+        NG_FOR_G {
             D[g] = _mm256_sub_ps(_mm256_mul_ps(sum_w[g], sum_l2[g]), _mm256_mul_ps(sum_l[g], sum_l[g]));
             dpos[g] = _mm256_cmp_ps(D[g], zero, _CMP_GT_OQ);
             any = _mm256_or_ps(any, dpos[g]);
         }
         if (_mm256_testz_ps(any, any)) continue; /* no lane has D > 0 */
         __m256 this_scale[KQ_G], this_min[KQ_G], cur_error[KQ_G];
-        KQ_FOR_G {
+        NG_FOR_G {
             this_scale[g] = _mm256_div_ps(
                 _mm256_sub_ps(_mm256_mul_ps(sum_w[g], sum_xl[g]), _mm256_mul_ps(sum_x[g], sum_l[g])), D[g]);
             this_min[g] = _mm256_div_ps(
@@ -745,14 +732,14 @@ __attribute__((target("avx2,f16c"))) static void make_qkx2_quants_8x32(const flo
             cur_error[g] = zero;
         }
         for (int i = 0; i < 32; i++) {
-            KQ_FOR_G {
+            NG_FOR_G {
                 __m256 diff =
                     _mm256_sub_ps(_mm256_add_ps(_mm256_mul_ps(this_scale[g], Lf[i][g]), this_min[g]), X[i][g]);
                 diff = _mm256_mul_ps(diff, diff);
                 cur_error[g] = _mm256_add_ps(cur_error[g], _mm256_mul_ps(W[i][g], diff));
             }
         }
-        KQ_FOR_G {
+        NG_FOR_G {
             const __m256 upd = _mm256_and_ps(dpos[g], _mm256_cmp_ps(cur_error[g], best_error[g], _CMP_LT_OQ));
             if (_mm256_testz_ps(upd, upd)) continue;
             best_error[g] = _mm256_blendv_ps(best_error[g], cur_error[g], upd);
@@ -765,7 +752,7 @@ __attribute__((target("avx2,f16c"))) static void make_qkx2_quants_8x32(const flo
     }
     /* max == min lanes return early in the scalar code: scale 0, -min of the first pass (their
      * steps all have D = 0, so min never moved, but the blend does not rely on that) */
-    KQ_FOR_G {
+    NG_FOR_G {
         _mm256_storeu_ps(out[g].scale, _mm256_andnot_ps(flat[g], scale[g]));
         _mm256_storeu_ps(out[g].the_min, _mm256_xor_ps(_mm256_blendv_ps(min[g], flat_min[g], flat[g]), signbit));
         _mm256_storeu_ps(out[g].l_iscale, l_iscale[g]);
@@ -774,14 +761,27 @@ __attribute__((target("avx2,f16c"))) static void make_qkx2_quants_8x32(const flo
     }
 }
 
+__attribute__((target("avx2,f16c"))) void mq_qkx2_fit_8x32(const float *const xs[KQ_G], const struct mq_qkx2_params *p,
+                                                         struct mq_qkx2_fit8 out[KQ_G])
+{
+    qkx2_fit_body(xs, p, out, 2);
+}
+
+__attribute__((target("avx2,f16c"))) void mq_qkx2_fit_8x32_one(const float *x, const struct mq_qkx2_params *p,
+                                                             struct mq_qkx2_fit8 *out)
+{
+    const float *xs[KQ_G] = {x, x};
+    qkx2_fit_body(xs, p, out, 1);
+}
+
 /*
-** The rest of kquant_fit_superblock for x[256] once make_qkx2_quants_8x32 has fitted it: the
+** The rest of kquant_fit_superblock for x[256] once mq_qkx2_fit_8x32 has fitted it: the
 ** packed scales, then the codes L[256]. A sub-block with a nonzero 6-bit scale gets its codes
 ** recomputed eight at a time ((x + dm) / d, rounded and clamped, as in the scalar loop); the
 ** others keep the winning make_qkx2_quants step's codes, recomputed here from (l_iscale, l_min).
 */
 __attribute__((target("avx2,f16c"))) static void kquant_codes_avx2(const float *x, int nmax,
-                                                                  const struct qkx2_fit8 *f, uint8_t *y, uint8_t *L)
+                                                                  const struct mq_qkx2_fit8 *f, uint8_t *y, uint8_t *L)
 {
     kquant_pack_scales(f->scale, f->the_min, y);
     const uint8_t *sc = y + 4;
@@ -842,13 +842,13 @@ __attribute__((target("avx2,f16c"))) static void kquant_pack_codes_avx2(const st
 __attribute__((target("avx2,f16c"))) static void kquant_quantize_avx2(const struct kquant_kind *k, const float *src,
                                                                      size_t nb, uint8_t *data)
 {
-    struct qkx2_fit8 f[KQ_G];
+    struct mq_qkx2_fit8 f[KQ_G];
     uint8_t L[QK_K];
     for (size_t b = 0; b < nb; b += KQ_G) {
         const float *xs[KQ_G];
         for (int g = 0; g < KQ_G; g++) xs[g] = src + (b + (size_t)g < nb ? b + (size_t)g : b) * QK_K;
-        const struct qkx2_params p = {k->nmax, k->rmin, 0.1f, k->nstep, {NULL, NULL}};
-        make_qkx2_quants_8x32(xs, &p, f);
+        const struct mq_qkx2_params p = {k->nmax, k->rmin, 0.1f, k->nstep, {NULL, NULL}};
+        mq_qkx2_fit_8x32(xs, &p, f);
         for (int g = 0; g < KQ_G && b + (size_t)g < nb; g++) {
             uint8_t *y = data + (b + (size_t)g) * k->block_bytes;
             kquant_codes_avx2(xs[g], k->nmax, &f[g], y, L);

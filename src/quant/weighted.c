@@ -171,6 +171,7 @@ static void kquant_block(int nmax, const float *x, const float *qw, uint8_t *y)
     uint8_t L[QK_K], Laux[32], Ls[8], Lm[8];
     float weights[32], sw[8], mins[8], scales[8];
     const float sigma2 = 2 * sum_sq(x, QK_K) / QK_K;
+    if (!mq_kquant_fit_weighted_fast(nmax, x, qw, sigma2, scales, mins, sw, L))
     for (int j = 0; j < QK_K / 32; j++) {
         for (int l = 0; l < 32; l++) weights[l] = qw[32 * j + l] * sqrtf(sigma2 + x[32 * j + l] * x[32 * j + l]);
         float sumw = 0;
@@ -228,9 +229,10 @@ static void q6_k_block(const float *x, const float *qw, uint8_t *y)
     int8_t L[QK_K];
     float scales[QK_K / 16];
     float max_scale = 0, max_abs_scale = 0;
+    if (!mq_q6_k_fit_weighted_fast(x, qw, scales, L))
+        for (int ib = 0; ib < QK_K / 16; ib++) scales[ib] = mq_make_qx_quants(16, 32, x + 16 * ib, L + 16 * ib, qw + 16 * ib);
     for (int ib = 0; ib < QK_K / 16; ib++) {
-        const float scale = mq_make_qx_quants(16, 32, x + 16 * ib, L + 16 * ib, qw + 16 * ib);
-        scales[ib] = scale;
+        const float scale = scales[ib];
         const float abs_scale = fabsf(scale);
         if (abs_scale > max_abs_scale) {
             max_abs_scale = abs_scale;
