@@ -11,15 +11,15 @@
 #if defined(__x86_64__) || defined(__i386__)
 #define MQ_KQ_SIMD 1
 
-/* super-blocks fitted side by side by mq_qkx2_fit_8x32 */
-enum { MQ_KQ_PAIR = 2 };
+/* super-blocks fitted side by side by mq_qkx2_fit_blocks (see kquants.c for why) */
+enum { MQ_KQ_BATCH = 2 };
 
 /* make_qkx2_quants' search settings, and where the weights come from */
 struct mq_qkx2_params {
     int nmax;
     float rmin, rdelta;
     int nstep;
-    const float *qw[MQ_KQ_PAIR]; /* NULL: kquants.c's av_x + |x|; else the 256 weights of the block */
+    const float *const *qw; /* NULL: kquants.c's av_x + |x|; else qw[b]: the 256 weights of block b */
 };
 
 /* make_qkx2_quants' results for the eight sub-blocks of one super-block */
@@ -30,14 +30,10 @@ struct mq_qkx2_fit8 {
 };
 
 /*
-** make_qkx2_quants(32, nmax, x, weights, ...) for the eight 32-value sub-blocks of xs[0] and of
-** xs[1] (which may equal xs[0]), byte-identical in every lane (kquants.c).
+** make_qkx2_quants(32, nmax, x, weights, ...) for the eight 32-value sub-blocks of each of the n
+** super-blocks xs[0..n), byte-identical in every lane (kquants.c); out[b] for xs[b].
 */
-void mq_qkx2_fit_8x32(const float *const xs[MQ_KQ_PAIR], const struct mq_qkx2_params *p,
-                      struct mq_qkx2_fit8 out[MQ_KQ_PAIR]);
-
-/* the same for one super-block x */
-void mq_qkx2_fit_8x32_one(const float *x, const struct mq_qkx2_params *p, struct mq_qkx2_fit8 *out);
+void mq_qkx2_fit_blocks(const float *const *xs, int n, const struct mq_qkx2_params *p, struct mq_qkx2_fit8 *out);
 
 /*
 ** mq_make_qx_quants(16, 32, ..., qw or NULL) for the sixteen 16-value groups of x[256]: the

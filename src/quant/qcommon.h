@@ -142,12 +142,17 @@ bool mq_q3_k_fit_avx2(const float *x, float scales[16], int8_t L[256]);
 bool mq_q3_k_codes_avx2(const float *x, const float d[16], int8_t L[256], uint8_t *y);
 
 /* The fast sub-block fits of the importance-weighted K-quants (kquants_weighted.c), for
-** weighted.c: Q4_K/Q5_K (nmax 15/31) the weights qw * sqrtf(sigma2 + x^2), their sums sw per
-** sub-block and make_qkx2_quants' scales, mins and codes; Q6_K make_qx_quants(16, 32, ..., qw)
-** per 16 values. false: not available here (no AVX2, or NaN/Inf in the Q6_K block), nothing
-** usable written. */
-bool mq_kquant_fit_weighted_fast(int nmax, const float *x, const float *qw, float sigma2, float scales[8],
-                                 float mins[8], float sw[8], uint8_t L[256]);
+** weighted.c. Q4_K/Q5_K (nmax 15/31), n <= MQ_KQ_WBATCH consecutive super-blocks x[0..256n) of
+** one row with their importances qw: per block sigma2 = 2 * sum(x^2) / 256, the weights
+** qw * sqrtf(sigma2 + x^2), their sums sw per sub-block and make_qkx2_quants' scales, mins and
+** codes. Q6_K: make_qx_quants(16, 32, ..., qw) per 16 values. false: not available here (no
+** AVX2, or NaN/Inf in the Q6_K block), nothing usable written. */
+enum { MQ_KQ_WBATCH = 8 };
+struct mq_kquant_wfit {
+    float scales[8], mins[8], sw[8];
+    uint8_t L[256];
+};
+bool mq_kquant_fit_weighted_fast(int nmax, const float *x, const float *qw, int n, struct mq_kquant_wfit *out);
 bool mq_q6_k_fit_weighted_fast(const float *x, const float *qw, float scales[16], int8_t L[256]);
 
 /* IQ4_NL's non-linear grid (ggml-common.h kvalues_iq4nl). */
