@@ -578,32 +578,42 @@ __attribute__((target("avx2,f16c"))) static inline __m256i clamp_code8(__m256 f,
 ** converts): integer min/max run on every vector pipe, the float ones share the two multiply
 ** pipes with the sums' products. Outside that range, and for NaN, the trick's result is not the
 ** rounded value (the sum leaves [2^23, 2^24); NaN gives 0), so a step whose codes could leave it
-** falls back to the integer path, bit for bit ggml's: codes_in_range() bounds
+** falls back to the integer path, bit for bit ggml's: codes_needed() bounds
 ** iscale * (x - min) over the lane's values by its two ends (x = the smallest value, x = max; a
 ** float subtraction and a multiplication by a fixed factor are monotone), any Inf or NaN end also
-** sends the step to the integer path, and so does a NaN anywhere in the super-block.
+** sends the step to the integer path, and so does a NaN anywhere in the super-block. The same
+** bounds drop a clamp that cannot act in a step (most steps need neither).
 */
-__attribute__((target("avx2,f16c"))) static inline __m256 code_round8(__m256 f, __m256i vnmaxf_bits)
-{
-    const __m256i r = _mm256_castps_si256(_mm256_round_ps(f, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
-    return _mm256_castsi256_ps(_mm256_min_epi32(_mm256_max_epi32(r, _mm256_setzero_si256()), vnmaxf_bits));
-}
-
 __attribute__((target("avx2,f16c"))) static inline __m256 code_trick8(__m256 f, __m256i vnmax)
 {
     return _mm256_cvtepi32_ps(clamp_code8(f, vnmax));
 }
 
 /* true when every lane's iscale * (x - min), x in [lo, hi], stays within [-2^22, 2^22 - 1] */
-__attribute__((target("avx2,f16c"))) static inline bool codes_in_range(__m256 iscale, __m256 lo, __m256 hi,
-                                                                      __m256 min)
+/* what a step's codes need: the integer path, or rounding with or without each clamp */
+enum { CODES_TRICK = 1, CODES_CLAMP_LO = 2, CODES_CLAMP_HI = 4 };
+
+/*
+** Which path the codes of one step need, from every lane's bounds a = iscale * (lo - min) <=
+** iscale * (x - min) <= b = iscale * (max - min): the integer path unless both lie within
+** [-2^22, 2^22 - 1]; the clamp at 0 unless a >= 0 (then every f >= 0 rounds to +0 or more, or to -0:
+** harmless, a -0 code only ever adds to sums that start at +0 and is squared in the error), the clamp at nmax unless b < nmax + 0.5 (then no f rounds
+** above nmax). ORed over the blocks of the step by the caller.
+*/
+__attribute__((target("avx2,f16c"))) static inline int codes_needed(__m256 iscale, __m256 lo, __m256 hi, __m256 min,
+                                                                   int nmax)
 {
     const __m256 a = _mm256_mul_ps(iscale, _mm256_sub_ps(lo, min));
     const __m256 b = _mm256_mul_ps(iscale, _mm256_sub_ps(hi, min));
     const __m256 low = _mm256_set1_ps(-4194304.f), high = _mm256_set1_ps(4194303.f);
     __m256 ok = _mm256_and_ps(_mm256_cmp_ps(a, low, _CMP_GE_OQ), _mm256_cmp_ps(a, high, _CMP_LE_OQ));
     ok = _mm256_and_ps(ok, _mm256_and_ps(_mm256_cmp_ps(b, low, _CMP_GE_OQ), _mm256_cmp_ps(b, high, _CMP_LE_OQ)));
-    return _mm256_movemask_ps(ok) == 0xff;
+    if (_mm256_movemask_ps(ok) != 0xff) return CODES_TRICK;
+    int need = 0;
+    if (_mm256_movemask_ps(_mm256_cmp_ps(a, _mm256_setzero_ps(), _CMP_GE_OQ)) != 0xff) need |= CODES_CLAMP_LO;
+    if (_mm256_movemask_ps(_mm256_cmp_ps(b, _mm256_set1_ps((float)nmax + 0.5f), _CMP_LT_OQ)) != 0xff)
+        need |= CODES_CLAMP_HI;
+    return need;
 }
 
 /*
@@ -621,7 +631,7 @@ enum { KQ_G = MQ_KQ_BATCH };
 /* one candidate step's sums over the 32 elements of each group; the codes go to Lf */
 __attribute__((target("avx2,f16c"), always_inline)) static inline void
 qkx2_step_sums(const __m256 (*XM)[KQ_G], const __m256 (*X)[KQ_G], const __m256 (*W)[KQ_G], __m256 (*Lf)[KQ_G],
-               const __m256 iscale[KQ_G], int nmax, bool trick, __m256 sum_l[KQ_G], __m256 sum_l2[KQ_G],
+               const __m256 iscale[KQ_G], int nmax, const int codes, __m256 sum_l[KQ_G], __m256 sum_l2[KQ_G],
                __m256 sum_xl[KQ_G], const int ng)
 {
     const __m256i vnmax = _mm256_set1_epi32(nmax);
@@ -630,7 +640,15 @@ qkx2_step_sums(const __m256 (*XM)[KQ_G], const __m256 (*X)[KQ_G], const __m256 (
     for (int i = 0; i < 32; i++) {
         NG_FOR_G {
             const __m256 f = _mm256_mul_ps(iscale[g], XM[i][g]);
-            const __m256 lf = trick ? code_trick8(f, vnmax) : code_round8(f, vnmaxf);
+            __m256 lf;
+            if (codes & CODES_TRICK) {
+                lf = code_trick8(f, vnmax);
+            } else {
+                __m256i r = _mm256_castps_si256(_mm256_round_ps(f, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+                if (codes & CODES_CLAMP_LO) r = _mm256_max_epi32(r, _mm256_setzero_si256());
+                if (codes & CODES_CLAMP_HI) r = _mm256_min_epi32(r, vnmaxf);
+                lf = _mm256_castsi256_ps(r);
+            }
             Lf[i][g] = lf;
             const __m256 wl = _mm256_mul_ps(W[i][g], lf);
             sum_l[g] = _mm256_add_ps(sum_l[g], wl);
@@ -708,13 +726,18 @@ qkx2_fit_body(const float *const *xs, const struct mq_qkx2_params *p, struct mq_
         /* rmin + rdelta * is + nmax */
         const __m256 num = _mm256_set1_ps(p->rmin + p->rdelta * (float)is + (float)nmax);
         __m256 iscale[KQ_G], sum_l[KQ_G], sum_l2[KQ_G], sum_xl[KQ_G], D[KQ_G], dpos[KQ_G];
-        bool in_range = nan_free;
+        int codes = nan_free ? 0 : CODES_TRICK;
         NG_FOR_G {
             iscale[g] = _mm256_div_ps(num, _mm256_sub_ps(max[g], min[g]));
-            in_range = in_range && codes_in_range(iscale[g], lo[g], max[g], min[g]);
+            codes |= codes_needed(iscale[g], lo[g], max[g], min[g], nmax);
         }
-        if (in_range) qkx2_step_sums(XM, X, W, Lf, iscale, nmax, false, sum_l, sum_l2, sum_xl, ng);
-        else qkx2_step_sums(XM, X, W, Lf, iscale, nmax, true, sum_l, sum_l2, sum_xl, ng);
+        /* one instantiation per path (codes is a constant in each) */
+        if (codes & CODES_TRICK) qkx2_step_sums(XM, X, W, Lf, iscale, nmax, CODES_TRICK, sum_l, sum_l2, sum_xl, ng);
+        else if (codes == 0) qkx2_step_sums(XM, X, W, Lf, iscale, nmax, 0, sum_l, sum_l2, sum_xl, ng);
+        else if (codes == CODES_CLAMP_HI)
+            qkx2_step_sums(XM, X, W, Lf, iscale, nmax, CODES_CLAMP_HI, sum_l, sum_l2, sum_xl, ng);
+        else
+            qkx2_step_sums(XM, X, W, Lf, iscale, nmax, CODES_CLAMP_LO | CODES_CLAMP_HI, sum_l, sum_l2, sum_xl, ng);
         __m256 any = zero;
         NG_FOR_G {
             D[g] = _mm256_sub_ps(_mm256_mul_ps(sum_w[g], sum_l2[g]), _mm256_mul_ps(sum_l[g], sum_l[g]));
