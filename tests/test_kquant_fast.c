@@ -224,3 +224,46 @@ Test(kquant_fast, weighted_matches_ggml)
     fprintf(stderr, "kquant_fast: %d weighted rows, %d mismatches\n", rows, bad);
     cr_expect_eq(bad, 0);
 }
+
+/* rows of 1, 3 and 9 super-blocks: the weighted row batches (8) and the pairs of the search
+ * kernel both end on a partial batch; many rows in one call for the unweighted chunking */
+Test(kquant_fast, odd_block_counts)
+{
+    struct mq_test_rng r;
+    mq_test_rng_seed(&r, test_seed() + 2);
+    static const int nblocks[] = {1, 3, 9};
+    static const enum mq_codec wc[] = {MQ_CODEC_Q4_K, MQ_CODEC_Q5_K, MQ_CODEC_Q6_K};
+    enum { MAXN = 9 * 256 * 3 };
+    float *x = malloc(MAXN * sizeof *x), *w = malloc(MAXN * sizeof *w);
+    uint8_t *ref = malloc(MAXN), *fast = malloc(MAXN), *gg = malloc(MAXN);
+    cr_assert(x && w && ref && fast && gg);
+    int bad = 0;
+    for (size_t t = 0; t < sizeof nblocks / sizeof nblocks[0]; t++) {
+        const size_t row = 256 * (size_t)nblocks[t], n = 3 * row;
+        for (size_t i = 0; i < n; i += 32) fill_sub(&r, (int)(mq_test_rng_u64(&r) % 14), x + i, false);
+        for (size_t i = 0; i < row; i++) w[i] = (float)(0.01 + mq_test_rng_unit(&r));
+        for (size_t k = 0; k < NCODECS; k++) {
+            const enum mq_codec c = codecs[k];
+            const size_t nbytes = (size_t)mq_codec_data_bytes(c, NULL, n);
+            struct mq_qbuf qr = {ref, NULL, NULL}, qf = {fast, NULL, NULL};
+            cr_assert_eq(mq_quantize(c, NULL, x, n, row, &qr, false, NULL), MQ_OK);
+            cr_assert_eq(mq_quantize(c, NULL, x, n, row, &qf, true, NULL), MQ_OK);
+            if (memcmp(ref, fast, nbytes) != 0) {
+                bad++;
+                cr_log_error("%d blocks per row: %s fast differs from the reference", nblocks[t], mq_codec_info(c)->name);
+            }
+        }
+        if (!have_ggml) continue;
+        for (size_t k = 0; k < sizeof wc / sizeof wc[0]; k++) {
+            const size_t nbytes = (size_t)mq_codec_data_bytes(wc[k], NULL, n);
+            cr_assert_eq(mq_quantize_weighted(wc[k], x, n, row, w, fast, NULL), MQ_OK);
+            G.quantize_chunk(mq_codec_info(wc[k])->ggml_type, x, gg, 0, 3, (int64_t)row, w);
+            if (memcmp(gg, fast, nbytes) != 0) {
+                bad++;
+                cr_log_error("%d blocks per row: weighted %s differs from ggml", nblocks[t], mq_codec_info(wc[k])->name);
+            }
+        }
+    }
+    free(x), free(w), free(ref), free(fast), free(gg);
+    cr_expect_eq(bad, 0);
+}
