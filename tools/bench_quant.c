@@ -2,13 +2,17 @@
 ** bench_quant - single-threaded quantizer throughput, f32 input already in memory.
 **
 ** Usage: bench_quant [MiB of input, default 64] [seconds per measurement, default 0.5] [codecs]
-** codecs: a comma-separated list of codec names (default: all), e.g. iq4_nl,iq4_xs,q2_K.
+** codecs: a comma-separated list of codec names to run (default all).
 ** Prints, per codec: reference GB/s, fast GB/s (GB = 1e9 bytes of f32 input), their ratio,
-** bits per weight of the output (data + side data), the GB/s with importance weights
-** (mq_quantize_weighted, whose kernels pick the fast path themselves; "-" for a codec that does
-** not take them), and an xxh64 of the fast output so that builds with different compilers can be
-** compared for identical bytes. Each figure is the best of several timed runs over the same
-** buffer, timed in the thread's CPU time. Fast kernels use: mq_quant_simd_name().
+** bits per weight of the output (data + side data), and an xxh64 of the fast output so that
+** builds with different compilers can be compared for identical bytes. Each figure is the
+** best of several timed runs over the same buffer, timed by the thread's CPU clock (the machine
+** may be shared; wall time would also count time the thread waited for a core); the "wall"
+** column repeats the fast figure by the wall clock. For each codec ggml quantizes differently
+** with an importance matrix (mq_codec_takes_imatrix), a second line "<codec>+imx" times
+** mq_quantize_weighted over the same input with a fixed positive importance vector: its GB/s in
+** the fast column and, as ratio, its speed over the unweighted fast kernel's.
+** Fast kernels use: mq_quant_simd_name().
 */
 #include <math.h>
 #include <stdio.h>
@@ -21,33 +25,60 @@
 #include "modelq/imatrix.h"
 #include "modelq/quant.h"
 
-static double now(void)
+static double clock_s(clockid_t id)
 {
     struct timespec ts;
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts); /* CPU time: a loaded (shared) machine does not skew it */
+    clock_gettime(id, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
-/* qw != NULL: mq_quantize_weighted with the row_len importance weights qw (fast ignored) */
-static double measure(enum mq_codec c, const float *x, size_t n, size_t row, const struct mq_qbuf *out, bool fast,
-                      const float *qw, double budget)
+/* What one timed run quantizes: imatrix NULL = mq_quantize, else mq_quantize_weighted. */
+struct run {
+    enum mq_codec c;
+    const float *x;
+    size_t n, row;
+    const struct mq_qbuf *out;
+    bool fast;
+    const float *imatrix;
+};
+
+/* Best GB/s over runs by the thread CPU clock; *wall gets the best by the wall clock. */
+static double measure(const struct run *r, double budget, double *wall)
 {
-    double best = 1e30, start = now();
+    double best = 1e30, best_wall = 1e30, start = clock_s(CLOCK_MONOTONIC);
     int runs = 0;
     do {
-        double t0 = now();
+        double t0 = clock_s(CLOCK_THREAD_CPUTIME_ID), w0 = clock_s(CLOCK_MONOTONIC);
         struct mq_error err;
-        enum mq_status st = qw ? mq_quantize_weighted(c, x, n, row, qw, out->data, &err)
-                               : mq_quantize(c, NULL, x, n, row, out, fast, &err);
+        enum mq_status st = r->imatrix
+                                ? mq_quantize_weighted(r->c, r->x, r->n, r->row, r->imatrix, r->out->data, &err)
+                                : mq_quantize(r->c, NULL, r->x, r->n, r->row, r->out, r->fast, &err);
         if (st != MQ_OK) {
             fprintf(stderr, "bench_quant: %s\n", err.msg);
             exit(1);
         }
-        double t = now() - t0;
+        double t = clock_s(CLOCK_THREAD_CPUTIME_ID) - t0, w = clock_s(CLOCK_MONOTONIC) - w0;
         if (t < best) best = t;
+        if (w < best_wall) best_wall = w;
         runs++;
-    } while (now() - start < budget || runs < 2);
-    return (double)n * 4 / best / 1e9;
+    } while (clock_s(CLOCK_MONOTONIC) - start < budget || runs < 2);
+    if (wall) *wall = (double)r->n * 4 / best_wall / 1e9;
+    return (double)r->n * 4 / best / 1e9;
+}
+
+/* codec name in the comma-separated list (NULL = every codec) */
+static bool selected(const char *list, const char *name)
+{
+    if (!list) return true;
+    size_t len = strlen(name);
+    for (const char *p = list; *p;) {
+        const char *e = strchr(p, ',');
+        size_t l = e ? (size_t)(e - p) : strlen(p);
+        if (l == len && strncmp(p, name, l) == 0) return true;
+        if (!e) break;
+        p = e + 1;
+    }
+    return false;
 }
 
 int main(int argc, char **argv)
@@ -70,30 +101,21 @@ int main(int argc, char **argv)
         x[i] = (float)(r * cos(6.283185307179586 * u2));
         if (i + 1 < n) x[i + 1] = (float)(r * sin(6.283185307179586 * u2));
     }
-    printf("bench_quant: %zu f32 values (%.1f MiB), rows of %zu, single thread, fast kernels: %s\n", n,
-           (double)n * 4 / 1048576, row, mq_quant_simd_name());
-    /* importance weights: positive, spread over two orders of magnitude, per column */
-    float *qw = malloc(row * sizeof *qw);
-    if (!qw) return 1;
+    /* importances: positive, spread over two decades like llama-imatrix's, one per column */
+    float *imx = malloc(row * sizeof *imx);
+    if (!imx) return 1;
     for (size_t i = 0; i < row; i++) {
         s = s * 6364136223846793005ull + 1442695040888963407ull;
-        qw[i] = (float)exp(4.6 * (double)(s >> 11) * 0x1p-53 - 2.3);
+        imx[i] = (float)(0.01 + (double)(s >> 11) * 0x1p-53);
     }
-    printf("%-10s %10s %10s %7s %8s %10s  %s\n", "codec", "ref GB/s", "fast GB/s", "ratio", "bits/w", "imat GB/s",
+    printf("bench_quant: %zu f32 values (%.1f MiB), rows of %zu, single thread, fast kernels: %s\n", n,
+           (double)n * 4 / 1048576, row, mq_quant_simd_name());
+    printf("GB/s by thread CPU time (wall: fast kernel by wall clock)\n");
+    printf("%-10s %10s %10s %7s %8s %8s  %s\n", "codec", "ref GB/s", "fast GB/s", "ratio", "wall", "bits/w",
            "xxh64(fast output)");
     for (int ci = 0; ci < MQ_CODEC_COUNT; ci++) {
         enum mq_codec c = (enum mq_codec)ci;
-        if (c == MQ_CODEC_F32) continue;
-        if (only) { /* whole names in the comma-separated list */
-            const char *name = mq_codec_info(c)->name, *p = only;
-            size_t len = strlen(name);
-            bool hit = false;
-            while (!hit && (p = strstr(p, name)) != NULL) {
-                hit = (p == only || p[-1] == ',') && (p[len] == ',' || p[len] == 0);
-                p += len;
-            }
-            if (!hit) continue;
-        }
+        if (c == MQ_CODEC_F32 || !selected(only, mq_codec_info(c)->name)) continue;
         size_t nb = (size_t)mq_codec_data_bytes(c, NULL, n), ns = (size_t)mq_codec_side_count(c, NULL, n, row);
         struct mq_qbuf out = {malloc(nb), malloc((ns + 1) * sizeof(float)), malloc(ns + 1)};
         /* slow reference kernels get a smaller slice so a run stays short */
@@ -102,21 +124,26 @@ int main(int argc, char **argv)
             c == MQ_CODEC_IQ4_XS || c == MQ_CODEC_Q2_K)
             nref = n / 16 / row * row;
         if (nref == 0) nref = row;
-        double ref = measure(c, x, nref, row, &out, false, NULL, budget);
-        double imat = mq_codec_takes_imatrix(c) ? measure(c, x, n, row, &out, true, qw, budget) : -1;
-        double fast = measure(c, x, n, row, &out, true, NULL, budget);
+        double wall;
+        double ref = measure(&(struct run){c, x, nref, row, &out, false, NULL}, budget, NULL);
+        double fast = measure(&(struct run){c, x, n, row, &out, true, NULL}, budget, &wall);
         uint64_t total;
         struct mq_codec_params p = {0};
         mq_codec_tensor_bytes(c, &p, n, row, &total, NULL);
-        char imat_s[32] = "-";
-        if (imat >= 0) snprintf(imat_s, sizeof imat_s, "%.3f", imat);
-        printf("%-10s %10.3f %10.3f %7.2f %8.3f %10s  %016llx\n", mq_codec_info(c)->name, ref, fast, fast / ref,
-               (double)total * 8 / (double)n, imat_s, (unsigned long long)XXH64(out.data, nb, 0));
+        printf("%-10s %10.3f %10.3f %7.2f %8.3f %8.3f  %016llx\n", mq_codec_info(c)->name, ref, fast, fast / ref,
+               wall, (double)total * 8 / (double)n, (unsigned long long)XXH64(out.data, nb, 0));
+        if (mq_codec_takes_imatrix(c)) {
+            char name[32];
+            snprintf(name, sizeof name, "%s+imx", mq_codec_info(c)->name);
+            double wgt = measure(&(struct run){c, x, n, row, &out, true, imx}, budget, &wall);
+            printf("%-10s %10s %10.3f %7.2f %8.3f %8s  %016llx\n", name, "-", wgt, wgt / fast, wall, "",
+                   (unsigned long long)XXH64(out.data, nb, 0));
+        }
         free(out.data);
         free(out.scales);
         free(out.zeros);
     }
-    free(qw);
+    free(imx);
     free(x);
     return 0;
 }

@@ -19,7 +19,7 @@
 ** make_qkx2_quants' nmax, rmin and step count.
 ** All sums run left to right in float32 exactly as in ggml-quants.c.
 */
-#include "qcommon.h"
+#include "kquants_simd.h"
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
@@ -81,10 +81,13 @@ float mq_make_qx_quants(int n, int nmax, const float *x, int8_t *L, const float 
     return scale;
 }
 
-static void q6_k_pack(const float *x, const float *scales, const int8_t *Lin, uint8_t *y)
+/*
+** The block scale and the sixteen int8 sub-block scales of quantize_row_q6_K_ref (d at y+208,
+** scales at y+192); false when every sub-block scale is below GROUP_MAX_EPS: the block is then
+** all zero bytes and nothing else is written.
+*/
+static bool q6_k_pack_scales(const float *scales, uint8_t *y)
 {
-    int8_t L[QK_K];
-    memcpy(L, Lin, sizeof L);
     float max_scale = 0, max_abs_scale = 0;
     for (int ib = 0; ib < QK_K / 16; ib++) {
         float abs_scale = fabsf(scales[ib]);
@@ -96,22 +99,18 @@ static void q6_k_pack(const float *x, const float *scales, const int8_t *Lin, ui
     if (max_abs_scale < GROUP_MAX_EPS) {
         memset(y, 0, Q6K_BYTES);
         mq_put_f16(y + 208, 0.f);
-        return;
+        return false;
     }
     int8_t *sc = (int8_t *)(y + 192);
     float iscale = -128.f / max_scale;
     mq_put_f16(y + 208, 1 / iscale);
     for (int ib = 0; ib < QK_K / 16; ib++) sc[ib] = (int8_t)mq_imin(127, mq_nearest_int(iscale * scales[ib]));
-    const float dd = mq_get_f16(y + 208);
-    for (int j = 0; j < QK_K / 16; j++) {
-        float d = dd * sc[j];
-        if (!d) continue;
-        for (int ii = 0; ii < 16; ii++) {
-            int l = mq_nearest_int(x[16 * j + ii] / d);
-            l = mq_imax(-32, mq_imin(31, l));
-            L[16 * j + ii] = (int8_t)(l + 32);
-        }
-    }
+    return true;
+}
+
+/* The 6-bit codes L[256] (0..63) into ql[128] at y and qh[64] at y+128 (layout in the header). */
+static void q6_k_pack_bits(const int8_t *L, uint8_t *y)
+{
     uint8_t *ql = y, *qh = y + 128;
     for (int j = 0; j < QK_K; j += 128) {
         for (int l = 0; l < 32; l++) {
@@ -125,6 +124,26 @@ static void q6_k_pack(const float *x, const float *scales, const int8_t *Lin, ui
         ql += 64;
         qh += 32;
     }
+}
+
+/* The rest of quantize_row_q6_K_ref once the sub-block scales and codes Lin are fitted. */
+static void q6_k_pack(const float *x, const float *scales, const int8_t *Lin, uint8_t *y)
+{
+    int8_t L[QK_K];
+    memcpy(L, Lin, sizeof L);
+    if (!q6_k_pack_scales(scales, y)) return;
+    const int8_t *sc = (const int8_t *)(y + 192);
+    const float dd = mq_get_f16(y + 208);
+    for (int j = 0; j < QK_K / 16; j++) {
+        float d = dd * sc[j];
+        if (!d) continue;
+        for (int ii = 0; ii < 16; ii++) {
+            int l = mq_nearest_int(x[16 * j + ii] / d);
+            l = mq_imax(-32, mq_imin(31, l));
+            L[16 * j + ii] = (int8_t)(l + 32);
+        }
+    }
+    q6_k_pack_bits(L, y);
 }
 
 void mq_quantize_q6_k_ref(const float *src, size_t n, size_t row_len, uint32_t block,
@@ -141,11 +160,6 @@ void mq_quantize_q6_k_ref(const float *src, size_t n, size_t row_len, uint32_t b
 }
 
 #ifdef MQ_X86
-/*
-** mq_make_qx_quants(16, 32, ..., NULL) for eight 16-element groups at once, group g in lane g: every
-** float operation is the scalar one, lane-wise, in the scalar order, so each lane's scale and
-** L equal the reference. nearest_int is the same 1.5*2^23 trick on integer lanes.
-*/
 __attribute__((target("avx2,f16c"))) static inline __m256i nearest_int8(__m256 f)
 {
     __m256 v = _mm256_add_ps(f, _mm256_set1_ps(12582912.f));
@@ -153,69 +167,161 @@ __attribute__((target("avx2,f16c"))) static inline __m256i nearest_int8(__m256 f
     return _mm256_sub_epi32(_mm256_and_si256(i, _mm256_set1_epi32(0x007fffff)), _mm256_set1_epi32(0x00400000));
 }
 
-__attribute__((target("avx2,f16c"))) static void make_qx_quants_8x16(const float *x, float *scale_out,
-                                                                    int8_t *L /* [8*16] */)
+/* clamp(nearest_int(f), lo, hi) exactly as ggml for every f (the 1.5*2^23 trick on integer lanes) */
+__attribute__((target("avx2,f16c"))) static inline __m256i nearest_clamp8(__m256 f, int lo, int hi)
+{
+    return _mm256_max_epi32(_mm256_set1_epi32(lo), _mm256_min_epi32(_mm256_set1_epi32(hi), nearest_int8(f)));
+}
+
+/*
+** mq_make_qx_quants(16, 32, x, L, qw) for the sixteen 16-element groups of one super-block, as two
+** sets of eight run side by side (group 8s + g in lane g of set s; two sets give two independent
+** chains of adds). Every float operation is the scalar one, lane-wise and in the scalar order, so
+** each lane's scale equals the reference's; w*x is computed once (ggml's w*x[i]*l is (w*x)*l).
+**
+** Codes: in a group whose amax >= GROUP_MAX_EPS, |iscale * x| <= (nmax + 0.9) * (1 + a few ulp),
+** far inside the range where ggml's nearest_int is round-half-even, so the search rounds with
+** vroundps and clamps in float (-0 in place of 0 is harmless: it only ever adds to sums that
+** start at +0). Groups below GROUP_MAX_EPS are zeroed at the end whatever their lanes computed.
+** NaN and Inf are not in that range: a super-block holding one returns false (the caller uses
+** the scalar kernel). The search keeps only the winning iscale per lane; the codes L (stored
+** + 32) are recomputed from it at the end with ggml's own rounding.
+*/
+enum { Q6_SETS = 2 };
+#define Q6_FOR_S _Pragma("GCC unroll 2") for (int s = 0; s < Q6_SETS; s++)
+
+__attribute__((target("avx2,f16c"))) bool mq_qx_fit_16x16(const float *x, const float *qw,
+                                                                     float scale_out[16], int8_t L[QK_K])
 {
     const int nmax = 32;
     const __m256 absmask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
     const __m256i lane_off = _mm256_setr_epi32(0, 16, 32, 48, 64, 80, 96, 112);
-    const __m256i vlo = _mm256_set1_epi32(-nmax), vhi = _mm256_set1_epi32(nmax - 1);
+    const __m256 flo = _mm256_set1_ps((float)-nmax), fhi = _mm256_set1_ps((float)(nmax - 1));
     const __m256 zero = _mm256_setzero_ps();
-    __m256 X[16], W[16];
-    __m256 amax = zero, max = zero;
-    for (int i = 0; i < 16; i++) {
-        X[i] = _mm256_i32gather_ps(x + i, lane_off, 4);
-        W[i] = _mm256_mul_ps(X[i], X[i]);
-        __m256 ax = _mm256_and_ps(X[i], absmask);
-        __m256 gt = _mm256_cmp_ps(ax, amax, _CMP_GT_OQ);
-        amax = _mm256_blendv_ps(amax, ax, gt);
-        max = _mm256_blendv_ps(max, X[i], gt);
-    }
-    const __m256 active = _mm256_cmp_ps(amax, _mm256_set1_ps(GROUP_MAX_EPS), _CMP_GE_OQ);
-    __m256i Lbest[16];
-    __m256 iscale = _mm256_div_ps(_mm256_set1_ps((float)-nmax), max);
-    __m256 sumlx = zero, suml2 = zero;
-    for (int i = 0; i < 16; i++) {
-        __m256i l = _mm256_max_epi32(vlo, _mm256_min_epi32(vhi, nearest_int8(_mm256_mul_ps(iscale, X[i]))));
-        Lbest[i] = l;
-        __m256 lf = _mm256_cvtepi32_ps(l);
-        sumlx = _mm256_add_ps(sumlx, _mm256_mul_ps(_mm256_mul_ps(W[i], X[i]), lf));
-        suml2 = _mm256_add_ps(suml2, _mm256_mul_ps(_mm256_mul_ps(W[i], lf), lf));
-    }
-    __m256 scale = _mm256_and_ps(_mm256_cmp_ps(suml2, zero, _CMP_NEQ_UQ), _mm256_div_ps(sumlx, suml2));
-    __m256 best = _mm256_mul_ps(scale, sumlx);
-    for (int is = -9; is <= 9; is++) {
-        if (is == 0) continue;
-        /* -(nmax + 0.1f*is) / max */
-        float num = -((float)nmax + 0.1f * (float)is);
-        iscale = _mm256_div_ps(_mm256_set1_ps(num), max);
-        __m256i Lt[16];
-        sumlx = suml2 = zero;
+    __m256 X[16][Q6_SETS], W[16][Q6_SETS], WX[16][Q6_SETS];
+    __m256 max[Q6_SETS], active[Q6_SETS], scale[Q6_SETS], best[Q6_SETS], best_iscale[Q6_SETS];
+    __m256 finite = _mm256_castsi256_ps(_mm256_set1_epi32(-1));
+    Q6_FOR_S {
+        __m256 amax = zero, mx = zero;
         for (int i = 0; i < 16; i++) {
-            __m256i l = _mm256_max_epi32(vlo, _mm256_min_epi32(vhi, nearest_int8(_mm256_mul_ps(iscale, X[i]))));
-            Lt[i] = l;
-            __m256 lf = _mm256_cvtepi32_ps(l);
-            sumlx = _mm256_add_ps(sumlx, _mm256_mul_ps(_mm256_mul_ps(W[i], X[i]), lf));
-            suml2 = _mm256_add_ps(suml2, _mm256_mul_ps(_mm256_mul_ps(W[i], lf), lf));
+            X[i][s] = _mm256_i32gather_ps(x + 128 * s + i, lane_off, 4);
+            W[i][s] = qw ? _mm256_i32gather_ps(qw + 128 * s + i, lane_off, 4) : _mm256_mul_ps(X[i][s], X[i][s]);
+            WX[i][s] = _mm256_mul_ps(W[i][s], X[i][s]);
+            __m256 ax = _mm256_and_ps(X[i][s], absmask);
+            finite = _mm256_and_ps(finite, _mm256_cmp_ps(ax, _mm256_set1_ps(3.4028235e38f), _CMP_LE_OQ));
+            __m256 gt = _mm256_cmp_ps(ax, amax, _CMP_GT_OQ);
+            amax = _mm256_blendv_ps(amax, ax, gt);
+            mx = _mm256_blendv_ps(mx, X[i][s], gt);
         }
-        __m256 better = _mm256_and_ps(_mm256_cmp_ps(suml2, zero, _CMP_GT_OQ),
-                                      _mm256_cmp_ps(_mm256_mul_ps(sumlx, sumlx), _mm256_mul_ps(best, suml2), _CMP_GT_OQ));
-        if (_mm256_testz_ps(better, better)) continue;
-        __m256 ns = _mm256_div_ps(sumlx, suml2);
-        scale = _mm256_blendv_ps(scale, ns, better);
-        best = _mm256_blendv_ps(best, _mm256_mul_ps(ns, sumlx), better);
-        for (int i = 0; i < 16; i++) Lbest[i] = _mm256_blendv_epi8(Lbest[i], Lt[i], _mm256_castps_si256(better));
+        max[s] = mx;
+        active[s] = _mm256_cmp_ps(amax, _mm256_set1_ps(GROUP_MAX_EPS), _CMP_GE_OQ);
     }
-    scale = _mm256_and_ps(scale, active);
-    _mm256_storeu_ps(scale_out, scale);
+    if (_mm256_movemask_ps(finite) != 0xff) return false;
+    Q6_FOR_S scale[s] = best[s] = best_iscale[s] = zero; /* set by the first pass */
+
+    /* the first pass (is = 0: iscale = -nmax / max) sets scale and best, then the 18 others */
+    const int order[19] = {0, -9, -8, -7, -6, -5, -4, -3, -2, -1, 1, 2, 3, 4, 5, 6, 7, 8, 9};
+    for (int k = 0; k < 19; k++) {
+        const int is = order[k];
+        const __m256 num = _mm256_set1_ps(is == 0 ? (float)-nmax : -((float)nmax + 0.1f * (float)is));
+        __m256 iscale[Q6_SETS], sumlx[Q6_SETS], suml2[Q6_SETS];
+        Q6_FOR_S {
+            iscale[s] = _mm256_div_ps(num, max[s]);
+            sumlx[s] = suml2[s] = zero;
+        }
+        for (int i = 0; i < 16; i++) {
+            Q6_FOR_S {
+                __m256 lf = _mm256_round_ps(_mm256_mul_ps(iscale[s], X[i][s]), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+                lf = _mm256_min_ps(_mm256_max_ps(lf, flo), fhi);
+                sumlx[s] = _mm256_add_ps(sumlx[s], _mm256_mul_ps(WX[i][s], lf));
+                suml2[s] = _mm256_add_ps(suml2[s], _mm256_mul_ps(_mm256_mul_ps(W[i][s], lf), lf));
+            }
+        }
+        Q6_FOR_S {
+            if (is == 0) {
+                /* scale = suml2 ? sumlx / suml2 : 0; best = scale * sumlx */
+                scale[s] = _mm256_and_ps(_mm256_cmp_ps(suml2[s], zero, _CMP_NEQ_UQ), _mm256_div_ps(sumlx[s], suml2[s]));
+                best[s] = _mm256_mul_ps(scale[s], sumlx[s]);
+                best_iscale[s] = iscale[s];
+                continue;
+            }
+            /* if (suml2 > 0 && sumlx * sumlx > best * suml2) */
+            const __m256 better =
+                _mm256_and_ps(_mm256_cmp_ps(suml2[s], zero, _CMP_GT_OQ),
+                              _mm256_cmp_ps(_mm256_mul_ps(sumlx[s], sumlx[s]), _mm256_mul_ps(best[s], suml2[s]), _CMP_GT_OQ));
+            if (_mm256_testz_ps(better, better)) continue;
+            const __m256 ns = _mm256_div_ps(sumlx[s], suml2[s]);
+            scale[s] = _mm256_blendv_ps(scale[s], ns, better);
+            best[s] = _mm256_blendv_ps(best[s], _mm256_mul_ps(ns, sumlx[s]), better);
+            best_iscale[s] = _mm256_blendv_ps(best_iscale[s], iscale[s], better);
+        }
+    }
     int32_t tmp[16][8];
-    for (int i = 0; i < 16; i++) {
-        __m256i l = _mm256_add_epi32(Lbest[i], _mm256_set1_epi32(nmax));
-        l = _mm256_and_si256(l, _mm256_castps_si256(active)); /* inactive groups: L = 0 */
-        _mm256_storeu_si256((__m256i *)tmp[i], l);
+    Q6_FOR_S {
+        _mm256_storeu_ps(scale_out + 8 * s, _mm256_and_ps(scale[s], active[s]));
+        for (int i = 0; i < 16; i++) {
+            __m256i l = nearest_clamp8(_mm256_mul_ps(best_iscale[s], X[i][s]), -nmax, nmax - 1);
+            l = _mm256_add_epi32(l, _mm256_set1_epi32(nmax));
+            l = _mm256_and_si256(l, _mm256_castps_si256(active[s])); /* groups below GROUP_MAX_EPS: L = 0 */
+            _mm256_storeu_si256((__m256i *)tmp[i], l);
+        }
+        for (int g = 0; g < 8; g++)
+            for (int i = 0; i < 16; i++) L[128 * s + 16 * g + i] = (int8_t)tmp[i][g];
     }
-    for (int g = 0; g < 8; g++)
-        for (int i = 0; i < 16; i++) L[16 * g + i] = (int8_t)tmp[i][g];
+    return true;
+}
+
+/* q6_k_pack_bits, 32 codes a vector (each byte holds 6 bits: the 16-bit shifts stay in their byte
+ * once masked) */
+__attribute__((target("avx2,f16c"))) static void q6_k_pack_bits_avx2(const int8_t *L, uint8_t *y)
+{
+    const __m256i m4 = _mm256_set1_epi8(0x0f), m2 = _mm256_set1_epi8(0x03);
+    for (int h = 0; h < 2; h++) {
+        const int8_t *l = L + 128 * h;
+        const __m256i a = _mm256_loadu_si256((const __m256i *)l), b = _mm256_loadu_si256((const __m256i *)(l + 32));
+        const __m256i c = _mm256_loadu_si256((const __m256i *)(l + 64)), d = _mm256_loadu_si256((const __m256i *)(l + 96));
+        const __m256i ql0 = _mm256_or_si256(_mm256_and_si256(a, m4), _mm256_slli_epi16(_mm256_and_si256(c, m4), 4));
+        const __m256i ql1 = _mm256_or_si256(_mm256_and_si256(b, m4), _mm256_slli_epi16(_mm256_and_si256(d, m4), 4));
+        __m256i qh = _mm256_and_si256(_mm256_srli_epi16(a, 4), m2);
+        qh = _mm256_or_si256(qh, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(b, 4), m2), 2));
+        qh = _mm256_or_si256(qh, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(c, 4), m2), 4));
+        qh = _mm256_or_si256(qh, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(d, 4), m2), 6));
+        _mm256_storeu_si256((__m256i *)(y + 64 * h), ql0);
+        _mm256_storeu_si256((__m256i *)(y + 64 * h + 32), ql1);
+        _mm256_storeu_si256((__m256i *)(y + 128 + 32 * h), qh);
+    }
+}
+
+/* q6_k_pack with the codes recomputed eight at a time (true division, ggml's rounding) */
+__attribute__((target("avx2,f16c"))) static void q6_k_pack_avx2(const float *x, const float *scales, int8_t *L,
+                                                               uint8_t *y)
+{
+    if (!q6_k_pack_scales(scales, y)) return;
+    const int8_t *sc = (const int8_t *)(y + 192);
+    const float dd = mq_get_f16(y + 208);
+    const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+    for (int j = 0; j < QK_K / 16; j += 2) {
+        const float d0 = dd * sc[j], d1 = dd * sc[j + 1];
+        if (!d0 || !d1) { /* a sub-block keeping the search's codes: scalar */
+            for (int t = 0; t < 2; t++) {
+                const float d = t ? d1 : d0;
+                if (!d) continue;
+                for (int ii = 0; ii < 16; ii++)
+                    L[16 * (j + t) + ii] = (int8_t)(mq_imax(-32, mq_imin(31, mq_nearest_int(x[16 * (j + t) + ii] / d))) + 32);
+            }
+            continue;
+        }
+        __m256i l[4];
+        for (int k = 0; k < 4; k++) {
+            const __m256 vd = _mm256_set1_ps(k < 2 ? d0 : d1);
+            l[k] = _mm256_add_epi32(nearest_clamp8(_mm256_div_ps(_mm256_loadu_ps(x + 16 * j + 8 * k), vd), -32, 31),
+                                    _mm256_set1_epi32(32));
+        }
+        /* 32 codes in 0..63 to bytes, in order (the packs work per 128-bit half) */
+        __m256i bts = _mm256_packus_epi16(_mm256_packs_epi32(l[0], l[1]), _mm256_packs_epi32(l[2], l[3]));
+        _mm256_storeu_si256((__m256i *)(L + 16 * j), _mm256_permutevar8x32_epi32(bts, order));
+    }
+    q6_k_pack_bits_avx2(L, y);
 }
 #endif
 
@@ -228,9 +334,13 @@ void mq_quantize_q6_k_fast(const float *src, size_t n, size_t row_len, uint32_t 
         float scales[QK_K / 16];
         for (size_t b = 0; b < n / QK_K; b++) {
             const float *x = src + b * QK_K;
-            make_qx_quants_8x16(x, scales, L);
-            make_qx_quants_8x16(x + 128, scales + 8, L + 128);
-            q6_k_pack(x, scales, L, data + b * Q6K_BYTES);
+            if (mq_qx_fit_16x16(x, NULL, scales, L)) {
+                q6_k_pack_avx2(x, scales, L, data + b * Q6K_BYTES);
+            } else {
+                for (int ib = 0; ib < QK_K / 16; ib++)
+                    scales[ib] = mq_make_qx_quants(16, 32, x + 16 * ib, L + 16 * ib, NULL);
+                q6_k_pack(x, scales, L, data + b * Q6K_BYTES);
+            }
         }
         return;
     }
@@ -445,7 +555,7 @@ static const struct kquant_kind KQ_Q5K = {31, -0.5f, 15, Q5K_BYTES, 48, 16, q5_k
 #ifdef MQ_X86
 /*
 ** make_qkx2_quants(32, nmax, ...) with kquant_fit_superblock's weights for the eight sub-blocks
-** of one super-block at once, sub-block j in lane j. As in make_qx_quants_8x16, every float
+** of one super-block at once, sub-block j in lane j. As in mq_qx_fit_16x16, every float
 ** operation is the scalar one, lane-wise and in the scalar order (separate mul and add where the
 ** scalar code has a*b + c, true divisions and square root), and every `if` is a per-lane blend,
 ** so each lane's scale, min and codes equal the reference's.
@@ -455,48 +565,131 @@ static const struct kquant_kind KQ_Q5K = {31, -0.5f, 15, Q5K_BYTES, 48, 16, q5_k
 ** recomputed from it, with the same operations, only for a sub-block whose 6-bit scale is 0
 ** (the only case where ggml keeps make_qkx2_quants' codes).
 */
-struct qkx2_fit8 {
-    float scale[8], the_min[8]; /* make_qkx2_quants' result and *the_min */
-    float l_iscale[8], l_min[8]; /* codes of the winning step */
-    int flat;                   /* bit j: sub-block j had max == min, codes all 0 */
-};
-
 __attribute__((target("avx2,f16c"))) static inline __m256i clamp_code8(__m256 f, __m256i vnmax)
 {
     return _mm256_max_epi32(_mm256_setzero_si256(), _mm256_min_epi32(vnmax, nearest_int8(f)));
 }
 
 /*
-** Two super-blocks xs[0] and xs[1] (eight lanes each) are fitted side by side: each lane's sums
-** are one long chain of dependent adds, so a second independent set of chains keeps the vector
-** unit busy. The two never mix; xs[1] may equal xs[0].
+** Rounding the codes. ggml's nearest_int adds 1.5*2^23 and reads the low mantissa bits; for
+** |f| < 2^22 that is exactly round-half-even(f), which vroundps computes in one instruction.
+** The clamp to 0..nmax then works on the float bits as int32 (ordered like the floats for
+** values >= 0, negative for -0 and every negative value, which go to +0 as ggml's integer 0
+** converts): integer min/max run on every vector pipe, the float ones share the two multiply
+** pipes with the sums' products. Outside that range, and for NaN, the trick's result is not the
+** rounded value (the sum leaves [2^23, 2^24); NaN gives 0), so a step whose codes could leave it
+** falls back to the integer path, bit for bit ggml's: codes_needed() bounds
+** iscale * (x - min) over the lane's values by its two ends (x = the smallest value, x = max; a
+** float subtraction and a multiplication by a fixed factor are monotone), any Inf or NaN end also
+** sends the step to the integer path, and so does a NaN anywhere in the super-block. The same
+** bounds drop a clamp that cannot act in a step (most steps need neither).
 */
-enum { KQ_G = 2 };
-/* the per-group loops must be unrolled so that each group's accumulators live in registers */
-#define KQ_FOR_G _Pragma("GCC unroll 2") for (int g = 0; g < KQ_G; g++)
+__attribute__((target("avx2,f16c"))) static inline __m256 code_trick8(__m256 f, __m256i vnmax)
+{
+    return _mm256_cvtepi32_ps(clamp_code8(f, vnmax));
+}
 
-__attribute__((target("avx2,f16c"))) static void make_qkx2_quants_8x32(const float *const xs[KQ_G], int nmax,
-                                                                     float rmin, int nstep,
-                                                                     struct qkx2_fit8 out[KQ_G])
+/* true when every lane's iscale * (x - min), x in [lo, hi], stays within [-2^22, 2^22 - 1] */
+/* what a step's codes need: the integer path, or rounding with or without each clamp */
+enum { CODES_TRICK = 1, CODES_CLAMP_LO = 2, CODES_CLAMP_HI = 4 };
+
+/*
+** Which path the codes of one step need, from every lane's bounds a = iscale * (lo - min) <=
+** iscale * (x - min) <= b = iscale * (max - min): the integer path unless both lie within
+** [-2^22, 2^22 - 1]; the clamp at 0 unless a >= 0 (then every f >= 0 rounds to +0 or more, or to -0:
+** harmless, a -0 code only ever adds to sums that start at +0 and is squared in the error), the clamp at nmax unless b < nmax + 0.5 (then no f rounds
+** above nmax). ORed over the blocks of the step by the caller.
+*/
+__attribute__((target("avx2,f16c"))) static inline int codes_needed(__m256 iscale, __m256 lo, __m256 hi, __m256 min,
+                                                                   int nmax)
+{
+    const __m256 a = _mm256_mul_ps(iscale, _mm256_sub_ps(lo, min));
+    const __m256 b = _mm256_mul_ps(iscale, _mm256_sub_ps(hi, min));
+    const __m256 low = _mm256_set1_ps(-4194304.f), high = _mm256_set1_ps(4194303.f);
+    __m256 ok = _mm256_and_ps(_mm256_cmp_ps(a, low, _CMP_GE_OQ), _mm256_cmp_ps(a, high, _CMP_LE_OQ));
+    ok = _mm256_and_ps(ok, _mm256_and_ps(_mm256_cmp_ps(b, low, _CMP_GE_OQ), _mm256_cmp_ps(b, high, _CMP_LE_OQ)));
+    if (_mm256_movemask_ps(ok) != 0xff) return CODES_TRICK;
+    int need = 0;
+    if (_mm256_movemask_ps(_mm256_cmp_ps(a, _mm256_setzero_ps(), _CMP_GE_OQ)) != 0xff) need |= CODES_CLAMP_LO;
+    if (_mm256_movemask_ps(_mm256_cmp_ps(b, _mm256_set1_ps((float)nmax + 0.5f), _CMP_LT_OQ)) != 0xff)
+        need |= CODES_CLAMP_HI;
+    return need;
+}
+
+/*
+** Two super-blocks (eight lanes each) are fitted side by side, ng = 1 or 2 of them (a constant in
+** each instantiation of qkx2_fit_body): each lane's sums are one long chain of dependent adds, so
+** a second independent set of chains keeps the vector unit busy. Measured on a shared Zen 3
+** (Q4_K): 2 blocks 0.52 GB/s, 4 the same, 8 0.43 (the accumulators no longer fit the 16
+** registers). The blocks never mix.
+*/
+enum { KQ_G = MQ_KQ_BATCH };
+/* the per-group loops are unrolled so that the groups' chains interleave */
+#define KQ_FOR_G _Pragma("GCC unroll 2") for (int g = 0; g < KQ_G; g++)
+#define NG_FOR_G _Pragma("GCC unroll 2") for (int g = 0; g < ng; g++)
+
+/* one candidate step's sums over the 32 elements of each group; the codes go to Lf */
+__attribute__((target("avx2,f16c"), always_inline)) static inline void
+qkx2_step_sums(const __m256 (*XM)[KQ_G], const __m256 (*X)[KQ_G], const __m256 (*W)[KQ_G], __m256 (*Lf)[KQ_G],
+               const __m256 iscale[KQ_G], int nmax, const int codes, __m256 sum_l[KQ_G], __m256 sum_l2[KQ_G],
+               __m256 sum_xl[KQ_G], const int ng)
+{
+    const __m256i vnmax = _mm256_set1_epi32(nmax);
+    const __m256i vnmaxf = _mm256_castps_si256(_mm256_set1_ps((float)nmax));
+    NG_FOR_G sum_l[g] = sum_l2[g] = sum_xl[g] = _mm256_setzero_ps();
+    for (int i = 0; i < 32; i++) {
+        NG_FOR_G {
+            const __m256 f = _mm256_mul_ps(iscale[g], XM[i][g]);
+            __m256 lf;
+            if (codes & CODES_TRICK) {
+                lf = code_trick8(f, vnmax);
+            } else {
+                __m256i r = _mm256_castps_si256(_mm256_round_ps(f, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+                if (codes & CODES_CLAMP_LO) r = _mm256_max_epi32(r, _mm256_setzero_si256());
+                if (codes & CODES_CLAMP_HI) r = _mm256_min_epi32(r, vnmaxf);
+                lf = _mm256_castsi256_ps(r);
+            }
+            Lf[i][g] = lf;
+            const __m256 wl = _mm256_mul_ps(W[i][g], lf);
+            sum_l[g] = _mm256_add_ps(sum_l[g], wl);
+            sum_l2[g] = _mm256_add_ps(sum_l2[g], _mm256_mul_ps(wl, lf));
+            sum_xl[g] = _mm256_add_ps(sum_xl[g], _mm256_mul_ps(wl, X[i][g]));
+        }
+    }
+}
+
+/* ng = 1 or 2 super-blocks (a constant in each caller, so the group loops fold away) */
+__attribute__((target("avx2,f16c"), always_inline)) static inline void
+qkx2_fit_body(const float *const *xs, const struct mq_qkx2_params *p, struct mq_qkx2_fit8 *out, const int ng)
 {
     const __m256i lane_off = _mm256_setr_epi32(0, 32, 64, 96, 128, 160, 192, 224);
     const __m256 absmask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
     const __m256 signbit = _mm256_castsi256_ps(_mm256_set1_epi32((int)0x80000000u));
     const __m256 zero = _mm256_setzero_ps();
+    const int nmax = p->nmax;
     const __m256i vnmax = _mm256_set1_epi32(nmax);
-    __m256 X[32][KQ_G], W[32][KQ_G], Lf[32][KQ_G];
-    __m256 min[KQ_G], max[KQ_G], sum_w[KQ_G], sum_x[KQ_G], flat[KQ_G], flat_min[KQ_G];
+    /* XM = X - min for the lane's current min (recomputed when a lane's min moves) */
+    __m256 X[32][KQ_G], W[32][KQ_G], XM[32][KQ_G], Lf[32][KQ_G];
+    __m256 min[KQ_G], max[KQ_G], lo[KQ_G], sum_w[KQ_G], sum_x[KQ_G], flat[KQ_G], flat_min[KQ_G];
     __m256 scale[KQ_G], best_error[KQ_G], l_iscale[KQ_G], l_min[KQ_G];
+    bool nan_free = true;
 
-    KQ_FOR_G {
-        /* kquant_fit_superblock: weights av_x + |x| with av_x = sqrtf(sum_x2 / 32) */
-        __m256 sum_x2 = zero;
+    NG_FOR_G {
+        __m256 ord = _mm256_castsi256_ps(_mm256_set1_epi32(-1));
         for (int i = 0; i < 32; i++) {
             X[i][g] = _mm256_i32gather_ps(xs[g] + i, lane_off, 4);
-            sum_x2 = _mm256_add_ps(sum_x2, _mm256_mul_ps(X[i][g], X[i][g]));
+            ord = _mm256_and_ps(ord, _mm256_cmp_ps(X[i][g], X[i][g], _CMP_ORD_Q));
         }
-        const __m256 av_x = _mm256_sqrt_ps(_mm256_div_ps(sum_x2, _mm256_set1_ps(32.f)));
-        for (int i = 0; i < 32; i++) W[i][g] = _mm256_add_ps(av_x, _mm256_and_ps(X[i][g], absmask));
+        nan_free = nan_free && _mm256_movemask_ps(ord) == 0xff;
+        if (p->qw) {
+            for (int i = 0; i < 32; i++) W[i][g] = _mm256_i32gather_ps(p->qw[g] + i, lane_off, 4);
+        } else {
+            /* kquant_fit_superblock: weights av_x + |x| with av_x = sqrtf(sum_x2 / 32) */
+            __m256 sum_x2 = zero;
+            for (int i = 0; i < 32; i++) sum_x2 = _mm256_add_ps(sum_x2, _mm256_mul_ps(X[i][g], X[i][g]));
+            const __m256 av_x = _mm256_sqrt_ps(_mm256_div_ps(sum_x2, _mm256_set1_ps(32.f)));
+            for (int i = 0; i < 32; i++) W[i][g] = _mm256_add_ps(av_x, _mm256_and_ps(X[i][g], absmask));
+        }
 
         __m256 mn = X[0][g], mx = X[0][g], sw = W[0][g], sx = _mm256_mul_ps(W[0][g], X[0][g]);
         for (int i = 1; i < 32; i++) {
@@ -505,18 +698,20 @@ __attribute__((target("avx2,f16c"))) static void make_qkx2_quants_8x32(const flo
             sw = _mm256_add_ps(sw, W[i][g]);
             sx = _mm256_add_ps(sx, _mm256_mul_ps(W[i][g], X[i][g]));
         }
+        lo[g] = mn;                                                     /* smallest value, for the range check */
         mn = _mm256_andnot_ps(_mm256_cmp_ps(mn, zero, _CMP_GT_OQ), mn); /* if (min > 0) min = 0 */
         min[g] = flat_min[g] = mn;
         max[g] = mx;
         sum_w[g] = sw;
         sum_x[g] = sx;
         flat[g] = _mm256_cmp_ps(mx, mn, _CMP_EQ_OQ);
+        for (int i = 0; i < 32; i++) XM[i][g] = _mm256_sub_ps(X[i][g], mn);
 
         const __m256 iscale = _mm256_div_ps(_mm256_set1_ps((float)nmax), _mm256_sub_ps(mx, mn));
         const __m256 sc = _mm256_div_ps(_mm256_set1_ps(1.f), iscale);
         __m256 err = zero;
         for (int i = 0; i < 32; i++) {
-            __m256 lf = _mm256_cvtepi32_ps(clamp_code8(_mm256_mul_ps(iscale, _mm256_sub_ps(X[i][g], mn)), vnmax));
+            __m256 lf = code_trick8(_mm256_mul_ps(iscale, XM[i][g]), vnmax);
             __m256 diff = _mm256_sub_ps(_mm256_add_ps(_mm256_mul_ps(sc, lf), mn), X[i][g]);
             diff = _mm256_mul_ps(diff, diff);
             err = _mm256_add_ps(err, _mm256_mul_ps(W[i][g], diff));
@@ -527,33 +722,31 @@ __attribute__((target("avx2,f16c"))) static void make_qkx2_quants_8x32(const flo
         l_min[g] = mn;
     }
 
-    for (int is = 0; is <= nstep; is++) {
-        const __m256 num = _mm256_set1_ps(rmin + 0.1f * (float)is + (float)nmax); /* rmin + rdelta * is + nmax */
+    for (int is = 0; is <= p->nstep; is++) {
+        /* rmin + rdelta * is + nmax */
+        const __m256 num = _mm256_set1_ps(p->rmin + p->rdelta * (float)is + (float)nmax);
         __m256 iscale[KQ_G], sum_l[KQ_G], sum_l2[KQ_G], sum_xl[KQ_G], D[KQ_G], dpos[KQ_G];
-        KQ_FOR_G {
+        int codes = nan_free ? 0 : CODES_TRICK;
+        NG_FOR_G {
             iscale[g] = _mm256_div_ps(num, _mm256_sub_ps(max[g], min[g]));
-            sum_l[g] = sum_l2[g] = sum_xl[g] = zero;
+            codes |= codes_needed(iscale[g], lo[g], max[g], min[g], nmax);
         }
-        for (int i = 0; i < 32; i++) {
-            KQ_FOR_G {
-                __m256 lf =
-                    _mm256_cvtepi32_ps(clamp_code8(_mm256_mul_ps(iscale[g], _mm256_sub_ps(X[i][g], min[g])), vnmax));
-                Lf[i][g] = lf;
-                __m256 wl = _mm256_mul_ps(W[i][g], lf);
-                sum_l[g] = _mm256_add_ps(sum_l[g], wl);
-                sum_l2[g] = _mm256_add_ps(sum_l2[g], _mm256_mul_ps(wl, lf));
-                sum_xl[g] = _mm256_add_ps(sum_xl[g], _mm256_mul_ps(wl, X[i][g]));
-            }
-        }
+        /* one instantiation per path (codes is a constant in each) */
+        if (codes & CODES_TRICK) qkx2_step_sums(XM, X, W, Lf, iscale, nmax, CODES_TRICK, sum_l, sum_l2, sum_xl, ng);
+        else if (codes == 0) qkx2_step_sums(XM, X, W, Lf, iscale, nmax, 0, sum_l, sum_l2, sum_xl, ng);
+        else if (codes == CODES_CLAMP_HI)
+            qkx2_step_sums(XM, X, W, Lf, iscale, nmax, CODES_CLAMP_HI, sum_l, sum_l2, sum_xl, ng);
+        else
+            qkx2_step_sums(XM, X, W, Lf, iscale, nmax, CODES_CLAMP_LO | CODES_CLAMP_HI, sum_l, sum_l2, sum_xl, ng);
         __m256 any = zero;
-        KQ_FOR_G {
+        NG_FOR_G {
             D[g] = _mm256_sub_ps(_mm256_mul_ps(sum_w[g], sum_l2[g]), _mm256_mul_ps(sum_l[g], sum_l[g]));
             dpos[g] = _mm256_cmp_ps(D[g], zero, _CMP_GT_OQ);
             any = _mm256_or_ps(any, dpos[g]);
         }
         if (_mm256_testz_ps(any, any)) continue; /* no lane has D > 0 */
         __m256 this_scale[KQ_G], this_min[KQ_G], cur_error[KQ_G];
-        KQ_FOR_G {
+        NG_FOR_G {
             this_scale[g] = _mm256_div_ps(
                 _mm256_sub_ps(_mm256_mul_ps(sum_w[g], sum_xl[g]), _mm256_mul_ps(sum_x[g], sum_l[g])), D[g]);
             this_min[g] = _mm256_div_ps(
@@ -564,25 +757,27 @@ __attribute__((target("avx2,f16c"))) static void make_qkx2_quants_8x32(const flo
             cur_error[g] = zero;
         }
         for (int i = 0; i < 32; i++) {
-            KQ_FOR_G {
+            NG_FOR_G {
                 __m256 diff =
                     _mm256_sub_ps(_mm256_add_ps(_mm256_mul_ps(this_scale[g], Lf[i][g]), this_min[g]), X[i][g]);
                 diff = _mm256_mul_ps(diff, diff);
                 cur_error[g] = _mm256_add_ps(cur_error[g], _mm256_mul_ps(W[i][g], diff));
             }
         }
-        KQ_FOR_G {
+        NG_FOR_G {
             const __m256 upd = _mm256_and_ps(dpos[g], _mm256_cmp_ps(cur_error[g], best_error[g], _CMP_LT_OQ));
+            if (_mm256_testz_ps(upd, upd)) continue;
             best_error[g] = _mm256_blendv_ps(best_error[g], cur_error[g], upd);
             scale[g] = _mm256_blendv_ps(scale[g], this_scale[g], upd);
             l_iscale[g] = _mm256_blendv_ps(l_iscale[g], iscale[g], upd);
             l_min[g] = _mm256_blendv_ps(l_min[g], min[g], upd);
             min[g] = _mm256_blendv_ps(min[g], this_min[g], upd);
+            for (int i = 0; i < 32; i++) XM[i][g] = _mm256_sub_ps(X[i][g], min[g]);
         }
     }
     /* max == min lanes return early in the scalar code: scale 0, -min of the first pass (their
      * steps all have D = 0, so min never moved, but the blend does not rely on that) */
-    KQ_FOR_G {
+    NG_FOR_G {
         _mm256_storeu_ps(out[g].scale, _mm256_andnot_ps(flat[g], scale[g]));
         _mm256_storeu_ps(out[g].the_min, _mm256_xor_ps(_mm256_blendv_ps(min[g], flat_min[g], flat[g]), signbit));
         _mm256_storeu_ps(out[g].l_iscale, l_iscale[g]);
@@ -591,14 +786,30 @@ __attribute__((target("avx2,f16c"))) static void make_qkx2_quants_8x32(const flo
     }
 }
 
+__attribute__((target("avx2,f16c"))) void mq_qkx2_fit_blocks(const float *const *xs, int n,
+                                                           const struct mq_qkx2_params *p, struct mq_qkx2_fit8 *out)
+{
+    struct mq_qkx2_params q = *p;
+    for (int done = 0; done < n;) {
+        q.qw = p->qw ? p->qw + done : NULL;
+        if (n - done >= KQ_G) {
+            qkx2_fit_body(xs + done, &q, out + done, KQ_G);
+            done += KQ_G;
+        } else {
+            qkx2_fit_body(xs + done, &q, out + done, 1);
+            done += 1;
+        }
+    }
+}
+
 /*
-** The rest of kquant_fit_superblock for x[256] once make_qkx2_quants_8x32 has fitted it: the
+** The rest of kquant_fit_superblock for x[256] once mq_qkx2_fit_8x32 has fitted it: the
 ** packed scales, then the codes L[256]. A sub-block with a nonzero 6-bit scale gets its codes
 ** recomputed eight at a time ((x + dm) / d, rounded and clamped, as in the scalar loop); the
 ** others keep the winning make_qkx2_quants step's codes, recomputed here from (l_iscale, l_min).
 */
 __attribute__((target("avx2,f16c"))) static void kquant_codes_avx2(const float *x, int nmax,
-                                                                  const struct qkx2_fit8 *f, uint8_t *y, uint8_t *L)
+                                                                  const struct mq_qkx2_fit8 *f, uint8_t *y, uint8_t *L)
 {
     kquant_pack_scales(f->scale, f->the_min, y);
     const uint8_t *sc = y + 4;
@@ -627,20 +838,50 @@ __attribute__((target("avx2,f16c"))) static void kquant_codes_avx2(const float *
     }
 }
 
+/*
+** The packing of q4_k_pack_codes / q5_k_pack_codes, 32 codes a vector: in 64-chunk c the codes
+** of sub-blocks 2c (lo) and 2c+1 (hi) share the bytes qs[32c..32c+32). Byte-wise shifts are done
+** on 16-bit lanes: every byte holds at most 4 (Q4_K) or 5 (Q5_K) bits, so nothing crosses into
+** the neighbouring byte once the masks are applied.
+*/
+__attribute__((target("avx2,f16c"))) static void kquant_pack_codes_avx2(const struct kquant_kind *k, const uint8_t *L,
+                                                                       uint8_t *y)
+{
+    const __m256i m4 = _mm256_set1_epi8(0x0f), m1 = _mm256_set1_epi8(0x01);
+    uint8_t *qs = y + k->qs_off;
+    __m256i qh = _mm256_setzero_si256();
+    for (int c = 0; c < QK_K / 64; c++) {
+        const __m256i lo = _mm256_loadu_si256((const __m256i *)(L + 64 * c));
+        const __m256i hi = _mm256_loadu_si256((const __m256i *)(L + 64 * c + 32));
+        const __m256i q = _mm256_or_si256(_mm256_and_si256(lo, m4), _mm256_slli_epi16(_mm256_and_si256(hi, m4), 4));
+        _mm256_storeu_si256((__m256i *)(qs + 32 * c), q);
+        if (k->qh_off) {
+            const __m256i h1 = _mm256_and_si256(_mm256_srli_epi16(lo, 4), m1);
+            const __m256i h2 = _mm256_and_si256(_mm256_srli_epi16(hi, 4), m1);
+            /* bit 2c and 2c+1 of every byte; shifts by < 8 of a 0/1 byte stay in the byte */
+            const __m128i s1 = _mm_cvtsi32_si128(2 * c), s2 = _mm_cvtsi32_si128(2 * c + 1);
+            qh = _mm256_or_si256(qh, _mm256_or_si256(_mm256_sll_epi16(h1, s1), _mm256_sll_epi16(h2, s2)));
+        }
+    }
+    if (k->qh_off) _mm256_storeu_si256((__m256i *)(y + k->qh_off), qh);
+}
+
 /* Q4_K or Q5_K for nb super-blocks of src, two at a time (the last one alone fitted twice). */
 __attribute__((target("avx2,f16c"))) static void kquant_quantize_avx2(const struct kquant_kind *k, const float *src,
                                                                      size_t nb, uint8_t *data)
 {
-    struct qkx2_fit8 f[KQ_G];
+    struct mq_qkx2_fit8 f[KQ_G];
+    const float *xs[KQ_G];
     uint8_t L[QK_K];
+    const struct mq_qkx2_params p = {k->nmax, k->rmin, 0.1f, k->nstep, NULL};
     for (size_t b = 0; b < nb; b += KQ_G) {
-        const float *xs[KQ_G];
-        for (int g = 0; g < KQ_G; g++) xs[g] = src + (b + (size_t)g < nb ? b + (size_t)g : b) * QK_K;
-        make_qkx2_quants_8x32(xs, k->nmax, k->rmin, k->nstep, f);
-        for (int g = 0; g < KQ_G && b + (size_t)g < nb; g++) {
+        const int n = nb - b < KQ_G ? (int)(nb - b) : KQ_G;
+        for (int g = 0; g < n; g++) xs[g] = src + (b + (size_t)g) * QK_K;
+        mq_qkx2_fit_blocks(xs, n, &p, f);
+        for (int g = 0; g < n; g++) {
             uint8_t *y = data + (b + (size_t)g) * k->block_bytes;
             kquant_codes_avx2(xs[g], k->nmax, &f[g], y, L);
-            k->pack_codes(L, y);
+            kquant_pack_codes_avx2(k, L, y);
         }
     }
 }

@@ -80,15 +80,16 @@ static inline int q3_k_scale(const uint8_t *sc, int j)
     return (lo | (((sc[8 + j % 4] >> (2 * (j / 4))) & 3) << 4)) - 32;
 }
 
-/* One super-block x[256] into the 110 bytes at y. */
-static void q3_k_block(const float *x, uint8_t *y)
+/* One super-block x[256] into the 110 bytes at y; fast: the sub-block fits by q3_k_avx2.c. */
+static void q3_k_block(const float *x, uint8_t *y, bool fast)
 {
     int8_t L[QK_K];
     float scales[NSUB];
     uint8_t *hmask = y, *qs = y + 32, *sc = y + 96;
     float max_scale = 0, amax = 0;
+    if (!(fast && mq_q3_k_fit_avx2(x, scales, L)))
+        for (int j = 0; j < NSUB; j++) scales[j] = fit_sub_block(x + SUB * j, L + SUB * j);
     for (int j = 0; j < NSUB; j++) {
-        scales[j] = fit_sub_block(x + SUB * j, L + SUB * j);
         float a = fabsf(scales[j]);
         if (a > amax) {
             amax = a;
@@ -110,6 +111,11 @@ static void q3_k_block(const float *x, uint8_t *y)
         mq_put_f16(y + 108, 0.f);
     }
     const float dd = mq_get_f16(y + 108);
+    if (fast) {
+        float d[NSUB];
+        for (int j = 0; j < NSUB; j++) d[j] = dd * q3_k_scale(sc, j);
+        if (mq_q3_k_codes_avx2(x, d, L, y)) return;
+    }
     for (int j = 0; j < NSUB; j++) {
         const float d = dd * q3_k_scale(sc, j);
         if (!d) continue;
@@ -130,12 +136,17 @@ static void q3_k_block(const float *x, uint8_t *y)
             qs[h / 4 + l] = (uint8_t)(L[h + l] | (L[h + l + 32] << 2) | (L[h + l + 64] << 4) | (L[h + l + 96] << 6));
 }
 
+static void q3_k_rows(const float *src, size_t n, bool fast, uint8_t *data)
+{
+    for (size_t b = 0; b < n / QK_K; b++) q3_k_block(src + b * QK_K, data + b * sizeof(struct mq_block_q3_K), fast);
+}
+
 void mq_q3_k_quantize_rows(const float *src, size_t n, size_t row_len, const float *qw, uint8_t *data)
 {
     (void)row_len, (void)qw;
     /* the importance-weighted fit (quantize_row_q3_K_impl) is in weighted.c */
     assert(qw == NULL);
-    for (size_t b = 0; b < n / QK_K; b++) q3_k_block(src + b * QK_K, data + b * sizeof(struct mq_block_q3_K));
+    q3_k_rows(src, n, false, data);
 }
 
 void mq_quantize_q3_k_ref(const float *src, size_t n, size_t row_len, uint32_t block,
@@ -148,7 +159,8 @@ void mq_quantize_q3_k_ref(const float *src, size_t n, size_t row_len, uint32_t b
 void mq_quantize_q3_k_fast(const float *src, size_t n, size_t row_len, uint32_t block,
                            uint8_t *data, float *scales, int8_t *zeros)
 {
-    mq_quantize_q3_k_ref(src, n, row_len, block, data, scales, zeros);
+    (void)row_len, (void)block, (void)scales, (void)zeros;
+    q3_k_rows(src, n, mq_cpu_avx2(), data);
 }
 
 /* dequantize_row_q3_K */

@@ -133,6 +133,29 @@ void mq_q2_k_quantize_rows(const float *src, size_t n, size_t row_len, const flo
 void mq_q3_k_quantize_rows(const float *src, size_t n, size_t row_len, const float *qw, uint8_t *data);
 void mq_iq4_xs_quantize_rows(const float *src, size_t n, size_t row_len, const float *qw, uint8_t *data);
 
+/* Q3_K: the sixteen make_q3_quants fits of one super-block x[256] with AVX2 (q3_k_avx2.c), the
+** scales and codes (L in 0..7, 0 for a sub-block below GROUP_MAX_EPS) as q3_k.c's fit_sub_block
+** gives them; false (nothing usable written) without AVX2 or for a super-block holding NaN/Inf. */
+bool mq_q3_k_fit_avx2(const float *x, float scales[16], int8_t L[256]);
+/* Q3_K: the rest of a block once its scales are packed: the codes L recomputed from x and the
+** sub-block steps d[16] (nearest_int(x / d) clamped, + 4; a sub-block with d == 0 keeps its
+** codes), then hmask[32] at y and qs[64] at y + 32. false (nothing written) without AVX2. */
+bool mq_q3_k_codes_avx2(const float *x, const float d[16], int8_t L[256], uint8_t *y);
+
+/* The fast sub-block fits of the importance-weighted K-quants (kquants_weighted.c), for
+** weighted.c. Q4_K/Q5_K (nmax 15/31), n <= MQ_KQ_WBATCH consecutive super-blocks x[0..256n) of
+** one row with their importances qw: per block sigma2 = 2 * sum(x^2) / 256, the weights
+** qw * sqrtf(sigma2 + x^2), their sums sw per sub-block and make_qkx2_quants' scales, mins and
+** codes. Q6_K: make_qx_quants(16, 32, ..., qw) per 16 values. false: not available here (no
+** AVX2, or NaN/Inf in the Q6_K block), nothing usable written. */
+enum { MQ_KQ_WBATCH = 8 };
+struct mq_kquant_wfit {
+    float scales[8], mins[8], sw[8];
+    uint8_t L[256];
+};
+bool mq_kquant_fit_weighted_fast(int nmax, const float *x, const float *qw, int n, struct mq_kquant_wfit *out);
+bool mq_q6_k_fit_weighted_fast(const float *x, const float *qw, float scales[16], int8_t L[256]);
+
 /* IQ4_NL's non-linear grid (ggml-common.h kvalues_iq4nl). */
 extern const int8_t mq_iq4nl_values[16];
 

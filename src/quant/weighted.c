@@ -171,12 +171,20 @@ static void legacy_row(enum mq_codec c, const float *x, size_t n_per_row, const 
 
 /* ---- Q4_K, Q5_K ---- */
 
-/* One super-block (quantize_row_q4_K_impl / q5_K_impl). nmax 15: Q4_K, 31: Q5_K. */
-static void kquant_block(int nmax, const float *x, const float *qw, uint8_t *y)
+
+/* One super-block (quantize_row_q4_K_impl / q5_K_impl). nmax 15: Q4_K, 31: Q5_K. fit: the
+ * sub-block fits already done by kquants_weighted.c, or NULL. */
+static void kquant_block(int nmax, const float *x, const float *qw, uint8_t *y, const struct mq_kquant_wfit *fit)
 {
     uint8_t L[QK_K], Laux[32], Ls[8], Lm[8];
     float weights[32], sw[8], mins[8], scales[8];
     const float sigma2 = 2 * sum_sq(x, QK_K) / QK_K;
+    if (fit) {
+        memcpy(L, fit->L, sizeof L);
+        memcpy(sw, fit->sw, sizeof sw);
+        memcpy(mins, fit->mins, sizeof mins);
+        memcpy(scales, fit->scales, sizeof scales);
+    } else
     for (int j = 0; j < QK_K / 32; j++) {
         for (int l = 0; l < 32; l++) weights[l] = qw[32 * j + l] * sqrtf(sigma2 + x[32 * j + l] * x[32 * j + l]);
         float sumw = 0;
@@ -227,6 +235,19 @@ static void kquant_block(int nmax, const float *x, const float *qw, uint8_t *y)
     }
 }
 
+/* One row of Q4_K/Q5_K, the sub-block fits batched on the fast kernels where they run. */
+static void kquant_row(int nmax, const float *x, size_t row_len, const float *qw, uint8_t *y, size_t bytes)
+{
+    struct mq_kquant_wfit fit[MQ_KQ_WBATCH];
+    const size_t nb = row_len / QK_K;
+    for (size_t b = 0; b < nb; b += MQ_KQ_WBATCH) {
+        const int n = (int)(nb - b < MQ_KQ_WBATCH ? nb - b : MQ_KQ_WBATCH);
+        const bool fast = mq_kquant_fit_weighted_fast(nmax, x + b * QK_K, qw + b * QK_K, n, fit);
+        for (int k = 0; k < n; k++)
+            kquant_block(nmax, x + (b + k) * QK_K, qw + (b + k) * QK_K, y + (b + k) * bytes, fast ? &fit[k] : NULL);
+    }
+}
+
 /* ---- Q6_K ---- */
 
 static void q6_k_block(const float *x, const float *qw, uint8_t *y)
@@ -234,9 +255,10 @@ static void q6_k_block(const float *x, const float *qw, uint8_t *y)
     int8_t L[QK_K];
     float scales[QK_K / 16];
     float max_scale = 0, max_abs_scale = 0;
+    if (!mq_q6_k_fit_weighted_fast(x, qw, scales, L))
+        for (int ib = 0; ib < QK_K / 16; ib++) scales[ib] = mq_make_qx_quants(16, 32, x + 16 * ib, L + 16 * ib, qw + 16 * ib);
     for (int ib = 0; ib < QK_K / 16; ib++) {
-        const float scale = mq_make_qx_quants(16, 32, x + 16 * ib, L + 16 * ib, qw + 16 * ib);
-        scales[ib] = scale;
+        const float scale = scales[ib];
         const float abs_scale = fabsf(scale);
         if (abs_scale > max_abs_scale) {
             max_abs_scale = abs_scale;
@@ -398,8 +420,7 @@ enum mq_status mq_quantize_weighted(enum mq_codec c, const float *src, size_t n,
         switch (c) {
         case MQ_CODEC_Q4_K:
         case MQ_CODEC_Q5_K:
-            for (size_t b = 0; b < row_len / QK_K; b++)
-                kquant_block(c == MQ_CODEC_Q4_K ? 15 : 31, src + b * QK_K, imatrix + b * QK_K, data + b * ci->block_bytes);
+            kquant_row(c == MQ_CODEC_Q4_K ? 15 : 31, src, row_len, imatrix, data, ci->block_bytes);
             break;
         case MQ_CODEC_Q6_K:
             for (size_t b = 0; b < row_len / QK_K; b++)
