@@ -237,18 +237,23 @@ static void print_placement(const struct mq_model *m, const struct mq_estimate *
     const uint64_t L = m->config.num_layers;
     printf("\nplacement: -ngl %" PRId64 " of %" PRIu64 " layers + output, %u GPU%s (llama.cpp split mode layer)%s\n",
            e->ngl, L, n, n == 1 ? "" : "s", e->tied_output ? "; tied output: token_embd copied to its device" : "");
+    int64_t offloaded = 0;
     for (uint32_t k = 0; k < n; k++) {
-        char size[32] = "size not given", lay[48] = "no layers";
+        char size[32] = "size not given", lay[64] = "nothing";
         if (o->gpu_bytes[k]) snprintf(size, sizeof size, "%.2f GiB", (double)o->gpu_bytes[k] / GIB);
         if (e->gpu_layers[k])
-            snprintf(lay, sizeof lay, "layers %" PRId64 "-%" PRId64, e->gpu_first[k], e->gpu_first[k] + e->gpu_layers[k] - 1);
-        printf("  GPU%u (%s): %s%s; KV %.4f GiB, compute %.4f GiB, reserve %.0f MiB\n", k, size, lay,
-               e->output_gpu == (int)k ? " + output" : "", (double)e->gpu_kv[k] / GIB, (double)e->gpu_compute[k] / GIB,
-               (double)o->reserve_bytes / 1048576.0);
+            snprintf(lay, sizeof lay, "layers %" PRId64 "-%" PRId64 "%s", e->gpu_first[k],
+                     e->gpu_first[k] + e->gpu_layers[k] - 1, e->output_gpu == (int)k ? " + output" : "");
+        else if (e->output_gpu == (int)k)
+            snprintf(lay, sizeof lay, "the output layer only");
+        offloaded += e->gpu_layers[k];
+        printf("  GPU%u (%s): %s; KV %.4f GiB, compute %.4f GiB, reserve %.0f MiB\n", k, size, lay,
+               (double)e->gpu_kv[k] / GIB, (double)e->gpu_compute[k] / GIB, (double)o->reserve_bytes / 1048576.0);
     }
-    printf("  host: token embeddings%s%s; KV %.4f GiB, compute %.4f GiB\n",
-           e->host_kv || (L && !e->gpu_layers[0] && n == 1) ? ", the other layers" : "",
-           e->output_gpu < 0 ? ", output" : "", (double)e->host_kv / GIB, (double)e->host_compute / GIB);
+    char hl[64] = "";
+    if (offloaded < (int64_t)L) snprintf(hl, sizeof hl, ", layers 0-%" PRId64, (int64_t)L - offloaded - 1);
+    printf("  host: token embeddings%s%s; KV %.4f GiB, compute %.4f GiB\n", hl, e->output_gpu < 0 ? ", output" : "",
+           (double)e->host_kv / GIB, (double)e->host_compute / GIB);
     printf("%-24s", "target");
     for (uint32_t k = 0; k < n; k++) printf("  GPU%u GiB %-4s", k, o->gpu_bytes[k] ? "fits" : "");
     printf("  %9s", "host GiB");
@@ -270,6 +275,9 @@ static void print_placement(const struct mq_model *m, const struct mq_estimate *
         printf("\n");
     }
     printf("GPU GiB = its weights + KV + compute + reserve; host = the rest of the weights + its KV and compute.\n");
+    if (o->fit)
+        printf("max -ngl: the most layers that fit every GPU at ctx %" PRIu64 "; max ctx: the longest context (steps of "
+               "256, up to the trained one) at -ngl %" PRId64 ".\n", o->ctx, e->ngl);
 }
 
 static void add_bytes(cJSON *o, const char *key, uint64_t v)
