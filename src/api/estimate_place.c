@@ -29,15 +29,12 @@ uint64_t mq_estimate_bucket(const struct mq_tensor *t, uint64_t n_layer)
     return MQ_BUCKET_OUTPUT(n_layer); /* output_norm, output and any other model-level tensor */
 }
 
-int mq_estimate_layer_gpu(const struct mq_estimate_options *opt, uint64_t n_layer, int64_t ngl, uint64_t il)
+/* llama.cpp's split points: running sums of the ratios over their total, in float. */
+static uint32_t split_points(const struct mq_estimate_options *opt, float *points)
 {
     uint32_t n = opt->n_gpus ? opt->n_gpus : 1;
-    if (n > MQ_ESTIMATE_MAX_GPUS || ngl <= 0 || n_layer > INT32_MAX) return -1;
-    const int64_t L = (int64_t)n_layer;
-    const int64_t i0 = L + 1 - ngl > 0 ? L + 1 - ngl : 0;
-    const int64_t act = ngl < L + 1 ? ngl : L + 1;
-    if ((int64_t)il < i0 || (int64_t)il - i0 >= act) return -1;
-    float points[MQ_ESTIMATE_MAX_GPUS], sum = 0.0f;
+    if (n > MQ_ESTIMATE_MAX_GPUS) n = MQ_ESTIMATE_MAX_GPUS;
+    float sum = 0.0f;
     bool all_zero = true;
     for (uint32_t k = 0; k < n; k++)
         if (opt->tensor_split[k] != 0.0f) all_zero = false;
@@ -47,10 +44,27 @@ int mq_estimate_layer_gpu(const struct mq_estimate_options *opt, uint64_t n_laye
         points[k] = sum;
     }
     for (uint32_t k = 0; k < n; k++) points[k] /= sum;
+    return n;
+}
+
+static int layer_gpu(const float *points, uint32_t n, uint64_t n_layer, int64_t ngl, uint64_t il)
+{
+    if (ngl <= 0 || n_layer > INT32_MAX) return -1;
+    const int64_t L = (int64_t)n_layer;
+    const int64_t i0 = L + 1 - ngl > 0 ? L + 1 - ngl : 0;
+    const int64_t act = ngl < L + 1 ? ngl : L + 1;
+    if ((int64_t)il < i0 || (int64_t)il - i0 >= act) return -1;
     const float x = (float)((int64_t)il - i0) / (float)act;
     uint32_t k = 0;
     while (k < n && !(x < points[k])) k++; /* upper_bound: the first point above x */
     return (int)(k < n ? k : n - 1);
+}
+
+int mq_estimate_layer_gpu(const struct mq_estimate_options *opt, uint64_t n_layer, int64_t ngl, uint64_t il)
+{
+    float points[MQ_ESTIMATE_MAX_GPUS];
+    uint32_t n = split_points(opt, points);
+    return layer_gpu(points, n, n_layer, ngl, il);
 }
 
 /* Does layer il slide (a sliding-window layer with the smaller cache)? */
@@ -100,7 +114,8 @@ static void place_row(const struct mq_model *m, const struct mq_estimate_options
 {
     const struct mq_config *c = &m->config;
     const uint64_t L = c->num_layers;
-    const uint32_t n = opt->n_gpus ? opt->n_gpus : 1;
+    float points[MQ_ESTIMATE_MAX_GPUS];
+    const uint32_t n = split_points(opt, points);
     uint64_t kv[MQ_ESTIMATE_MAX_GPUS] = {0}, host_kv = 0;
     struct holds hd[MQ_ESTIMATE_MAX_GPUS] = {{false, false}}, hh = {false, false};
     memset(p->gpu_weights, 0, sizeof p->gpu_weights);
@@ -110,7 +125,7 @@ static void place_row(const struct mq_model *m, const struct mq_estimate_options
         e->output_gpu = -1;
     }
     for (uint64_t il = 0; il <= L; il++) {
-        int d = mq_estimate_layer_gpu(opt, L, ngl, il);
+        int d = layer_gpu(points, n, L, ngl, il);
         uint64_t w = bk[il], cells = il < L ? (layer_slides(c, il) ? kc->swa_cells : kc->cells) : 0, lkv = 0;
         if (il == L && tied) *ovf |= mq_ckd_add_u64(&w, w, d >= 0 ? bk[MQ_BUCKET_INPUT(L)] : 0);
         *ovf |= mq_ckd_mul_u64(&lkv, kc->per_layer, cells);
