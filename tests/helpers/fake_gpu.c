@@ -110,7 +110,7 @@ static struct {
     int n;
     struct fg_device dev[MQ_FAKE_GPU_MAX];
     struct fg_buft buft[MQ_FAKE_GPU_MAX];
-    char name[MQ_FAKE_GPU_MAX][16];
+    char name[MQ_FAKE_GPU_MAX][24];
     uint64_t mem[MQ_FAKE_GPU_MAX];
     struct fg_reg reg;
     struct fg_live live[FG_MAX_BUFFERS];
