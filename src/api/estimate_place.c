@@ -175,7 +175,7 @@ enum mq_status mq_estimate_place(const struct mq_model *m, const struct mq_estim
     if (opt->fit) {
         /* the largest context: a multiple of 256 up to max(trained context, --ctx) */
         uint64_t cap = out->trained_ctx > opt->ctx ? out->trained_ctx : opt->ctx;
-        cap = cap / 256 * 256;
+        cap = cap < 256 ? 256 : cap / 256 * 256;
         for (int k = 0; k < MQ_ESTIMATE_ROWS && !ovf; k++) {
             const uint64_t *bk = buckets + (size_t)k * (L + 2);
             struct mq_estimate_place *p = &out->rows[k].place, t;
