@@ -1,7 +1,8 @@
 /*
 ** bench_estimate - times `estimate` (open + plan every target) on a sparse Llama-70B-shaped
 ** checkpoint of 15 shards (80 layers, hidden 8192, ffn 28672, vocab 128256, GQA 64/8, BF16),
-** and reports the bytes read. Not a test: run it by hand, `build/bench_estimate [REPEATS]`.
+** and reports the bytes read; then the same with placement on two 24 GiB GPUs and --fit (the
+** largest -ngl and context per target). Not a test: run it by hand, `build/bench_estimate [REPEATS]`.
 */
 #include <inttypes.h>
 #include <stdio.h>
@@ -41,6 +42,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "bench_estimate: cannot write the sparse checkpoint in %s\n", dir);
         return 1;
     }
+    for (int placed = 0; placed <= 1; placed++) {
     double best = 1e9, total = 0;
     uint64_t read_bytes = 0, params = 0, nf4dq = 0;
     for (int i = 0; i < repeats; i++) {
@@ -55,6 +57,11 @@ int main(int argc, char **argv)
         }
         struct mq_estimate_options opt;
         mq_estimate_options_default(&opt);
+        if (placed) {
+            opt.place = opt.fit = true;
+            opt.n_gpus = 2;
+            opt.gpu_bytes[0] = opt.gpu_bytes[1] = 24ull << 30;
+        }
         struct mq_estimate e;
         if (mq_estimate_model(m, &opt, &e, &err) != MQ_OK) {
             fprintf(stderr, "bench_estimate: %s\n", err.msg);
@@ -68,11 +75,13 @@ int main(int argc, char **argv)
         if (dt < best) best = dt;
         total += dt;
     }
+    printf("estimate%s on a sparse Llama-70B-shaped checkpoint (15 shards, %" PRIu64 " parameters)\n",
+           placed ? " --gpu 24GiB,24GiB --fit" : "", params);
+    printf("  best %.2f ms, mean %.2f ms over %d runs; %" PRIu64 " bytes read per run; NF4+DQ %.2f GB\n",
+           best * 1e3, total / repeats * 1e3, repeats, read_bytes, (double)nf4dq / 1e9);
+    }
     char cmd[128];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
     if (system(cmd) != 0) fprintf(stderr, "bench_estimate: could not remove %s\n", dir);
-    printf("estimate on a sparse Llama-70B-shaped checkpoint (15 shards, %" PRIu64 " parameters)\n", params);
-    printf("  best %.2f ms, mean %.2f ms over %d runs; %" PRIu64 " bytes read per run; NF4+DQ %.2f GB\n",
-           best * 1e3, total / repeats * 1e3, repeats, read_bytes, (double)nf4dq / 1e9);
     return 0;
 }

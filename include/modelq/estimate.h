@@ -19,6 +19,21 @@
 **                (llama.cpp's CPU compute buffer: the logits stage, the FFN stage or one layer's
 **                attention scores and mask; fitted to what llama.cpp reports, within 10%)
 **   inference  = weights + KV cache + overhead
+**   placement  (--ngl, --gpu, --tensor-split; src/api/estimate_place.c) as the pinned llama.cpp's
+**              load_tensors places layers (split mode "layer"): of the n_layer repeating layers and
+**              the output layer (output_norm, output; counted as layer n_layer), the last ngl go to
+**              the GPUs: layer il (0..n_layer) is offloaded when il >= i0 = max(n_layer + 1 - ngl, 0);
+**              ngl = n_layer + 1 offloads everything, ngl = 1 the output layer only. Token embeddings
+**              always stay on the host; a model without an output tensor gets token_embd duplicated
+**              for the output layer. Offloaded layer il goes to the first device k whose cumulative
+**              split point exceeds (il - i0) / min(ngl, n_layer + 1) (float arithmetic, as
+**              llama.cpp), the points being the running sums of --tensor-split ratios (else of the
+**              devices' sizes: llama.cpp's free memory) over their total. Each tensor takes its size
+**              rounded up to 32 bytes (ggml's buffer alignment). A layer's KV cache is on its device
+**              (offload_kqv), its cells as above (sliding layers the SWA cells). Compute buffers: a
+**              device with a repeating layer 4 x ub x max(FFN, attention stages) (and the output
+**              stage if it holds the output layer), with the output layer only 4 x ub x (vocab + E);
+**              the host the same when it holds a layer, else 4 x ub x (E + vocab + mask).
 **   training   (activations NOT counted; they depend on sequence length and checkpointing):
 **     full fine-tune, mixed-precision AdamW: 16 bytes/param (16-bit weights 2 + grads 2,
 **       fp32 master 4 + Adam m 4 + v 4)
@@ -40,6 +55,7 @@
 #define MQ_ESTIMATE_DEFAULT_RESERVE (512ull << 20)
 #define MQ_ESTIMATE_UBATCH 512
 #define MQ_TRAIN_BYTES_PER_PARAM 16
+#define MQ_ESTIMATE_MAX_GPUS 16 /* llama.cpp's LLAMA_MAX_DEVICES */
 
 struct mq_estimate_options {
     uint64_t ctx;            /* tokens of context (default 4096) */
@@ -52,7 +68,27 @@ struct mq_estimate_options {
     uint32_t lora_rank;      /* default 16 */
     uint64_t lora_params;    /* a real adapter's parameters (estimate --lora ADAPTER: its rank and
                                 targets); 0 = lora_rank on every linear layer */
-    uint64_t reserve_bytes;  /* fixed runtime reserve (default 512 MiB) */
+    uint64_t reserve_bytes;  /* fixed runtime reserve (default 512 MiB; per GPU in placement) */
+    /* placement (see above) */
+    bool place;              /* asked for (--ngl, --gpu, --tensor-split, --fit) */
+    int64_t n_gpu_layers;    /* llama.cpp's -ngl: the last N of the n_layer + 1 layers (output included);
+                                above n_layer + 1 (or negative, llama.cpp's -1 "all") = all */
+    uint32_t n_gpus;         /* devices: --gpu sizes and/or --tensor-split ratios */
+    uint64_t gpu_bytes[MQ_ESTIMATE_MAX_GPUS];   /* --gpu: each device's memory, 0 = not given */
+    float tensor_split[MQ_ESTIMATE_MAX_GPUS];   /* --tensor-split ratios; all 0 = by gpu_bytes */
+    bool fit;                /* --fit: per row the largest -ngl and context that fit every device */
+};
+
+/* Where one row's model goes (with placement). */
+struct mq_estimate_place {
+    uint64_t gpu_weights[MQ_ESTIMATE_MAX_GPUS];
+    uint64_t host_weights;
+    uint64_t gpu_total[MQ_ESTIMATE_MAX_GPUS];   /* weights + KV + compute + reserve */
+    uint64_t host_total;                        /* host weights + KV + compute */
+    bool fits;                                  /* every device with a known size holds its total */
+    int64_t fit_ngl;                            /* --fit: largest -ngl at opt.ctx that fits, -1 none */
+    uint64_t fit_ctx;                           /* --fit: largest context (multiple of 256, at most
+                                                   max(trained, --ctx)) at opt's -ngl that fits, 0 none */
 };
 
 struct mq_estimate_row {
@@ -63,6 +99,7 @@ struct mq_estimate_row {
     uint64_t n_fallback;        /* tensors that fell back to another type */
     double bpw;                 /* bytes x 8 / all parameters: scales and kept tensors included */
     uint64_t inference_bytes;   /* weights + KV + overhead (0 without config) */
+    struct mq_estimate_place place; /* with placement */
 };
 
 struct mq_estimate {
@@ -91,6 +128,15 @@ struct mq_estimate {
                                    a GGUF's context_length), 0 unknown */
     char rope_scaling[32];      /* configured RoPE scaling type ("linear", "yarn", "llama3"), "" none */
     double rope_factor;         /* its factor, 0 when none */
+    /* placement (opt.place, with a config) */
+    bool placed;
+    int64_t ngl;                /* opt.n_gpu_layers capped at n_layer + 1 */
+    int64_t gpu_first[MQ_ESTIMATE_MAX_GPUS], gpu_layers[MQ_ESTIMATE_MAX_GPUS]; /* repeating layers
+                                   [first, first + n) on each GPU (contiguous; n = 0: none) */
+    int output_gpu;             /* the output layer's GPU, -1 host */
+    bool tied_output;           /* no output tensor: the output layer holds a copy of token_embd */
+    uint64_t gpu_kv[MQ_ESTIMATE_MAX_GPUS], host_kv;
+    uint64_t gpu_compute[MQ_ESTIMATE_MAX_GPUS], host_compute;
 };
 
 MQ_API void mq_estimate_options_default(struct mq_estimate_options *o);
@@ -103,5 +149,9 @@ MQ_API const struct mq_estimate_row *mq_estimate_row_of(const struct mq_estimate
 ** a type that is not a KV type) is MQ_E_USAGE naming it. */
 MQ_API enum mq_status mq_estimate_model(const struct mq_model *m, const struct mq_estimate_options *opt,
                                  struct mq_estimate *out, struct mq_error *err);
+
+/* llama.cpp's layer split: the GPU of layer il (0..n_layer, n_layer = output) with ngl layers
+** offloaded over opt's devices, or -1 for the host. */
+MQ_API int mq_estimate_layer_gpu(const struct mq_estimate_options *opt, uint64_t n_layer, int64_t ngl, uint64_t il);
 
 #endif /* MODELQ_ESTIMATE_H */

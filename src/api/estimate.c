@@ -4,9 +4,11 @@
 #include <cjson/cJSON.h>
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "ckd.h"
+#include "estimate_place.h"
 #include "tensor_role.h"
 
 void mq_estimate_options_default(struct mq_estimate_options *o)
@@ -18,6 +20,7 @@ void mq_estimate_options_default(struct mq_estimate_options *o)
     o->ubatch = MQ_ESTIMATE_UBATCH;
     o->lora_rank = MQ_ESTIMATE_DEFAULT_LORA_RANK;
     o->reserve_bytes = MQ_ESTIMATE_DEFAULT_RESERVE;
+    o->n_gpu_layers = -1; /* all, as llama.cpp's -1 */
 }
 
 /* a*b*c... with overflow reported; all inputs come from files or the command line. */
@@ -134,6 +137,104 @@ static void rope_scaling_of(const struct mq_model *m, struct mq_estimate *out)
     if (f && (f->type == MQ_META_F32 || f->type == MQ_META_F64)) out->rope_factor = f->num.f;
 }
 
+/*
+** The KV cache and the compute buffer at `ctx` tokens (see estimate.h), with the pieces placement
+** needs: the bytes of one cell of one layer, the cells of a full and of a sliding layer, and the
+** compute buffer's stages (f32 values per token of the micro-batch).
+*/
+enum mq_status mq_estimate_kv_compute(const struct mq_model *m, const struct mq_estimate_options *opt, uint64_t ctx,
+                                      struct mq_kv_compute *r, struct mq_error *err)
+{
+    const struct mq_config *c = &m->config;
+    memset(r, 0, sizeof *r);
+    int ovf = 0;
+    uint64_t row_k, row_v, per_layer, full_layers, a, b, swa_seq = 0;
+    /* in llama.cpp's order of checks */
+    if (mq_codec_is_quantized(opt->kv_type_v) && !opt->flash_attn && is_kv_type(opt->kv_type_v))
+        return MQ_FAIL(err, MQ_E_USAGE, "kv-type", "--cache-type-v %s needs --flash-attn (llama.cpp: a quantized "
+                       "V cache requires flash attention)", mq_codec_info(opt->kv_type_v)->name);
+    MQ_TRY(kv_row_bytes(opt->kv_type_k, c->num_kv_heads, c->head_dim, opt->flash_attn, "--cache-type-k", &row_k, err));
+    MQ_TRY(kv_row_bytes(opt->kv_type_v, c->num_kv_heads, c->head_dim_v ? c->head_dim_v : c->head_dim,
+                        opt->flash_attn, "--cache-type-v", &row_v, err));
+    ovf |= mq_ckd_add_u64(&per_layer, row_k, row_v);
+    r->per_layer = per_layer;
+    ovf |= mq_ckd_mul_u64(&r->kv_per_token, per_layer, c->num_layers);
+    /* per sequence: the full layers' cells, then the sliding layers' (llama_kv_cache_iswa, whose
+     * SWA cache is always padded to 256 too) */
+    uint64_t padded = 0, swa_layers = c->sliding_window ? c->swa_layers : 0;
+    uint64_t ubatch = opt->ubatch ? opt->ubatch : MQ_ESTIMATE_UBATCH; /* 0: a caller's zeroed options */
+    ovf |= pad_cells(&padded, ctx);
+    ovf |= mq_ckd_add_u64(&swa_seq, c->sliding_window, ubatch);
+    ovf |= pad_cells(&swa_seq, swa_seq < padded ? swa_seq : padded);
+    if (opt->swa_full) swa_seq = padded;
+    full_layers = swa_layers < c->num_layers ? c->num_layers - swa_layers : 0;
+    ovf |= mq_ckd_mul_u64(&r->cells, padded, opt->batch);
+    if (swa_layers) ovf |= mq_ckd_mul_u64(&r->swa_cells, swa_seq, opt->batch);
+    ovf |= mq_ckd_mul_u64(&a, full_layers, r->cells);
+    ovf |= mq_ckd_mul_u64(&b, swa_layers, r->swa_cells);
+    ovf |= mq_ckd_add_u64(&a, a, b);
+    ovf |= mq_ckd_mul_u64(&r->kv_bytes, per_layer, a);
+    uint64_t tokens;
+    ovf |= mq_ckd_mul_u64(&tokens, ctx, opt->batch);
+    r->ub = tokens < ubatch ? tokens : ubatch;
+    /* llama.cpp's CPU compute buffer (ggml-alloc's peak over the graph, reserved for ub tokens
+     * that all output logits), f32 values per token: the largest of the output stage, the FFN
+     * stage and the attention stage, n_kv = the cache's cells and the mask n_kv f32 values per
+     * token (f16 with flash attention, which never forms the heads x n_kv scores); the mask is
+     * an input every layer reads, so it stays allocated through the FFN stages between them.
+     * Fitted to the buffers llama.cpp reports (tests/test_compute_buffer.c: within 10%). */
+    /* per sequence stream (llama.cpp keeps one per sequence: the scores span one stream's cells);
+     * a model with sliding layers has a second mask, over the SWA cache's cells */
+    uint64_t E = c->hidden_size, kvd = 0, n_kv = padded, mask = padded, t1, t2;
+    if (swa_layers) ovf |= mq_ckd_add_u64(&mask, mask, swa_seq);
+    r->mask = opt->flash_attn ? mask / 2 : mask;
+    ovf |= mq_ckd_mul_u64(&kvd, c->num_kv_heads, c->head_dim);
+    ovf |= mq_ckd_mul_u64(&t1, 2, E);
+    ovf |= mq_ckd_add_u64(&r->st_out, c->vocab_size, t1);                 /* vocab + 2E */
+    ovf |= mq_ckd_mul_u64(&t1, 3, c->intermediate_size);
+    ovf |= mq_ckd_mul_u64(&t2, 3, E);
+    ovf |= mq_ckd_add_u64(&r->st_ffn, t1, t2);                            /* 3 ff + 3E */
+    ovf |= mq_ckd_mul_u64(&t1, 5, E);
+    if (opt->flash_attn) {
+        ovf |= mq_ckd_add_u64(&r->st_ffn, r->st_ffn, mask / 2);           /* + the f16 mask(s) */
+        ovf |= mq_ckd_mul_u64(&t2, 4, kvd);
+        ovf |= mq_ckd_add_u64(&r->st_att, t1, t2);                        /* 5E + 4 kv_dim + mask */
+        ovf |= mq_ckd_add_u64(&r->st_att, r->st_att, mask / 2);
+    } else {
+        ovf |= mq_ckd_add_u64(&r->st_ffn, r->st_ffn, mask);               /* + the f32 mask(s) */
+        ovf |= mq_ckd_mul_u64(&t2, 2, kvd);
+        ovf |= mq_ckd_add_u64(&r->st_att, t1, t2);                        /* 5E + 2 kv_dim */
+        ovf |= mq_ckd_mul_u64(&t2, c->num_heads, n_kv);                   /* + scores + f32 mask(s) */
+        ovf |= mq_ckd_add_u64(&r->st_att, r->st_att, t2);
+        ovf |= mq_ckd_add_u64(&r->st_att, r->st_att, mask);
+    }
+    uint64_t width = r->st_out > r->st_ffn ? r->st_out : r->st_ffn;
+    if (r->st_att > width) width = r->st_att;
+    uint64_t cb[] = {4, r->ub, width};
+    ovf |= mul_all(&r->compute, cb, 3);
+    if (opt->flash_attn && (opt->kv_type_k == MQ_CODEC_F32 || opt->kv_type_v == MQ_CODEC_F32)) {
+        /* flash attention takes an F32 K or V cache as an F16 copy of all its cells (quantized
+         * types it reads as they are): a stage of its own, kv_cells x kv_dim x 2 bytes per copy
+         * beside the mask and two hidden-size rows per token; it counts when it is the widest */
+        uint64_t cast = 0, stage = 0;
+        ovf |= mq_ckd_mul_u64(&t1, r->cells, kvd);
+        ovf |= mq_ckd_mul_u64(&t1, t1, 2);
+        if (opt->kv_type_k == MQ_CODEC_F32) ovf |= mq_ckd_add_u64(&cast, cast, t1);
+        if (opt->kv_type_v == MQ_CODEC_F32) ovf |= mq_ckd_add_u64(&cast, cast, t1);
+        ovf |= mq_ckd_mul_u64(&t2, 2, E);
+        ovf |= mq_ckd_add_u64(&t2, t2, mask / 2);
+        uint64_t cs[] = {4, r->ub, t2};
+        ovf |= mul_all(&stage, cs, 3);
+        ovf |= mq_ckd_add_u64(&stage, stage, cast);
+        r->cast_stage = stage;
+        if (stage > r->compute) r->compute = stage;
+    }
+    if (ovf)
+        return MQ_FAIL(err, MQ_E_OVERFLOW, "size-overflow", "%s: estimate overflows 64 bits (check --ctx/--batch)",
+                       m->input_path);
+    return MQ_OK;
+}
+
 enum mq_status mq_estimate_model(const struct mq_model *m, const struct mq_estimate_options *opt,
                                  struct mq_estimate *out, struct mq_error *err)
 {
@@ -159,6 +260,21 @@ enum mq_status mq_estimate_model(const struct mq_model *m, const struct mq_estim
         out->active_params = out->params - out->expert_params +
                              (uint64_t)((double)out->expert_params * (double)mc->experts_used / (double)mc->num_experts);
     }
+    /* placement: each row's weight bytes per layer bucket (estimate_place.h) */
+    const struct mq_config *cfg = &m->config;
+    const bool place = opt->place;
+    uint64_t *buckets = NULL, nb = cfg->num_layers + 2;
+    bool tied = true;
+    if (place) {
+        if (!(cfg->present && cfg->num_layers && cfg->num_kv_heads && cfg->head_dim))
+            return MQ_FAIL(err, MQ_E_USAGE, "placement", "%s: --ngl/--gpu need the model's layers and heads "
+                           "(config.json, or a GGUF's metadata)", m->input_path);
+        if (cfg->num_layers > (1u << 20) || !(buckets = calloc((size_t)nb * MQ_ESTIMATE_ROWS, sizeof *buckets)))
+            return MQ_FAIL(err, MQ_E_NOMEM, "out-of-memory", "%s: placement of %llu layers", m->input_path,
+                           (unsigned long long)cfg->num_layers);
+        for (size_t i = 0; i < m->n_tensors; i++)
+            if (mq_tensor_role(m->tensors[i].name) == MQ_ROLE_OUTPUT) tied = false;
+    }
     for (int k = 0; k < MQ_ESTIMATE_ROWS; k++) {
         struct mq_estimate_row *row = &out->rows[k];
         row->target = mq_target_of_estimate_row(k);
@@ -168,9 +284,15 @@ enum mq_status mq_estimate_model(const struct mq_model *m, const struct mq_estim
             enum mq_status s = mq_target_plan_tensor(row->target, &rc, t, &p, err);
             if (s != MQ_OK) {
                 mq_error_prefix(err, "%s: tensor '%s'", m->input_path, t->name);
+                free(buckets);
                 return s;
             }
             ovf |= mq_ckd_add_u64(&row->bytes, row->bytes, p.bytes);
+            if (buckets) {
+                /* in a device buffer each tensor is padded to ggml's 32-byte alignment */
+                uint64_t *b = &buckets[(size_t)k * nb + mq_estimate_bucket(t, cfg->num_layers)];
+                ovf |= p.bytes > UINT64_MAX - 31 || mq_ckd_add_u64(b, *b, (p.bytes + 31) / 32 * 32);
+            }
             if (p.quantized) row->quantized_params += t->numel;
             else row->kept_params += t->numel;
             if (p.fell_back) row->n_fallback++;
@@ -193,85 +315,17 @@ enum mq_status mq_estimate_model(const struct mq_model *m, const struct mq_estim
     rope_scaling_of(m, out);
     out->have_config = c->present && c->num_layers && c->num_kv_heads && c->head_dim;
     if (out->have_config) {
-        uint64_t row_k, row_v, per_layer, full_layers, a, b, swa_seq = 0;
-        /* in llama.cpp's order of checks */
-        if (mq_codec_is_quantized(opt->kv_type_v) && !opt->flash_attn && is_kv_type(opt->kv_type_v))
-            return MQ_FAIL(err, MQ_E_USAGE, "kv-type", "--cache-type-v %s needs --flash-attn (llama.cpp: a quantized "
-                           "V cache requires flash attention)", mq_codec_info(opt->kv_type_v)->name);
-        MQ_TRY(kv_row_bytes(opt->kv_type_k, c->num_kv_heads, c->head_dim, opt->flash_attn, "--cache-type-k", &row_k,
-                            err));
-        MQ_TRY(kv_row_bytes(opt->kv_type_v, c->num_kv_heads, c->head_dim_v ? c->head_dim_v : c->head_dim,
-                            opt->flash_attn, "--cache-type-v", &row_v, err));
-        ovf |= mq_ckd_add_u64(&per_layer, row_k, row_v);
-        ovf |= mq_ckd_mul_u64(&out->kv_per_token, per_layer, c->num_layers);
-        /* per sequence: the full layers' cells, then the sliding layers' (llama_kv_cache_iswa, whose
-         * SWA cache is always padded to 256 too) */
-        uint64_t padded = 0, swa_layers = c->sliding_window ? c->swa_layers : 0;
-        uint64_t ubatch = opt->ubatch ? opt->ubatch : MQ_ESTIMATE_UBATCH; /* 0: a caller's zeroed options */
-        ovf |= pad_cells(&padded, opt->ctx);
-        ovf |= mq_ckd_add_u64(&swa_seq, c->sliding_window, ubatch);
-        ovf |= pad_cells(&swa_seq, swa_seq < padded ? swa_seq : padded);
-        if (opt->swa_full) swa_seq = padded;
-        full_layers = swa_layers < c->num_layers ? c->num_layers - swa_layers : 0;
-        ovf |= mq_ckd_mul_u64(&out->kv_cells, padded, opt->batch);
-        if (swa_layers) ovf |= mq_ckd_mul_u64(&out->kv_swa_cells, swa_seq, opt->batch);
-        ovf |= mq_ckd_mul_u64(&a, full_layers, out->kv_cells);
-        ovf |= mq_ckd_mul_u64(&b, swa_layers, out->kv_swa_cells);
-        ovf |= mq_ckd_add_u64(&a, a, b);
-        ovf |= mq_ckd_mul_u64(&out->kv_bytes, per_layer, a);
-        uint64_t ub, tokens;
-        ovf |= mq_ckd_mul_u64(&tokens, opt->ctx, opt->batch);
-        ub = tokens < ubatch ? tokens : ubatch;
-        /* llama.cpp's CPU compute buffer (ggml-alloc's peak over the graph, reserved for ub tokens
-         * that all output logits), f32 values per token: the largest of the output stage, the FFN
-         * stage and the attention stage, n_kv = the cache's cells and the mask n_kv f32 values per
-         * token (f16 with flash attention, which never forms the heads x n_kv scores); the mask is
-         * an input every layer reads, so it stays allocated through the FFN stages between them.
-         * Fitted to the buffers llama.cpp reports (tests/test_compute_buffer.c: within 10%). */
-        /* per sequence stream (llama.cpp keeps one per sequence: the scores span one stream's cells);
-         * a model with sliding layers has a second mask, over the SWA cache's cells */
-        uint64_t E = c->hidden_size, kvd = 0, n_kv = padded, mask = padded, st_out, st_ffn, st_att, t1, t2;
-        if (swa_layers) ovf |= mq_ckd_add_u64(&mask, mask, swa_seq);
-        ovf |= mq_ckd_mul_u64(&kvd, c->num_kv_heads, c->head_dim);
-        ovf |= mq_ckd_mul_u64(&t1, 2, E);
-        ovf |= mq_ckd_add_u64(&st_out, c->vocab_size, t1);                     /* vocab + 2E */
-        ovf |= mq_ckd_mul_u64(&t1, 3, c->intermediate_size);
-        ovf |= mq_ckd_mul_u64(&t2, 3, E);
-        ovf |= mq_ckd_add_u64(&st_ffn, t1, t2);                                /* 3 ff + 3E */
-        ovf |= mq_ckd_mul_u64(&t1, 5, E);
-        if (opt->flash_attn) {
-            ovf |= mq_ckd_add_u64(&st_ffn, st_ffn, mask / 2);                  /* + the f16 mask(s) */
-            ovf |= mq_ckd_mul_u64(&t2, 4, kvd);
-            ovf |= mq_ckd_add_u64(&st_att, t1, t2);                            /* 5E + 4 kv_dim + mask */
-            ovf |= mq_ckd_add_u64(&st_att, st_att, mask / 2);
-        } else {
-            ovf |= mq_ckd_add_u64(&st_ffn, st_ffn, mask);                      /* + the f32 mask(s) */
-            ovf |= mq_ckd_mul_u64(&t2, 2, kvd);
-            ovf |= mq_ckd_add_u64(&st_att, t1, t2);                            /* 5E + 2 kv_dim */
-            ovf |= mq_ckd_mul_u64(&t2, c->num_heads, n_kv);                    /* + scores + f32 mask(s) */
-            ovf |= mq_ckd_add_u64(&st_att, st_att, t2);
-            ovf |= mq_ckd_add_u64(&st_att, st_att, mask);
-        }
-        uint64_t width = st_out > st_ffn ? st_out : st_ffn;
-        if (st_att > width) width = st_att;
-        uint64_t cb[] = {4, ub, width};
-        ovf |= mul_all(&out->compute_bytes, cb, 3);
-        if (opt->flash_attn && (opt->kv_type_k == MQ_CODEC_F32 || opt->kv_type_v == MQ_CODEC_F32)) {
-            /* flash attention takes an F32 K or V cache as an F16 copy of all its cells (quantized
-             * types it reads as they are): a stage of its own, kv_cells x kv_dim x 2 bytes per copy
-             * beside the mask and two hidden-size rows per token; it counts when it is the widest */
-            uint64_t cast = 0, stage = 0;
-            ovf |= mq_ckd_mul_u64(&t1, out->kv_cells, kvd);
-            ovf |= mq_ckd_mul_u64(&t1, t1, 2);
-            if (opt->kv_type_k == MQ_CODEC_F32) ovf |= mq_ckd_add_u64(&cast, cast, t1);
-            if (opt->kv_type_v == MQ_CODEC_F32) ovf |= mq_ckd_add_u64(&cast, cast, t1);
-            ovf |= mq_ckd_mul_u64(&t2, 2, E);
-            ovf |= mq_ckd_add_u64(&t2, t2, mask / 2);
-            uint64_t cs[] = {4, ub, t2};
-            ovf |= mul_all(&stage, cs, 3);
-            ovf |= mq_ckd_add_u64(&stage, stage, cast);
-            if (stage > out->compute_bytes) out->compute_bytes = stage;
-        }
+        struct mq_kv_compute kc;
+        enum mq_status s = mq_estimate_kv_compute(m, opt, opt->ctx, &kc, err);
+        if (s == MQ_OK && buckets && !ovf) s = mq_estimate_place(m, opt, buckets, tied, out, err);
+        free(buckets);
+        buckets = NULL;
+        if (s != MQ_OK) return s;
+        out->kv_per_token = kc.kv_per_token;
+        out->kv_cells = kc.cells;
+        out->kv_swa_cells = kc.swa_cells;
+        out->kv_bytes = kc.kv_bytes;
+        out->compute_bytes = kc.compute;
         ovf |= mq_ckd_add_u64(&out->overhead_bytes, opt->reserve_bytes, out->compute_bytes);
         for (int k = 0; k < MQ_ESTIMATE_ROWS; k++) {
             struct mq_estimate_row *row = &out->rows[k];

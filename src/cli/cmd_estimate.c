@@ -3,6 +3,7 @@
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "cli.h"
 #include "modelq/estimate.h"
@@ -12,7 +13,8 @@
 
 static const char *const estimate_help =
     "usage: modelq estimate PATH|ORG/NAME[@REV] [--ctx N] [--batch B] [--ubatch U] [-ctk T] [-ctv T] [-fa]\n"
-    "                       [--swa-full] [--lora-rank R | --lora ADAPTER] [--json]\n"
+    "                       [--swa-full] [--lora-rank R | --lora ADAPTER] [--ngl N] [--gpu SIZE[,SIZE...]]\n"
+    "                       [--tensor-split R[,R...]] [--fit] [--json]\n"
     "\n"
     "Memory for this model from its headers and config.json, or for a .gguf from its own metadata\n"
     "(tensor data is never read). Tensors a GGUF already stores quantized are counted as stored.\n"
@@ -30,6 +32,21 @@ static const char *const estimate_help =
     "  overhead  512 MiB runtime reserve + compute buffer 4 x ub x max(vocab + 2E, 3 ff + 3E, (heads + 1) x\n"
     "            kv + 5E + 2 kv_dim), ub = min(ctx x batch, ubatch), kv = cache cells (with -fa: no scores,\n"
     "            an f16 mask: 5E + 4 kv_dim + kv/2); llama.cpp's CPU compute buffer within 10%\n"
+    "Placement (--ngl/--gpu/--tensor-split/--fit), as the pinned llama.cpp splits layers (split mode\n"
+    "\"layer\"): of the n_layer repeating layers plus the output layer (output_norm + output, counted\n"
+    "as layer n_layer), the LAST N go to the GPUs: layer il is offloaded when il >= max(n_layer + 1 - N, 0)\n"
+    "(N = n_layer + 1: everything; N = 1: the output layer only); token embeddings stay on the host (a\n"
+    "model without an output tensor also gets a copy of token_embd on the output layer's device).\n"
+    "Offloaded layer il goes to the first device whose cumulative split point exceeds (il - first) / N,\n"
+    "points = running sums of the --tensor-split ratios (default: the --gpu sizes; llama.cpp uses free\n"
+    "memory) over their total. Per device: its layers' weights (each tensor padded to 32 bytes), their\n"
+    "KV cache, a compute buffer (4 x ub x max(FFN, attention stage) with a repeating layer, plus the\n"
+    "logits stage with the output layer; 4 x ub x (vocab + E) with the output layer only) and the\n"
+    "reserve; the host the rest (its compute buffer 4 x ub x (E + vocab + mask) when it holds no layer).\n"
+    "Weights and KV per device equal llama.cpp's buffers; compute buffers within 25% (the host's with\n"
+    "every layer offloaded, a small buffer, within 35%). Not modelled: llama.cpp's pipeline parallelism\n"
+    "(several GPUs, everything offloaded, CUDA) keeps extra copies of the compute buffers.\n"
+    "\n"
     "and training (activations not counted): full fine-tune with mixed-precision AdamW (16 bytes/param),\n"
     "LoRA (16-bit base + 16 bytes per adapter parameter), QLoRA (NF4 + double-quant base + adapters).\n"
     "\n"
@@ -44,8 +61,51 @@ static const char *const estimate_help =
     "  --lora-rank R  LoRA rank on every linear layer (default 16)\n"
     "  --lora ADAPTER the LoRA/QLoRA rows with a real PEFT adapter's rank and targets (its parameter\n"
     "                 count); PATH itself an adapter folder: its size as a GGUF adapter\n"
+    "  -ngl, --ngl, --n-gpu-layers N\n"
+    "                 layers on the GPUs, output layer included (llama.cpp's -ngl; all: n_layer + 1)\n"
+    "  --gpu SIZE[,SIZE...]  each GPU's memory (24GiB, 16GB, 8000MiB; G = GiB); the table gains per-GPU\n"
+    "                 totals and whether they fit\n"
+    "  -ts, --tensor-split R[,R...]  layer ratios per GPU (llama.cpp's -ts, split mode layer)\n"
+    "  --fit          per target: the largest -ngl (at --ctx) and the largest context (a multiple of\n"
+    "                 256 up to the trained context, at --ngl) that fit every GPU (needs --gpu)\n"
     "  --json         one JSON document (field \"schema_version\" = 1)\n"
     "GB = 10^9 bytes, GiB = 2^30 bytes.\n";
+
+/* A memory size: digits with an optional unit B, KB/MB/GB/TB (10^3k), KiB/MiB/GiB/TiB or K/M/G/T (2^10k). */
+static bool parse_size(const char *s, uint64_t *out)
+{
+    char *end;
+    if (!s || *s < '0' || *s > '9') return false;
+    double v = strtod(s, &end);
+    static const struct {
+        const char *unit;
+        double mul;
+    } units[] = {{"", 1}, {"B", 1}, {"KB", 1e3}, {"MB", 1e6}, {"GB", 1e9}, {"TB", 1e12}, {"K", 1024.0},
+                 {"M", 1048576.0}, {"G", 1073741824.0}, {"T", 1099511627776.0}, {"KiB", 1024.0},
+                 {"MiB", 1048576.0}, {"GiB", 1073741824.0}, {"TiB", 1099511627776.0}};
+    for (size_t i = 0; i < sizeof units / sizeof units[0]; i++)
+        if (strcasecmp(end, units[i].unit) == 0) {
+            double b = v * units[i].mul;
+            if (!(b >= 1.0 && b < 1.8e19)) return false;
+            *out = (uint64_t)b;
+            return true;
+        }
+    return false;
+}
+
+/* "a,b,c" (llama.cpp's -ts also takes '/') into at most MQ_ESTIMATE_MAX_GPUS items; count or -1. */
+static int split_list(const char *arg, char items[][32])
+{
+    int n = 0;
+    for (const char *p = arg;;) {
+        size_t len = strcspn(p, ",/");
+        if (n == MQ_ESTIMATE_MAX_GPUS || len == 0 || len >= 32) return -1;
+        memcpy(items[n], p, len);
+        items[n++][len] = '\0';
+        if (!p[len]) return n;
+        p += len + 1;
+    }
+}
 
 /*
 ** Tensors of a GGUF stored in a block-quantized ggml type (the reader gives them dtype U8: ggml
@@ -67,6 +127,8 @@ static struct stored_quantized count_stored_quantized(const struct mq_model *m)
     }
     return q;
 }
+
+static void print_placement(const struct mq_model *m, const struct mq_estimate *e);
 
 static void print_text(const struct mq_model *m, const struct mq_estimate *e)
 {
@@ -149,6 +211,7 @@ static void print_text(const struct mq_model *m, const struct mq_estimate *e)
         printf("%-24s %12.4f %12.4f %12.4f %12.4f\n", mq_target_info(r->target)->label, (double)r->bytes / GIB,
                (double)e->kv_bytes / GIB, (double)r->inference_bytes / 1e9, (double)r->inference_bytes / GIB);
     }
+    if (e->placed) print_placement(m, e);
     printf("\ntraining (activations not counted: they depend on sequence length, batch and checkpointing)\n");
     printf("  %-52s %12.4f GB %12.4f GiB\n", "full fine-tune, mixed-precision AdamW (16 B/param)",
            (double)e->train_full_bytes / 1e9, (double)e->train_full_bytes / GIB);
@@ -164,6 +227,57 @@ static void print_text(const struct mq_model *m, const struct mq_estimate *e)
     else
         printf("  (LoRA adapters on the %" PRIu64 " linear layers; adapters cost 16 B/param like full fine-tuning)\n",
                e->linear_layers);
+}
+
+/* Where llama.cpp puts it: one line per device, then per target the GiB on each (and whether it fits). */
+static void print_placement(const struct mq_model *m, const struct mq_estimate *e)
+{
+    const struct mq_estimate_options *o = &e->opt;
+    const uint32_t n = o->n_gpus ? o->n_gpus : 1;
+    const uint64_t L = m->config.num_layers;
+    printf("\nplacement: -ngl %" PRId64 " of %" PRIu64 " layers + output, %u GPU%s (llama.cpp split mode layer)%s\n",
+           e->ngl, L, n, n == 1 ? "" : "s", e->tied_output ? "; tied output: token_embd copied to its device" : "");
+    int64_t offloaded = 0;
+    for (uint32_t k = 0; k < n; k++) {
+        char size[32] = "size not given", lay[64] = "nothing";
+        if (o->gpu_bytes[k]) snprintf(size, sizeof size, "%.2f GiB", (double)o->gpu_bytes[k] / GIB);
+        if (e->gpu_layers[k])
+            snprintf(lay, sizeof lay, "layers %" PRId64 "-%" PRId64 "%s", e->gpu_first[k],
+                     e->gpu_first[k] + e->gpu_layers[k] - 1, e->output_gpu == (int)k ? " + output" : "");
+        else if (e->output_gpu == (int)k)
+            snprintf(lay, sizeof lay, "the output layer only");
+        offloaded += e->gpu_layers[k];
+        printf("  GPU%u (%s): %s; KV %.4f GiB, compute %.4f GiB, reserve %.0f MiB\n", k, size, lay,
+               (double)e->gpu_kv[k] / GIB, (double)e->gpu_compute[k] / GIB, (double)o->reserve_bytes / 1048576.0);
+    }
+    char hl[64] = "";
+    if (offloaded < (int64_t)L) snprintf(hl, sizeof hl, ", layers 0-%" PRId64, (int64_t)L - offloaded - 1);
+    printf("  host: token embeddings%s%s; KV %.4f GiB, compute %.4f GiB\n", hl, e->output_gpu < 0 ? ", output" : "",
+           (double)e->host_kv / GIB, (double)e->host_compute / GIB);
+    printf("%-24s", "target");
+    for (uint32_t k = 0; k < n; k++) printf("  GPU%u GiB %-4s", k, o->gpu_bytes[k] ? "fits" : "");
+    printf("  %9s", "host GiB");
+    if (o->fit) printf("  %8s %9s", "max -ngl", "max ctx");
+    printf("\n");
+    for (int r = 0; r < MQ_ESTIMATE_ROWS; r++) {
+        const struct mq_estimate_place *p = &e->rows[r].place;
+        printf("%-24s", mq_target_info(e->rows[r].target)->label);
+        for (uint32_t k = 0; k < n; k++)
+            printf("  %9.4f %-4s", (double)p->gpu_total[k] / GIB,
+                   !o->gpu_bytes[k] ? "" : p->gpu_total[k] <= o->gpu_bytes[k] ? "yes" : "NO");
+        printf("  %9.4f", (double)p->host_total / GIB);
+        if (o->fit) {
+            if (p->fit_ngl < 0) printf("  %8s", "none");
+            else printf("  %8" PRId64, p->fit_ngl);
+            if (p->fit_ctx) printf(" %9" PRIu64, p->fit_ctx);
+            else printf(" %9s", "none");
+        }
+        printf("\n");
+    }
+    printf("GPU GiB = its weights + KV + compute + reserve; host = the rest of the weights + its KV and compute.\n");
+    if (o->fit)
+        printf("max -ngl: the most layers that fit every GPU at ctx %" PRIu64 "; max ctx: the longest context (steps of "
+               "256, up to the trained one) at -ngl %" PRId64 ".\n", o->ctx, e->ngl);
 }
 
 static void add_bytes(cJSON *o, const char *key, uint64_t v)
@@ -214,6 +328,26 @@ static int print_json(const struct mq_model *m, const struct mq_estimate *e)
         cJSON_AddNumberToObject(o, "unquantized_parameters", (double)r->kept_params);
         cJSON_AddNumberToObject(o, "fallback_tensors", (double)r->n_fallback);
         if (e->have_config) add_bytes(o, "inference", r->inference_bytes);
+        if (e->placed) {
+            const uint32_t n = e->opt.n_gpus ? e->opt.n_gpus : 1;
+            cJSON *pl = cJSON_AddObjectToObject(o, "placement"), *gw = cJSON_AddArrayToObject(pl, "gpu_weights_bytes");
+            cJSON *gt = cJSON_AddArrayToObject(pl, "gpu_total_bytes"), *gf = cJSON_AddArrayToObject(pl, "gpu_fits");
+            for (uint32_t d = 0; d < n; d++) {
+                cJSON_AddItemToArray(gw, cJSON_CreateNumber((double)r->place.gpu_weights[d]));
+                cJSON_AddItemToArray(gt, cJSON_CreateNumber((double)r->place.gpu_total[d]));
+                cJSON_AddItemToArray(gf, e->opt.gpu_bytes[d] ? cJSON_CreateBool(r->place.gpu_total[d] <= e->opt.gpu_bytes[d])
+                                                             : cJSON_CreateNull());
+            }
+            cJSON_AddNumberToObject(pl, "host_weights_bytes", (double)r->place.host_weights);
+            cJSON_AddNumberToObject(pl, "host_total_bytes", (double)r->place.host_total);
+            cJSON_AddBoolToObject(pl, "fits", r->place.fits);
+            if (e->opt.fit) {
+                if (r->place.fit_ngl >= 0) cJSON_AddNumberToObject(pl, "fit_ngl", (double)r->place.fit_ngl);
+                else cJSON_AddNullToObject(pl, "fit_ngl");
+                if (r->place.fit_ctx) cJSON_AddNumberToObject(pl, "fit_ctx", (double)r->place.fit_ctx);
+                else cJSON_AddNullToObject(pl, "fit_ctx");
+            }
+        }
         cJSON_AddItemToArray(rows, o);
     }
     if (e->have_config) {
@@ -249,6 +383,33 @@ static int print_json(const struct mq_model *m, const struct mq_estimate *e)
         add_bytes(inf, "kv_cache", e->kv_bytes);
         add_bytes(inf, "compute_buffer", e->compute_bytes);
         add_bytes(inf, "overhead", e->overhead_bytes);
+        if (e->placed) {
+            const uint32_t n = e->opt.n_gpus ? e->opt.n_gpus : 1;
+            cJSON *pl = cJSON_AddObjectToObject(inf, "placement");
+            cJSON_AddNumberToObject(pl, "n_gpu_layers", (double)e->ngl);
+            cJSON_AddNumberToObject(pl, "n_layer", (double)m->config.num_layers);
+            cJSON_AddBoolToObject(pl, "tied_output", e->tied_output);
+            cJSON_AddNumberToObject(pl, "reserve_bytes_per_gpu", (double)e->opt.reserve_bytes);
+            cJSON *devs = cJSON_AddArrayToObject(pl, "gpus");
+            for (uint32_t k = 0; k < n; k++) {
+                cJSON *d = cJSON_CreateObject();
+                if (e->opt.gpu_bytes[k]) cJSON_AddNumberToObject(d, "memory_bytes", (double)e->opt.gpu_bytes[k]);
+                else cJSON_AddNullToObject(d, "memory_bytes");
+                cJSON_AddNumberToObject(d, "tensor_split", e->opt.tensor_split[k]);
+                cJSON_AddNumberToObject(d, "first_layer", (double)e->gpu_first[k]);
+                cJSON_AddNumberToObject(d, "layers", (double)e->gpu_layers[k]);
+                cJSON_AddBoolToObject(d, "output", e->output_gpu == (int)k);
+                cJSON_AddNumberToObject(d, "kv_bytes", (double)e->gpu_kv[k]);
+                cJSON_AddNumberToObject(d, "compute_bytes", (double)e->gpu_compute[k]);
+                cJSON_AddItemToArray(devs, d);
+            }
+            cJSON *h = cJSON_AddObjectToObject(pl, "host");
+            cJSON_AddNumberToObject(h, "kv_bytes", (double)e->host_kv);
+            cJSON_AddNumberToObject(h, "compute_bytes", (double)e->host_compute);
+            cJSON_AddBoolToObject(h, "output", e->output_gpu < 0);
+        } else {
+            cJSON_AddNullToObject(inf, "placement");
+        }
         cJSON *tr = cJSON_AddObjectToObject(root, "training");
         cJSON_AddStringToObject(tr, "note", "activations not counted");
         cJSON_AddNumberToObject(tr, "lora_rank", e->opt.lora_rank);
@@ -321,6 +482,7 @@ int cmd_estimate(int argc, char **argv)
     struct mq_estimate_options opt;
     mq_estimate_options_default(&opt);
     const char *lora_path = NULL;
+    int n_sizes = 0, n_ratios = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         uint64_t v;
@@ -354,6 +516,37 @@ int cmd_estimate(int argc, char **argv)
             else if (strcmp(a, "--batch") == 0) opt.batch = v;
             else if (v > 65536) return cli_usage_error("estimate", "--lora-rank %" PRIu64 " is too large", v);
             else opt.lora_rank = (uint32_t)v;
+        } else if (strcmp(a, "--ngl") == 0 || strcmp(a, "-ngl") == 0 || strcmp(a, "--n-gpu-layers") == 0) {
+            const char *val = i + 1 < argc ? argv[i + 1] : NULL;
+            if (val && (strcmp(val, "all") == 0 || strcmp(val, "-1") == 0)) opt.n_gpu_layers = -1;
+            else if (val && strcmp(val, "0") == 0) opt.n_gpu_layers = 0;
+            else if (val && cli_parse_u64(val, &v) && v <= INT32_MAX) opt.n_gpu_layers = (int64_t)v;
+            else return cli_usage_error("estimate", "%s needs a layer count (0 or more, or 'all')", a);
+            opt.place = true;
+            i++;
+        } else if (strcmp(a, "--gpu") == 0 || strcmp(a, "--tensor-split") == 0 || strcmp(a, "-ts") == 0) {
+            bool gpu = strcmp(a, "--gpu") == 0;
+            char items[MQ_ESTIMATE_MAX_GPUS][32];
+            int n = i + 1 < argc ? split_list(argv[i + 1], items) : -1;
+            if (n < 0)
+                return cli_usage_error("estimate", "%s needs 1 to %d comma-separated %s", a, MQ_ESTIMATE_MAX_GPUS,
+                                       gpu ? "sizes (24GiB,16GiB)" : "ratios (3,1)");
+            for (int k = 0; k < n; k++) {
+                char *end;
+                double r;
+                if (gpu && !parse_size(items[k], &opt.gpu_bytes[k]))
+                    return cli_usage_error("estimate", "--gpu: '%s' is not a memory size (24GiB, 16GB, 8000MiB)",
+                                           items[k]);
+                if (!gpu && (r = strtod(items[k], &end), *end || !(r >= 0 && r <= 1e30)))
+                    return cli_usage_error("estimate", "%s: '%s' is not a ratio (a number, 0 or more)", a, items[k]);
+                if (!gpu) opt.tensor_split[k] = (float)r;
+            }
+            if (gpu) n_sizes = n;
+            else n_ratios = n;
+            opt.place = true;
+            i++;
+        } else if (strcmp(a, "--fit") == 0) {
+            opt.fit = opt.place = true;
         } else if (strcmp(a, "--lora") == 0) {
             if (i + 1 >= argc) return cli_usage_error("estimate", "--lora needs an adapter folder");
             lora_path = argv[++i];
@@ -366,6 +559,10 @@ int cmd_estimate(int argc, char **argv)
         }
     }
     if (!path) return cli_usage_error("estimate", "missing PATH");
+    if (n_sizes && n_ratios && n_sizes != n_ratios)
+        return cli_usage_error("estimate", "--tensor-split has %d ratios for %d --gpu devices", n_ratios, n_sizes);
+    if (opt.fit && !n_sizes) return cli_usage_error("estimate", "--fit needs --gpu SIZE[,SIZE...] (the memory to fit)");
+    opt.n_gpus = (uint32_t)(n_sizes > n_ratios ? n_sizes : n_ratios);
     struct mq_error err;
     mq_error_clear(&err);
     struct mq_model *m;

@@ -113,6 +113,8 @@ struct mq_llama_cpp {
     double compute_mib;    /* "~llama_context: CPU compute buffer size is X MiB" (logged when a context is
                               freed, 4 decimals); -1 when not seen */
     int last_level;
+#define LC_MAX_LAYERS 512
+    char layer_dev[LC_MAX_LAYERS][24]; /* "load_tensors: layer N assigned to device D" of the last load */
     bool verbose;          /* $MODELQ_LLAMA_LOG set: everything llama.cpp logs goes to stderr */
 
     void (*backend_init)(void);
@@ -167,6 +169,10 @@ static void on_log(int level, const char *text, void *user)
         snprintf(lc->kv_line[lc->n_kv_lines++], sizeof lc->kv_line[0], "%s", text);
     const char *cb = strstr(text, "CPU compute buffer size is");
     if (cb && strncmp(text, "~llama_context:", 15) == 0) sscanf(cb, "CPU compute buffer size is %lf MiB", &lc->compute_mib);
+    int il;
+    char dev[24];
+    if (sscanf(text, "load_tensors: layer %d assigned to device %23[^,]", &il, dev) == 2 && il >= 0 && il < LC_MAX_LAYERS)
+        snprintf(lc->layer_dev[il], sizeof lc->layer_dev[il], "%s", dev);
     if (level != LC_GGML_LOG_CONT) lc->last_level = level;
     if (lc->last_level < LC_GGML_LOG_WARN) return;
     size_t have = strlen(lc->log), add = strlen(text);
@@ -382,6 +388,45 @@ struct mq_llama_cpp_model *mq_llama_cpp_load(struct mq_llama_cpp *lc, const char
     return m;
 }
 
+struct mq_llama_cpp_model *mq_llama_cpp_load_placed(struct mq_llama_cpp *lc, const char *gguf,
+                                                    const struct mq_llama_cpp_place *place, char *why, size_t why_len)
+{
+    enum { LC_MAX_DEVICES = 16 }; /* llama_max_devices() */
+    float split[LC_MAX_DEVICES] = {0};
+    if (place->n_split < 0 || place->n_split > LC_MAX_DEVICES) {
+        say(why, why_len, "%d split ratios (at most %d)", place->n_split, LC_MAX_DEVICES);
+        return NULL;
+    }
+    struct mq_llama_cpp_model *m = calloc(1, sizeof *m);
+    if (!m) {
+        say(why, why_len, "out of memory");
+        return NULL;
+    }
+    m->lc = lc;
+    lc->log[0] = '\0';
+    memset(lc->layer_dev, 0, sizeof lc->layer_dev);
+    struct lc_model_params mp = lc->model_default_params();
+    mp.n_gpu_layers = place->n_gpu_layers;
+    mp.load_mode = LC_LOAD_MODE_NONE;
+    if (place->tensor_split) {
+        memcpy(split, place->tensor_split, (size_t)place->n_split * sizeof *split);
+        mp.tensor_split = split; /* read during the load only */
+    }
+    m->model = lc->model_load(gguf, mp);
+    if (!m->model) {
+        say(why, why_len, "llama.cpp cannot load %s: %s", gguf, lc->log[0] ? lc->log : "(no message)");
+        free(m);
+        return NULL;
+    }
+    m->n_vocab = lc->vocab_n_tokens(lc->model_get_vocab(m->model));
+    return m;
+}
+
+const char *mq_llama_cpp_layer_device(const struct mq_llama_cpp *lc, int il)
+{
+    return il >= 0 && il < LC_MAX_LAYERS ? lc->layer_dev[il] : "";
+}
+
 void mq_llama_cpp_free(struct mq_llama_cpp_model *m)
 {
     if (!m) return;
@@ -505,6 +550,7 @@ int mq_llama_cpp_kv(struct mq_llama_cpp_model *m, const struct mq_llama_cpp_kv_o
         return -1;
     }
     out->n_ctx = lc->n_ctx(ctx);
+    if (o->on_context) o->on_context(o->user);
     lc->free_ctx(ctx);
     out->compute_mib = lc->compute_mib;
     /* "llama_kv_cache: size =    1.00 MiB (  1024 cells,   2 layers,  1/1 seqs), K (f16): ..., V (f16): ..." */

@@ -84,6 +84,23 @@ struct mq_llama_cpp_model *mq_llama_cpp_load(struct mq_llama_cpp *lc, const char
 void mq_llama_cpp_free(struct mq_llama_cpp_model *m);
 
 /*
+** Placement (llama_model_params.n_gpu_layers, split_mode "layer", tensor_split): a model loaded
+** with these, over whatever GPU devices are registered (tests: fake_gpu.h), without check_tensors
+** (a device buffer is not host memory). `tensor_split` has n_split ratios (<= 16, llama.cpp's
+** LLAMA_MAX_DEVICES), or NULL: llama.cpp then splits by each device's free memory.
+*/
+struct mq_llama_cpp_place {
+    int n_gpu_layers;
+    const float *tensor_split;
+    int n_split;
+};
+struct mq_llama_cpp_model *mq_llama_cpp_load_placed(struct mq_llama_cpp *lc, const char *gguf,
+                                                    const struct mq_llama_cpp_place *place, char *why, size_t why_len);
+/* The device llama.cpp assigned layer il to (its "load_tensors: layer N assigned to device D" debug
+** lines of the last load; il = n_layer is the output layer), "" when not logged. */
+const char *mq_llama_cpp_layer_device(const struct mq_llama_cpp *lc, int il);
+
+/*
 ** Runs `n` tokens (positions 0..n-1, sequence 0) in one batch through a fresh context and
 ** writes n x n_vocab float logits, position-major, to `logits`. Returns 0, or -1 with a reason.
 */
@@ -98,6 +115,8 @@ struct mq_llama_cpp_kv_opts {
     bool flash_attn;
     uint32_t n_ubatch;    /* n_batch = n_ubatch = this; 0 = 256 */
     bool swa_full;        /* llama.cpp's --swa-full (the library's default is true, its tools' false) */
+    void (*on_context)(void *user); /* called while the context exists (its buffers allocated), or NULL */
+    void *user;
 };
 struct mq_llama_cpp_kv {
     uint32_t n_ctx;       /* llama_n_ctx of the context (after llama.cpp's padding) */
