@@ -24,7 +24,7 @@
 
 #include "gguf_arch.h"
 #include "gguf_family.h"
-#include "modelq/model.h"
+#include "model_impl.h"
 #include "plan.h"
 
 static bool ends_with(const char *s, const char *suf)

@@ -10,7 +10,7 @@
 #include <unistd.h>
 
 #include "modelq/imatrix.h"
-#include "modelq/model.h"
+#include "model_impl.h"
 #include "outfile.h"
 #include "outpath.h"
 #include "lora_merge.h"

@@ -1,4 +1,5 @@
 /* estimate.c - weights per target, KV cache, inference and training memory (see estimate.h). */
+#include "model_impl.h"
 #include "modelq/estimate.h"
 
 #include <cjson/cJSON.h>

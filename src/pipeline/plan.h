@@ -16,7 +16,7 @@
 #include "modelq/codec.h"
 #include "modelq/convert.h"
 #include "modelq/meta.h"
-#include "modelq/model.h"
+#include "model_impl.h"
 #include "modelq/qstats.h"
 #include "modelq/target.h"
 
