@@ -36,7 +36,7 @@
 #include "gguf_arch.h"
 #include "gguf_family.h"
 #include "gguf_write.h"
-#include "outfile.h"
+#include "modelq/plugin.h" /* mq_outfile_pwrite */
 #include "plan.h"
 #include "span.h"
 

@@ -14,6 +14,7 @@
 #include "model_impl.h"
 #include "outfile.h"
 #include "outpath.h"
+#include "format.h" /* the writer registry */
 #include "lora_merge.h"
 #include "plan.h"
 #include "options.h"

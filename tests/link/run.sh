@@ -21,6 +21,11 @@ done
 # only mq_ symbols are exported from the shared library
 bad=$(nm -D --defined-only "$libdir/libmodelq.so" | awk '{print $3}' | grep -v '^mq_' || true)
 [ -z "$bad" ] || { echo "FAIL: non-mq_ symbols exported: $bad"; exit 1; }
+# the plug-in header compiles on its own in a user's program (it is installed, not in modelq.h)
+printf '#include <modelq/plugin.h>\nsize_t n_out(const struct mq_plan *p);\nsize_t n_out(const struct mq_plan *p) { return mq_plan_n_tensors(p); }\n' \
+  > "$prefix/plugin_user.c"
+# shellcheck disable=SC2046
+$cc $extra $(pkg-config --cflags modelq) -c -o "$prefix/plugin_user.o" "$prefix/plugin_user.c"
 prog=$src/tests/link/user_convert.c
 cflags=$(pkg-config --cflags modelq)
 deps=$(pkg-config --libs --static modelq | sed 's/-lmodelq//; s/-L[^ ]*//g')
