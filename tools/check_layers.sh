@@ -15,7 +15,7 @@
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
-PLAN_H_USERS=" gguf_out.c gguf_arch.c gguf_lora.c gguf_families.c "
+PLAN_H_USERS=" gguf_arch.c gguf_lora.c gguf_families.c "
 declare -A rank=([src/util]=0 [src/quant]=1 [src/model]=2 [src/pipeline]=3 [formats]=3 [src/api]=4 [src/report]=5 [src/cli]=6)
 declare -A home
 for d in "${!rank[@]}"; do

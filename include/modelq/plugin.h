@@ -97,6 +97,8 @@ struct mq_plan_tensor_info {
     uint64_t offset;               /* absolute offset in the output (after layout) */
     bool generated;                /* computed by the writer, no input tensor */
     bool float_source;             /* read from F32/F16/BF16 input elements */
+    bool raw_source;               /* its source bytes can only be copied (int types, F64, a
+                                      quantized type kept as stored) */
     enum mq_dtype src_dtype;       /* the (first) input tensor's dtype; F32 when generated */
     uint64_t xxh3;                 /* XXH3-64 of the bytes written (in finish, unless own_checksums) */
 };
@@ -132,8 +134,14 @@ MQ_API void mq_plan_set_sizes(struct mq_plan *p, uint64_t data_start, uint64_t f
 MQ_API void mq_plan_set_file_size(struct mq_plan *p, uint64_t file_size);
 /* Folder writers: at most this many bytes of small files (config, tokenizer) added in finish. */
 MQ_API void mq_plan_set_side_bytes(struct mq_plan *p, uint64_t bytes);
-/* The llama_ftype a GGUF records, -1 none. */
+/* The llama_ftype a GGUF records: the target's (>= 0), -1 none, -2 the input GGUF's (--type auto
+** of a GGUF input); the writer may resolve -2. */
+MQ_API int mq_plan_file_type(const struct mq_plan *p);
 MQ_API void mq_plan_set_file_type(struct mq_plan *p, int file_type);
+/* The header bytes set at layout (mq_plan_set_sizes). */
+MQ_API uint64_t mq_plan_data_start(const struct mq_plan *p);
+/* The data files are a split set of sibling files (a split GGUF), not a folder. */
+MQ_API void mq_plan_set_split_set(struct mq_plan *p, bool split_set);
 
 /* ---- the writer's ops ---- */
 

@@ -30,6 +30,7 @@ bool mq_plan_tensor_info(const struct mq_plan *p, size_t i, struct mq_plan_tenso
     out->offset = t->offset;
     out->generated = t->nseg == 0;
     out->float_source = t->kind == MQ_SRC_FLOAT;
+    out->raw_source = t->kind == MQ_SRC_RAW;
     out->src_dtype = t->nseg ? mq_plan_src_tensor(p, t)->dtype : MQ_DTYPE_F32;
     out->xxh3 = t->xxh3;
     return true;
@@ -73,4 +74,7 @@ void mq_plan_set_sizes(struct mq_plan *p, uint64_t data_start, uint64_t file_siz
 
 void mq_plan_set_file_size(struct mq_plan *p, uint64_t file_size) { p->file_size = file_size; }
 void mq_plan_set_side_bytes(struct mq_plan *p, uint64_t bytes) { p->side_bytes = bytes; }
+int mq_plan_file_type(const struct mq_plan *p) { return p->file_type; }
 void mq_plan_set_file_type(struct mq_plan *p, int file_type) { p->file_type = file_type; }
+uint64_t mq_plan_data_start(const struct mq_plan *p) { return p->data_start; }
+void mq_plan_set_split_set(struct mq_plan *p, bool split_set) { p->split_set = split_set; }
