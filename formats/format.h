@@ -58,5 +58,7 @@ const struct mq_writer_ops *mq_writer_by_name(const char *name);
 const struct mq_writer_ops *mq_writer_for_path(const char *path);
 /* "gguf" ... for messages */
 const char *mq_writer_names(void);
+/* The Hugging Face architectures the GGUF writer maps (formats/gguf_families.c), ", "-separated. */
+const char *mq_gguf_architecture_list(void);
 
 #endif

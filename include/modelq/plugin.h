@@ -100,10 +100,13 @@ struct mq_plan_tensor_info {
     bool raw_source;               /* its source bytes can only be copied (int types, F64, a
                                       quantized type kept as stored) */
     enum mq_dtype src_dtype;       /* the (first) input tensor's dtype; F32 when generated */
+    long src_index;                /* that input tensor (mq_model_tensor's index), -1 when generated */
     uint64_t xxh3;                 /* XXH3-64 of the bytes written (in finish, unless own_checksums) */
 };
 
 MQ_API size_t mq_plan_n_tensors(const struct mq_plan *p);
+/* Tensor i's output name (NULL past the end): what sorting and messages need, without a copy. */
+MQ_API const char *mq_plan_tensor_name(const struct mq_plan *p, size_t i);
 /* Fills *out for tensor i; false (and *out zeroed) when i >= mq_plan_n_tensors(p). */
 MQ_API bool mq_plan_tensor_info(const struct mq_plan *p, size_t i, struct mq_plan_tensor_info *out);
 /* The input model, the options and the target of the conversion. */
@@ -116,6 +119,38 @@ MQ_API struct mq_meta *mq_plan_meta(struct mq_plan *p);
 /* The writer's own state (freed by its release()). */
 MQ_API void *mq_plan_writer_state(const struct mq_plan *p);
 MQ_API void mq_plan_set_writer_state(struct mq_plan *p, void *state);
+
+/* ---- prepare: the writer's names, tensors and transforms ----
+** When prepare() starts, the plan holds one tensor per input tensor, in input order (tensor i
+** reads input i). Indexes stay valid until mq_plan_keep(). */
+
+/* Appends an output tensor (name copied): input tensor `src` as it is (its shape, dtype and
+** source), or with src -1 an empty tensor. */
+MQ_API enum mq_status mq_plan_add(struct mq_plan *p, const char *name, long src, struct mq_error *err);
+/* Appends an output tensor that stacks n input tensors of one shape and source type (experts
+** stored one by one): shape [n, shape...], elements the concatenation of theirs, in order. */
+MQ_API enum mq_status mq_plan_add_stacked(struct mq_plan *p, const char *name, const long *srcs, size_t n,
+                                          struct mq_error *err);
+/* Appends an output tensor made of rows [row0, row0 + rows) of input tensor src (a fused tensor
+** split): its shape with the outermost dimension `rows`. */
+MQ_API enum mq_status mq_plan_add_split(struct mq_plan *p, const char *name, long src, uint64_t row0, uint64_t rows,
+                                        struct mq_error *err);
+/* Appends an F32 tensor [n] the writer computed (rope_freqs); the plan owns v from now on (malloc'd;
+** freed also when this fails). */
+MQ_API enum mq_status mq_plan_add_generated(struct mq_plan *p, const char *name, float *v, uint64_t n,
+                                            struct mq_error *err);
+/* Renames tensor i (name copied). */
+MQ_API enum mq_status mq_plan_tensor_set_name(struct mq_plan *p, size_t i, const char *name, struct mq_error *err);
+/* Transforms of tensor i's values, applied in the order added: Llama's Q/K row permutation with
+** n_heads heads (convert_hf_to_gguf's permute; a 1-D bias permutes its elements as rows), and
+** + c on every element (Gemma's RMSNorm weight + 1). */
+MQ_API enum mq_status mq_plan_tensor_permute_heads(struct mq_plan *p, size_t i, uint64_t n_heads, struct mq_error *err);
+MQ_API enum mq_status mq_plan_tensor_add_const(struct mq_plan *p, size_t i, float c, struct mq_error *err);
+/* The plan keeps tensors order[0..n) in that order (each index once) and frees the others
+** (dropped inputs, experts now inside a stacked tensor). On failure the plan is unchanged. */
+MQ_API enum mq_status mq_plan_keep(struct mq_plan *p, const size_t *order, size_t n, struct mq_error *err);
+
+/* ---- layout ---- */
 
 /* Layout: tensor i's data at absolute `offset`. */
 MQ_API void mq_plan_tensor_set_offset(struct mq_plan *p, size_t i, uint64_t offset);

@@ -164,26 +164,12 @@ struct mq_plan {
 
 /* struct mq_writer_ops, a writer's ops table: modelq/plugin.h (the plug-in API). */
 
-/* The Hugging Face architectures the GGUF writer maps (formats/gguf_families.c), ", "-separated. */
-const char *mq_gguf_architecture_list(void);
 
 /* plan.c */
 enum mq_status mq_plan_build(struct mq_plan *p, const struct mq_model *m, const struct mq_convert_options *o,
                              enum mq_target target, const struct mq_writer_ops *writer, struct mq_error *err);
 void mq_plan_free(struct mq_plan *p);
-/* Appends an output tensor (name copied): input tensor `src` as it is (its shape, dtype and
-** source), or with src -1 an empty generated tensor the caller fills. */
-enum mq_status mq_plan_add(struct mq_plan *p, const char *name, long src, struct mq_error *err);
-/*
-** Appends an output tensor that stacks n input tensors of one shape and source type (experts
-** stored one by one): shape [n, shape...], elements the concatenation of theirs, in order.
-*/
-enum mq_status mq_plan_add_stacked(struct mq_plan *p, const char *name, const long *srcs, size_t n,
-                                   struct mq_error *err);
-/* Appends an output tensor made of rows [row0, row0 + rows) of input tensor src (a fused tensor
-** split): its shape with the outermost dimension `rows`. */
-enum mq_status mq_plan_add_split(struct mq_plan *p, const char *name, long src, uint64_t row0, uint64_t rows,
-                                 struct mq_error *err);
+/* mq_plan_add, mq_plan_add_stacked, mq_plan_add_split: the plug-in API (modelq/plugin.h). */
 /* Adds transform `x` to tensor t (checks what it needs: shape, source type; at most
 ** MQ_MAX_XFORMS). PERMUTE_HEADS of a 1-D tensor and TRANSPOSE change t's rows / shape. */
 enum mq_status mq_plan_add_xform(struct mq_plan_tensor *t, struct mq_xform x, struct mq_error *err);

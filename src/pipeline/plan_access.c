@@ -5,9 +5,11 @@
 */
 #include "plan.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 size_t mq_plan_n_tensors(const struct mq_plan *p) { return p->n; }
+const char *mq_plan_tensor_name(const struct mq_plan *p, size_t i) { return i < p->n ? p->t[i].name : NULL; }
 
 bool mq_plan_tensor_info(const struct mq_plan *p, size_t i, struct mq_plan_tensor_info *out)
 {
@@ -32,6 +34,7 @@ bool mq_plan_tensor_info(const struct mq_plan *p, size_t i, struct mq_plan_tenso
     out->float_source = t->kind == MQ_SRC_FLOAT;
     out->raw_source = t->kind == MQ_SRC_RAW;
     out->src_dtype = t->nseg ? mq_plan_src_tensor(p, t)->dtype : MQ_DTYPE_F32;
+    out->src_index = t->nseg ? (long)mq_plan_seg(t, 0)->tensor : -1;
     out->xxh3 = t->xxh3;
     return true;
 }
@@ -48,6 +51,72 @@ void mq_plan_tensor_set_side(struct mq_plan *p, size_t i, uint64_t side_offset, 
 {
     p->t[i].side_offset = side_offset;
     p->t[i].side_keep = keep;
+}
+
+enum mq_status mq_plan_add_generated(struct mq_plan *p, const char *name, float *v, uint64_t n, struct mq_error *err)
+{
+    enum mq_status s = mq_plan_add(p, name, -1, err);
+    if (s != MQ_OK) {
+        free(v);
+        return s;
+    }
+    struct mq_plan_tensor *t = &p->t[p->n - 1];
+    t->kind = MQ_SRC_GENERATED;
+    t->src_codec = MQ_CODEC_F32;
+    t->ndim = 1;
+    t->shape[0] = n;
+    t->numel = t->row_len = n;
+    t->rows = 1;
+    t->raw_dtype = MQ_DTYPE_F32;
+    t->generated = v;
+    return MQ_OK;
+}
+
+enum mq_status mq_plan_tensor_set_name(struct mq_plan *p, size_t i, const char *name, struct mq_error *err)
+{
+    char *dup = strdup(name);
+    if (!dup) return MQ_FAIL(err, MQ_E_NOMEM, "alloc", "out of memory renaming tensor %s", p->t[i].name);
+    free(p->t[i].name);
+    p->t[i].name = dup;
+    return MQ_OK;
+}
+
+enum mq_status mq_plan_tensor_permute_heads(struct mq_plan *p, size_t i, uint64_t n_heads, struct mq_error *err)
+{
+    return mq_plan_add_xform(&p->t[i], (struct mq_xform){.kind = MQ_XFORM_PERMUTE_HEADS, .n = n_heads}, err);
+}
+
+enum mq_status mq_plan_tensor_add_const(struct mq_plan *p, size_t i, float c, struct mq_error *err)
+{
+    return mq_plan_add_xform(&p->t[i], (struct mq_xform){.kind = MQ_XFORM_ADD_CONST, .c = c}, err);
+}
+
+enum mq_status mq_plan_keep(struct mq_plan *p, const size_t *order, size_t n, struct mq_error *err)
+{
+    bool *kept = calloc(p->n ? p->n : 1, sizeof *kept);
+    struct mq_plan_tensor *nt = malloc((n ? n : 1) * sizeof *nt);
+    if (!kept || !nt) {
+        free(kept);
+        free(nt);
+        return MQ_FAIL(err, MQ_E_NOMEM, "alloc", "out of memory");
+    }
+    for (size_t k = 0; k < n; k++) {
+        if (order[k] >= p->n || kept[order[k]]) {
+            free(kept);
+            free(nt);
+            return MQ_FAIL(err, MQ_E_INTERNAL, "plan-keep", "tensor %zu kept twice or past the last (%zu)", order[k],
+                           p->n);
+        }
+        kept[order[k]] = true;
+        nt[k] = p->t[order[k]];
+    }
+    for (size_t i = 0; i < p->n; i++)
+        if (!kept[i]) mq_plan_tensor_release(&p->t[i]);
+    memcpy(p->t, nt, n * sizeof *nt);
+    p->n = n;
+    free(kept);
+    free(nt);
+    return MQ_OK;
 }
 
 enum mq_status mq_plan_tensor_read_transposed(struct mq_plan *p, size_t i, struct mq_error *err)
