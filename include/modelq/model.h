@@ -53,7 +53,8 @@ struct mq_config {
     uint64_t swa_layers;         /* how many layers slide (0 = every layer has full attention) */
     uint32_t swa_period;         /* they are all but the last of every swa_period layers; 0 = listed
                                     per layer (config.json layer_types, a GGUF's pattern array) */
-    struct cJSON *json;          /* config.json as parsed once (cJSON tree, owned), NULL when absent */
+    struct cJSON *json;          /* config.json as parsed once (cJSON tree owned by the model; read-only:
+                                    a program that links cJSON may read any key), NULL when absent */
 };
 
 /*
