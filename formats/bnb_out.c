@@ -3,7 +3,7 @@
 ** (../shared/docs/bitsandbytes.md sections 4 and 5), plugged in as a struct mq_writer_ops.
 **
 ** Folder: model.safetensors, config.json (the input's, plus "quantization_config"), and the
-** tokenizer / generation files copied unchanged. It appears complete or not at all (outfile.c).
+** tokenizer / generation files copied unchanged. It appears complete or not at all (mq_outfile).
 **
 ** Keys per quantized module P (P.weight is the Linear weight [out, in], n = out*in, nb = ceil(n/B)):
 **   4-bit  P.weight U8 [(n+1)/2, 1] packed nibbles (element 2i in the high nibble)
@@ -24,7 +24,7 @@
 ** __metadata__ = {"modelq.header_xxh3": "<16 hex>" (first, so at a fixed offset), "format": "pt",
 ** "modelq.tensor_xxh3": "<16 hex>:<name>,..." one per stored entry in header order,
 ** "modelq.files_xxh3": "<16 hex>:<file>,..." the folder's other files}; what each covers:
-** src/checksums.h. The other files (config.json, the index, the copied tokenizer files) are
+** src/pipeline/checksums.h. The other files (config.json, the index, the copied tokenizer files) are
 ** chosen at layout, so the header size is planned with their names; they are produced first in
 ** finish, and every shard header, with all checksums, last.
 */
@@ -40,13 +40,11 @@
 #include <unistd.h>
 #include <xxhash.h>
 
-#include "checksums.h"
 #include "fileio.h"
 #include "hf_folder.h"
+#include "modelq/plugin.h" /* the plan, the output file, the checksum records: nothing else of the pipeline */
 #include "modelq/quant.h"
-#include "outfile.h"
 #include "bnb_out.h"
-#include "plan.h"
 
 #define BNB_BLOB_MAX 512u      /* a quant_state JSON is < 200 bytes plus the shape digits */
 #define HASH_CHUNK (1u << 20)
@@ -147,22 +145,24 @@ static enum mq_status add_entry(struct bnb_state *st, const char *name, const ch
 
 static enum mq_status bnb_prepare(struct mq_plan *p, struct mq_error *err)
 {
-    const struct mq_config *c = &p->model->config;
+    const struct mq_config *c = mq_model_config(mq_plan_model(p));
+    const size_t n_t = mq_plan_n_tensors(p);
     struct bnb_state *st = calloc(1, sizeof *st);
     if (!st) return MQ_FAIL(err, MQ_E_NOMEM, "alloc", "out of memory");
-    p->writer_state = st;
-    st->conv1d = calloc(p->n ? p->n : 1, sizeof *st->conv1d);
+    mq_plan_set_writer_state(p, st);
+    st->conv1d = calloc(n_t ? n_t : 1, sizeof *st->conv1d);
     if (!st->conv1d) return MQ_FAIL(err, MQ_E_NOMEM, "alloc", "out of memory");
     if (c->present && strcmp(c->model_type, "gpt2") == 0) {
         /* GPT-2's attention and MLP projections are Conv1D modules, weights stored [in, out] */
         static const char *const conv[] = {".attn.c_attn.weight", ".attn.c_proj.weight", ".mlp.c_fc.weight",
                                            ".mlp.c_proj.weight"};
-        for (size_t i = 0; i < p->n; i++) {
-            size_t nl = strlen(p->t[i].name);
+        for (size_t i = 0; i < n_t; i++) {
+            struct mq_plan_tensor_info t;
+            mq_plan_tensor_info(p, i, &t);
+            size_t nl = strlen(t.name);
             for (size_t k = 0; k < sizeof conv / sizeof conv[0]; k++) {
                 size_t cl = strlen(conv[k]);
-                if (nl > cl && !strcmp(p->t[i].name + nl - cl, conv[k]) && p->t[i].ndim == 2 &&
-                    p->t[i].kind == MQ_SRC_FLOAT)
+                if (nl > cl && !strcmp(t.name + nl - cl, conv[k]) && t.ndim == 2 && t.float_source)
                     st->conv1d[i] = true;
             }
         }
@@ -211,7 +211,7 @@ void mq_py_float_repr(float f, char *out, size_t cap)
 }
 
 /* The quant_state JSON of one 4-bit tensor. offset NAN = without double quant. */
-static size_t state_json(const struct mq_plan_tensor *t, enum mq_dtype src, float offset, bool dq, char *buf,
+static size_t state_json(const struct mq_plan_tensor_info *t, enum mq_dtype src, float offset, bool dq, char *buf,
                          size_t cap)
 {
     int n = snprintf(buf, cap, "{\"quant_type\": \"%s\", \"blocksize\": %u, \"dtype\": \"%s\", \"shape\": [",
@@ -315,7 +315,7 @@ static void header_json(const struct bnb_state *st, const struct entry *entries,
 /* The folder of the input's config.json (side files are copied from there). */
 static enum mq_status model_dir(const struct mq_model *m, char *dir, size_t cap, struct mq_error *err)
 {
-    char *dup = strdup(m->config.path);
+    char *dup = strdup(mq_model_config(m)->path);
     if (!dup) return MQ_FAIL(err, MQ_E_NOMEM, "alloc", "out of memory");
     snprintf(dir, cap, "%s", dirname(dup));
     free(dup);
@@ -333,9 +333,9 @@ static enum mq_status choose_extra_files(struct mq_plan *p, struct bnb_state *st
     st->n_extra = 0;
     st->extra[st->n_extra++].name = "config.json";
     if (n_sh > 1) st->extra[st->n_extra++].name = INDEX_NAME;
-    if (!p->model->config.present) return MQ_OK;
+    if (!mq_model_config(mq_plan_model(p))->present) return MQ_OK;
     char dir[4096];
-    MQ_TRY(model_dir(p->model, dir, sizeof dir, err));
+    MQ_TRY(model_dir(mq_plan_model(p), dir, sizeof dir, err));
     for (size_t i = 0; i < MQ_HF_N_SIDE_FILES; i++) {
         char path[4200];
         snprintf(path, sizeof path, "%s/%s", dir, mq_hf_side_files[i]);
@@ -351,18 +351,21 @@ static enum mq_status choose_extra_files(struct mq_plan *p, struct bnb_state *st
 */
 static enum mq_status plan_shards(struct mq_plan *p, struct bnb_state *st, struct mq_error *err)
 {
-    uint64_t max = p->opt->max_shard_size;
+    uint64_t max = mq_plan_options(p)->max_shard_size;
+    const size_t n_t = mq_plan_n_tensors(p);
     size_t fixed = st->n;
-    size_t *shard_of = calloc(p->n ? p->n : 1, sizeof *shard_of);
+    size_t *shard_of = calloc(n_t ? n_t : 1, sizeof *shard_of);
     if (!shard_of) return MQ_FAIL(err, MQ_E_NOMEM, "alloc", "out of memory");
     size_t n_sh = 0;
     uint64_t cur = 0;
-    for (size_t i = 0, k = 0; i < p->n; i++) {
+    for (size_t i = 0, k = 0; i < n_t; i++) {
         uint64_t mb = 0;
         bool blob = false;
+        struct mq_plan_tensor_info t;
+        mq_plan_tensor_info(p, i, &t);
         for (; k < fixed && st->e[k].t == i; k++) {
             mb += st->e[k].len;
-            blob |= st->e[k].kind == E_WEIGHT && p->t[i].codec != MQ_CODEC_INT8_ROW && p->t[i].convert;
+            blob |= st->e[k].kind == E_WEIGHT && t.codec != MQ_CODEC_INT8_ROW && t.convert;
         }
         if (blob) mb += BNB_BLOB_MAX;
         if (n_sh == 0 || (max && cur > 0 && cur + mb > max)) {
@@ -401,17 +404,19 @@ static enum mq_status plan_shards(struct mq_plan *p, struct bnb_state *st, struc
         /* the blobs of this shard's 4-bit modules */
         for (size_t k = 0; k < fixed; k++) {
             const struct entry *e = &st->e[k];
-            if (shard_of[e->t] != sh || e->kind != E_WEIGHT || p->t[e->t].codec == MQ_CODEC_INT8_ROW) continue;
-            const char *sfx = p->t[e->t].codec == MQ_CODEC_NF4 ? ".quant_state.bitsandbytes__nf4"
-                                                               : ".quant_state.bitsandbytes__fp4";
-            size_t nl = strlen(p->t[e->t].name) + strlen(sfx) + 1;
+            struct mq_plan_tensor_info t;
+            mq_plan_tensor_info(p, e->t, &t);
+            if (shard_of[e->t] != sh || e->kind != E_WEIGHT || t.codec == MQ_CODEC_INT8_ROW) continue;
+            const char *sfx = t.codec == MQ_CODEC_NF4 ? ".quant_state.bitsandbytes__nf4"
+                                                      : ".quant_state.bitsandbytes__fp4";
+            size_t nl = strlen(t.name) + strlen(sfx) + 1;
             struct entry b = {0};
             b.name = malloc(nl);
             if (!b.name) {
                 s = MQ_FAIL(err, MQ_E_NOMEM, "alloc", "out of memory");
                 break;
             }
-            snprintf(b.name, nl, "%s%s", p->t[e->t].name, sfx);
+            snprintf(b.name, nl, "%s%s", t.name, sfx);
             b.dtype = "U8";
             b.ndim = 1;
             b.shape[0] = BNB_BLOB_MAX;
@@ -446,26 +451,23 @@ static enum mq_status plan_shards(struct mq_plan *p, struct bnb_state *st, struc
     st->n = w;
     st->cap = st->n * 2 + 1;
     MQ_TRY(s);
-    p->n_files = n_sh;
-    p->file_names = (const char *const *)st->names;
-    p->file_sizes = st->sizes;
-    p->data_start = data_start(&st->sh[0]);
-    p->file_size = base;
+    mq_plan_set_files(p, n_sh, (const char *const *)st->names, st->sizes);
+    mq_plan_set_sizes(p, data_start(&st->sh[0]), base);
     for (size_t k = 0; k < st->n; k++) {
         struct entry *e = &st->e[k];
-        struct mq_plan_tensor *t = &p->t[e->t];
-        if (e->kind == E_PLAIN || e->kind == E_WEIGHT) t->offset = abs_off(st, e);
-        if (e->kind == E_SIDE) t->side_offset = abs_off(st, e);
+        if (e->kind == E_PLAIN || e->kind == E_WEIGHT) mq_plan_tensor_set_offset(p, e->t, abs_off(st, e));
+        /* written chunk by chunk (kept side data, double quant, has no E_SIDE entry) */
+        if (e->kind == E_SIDE) mq_plan_tensor_set_side(p, e->t, abs_off(st, e), false);
     }
-    st->qabs_of = malloc((p->n ? p->n : 1) * sizeof *st->qabs_of);
-    st->nested_of = malloc((p->n ? p->n : 1) * sizeof *st->nested_of);
+    st->qabs_of = malloc((n_t ? n_t : 1) * sizeof *st->qabs_of);
+    st->nested_of = malloc((n_t ? n_t : 1) * sizeof *st->nested_of);
     if (!st->qabs_of || !st->nested_of) return MQ_FAIL(err, MQ_E_NOMEM, "alloc", "out of memory");
-    for (size_t i = 0; i < p->n; i++) st->qabs_of[i] = st->nested_of[i] = SIZE_MAX;
+    for (size_t i = 0; i < n_t; i++) st->qabs_of[i] = st->nested_of[i] = SIZE_MAX;
     for (size_t k = 0; k < st->n; k++) {
         if (st->e[k].kind == E_QABS) st->qabs_of[st->e[k].t] = k;
         if (st->e[k].kind == E_NESTED) st->nested_of[st->e[k].t] = k;
     }
-    p->file_type = -1;
+    mq_plan_set_file_type(p, -1);
     return MQ_OK;
 }
 
@@ -479,8 +481,9 @@ static enum mq_status side_bytes(const struct mq_model *m, const struct bnb_stat
 {
     uint64_t total = 64u << 10; /* quantization_config, JSON indentation, the index's header */
     struct stat fs;
-    if (m->config.present && stat(m->config.path, &fs) == 0) total += 2 * (uint64_t)fs.st_size;
-    if (m->config.present) {
+    const struct mq_config *c = mq_model_config(m);
+    if (c->present && stat(c->path, &fs) == 0) total += 2 * (uint64_t)fs.st_size;
+    if (c->present) {
         char dir[4096];
         MQ_TRY(model_dir(m, dir, sizeof dir, err));
         for (size_t i = 0; i < st->n_extra; i++) {
@@ -497,11 +500,14 @@ static enum mq_status side_bytes(const struct mq_model *m, const struct bnb_stat
 
 static enum mq_status bnb_layout(struct mq_plan *p, struct mq_error *err)
 {
-    struct bnb_state *st = p->writer_state;
-    st->dq_offset = calloc(p->n ? p->n : 1, sizeof *st->dq_offset);
+    struct bnb_state *st = mq_plan_writer_state(p);
+    const size_t n_t = mq_plan_n_tensors(p);
+    st->dq_offset = calloc(n_t ? n_t : 1, sizeof *st->dq_offset);
     if (!st->dq_offset) return MQ_FAIL(err, MQ_E_NOMEM, "alloc", "out of memory");
-    for (size_t i = 0; i < p->n; i++) {
-        struct mq_plan_tensor *t = &p->t[i];
+    for (size_t i = 0; i < n_t; i++) {
+        struct mq_plan_tensor_info ti;
+        const struct mq_plan_tensor_info *t = &ti;
+        mq_plan_tensor_info(p, i, &ti);
         const char *name = t->name;
         if (!t->convert) {
             MQ_TRY(add_entry(st, name, "", mq_dtype_name(t->raw_dtype), t->ndim, t->shape, t->bytes, E_PLAIN, i, err));
@@ -514,8 +520,8 @@ static enum mq_status bnb_layout(struct mq_plan *p, struct mq_error *err)
         if (st->conv1d[i]) {
             /* bitsandbytes quantizes Conv1D weights transposed to [out, in] (and transformers does not
              * transpose pre-quantized ones back): read them transposed */
-            MQ_TRY(mq_plan_add_xform(t, (struct mq_xform){.kind = MQ_XFORM_TRANSPOSE}, err));
-            MQ_TRY(mq_codec_tensor_bytes(t->codec, &t->params, t->numel, t->row_len, &t->bytes, err));
+            MQ_TRY(mq_plan_tensor_read_transposed(p, i, err));
+            mq_plan_tensor_info(p, i, &ti); /* its shape and bytes as read */
         }
         size_t nl = strlen(name);
         if (nl < 7 || strcmp(name + nl - 7, ".weight") != 0 || t->ndim != 2)
@@ -545,10 +551,12 @@ static enum mq_status bnb_layout(struct mq_plan *p, struct mq_error *err)
             MQ_TRY(add_entry(st, name, ".nested_absmax", "F32", 1, s_nb2, nb2 * 4, E_NESTED, i, err));
             MQ_TRY(add_entry(st, name, ".nested_quant_map", "F32", 1, s256, 1024, E_NMAP, i, err));
         }
-        t->side_keep = dq;
+        mq_plan_tensor_set_side(p, i, 0, dq);
     }
     MQ_TRY(plan_shards(p, st, err));
-    MQ_TRY(side_bytes(p->model, st, &p->side_bytes, err));
+    uint64_t sb;
+    MQ_TRY(side_bytes(mq_plan_model(p), st, &sb, err));
+    mq_plan_set_side_bytes(p, sb);
     return MQ_OK;
 }
 
@@ -569,9 +577,11 @@ static void store_f32le(uint8_t *dst, const float *v, size_t n)
 static enum mq_status bnb_tensor_side(struct mq_plan *p, size_t i, const float *absmax, uint64_t nb,
                                       struct mq_outfile *out, struct mq_error *err)
 {
-    struct bnb_state *st = p->writer_state;
+    struct bnb_state *st = mq_plan_writer_state(p);
     struct entry *eq = find_entry(st, i, E_QABS), *en = find_entry(st, i, E_NESTED);
-    if (!eq || !en) return MQ_FAIL(err, MQ_E_INTERNAL, "bnb-side", "no double-quant entries for %s", p->t[i].name);
+    struct mq_plan_tensor_info t;
+    mq_plan_tensor_info(p, i, &t);
+    if (!eq || !en) return MQ_FAIL(err, MQ_E_INTERNAL, "bnb-side", "no double-quant entries for %s", t.name);
     uint64_t nb2 = (nb + 255) / 256;
     uint8_t *q = malloc((size_t)nb + 1);
     float *nested = malloc((size_t)nb2 * 4 + 4);
@@ -620,20 +630,22 @@ static enum mq_status hash_range(struct mq_outfile *out, uint64_t off, uint64_t 
 /* The input's config.json with "quantization_config" (doc section 4.4) set. */
 static enum mq_status write_config(struct mq_plan *p, struct mq_outfile *out, struct mq_error *err)
 {
-    const struct mq_model *m = p->model;
+    const struct mq_config *c = mq_model_config(mq_plan_model(p));
     /* the tree parsed when the model was opened (src/config.c), copied: the model stays as read */
-    cJSON *root = m->config.json ? cJSON_Duplicate(m->config.json, true) : cJSON_CreateObject();
+    cJSON *root = c->json ? cJSON_Duplicate(c->json, true) : cJSON_CreateObject();
     if (!root) return MQ_FAIL(err, MQ_E_NOMEM, "alloc", "out of memory writing config.json");
-    const struct mq_target_info *ti = mq_target_info(p->target);
+    const struct mq_target_info *ti = mq_target_info(mq_plan_target(p));
     bool four = ti->codec != MQ_CODEC_INT8_ROW;
     bool dq = false;
     enum mq_dtype src = MQ_DTYPE_BF16;
     cJSON *skip = cJSON_CreateArray();
-    for (size_t i = 0; i < p->n; i++) {
-        const struct mq_plan_tensor *t = &p->t[i];
+    for (size_t i = 0; i < mq_plan_n_tensors(p); i++) {
+        struct mq_plan_tensor_info ts;
+        const struct mq_plan_tensor_info *t = &ts;
+        mq_plan_tensor_info(p, i, &ts);
         if (t->quantized && t->convert) {
             dq |= t->params.double_quant;
-            if (t->nseg) src = mq_plan_src_tensor(p, t)->dtype;
+            if (!t->generated) src = t->src_dtype;
             continue;
         }
         /* every 2-D *.weight left unquantized that is not an embedding or a norm is a Linear to skip */
@@ -673,7 +685,7 @@ static enum mq_status write_config(struct mq_plan *p, struct mq_outfile *out, st
     }
     with_nl[tl] = '\n';
     with_nl[tl + 1] = '\0';
-    enum mq_status s = add_file(p->writer_state, out, "config.json", with_nl, tl + 1, err);
+    enum mq_status s = add_file(mq_plan_writer_state(p), out, "config.json", with_nl, tl + 1, err);
     free(with_nl);
     return s;
 }
@@ -682,7 +694,7 @@ static enum mq_status write_config(struct mq_plan *p, struct mq_outfile *out, st
 static enum mq_status copy_side_files(struct bnb_state *st, const struct mq_model *m, struct mq_outfile *out,
                                       struct mq_error *err)
 {
-    if (!m->config.present) return MQ_OK; /* side files come from config.json's folder */
+    if (!mq_model_config(m)->present) return MQ_OK; /* side files come from config.json's folder */
     char dir[4096];
     MQ_TRY(model_dir(m, dir, sizeof dir, err));
     for (size_t i = 0; i < st->n_extra; i++) {
@@ -721,7 +733,7 @@ static enum mq_status write_index(struct bnb_state *st, struct mq_outfile *out, 
 
 static enum mq_status bnb_finish(struct mq_plan *p, struct mq_outfile *out, struct mq_error *err)
 {
-    struct bnb_state *st = p->writer_state;
+    struct bnb_state *st = mq_plan_writer_state(p);
     float nf4[16], fp4[16], dyn[256];
     for (unsigned c = 0; c < 16; c++) nf4[c] = mq_nf4_value(c), fp4[c] = mq_fp4_value(c);
     mq_bnb_dynamic_map(dyn);
@@ -729,7 +741,9 @@ static enum mq_status bnb_finish(struct mq_plan *p, struct mq_outfile *out, stru
     for (size_t sh = 0; sh < st->n_sh; sh++) st->sh[sh].size = st->sh[sh].fixed_end;
     for (size_t k = 0; k < st->n; k++) {
         struct entry *e = &st->e[k];
-        const struct mq_plan_tensor *t = &p->t[e->t];
+        struct mq_plan_tensor_info ts;
+        const struct mq_plan_tensor_info *t = &ts;
+        mq_plan_tensor_info(p, e->t, &ts);
         if (e->kind == E_QMAP) {
             store_f32le(le, t->codec == MQ_CODEC_NF4 ? nf4 : fp4, 16);
             MQ_TRY(mq_outfile_pwrite(out, le, 64, abs_off(st, e), err));
@@ -741,7 +755,7 @@ static enum mq_status bnb_finish(struct mq_plan *p, struct mq_outfile *out, stru
             MQ_TRY(mq_outfile_pwrite(out, &zero, 1, abs_off(st, e), err));
         } else if (e->kind == E_STATE) {
             char json[BNB_BLOB_MAX + 64];
-            enum mq_dtype src = t->nseg ? mq_plan_src_tensor(p, t)->dtype : MQ_DTYPE_F32;
+            enum mq_dtype src = t->src_dtype; /* F32 when generated */
             size_t n = state_json(t, src, st->dq_offset[e->t], t->params.double_quant, json, sizeof json);
             if (n > BNB_BLOB_MAX)
                 return MQ_FAIL(err, MQ_E_INTERNAL, "bnb-state", "%s: quant_state longer than planned", e->name);
@@ -764,7 +778,7 @@ static enum mq_status bnb_finish(struct mq_plan *p, struct mq_outfile *out, stru
     /* the other files first: their checksums go into every shard header */
     if (st->n_sh > 1) MQ_TRY(write_index(st, out, err));
     MQ_TRY(write_config(p, out, err));
-    MQ_TRY(copy_side_files(st, p->model, out, err));
+    MQ_TRY(copy_side_files(st, mq_plan_model(p), out, err));
     uint64_t total = 0;
     for (size_t sh = 0; sh < st->n_sh; sh++) {
         struct shard *S = &st->sh[sh];
@@ -794,13 +808,13 @@ static enum mq_status bnb_finish(struct mq_plan *p, struct mq_outfile *out, stru
         MQ_TRY(mq_outfile_truncate(out, sh, 8 + S->header_len + S->size, err));
         total += 8 + S->header_len + S->size;
     }
-    p->file_size = total;
+    mq_plan_set_file_size(p, total);
     return MQ_OK;
 }
 
 static void bnb_release(struct mq_plan *p)
 {
-    struct bnb_state *st = p->writer_state;
+    struct bnb_state *st = mq_plan_writer_state(p);
     if (!st) return;
     for (size_t k = 0; k < st->n; k++) free(st->e[k].name);
     free(st->e);
@@ -812,7 +826,7 @@ static void bnb_release(struct mq_plan *p)
     free(st->names);
     free(st->sizes);
     free(st);
-    p->writer_state = NULL;
+    mq_plan_set_writer_state(p, NULL);
 }
 
 const struct mq_writer_ops mq_bnb_writer = {

@@ -52,4 +52,13 @@ enum mq_status mq_safetensors_read_index(struct mq_model *m, const char *index_p
 */
 enum mq_status mq_fp8_read(struct mq_model *m, struct mq_error *err);
 
+struct mq_writer_ops; /* modelq/plugin.h */
+/* Writer registry (formats/writers.c): by --format name, or by the output path's extension. */
+const struct mq_writer_ops *mq_writer_by_name(const char *name);
+const struct mq_writer_ops *mq_writer_for_path(const char *path);
+/* "gguf" ... for messages */
+const char *mq_writer_names(void);
+/* The Hugging Face architectures the GGUF writer maps (formats/gguf_families.c), ", "-separated. */
+const char *mq_gguf_architecture_list(void);
+
 #endif

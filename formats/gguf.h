@@ -20,7 +20,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "checksums.h"
+#include "modelq/plugin.h" /* the checksum record names */
 #include "modelq/dtype.h"
 #include "modelq/error.h"
 #include "modelq/meta.h"

@@ -52,7 +52,7 @@
 #include "gguf_family.h"
 #include "gguf_vocab.h"
 #include "model_build.h"
-#include "plan.h"
+#include "modelq/plugin.h" /* the plan: names, added tensors, transforms, metadata */
 
 /* ---- config.json values ---- */
 
@@ -307,16 +307,16 @@ static bool parse_layer(const char *name, unsigned *layer, const char *rest_out[
 static int cmp_plan_name(const void *a, const void *b, void *ctx)
 {
     const struct mq_plan *p = ctx;
-    return strcmp(p->t[*(const size_t *)a].name, p->t[*(const size_t *)b].name);
+    return strcmp(mq_plan_tensor_name(p, *(const size_t *)a), mq_plan_tensor_name(p, *(const size_t *)b));
 }
 
-/* The index (into p->t) of the input tensor called `name` among idx[0..n) (sorted by name), or -1. */
+/* The index (plan tensor = input tensor, prepare has not changed them yet) of the input tensor called `name` among idx[0..n) (sorted by name), or -1. */
 static long find_input(const struct mq_plan *p, const size_t *idx, size_t n, const char *name)
 {
     size_t lo = 0, hi = n;
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
-        int c = strcmp(name, p->t[idx[mid]].name);
+        int c = strcmp(name, mq_plan_tensor_name(p, idx[mid]));
         if (c == 0) return (long)idx[mid];
         if (c < 0) hi = mid;
         else lo = mid + 1;
@@ -325,7 +325,7 @@ static long find_input(const struct mq_plan *p, const size_t *idx, size_t n, con
 }
 
 /* "[384, 256]" */
-static const char *show_shape(const struct mq_plan_tensor *t, char *buf, size_t cap)
+static const char *show_shape(const struct mq_plan_tensor_info *t, char *buf, size_t cap)
 {
     size_t o = (size_t)snprintf(buf, cap, "[");
     for (uint32_t d = 0; d < t->ndim && o < cap; d++)
@@ -336,7 +336,7 @@ static const char *show_shape(const struct mq_plan_tensor *t, char *buf, size_t 
 
 /* One tensor against its rule's dims (a bias: the first dim alone). */
 static enum mq_status check_shape(const struct cfg *c, const struct mq_hvals *h, const struct mq_tensor_rule *r,
-                                  bool bias, const struct mq_plan_tensor *t, struct mq_error *err)
+                                  bool bias, const struct mq_plan_tensor_info *t, struct mq_error *err)
 {
     char sh[96];
     const uint32_t ndim = bias ? 1 : r->ndim;
@@ -361,7 +361,7 @@ static enum mq_status check_shape(const struct cfg *c, const struct mq_hvals *h,
 }
 
 /*
-** What happens to each input tensor (act[i] for p->t[i]): renamed (name, rule), dropped, or
+** What happens to each input tensor (act[i] for plan tensor i): renamed (name, rule), dropped, or
 ** expert `expert` of the stacked output `stack` (first = the member whose position in the
 ** input order the stacked tensor takes).
 */
@@ -395,7 +395,9 @@ static enum mq_status claim(const struct cfg *c, const struct mq_hvals *h, struc
     struct act *a = &acts[*found];
     if (a->kind != ACT_UNKNOWN)
         return MQ_FAIL(err, MQ_E_INTERNAL, "tensor-name", "tensor %s: claimed by two rules", name);
-    MQ_TRY(check_shape(c, h, r, bias, &p->t[*found], err));
+    struct mq_plan_tensor_info t;
+    mq_plan_tensor_info(p, (size_t)*found, &t);
+    MQ_TRY(check_shape(c, h, r, bias, &t, err));
     a->kind = ACT_RENAME;
     a->rule = r;
     return MQ_OK;
@@ -413,7 +415,7 @@ static enum mq_status plan_tensors(const struct cfg *c, const struct mq_family *
     for (size_t i = 0; i < n; i++) {
         unsigned l;
         const char *rest[1];
-        if (parse_layer(p->t[i].name, &l, rest) && (uint64_t)l + 1 > layers) layers = (uint64_t)l + 1;
+        if (parse_layer(mq_plan_tensor_name(p, i), &l, rest) && (uint64_t)l + 1 > layers) layers = (uint64_t)l + 1;
     }
     if (layers != h->u[HP_LAYERS])
         return MQ_FAIL(err, MQ_E_CORRUPT, "config-shape",
@@ -464,7 +466,11 @@ static enum mq_status plan_tensors(const struct cfg *c, const struct mq_family *
                         free(members);
                         continue;
                     }
-                    for (uint64_t e = 0; e < n_exp; e++) members[e] = (long)mq_plan_seg(&p->t[members[e]], 0)->tensor;
+                    for (uint64_t e = 0; e < n_exp; e++) {
+                        struct mq_plan_tensor_info t;
+                        mq_plan_tensor_info(p, (size_t)members[e], &t);
+                        members[e] = t.src_index; /* the model tensor the stack reads */
+                    }
                     struct act *a = &acts[first];
                     a->first = true;
                     a->members = members;
@@ -504,10 +510,10 @@ static enum mq_status plan_tensors(const struct cfg *c, const struct mq_family *
     }
     for (size_t i = 0; i < n && s == MQ_OK; i++) {
         if (acts[i].kind != ACT_UNKNOWN) continue;
-        if (strstr(p->t[i].name, "rotary_emb.inv_freq")) acts[i].kind = ACT_DROP; /* recomputed by llama.cpp */
+        if (strstr(mq_plan_tensor_name(p, i), "rotary_emb.inv_freq")) acts[i].kind = ACT_DROP; /* recomputed by llama.cpp */
         else
             s = MQ_FAIL(err, MQ_E_UNSUPPORTED, "tensor-name", "tensor %s: no GGUF name for %s (llama.cpp would refuse "
-                        "an unknown tensor)", p->t[i].name, f->hf);
+                        "an unknown tensor)", mq_plan_tensor_name(p, i), f->hf);
     }
     free(idx);
     return s;
@@ -518,21 +524,7 @@ static enum mq_status plan_tensors(const struct cfg *c, const struct mq_family *
 /* Appends an F32 tensor [n] computed here (v owned by the plan from now on, also on failure). */
 static enum mq_status add_generated(struct mq_plan *p, const char *name, float *v, uint64_t n, struct mq_error *err)
 {
-    enum mq_status s = mq_plan_add(p, name, -1, err);
-    if (s != MQ_OK) {
-        free(v);
-        return s;
-    }
-    struct mq_plan_tensor *t = &p->t[p->n - 1];
-    t->kind = MQ_SRC_GENERATED;
-    t->src_codec = MQ_CODEC_F32;
-    t->ndim = 1;
-    t->shape[0] = n;
-    t->numel = t->row_len = n;
-    t->rows = 1;
-    t->raw_dtype = MQ_DTYPE_F32;
-    t->generated = v;
-    return MQ_OK;
+    return mq_plan_add_generated(p, name, v, n, err);
 }
 
 /* ---- llama3 RoPE frequencies (convert_hf_to_gguf LlamaModel.generate_extra_tensors) ---- */
@@ -666,7 +658,7 @@ static enum mq_status add_longrope(struct mq_plan *p, const struct mq_family *f,
     }
     char key[128];
     snprintf(key, sizeof key, "%s.rope.scaling.attn_factor", f->gguf);
-    s = mq_meta_set_f32(&p->meta, key, (float)af, err);
+    s = mq_meta_set_f32(mq_plan_meta(p), key, (float)af, err);
     if (s == MQ_OK) s = add_generated(p, "rope_factors_long.weight", lf, h->u[HP_ROT] / 2, err);
     else free(lf);
     if (s == MQ_OK) s = add_generated(p, "rope_factors_short.weight", sf, h->u[HP_ROT] / 2, err);
@@ -682,13 +674,13 @@ static enum mq_status add_longrope(struct mq_plan *p, const struct mq_family *f,
 static enum mq_status add_vocab(struct mq_plan *p, const struct mq_model *m, uint64_t vocab_size,
                                 enum mq_vocab_rule rule, struct mq_error *err)
 {
-    if (p->opt->no_vocab) return mq_meta_set_str(&p->meta, "tokenizer.ggml.model", "none", SIZE_MAX, err);
+    if (mq_plan_options(p)->no_vocab) return mq_meta_set_str(mq_plan_meta(p), "tokenizer.ggml.model", "none", SIZE_MAX, err);
     char *dup = strdup(m->config.path);
     if (!dup) return MQ_FAIL(err, MQ_E_NOMEM, "alloc", "out of memory");
     char dir[4096];
     snprintf(dir, sizeof dir, "%s", dirname(dup));
     free(dup);
-    return mq_gguf_vocab_from_folder(dir, m->config.json, vocab_size, rule, &p->meta, err);
+    return mq_gguf_vocab_from_folder(dir, m->config.json, vocab_size, rule, mq_plan_meta(p), err);
 }
 
 /* ---- hyper-parameters ---- */
@@ -746,12 +738,12 @@ static enum mq_status set_rope_scaling(struct mq_plan *p, const struct mq_family
                      err));
     if (bit == RS_YARN) MQ_TRY(check_yarn(c, rs, factor, err));
     snprintf(key, sizeof key, "%s.rope.scaling.type", f->gguf);
-    MQ_TRY(mq_meta_set_str(&p->meta, key, type, SIZE_MAX, err));
+    MQ_TRY(mq_meta_set_str(mq_plan_meta(p), key, type, SIZE_MAX, err));
     snprintf(key, sizeof key, "%s.rope.scaling.factor", f->gguf);
-    MQ_TRY(mq_meta_set_f32(&p->meta, key, (float)factor, err)); /* in FLOAT32 range: R_F32_POS */
+    MQ_TRY(mq_meta_set_f32(mq_plan_meta(p), key, (float)factor, err)); /* in FLOAT32 range: R_F32_POS */
     if (have_orig) {
         snprintf(key, sizeof key, "%s.rope.scaling.original_context_length", f->gguf);
-        MQ_TRY(mq_meta_set_u32(&p->meta, key, (uint32_t)orig, err)); /* an integer in 1..2^31-1 */
+        MQ_TRY(mq_meta_set_u32(mq_plan_meta(p), key, (uint32_t)orig, err)); /* an integer in 1..2^31-1 */
     }
     return MQ_OK;
 }
@@ -766,8 +758,8 @@ static enum mq_status set_hparams(struct mq_plan *p, const struct mq_family *f, 
         const struct hkey *k = &hkeys[i];
         if (!h->have[k->hp]) continue;
         snprintf(key, sizeof key, "%s.%s", f->gguf, k->suffix);
-        if (k->f32) MQ_TRY(mq_meta_set_f32(&p->meta, key, (float)h->v[k->hp], err));
-        else MQ_TRY(mq_meta_set_u32(&p->meta, key, (uint32_t)h->u[k->hp], err)); /* below 2^32 */
+        if (k->f32) MQ_TRY(mq_meta_set_f32(mq_plan_meta(p), key, (float)h->v[k->hp], err));
+        else MQ_TRY(mq_meta_set_u32(mq_plan_meta(p), key, (uint32_t)h->u[k->hp], err)); /* below 2^32 */
     }
     return set_rope_scaling(p, f, c, h, err);
 }
@@ -776,13 +768,14 @@ static enum mq_status set_hparams(struct mq_plan *p, const struct mq_family *f, 
 static void warn(const struct mq_plan *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void warn(const struct mq_plan *p, const char *fmt, ...)
 {
-    if (!p->opt->warn) return;
+    const struct mq_convert_options *o = mq_plan_options(p);
+    if (!o->warn) return;
     char msg[512];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    p->opt->warn(p->opt->warn_ctx, msg);
+    o->warn(o->warn_ctx, msg);
 }
 
 /* Output order: an input's position (a stacked tensor takes its first expert's); generated last. */
@@ -802,7 +795,7 @@ static enum mq_status apply_acts(struct mq_plan *p, const struct mq_family *f, c
                                  size_t n_inputs, struct act *acts, struct mq_error *err)
 {
     enum mq_status s = MQ_OK;
-    const size_t n_generated = p->n - n_inputs;
+    const size_t n_generated = mq_plan_n_tensors(p) - n_inputs;
     /* stacked tensors are appended (after the generated ones); remember whose position they take */
     size_t n_stacked = 0;
     for (size_t i = 0; i < n_inputs; i++) n_stacked += acts[i].first;
@@ -814,25 +807,24 @@ static enum mq_status apply_acts(struct mq_plan *p, const struct mq_family *f, c
         s = mq_plan_add_stacked(p, acts[i].name, acts[i].members, acts[i].n_members, err);
         stack_pos[k++] = i;
     }
-    struct order *ord = s == MQ_OK ? malloc((p->n ? p->n : 1) * sizeof *ord) : NULL;
-    if (s == MQ_OK && !ord) s = MQ_FAIL(err, MQ_E_NOMEM, "alloc", "out of memory");
+    const size_t n_all = mq_plan_n_tensors(p);
+    struct order *ord = s == MQ_OK ? malloc((n_all ? n_all : 1) * sizeof *ord) : NULL;
+    size_t *keep = s == MQ_OK ? malloc((n_all ? n_all : 1) * sizeof *keep) : NULL;
+    if (s == MQ_OK && (!ord || !keep)) s = MQ_FAIL(err, MQ_E_NOMEM, "alloc", "out of memory");
     if (s != MQ_OK) {
+        free(ord);
+        free(keep);
         free(stack_pos);
         return s;
     }
     size_t w = 0;
-    for (size_t i = 0; i < p->n; i++) {
-        struct mq_plan_tensor *t = &p->t[i];
+    for (size_t i = 0; i < n_all; i++) {
         size_t key;
         const struct mq_tensor_rule *rule = NULL;
         if (i < n_inputs) {
-            if (acts[i].kind != ACT_RENAME) { /* dropped, or an expert now inside a stacked tensor */
-                mq_plan_tensor_release(t);
-                continue;
-            }
-            free(t->name);
-            t->name = acts[i].name;
-            acts[i].name = NULL;
+            /* dropped, or an expert now inside a stacked tensor: not kept (mq_plan_keep frees it) */
+            if (acts[i].kind != ACT_RENAME) continue;
+            if (s == MQ_OK) s = mq_plan_tensor_set_name(p, i, acts[i].name, err);
             rule = acts[i].rule;
             key = 2 * i;
         } else if (i < n_inputs + n_generated) {
@@ -843,36 +835,20 @@ static enum mq_status apply_acts(struct mq_plan *p, const struct mq_family *f, c
         }
         if (rule && s == MQ_OK) {
             const bool q = rule->flags & TR_Q, kk = rule->flags & TR_K;
-            if (f->permute_qk && (q || kk) && p->opt->debug_qk_permute != 1) {
-                struct mq_xform x = {.kind = MQ_XFORM_PERMUTE_HEADS,
-                                     .n = q || p->opt->debug_qk_permute == 2 ? h->u[HP_HEADS] : h->u[HP_KV]};
-                s = mq_plan_add_xform(t, x, err); /* a bias permutes its elements as rows */
-            }
-            if (s == MQ_OK && f->norm_plus_one && (rule->flags & TR_NORM)) {
-                struct mq_xform x = {.kind = MQ_XFORM_ADD_CONST, .c = 1.0f};
-                s = mq_plan_add_xform(t, x, err);
-            }
+            const int debug_qk = mq_plan_options(p)->debug_qk_permute;
+            if (f->permute_qk && (q || kk) && debug_qk != 1) /* a bias permutes its elements as rows */
+                s = mq_plan_tensor_permute_heads(p, i, q || debug_qk == 2 ? h->u[HP_HEADS] : h->u[HP_KV], err);
+            if (s == MQ_OK && f->norm_plus_one && (rule->flags & TR_NORM)) s = mq_plan_tensor_add_const(p, i, 1.0f, err);
         }
         ord[w].key = key;
         ord[w].t = i;
         w++;
     }
-    /* compact in output order */
+    /* the survivors in output order (on failure the plan stays whole: mq_plan_free frees it) */
     qsort(ord, w, sizeof *ord, cmp_order);
-    struct mq_plan_tensor *nt = malloc((w ? w : 1) * sizeof *nt);
-    if (!nt) s = s == MQ_OK ? MQ_FAIL(err, MQ_E_NOMEM, "alloc", "out of memory") : s;
-    if (nt) {
-        for (size_t j = 0; j < w; j++) nt[j] = p->t[ord[j].t];
-        memcpy(p->t, nt, w * sizeof *nt);
-        p->n = w;
-        free(nt);
-    } else {
-        /* keep the plan consistent for mq_plan_free: the survivors in place */
-        for (size_t j = 0; j < w; j++) ord[j].key = ord[j].t;
-        qsort(ord, w, sizeof *ord, cmp_order);
-        for (size_t j = 0; j < w; j++) p->t[j] = p->t[ord[j].t];
-        p->n = w;
-    }
+    for (size_t j = 0; j < w; j++) keep[j] = ord[j].t;
+    if (s == MQ_OK) s = mq_plan_keep(p, keep, w, err);
+    free(keep);
     free(ord);
     free(stack_pos);
     return s;
@@ -880,7 +856,7 @@ static enum mq_status apply_acts(struct mq_plan *p, const struct mq_family *f, c
 
 enum mq_status mq_gguf_arch_apply(struct mq_plan *p, bool *applied, struct mq_error *err)
 {
-    const struct mq_model *m = p->model;
+    const struct mq_model *m = mq_plan_model(p);
     *applied = false;
     if (m->lora && (!m->config.present || !m->config.architecture[0]))
         return MQ_FAIL(err, MQ_E_USAGE, "base", "%s: a LoRA adapter needs its base model's config.json (with "
@@ -888,7 +864,7 @@ enum mq_status mq_gguf_arch_apply(struct mq_plan *p, bool *applied, struct mq_er
     if (!m->config.present || !m->config.architecture[0]) return MQ_OK;
     const struct mq_family *f = mq_family_find(m->config.architecture);
     if (!f) {
-        if (p->opt->raw_names && !m->lora) return MQ_OK;
+        if (mq_plan_options(p)->raw_names && !m->lora) return MQ_OK;
         char list[1024];
         mq_family_list(list, sizeof list);
         return MQ_FAIL(err, MQ_E_UNSUPPORTED, "architecture",
@@ -898,7 +874,7 @@ enum mq_status mq_gguf_arch_apply(struct mq_plan *p, bool *applied, struct mq_er
     }
     const struct cfg c = {m->config.json, m->config.path}; /* parsed once, by src/config.c */
     struct mq_hvals h;
-    const size_t n_inputs = p->n;
+    const size_t n_inputs = mq_plan_n_tensors(p);
     MQ_TRY(read_hparams(&c, f, &h, err));
     if (m->lora) { /* the adapter's pairs; the base's own checks are its conversion's */
         MQ_TRY(mq_gguf_lora_plan(p, f, &h, c.path, err));
@@ -911,10 +887,10 @@ enum mq_status mq_gguf_arch_apply(struct mq_plan *p, bool *applied, struct mq_er
     if (!acts) return MQ_FAIL(err, MQ_E_NOMEM, "alloc", "out of memory");
     const bool tied = m->config.tie_word_embeddings == 1;
     enum mq_status s = plan_tensors(&c, f, &h, p, n_inputs, tied, acts, err);
-    if (s == MQ_OK) s = mq_meta_set_str(&p->meta, "general.architecture", f->gguf, SIZE_MAX, err);
+    if (s == MQ_OK) s = mq_meta_set_str(mq_plan_meta(p), "general.architecture", f->gguf, SIZE_MAX, err);
     char name[256];
     mq_gguf_model_name(m->input_path, name, sizeof name);
-    if (s == MQ_OK) s = mq_meta_set_str(&p->meta, "general.name", name, SIZE_MAX, err);
+    if (s == MQ_OK) s = mq_meta_set_str(mq_plan_meta(p), "general.name", name, SIZE_MAX, err);
     if (s == MQ_OK) s = set_hparams(p, f, &c, &h, err);
     if (s == MQ_OK) s = add_vocab(p, m, h.u[HP_VOCAB], f->vocab, err);
     if (s == MQ_OK) s = apply_acts(p, f, &h, n_inputs, acts, err);

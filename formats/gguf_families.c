@@ -14,7 +14,7 @@
 #include <string.h>
 
 #include "gguf_family.h"
-#include "plan.h"
+#include "format.h" /* mq_gguf_architecture_list */
 
 #define L TR_LAYER
 #define R TR_REQUIRED

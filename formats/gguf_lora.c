@@ -24,8 +24,8 @@
 
 #include "gguf_arch.h"
 #include "gguf_family.h"
-#include "modelq/model.h"
-#include "plan.h"
+#include "model_impl.h"
+#include "modelq/plugin.h" /* the plan: names, transforms, metadata */
 
 static bool ends_with(const char *s, const char *suf)
 {
@@ -99,8 +99,11 @@ static enum mq_status split_name(const struct mq_model *m, const char *name, cha
 static enum mq_status check_pair_shapes(const struct mq_plan *p, const struct mq_hvals *h, const struct pair *q,
                                         const char *cfg_path, struct mq_error *err)
 {
-    const struct mq_plan_tensor *a = &p->t[q->a], *b = &p->t[q->b];
-    const struct mq_lora_config *lc = p->model->lora;
+    struct mq_plan_tensor_info ta, tb;
+    mq_plan_tensor_info(p, (size_t)q->a, &ta);
+    mq_plan_tensor_info(p, (size_t)q->b, &tb);
+    const struct mq_plan_tensor_info *a = &ta, *b = &tb;
+    const struct mq_lora_config *lc = mq_model_lora(mq_plan_model(p));
     const uint64_t out = rule_dim(h, q->rule, 0), in = rule_dim(h, q->rule, 1);
     if (a->ndim != 2 || b->ndim != 2)
         return MQ_FAIL(err, MQ_E_CORRUPT, "adapter-shape", "tensor %s: LoRA matrices have 2 dimensions, this one %u",
@@ -129,14 +132,15 @@ static enum mq_status check_pair_shapes(const struct mq_plan *p, const struct mq
 enum mq_status mq_gguf_lora_plan(struct mq_plan *p, const struct mq_family *f, const struct mq_hvals *h,
                                  const char *cfg_path, struct mq_error *err)
 {
-    const struct mq_model *m = p->model;
+    const struct mq_model *m = mq_plan_model(p);
     const struct mq_lora_config *lc = m->lora;
-    switch (p->target) {
+    const enum mq_target target = mq_plan_target(p);
+    switch (target) {
     case MQ_TARGET_AUTO: case MQ_TARGET_F32: case MQ_TARGET_GGUF_F16: case MQ_TARGET_GGUF_BF16: case MQ_TARGET_Q8_0:
         break;
     default:
         return MQ_FAIL(err, MQ_E_USAGE, "adapter-type", "%s: a LoRA adapter is written as f32, f16, bf16 or q8_0 (as "
-                       "llama.cpp's convert_lora_to_gguf.py), not %s", m->input_path, mq_target_info(p->target)->name);
+                       "llama.cpp's convert_lora_to_gguf.py), not %s", m->input_path, mq_target_info(target)->name);
     }
     if (lc->alpha_pattern)
         return MQ_FAIL(err, MQ_E_UNSUPPORTED, "adapter-scale", "%s: \"alpha_pattern\" gives modules their own alpha; a "
@@ -144,7 +148,7 @@ enum mq_status mq_gguf_lora_plan(struct mq_plan *p, const struct mq_family *f, c
     if (lc->fan_in_fan_out)
         return MQ_FAIL(err, MQ_E_UNSUPPORTED, "adapter-layout", "%s: \"fan_in_fan_out\" is true (weights stored as "
                        "GPT-2's Conv1D), but %s uses Linear layers", lc->path, f->hf);
-    const size_t n = p->n;
+    const size_t n = mq_plan_n_tensors(p);
     struct pair *pairs = calloc(n ? n : 1, sizeof *pairs);
     long *owner = malloc((n ? n : 1) * sizeof *owner); /* input -> its pair */
     size_t np = 0;
@@ -153,7 +157,7 @@ enum mq_status mq_gguf_lora_plan(struct mq_plan *p, const struct mq_family *f, c
     for (size_t i = 0; i < n && s == MQ_OK; i++) {
         char base[512];
         bool is_a = false;
-        const char *name = p->t[i].name;
+        const char *name = mq_plan_tensor_name(p, i);
         s = split_name(m, name, base, sizeof base, &is_a, err);
         if (s != MQ_OK) break;
         long layer;
@@ -180,7 +184,7 @@ enum mq_status mq_gguf_lora_plan(struct mq_plan *p, const struct mq_family *f, c
         long *slot = is_a ? &pairs[k].a : &pairs[k].b;
         if (*slot >= 0) {
             s = MQ_FAIL(err, MQ_E_CORRUPT, "adapter-tensor", "%s: tensors %s and %s are both the %s matrix of %s",
-                        m->input_path, p->t[*slot].name, name, is_a ? "A" : "B", base);
+                        m->input_path, mq_plan_tensor_name(p, (size_t)*slot), name, is_a ? "A" : "B", base);
             break;
         }
         *slot = (long)i;
@@ -189,12 +193,13 @@ enum mq_status mq_gguf_lora_plan(struct mq_plan *p, const struct mq_family *f, c
     for (size_t k = 0; k < np && s == MQ_OK; k++) {
         if (pairs[k].a < 0 || pairs[k].b < 0) {
             s = MQ_FAIL(err, MQ_E_CORRUPT, "adapter-tensor", "%s: tensor %s has no %s matrix beside it", m->input_path,
-                        p->t[pairs[k].a >= 0 ? pairs[k].a : pairs[k].b].name, pairs[k].a >= 0 ? "B" : "A");
+                        mq_plan_tensor_name(p, (size_t)(pairs[k].a >= 0 ? pairs[k].a : pairs[k].b)),
+                        pairs[k].a >= 0 ? "B" : "A");
             break;
         }
         if (pairs[k].layer >= 0 && (uint64_t)pairs[k].layer >= h->u[HP_LAYERS]) {
             s = MQ_FAIL(err, MQ_E_CORRUPT, "adapter-tensor", "%s: tensor %s is for layer %ld, but %s has %llu layers",
-                        m->input_path, p->t[pairs[k].a].name, pairs[k].layer, cfg_path,
+                        m->input_path, mq_plan_tensor_name(p, (size_t)pairs[k].a), pairs[k].layer, cfg_path,
                         (unsigned long long)h->u[HP_LAYERS]);
             break;
         }
@@ -209,18 +214,11 @@ enum mq_status mq_gguf_lora_plan(struct mq_plan *p, const struct mq_family *f, c
         char name[320];
         if (q->layer >= 0) snprintf(name, sizeof name, "blk.%ld.%s.weight.lora_%c", q->layer, q->rule->gguf, is_a ? 'a' : 'b');
         else snprintf(name, sizeof name, "%s.weight.lora_%c", q->rule->gguf, is_a ? 'a' : 'b');
-        char *dup = strdup(name);
-        if (!dup) {
-            s = MQ_FAIL(err, MQ_E_NOMEM, "alloc", "out of memory");
-            break;
-        }
-        free(p->t[i].name);
-        p->t[i].name = dup;
+        s = mq_plan_tensor_set_name(p, i, name, err);
+        if (s != MQ_OK) break;
         const bool qr = q->rule->flags & TR_Q, kr = q->rule->flags & TR_K;
-        if (!is_a && f->permute_qk && (qr || kr) && p->opt->debug_qk_permute != 1) {
-            struct mq_xform x = {.kind = MQ_XFORM_PERMUTE_HEADS, .n = qr ? h->u[HP_HEADS] : h->u[HP_KV]};
-            s = mq_plan_add_xform(&p->t[i], x, err);
-        }
+        if (!is_a && f->permute_qk && (qr || kr) && mq_plan_options(p)->debug_qk_permute != 1)
+            s = mq_plan_tensor_permute_heads(p, i, qr ? h->u[HP_HEADS] : h->u[HP_KV], err);
     }
     free(pairs);
     free(owner);
@@ -229,11 +227,11 @@ enum mq_status mq_gguf_lora_plan(struct mq_plan *p, const struct mq_family *f, c
     const double alpha = lc->use_rslora ? lc->alpha * sqrt((double)lc->r) : lc->alpha;
     char gname[256];
     mq_gguf_model_name(m->input_path, gname, sizeof gname);
-    MQ_TRY(mq_meta_set_str(&p->meta, "general.architecture", f->gguf, SIZE_MAX, err));
-    MQ_TRY(mq_meta_set_str(&p->meta, "general.type", "adapter", SIZE_MAX, err));
-    MQ_TRY(mq_meta_set_str(&p->meta, "general.name", gname, SIZE_MAX, err));
-    MQ_TRY(mq_meta_set_str(&p->meta, "adapter.type", "lora", SIZE_MAX, err));
-    return mq_meta_set_f32(&p->meta, "adapter.lora.alpha", (float)alpha, err);
+    MQ_TRY(mq_meta_set_str(mq_plan_meta(p), "general.architecture", f->gguf, SIZE_MAX, err));
+    MQ_TRY(mq_meta_set_str(mq_plan_meta(p), "general.type", "adapter", SIZE_MAX, err));
+    MQ_TRY(mq_meta_set_str(mq_plan_meta(p), "general.name", gname, SIZE_MAX, err));
+    MQ_TRY(mq_meta_set_str(mq_plan_meta(p), "adapter.type", "lora", SIZE_MAX, err));
+    return mq_meta_set_f32(mq_plan_meta(p), "adapter.lora.alpha", (float)alpha, err);
 }
 
 /*

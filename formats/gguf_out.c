@@ -36,11 +36,10 @@
 #include "gguf_arch.h"
 #include "gguf_family.h"
 #include "gguf_write.h"
-#include "outfile.h"
-#include "plan.h"
+#include "modelq/plugin.h" /* the plan, the output file, the checksum records */
 #include "span.h"
 
-/* One part of a split output: its metadata (part 1: p->meta), tensors [first, first + n). */
+/* One part of a split output: its metadata (part 1: the plan's), tensors [first, first + n). */
 struct gguf_part {
     struct mq_meta meta;
     size_t first, n;
@@ -58,7 +57,7 @@ struct gguf_state {
 static bool gguf_stores_codec(enum mq_codec c) { return mq_codec_info(c) && mq_codec_info(c)->ggml_type >= 0; }
 
 /* ggml type of a raw (copied) tensor, or -1 when GGUF has none. */
-static int32_t raw_ggml_type(const struct mq_plan_tensor *t)
+static int32_t raw_ggml_type(const struct mq_plan_tensor_info *t)
 {
     return t->raw_ggml_type >= 0 ? t->raw_ggml_type : mq_ggml_type_of_dtype(t->raw_dtype);
 }
@@ -117,9 +116,12 @@ void mq_gguf_model_name(const char *input, char *out, size_t cap)
 
 static enum mq_status gguf_prepare(struct mq_plan *p, struct mq_error *err)
 {
-    const struct mq_model *m = p->model;
-    for (size_t i = 0; i < p->n; i++) {
-        const struct mq_plan_tensor *t = &p->t[i];
+    const struct mq_model *m = mq_plan_model(p);
+    struct mq_meta *pmeta = mq_plan_meta(p);
+    for (size_t i = 0; i < mq_plan_n_tensors(p); i++) {
+        struct mq_plan_tensor_info ti;
+        const struct mq_plan_tensor_info *t = &ti;
+        mq_plan_tensor_info(p, i, &ti);
         if (t->ndim > MQ_GGUF_MAX_DIMS)
             return MQ_FAIL(err, MQ_E_UNSUPPORTED, "gguf-dims", "tensor %s: %u dims; GGUF tensors have at most %u",
                            t->name, t->ndim, MQ_GGUF_MAX_DIMS);
@@ -127,16 +129,16 @@ static enum mq_status gguf_prepare(struct mq_plan *p, struct mq_error *err)
             return MQ_FAIL(err, MQ_E_UNSUPPORTED, "gguf-name-length",
                            "tensor %s: name of %zu bytes; GGUF allows at most %u", t->name, strlen(t->name),
                            MQ_GGUF_MAX_NAME);
-        if (t->kind == MQ_SRC_RAW && raw_ggml_type(t) < 0)
+        if (t->raw_source && raw_ggml_type(t) < 0)
             return MQ_FAIL(err, MQ_E_UNSUPPORTED, "gguf-dtype", "tensor %s: dtype %s has no GGUF (ggml) type",
                            t->name, mq_dtype_name(t->raw_dtype));
     }
-    if (m->format && strcmp(m->format, "gguf") == 0) {
-        MQ_TRY(mq_meta_copy(&p->meta, &m->meta, err));
-        mq_meta_remove(&p->meta, MQ_CHECKSUM_TENSORS_KEY);
-        mq_meta_remove(&p->meta, MQ_CHECKSUM_HEADER_KEY);
-        mq_gguf_split_strip(&p->meta); /* a set's keys describe its files, not the model */
-        if (p->target == MQ_TARGET_AUTO) p->file_type = -2; /* keep the input's */
+    if (mq_model_format(m) && strcmp(mq_model_format(m), "gguf") == 0) {
+        MQ_TRY(mq_meta_copy(pmeta, mq_model_meta(m), err));
+        mq_meta_remove(pmeta, MQ_CHECKSUM_TENSORS_KEY);
+        mq_meta_remove(pmeta, MQ_CHECKSUM_HEADER_KEY);
+        mq_gguf_split_strip(pmeta); /* a set's keys describe its files, not the model */
+        if (mq_plan_target(p) == MQ_TARGET_AUTO) mq_plan_set_file_type(p, -2); /* keep the input's */
         return MQ_OK;
     }
     bool applied;
@@ -144,10 +146,10 @@ static enum mq_status gguf_prepare(struct mq_plan *p, struct mq_error *err)
     if (applied) return MQ_OK;
     /* names unchanged (no config.json, no architectures, --raw-names): a model_type here would
     ** send llama.cpp looking for tensors that are not there */
-    MQ_TRY(mq_meta_set_str(&p->meta, "general.architecture", "raw", SIZE_MAX, err));
+    MQ_TRY(mq_meta_set_str(pmeta, "general.architecture", "raw", SIZE_MAX, err));
     char name[256];
-    mq_gguf_model_name(m->input_path, name, sizeof name);
-    MQ_TRY(mq_meta_set_str(&p->meta, "general.name", name, SIZE_MAX, err));
+    mq_gguf_model_name(mq_model_input_path(m), name, sizeof name);
+    MQ_TRY(mq_meta_set_str(pmeta, "general.name", name, SIZE_MAX, err));
     return MQ_OK;
 }
 
@@ -167,18 +169,19 @@ static enum mq_status add_checksum_keys(struct mq_meta *meta, size_t n, struct m
 
 static struct mq_meta *part_meta(struct mq_plan *p, struct gguf_state *st, size_t k)
 {
-    return k == 0 ? &p->meta : &st->parts[k].meta;
+    return k == 0 ? mq_plan_meta(p) : &st->parts[k].meta;
 }
 
 /* How many parts the split options make (gguf-split's rule, see the top); 1 = no split. */
 static size_t deal_parts(const struct mq_plan *p, const struct gguf_state *st, size_t *part_of)
 {
-    const struct mq_convert_options *o = p->opt;
+    const struct mq_convert_options *o = mq_plan_options(p);
+    const size_t n_t = mq_plan_n_tensors(p);
     uint64_t max_size = o ? (o->split_max_size ? o->split_max_size : o->max_shard_size) : 0;
     uint64_t max_tensors = o ? o->split_max_tensors : 0;
     size_t k = 0, in_part = 0;
     uint64_t bytes = 0;
-    for (size_t i = 0; i < p->n; i++) {
+    for (size_t i = 0; i < n_t; i++) {
         uint64_t padded = (st->info[i].nbytes + 31) / 32 * 32; /* gguf-split pads with GGUF_DEFAULT_ALIGNMENT */
         bool next = in_part > 0 && ((max_size && bytes + padded > max_size) || (max_tensors && in_part >= max_tensors));
         if (next) {
@@ -190,13 +193,14 @@ static size_t deal_parts(const struct mq_plan *p, const struct gguf_state *st, s
         bytes += padded;
         if (part_of) part_of[i] = k;
     }
-    return p->n ? k + 1 : 1;
+    return n_t ? k + 1 : 1;
 }
 
 /* "-o NAME.gguf" -> "NAME" (the parts are NAME-0000K-of-0000N.gguf); any other name is the prefix. */
 static enum mq_status part_names(struct mq_plan *p, struct gguf_state *st, struct mq_error *err)
 {
-    const char *out = p->opt && p->opt->output ? p->opt->output : "model.gguf";
+    const struct mq_convert_options *o = mq_plan_options(p);
+    const char *out = o && o->output ? o->output : "model.gguf";
     size_t n = strlen(out);
     if (n > 5 && strcmp(out + n - 5, ".gguf") == 0) n -= 5;
     char *prefix = strndup(out, n);
@@ -224,58 +228,62 @@ static enum mq_status layout_parts(struct mq_plan *p, struct gguf_state *st, con
 {
     if (st->n_parts > MQ_GGUF_SPLIT_MAX)
         return MQ_FAIL(err, MQ_E_USAGE, "split-count-limit",
-                       "%s: the split options make %zu parts; split.count holds at most %u", p->opt->output,
+                       "%s: the split options make %zu parts; split.count holds at most %u", mq_plan_options(p)->output,
                        st->n_parts, MQ_GGUF_SPLIT_MAX);
     st->parts = calloc(st->n_parts, sizeof *st->parts);
     if (!st->parts) return MQ_FAIL(err, MQ_E_NOMEM, "alloc", "out of memory");
     for (size_t k = 0; k < st->n_parts; k++) mq_meta_init(&st->parts[k].meta);
-    for (size_t i = 0; i < p->n; i++) st->parts[part_of[i]].n++;
+    const size_t n_t = mq_plan_n_tensors(p);
+    for (size_t i = 0; i < n_t; i++) st->parts[part_of[i]].n++;
     for (size_t k = 1; k < st->n_parts; k++) st->parts[k].first = st->parts[k - 1].first + st->parts[k - 1].n;
     MQ_TRY(part_names(p, st, err));
     uint64_t align, base = 0;
-    bool has_align = mq_meta_get_uint(&p->meta, "general.alignment", &align);
+    bool has_align = mq_meta_get_uint(mq_plan_meta(p), "general.alignment", &align);
     for (size_t k = 0; k < st->n_parts; k++) {
         struct gguf_part *g = &st->parts[k];
         struct mq_meta *meta = part_meta(p, st, k);
         if (k > 0 && has_align) MQ_TRY(mq_meta_set_u32(meta, "general.alignment", (uint32_t)align, err));
         MQ_TRY(mq_meta_set_uint(meta, MQ_GGUF_SPLIT_NO, MQ_META_U16, k, err));
         MQ_TRY(mq_meta_set_uint(meta, MQ_GGUF_SPLIT_COUNT, MQ_META_U16, st->n_parts, err));
-        MQ_TRY(mq_meta_set_int(meta, MQ_GGUF_SPLIT_TENSORS, MQ_META_I32, (int64_t)p->n, err));
+        MQ_TRY(mq_meta_set_int(meta, MQ_GGUF_SPLIT_TENSORS, MQ_META_I32, (int64_t)n_t, err));
         MQ_TRY(mq_meta_set_uint(meta, MQ_GGUF_SPLIT_SET_KEY, MQ_META_U64, 0, err));
         MQ_TRY(add_checksum_keys(meta, g->n, err));
         enum mq_status ls = mq_gguf_layout(meta, st->info + g->first, g->n, &g->data_start, &g->size, err);
         if (ls != MQ_OK) mq_error_prefix(err, "%s", st->names[k]); /* nothing written yet */
         MQ_TRY(ls);
         g->base = base;
-        for (size_t i = g->first; i < g->first + g->n; i++) p->t[i].offset = base + g->data_start + st->info[i].offset;
+        for (size_t i = g->first; i < g->first + g->n; i++)
+            mq_plan_tensor_set_offset(p, i, base + g->data_start + st->info[i].offset);
         st->sizes[k] = g->size;
         base += g->size;
     }
-    p->data_start = st->parts[0].data_start;
-    p->file_size = base;
-    p->n_files = st->n_parts;
-    p->file_names = (const char *const *)st->names;
-    p->file_sizes = st->sizes;
-    p->split_set = true;
+    mq_plan_set_sizes(p, st->parts[0].data_start, base);
+    mq_plan_set_files(p, st->n_parts, (const char *const *)st->names, st->sizes);
+    mq_plan_set_split_set(p, true);
     return MQ_OK;
 }
 
 static enum mq_status gguf_layout(struct mq_plan *p, struct mq_error *err)
 {
-    if (p->file_type >= 0) MQ_TRY(mq_meta_set_u32(&p->meta, "general.file_type", (uint32_t)p->file_type, err));
-    else if (p->file_type == -2) {
+    struct mq_meta *pmeta = mq_plan_meta(p);
+    const size_t n_t = mq_plan_n_tensors(p);
+    const int file_type = mq_plan_file_type(p);
+    if (file_type >= 0) MQ_TRY(mq_meta_set_u32(pmeta, "general.file_type", (uint32_t)file_type, err));
+    else if (file_type == -2) {
         uint64_t ft;
-        if (mq_meta_get_uint(&p->meta, "general.file_type", &ft)) p->file_type = (int)ft;
+        if (mq_meta_get_uint(pmeta, "general.file_type", &ft)) mq_plan_set_file_type(p, (int)ft);
     }
-    MQ_TRY(mq_meta_set_u32(&p->meta, "general.quantization_version", MQ_GGUF_QNT_VERSION, err));
+    MQ_TRY(mq_meta_set_u32(pmeta, "general.quantization_version", MQ_GGUF_QNT_VERSION, err));
 
     struct gguf_state *st = calloc(1, sizeof *st);
     if (!st) return MQ_FAIL(err, MQ_E_NOMEM, "alloc", "out of memory");
-    p->writer_state = st;
-    st->info = calloc(p->n ? p->n : 1, sizeof *st->info);
+    mq_plan_set_writer_state(p, st);
+    st->info = calloc(n_t ? n_t : 1, sizeof *st->info);
     if (!st->info) return MQ_FAIL(err, MQ_E_NOMEM, "alloc", "out of memory");
-    for (size_t i = 0; i < p->n; i++) {
-        const struct mq_plan_tensor *t = &p->t[i];
+    for (size_t i = 0; i < n_t; i++) {
+        struct mq_plan_tensor_info ti;
+        const struct mq_plan_tensor_info *t = &ti;
+        mq_plan_tensor_info(p, i, &ti);
         struct mq_gguf_tensor_info *g = &st->info[i];
         g->name = t->name;
         g->n_dims = t->ndim ? t->ndim : 1;
@@ -286,21 +294,21 @@ static enum mq_status gguf_layout(struct mq_plan *p, struct mq_error *err)
     }
     st->n_parts = deal_parts(p, st, NULL);
     if (st->n_parts > 1) {
-        size_t *part_of = calloc(p->n, sizeof *part_of);
+        size_t *part_of = calloc(n_t, sizeof *part_of);
         if (!part_of) return MQ_FAIL(err, MQ_E_NOMEM, "alloc", "out of memory");
         deal_parts(p, st, part_of);
         enum mq_status s = layout_parts(p, st, part_of, err);
         free(part_of);
         return s;
     }
-    MQ_TRY(add_checksum_keys(&p->meta, p->n, err));
+    MQ_TRY(add_checksum_keys(pmeta, n_t, err));
     uint64_t data_start, size;
-    enum mq_status ls = mq_gguf_layout(&p->meta, st->info, p->n, &data_start, &size, err);
-    if (ls != MQ_OK && p->opt && p->opt->output) mq_error_prefix(err, "%s", p->opt->output); /* nothing written yet */
+    enum mq_status ls = mq_gguf_layout(pmeta, st->info, n_t, &data_start, &size, err);
+    const struct mq_convert_options *o = mq_plan_options(p);
+    if (ls != MQ_OK && o && o->output) mq_error_prefix(err, "%s", o->output); /* nothing written yet */
     MQ_TRY(ls);
-    for (size_t i = 0; i < p->n; i++) p->t[i].offset = data_start + st->info[i].offset;
-    p->data_start = data_start;
-    p->file_size = size;
+    for (size_t i = 0; i < n_t; i++) mq_plan_tensor_set_offset(p, i, data_start + st->info[i].offset);
+    mq_plan_set_sizes(p, data_start, size);
     return MQ_OK;
 }
 
@@ -311,12 +319,16 @@ static enum mq_status gguf_layout(struct mq_plan *p, struct mq_error *err)
 static enum mq_status write_header(struct mq_plan *p, struct mq_meta *meta, size_t first, size_t n,
                                    uint64_t base, uint64_t data_start, struct mq_outfile *out, struct mq_error *err)
 {
-    struct gguf_state *st = p->writer_state;
+    struct gguf_state *st = mq_plan_writer_state(p);
     long k = mq_meta_find(meta, MQ_CHECKSUM_TENSORS_KEY);
     if (k < 0 || meta->items[k].v.count != n)
         return MQ_FAIL(err, MQ_E_INTERNAL, "checksums", "checksum array missing from the planned header");
     uint64_t *sums = meta->items[k].v.arr;
-    for (size_t i = 0; i < n; i++) sums[i] = p->t[first + i].xxh3;
+    for (size_t i = 0; i < n; i++) {
+        struct mq_plan_tensor_info t;
+        mq_plan_tensor_info(p, first + i, &t);
+        sums[i] = t.xxh3;
+    }
     size_t len = (size_t)data_start;
     uint8_t *buf = malloc(len ? len : 1);
     if (!buf) return MQ_FAIL(err, MQ_E_NOMEM, "alloc", "out of memory for the header");
@@ -338,9 +350,11 @@ static enum mq_status set_identity(const struct mq_plan *p, const struct gguf_st
     for (size_t k = 0; k < st->n_parts; k++)
         for (size_t i = st->parts[k].first; i < st->parts[k].first + st->parts[k].n; i++) {
             uint8_t b[10];
+            struct mq_plan_tensor_info t;
+            mq_plan_tensor_info(p, i, &t);
             mq_store_u16le(b, (uint16_t)(k + 1));
-            mq_store_u64le(b + 2, p->t[i].xxh3);
-            XXH3_64bits_update(x, p->t[i].name, strlen(p->t[i].name) + 1);
+            mq_store_u64le(b + 2, t.xxh3);
+            XXH3_64bits_update(x, t.name, strlen(t.name) + 1);
             XXH3_64bits_update(x, b, sizeof b);
         }
     uint8_t nb[2];
@@ -353,8 +367,9 @@ static enum mq_status set_identity(const struct mq_plan *p, const struct gguf_st
 
 static enum mq_status gguf_finish(struct mq_plan *p, struct mq_outfile *out, struct mq_error *err)
 {
-    struct gguf_state *st = p->writer_state;
-    if (!st->parts) return write_header(p, &p->meta, 0, p->n, 0, p->data_start, out, err);
+    struct gguf_state *st = mq_plan_writer_state(p);
+    if (!st->parts)
+        return write_header(p, mq_plan_meta(p), 0, mq_plan_n_tensors(p), 0, mq_plan_data_start(p), out, err);
     uint64_t id = 0;
     MQ_TRY(set_identity(p, st, &id, err));
     for (size_t k = 0; k < st->n_parts; k++) {
@@ -368,7 +383,7 @@ static enum mq_status gguf_finish(struct mq_plan *p, struct mq_outfile *out, str
 
 static void gguf_release(struct mq_plan *p)
 {
-    struct gguf_state *st = p->writer_state;
+    struct gguf_state *st = mq_plan_writer_state(p);
     if (st) {
         free(st->info);
         for (size_t k = 0; st->parts && k < st->n_parts; k++) mq_meta_free(&st->parts[k].meta);
@@ -378,7 +393,7 @@ static void gguf_release(struct mq_plan *p)
         free(st->sizes);
     }
     free(st);
-    p->writer_state = NULL;
+    mq_plan_set_writer_state(p, NULL);
 }
 
 const struct mq_writer_ops mq_gguf_writer = {

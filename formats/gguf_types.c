@@ -1,6 +1,6 @@
 /* gguf_types.c - the ggml type table (ggml.h enum ggml_type, ggml.c type_traits). */
 #include "gguf.h"
-#include "modelq/model.h"
+#include "model_impl.h"
 
 #include <stddef.h>
 

@@ -15,11 +15,10 @@
 #include <string.h>
 #include <xxhash.h>
 
-#include "checksums.h"
 #include "ckd.h"
 #include "gguf.h"
+#include "modelq/plugin.h" /* the output file and the checksum records */
 #include "nameset.h"
-#include "outfile.h"
 #include "span.h"
 
 /*

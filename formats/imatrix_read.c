@@ -32,7 +32,7 @@
 #include "ckd.h"
 #include "fileio.h"
 #include "gguf.h"
-#include "modelq/model.h"
+#include "model_impl.h"
 #include "span.h"
 
 #define MAX_NAME 1024u                 /* legacy names (GGUF tensor names are at most 63 bytes) */

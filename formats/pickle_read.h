@@ -19,7 +19,7 @@
 
 #include "modelq/dtype.h"
 #include "modelq/error.h"
-#include "modelq/model.h"
+#include "model_impl.h"
 
 /* One tensor of the state dict: a view of storage `key`. */
 struct mq_pickle_tensor {

@@ -1,8 +1,9 @@
-/* writers.c - the one table of output writers (see src/plan.h for the ops). */
+/* writers.c - the one table of output writers (their ops: modelq/plugin.h). */
 #include <string.h>
 #include <strings.h>
 
-#include "plan.h"
+#include "format.h"
+#include "modelq/plugin.h"
 
 #include <sys/stat.h>
 

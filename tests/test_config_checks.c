@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "model_impl.h"
 #include "modelq/meta.h"
 #include "modelq/model.h"
 #include "modelq/convert.h"

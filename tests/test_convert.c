@@ -18,6 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "model_impl.h"
 #include "gguf_write.h"
 #include "modelq/convert.h"
 #include "modelq/estimate.h"

@@ -18,6 +18,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "model_impl.h"
 #include "bnb_out.h"
 #include "modelq/half.h"
 #include "modelq/model.h"

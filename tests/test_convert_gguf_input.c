@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "model_impl.h"
 #include "gguf_dump.h"
 #include "modelq/model.h"
 #include "modelq/quant.h"

@@ -14,6 +14,7 @@
 #include <string.h>
 #include <xxhash.h>
 
+#include "model_impl.h"
 #include "gguf_dump.h"
 #include "modelq/half.h"
 #include "modelq/model.h"

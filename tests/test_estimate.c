@@ -13,6 +13,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "model_impl.h"
 #include "modelq/estimate.h"
 #include "stwrite.h"
 

@@ -81,6 +81,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "model_impl.h"
 #include "bf16_read.h"
 #include "family_ref.h"
 #include "llama_cpp.h"

@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "model_impl.h"
 #include "bf16_read.h"
 #include "llama_ref.h"
 #include "modelq/model.h"

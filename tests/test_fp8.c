@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "model_impl.h"
 #include "modelq/dtype.h"
 #include "modelq/half.h"
 #include "modelq/model.h"

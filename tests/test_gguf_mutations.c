@@ -16,6 +16,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "model_impl.h"
 #include "devutil.h"
 #include "modelq/model.h"
 #include "mutants.h"

@@ -21,6 +21,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "model_impl.h"
 #include "modelq/model.h"
 
 #define BAD "testdata/gguf/bad"

@@ -23,6 +23,7 @@
 #include <unistd.h>
 #include <xxhash.h>
 
+#include "model_impl.h"
 #include "gguf.h"
 #include "gguf_write.h"
 #include "modelq/convert.h"

@@ -42,6 +42,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "model_impl.h"
 #include "bf16_read.h"
 #include "convert_checked.h"
 #include "llama_cpp.h"

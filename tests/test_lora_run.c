@@ -25,6 +25,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "model_impl.h"
 #include "bf16_read.h"
 #include "convert_checked.h"
 #include "llama_cpp.h"

@@ -19,6 +19,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "model_impl.h"
 #include "modelq/model.h"
 #include "run_cmd.h"
 

@@ -24,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "model_impl.h"
 #include "modelq/model.h"
 #include "modelq/quant.h"
 #include "run_cmd.h"

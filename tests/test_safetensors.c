@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "model_impl.h"
 #include "modelq/model.h"
 
 static void expected_check(const char *entry, char *out, size_t cap)

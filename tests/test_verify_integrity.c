@@ -26,6 +26,7 @@
 #include <unistd.h>
 #include <xxhash.h>
 
+#include "model_impl.h"
 #include "checksums.h"
 #include "gguf.h"
 #include "gguf_write.h"

@@ -25,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "model_impl.h"
 #include "bnbwrite.h"
 #include "devutil.h"
 #include "modelq/half.h"

@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "model_impl.h"
 #include "modelq/model.h"
 
 static uint64_t rng = 88172645463325252ull;

@@ -15,6 +15,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "model_impl.h"
 #include "modelq/model.h"
 
 static bool ends_with(const char *s, const char *suf)

@@ -56,7 +56,17 @@ struct mq_lora_merge {
     double scale;                  /* 1 = as trained (alpha / r) */
 };
 
+/*
+** Options: `struct mq_convert_options o; mq_convert_options_init(&o);` fills every field with its
+** default and records in o.struct_size the size of the struct as THIS header defines it; then set
+** the fields needed. Growth: new fields are only appended (after progress_ctx), so a program built
+** against an older header keeps working with a newer library (the fields it does not know keep
+** their defaults), and one built against a newer header works with an older library as long as it
+** leaves the fields that library does not know at their defaults; otherwise, and for options not
+** set up by mq_convert_options_init(), mq_convert() fails with MQ_E_USAGE (check "options-size").
+*/
 struct mq_convert_options {
+    size_t struct_size;            /* set by mq_convert_options_init(); do not change */
     const char *input;
     const char *output;            /* file (GGUF); NULL with dry_run */
     const char *format;            /* "gguf"; NULL = from the output's extension */
@@ -149,7 +159,12 @@ struct mq_convert_report {
     struct mq_qstats total_stats;  /* over all quantized elements */
 };
 
-MQ_API void mq_convert_options_default(struct mq_convert_options *o);
+/* Defaults in the first struct_size bytes of *o (the rest of a newer header's struct zeroed) and
+** o->struct_size = struct_size. Call it through the macro, which passes the caller's sizeof. */
+MQ_API void mq_convert_options_init_sized(struct mq_convert_options *o, size_t struct_size);
+#define mq_convert_options_init(o) mq_convert_options_init_sized((o), sizeof *(o))
+/* The earlier name of mq_convert_options_init (source compatible). */
+#define mq_convert_options_default(o) mq_convert_options_init(o)
 
 /* The Hugging Face architectures (config.json architectures[0]) a GGUF output maps to llama.cpp's
 ** names, ", "-separated: "LlamaForCausalLM, MistralForCausalLM, ...". */

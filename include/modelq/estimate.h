@@ -44,6 +44,7 @@
 #define MODELQ_ESTIMATE_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "modelq/model.h"
@@ -57,7 +58,16 @@
 #define MQ_TRAIN_BYTES_PER_PARAM 16
 #define MQ_ESTIMATE_MAX_GPUS 16 /* llama.cpp's LLAMA_MAX_DEVICES */
 
+/*
+** Options: mq_estimate_options_init(&o) sets the defaults and o.struct_size (the struct's size as
+** this header defines it); fields are only appended (after reserve_bytes), with the same rules as
+** struct mq_convert_options (modelq/convert.h): mq_estimate_model() fails with MQ_E_USAGE
+** ("options-size") for options not set up by mq_estimate_options_init() or carrying a field this
+** library does not know. struct mq_estimate (an output the caller allocates) embeds a copy of the
+** options and is therefore NOT safe to grow this way: it changes with the library's version.
+*/
 struct mq_estimate_options {
+    size_t struct_size;      /* set by mq_estimate_options_init(); do not change */
     uint64_t ctx;            /* tokens of context (default 4096) */
     uint64_t batch;          /* sequences (default 1) */
     enum mq_codec kv_type_k; /* KV cache types (llama.cpp's -ctk / -ctv): f32 f16 bf16 q8_0 q4_0 q4_1 */
@@ -139,7 +149,11 @@ struct mq_estimate {
     uint64_t gpu_compute[MQ_ESTIMATE_MAX_GPUS], host_compute;
 };
 
-MQ_API void mq_estimate_options_default(struct mq_estimate_options *o);
+/* Defaults in the first struct_size bytes of *o and o->struct_size = struct_size; use the macro. */
+MQ_API void mq_estimate_options_init_sized(struct mq_estimate_options *o, size_t struct_size);
+#define mq_estimate_options_init(o) mq_estimate_options_init_sized((o), sizeof *(o))
+/* The earlier name of mq_estimate_options_init (source compatible). */
+#define mq_estimate_options_default(o) mq_estimate_options_init(o)
 
 /* The row of target t (one with an estimate_row in the target table), or NULL. */
 MQ_API const struct mq_estimate_row *mq_estimate_row_of(const struct mq_estimate *e, enum mq_target t);

@@ -26,95 +26,6 @@
 
 #define MQ_MAX_DIMS 8
 
-/* Where one stored safetensors entry of a bitsandbytes module lives. */
-struct mq_bnb_part {
-    uint32_t file;               /* index into mq_model.files */
-    uint64_t offset;             /* absolute offset of the data in that file */
-    uint64_t nbytes;
-};
-
-/*
-** A bitsandbytes-quantized Linear weight (../shared/docs/bitsandbytes.md sections 4-5), seen as
-** one logical tensor: formats/bnb_read.c replaces the module's stored entries (P.weight and its
-** quant_state / absmax / quant_map / nested_* companions, or P.weight + P.SCB + P.weight_format)
-** by a single mq_tensor "P.weight" with the original dtype and shape, whose file/offset/nbytes are
-** those of the packed codes (U8 nibbles, or I8 for INT8_ROW) and whose `bnb` points here.
-*/
-struct mq_bnb_source {
-    enum mq_codec codec;         /* MQ_CODEC_NF4, MQ_CODEC_FP4 or MQ_CODEC_INT8_ROW */
-    uint32_t blocksize;          /* NF4/FP4: elements per absmax block (flat, row-major) */
-    bool double_quant;           /* NF4/FP4: absmax stored as U8 codes + nested_absmax */
-    float offset;                /* double quant: nested_offset, as float32 */
-    uint64_t n_absmax;           /* NF4/FP4: ceil(numel / blocksize); INT8_ROW: rows */
-    struct mq_bnb_part absmax;   /* NF4/FP4: F32[n_absmax], or U8 codes with double quant */
-    struct mq_bnb_part nested_absmax; /* double quant: F32[ceil(n_absmax / 256)] */
-    struct mq_bnb_part scb;      /* INT8_ROW: SCB, F32 per row */
-    float nested_map[256];       /* double quant: nested_quant_map as stored (bnb decodes with it) */
-    uint32_t n_stored;           /* safetensors entries the module had (weight included) */
-    uint64_t stored_bytes;       /* their bytes in all (packed codes, side data, JSON blob) */
-};
-
-/*
-** An FP8 weight (formats/fp8_read.c): a safetensors F8_E4M3 / F8_E5M2 tensor P.weight, with or
-** without its block scales P.weight_scale_inv (F32 or BF16 [ceil(rows/block_rows),
-** ceil(cols/block_cols)], or one scalar for the whole tensor), seen as ONE logical F32 tensor:
-** its dtype is F32, nbytes = numel * 4, and mq_model_read() returns the dequantized values
-** w = fp8 * scale_inv[r / block_rows][c / block_cols] as float32 little-endian. The scale tensor
-** is no tensor of its own any more.
-*/
-struct mq_fp8_source {
-    enum mq_dtype stored;        /* MQ_DTYPE_F8_E4M3 or MQ_DTYPE_F8_E5M2 */
-    struct mq_bnb_part data;     /* the FP8 codes, numel bytes */
-    bool has_scale;
-    char *scale_name;            /* "P.weight_scale_inv" (owned), NULL without scales */
-    enum mq_dtype scale_dtype;   /* F32 or BF16 */
-    uint64_t scale_rows, scale_cols; /* the scale tensor's shape (1 x 1 for a scalar) */
-    struct mq_bnb_part scale;    /* the scales, row-major */
-    uint64_t block_rows, block_cols; /* elements of the weight per scale */
-    uint64_t stored_bytes;       /* codes + scales */
-};
-
-/* A PyTorch tensor's view of its storage (src/tensor_view.h; private). */
-struct mq_view;
-
-struct mq_tensor {
-    char *name;
-    enum mq_dtype dtype;
-    uint32_t ndim;
-    uint64_t shape[MQ_MAX_DIMS]; /* outermost first; a scalar has ndim 0 */
-    uint64_t numel;              /* product of shape (1 for a scalar) */
-    uint64_t nbytes;             /* bytes of data in the file */
-    uint32_t file;               /* index into mq_model.files */
-    uint64_t offset;             /* absolute offset of the data in that file */
-    bool from_gguf;              /* read from a GGUF file: ggml_type is meaningful */
-    int32_t ggml_type;           /* GGUF inputs: the ggml type id (dtype is then the plain
-                                    equivalent for F32/F16/BF16/I8..I64/F64, else U8) */
-    struct mq_bnb_source *bnb;   /* bitsandbytes weight (owned by the model), else NULL: dtype,
-                                    shape and numel are then the logical (dequantized) tensor's,
-                                    nbytes/offset the packed codes' (read it with the pipeline's
-                                    bitsandbytes reader, not as dtype elements) */
-    struct mq_fp8_source *fp8;   /* FP8 weight (owned by the model), else NULL: see above */
-    struct mq_view *view;        /* PyTorch inputs (owned by the model): storage, element offset and
-                                    strides; mq_model_read() gathers a strided view and checks the
-                                    storage's CRC-32 on first use. NULL for other formats. */
-};
-
-struct mq_file {
-    char *path;          /* as opened (folder + shard name for shards) */
-    int fd;
-    uint64_t size;       /* file size at open */
-    uint64_t data_start; /* first byte after the header */
-    uint32_t gguf_version;   /* GGUF files: header version (2 or 3); 0 for other formats */
-    uint32_t gguf_alignment; /* GGUF files: data alignment (general.alignment or 32); else 0 */
-    uint64_t gguf_header_sum_at; /* GGUF files: offset of the UINT64 value of modelq.header_xxh3
-                                    (what verify zeroes before hashing the header), 0 = no such key */
-};
-
-struct mq_kv {
-    char *key;
-    char *value;
-};
-
 struct cJSON; /* <cjson/cJSON.h> */
 
 /* The fields of config.json modelq uses; 0 / "" when absent. */
@@ -142,7 +53,8 @@ struct mq_config {
     uint64_t swa_layers;         /* how many layers slide (0 = every layer has full attention) */
     uint32_t swa_period;         /* they are all but the last of every swa_period layers; 0 = listed
                                     per layer (config.json layer_types, a GGUF's pattern array) */
-    struct cJSON *json;          /* config.json as parsed once (cJSON tree, owned), NULL when absent */
+    struct cJSON *json;          /* config.json as parsed once (cJSON tree owned by the model; read-only:
+                                    a program that links cJSON may read any key), NULL when absent */
 };
 
 /*
@@ -163,27 +75,115 @@ struct mq_lora_config {
     char targets[256];           /* "target_modules": the names joined by ", ", or the regex */
 };
 
-struct mq_model {
-    const char *format;          /* "safetensors" or "gguf" (static string) */
-    char *input_path;
-    struct mq_file *files;
-    size_t n_files;
-    struct mq_tensor *tensors;   /* in file order: shard order, then data offset */
-    size_t n_tensors;
-    struct mq_kv *metadata;      /* __metadata__ (first shard) or GGUF key/values as text */
-    size_t n_metadata;
-    struct mq_meta meta;         /* GGUF inputs: the typed key/values, in file order */
-    struct mq_config config;
-    char **warnings;             /* non-fatal findings (index/total_size mismatches ...) */
-    size_t n_warnings;
-    uint64_t header_bytes_read;  /* bytes read from input files while opening */
-    struct mq_lora_config *lora; /* a LoRA adapter folder (owned), else NULL: m->config is then the
-                                    base model's, loaded by the caller (mq_model_load_base_config) */
-    uint32_t split_parts;        /* a split GGUF (gguf-split convention): its N parts are files
-                                    0..N-1, part 1 first; 0 = not a split model */
-    /* internal: allocated capacities of the arrays above */
-    size_t cap_files, cap_tensors, cap_metadata, cap_warnings;
+/*
+** The model and its tensors are opaque: read them with the accessors below. What they return
+** points into the model (valid until mq_model_free()); nothing returned is freed by the caller.
+**
+** Growth: struct mq_config and struct mq_lora_config are allocated by the library and reached only
+** through the const pointers below, so new fields are appended at their end and a program built
+** against an older header keeps working. The *_info structs a caller passes in are filled whole
+** (every field, 0 when not applicable); their layout changes only with the library's major version.
+*/
+struct mq_model;
+struct mq_tensor;
+
+/* ---- the model ---- */
+
+/* "safetensors", "gguf" or "pytorch" (static string). */
+MQ_API const char *mq_model_format(const struct mq_model *m);
+/* The path given to mq_model_open(). */
+MQ_API const char *mq_model_input_path(const struct mq_model *m);
+/* Tensors in file order (shard order, then data offset); bitsandbytes and FP8 modules are one
+** logical tensor each (see mq_tensor_bnb_info / mq_tensor_fp8_info). */
+MQ_API size_t mq_model_n_tensors(const struct mq_model *m);
+/* Tensor i, or NULL when i >= mq_model_n_tensors(m). */
+MQ_API const struct mq_tensor *mq_model_tensor(const struct mq_model *m, size_t i);
+
+/* One input file. */
+struct mq_file_info {
+    const char *path;            /* as opened (folder + shard name for shards) */
+    uint64_t size;               /* file size at open */
+    uint64_t header_bytes;       /* first byte after the header (safetensors header, GGUF tensor infos) */
+    uint32_t gguf_version;       /* GGUF files: header version (2 or 3); else 0 */
+    uint32_t gguf_alignment;     /* GGUF files: data alignment (general.alignment or 32); else 0 */
 };
+MQ_API size_t mq_model_n_files(const struct mq_model *m);
+/* Fills *out for file i; false (and *out zeroed) when i >= mq_model_n_files(m). */
+MQ_API bool mq_model_file_info(const struct mq_model *m, size_t i, struct mq_file_info *out);
+/* A split GGUF (gguf-split convention): its N parts are files 0..N-1, part 1 first; 0 otherwise. */
+MQ_API uint32_t mq_model_split_parts(const struct mq_model *m);
+/* Bytes read from the input files while opening (headers only). */
+MQ_API uint64_t mq_model_header_bytes_read(const struct mq_model *m);
+
+/* Metadata as text: safetensors __metadata__ (first shard) or a GGUF's key/values. */
+MQ_API size_t mq_model_n_metadata(const struct mq_model *m);
+/* Key and value of entry i (either pointer may be NULL); false when i is past the end. */
+MQ_API bool mq_model_metadata(const struct mq_model *m, size_t i, const char **key, const char **value);
+/* GGUF inputs: the typed key/values in file order (empty for other formats). */
+MQ_API const struct mq_meta *mq_model_meta(const struct mq_model *m);
+
+/* config.json's fields (never NULL; ->present says whether there was one). For a LoRA adapter it
+** is the base model's, once mq_model_load_base_config() has loaded it. */
+MQ_API const struct mq_config *mq_model_config(const struct mq_model *m);
+/* A LoRA adapter folder's adapter_config.json, or NULL when the model is no adapter. */
+MQ_API const struct mq_lora_config *mq_model_lora(const struct mq_model *m);
+
+/* Non-fatal findings while opening (index/total_size mismatches ...), one line each. */
+MQ_API size_t mq_model_n_warnings(const struct mq_model *m);
+/* Warning i, or NULL past the end. */
+MQ_API const char *mq_model_warning(const struct mq_model *m, size_t i);
+
+/* ---- one tensor ---- */
+
+MQ_API const char *mq_tensor_name(const struct mq_tensor *t);
+/* The logical element type: the dequantized type of a bitsandbytes weight, F32 for an FP8 weight,
+** the plain equivalent of a GGUF F32/F16/BF16/I8..I64/F64 tensor and U8 for other GGUF types. */
+MQ_API enum mq_dtype mq_tensor_dtype(const struct mq_tensor *t);
+/* Dimensions (0 for a scalar, at most MQ_MAX_DIMS) and the shape, outermost first: shape[ndim-1]
+** is the row length. The array has mq_tensor_ndim(t) entries. */
+MQ_API uint32_t mq_tensor_ndim(const struct mq_tensor *t);
+MQ_API const uint64_t *mq_tensor_shape(const struct mq_tensor *t);
+/* Elements (product of the shape, 1 for a scalar). */
+MQ_API uint64_t mq_tensor_numel(const struct mq_tensor *t);
+/* Bytes mq_model_read() serves for the tensor (the packed codes of a bitsandbytes weight). */
+MQ_API uint64_t mq_tensor_nbytes(const struct mq_tensor *t);
+/* The input file (index for mq_model_file_info) holding its data. */
+MQ_API size_t mq_tensor_file(const struct mq_tensor *t);
+/* Absolute offset of its data in that file (a bitsandbytes weight: of the packed codes; a PyTorch
+** view: of its storage). */
+MQ_API uint64_t mq_tensor_offset(const struct mq_tensor *t);
+/* The ggml type id as stored in a GGUF input (mq_ggml_type_name() names it); -1 when the tensor
+** was not read from a GGUF. */
+MQ_API int32_t mq_tensor_ggml_type(const struct mq_tensor *t);
+/* Type and bytes as stored: an FP8 weight's F8 dtype and its codes + scales, a bitsandbytes
+** module's entries in all (codes, side data, JSON blob); else mq_tensor_dtype / mq_tensor_nbytes. */
+MQ_API enum mq_dtype mq_tensor_stored_dtype(const struct mq_tensor *t);
+MQ_API uint64_t mq_tensor_stored_bytes(const struct mq_tensor *t);
+
+/* A bitsandbytes-quantized Linear weight, as stored. */
+struct mq_bnb_info {
+    enum mq_codec codec;         /* MQ_CODEC_NF4, MQ_CODEC_FP4 or MQ_CODEC_INT8_ROW */
+    uint32_t blocksize;          /* NF4/FP4: elements per absmax block; 0 for INT8_ROW */
+    bool double_quant;           /* NF4/FP4: absmax stored as U8 codes + nested_absmax */
+    uint32_t n_stored;           /* safetensors entries the module had (weight included) */
+    uint64_t packed_bytes;       /* the packed codes (U8 nibbles, or I8 for INT8_ROW) */
+    uint64_t stored_bytes;       /* all its entries' bytes (codes, side data, JSON blob) */
+};
+/* Fills *out and returns true for a bitsandbytes weight; false (and *out zeroed) otherwise. */
+MQ_API bool mq_tensor_bnb_info(const struct mq_tensor *t, struct mq_bnb_info *out);
+
+/* An FP8 weight, as stored (it reads as F32: w = fp8 * scale_inv of its block). */
+struct mq_fp8_info {
+    enum mq_dtype stored;        /* MQ_DTYPE_F8_E4M3 or MQ_DTYPE_F8_E5M2 */
+    bool has_scale;
+    const char *scale_name;      /* "P.weight_scale_inv", NULL without scales */
+    enum mq_dtype scale_dtype;   /* F32 or BF16 */
+    uint64_t scale_rows, scale_cols; /* the scale tensor's shape (1 x 1 for a scalar) */
+    uint64_t block_rows, block_cols; /* elements of the weight per scale */
+    uint64_t stored_bytes;       /* codes + scales */
+};
+/* Fills *out and returns true for an FP8 weight; false (and *out zeroed) otherwise. */
+MQ_API bool mq_tensor_fp8_info(const struct mq_tensor *t, struct mq_fp8_info *out);
 
 /*
 ** Opens `path` (see above). On success *out owns the model: free it with mq_model_free().

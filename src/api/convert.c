@@ -4,22 +4,39 @@
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <stddef.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "modelq/imatrix.h"
-#include "modelq/model.h"
+#include "model_impl.h"
 #include "outfile.h"
 #include "outpath.h"
+#include "format.h" /* the writer registry */
 #include "lora_merge.h"
 #include "plan.h"
+#include "options.h"
 
-void mq_convert_options_default(struct mq_convert_options *o)
+static void convert_defaults(struct mq_convert_options *o)
 {
     memset(o, 0, sizeof *o);
+    o->struct_size = sizeof *o;
     o->type = "auto";
+}
+
+/* The struct as of the release that introduced struct_size: every caller's is at least this. */
+#define CONVERT_OPTIONS_MIN_SIZE (offsetof(struct mq_convert_options, progress_ctx) + sizeof(void *))
+
+void mq_convert_options_init_sized(struct mq_convert_options *o, size_t struct_size)
+{
+    struct mq_convert_options d;
+    convert_defaults(&d);
+    d.struct_size = struct_size;
+    const size_t n = struct_size < sizeof d ? struct_size : sizeof d;
+    memcpy(o, &d, n);
+    if (struct_size > n) memset((unsigned char *)o + n, 0, struct_size - n); /* a newer header's fields */
 }
 
 void mq_convert_report_free(struct mq_convert_report *rep)
@@ -222,6 +239,11 @@ static unsigned default_threads(void)
 enum mq_status mq_convert(const struct mq_convert_options *o, struct mq_convert_report *rep, struct mq_error *err)
 {
     memset(rep, 0, sizeof *rep);
+    /* the caller's options as this library's struct (an older or newer header: options.h) */
+    struct mq_convert_options full;
+    convert_defaults(&full);
+    MQ_TRY(mq_options_take(&full, sizeof full, o, CONVERT_OPTIONS_MIN_SIZE, "mq_convert_options", err));
+    o = &full;
     double t0 = now_seconds();
     enum mq_target target;
     const char *tname = o->type ? o->type : "auto";

@@ -1,19 +1,23 @@
 /* estimate.c - weights per target, KV cache, inference and training memory (see estimate.h). */
+#include "model_impl.h"
 #include "modelq/estimate.h"
 
 #include <cjson/cJSON.h>
 #include <math.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "ckd.h"
 #include "estimate_place.h"
+#include "options.h"
 #include "tensor_role.h"
 
-void mq_estimate_options_default(struct mq_estimate_options *o)
+static void estimate_defaults(struct mq_estimate_options *o)
 {
     memset(o, 0, sizeof *o);
+    o->struct_size = sizeof *o;
     o->ctx = MQ_ESTIMATE_DEFAULT_CTX;
     o->batch = 1;
     o->kv_type_k = o->kv_type_v = MQ_CODEC_F16;
@@ -21,6 +25,19 @@ void mq_estimate_options_default(struct mq_estimate_options *o)
     o->lora_rank = MQ_ESTIMATE_DEFAULT_LORA_RANK;
     o->reserve_bytes = MQ_ESTIMATE_DEFAULT_RESERVE;
     o->n_gpu_layers = -1; /* all, as llama.cpp's -1 */
+}
+
+/* The struct as of the release that introduced struct_size: every caller's is at least this. */
+#define ESTIMATE_OPTIONS_MIN_SIZE (offsetof(struct mq_estimate_options, reserve_bytes) + sizeof(uint64_t))
+
+void mq_estimate_options_init_sized(struct mq_estimate_options *o, size_t struct_size)
+{
+    struct mq_estimate_options d;
+    estimate_defaults(&d);
+    d.struct_size = struct_size;
+    const size_t n = struct_size < sizeof d ? struct_size : sizeof d;
+    memcpy(o, &d, n);
+    if (struct_size > n) memset((unsigned char *)o + n, 0, struct_size - n); /* a newer header's fields */
 }
 
 /* a*b*c... with overflow reported; all inputs come from files or the command line. */
@@ -239,6 +256,11 @@ enum mq_status mq_estimate_model(const struct mq_model *m, const struct mq_estim
                                  struct mq_estimate *out, struct mq_error *err)
 {
     memset(out, 0, sizeof *out);
+    /* the caller's options as this library's struct (an older or newer header: options.h) */
+    struct mq_estimate_options full;
+    estimate_defaults(&full);
+    MQ_TRY(mq_options_take(&full, sizeof full, opt, ESTIMATE_OPTIONS_MIN_SIZE, "mq_estimate_options", err));
+    opt = &full;
     out->opt = *opt;
     struct mq_rule_context rc;
     mq_rule_context_init(&rc, m);

@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "ckd.h"
+#include "model_impl.h"
 #include "tensor_role.h"
 
 /* ggml pads every tensor of a buffer to the buffer type's alignment (32 on the CPU). */

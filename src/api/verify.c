@@ -23,7 +23,7 @@
 #include "checksums.h"
 #include "fileio.h"
 #include "modelq/convert.h"
-#include "modelq/model.h"
+#include "model_impl.h"
 #include "model_build.h"
 #include "nameset.h"
 

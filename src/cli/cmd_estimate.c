@@ -118,12 +118,12 @@ struct stored_quantized {
 static struct stored_quantized count_stored_quantized(const struct mq_model *m)
 {
     struct stored_quantized q = {0, 0, 0};
-    for (size_t i = 0; i < m->n_tensors; i++) {
-        const struct mq_tensor *t = &m->tensors[i];
-        if (!t->from_gguf || t->dtype != MQ_DTYPE_U8) continue;
+    for (size_t i = 0; i < mq_model_n_tensors(m); i++) {
+        const struct mq_tensor *t = mq_model_tensor(m, i);
+        if (mq_tensor_ggml_type(t) < 0 || mq_tensor_dtype(t) != MQ_DTYPE_U8) continue; /* a GGUF quantized type */
         q.tensors++;
-        q.params += t->numel;
-        q.bytes += t->nbytes;
+        q.params += mq_tensor_numel(t);
+        q.bytes += mq_tensor_nbytes(t);
     }
     return q;
 }
@@ -133,16 +133,16 @@ static void print_placement(const struct mq_model *m, const struct mq_estimate *
 static void print_text(const struct mq_model *m, const struct mq_estimate *e)
 {
     char a[64], b[64], c[64];
-    if (m->split_parts)
-        printf("model:       %s (%s, a split model of %u parts, read as one)\n", m->input_path, m->format, m->split_parts);
+    if (mq_model_split_parts(m))
+        printf("model:       %s (%s, a split model of %u parts, read as one)\n", mq_model_input_path(m), mq_model_format(m), mq_model_split_parts(m));
     else
-        printf("model:       %s (%s, %zu file%s)\n", m->input_path, m->format, m->n_files, m->n_files == 1 ? "" : "s");
+        printf("model:       %s (%s, %zu file%s)\n", mq_model_input_path(m), mq_model_format(m), mq_model_n_files(m), mq_model_n_files(m) == 1 ? "" : "s");
     printf("parameters:  %s in %" PRIu64 " tensors; stored as %s bytes (%.4f GB, %.4f GiB)\n",
            cli_group(e->params, a, sizeof a), e->n_tensors, cli_group(e->source_bytes, b, sizeof b),
            (double)e->source_bytes / 1e9, (double)e->source_bytes / GIB);
     if (e->expert_params)
         printf("MoE:         %" PRIu64 " experts, %" PRIu64 " used per token: %s parameters in experts; %s active per "
-               "token\n", m->config.num_experts, m->config.experts_used, cli_group(e->expert_params, a, sizeof a),
+               "token\n", mq_model_config(m)->num_experts, mq_model_config(m)->experts_used, cli_group(e->expert_params, a, sizeof a),
                cli_group(e->active_params, b, sizeof b));
     printf("\nweights by target\n");
     printf("%-24s %6s %18s %10s %10s %8s %16s %16s\n", "target", "bpw", "bytes", "GB", "GiB", "vs FP32", "quantized",
@@ -158,7 +158,7 @@ static void print_text(const struct mq_model *m, const struct mq_estimate *e)
     printf("bpw = bytes x 8 / all parameters (scales, zero points and unquantized tensors included).\n"
            "unquantized = parameters the target keeps: GGUF keeps norms/1-D tensors in F32 (and gives output.weight\n"
            "Q6_K in 4-bit files); bitsandbytes quantizes only linear layers (embeddings and lm_head stay %s).\n",
-           m->config.torch_dtype[0] ? m->config.torch_dtype : "in the source dtype");
+           mq_model_config(m)->torch_dtype[0] ? mq_model_config(m)->torch_dtype : "in the source dtype");
     for (int k = 0; k < MQ_ESTIMATE_ROWS; k++)
         if (e->rows[k].n_fallback)
             printf("note: %s: %" PRIu64 " tensor(s) fall back to another type (row length not a multiple of the block)\n",
@@ -171,14 +171,14 @@ static void print_text(const struct mq_model *m, const struct mq_estimate *e)
                sq.tensors, cli_group(sq.params, a, sizeof a), cli_group(sq.bytes, b, sizeof b));
 
     if (!e->have_config) {
-        if (strcmp(m->format, "gguf") == 0)
+        if (strcmp(mq_model_format(m), "gguf") == 0)
             printf("\nno layers/heads in the GGUF metadata (general.architecture and its block_count, head_count ...): "
                    "KV cache, inference VRAM and training need them.\n");
         else
             printf("\nno config.json with layers/heads: KV cache, inference VRAM and training need it.\n");
         return;
     }
-    const struct mq_config *cf = &m->config;
+    const struct mq_config *cf = mq_model_config(m);
     const char *tk = mq_codec_info(e->opt.kv_type_k)->name, *tv = mq_codec_info(e->opt.kv_type_v)->name;
     printf("\ninference VRAM at ctx %" PRIu64 ", batch %" PRIu64 " (KV cache K %s, V %s%s)\n", e->opt.ctx, e->opt.batch,
            tk, tv, e->opt.flash_attn ? ", flash attention" : "");
@@ -234,7 +234,7 @@ static void print_placement(const struct mq_model *m, const struct mq_estimate *
 {
     const struct mq_estimate_options *o = &e->opt;
     const uint32_t n = o->n_gpus ? o->n_gpus : 1;
-    const uint64_t L = m->config.num_layers;
+    const uint64_t L = mq_model_config(m)->num_layers;
     printf("\nplacement: -ngl %" PRId64 " of %" PRIu64 " layers + output, %u GPU%s (llama.cpp split mode layer)%s\n",
            e->ngl, L, n, n == 1 ? "" : "s", e->tied_output ? "; tied output: token_embd copied to its device" : "");
     int64_t offloaded = 0;
@@ -292,15 +292,15 @@ static int print_json(const struct mq_model *m, const struct mq_estimate *e)
 {
     cJSON *root = cJSON_CreateObject();
     cJSON_AddNumberToObject(root, "schema_version", ESTIMATE_SCHEMA_VERSION);
-    cJSON_AddStringToObject(root, "input", m->input_path);
-    cJSON_AddNumberToObject(root, "files", (double)m->n_files);
-    if (m->split_parts) cJSON_AddNumberToObject(root, "split_parts", m->split_parts);
+    cJSON_AddStringToObject(root, "input", mq_model_input_path(m));
+    cJSON_AddNumberToObject(root, "files", (double)mq_model_n_files(m));
+    if (mq_model_split_parts(m)) cJSON_AddNumberToObject(root, "split_parts", mq_model_split_parts(m));
     cJSON_AddNumberToObject(root, "tensors", (double)e->n_tensors);
     cJSON_AddNumberToObject(root, "parameters", (double)e->params);
     if (e->expert_params) {
         cJSON *moe = cJSON_AddObjectToObject(root, "moe");
-        cJSON_AddNumberToObject(moe, "experts", (double)m->config.num_experts);
-        cJSON_AddNumberToObject(moe, "experts_used", (double)m->config.experts_used);
+        cJSON_AddNumberToObject(moe, "experts", (double)mq_model_config(m)->num_experts);
+        cJSON_AddNumberToObject(moe, "experts_used", (double)mq_model_config(m)->experts_used);
         cJSON_AddNumberToObject(moe, "expert_parameters", (double)e->expert_params);
         cJSON_AddNumberToObject(moe, "active_parameters", (double)e->active_params);
     } else {
@@ -368,7 +368,7 @@ static int print_json(const struct mq_model *m, const struct mq_estimate *e)
         cJSON_AddNumberToObject(inf, "ubatch", (double)e->opt.ubatch);
         cJSON_AddBoolToObject(inf, "swa_full", e->opt.swa_full);
         if (e->kv_swa_cells) {
-            const struct mq_config *cf = &m->config;
+            const struct mq_config *cf = mq_model_config(m);
             cJSON *sw = cJSON_AddObjectToObject(inf, "sliding_window");
             cJSON_AddNumberToObject(sw, "window", (double)cf->sliding_window);
             cJSON_AddNumberToObject(sw, "layers", (double)cf->swa_layers);
@@ -387,7 +387,7 @@ static int print_json(const struct mq_model *m, const struct mq_estimate *e)
             const uint32_t n = e->opt.n_gpus ? e->opt.n_gpus : 1;
             cJSON *pl = cJSON_AddObjectToObject(inf, "placement");
             cJSON_AddNumberToObject(pl, "n_gpu_layers", (double)e->ngl);
-            cJSON_AddNumberToObject(pl, "n_layer", (double)m->config.num_layers);
+            cJSON_AddNumberToObject(pl, "n_layer", (double)mq_model_config(m)->num_layers);
             cJSON_AddBoolToObject(pl, "tied_output", e->tied_output);
             cJSON_AddNumberToObject(pl, "reserve_bytes_per_gpu", (double)e->opt.reserve_bytes);
             cJSON *devs = cJSON_AddArrayToObject(pl, "gpus");
@@ -443,14 +443,14 @@ static void warn_context(const struct mq_estimate *e, bool ctx_given)
 /* PATH is a LoRA adapter: its parameters and its size as a GGUF adapter of each type convert writes. */
 static int print_adapter(const struct mq_model *m, bool json)
 {
-    const struct mq_lora_config *lc = m->lora;
+    const struct mq_lora_config *lc = mq_model_lora(m);
     uint64_t params = 0, q8 = 0;
-    for (size_t i = 0; i < m->n_tensors; i++) {
-        const struct mq_tensor *t = &m->tensors[i];
-        params += t->numel;
+    for (size_t i = 0; i < mq_model_n_tensors(m); i++) {
+        const struct mq_tensor *t = mq_model_tensor(m, i);
+        params += mq_tensor_numel(t);
         /* q8_0: rows of whole 32-blocks in Q8_0 (34 bytes per 32), others F16 (as convert writes them) */
         const uint64_t row = mq_tensor_row_len(t);
-        q8 += row % 32 == 0 ? t->numel / 32 * 34 : t->numel * 2;
+        q8 += row % 32 == 0 ? mq_tensor_numel(t) / 32 * 34 : mq_tensor_numel(t) * 2;
     }
     if (json) {
         cJSON *root = cJSON_CreateObject();
@@ -466,12 +466,12 @@ static int print_adapter(const struct mq_model *m, bool json)
     }
     char a[64];
     printf("adapter:     %s: LoRA r %" PRIu64 ", alpha %g, %s parameters in %zu tensors\n", lc->path, lc->r,
-           lc->alpha, cli_group(params, a, sizeof a), m->n_tensors);
+           lc->alpha, cli_group(params, a, sizeof a), mq_model_n_tensors(m));
     printf("as a GGUF adapter (llama.cpp keeps it beside the base weights):\n");
     printf("  f32  %12.4f GB\n  f16  %12.4f GB\n  q8_0 %12.4f GB\n", (double)params * 4 / 1e9,
            (double)params * 2 / 1e9, (double)q8 / 1e9);
     printf("merged into the base (convert --lora) it adds nothing to the file; for the base's table: "
-           "modelq estimate BASE --lora %s\n", m->input_path);
+           "modelq estimate BASE --lora %s\n", mq_model_input_path(m));
     return EXIT_OK;
 }
 
@@ -568,17 +568,17 @@ int cmd_estimate(int argc, char **argv)
     struct mq_model *m;
     if (lora_path) {
         if (mq_model_open(lora_path, &m, &err) != MQ_OK) return cli_fail(&err);
-        if (!m->lora) {
+        if (!mq_model_lora(m)) {
             mq_model_free(m);
             return cli_usage_error("estimate", "--lora %s: not a LoRA adapter folder (no adapter_config.json)",
                                    lora_path);
         }
-        opt.lora_rank = (uint32_t)m->lora->r;
-        for (size_t i = 0; i < m->n_tensors; i++) opt.lora_params += m->tensors[i].numel;
+        opt.lora_rank = (uint32_t)mq_model_lora(m)->r;
+        for (size_t i = 0; i < mq_model_n_tensors(m); i++) opt.lora_params += mq_tensor_numel(mq_model_tensor(m, i));
         mq_model_free(m);
     }
     if (mq_model_open(path, &m, &err) != MQ_OK) return cli_fail(&err);
-    if (m->lora) {
+    if (mq_model_lora(m)) {
         int rc = print_adapter(m, json);
         mq_model_free(m);
         return rc;
@@ -588,7 +588,7 @@ int cmd_estimate(int argc, char **argv)
     if (mq_estimate_model(m, &opt, &e, &err) != MQ_OK) {
         rc = cli_fail(&err);
     } else {
-        for (size_t i = 0; i < m->n_warnings; i++) fprintf(stderr, "modelq: warning: %s\n", m->warnings[i]);
+        for (size_t i = 0; i < mq_model_n_warnings(m); i++) fprintf(stderr, "modelq: warning: %s\n", mq_model_warning(m, i));
         warn_context(&e, ctx_given);
         rc = json ? print_json(m, &e) : (print_text(m, &e), EXIT_OK);
     }

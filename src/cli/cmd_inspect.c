@@ -44,20 +44,20 @@ struct dtype_total {
 /* Totals are keyed by dtype, or by ggml type id for GGUF inputs (both below TOTAL_KEYS). */
 #define TOTAL_KEYS 64
 
-static bool is_gguf(const struct mq_model *m) { return strcmp(m->format, "gguf") == 0; }
+static bool is_gguf(const struct mq_model *m) { return strcmp(mq_model_format(m), "gguf") == 0; }
 
 /* bitsandbytes weights: totals keys MQ_DTYPE_COUNT + kind (safetensors inputs only). */
 enum { BNB_NF4, BNB_NF4_DQ, BNB_FP4, BNB_FP4_DQ, BNB_INT8, BNB_KINDS };
 static const char *const bnb_total_labels[BNB_KINDS] = {"nf4", "nf4+dq", "fp4", "fp4+dq", "int8_row"};
 
-static int bnb_kind(const struct mq_bnb_source *b)
+static int bnb_kind(const struct mq_bnb_info *b)
 {
     if (b->codec == MQ_CODEC_INT8_ROW) return BNB_INT8;
     return (b->codec == MQ_CODEC_FP4 ? BNB_FP4 : BNB_NF4) + (b->double_quant ? 1 : 0);
 }
 
 /* "nf4 (block 64, double quant)", "int8_row (LLM.int8, SCB per row)" */
-static const char *bnb_label(const struct mq_bnb_source *b, char *buf, size_t cap)
+static const char *bnb_label(const struct mq_bnb_info *b, char *buf, size_t cap)
 {
     if (b->codec == MQ_CODEC_INT8_ROW) snprintf(buf, cap, "int8_row (LLM.int8, SCB per row)");
     else
@@ -67,7 +67,7 @@ static const char *bnb_label(const struct mq_bnb_source *b, char *buf, size_t ca
 }
 
 /* "scales P.weight_scale_inv F32 [2, 3], block 128x128" of an FP8 weight (formats/fp8_read.c). */
-static const char *fp8_label(const struct mq_fp8_source *f, char *buf, size_t cap)
+static const char *fp8_label(const struct mq_fp8_info *f, char *buf, size_t cap)
 {
     if (!f->has_scale) snprintf(buf, cap, "no scales");
     else
@@ -79,18 +79,25 @@ static const char *fp8_label(const struct mq_fp8_source *f, char *buf, size_t ca
 
 /* Bytes the tensor occupies in the checkpoint (a bitsandbytes weight: all its entries; an FP8
 ** weight: codes and scales). */
-static uint64_t stored_bytes(const struct mq_tensor *t)
-{
-    return t->bnb ? t->bnb->stored_bytes : t->fp8 ? t->fp8->stored_bytes : t->nbytes;
-}
+static uint64_t stored_bytes(const struct mq_tensor *t) { return mq_tensor_stored_bytes(t); }
 
 /* The dtype as stored (an FP8 weight reads as F32 but is stored as FP8). */
-static enum mq_dtype stored_dtype(const struct mq_tensor *t) { return t->fp8 ? t->fp8->stored : t->dtype; }
+static enum mq_dtype stored_dtype(const struct mq_tensor *t) { return mq_tensor_stored_dtype(t); }
+
+/* File i's description (the index is always in range here). */
+static struct mq_file_info file_info(const struct mq_model *m, size_t i)
+{
+    struct mq_file_info f;
+    mq_model_file_info(m, i, &f);
+    return f;
+}
 
 static int total_key(const struct mq_model *m, const struct mq_tensor *t)
 {
-    if (is_gguf(m) && t->from_gguf && t->ggml_type >= 0 && t->ggml_type < TOTAL_KEYS) return t->ggml_type;
-    if (t->bnb) return MQ_DTYPE_COUNT + bnb_kind(t->bnb);
+    int32_t g = mq_tensor_ggml_type(t); /* -1 when not from a GGUF */
+    if (is_gguf(m) && g >= 0 && g < TOTAL_KEYS) return g;
+    struct mq_bnb_info b;
+    if (mq_tensor_bnb_info(t, &b)) return MQ_DTYPE_COUNT + bnb_kind(&b);
     return (int)stored_dtype(t);
 }
 
@@ -104,14 +111,15 @@ static const char *total_label(const struct mq_model *m, int key)
 /* ggml type name of a GGUF tensor, else its dtype name. */
 static const char *tensor_type(const struct mq_tensor *t)
 {
-    const char *n = t->from_gguf ? mq_ggml_type_name(t->ggml_type) : NULL;
+    const char *n = mq_ggml_type_name(mq_tensor_ggml_type(t)); /* NULL for -1 */
     return n ? n : mq_dtype_name(stored_dtype(t));
 }
 
 /* ne in ggml order: the shape reversed. */
 static void tensor_ne(const struct mq_tensor *t, uint64_t *ne)
 {
-    for (uint32_t d = 0; d < t->ndim; d++) ne[d] = t->shape[t->ndim - 1 - d];
+    const uint32_t nd = mq_tensor_ndim(t);
+    for (uint32_t d = 0; d < nd; d++) ne[d] = mq_tensor_shape(t)[nd - 1 - d];
 }
 
 static const char *base_name(const char *p)
@@ -124,14 +132,14 @@ static void totals(const struct mq_model *m, struct dtype_total *by, struct dtyp
 {
     memset(by, 0, sizeof(struct dtype_total) * TOTAL_KEYS);
     memset(all, 0, sizeof *all);
-    for (size_t i = 0; i < m->n_tensors; i++) {
-        const struct mq_tensor *t = &m->tensors[i];
+    for (size_t i = 0; i < mq_model_n_tensors(m); i++) {
+        const struct mq_tensor *t = mq_model_tensor(m, i);
         int k = total_key(m, t);
         by[k].tensors++;
-        by[k].params += t->numel;
+        by[k].params += mq_tensor_numel(t);
         by[k].bytes += stored_bytes(t);
         all->tensors++;
-        all->params += t->numel;
+        all->params += mq_tensor_numel(t);
         all->bytes += stored_bytes(t);
     }
 }
@@ -140,14 +148,14 @@ static void totals(const struct mq_model *m, struct dtype_total *by, struct dtyp
 static void print_gguf_meta(const struct mq_model *m)
 {
     size_t w = 4;
-    for (size_t i = 0; i < m->meta.n; i++) {
-        size_t l = strlen(m->meta.items[i].key);
+    for (size_t i = 0; i < mq_model_meta(m)->n; i++) {
+        size_t l = strlen(mq_model_meta(m)->items[i].key);
         if (l > w) w = l;
     }
     if (w > 48) w = 48;
-    printf("metadata: %zu key%s (key, TYPE, value)\n", m->meta.n, m->meta.n == 1 ? "" : "s");
-    for (size_t i = 0; i < m->meta.n; i++) {
-        const struct mq_meta_entry *e = &m->meta.items[i];
+    printf("metadata: %zu key%s (key, TYPE, value)\n", mq_model_meta(m)->n, mq_model_meta(m)->n == 1 ? "" : "s");
+    for (size_t i = 0; i < mq_model_meta(m)->n; i++) {
+        const struct mq_meta_entry *e = &mq_model_meta(m)->items[i];
         char text[320];
         mq_meta_value_format(&e->v, text, sizeof text, 160);
         printf("  %-*s  %-8s %s\n", (int)w, e->key, mq_meta_type_name(e->v.type), text);
@@ -180,21 +188,24 @@ static void print_text(const struct mq_model *m)
 {
     char a[64], b[64], sh[256];
     bool gguf = is_gguf(m);
-    printf("input:    %s\n", m->input_path);
-    if (gguf && m->n_files == 1)
-        printf("format:   gguf v%u, alignment %u, %zu tensor%s, 1 file\n", m->files[0].gguf_version,
-               m->files[0].gguf_alignment, m->n_tensors, m->n_tensors == 1 ? "" : "s");
-    else if (gguf && m->split_parts)
+    const struct mq_file_info f0 = file_info(m, 0);
+    printf("input:    %s\n", mq_model_input_path(m));
+    if (gguf && mq_model_n_files(m) == 1)
+        printf("format:   gguf v%u, alignment %u, %zu tensor%s, 1 file\n", f0.gguf_version,
+               f0.gguf_alignment, mq_model_n_tensors(m), mq_model_n_tensors(m) == 1 ? "" : "s");
+    else if (gguf && mq_model_split_parts(m))
         printf("format:   gguf v%u, alignment %u, %zu tensor%s, a split model of %u parts (read as one; metadata "
                "from part 1)\n",
-               m->files[0].gguf_version, m->files[0].gguf_alignment, m->n_tensors, m->n_tensors == 1 ? "" : "s",
-               m->split_parts);
+               f0.gguf_version, f0.gguf_alignment, mq_model_n_tensors(m), mq_model_n_tensors(m) == 1 ? "" : "s",
+               mq_model_split_parts(m));
     else
-        printf("format:   %s, %zu file%s\n", m->format, m->n_files, m->n_files == 1 ? "" : "s");
-    for (size_t i = 0; i < m->n_files; i++)
-        printf("  file %zu: %s (%s bytes, header %s bytes)\n", i, m->files[i].path, cli_group(m->files[i].size, a, sizeof a),
-               cli_group(m->files[i].data_start, b, sizeof b));
-    const struct mq_config *c = &m->config;
+        printf("format:   %s, %zu file%s\n", mq_model_format(m), mq_model_n_files(m), mq_model_n_files(m) == 1 ? "" : "s");
+    for (size_t i = 0; i < mq_model_n_files(m); i++) {
+        const struct mq_file_info f = file_info(m, i);
+        printf("  file %zu: %s (%s bytes, header %s bytes)\n", i, f.path, cli_group(f.size, a, sizeof a),
+               cli_group(f.header_bytes, b, sizeof b));
+    }
+    const struct mq_config *c = mq_model_config(m);
     if (c->present && gguf) {
         printf("config:   from the GGUF metadata: %s, layers %" PRIu64 ", hidden %" PRIu64 ", heads %" PRIu64 " (kv %" PRIu64
                "), head_dim %" PRIu64 ", ffn %" PRIu64 ", vocab %" PRIu64 ", context %" PRIu64 "\n",
@@ -208,13 +219,13 @@ static void print_text(const struct mq_model *m)
                c->torch_dtype[0] ? c->torch_dtype : "?");
     } else if (gguf) {
         printf("config:   none (no general.architecture with its hyperparameters in the metadata)\n");
-    } else if (m->lora) {
+    } else if (mq_model_lora(m)) {
         printf("config:   none (a LoRA adapter: convert --base names the base model's)\n");
     } else {
         printf("config:   none (no config.json beside the checkpoint)\n");
     }
-    if (m->lora) {
-        const struct mq_lora_config *lc = m->lora;
+    if (mq_model_lora(m)) {
+        const struct mq_lora_config *lc = mq_model_lora(m);
         printf("adapter:  LoRA (%s): r %" PRIu64 "%s, alpha %g, scale %g (alpha / %s), targets %s, base %s\n", lc->path,
                lc->r, lc->rank_pattern ? " (rank_pattern: some modules differ)" : "", lc->alpha,
                lc->use_rslora ? lc->alpha / sqrt((double)lc->r) : lc->alpha / (double)lc->r,
@@ -225,18 +236,21 @@ static void print_text(const struct mq_model *m)
     if (gguf) {
         print_gguf_meta(m);
     } else {
-        printf("metadata: %zu entr%s\n", m->n_metadata, m->n_metadata == 1 ? "y" : "ies");
-        for (size_t i = 0; i < m->n_metadata; i++) printf("  %s = %s\n", m->metadata[i].key, m->metadata[i].value);
+        printf("metadata: %zu entr%s\n", mq_model_n_metadata(m), mq_model_n_metadata(m) == 1 ? "y" : "ies");
+        const char *k, *v;
+        for (size_t i = 0; mq_model_metadata(m, i, &k, &v); i++) printf("  %s = %s\n", k, v);
     }
 
     size_t w = 4, n_bnb = 0, n_bnb_stored = 0, shard_w = 5, n_fp8 = 0;
-    for (size_t i = 0; i < m->n_tensors; i++) {
-        size_t l = strlen(m->tensors[i].name);
+    for (size_t i = 0; i < mq_model_n_tensors(m); i++) {
+        size_t l = strlen(mq_tensor_name(mq_model_tensor(m, i)));
         if (l > w) w = l;
-        l = strlen(base_name(m->files[m->tensors[i].file].path));
+        l = strlen(base_name(file_info(m, mq_tensor_file(mq_model_tensor(m, i))).path));
         if (l > shard_w) shard_w = l;
-        if (m->tensors[i].bnb) n_bnb++, n_bnb_stored += m->tensors[i].bnb->n_stored;
-        if (m->tensors[i].fp8) n_fp8++;
+        struct mq_bnb_info bi;
+        struct mq_fp8_info fi;
+        if (mq_tensor_bnb_info(mq_model_tensor(m, i), &bi)) n_bnb++, n_bnb_stored += bi.n_stored;
+        if (mq_tensor_fp8_info(mq_model_tensor(m, i), &fi)) n_fp8++;
     }
     if (w > 72) w = 72;
     if (n_bnb)
@@ -251,16 +265,20 @@ static void print_text(const struct mq_model *m)
     printf("\n%-*s  %-11s %-22s %15s %15s  %-*s%s\n", (int)w, "name", gguf ? "type" : "dtype",
            gguf ? "ne (ggml order)" : "shape", "parameters", "bytes", qcol ? (int)shard_w : 0, "shard",
            qcol ? "  quantization" : "");
-    for (size_t i = 0; i < m->n_tensors; i++) {
-        const struct mq_tensor *t = &m->tensors[i];
+    for (size_t i = 0; i < mq_model_n_tensors(m); i++) {
+        const struct mq_tensor *t = mq_model_tensor(m, i);
         uint64_t ne[MQ_MAX_DIMS];
         char q[320];
         tensor_ne(t, ne);
-        const char *ql = t->bnb ? bnb_label(t->bnb, q, sizeof q) : t->fp8 ? fp8_label(t->fp8, q, sizeof q) : "";
-        printf("%-*s  %-11s %-22s %15s %15s  %-*s%s%s\n", (int)w, t->name,
+        struct mq_bnb_info bi;
+        struct mq_fp8_info fi;
+        const char *ql = mq_tensor_bnb_info(t, &bi)   ? bnb_label(&bi, q, sizeof q)
+                         : mq_tensor_fp8_info(t, &fi) ? fp8_label(&fi, q, sizeof q)
+                                                      : "";
+        printf("%-*s  %-11s %-22s %15s %15s  %-*s%s%s\n", (int)w, mq_tensor_name(t),
                gguf ? tensor_type(t) : mq_dtype_name(stored_dtype(t)),
-               cli_shape(gguf ? ne : t->shape, t->ndim, sh, sizeof sh), cli_group(t->numel, a, sizeof a),
-               cli_group(stored_bytes(t), b, sizeof b), *ql ? (int)shard_w : 0, base_name(m->files[t->file].path),
+               cli_shape(gguf ? ne : mq_tensor_shape(t), mq_tensor_ndim(t), sh, sizeof sh), cli_group(mq_tensor_numel(t), a, sizeof a),
+               cli_group(stored_bytes(t), b, sizeof b), *ql ? (int)shard_w : 0, base_name(file_info(m, mq_tensor_file(t)).path),
                *ql ? "  " : "", ql);
     }
     struct dtype_total by[TOTAL_KEYS], all;
@@ -279,13 +297,14 @@ static void print_text(const struct mq_model *m)
 /* "gguf" and "metadata_typed": version, alignment, data offset, and every key with its type. */
 static void json_gguf(cJSON *root, const struct mq_model *m)
 {
+    const struct mq_file_info f0 = file_info(m, 0);
     cJSON *g = cJSON_AddObjectToObject(root, "gguf");
-    cJSON_AddNumberToObject(g, "version", m->files[0].gguf_version);
-    cJSON_AddNumberToObject(g, "alignment", m->files[0].gguf_alignment);
-    cJSON_AddNumberToObject(g, "data_offset", (double)m->files[0].data_start);
+    cJSON_AddNumberToObject(g, "version", f0.gguf_version);
+    cJSON_AddNumberToObject(g, "alignment", f0.gguf_alignment);
+    cJSON_AddNumberToObject(g, "data_offset", (double)f0.header_bytes);
     cJSON *typed = cJSON_AddArrayToObject(root, "metadata_typed");
-    for (size_t i = 0; i < m->meta.n; i++) {
-        const struct mq_meta_entry *e = &m->meta.items[i];
+    for (size_t i = 0; i < mq_model_meta(m)->n; i++) {
+        const struct mq_meta_entry *e = &mq_model_meta(m)->items[i];
         cJSON *o = cJSON_CreateObject();
         char text[320];
         mq_meta_value_format(&e->v, text, sizeof text, 160);
@@ -304,20 +323,21 @@ static int print_json(const struct mq_model *m)
 {
     cJSON *root = cJSON_CreateObject();
     cJSON_AddNumberToObject(root, "schema_version", INSPECT_SCHEMA_VERSION);
-    cJSON_AddStringToObject(root, "input", m->input_path);
-    cJSON_AddStringToObject(root, "format", m->format);
-    bool gguf = is_gguf(m) && (m->n_files == 1 || m->split_parts);
+    cJSON_AddStringToObject(root, "input", mq_model_input_path(m));
+    cJSON_AddStringToObject(root, "format", mq_model_format(m));
+    bool gguf = is_gguf(m) && (mq_model_n_files(m) == 1 || mq_model_split_parts(m));
     if (gguf) json_gguf(root, m);
-    if (is_gguf(m) && m->split_parts) cJSON_AddNumberToObject(root, "split_parts", m->split_parts);
+    if (is_gguf(m) && mq_model_split_parts(m)) cJSON_AddNumberToObject(root, "split_parts", mq_model_split_parts(m));
     cJSON *files = cJSON_AddArrayToObject(root, "files");
-    for (size_t i = 0; i < m->n_files; i++) {
+    for (size_t i = 0; i < mq_model_n_files(m); i++) {
+        const struct mq_file_info fi = file_info(m, i);
         cJSON *f = cJSON_CreateObject();
-        cJSON_AddStringToObject(f, "path", m->files[i].path);
-        cJSON_AddNumberToObject(f, "bytes", (double)m->files[i].size);
-        cJSON_AddNumberToObject(f, "header_bytes", (double)m->files[i].data_start);
+        cJSON_AddStringToObject(f, "path", fi.path);
+        cJSON_AddNumberToObject(f, "bytes", (double)fi.size);
+        cJSON_AddNumberToObject(f, "header_bytes", (double)fi.header_bytes);
         cJSON_AddItemToArray(files, f);
     }
-    const struct mq_config *c = &m->config;
+    const struct mq_config *c = mq_model_config(m);
     if (c->present) {
         cJSON *cj = cJSON_AddObjectToObject(root, "config");
         cJSON_AddStringToObject(cj, "path", c->path);
@@ -352,8 +372,8 @@ static int print_json(const struct mq_model *m)
     } else {
         cJSON_AddNullToObject(root, "config");
     }
-    if (m->lora) {
-        const struct mq_lora_config *lc = m->lora;
+    if (mq_model_lora(m)) {
+        const struct mq_lora_config *lc = mq_model_lora(m);
         cJSON *ad = cJSON_AddObjectToObject(root, "adapter");
         cJSON_AddStringToObject(ad, "type", "lora");
         cJSON_AddStringToObject(ad, "config", lc->path);
@@ -368,52 +388,55 @@ static int print_json(const struct mq_model *m)
         cJSON_AddNullToObject(root, "adapter");
     }
     cJSON *md = cJSON_AddObjectToObject(root, "metadata");
-    for (size_t i = 0; i < m->n_metadata; i++) cJSON_AddStringToObject(md, m->metadata[i].key, m->metadata[i].value);
+    const char *mk, *mv;
+    for (size_t i = 0; mq_model_metadata(m, i, &mk, &mv); i++) cJSON_AddStringToObject(md, mk, mv);
     cJSON *ts = cJSON_AddArrayToObject(root, "tensors");
-    for (size_t i = 0; i < m->n_tensors; i++) {
-        const struct mq_tensor *t = &m->tensors[i];
+    for (size_t i = 0; i < mq_model_n_tensors(m); i++) {
+        const struct mq_tensor *t = mq_model_tensor(m, i);
         cJSON *o = cJSON_CreateObject();
-        cJSON_AddStringToObject(o, "name", t->name);
+        cJSON_AddStringToObject(o, "name", mq_tensor_name(t));
         cJSON_AddStringToObject(o, "dtype", mq_dtype_name(stored_dtype(t)));
         cJSON *shape = cJSON_AddArrayToObject(o, "shape");
-        for (uint32_t d = 0; d < t->ndim; d++) cJSON_AddItemToArray(shape, cJSON_CreateNumber((double)t->shape[d]));
-        if (t->from_gguf) {
+        for (uint32_t d = 0; d < mq_tensor_ndim(t); d++) cJSON_AddItemToArray(shape, cJSON_CreateNumber((double)mq_tensor_shape(t)[d]));
+        if (mq_tensor_ggml_type(t) >= 0) {
             uint64_t ne[MQ_MAX_DIMS];
             tensor_ne(t, ne);
             cJSON_AddStringToObject(o, "ggml_type", tensor_type(t));
             cJSON *nej = cJSON_AddArrayToObject(o, "ne");
-            for (uint32_t d = 0; d < t->ndim; d++) cJSON_AddItemToArray(nej, cJSON_CreateNumber((double)ne[d]));
+            for (uint32_t d = 0; d < mq_tensor_ndim(t); d++) cJSON_AddItemToArray(nej, cJSON_CreateNumber((double)ne[d]));
         }
-        cJSON_AddNumberToObject(o, "parameters", (double)t->numel);
+        cJSON_AddNumberToObject(o, "parameters", (double)mq_tensor_numel(t));
         cJSON_AddNumberToObject(o, "bytes", (double)stored_bytes(t));
-        if (t->bnb) {
+        struct mq_bnb_info bi;
+        struct mq_fp8_info fi;
+        if (mq_tensor_bnb_info(t, &bi)) {
             char q[64];
             cJSON *bj = cJSON_AddObjectToObject(o, "bitsandbytes");
-            cJSON_AddStringToObject(bj, "quant_type", mq_codec_info(t->bnb->codec)->name);
-            if (t->bnb->codec != MQ_CODEC_INT8_ROW) {
-                cJSON_AddNumberToObject(bj, "blocksize", t->bnb->blocksize);
-                cJSON_AddBoolToObject(bj, "double_quant", t->bnb->double_quant);
+            cJSON_AddStringToObject(bj, "quant_type", mq_codec_info(bi.codec)->name);
+            if (bi.codec != MQ_CODEC_INT8_ROW) {
+                cJSON_AddNumberToObject(bj, "blocksize", bi.blocksize);
+                cJSON_AddBoolToObject(bj, "double_quant", bi.double_quant);
             }
-            cJSON_AddStringToObject(bj, "label", bnb_label(t->bnb, q, sizeof q));
-            cJSON_AddNumberToObject(bj, "packed_bytes", (double)t->nbytes);
-            cJSON_AddNumberToObject(bj, "stored_tensors", t->bnb->n_stored);
+            cJSON_AddStringToObject(bj, "label", bnb_label(&bi, q, sizeof q));
+            cJSON_AddNumberToObject(bj, "packed_bytes", (double)mq_tensor_nbytes(t));
+            cJSON_AddNumberToObject(bj, "stored_tensors", bi.n_stored);
         }
-        if (t->fp8) {
+        if (mq_tensor_fp8_info(t, &fi)) {
             cJSON *fj = cJSON_AddObjectToObject(o, "fp8");
             cJSON_AddStringToObject(fj, "read_as", "F32");
-            if (t->fp8->has_scale) {
-                cJSON_AddStringToObject(fj, "scale_tensor", t->fp8->scale_name);
-                cJSON_AddStringToObject(fj, "scale_dtype", mq_dtype_name(t->fp8->scale_dtype));
+            if (fi.has_scale) {
+                cJSON_AddStringToObject(fj, "scale_tensor", fi.scale_name);
+                cJSON_AddStringToObject(fj, "scale_dtype", mq_dtype_name(fi.scale_dtype));
                 cJSON *ss = cJSON_AddArrayToObject(fj, "scale_shape");
-                cJSON_AddItemToArray(ss, cJSON_CreateNumber((double)t->fp8->scale_rows));
-                cJSON_AddItemToArray(ss, cJSON_CreateNumber((double)t->fp8->scale_cols));
+                cJSON_AddItemToArray(ss, cJSON_CreateNumber((double)fi.scale_rows));
+                cJSON_AddItemToArray(ss, cJSON_CreateNumber((double)fi.scale_cols));
                 cJSON *bs = cJSON_AddArrayToObject(fj, "block");
-                cJSON_AddItemToArray(bs, cJSON_CreateNumber((double)t->fp8->block_rows));
-                cJSON_AddItemToArray(bs, cJSON_CreateNumber((double)t->fp8->block_cols));
+                cJSON_AddItemToArray(bs, cJSON_CreateNumber((double)fi.block_rows));
+                cJSON_AddItemToArray(bs, cJSON_CreateNumber((double)fi.block_cols));
             }
         }
-        cJSON_AddNumberToObject(o, "offset", (double)t->offset);
-        cJSON_AddStringToObject(o, "shard", base_name(m->files[t->file].path));
+        cJSON_AddNumberToObject(o, "offset", (double)mq_tensor_offset(t));
+        cJSON_AddStringToObject(o, "shard", base_name(file_info(m, mq_tensor_file(t)).path));
         cJSON_AddItemToArray(ts, o);
     }
     struct dtype_total by[TOTAL_KEYS], all;
@@ -422,11 +445,12 @@ static int print_json(const struct mq_model *m)
     /* by_dtype as before for every format; GGUF adds by_ggml_type */
     struct dtype_total byd_[MQ_DTYPE_COUNT];
     memset(byd_, 0, sizeof byd_);
-    for (size_t i = 0; i < m->n_tensors; i++) {
-        const struct mq_tensor *t = &m->tensors[i];
-        if (t->bnb) continue; /* in by_bitsandbytes */
+    for (size_t i = 0; i < mq_model_n_tensors(m); i++) {
+        const struct mq_tensor *t = mq_model_tensor(m, i);
+        struct mq_bnb_info bi;
+        if (mq_tensor_bnb_info(t, &bi)) continue; /* in by_bitsandbytes */
         byd_[stored_dtype(t)].tensors++;
-        byd_[stored_dtype(t)].params += t->numel;
+        byd_[stored_dtype(t)].params += mq_tensor_numel(t);
         byd_[stored_dtype(t)].bytes += stored_bytes(t);
     }
     cJSON *byd = cJSON_AddObjectToObject(tot, "by_dtype");
@@ -463,7 +487,7 @@ static int print_json(const struct mq_model *m)
     cJSON_AddNumberToObject(tot, "parameters", (double)all.params);
     cJSON_AddNumberToObject(tot, "bytes", (double)all.bytes);
     cJSON *warn = cJSON_AddArrayToObject(root, "warnings");
-    for (size_t i = 0; i < m->n_warnings; i++) cJSON_AddItemToArray(warn, cJSON_CreateString(m->warnings[i]));
+    for (size_t i = 0; i < mq_model_n_warnings(m); i++) cJSON_AddItemToArray(warn, cJSON_CreateString(mq_model_warning(m, i)));
     return cli_print_json(root);
 }
 
@@ -489,7 +513,7 @@ int cmd_inspect(int argc, char **argv)
     if (json) rc = print_json(m);
     else print_text(m);
     if (!json)
-        for (size_t i = 0; i < m->n_warnings; i++) fprintf(stderr, "modelq: warning: %s\n", m->warnings[i]);
+        for (size_t i = 0; i < mq_model_n_warnings(m); i++) fprintf(stderr, "modelq: warning: %s\n", mq_model_warning(m, i));
     mq_model_free(m);
     if (fflush(stdout) != 0) {
         fprintf(stderr, "modelq: error: cannot write to standard output\n");

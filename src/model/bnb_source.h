@@ -8,7 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "modelq/model.h"
+#include "model_impl.h"
 
 /*
 ** Elements [first, first + n) (flat, row-major) of tensor `t`, which must have t->bnb, into dst:

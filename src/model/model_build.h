@@ -7,7 +7,7 @@
 #ifndef MODELQ_MODEL_BUILD_H
 #define MODELQ_MODEL_BUILD_H
 
-#include "modelq/model.h"
+#include "model_impl.h"
 
 /* A new empty model; NULL when out of memory. */
 struct mq_model *mq_model_new(const char *input_path);

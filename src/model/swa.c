@@ -1,7 +1,7 @@
 /* swa.c - the families llama.cpp runs with sliding-window layers (see swa.h). */
 #include "swa.h"
 
-#include "modelq/model.h"
+#include "model_impl.h"
 
 #include <stdbool.h>
 #include <stddef.h>

@@ -1,4 +1,5 @@
 /* targets.c - the target table and the per-tensor rules (see include/modelq/target.h). */
+#include "model_impl.h"
 #include "modelq/target.h"
 
 #include <pthread.h>

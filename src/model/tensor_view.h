@@ -16,7 +16,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "modelq/model.h"
+#include "model_impl.h"
 
 /* One stored (uncompressed) zip entry holding a storage; shared by its views (refcounted). */
 struct mq_storage {

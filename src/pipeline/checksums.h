@@ -31,12 +31,7 @@
 #ifndef MODELQ_CHECKSUMS_H
 #define MODELQ_CHECKSUMS_H
 
-#define MQ_CHECKSUM_TENSORS_KEY "modelq.tensor_xxh3"
-#define MQ_CHECKSUM_HEADER_KEY "modelq.header_xxh3"
-#define MQ_CHECKSUM_FILES_KEY "modelq.files_xxh3"
-
-#define MQ_ST_HEADER_SUM_PREFIX "{\"__metadata__\":{\"" MQ_CHECKSUM_HEADER_KEY "\":\""
-#define MQ_ST_HEADER_SUM_AT (8u + sizeof MQ_ST_HEADER_SUM_PREFIX - 1u)
-#define MQ_ST_HEADER_SUM_DIGITS 16u
+/* The key names and the safetensors header-sum position are public (plug-in writers use them). */
+#include "modelq/plugin.h"
 
 #endif

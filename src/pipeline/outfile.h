@@ -19,10 +19,11 @@
 #include <stdint.h>
 
 #include "modelq/error.h"
+/* mq_outfile_create, _pwrite, _pread, _add_file, _truncate, _commit, _abort: the plug-in API */
+#include "modelq/plugin.h"
 
 struct mq_outfile;
 
-enum mq_status mq_outfile_create(const char *path, uint64_t size, struct mq_outfile **out, struct mq_error *err);
 /*
 ** Folder outputs (a Hugging Face model folder): the data files (shards) are created
 ** inside a temporary folder ".DIRNAME.modelq-tmp-PID" beside `dir`; more small files are added
@@ -50,20 +51,6 @@ enum mq_status mq_outfile_create_in_dir(const char *dir, const char *const *name
 */
 enum mq_status mq_outfile_create_set(const char *const *paths, const uint64_t *sizes, size_t n,
                                      struct mq_outfile **out, struct mq_error *err);
-/* Writes a whole small file into the temporary folder (folder outputs only). */
-enum mq_status mq_outfile_add_file(struct mq_outfile *f, const char *name, const void *data, size_t len,
-                                   struct mq_error *err);
-/* Shrinks data file k to `size` bytes (writers whose tail is only known at the end). */
-enum mq_status mq_outfile_truncate(struct mq_outfile *f, size_t k, uint64_t size, struct mq_error *err);
-/* Thread-safe positional write of all len bytes. */
-enum mq_status mq_outfile_pwrite(struct mq_outfile *f, const void *buf, size_t len, uint64_t off,
-                                 struct mq_error *err);
-/* Thread-safe positional read (checksums read the written data back). */
-enum mq_status mq_outfile_pread(struct mq_outfile *f, void *buf, size_t len, uint64_t off, struct mq_error *err);
-/* fsync + rename + fsync(dir); frees f in every case. */
-enum mq_status mq_outfile_commit(struct mq_outfile *f, struct mq_error *err);
-/* Removes the temporary file; frees f. Accepts NULL. */
-void mq_outfile_abort(struct mq_outfile *f);
 const char *mq_outfile_tmp_path(const struct mq_outfile *f);
 
 #endif

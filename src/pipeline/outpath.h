@@ -30,7 +30,7 @@
 #include <sys/types.h>
 
 #include "modelq/error.h"
-#include "modelq/model.h"
+#include "model_impl.h"
 
 /* Longest suffix a temporary name adds to an output's final name: ".NAME.modelq-tmp-PID". */
 #define MQ_TMP_NAME_EXTRA 32

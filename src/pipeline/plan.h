@@ -16,7 +16,8 @@
 #include "modelq/codec.h"
 #include "modelq/convert.h"
 #include "modelq/meta.h"
-#include "modelq/model.h"
+#include "modelq/plugin.h"
+#include "model_impl.h"
 #include "modelq/qstats.h"
 #include "modelq/target.h"
 
@@ -161,59 +162,14 @@ struct mq_plan {
     struct mq_lora_state *lora;    /* --lora adapters merged while converting (lora_merge.c), or NULL */
 };
 
-struct mq_writer_ops {
-    const char *name;              /* --format value: "gguf" */
-    const char *ext;               /* output extension that selects it: ".gguf" */
-    /* Does the container store this codec? (GGUF: ggml types only.) */
-    bool (*stores_codec)(enum mq_codec c);
-    /* Names tensors, adds generated tensors and metadata; runs before the type rules. */
-    enum mq_status (*prepare)(struct mq_plan *p, struct mq_error *err);
-    /* After the type rules: the file type, every t[i].offset, p->data_start and p->file_size. */
-    enum mq_status (*layout)(struct mq_plan *p, struct mq_error *err);
-    /* Tensors with side_keep: all n side values of tensor i, once its data is done (any thread). */
-    enum mq_status (*tensor_side)(struct mq_plan *p, size_t i, const float *side, uint64_t n,
-                                  struct mq_outfile *out, struct mq_error *err);
-    /* After the data (t[i].xxh3 filled): headers, constant tensors, extra files. */
-    enum mq_status (*finish)(struct mq_plan *p, struct mq_outfile *out, struct mq_error *err);
-    /* The output is a folder of data files (layout fills p->n_files / file_names / file_sizes). */
-    bool folder;
-    /* The writer checksums what it wrote itself (the run skips its per-tensor XXH3 pass). */
-    bool own_checksums;
-    void (*release)(struct mq_plan *p);
-    /* An input in this writer's own format (a GGUF base for --lora) already has its names and
-     * layouts: the name of the input tensor a Hugging Face module weight is (e.g.
-     * "model.layers.3.self_attn.q_proj.weight" -> "blk.3.attn_q.weight") and the head count its
-     * rows were permuted by (0: none). NULL: the format has no such mapping. */
-    enum mq_status (*input_name_of_hf)(const struct mq_model *m, const char *hf, char *out, size_t cap,
-                                       uint64_t *permute_heads, struct mq_error *err);
-};
+/* struct mq_writer_ops, a writer's ops table: modelq/plugin.h (the plug-in API). */
 
-/* The Hugging Face architectures the GGUF writer maps (formats/gguf_families.c), ", "-separated. */
-const char *mq_gguf_architecture_list(void);
-
-/* Writer registry (formats/registry.c): by --format name, or by the output path's extension. */
-const struct mq_writer_ops *mq_writer_by_name(const char *name);
-const struct mq_writer_ops *mq_writer_for_path(const char *path);
-/* "gguf" ... for messages */
-const char *mq_writer_names(void);
 
 /* plan.c */
 enum mq_status mq_plan_build(struct mq_plan *p, const struct mq_model *m, const struct mq_convert_options *o,
                              enum mq_target target, const struct mq_writer_ops *writer, struct mq_error *err);
 void mq_plan_free(struct mq_plan *p);
-/* Appends an output tensor (name copied): input tensor `src` as it is (its shape, dtype and
-** source), or with src -1 an empty generated tensor the caller fills. */
-enum mq_status mq_plan_add(struct mq_plan *p, const char *name, long src, struct mq_error *err);
-/*
-** Appends an output tensor that stacks n input tensors of one shape and source type (experts
-** stored one by one): shape [n, shape...], elements the concatenation of theirs, in order.
-*/
-enum mq_status mq_plan_add_stacked(struct mq_plan *p, const char *name, const long *srcs, size_t n,
-                                   struct mq_error *err);
-/* Appends an output tensor made of rows [row0, row0 + rows) of input tensor src (a fused tensor
-** split): its shape with the outermost dimension `rows`. */
-enum mq_status mq_plan_add_split(struct mq_plan *p, const char *name, long src, uint64_t row0, uint64_t rows,
-                                 struct mq_error *err);
+/* mq_plan_add, mq_plan_add_stacked, mq_plan_add_split: the plug-in API (modelq/plugin.h). */
 /* Adds transform `x` to tensor t (checks what it needs: shape, source type; at most
 ** MQ_MAX_XFORMS). PERMUTE_HEADS of a 1-D tensor and TRANSPOSE change t's rows / shape. */
 enum mq_status mq_plan_add_xform(struct mq_plan_tensor *t, struct mq_xform x, struct mq_error *err);

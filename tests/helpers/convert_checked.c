@@ -31,13 +31,15 @@ uint8_t *tc_tensor_data(const char *path, size_t *len)
     struct mq_error err;
     cr_assert_eq(mq_model_open(path, &m, &err), MQ_OK, "%s", err.msg);
     size_t total = 0;
-    for (size_t i = 0; i < m->n_tensors; i++) total += (size_t)m->tensors[i].nbytes;
+    const size_t n = mq_model_n_tensors(m);
+    for (size_t i = 0; i < n; i++) total += (size_t)mq_tensor_nbytes(mq_model_tensor(m, i));
     uint8_t *b = malloc(total ? total : 1);
     cr_assert_not_null(b);
     size_t off = 0;
-    for (size_t i = 0; i < m->n_tensors; i++) {
-        cr_assert_eq(mq_model_read(m, i, 0, b + off, (size_t)m->tensors[i].nbytes, &err), MQ_OK, "%s", err.msg);
-        off += (size_t)m->tensors[i].nbytes;
+    for (size_t i = 0; i < n; i++) {
+        const size_t nb = (size_t)mq_tensor_nbytes(mq_model_tensor(m, i));
+        cr_assert_eq(mq_model_read(m, i, 0, b + off, nb, &err), MQ_OK, "%s", err.msg);
+        off += nb;
     }
     mq_model_free(m);
     *len = total;

@@ -41,7 +41,7 @@ static void fuzz_open_and_convert(const char *path)
     struct mq_error err;
     if (mq_model_open(path, &m, &err) != MQ_OK) return;
     uint64_t elems = 0;
-    for (size_t i = 0; i < m->n_tensors; i++) elems += m->tensors[i].numel;
+    for (size_t i = 0; i < mq_model_n_tensors(m); i++) elems += mq_tensor_numel(mq_model_tensor(m, i));
     mq_model_free(m);
     if (elems > (1u << 20)) return;
     static const char *const types[] = {"q8_0", "auto", "nf4"};
