@@ -27,6 +27,7 @@
 #include "ggml_ref.h"
 #include "gguf_dump.h"
 #include "llama_quantize.h"
+#include "quantize_compare.h"
 #include "run_cmd.h"
 
 static struct mq_ggml G;
@@ -120,47 +121,6 @@ static void entries_free(struct entries *es)
 
 /* modelq's file against llama-quantize's, by tensor name; returns the differing tensors. Counts
  * the 3-D tensors compared in *experts. */
-static int compare_files(const char *what, const char *ours, const char *ref, bool quiet, int *experts)
-{
-    struct gguf_view a = {0}, b = {0};
-    cr_assert(gguf_view_from_ggml(&a, &G, ours, false, why, sizeof why), "%s", why);
-    cr_assert(gguf_view_from_ggml(&b, &G, ref, false, why, sizeof why), "%s", why);
-    int bad = 0;
-    cr_expect_eq(a.tensors_len, b.tensors_len, "%s: %zu tensors, llama-quantize %zu", what, a.tensors_len, b.tensors_len);
-    char mix[256] = "";
-    int seen[64] = {0};
-    for (size_t i = 0; i < b.tensors_len; i++) {
-        const struct gguf_view_tensor *r = &b.tensors[i];
-        const struct gguf_view_tensor *m = gguf_view_find_tensor(&a, r->name);
-        if (r->type >= 0 && r->type < 64) seen[r->type]++;
-        if (r->ne[2] > 1 && experts) (*experts)++;
-        if (!m) {
-            if (!quiet) cr_log_error("%s: no tensor %s in modelq's file", what, r->name);
-            bad++;
-            continue;
-        }
-        if (m->type != r->type || memcmp(m->ne, r->ne, sizeof m->ne) != 0 || m->nbytes != r->nbytes ||
-            m->data_hash != r->data_hash) {
-            if (!quiet)
-                cr_log_error("%s: %s: modelq type %d [%" PRId64 " %" PRId64 " %" PRId64 "], llama-quantize type %d%s",
-                             what, r->name, m->type, m->ne[0], m->ne[1], m->ne[2], r->type,
-                             m->type == r->type ? ": bytes differ" : "");
-            bad++;
-        }
-    }
-    const struct gguf_view_kv *fa = gguf_view_find_kv(&a, "general.file_type");
-    const struct gguf_view_kv *fb = gguf_view_find_kv(&b, "general.file_type");
-    if (!quiet) cr_expect(fa && fb && fa->val.u == fb->val.u, "%s: general.file_type differs", what);
-    size_t k = 0;
-    for (int t = 0; t < 64; t++)
-        if (seen[t]) k += (size_t)snprintf(mix + k, sizeof mix - k, " %d:%d", t, seen[t]);
-    fprintf(stderr, "imatrix_llama: %-26s %zu tensors, ggml types (type:count)%s, %d differ\n", what, b.tensors_len,
-            mix, bad);
-    gguf_view_free(&a);
-    gguf_view_free(&b);
-    return bad;
-}
-
 /*
 ** MoE control: llama-quantize given the same vectors with the expert slices rotated (expert e
 ** gets e + 1's) differs from modelq's file on the expert tensors, and only there: so the match
@@ -191,7 +151,7 @@ static void expert_slices_matter(const char *src, const char *base, const struct
     cr_assert_eq(r.code, 0, "%s", r.err);
     cmd_result_free(&r);
     cr_assert_eq(mq_llama_quantize_run_imatrix(base, ref, 15, 2, rot, why, sizeof why), 0, "%s", why);
-    int neg = compare_files("mixtral q4_K_M (experts rotated)", ours, ref, true, NULL);
+    int neg = quantize_compare_files(&G, "mixtral q4_K_M (experts rotated)", ours, ref, true, NULL);
     cr_expect_eq(neg, rotated, "rotating the expert slices of %d entries changed %d tensors", rotated, neg);
     remove(ours);
     remove(ref);
@@ -226,16 +186,16 @@ static void check_model(const char *model, const char *src, bool moe)
         cmd_result_free(&r);
         cr_assert_eq(mq_llama_quantize_run_imatrix(base, ref, targets[i].ftype, 2, es.e, why, sizeof why), 0, "%s",
                      why);
-        snprintf(what, sizeof what, "%s %s", model, targets[i].type);
-        bad += compare_files(what, ours, ref, false, &experts);
+        snprintf(what, sizeof what, "imatrix_llama: %s %s", model, targets[i].type);
+        bad += quantize_compare_files(&G, what, ours, ref, false, &experts);
         /* the legacy .dat gives the same importances for one matrix per entry */
         if (!moe && (strcmp(targets[i].type, "q3_K_M") == 0 || strcmp(targets[i].type, "q4_K_M") == 0)) {
             r = run_modelq("convert '%s' -o '%s' --type %s --imatrix '%s/%s-im.dat' -q", src, ours, targets[i].type,
                            tmp, model);
             cr_assert_eq(r.code, 0, "%s %s .dat: %s", model, targets[i].type, r.err);
             cmd_result_free(&r);
-            snprintf(what, sizeof what, "%s %s (.dat)", model, targets[i].type);
-            bad += compare_files(what, ours, ref, false, NULL);
+            snprintf(what, sizeof what, "imatrix_llama: %s %s (.dat)", model, targets[i].type);
+            bad += quantize_compare_files(&G, what, ours, ref, false, NULL);
         }
         /* negative control: another imatrix of the same shape gives other bytes */
         if (strcmp(targets[i].type, "q2_K") == 0 || strcmp(targets[i].type, "q4_K_M") == 0 ||
@@ -244,8 +204,8 @@ static void check_model(const char *model, const char *src, bool moe)
                            tmp, model);
             cr_assert_eq(r.code, 0, "%s %s shuffled: %s", model, targets[i].type, r.err);
             cmd_result_free(&r);
-            snprintf(what, sizeof what, "%s %s (shuffled)", model, targets[i].type);
-            int neg = compare_files(what, ours, ref, true, NULL);
+            snprintf(what, sizeof what, "imatrix_llama: %s %s (shuffled)", model, targets[i].type);
+            int neg = quantize_compare_files(&G, what, ours, ref, true, NULL);
             cr_expect_gt(neg, 0, "%s: the shuffled imatrix gave llama-quantize's bytes", what);
         }
         remove(ours);

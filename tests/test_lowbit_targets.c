@@ -25,6 +25,7 @@
 #include "ggml_ref.h"
 #include "gguf_dump.h"
 #include "llama_quantize.h"
+#include "quantize_compare.h"
 #include "run_cmd.h"
 #include "modelq/half.h"
 #include "stwrite.h"
@@ -96,46 +97,6 @@ static const struct target targets[] = {
 };
 
 /* Compares modelq's file with llama-quantize's; returns the number of differing tensors. */
-static int compare_files(const char *model, const char *type, const char *ours, const char *ref)
-{
-    struct gguf_view a = {0}, b = {0};
-    cr_assert(gguf_view_from_ggml(&a, &G, ours, false, why, sizeof why), "%s", why);
-    cr_assert(gguf_view_from_ggml(&b, &G, ref, false, why, sizeof why), "%s", why);
-    int bad = 0;
-    cr_expect_eq(a.tensors_len, b.tensors_len, "%s %s: %zu tensors, llama-quantize %zu", model, type, a.tensors_len,
-                 b.tensors_len);
-    int types_seen[64] = {0};
-    for (size_t i = 0; i < b.tensors_len; i++) {
-        const struct gguf_view_tensor *r = &b.tensors[i];
-        const struct gguf_view_tensor *m = gguf_view_find_tensor(&a, r->name);
-        if (!m) {
-            cr_log_error("%s %s: no tensor %s in modelq's file", model, type, r->name);
-            bad++;
-            continue;
-        }
-        if (r->type >= 0 && r->type < 64) types_seen[r->type]++;
-        if (m->type != r->type || memcmp(m->ne, r->ne, sizeof m->ne) != 0 || m->nbytes != r->nbytes ||
-            m->data_hash != r->data_hash) {
-            cr_log_error("%s %s: %s: modelq type %d [%" PRId64 " %" PRId64 " %" PRId64 "] %s, llama-quantize type %d%s",
-                         model, type, r->name, m->type, m->ne[0], m->ne[1], m->ne[2],
-                         m->type == r->type ? "bytes differ" : "", r->type, "");
-            bad++;
-        }
-    }
-    const struct gguf_view_kv *fa = gguf_view_find_kv(&a, "general.file_type");
-    const struct gguf_view_kv *fb = gguf_view_find_kv(&b, "general.file_type");
-    cr_expect(fa && fb && fa->val.u == fb->val.u, "%s %s: general.file_type differs", model, type);
-    char mix[256] = "";
-    size_t k = 0;
-    for (int t = 0; t < 64; t++)
-        if (types_seen[t]) k += (size_t)snprintf(mix + k, sizeof mix - k, " %d:%d", t, types_seen[t]);
-    fprintf(stderr, "lowbit_targets: %-10s %-7s %zu tensors, ggml types (type:count)%s, %d differ\n", model, type,
-            b.tensors_len, mix, bad);
-    gguf_view_free(&a);
-    gguf_view_free(&b);
-    return bad;
-}
-
 /* Every target on one checkpoint folder; `flt` is the float type of the intermediate GGUF. */
 static void check_model(const char *model, const char *src, const char *flt)
 {
@@ -152,7 +113,9 @@ static void check_model(const char *model, const char *src, const char *flt)
         cr_assert_eq(r.code, 0, "%s %s: %s", model, targets[i].type, r.err);
         cmd_result_free(&r);
         cr_assert_eq(mq_llama_quantize_run(base, ref, targets[i].ftype, 2, why, sizeof why), 0, "%s", why);
-        bad += compare_files(model, targets[i].type, ours, ref);
+        char label[128];
+        snprintf(label, sizeof label, "lowbit_targets: %s %s", model, targets[i].type);
+        bad += quantize_compare_files(&G, label, ours, ref, false, NULL);
         remove(ours);
         remove(ref);
     }
