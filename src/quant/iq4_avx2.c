@@ -385,32 +385,9 @@ __attribute__((target("avx2,f16c"))) static void iq4_xs_sb(const struct iq4_sear
     load8(x, qw, QK, &sigma2, X, W);
     float scales[8];
     _mm256_storeu_ps(scales, fit8(s, &s->step, X, W, false));
-    /* iq4_xs.c from here: the block scales coded against d = -max_scale/32 */
-    float max_scale = 0, amax_scale = 0;
-    for (int ib = 0; ib < 8; ib++) {
-        float a = fabsf(scales[ib]);
-        if (a > amax_scale) {
-            amax_scale = a;
-            max_scale = scales[ib];
-        }
-    }
-    const float d = -max_scale / 32;
-    mq_put_f16(y, d);
-    const float id = d ? 1 / d : 0.f;
-    uint16_t scales_h = 0;
-    uint8_t *scales_l = y + 4, *qs = y + 8;
-    float idl[8];
-    for (int ib = 0; ib < 8; ib++) {
-        int l = mq_imax(-32, mq_imin(31, mq_nearest_int(id * scales[ib])));
-        const float dl = d * l;
-        idl[ib] = dl ? 1 / dl : 0.f;
-        l += 32;
-        if (ib % 2 == 0) scales_l[ib / 2] = (uint8_t)(l & 0xF);
-        else scales_l[ib / 2] |= (uint8_t)((l & 0xF) << 4);
-        scales_h |= (uint16_t)((l >> 4) << (2 * ib));
-    }
-    y[2] = (uint8_t)scales_h;
-    y[3] = (uint8_t)(scales_h >> 8);
+    float idl[8]; /* the block scales coded against d = -max_scale/32, as iq4_xs.c does */
+    mq_iq4_xs_put_scales(y, scales, idl);
+    uint8_t *qs = y + 8;
     codes8(s, X, _mm256_loadu_ps(idl), qs, QK / 2);
 }
 

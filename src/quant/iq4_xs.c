@@ -75,10 +75,30 @@ static void iq4_xs_block(const float *x, const float *qw, uint8_t *y)
     float sigma2 = 0;
     for (int j = 0; j < QK_K; j++) sigma2 += x[j] * x[j];
     sigma2 *= 2.f / QK_K;
+    for (int ib = 0; ib < NB; ib++) scales[ib] = fit_block(x + QB * ib, qw ? qw + QB * ib : NULL, sigma2);
+    float idl[NB];
+    mq_iq4_xs_put_scales(y, scales, idl);
+    uint8_t *qs = y + 8;
+    for (int ib = 0; ib < NB; ib++) {
+        const float *xb = x + QB * ib;
+        uint8_t L[QB];
+        for (int j = 0; j < QB; j++) L[j] = (uint8_t)mq_iq4_grid_index(idl[ib] * xb[j]);
+        for (int j = 0; j < QB / 2; j++) qs[16 * ib + j] = (uint8_t)(L[j] | (L[j + 16] << 4));
+    }
+}
+
+/*
+** The super-block header: d = -max_scale / 32 as fp16 at y[0..1] (max_scale: the block scale of
+** largest magnitude, the first of equals), then each block's scale coded
+** against it, l = clamp(nearest(scale / d), -32, 31) + 32, six bits split into scales_l (y[4..7],
+** low nibbles, two blocks a byte) and scales_h (y[2..3], two bits a block). idl[ib] gets the
+** inverse of the block's coded scale d * (l - 32) (0 for 0), which its codes are fitted with.
+*/
+void mq_iq4_xs_put_scales(uint8_t *y, const float scales[8], float idl[8])
+{
     float max_scale = 0, amax_scale = 0;
     for (int ib = 0; ib < NB; ib++) {
-        scales[ib] = fit_block(x + QB * ib, qw ? qw + QB * ib : NULL, sigma2);
-        float a = fabsf(scales[ib]);
+        const float a = fabsf(scales[ib]);
         if (a > amax_scale) {
             amax_scale = a;
             max_scale = scales[ib];
@@ -88,15 +108,11 @@ static void iq4_xs_block(const float *x, const float *qw, uint8_t *y)
     mq_put_f16(y, d);
     const float id = d ? 1 / d : 0.f;
     uint16_t scales_h = 0;
-    uint8_t *scales_l = y + 4, *qs = y + 8;
+    uint8_t *scales_l = y + 4;
     for (int ib = 0; ib < NB; ib++) {
         int l = mq_imax(-32, mq_imin(31, mq_nearest_int(id * scales[ib])));
         const float dl = d * l;
-        const float idl = dl ? 1 / dl : 0.f;
-        const float *xb = x + QB * ib;
-        uint8_t L[QB];
-        for (int j = 0; j < QB; j++) L[j] = (uint8_t)mq_iq4_grid_index(idl * xb[j]);
-        for (int j = 0; j < QB / 2; j++) qs[16 * ib + j] = (uint8_t)(L[j] | (L[j + 16] << 4));
+        idl[ib] = dl ? 1 / dl : 0.f;
         l += 32;
         if (ib % 2 == 0) scales_l[ib / 2] = (uint8_t)(l & 0xF);
         else scales_l[ib / 2] |= (uint8_t)((l & 0xF) << 4);

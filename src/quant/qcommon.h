@@ -132,6 +132,9 @@ MQ_DECLARE_KERNELS(iq4_xs)
 void mq_q2_k_quantize_rows(const float *src, size_t n, size_t row_len, const float *qw, uint8_t *data);
 void mq_q3_k_quantize_rows(const float *src, size_t n, size_t row_len, const float *qw, uint8_t *data);
 void mq_iq4_xs_quantize_rows(const float *src, size_t n, size_t row_len, const float *qw, uint8_t *data);
+/* An IQ4_XS super-block's d and six-bit block scales from its eight fitted block scales; idl gets
+ * each block's inverse coded scale (iq4_xs.c). */
+void mq_iq4_xs_put_scales(uint8_t *y, const float scales[8], float idl[8]);
 
 /* Q3_K: the sixteen make_q3_quants fits of one super-block x[256] with AVX2 (q3_k_avx2.c), the
 ** scales and codes (L in 0..7, 0 for a sub-block below GROUP_MAX_EPS) as q3_k.c's fit_sub_block
