@@ -82,8 +82,8 @@
 #include <string.h>
 
 #include "model_impl.h"
-#include "bf16_read.h"
 #include "family_ref.h"
+#include "fref_folder.h"
 #include "llama_cpp.h"
 #include "logprob.h"
 #include "modelq/convert.h"
@@ -96,7 +96,6 @@
 #define CONTROL_KL_MIN 1e-2 /* a negative control's KL max must be at least this */
 #define LLAMA_N_CTX 128     /* llama.cpp's context size (mq_llama_cpp_ctx_opts n_ctx 0) */
 #define N_SEQ 3
-#define MAX_OWNED 512
 
 static const size_t seq_len[N_SEQ] = {48, 40, 36};
 /* Sequences evaluated: all three, or under ASan (the converter instrumented, the reference and
@@ -116,55 +115,6 @@ static struct mq_llama_cpp *need_llama_cpp(void)
     fprintf(stderr, "SKIP families test: %s (set CI to make this a failure)\n", why);
     cr_skip_test("families test skipped: %s", why);
     return NULL;
-}
-
-/* ---- the reference on a checkpoint folder ------------------------------------------------- */
-
-struct ref {
-    struct fref_model M;
-    struct mq_model *m;
-    float *owned[MAX_OWNED];
-    int n_owned;
-};
-
-/* fref_get_fn over an opened checkpoint: BF16 tensors as floats, after checking the shape. */
-static const float *get_tensor(void *user, const char *name, int rows, int cols, bool optional)
-{
-    struct ref *R = user;
-    long t = mq_model_find(R->m, name);
-    if (t < 0) {
-        cr_assert(optional, "tensor %s missing", name);
-        return NULL;
-    }
-    const struct mq_tensor *ts = &R->m->tensors[t];
-    cr_assert_eq(ts->dtype, MQ_DTYPE_BF16, "%s is not BF16", name);
-    cr_assert_eq(ts->ndim, cols ? 2u : 1u, "%s has %u dims", name, ts->ndim);
-    cr_assert_eq(ts->shape[0], (uint64_t)rows, "%s shape[0] %llu, expected %d", name,
-                 (unsigned long long)ts->shape[0], rows);
-    if (cols) cr_assert_eq(ts->shape[1], (uint64_t)cols, "%s shape[1]", name);
-    cr_assert_lt(R->n_owned, MAX_OWNED);
-    float *v = bf16_read_f32(R->m, (size_t)t, (uint64_t)rows * (uint64_t)(cols ? cols : 1));
-    R->owned[R->n_owned++] = v;
-    return v;
-}
-
-static void ref_load(const char *dir, struct ref *R)
-{
-    memset(R, 0, sizeof *R);
-    struct mq_error err;
-    mq_error_clear(&err);
-    cr_assert_eq(mq_model_open(dir, &R->m, &err), MQ_OK, "%s: %s", dir, err.msg);
-    char path[600], why[256];
-    snprintf(path, sizeof path, "%s/config.json", dir);
-    cJSON *j = load_json(path);
-    cr_assert_eq(fref_bind(j, get_tensor, R, &R->M, why, sizeof why), 0, "%s: %s", dir, why);
-    cJSON_Delete(j);
-}
-
-static void ref_free(struct ref *R)
-{
-    for (int i = 0; i < R->n_owned; i++) free(R->owned[i]);
-    mq_model_free(R->m);
 }
 
 /* ---- sequences and distributions ---------------------------------------------------------- */
@@ -239,7 +189,7 @@ static void convert(const char *in, const char *type, const char *out)
 }
 
 /* llama.cpp's logits for every sequence, from the GGUF at `path`: out[s] (caller frees). */
-static void run_llama(const char *path, const struct ref *R, const char *arch, const struct seqs *S, float *out[N_SEQ])
+static void run_llama(const char *path, const struct fref_folder *R, const char *arch, const struct seqs *S, float *out[N_SEQ])
 {
     char why[2400];
     struct mq_llama_cpp_info info;
@@ -308,7 +258,7 @@ static const char *const control_names[] = {
     [C_SHORT_FACTORS] = "LongRoPE short factors",
 };
 
-static struct kl run_control(const struct ref *R, enum control c, const struct seqs *S, float *const got[N_SEQ])
+static struct kl run_control(const struct fref_folder *R, enum control c, const struct seqs *S, float *const got[N_SEQ])
 {
     struct fref_model M = R->M; /* a copy: the weights stay shared, pointers into M are re-aimed */
     struct dref_config *g = &M.cfg;
@@ -406,8 +356,8 @@ static void check_family(const struct family_case *fc)
     need_llama_cpp();
     char *tmp = make_temp_dir("families");
     char *dir = make_fixture(tmp, fc->name, "fixture", 1);
-    struct ref R;
-    ref_load(dir, &R);
+    struct fref_folder R;
+    fref_folder_load(dir, &R);
     struct seqs S;
     make_seqs(fc->name, &S);
     fprintf(stderr, "%s (%s; llama.cpp backend %s): KL(reference || llama.cpp) per position\n", fc->name, R.M.arch,
@@ -448,7 +398,7 @@ static void check_family(const struct family_case *fc)
                       control_names[fc->controls[i]], a.max);
     }
     free_logits(f32_logits);
-    ref_free(&R);
+    fref_folder_free(&R);
     free(dir);
     remove_tree(tmp);
     free(tmp);
@@ -504,8 +454,8 @@ Test(families, qwen3moe_sharded)
     snprintf(b, sizeof b, "%s/sharded.gguf", tmp);
     convert(one, "f32", a);
     convert(three, "f32", b);
-    struct ref R;
-    ref_load(three, &R);
+    struct fref_folder R;
+    fref_folder_load(three, &R);
     struct seqs S;
     make_seqs("qwen3moe", &S);
     float *got[N_SEQ] = {0};
@@ -515,7 +465,7 @@ Test(families, qwen3moe_sharded)
     cr_expect_leq(k.max, F32_KL_MAX);
     cr_expect(files_equal(a, b), "the GGUF from 3 shards differs from the one from a single file");
     free_logits(got);
-    ref_free(&R);
+    fref_folder_free(&R);
     free(one);
     free(three);
     remove_tree(tmp);
@@ -549,8 +499,8 @@ Test(families, phi4mini_long_factors)
     char *tmp = make_temp_dir("families-longrope");
     char *dir = make_fixture(tmp, "phi4mini", "fixture", 1);
     set_config_number(dir, "original_max_position_embeddings", 32);
-    struct ref R;
-    ref_load(dir, &R);
+    struct fref_folder R;
+    fref_folder_load(dir, &R);
     cr_assert_eq(R.M.cfg.longrope.original_max_pos, 32.0);
     /* both sides on the long factors: every sequence (transformers) and the context (llama.cpp) > 32 */
     for (int s = 0; s < n_seq; s++) cr_assert_gt(seq_len[s], 32u);
@@ -569,7 +519,7 @@ Test(families, phi4mini_long_factors)
     print_row("phi4mini", "control: short factors", &c);
     cr_expect_geq(c.max, CONTROL_KL_MIN);
     free_logits(got);
-    ref_free(&R);
+    fref_folder_free(&R);
     free(dir);
     remove_tree(tmp);
     free(tmp);
@@ -589,8 +539,8 @@ Test(families, gemma2_softcaps)
     char *dir = make_fixture(tmp, "gemma2", "fixture", 1);
     set_config_number(dir, "attn_logit_softcapping", 4);
     set_config_number(dir, "final_logit_softcapping", 3);
-    struct ref R;
-    ref_load(dir, &R);
+    struct fref_folder R;
+    fref_folder_load(dir, &R);
     cr_assert_eq(R.M.cfg.attn_softcap, 4.0);
     cr_assert_eq(R.M.cfg.final_softcap, 3.0);
     struct seqs S;
@@ -612,7 +562,7 @@ Test(families, gemma2_softcaps)
     print_row("gemma2", "control: softcapping dropped", &c);
     cr_expect_geq(c.max, CONTROL_KL_MIN);
     free_logits(got);
-    ref_free(&R);
+    fref_folder_free(&R);
     free(dir);
     remove_tree(tmp);
     free(tmp);

@@ -21,15 +21,13 @@
 ** and without), which a broken evaluation (logits of the wrong file or sequence) would not keep.
 */
 #include <criterion/criterion.h>
-#include <cjson/cJSON.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "bf16_read.h"
 #include "convert_checked.h"
-#include "family_ref.h"
+#include "fref_folder.h"
 #include "llama_lib.h"
 #include "llama_need.h"
 #include "logprob.h"
@@ -41,29 +39,6 @@
 #define DIR "testdata/tiny-trained"
 #define SEQ_LEN 128
 #define N_SEQ (BUILT_WITH_ASAN ? 1 : 4)
-#define MAX_OWNED 64
-
-struct ref {
-    struct fref_model M;
-    struct mq_model *m;
-    float *owned[MAX_OWNED];
-    int n_owned;
-};
-
-static const float *get_tensor(void *user, const char *name, int rows, int cols, bool optional)
-{
-    struct ref *R = user;
-    long t = mq_model_find(R->m, name);
-    if (t < 0) {
-        cr_assert(optional, "tensor %s missing", name);
-        return NULL;
-    }
-    cr_assert_lt(R->n_owned, MAX_OWNED);
-    float *v = bf16_read_f32(R->m, (size_t)t, (uint64_t)rows * (uint64_t)(cols ? cols : 1));
-    R->owned[R->n_owned++] = v;
-    return v;
-}
-
 static char *slurp(const char *path, size_t *len)
 {
     FILE *f = fopen(path, "rb");
@@ -164,16 +139,8 @@ Test(imatrix_kl, trained_model_with_and_without_llama_imatrix)
     mq_llama_free_model(&L, vm);
 
     /* the float64 reference */
-    struct ref R;
-    memset(&R, 0, sizeof R);
-    struct mq_error err;
-    mq_error_clear(&err);
-    cr_assert_eq(mq_model_open(DIR, &R.m, &err), MQ_OK, "%s", err.msg);
-    size_t cl;
-    char *cfg_text = slurp(DIR "/config.json", &cl);
-    cJSON *cfg = cJSON_Parse(cfg_text);
-    cr_assert_not_null(cfg);
-    cr_assert_eq(fref_bind(cfg, get_tensor, &R, &R.M, why, sizeof why), 0, "%s", why);
+    struct fref_folder R;
+    fref_folder_load(DIR, &R);
     const int V = R.M.cfg.n_vocab;
     float *ref[4], *got[4];
     for (int s = 0; s < N_SEQ; s++) {
@@ -242,10 +209,7 @@ Test(imatrix_kl, trained_model_with_and_without_llama_imatrix)
     }
 
     for (int s = 0; s < N_SEQ; s++) free(ref[s]);
-    for (int i = 0; i < R.n_owned; i++) free(R.owned[i]);
-    mq_model_free(R.m);
-    cJSON_Delete(cfg);
-    free(cfg_text);
+    fref_folder_free(&R);
     remove_tree(tmp);
     free(tmp);
 }
