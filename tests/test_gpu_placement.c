@@ -181,6 +181,8 @@ Test(gpu_placement, llama_untied_output)
     need(2);
     char *tmp = make_temp_dir("gpu-place");
     check_family(family_gguf(tmp, "tiny-llama", "q8_0"), "llama q8_0", 2);
+    remove_tree(tmp);
+    free(tmp);
 }
 
 Test(gpu_placement, qwen3_tied_output)
@@ -188,6 +190,8 @@ Test(gpu_placement, qwen3_tied_output)
     need(2);
     char *tmp = make_temp_dir("gpu-place");
     check_family(family_gguf(tmp, "qwen3", "q8_0"), "qwen3 q8_0", 3);
+    remove_tree(tmp);
+    free(tmp);
 }
 
 Test(gpu_placement, gemma2_sliding_window)
@@ -195,6 +199,8 @@ Test(gpu_placement, gemma2_sliding_window)
     need(2);
     char *tmp = make_temp_dir("gpu-place");
     check_family(family_gguf(tmp, "gemma2", "q8_0"), "gemma2 q8_0", 4);
+    remove_tree(tmp);
+    free(tmp);
 }
 
 /*
@@ -225,4 +231,6 @@ Test(gpu_placement, deep_model_three_gpus)
         }
         check("deep by memory", gguf, ngl, NULL, false);
     }
+    remove_tree(tmp);
+    free(tmp);
 }
