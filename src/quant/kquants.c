@@ -494,19 +494,7 @@ static void kquant_fit_superblock(const float *x, int nmax, float rmin, int nste
                                         false);
     }
     kquant_pack_scales(scales, mins, y);
-    const uint8_t *sc = y + 4;
-    const float dd = mq_get_f16(y), dmin = mq_get_f16(y + 2);
-    for (int j = 0; j < QK_K / 32; j++) {
-        uint8_t s, m;
-        mq_k4_scale_min(j, sc, &s, &m);
-        const float d = dd * s;
-        if (!d) continue;
-        const float dm = dmin * m;
-        for (int ii = 0; ii < 32; ii++) {
-            int l = mq_nearest_int((x[32 * j + ii] + dm) / d);
-            L[32 * j + ii] = (uint8_t)mq_imax(0, mq_imin(nmax, l));
-        }
-    }
+    mq_k4_codes(x, y, nmax, L);
 }
 
 /* Q5_K codes L[256] (0..31) into qh[32] at y+16 and qs[128] at y+48 (no branches on the codes). */

@@ -230,6 +230,26 @@ static inline void mq_k4_scale_min(int j, const uint8_t *q, uint8_t *d, uint8_t 
     }
 }
 
+/* Q4_K/Q5_K: the codes L[0..256) in 0..nmax of super-block x from the block y already holding its fp16
+ * d and dmin (y[0..3]) and packed scales (y[4..15]): l = nearest((x + dmin m) / (d s)) per sub-block,
+ * as ggml recomputes them; a sub-block whose scale is 0 keeps the codes L already has. */
+static inline void mq_k4_codes(const float *x, const uint8_t *y, int nmax, uint8_t *L)
+{
+    const uint8_t *sc = y + 4;
+    const float dd = mq_get_f16(y), dmin = mq_get_f16(y + 2);
+    for (int j = 0; j < 256 / 32; j++) {
+        uint8_t s, m;
+        mq_k4_scale_min(j, sc, &s, &m);
+        const float d = dd * s;
+        if (!d) continue;
+        const float dm = dmin * m;
+        for (int ii = 0; ii < 32; ii++) {
+            int l = mq_nearest_int((x[32 * j + ii] + dm) / d);
+            L[32 * j + ii] = (uint8_t)mq_imax(0, mq_imin(nmax, l));
+        }
+    }
+}
+
 /* Q2_K/Q3_K: 256 two-bit codes q[0..256) into qs[64]: in 128-element half h, byte 32h + l holds
  * q[l] | q[l+32] << 2 | q[l+64] << 4 | q[l+96] << 6 (q within 128h..). Codes must be 0..3. */
 static inline void mq_k2_pack_codes(const uint8_t *q, uint8_t *qs)

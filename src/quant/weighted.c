@@ -206,18 +206,7 @@ static void kquant_block(int nmax, const float *x, const float *qw, uint8_t *y, 
     }
     mq_put_f16(y, d_block);
     mq_put_f16(y + 2, m_block);
-    const float dd = mq_get_f16(y), dmin = mq_get_f16(y + 2);
-    for (int j = 0; j < QK_K / 32; j++) {
-        uint8_t s, m;
-        mq_k4_scale_min(j, sc, &s, &m);
-        const float d = dd * s;
-        if (!d) continue;
-        const float dm = dmin * m;
-        for (int ii = 0; ii < 32; ii++) {
-            int l = mq_nearest_int((x[32 * j + ii] + dm) / d);
-            L[32 * j + ii] = (uint8_t)mq_imax(0, mq_imin(nmax, l));
-        }
-    }
+    mq_k4_codes(x, y, nmax, L);
     if (nmax == 15) {
         uint8_t *q = y + 16;
         for (int c = 0; c < QK_K; c += 64, q += 32)
