@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "log_tail.h"
+
 #define LLAMA_DIR "tools/interop/node_modules/@node-llama-cpp/linux-x64/bins/linux-x64"
 
 /*
@@ -56,26 +58,13 @@ static struct {
 } F;
 
 /* The last few KiB of llama.cpp's log, for failure messages (its logging is otherwise silenced). */
-static char log_buf[4096];
-static size_t log_len;
+static struct log_tail log_tail;
 
 static void log_capture(int level, const char *text, void *user_data)
 {
     (void)level;
     (void)user_data;
-    size_t n = strlen(text);
-    if (n >= sizeof log_buf) {
-        text += n - (sizeof log_buf - 1);
-        n = sizeof log_buf - 1;
-    }
-    if (log_len + n >= sizeof log_buf) {
-        size_t drop = log_len + n - (sizeof log_buf - 1);
-        memmove(log_buf, log_buf + drop, log_len - drop);
-        log_len -= drop;
-    }
-    memcpy(log_buf + log_len, text, n);
-    log_len += n;
-    log_buf[log_len] = '\0';
+    log_tail_append(&log_tail, text);
 }
 
 static bool find_library(char *out, size_t cap)
@@ -157,10 +146,9 @@ void *mq_llama_load_vocab(struct mq_llama *l, const char *gguf_path, char *why, 
     (void)l;
     struct llama_model_params p = F.default_params();
     p.vocab_only = true;
-    log_len = 0;
-    log_buf[0] = '\0';
+    log_tail_clear(&log_tail);
     void *model = F.load_from_file(gguf_path, p);
-    if (!model) snprintf(why, why_len, "llama_model_load_from_file(%s) failed; llama.cpp log:\n%s", gguf_path, log_buf);
+    if (!model) snprintf(why, why_len, "llama_model_load_from_file(%s) failed; llama.cpp log:\n%s", gguf_path, log_tail.buf);
     return model;
 }
 

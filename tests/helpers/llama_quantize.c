@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "llama_lib.h"
+#include "log_tail.h"
 
 /* include/llama.h of the release, as laid out by its llama_model_quantize_default_params() */
 struct llama_model_quantize_params {
@@ -39,8 +40,7 @@ static struct {
     void (*log_set)(log_cb cb, void *user_data);
 } F;
 
-static char log_buf[4096];
-static size_t log_len;
+static struct log_tail log_tail;
 static long imatrix_seen; /* N of the last "have importance matrix data with N entries", -1: none */
 
 /* keeps the last few KiB of llama.cpp's log for failure messages */
@@ -49,19 +49,7 @@ static void log_capture(int level, const char *text, void *user_data)
     (void)level, (void)user_data;
     const char *im = strstr(text, "have importance matrix data with ");
     if (im) imatrix_seen = strtol(im + strlen("have importance matrix data with "), NULL, 10);
-    size_t n = strlen(text);
-    if (n >= sizeof log_buf) {
-        text += n - (sizeof log_buf - 1);
-        n = sizeof log_buf - 1;
-    }
-    if (log_len + n >= sizeof log_buf) {
-        size_t drop = log_len + n - (sizeof log_buf - 1);
-        memmove(log_buf, log_buf + drop, log_len - drop);
-        log_len -= drop;
-    }
-    memcpy(log_buf + log_len, text, n);
-    log_len += n;
-    log_buf[log_len] = '\0';
+    log_tail_append(&log_tail, text);
 }
 
 bool mq_llama_quantize_open(char *why, size_t why_len)
@@ -113,11 +101,10 @@ int mq_llama_quantize_run_imatrix(const char *in, const char *out, int ftype, in
     p.imatrix = entries;
     long n_entries = 0;
     for (const struct mq_llama_imatrix *e = entries; e && e->name; e++) n_entries++;
-    log_len = 0;
-    log_buf[0] = '\0';
+    log_tail_clear(&log_tail);
     imatrix_seen = -1;
     uint32_t rc = F.quantize(in, out, &p);
-    if (rc != 0) snprintf(why, why_len, "llama_model_quantize(%s, ftype %d) = %u: %s", in, ftype, rc, log_buf);
+    if (rc != 0) snprintf(why, why_len, "llama_model_quantize(%s, ftype %d) = %u: %s", in, ftype, rc, log_tail.buf);
     else if (entries && imatrix_seen != n_entries) {
         snprintf(why, why_len, "llama_model_quantize(%s, ftype %d): passed %ld imatrix entries, its log says %ld", in,
                  ftype, n_entries, imatrix_seen);
