@@ -34,9 +34,7 @@ void mq_convert_options_init_sized(struct mq_convert_options *o, size_t struct_s
     struct mq_convert_options d;
     convert_defaults(&d);
     d.struct_size = struct_size;
-    const size_t n = struct_size < sizeof d ? struct_size : sizeof d;
-    memcpy(o, &d, n);
-    if (struct_size > n) memset((unsigned char *)o + n, 0, struct_size - n); /* a newer header's fields */
+    mq_options_give(o, struct_size, &d, sizeof d);
 }
 
 void mq_convert_report_free(struct mq_convert_report *rep)

@@ -35,9 +35,7 @@ void mq_estimate_options_init_sized(struct mq_estimate_options *o, size_t struct
     struct mq_estimate_options d;
     estimate_defaults(&d);
     d.struct_size = struct_size;
-    const size_t n = struct_size < sizeof d ? struct_size : sizeof d;
-    memcpy(o, &d, n);
-    if (struct_size > n) memset((unsigned char *)o + n, 0, struct_size - n); /* a newer header's fields */
+    mq_options_give(o, struct_size, &d, sizeof d);
 }
 
 /* a*b*c... with overflow reported; all inputs come from files or the command line. */

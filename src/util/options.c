@@ -25,3 +25,10 @@ enum mq_status mq_options_take(void *full, size_t full_size, const void *user, s
     memcpy(full, &full_size, sizeof full_size);
     return MQ_OK;
 }
+
+void mq_options_give(void *user, size_t struct_size, const void *defaults, size_t def_size)
+{
+    const size_t n = struct_size < def_size ? struct_size : def_size;
+    memcpy(user, defaults, n);
+    if (struct_size > n) memset((unsigned char *)user + n, 0, struct_size - n); /* a newer header's fields */
+}

@@ -28,4 +28,11 @@
 enum mq_status mq_options_take(void *full, size_t full_size, const void *user, size_t min_size, const char *what,
                                struct mq_error *err);
 
+/*
+** The other direction, for mq_X_options_init_sized(): writes the library's `defaults` (def_size
+** bytes, whose struct_size is already set to struct_size) into the caller's struct of struct_size
+** bytes, zeroing what a newer header has beyond them.
+*/
+void mq_options_give(void *user, size_t struct_size, const void *defaults, size_t def_size);
+
 #endif /* MODELQ_OPTIONS_H */
