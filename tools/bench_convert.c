@@ -4,7 +4,7 @@
 ** in the same run.
 **
 ** Usage: bench_convert [--dir DIR] [--preset issue|256m] [--modelq PATH] [--types T1,T2,...]
-**                      [-j N] [--repeat N] [--keep] [--lora-rank N]
+**                      [-j N] [--repeat N] [--keep] [--lora-rank N] [--imatrix]
 **   DIR       work folder (default /tmp/modelq-bench). The model goes to DIR/model-PRESET and is
 **             made by mkbigmodel (next to this tool) unless DIR/model-PRESET/.mkbigmodel shows it
 **             was already made with the same options. Outputs go to DIR/out-TYPE.gguf and are
@@ -17,6 +17,11 @@
 **   --lora-rank N  also run every type with a random rank-N F32 adapter on every *_proj weight merged
 **             in (`convert --lora`; made by mklora into DIR/lora-rN): rows "TYPE+lora", whose
 **             "x copy" column is then the ratio to the same type without the adapter.
+**   --imatrix also run every type with an importance matrix (`convert --imatrix`): rows
+**             "TYPE+imx", "x copy" again the ratio to the same type without it. The imatrix
+**             (DIR/imatrix-PRESET.gguf, random log-normal importances for every matrix) is written
+**             by mkimatrix from a q8_0 conversion of the model (llama-imatrix names entries by
+**             the GGUF tensor names), made once and reused.
 **
 ** Method: the input is read once before every run so it is in the page cache (the first read's
 ** speed is printed); the copy baseline runs `sh -c 'cat IN... > OUT && sync'`; each conversion runs
@@ -168,7 +173,7 @@ static struct measured measure(char *const argv[], const char *out, int keep, in
 static void usage(void)
 {
     fprintf(stderr, "usage: bench_convert [--dir DIR] [--preset issue|256m] [--modelq PATH] [--types T1,T2,...] "
-                    "[-j N] [--repeat N] [--keep] [--lora-rank N]\n");
+                    "[-j N] [--repeat N] [--keep] [--lora-rank N] [--imatrix]\n");
     exit(2);
 }
 
@@ -190,7 +195,7 @@ int main(int argc, char **argv)
 {
     const char *dir = "/tmp/modelq-bench", *preset = "issue", *modelq = NULL, *types_arg = "q8_0,q4_0,iq4_nl,f16,q4_K";
     const char *jobs = "2";
-    int keep = 0, repeats = 1, lora_rank = 0;
+    int keep = 0, repeats = 1, lora_rank = 0, with_imatrix = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (strcmp(a, "--dir") == 0 && v) dir = v, i++;
@@ -201,6 +206,7 @@ int main(int argc, char **argv)
         else if (strcmp(a, "--keep") == 0) keep = 1;
         else if (strcmp(a, "--repeat") == 0 && v && atoi(v) > 0) repeats = atoi(v), i++;
         else if (strcmp(a, "--lora-rank") == 0 && v && atoi(v) > 0) lora_rank = atoi(v), i++;
+        else if (strcmp(a, "--imatrix") == 0) with_imatrix = 1;
         else usage();
     }
     char self[PATH_MAX], tooldir[PATH_MAX], mkbig[PATH_MAX + 16], modelq_buf[PATH_MAX + 16];
@@ -234,7 +240,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "bench_convert: %s --preset %s --dry-run failed (unknown preset?)\n", mkbig, preset);
         return 1;
     }
-    if (same_marker(model, line)) {
+    const int model_reused = same_marker(model, line);
+    if (model_reused) {
         printf("bench_convert: reusing %s\n", model);
     } else {
         char *mk_argv[] = {mkbig, model, "--preset", (char *)preset, NULL};
@@ -296,6 +303,28 @@ int main(int argc, char **argv)
         }
     }
 
+    /* the importance matrix for the +imx rows: mkimatrix reads the GGUF names off a q8_0 conversion */
+    char imatrix[PATH_MAX + 32] = "";
+    if (with_imatrix) {
+        snprintf(imatrix, sizeof imatrix, "%s/imatrix-%s.gguf", dir, preset);
+        if (!model_reused || access(imatrix, R_OK) != 0) {
+            char mkim[PATH_MAX + 16], q8[PATH_MAX + 32], dat[PATH_MAX + 32];
+            snprintf(mkim, sizeof mkim, "%s/mkimatrix", tooldir);
+            snprintf(q8, sizeof q8, "%s/imatrix-src.gguf", dir);
+            snprintf(dat, sizeof dat, "%s/imatrix-%s.dat", dir, preset);
+            char *q8_argv[] = {(char *)modelq, "convert", model, "-o", q8, "--type", "q8_0", "--no-vocab", NULL};
+            char *mi_argv[] = {mkim, q8, imatrix, dat, NULL};
+            struct dev_child r = dev_run_child(q8_argv, 1, "bench_convert");
+            if (r.status == 0) r = dev_run_child(mi_argv, 0, "bench_convert");
+            unlink(q8);
+            unlink(dat);
+            if (r.status != 0) {
+                fprintf(stderr, "bench_convert: making the imatrix %s failed (status %d)\n", imatrix, r.status);
+                return 1;
+            }
+        }
+    }
+
     /* 3. one conversion per type */
     char types[256];
     snprintf(types, sizeof types, "%s", types_arg);
@@ -312,6 +341,17 @@ int main(int argc, char **argv)
                     modelq, t, m.r.status);
             failures++;
         }
+        const double plain_wall = m.r.status == 0 ? m.r.wall + (m.sync_s > 0 ? m.sync_s : 0) : 0;
+        if (with_imatrix) {
+            snprintf(out, sizeof out, "%s/out-%s-imx.gguf", dir, t);
+            char *iv_argv[] = {(char *)modelq, "convert", model, "--imatrix", imatrix, "-o", out, "--type", t, "-j",
+                               (char *)jobs, "--no-vocab", NULL};
+            struct measured mi = measure(iv_argv, out, keep, 1, repeats, inputs, n_in);
+            char name[64];
+            snprintf(name, sizeof name, "%s+imx", t);
+            print_row(name, &mi.r, mi.sync_s, in_bytes, mi.out_bytes, plain_wall);
+            if (mi.r.status != 0) failures++;
+        }
         if (!lora_rank) continue;
         snprintf(out, sizeof out, "%s/out-%s-lora.gguf", dir, t);
         char *lv_argv[] = {(char *)modelq, "convert", model, "--lora", lora_dir, "-o", out, "--type", t, "-j",
@@ -319,7 +359,7 @@ int main(int argc, char **argv)
         struct measured ml = measure(lv_argv, out, keep, 1, repeats, inputs, n_in);
         char name[64];
         snprintf(name, sizeof name, "%s+lora", t);
-        print_row(name, &ml.r, ml.sync_s, in_bytes, ml.out_bytes, m.r.status == 0 ? m.r.wall + (m.sync_s > 0 ? m.sync_s : 0) : 0);
+        print_row(name, &ml.r, ml.sync_s, in_bytes, ml.out_bytes, plain_wall);
         if (ml.r.status != 0) failures++;
     }
     for (int i = 0; i < n_in; i++) free(inputs[i]);
