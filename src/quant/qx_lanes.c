@@ -171,6 +171,77 @@ bool mq_qx_fit_lanes(int n, int nmax, enum mq_qx_weights wk, const float *x, con
     return true;
 }
 
+/*
+** One group on its own (Q3_K's sixteen sub-block scales): here the lanes are the 19 candidate
+** inverse scales (lane k of vector v: order[8v + k]; 24 lanes, the last 5 unused), each lane's
+** sums over the n values added left to right as in the scalar loop, then the scalar kernel's
+** choice among them made in its order on the 19 sums. The range argument is the one above.
+*/
+__attribute__((target("avx2,f16c"))) static bool qx_fit_one(int n, int nmax, const float *x, const float *qw,
+                                                            int8_t *L, float *scale_out)
+{
+    float max = 0, amax = 0;
+    for (int i = 0; i < n; i++) {
+        const float ax = fabsf(x[i]);
+        if (!(ax <= 3.4028235e38f)) return false; /* NaN or Inf */
+        if (ax > amax) {
+            amax = ax;
+            max = x[i];
+        }
+    }
+    if (amax < GROUP_MAX_EPS) {
+        memset(L, 0, (size_t)n);
+        *scale_out = 0.f;
+        return true;
+    }
+    float num[24] = {0};
+    num[0] = (float)-nmax;
+    for (int k = 1; k < 19; k++) {
+        const int is = k <= 9 ? k - 10 : k - 9; /* -9 .. -1, 1 .. 9 */
+        num[k] = -((float)nmax + 0.1f * (float)is);
+    }
+    const __m256 vmax = _mm256_set1_ps(max), zero = _mm256_setzero_ps();
+    const __m256 flo = _mm256_set1_ps((float)-nmax), fhi = _mm256_set1_ps((float)(nmax - 1));
+    __m256 iscale[3], sumlx[3], suml2[3];
+    for (int v = 0; v < 3; v++) {
+        iscale[v] = _mm256_div_ps(_mm256_loadu_ps(num + 8 * v), vmax);
+        sumlx[v] = suml2[v] = zero;
+    }
+    for (int i = 0; i < n; i++) {
+        const __m256 xi = _mm256_set1_ps(x[i]), wi = _mm256_set1_ps(qw[i]), wxi = _mm256_set1_ps(qw[i] * x[i]);
+        for (int v = 0; v < 3; v++) {
+            __m256 lf = _mm256_round_ps(_mm256_mul_ps(iscale[v], xi), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+            lf = _mm256_min_ps(_mm256_max_ps(lf, flo), fhi);
+            sumlx[v] = _mm256_add_ps(sumlx[v], _mm256_mul_ps(wxi, lf));
+            suml2[v] = _mm256_add_ps(suml2[v], _mm256_mul_ps(_mm256_mul_ps(wi, lf), lf));
+        }
+    }
+    float is_[24], lx[24], l2[24];
+    for (int v = 0; v < 3; v++) {
+        _mm256_storeu_ps(is_ + 8 * v, iscale[v]);
+        _mm256_storeu_ps(lx + 8 * v, sumlx[v]);
+        _mm256_storeu_ps(l2 + 8 * v, suml2[v]);
+    }
+    float scale = l2[0] ? lx[0] / l2[0] : 0.0f, best = scale * lx[0];
+    int win = 0;
+    for (int k = 1; k < 19; k++)
+        if (l2[k] > 0 && lx[k] * lx[k] > best * l2[k]) {
+            scale = lx[k] / l2[k];
+            best = scale * lx[k];
+            win = k;
+        }
+    for (int i = 0; i < n; i++)
+        L[i] = (int8_t)(nmax + mq_imax(-nmax, mq_imin(nmax - 1, mq_nearest_int(is_[win] * x[i]))));
+    *scale_out = scale;
+    return true;
+}
+
+bool mq_qx_fit_group(int n, int nmax, const float *x, const float *qw, int8_t *L, float *scale)
+{
+    if (n < 1 || nmax < 1 || nmax > 32 || !mq_cpu_avx2()) return false;
+    return qx_fit_one(n, nmax, x, qw, L, scale);
+}
+
 /* kquants_simd.h: Q6_K's sixteen groups of 16 (callers have checked mq_cpu_avx2()) */
 bool mq_qx_fit_16x16(const float *x, const float *qw, float scale_out[16], int8_t L[256])
 {
@@ -181,6 +252,11 @@ bool mq_qx_fit_lanes(int n, int nmax, enum mq_qx_weights wk, const float *x, con
                      float *scales, int8_t *L, float *wsum)
 {
     (void)n, (void)nmax, (void)wk, (void)x, (void)qw, (void)sigma2, (void)ng, (void)scales, (void)L, (void)wsum;
+    return false;
+}
+bool mq_qx_fit_group(int n, int nmax, const float *x, const float *qw, int8_t *L, float *scale)
+{
+    (void)n, (void)nmax, (void)x, (void)qw, (void)L, (void)scale;
     return false;
 }
 #endif

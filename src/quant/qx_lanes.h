@@ -28,4 +28,11 @@ enum mq_qx_weights {
 bool mq_qx_fit_lanes(int n, int nmax, enum mq_qx_weights wk, const float *x, const float *qw, float sigma2, int ng,
                      float *scales, int8_t *L, float *wsum);
 
+/*
+** One group of n values with weights qw (make_qx_quants(n, nmax, x, L, 1, qw), e.g. Q3_K's sixteen
+** sub-block scales): *scale and L (stored + nmax), the 19 candidate scales side by side in the
+** lanes. false - nothing usable written - without AVX2, on a non-x86 build, or for a NaN/Inf x.
+*/
+bool mq_qx_fit_group(int n, int nmax, const float *x, const float *qw, int8_t *L, float *scale);
+
 #endif /* MODELQ_QX_LANES_H */
