@@ -376,7 +376,8 @@ static void q3_k_block(const float *x, const float *qw, uint8_t *y)
         }
     uint8_t *hmask = y, *qs = y + 32, *sc = y + 96;
     float d_block; /* Ls 0..63 = s + 32 */
-    if (!fast || !mq_qx_fit_group(16, 32, scales, sw, Ls, &d_block)) d_block = mq_make_qx_quants(16, 32, scales, Ls, sw);
+    if (!fast || !mq_qx_fit_group(16, 32, scales, sw, Ls, &d_block))
+        d_block = mq_make_qx_quants(16, 32, scales, Ls, sw);
     memset(sc, 0, 12);
     for (int j = 0; j < 16; j++) mq_q3_k_put_scale(sc, j, (uint8_t)Ls[j]);
     mq_put_f16(y + 108, d_block);
