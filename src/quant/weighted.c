@@ -31,11 +31,14 @@
 **   Q8_0          ignores the importances (quantize_q8_0 drops them).
 ** qw is the importance vector of the row's columns (n_per_row floats); every row of a matrix
 ** uses the same one. Sums run left to right in float32 as in ggml-quants.c (the project builds
-** with -ffp-contract=off, so a*b+c is never fused). Only the plain C path exists: there is no
-** faster kernel whose bytes could drift from it.
+** with -ffp-contract=off, so a*b+c is never fused). The plain C loops here are the reference;
+** some steps also run on AVX2 lane kernels with the same bytes (iq4_avx2.c, kquants_weighted.c,
+** and qx_lanes.c for the make_qx_quants searches of Q4_0, Q5_0, Q3_K and Q6_K), each falling back
+** to the C loop where the lanes refuse (no AVX2, MODELQ_NO_SIMD, NaN/Inf in the values).
 */
 #include "iq4_lanes.h"
 #include "qcommon.h"
+#include "qx_lanes.h"
 
 #include "modelq/imatrix.h"
 #include "modelq/quant.h"
@@ -167,6 +170,40 @@ static void legacy_row(enum mq_codec c, const float *x, size_t n_per_row, const 
             break;
         }
     }
+}
+
+/*
+** Q4_0 / Q5_0 (nmax 8 / 16): legacy_row's search, sixteen blocks at a time on the make_qx_quants
+** lanes (qx_lanes.c computes the weights qw * sqrtf(sigma2 + x^2) itself), same bytes. false
+** when the lanes refuse a batch (no AVX2, NaN/Inf in it): the caller then runs legacy_row over
+** the whole row, which rewrites every block.
+*/
+static bool q4_0_q5_0_row_fast(enum mq_codec c, const float *x, size_t n_per_row, const float *qw, uint8_t *y)
+{
+    enum { BATCH = 16 };
+    const int nmax = c == MQ_CODEC_Q4_0 ? 8 : 16;
+    const float sigma2 = sum_sq(x, n_per_row) / (float)n_per_row;
+    const size_t nb = n_per_row / QK, bytes = mq_codec_info(c)->block_bytes;
+    float scales[BATCH];
+    int8_t L[BATCH * QK];
+    for (size_t b = 0; b < nb; b += BATCH) {
+        const int ng = (int)(nb - b < BATCH ? nb - b : BATCH);
+        if (!mq_qx_fit_lanes(QK, nmax, MQ_QX_W_SIGMA, x + QK * b, qw + QK * b, sigma2, ng, scales, L, NULL))
+            return false;
+        for (int k = 0; k < ng; k++) {
+            uint8_t *yb = y + (b + (size_t)k) * bytes;
+            const int8_t *l = L + QK * k;
+            mq_put_f16(yb, scales[k]);
+            if (nmax == 8) {
+                for (int j = 0; j < 16; j++) yb[2 + j] = (uint8_t)(l[j] | (l[j + 16] << 4));
+            } else {
+                uint8_t U[QK];
+                for (int j = 0; j < QK; j++) U[j] = (uint8_t)l[j];
+                pack_q5(U, yb + 2, yb + 6);
+            }
+        }
+    }
+    return true;
 }
 
 /* ---- Q4_K, Q5_K ---- */
@@ -328,23 +365,29 @@ static void q2_k_block(const float *x, const float *qw, uint8_t *y)
 static void q3_k_block(const float *x, const float *qw, uint8_t *y)
 {
     int8_t L[QK_K], Ls[16];
-    float w[16], sw[16], scales[16];
+    float w[16], sw[16], scales[16], d[16];
     const float sigma2 = 2 * sum_sq(x, QK_K) / QK_K;
-    for (int j = 0; j < 16; j++) {
-        sw[j] = k16_weights(x + 16 * j, qw + 16 * j, sigma2, w);
-        scales[j] = mq_make_qx_quants(16, 4, x + 16 * j, L + 16 * j, w); /* codes 0..7 = q + 4 */
-    }
+    /* the sixteen fits on the lanes (qx_lanes.c) where they run, else here */
+    const bool fast = mq_qx_fit_lanes(16, 4, MQ_QX_W_SIGMA, x, qw, sigma2, 16, scales, L, sw);
+    if (!fast)
+        for (int j = 0; j < 16; j++) {
+            sw[j] = k16_weights(x + 16 * j, qw + 16 * j, sigma2, w);
+            scales[j] = mq_make_qx_quants(16, 4, x + 16 * j, L + 16 * j, w); /* codes 0..7 = q + 4 */
+        }
     uint8_t *hmask = y, *qs = y + 32, *sc = y + 96;
-    const float d_block = mq_make_qx_quants(16, 32, scales, Ls, sw); /* Ls 0..63 = s + 32 */
+    float d_block; /* Ls 0..63 = s + 32 */
+    if (!fast || !mq_qx_fit_group(16, 32, scales, sw, Ls, &d_block))
+        d_block = mq_make_qx_quants(16, 32, scales, Ls, sw);
     memset(sc, 0, 12);
     for (int j = 0; j < 16; j++) mq_q3_k_put_scale(sc, j, (uint8_t)Ls[j]);
     mq_put_f16(y + 108, d_block);
     const float dd = mq_get_f16(y + 108);
+    for (int j = 0; j < 16; j++) d[j] = dd * mq_q3_k_scale(sc, j);
+    if (fast && mq_q3_k_codes_avx2(x, d, L, y)) return; /* q3_k_avx2.c: the loops below, same bytes */
     for (int j = 0; j < 16; j++) {
-        const float d = dd * mq_q3_k_scale(sc, j);
-        if (!d) continue; /* keeps the fit's codes, as ggml */
+        if (!d[j]) continue; /* keeps the fit's codes, as ggml */
         for (int i = 0; i < 16; i++)
-            L[16 * j + i] = (int8_t)(mq_imax(-4, mq_imin(3, mq_nearest_int(x[16 * j + i] / d))) + 4);
+            L[16 * j + i] = (int8_t)(mq_imax(-4, mq_imin(3, mq_nearest_int(x[16 * j + i] / d[j]))) + 4);
     }
     /* bit 2 of code e goes to hmask[e % 32] at bit e / 32; the low two bits to qs */
     uint8_t low[QK_K];
@@ -425,6 +468,10 @@ enum mq_status mq_quantize_weighted(enum mq_codec c, const float *src, size_t n,
             if (mq_iq4_nl_quantize_avx2(src, row_len / QK, imatrix, data)) break; /* iq4_avx2.c, same bytes */
             for (size_t b = 0; b < row_len / QK; b++)
                 iq4_nl_block(src + b * QK, imatrix + b * QK, data + b * ci->block_bytes);
+            break;
+        case MQ_CODEC_Q4_0:
+        case MQ_CODEC_Q5_0:
+            if (!q4_0_q5_0_row_fast(c, src, row_len, imatrix, data)) legacy_row(c, src, row_len, imatrix, data);
             break;
         case MQ_CODEC_IQ4_XS: /* its kernel takes the row's importances itself (ggml always weighs IQ4_XS) */
             mq_iq4_xs_quantize_rows_fast(src, row_len, row_len, imatrix, data);
