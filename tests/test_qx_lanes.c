@@ -118,6 +118,11 @@ static int kernel_case(const char *what, int n, int nmax, enum mq_qx_weights wk,
     memset(L, 0x7f, sizeof L);
     cr_assert(mq_qx_fit_lanes(n, nmax, wk, x, qw, sigma2, ng, scales, L, wsum), "%s: lanes refused finite data",
               what);
+    float zscales[16], iscales[16], zwsum[16];
+    const bool lazy_ok = ng == 16;
+    if (lazy_ok)
+        cr_assert(mq_qx_fit16_lazy(n, nmax, wk, x, qw, sigma2, zscales, iscales, zwsum), "%s: lazy lanes refused",
+                  what);
     int bad = 0;
     for (int g = 0; g < ng; g++) {
         const float *xg = x + n * g;
@@ -129,8 +134,13 @@ static int kernel_case(const char *what, int n, int nmax, enum mq_qx_weights wk,
             sw += w[i];
         }
         const float want = mq_make_qx_quants(n, nmax, xg, Lr, w);
+        /* the lazy form: the same scale and weight sum, and the same codes from its iscale */
+        int8_t Lz[32];
+        if (lazy_ok) mq_qx_codes(n, nmax, xg, iscales[g], Lz);
         if (memcmp(&want, &scales[g], sizeof want) || memcmp(Lr, L + n * g, (size_t)n) ||
-            memcmp(&sw, &wsum[g], sizeof sw)) {
+            memcmp(&sw, &wsum[g], sizeof sw) ||
+            (lazy_ok && (memcmp(&want, &zscales[g], sizeof want) || memcmp(Lr, Lz, (size_t)n) ||
+                         memcmp(&sw, &zwsum[g], sizeof sw)))) {
             if (bad < 3)
                 cr_log_error("%s: group %d of %d: scale %a vs %a, wsum %a vs %a", what, g, ng, (double)scales[g],
                              (double)want, (double)wsum[g], (double)sw);

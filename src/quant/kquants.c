@@ -20,6 +20,7 @@
 ** All sums run left to right in float32 exactly as in ggml-quants.c.
 */
 #include "kquants_simd.h"
+#include "qx_lanes.h"
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
@@ -194,9 +195,13 @@ __attribute__((target("avx2,f16c"))) static void q6_k_pack_bits_avx2(const int8_
     }
 }
 
-/* q6_k_pack with the codes recomputed eight at a time (true division, ggml's rounding) */
-__attribute__((target("avx2,f16c"))) static void q6_k_pack_avx2(const float *x, const float *scales, int8_t *L,
-                                                               uint8_t *y)
+/*
+** q6_k_pack with the codes recomputed eight at a time (true division, ggml's rounding); a
+** sub-block whose scale codes to 0 keeps the search's codes, made here from its winning iscale
+** (the fit is lazy: mq_qx_fit16_lazy).
+*/
+__attribute__((target("avx2,f16c"))) static void q6_k_pack_avx2(const float *x, const float *scales,
+                                                               const float *iscales, int8_t *L, uint8_t *y)
 {
     if (!q6_k_pack_scales(scales, y)) return;
     const int8_t *sc = (const int8_t *)(y + 192);
@@ -207,7 +212,10 @@ __attribute__((target("avx2,f16c"))) static void q6_k_pack_avx2(const float *x, 
         if (!d0 || !d1) { /* a sub-block keeping the search's codes: scalar */
             for (int t = 0; t < 2; t++) {
                 const float d = t ? d1 : d0;
-                if (!d) continue;
+                if (!d) {
+                    mq_qx_codes(16, 32, x + 16 * (j + t), iscales[j + t], L + 16 * (j + t));
+                    continue;
+                }
                 for (int ii = 0; ii < 16; ii++)
                     L[16 * (j + t) + ii] = (int8_t)(mq_imax(-32, mq_imin(31, mq_nearest_int(x[16 * (j + t) + ii] / d))) + 32);
             }
@@ -233,11 +241,11 @@ void mq_quantize_q6_k_fast(const float *src, size_t n, size_t row_len, uint32_t 
 #ifdef MQ_X86
     if (mq_cpu_avx2()) {
         int8_t L[QK_K];
-        float scales[QK_K / 16];
+        float scales[QK_K / 16], iscales[QK_K / 16];
         for (size_t b = 0; b < n / QK_K; b++) {
             const float *x = src + b * QK_K;
-            if (mq_qx_fit_16x16(x, NULL, scales, L)) {
-                q6_k_pack_avx2(x, scales, L, data + b * Q6K_BYTES);
+            if (mq_qx_fit16_lazy(16, 32, MQ_QX_W_X2, x, NULL, 0.f, scales, iscales, NULL)) {
+                q6_k_pack_avx2(x, scales, iscales, L, data + b * Q6K_BYTES);
             } else {
                 for (int ib = 0; ib < QK_K / 16; ib++)
                     scales[ib] = mq_make_qx_quants(16, 32, x + 16 * ib, L + 16 * ib, NULL);
@@ -445,7 +453,7 @@ static const struct kquant_kind KQ_Q5K = {31, -0.5f, 15, Q5K_BYTES, 48, 16, q5_k
 #ifdef MQ_X86
 /*
 ** make_qkx2_quants(32, nmax, ...) with kquant_fit_superblock's weights for the eight sub-blocks
-** of one super-block at once, sub-block j in lane j. As in mq_qx_fit_16x16, every float
+** of one super-block at once, sub-block j in lane j. As in the make_qx_quants lanes (qx_lanes.c), every float
 ** operation is the scalar one, lane-wise and in the scalar order (separate mul and add where the
 ** scalar code has a*b + c, true divisions and square root), and every `if` is a per-lane blend,
 ** so each lane's scale, min and codes equal the reference's.

@@ -35,12 +35,6 @@ struct mq_qkx2_fit8 {
 */
 void mq_qkx2_fit_blocks(const float *const *xs, int n, const struct mq_qkx2_params *p, struct mq_qkx2_fit8 *out);
 
-/*
-** mq_make_qx_quants(16, 32, ..., qw or NULL) for the sixteen 16-value groups of x[256]: the
-** scales and the codes (+ 32); false for a super-block holding NaN/Inf (nothing usable written).
-** Defined in qx_lanes.c (mq_qx_fit_lanes with n 16, nmax 32).
-*/
-bool mq_qx_fit_16x16(const float *x, const float *qw, float scales[16], int8_t L[256]);
 #endif
 
 #endif /* MODELQ_KQUANTS_SIMD_H */

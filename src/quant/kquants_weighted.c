@@ -81,12 +81,3 @@ bool mq_kquant_fit_weighted_fast(int nmax, const float *x, const float *qw, int 
     (void)nmax, (void)x, (void)qw, (void)n, (void)out;
     return false;
 }
-
-bool mq_q6_k_fit_weighted_fast(const float *x, const float *qw, float scales[16], int8_t L[256])
-{
-#ifdef MQ_KQ_SIMD
-    if (mq_cpu_avx2()) return mq_qx_fit_16x16(x, qw, scales, L);
-#endif
-    (void)x, (void)qw, (void)scales, (void)L;
-    return false;
-}

@@ -157,7 +157,6 @@ struct mq_kquant_wfit {
     uint8_t L[256];
 };
 bool mq_kquant_fit_weighted_fast(int nmax, const float *x, const float *qw, int n, struct mq_kquant_wfit *out);
-bool mq_q6_k_fit_weighted_fast(const float *x, const float *qw, float scales[16], int8_t L[256]);
 
 /* IQ4_NL's non-linear grid (ggml-common.h kvalues_iq4nl). */
 extern const int8_t mq_iq4nl_values[16];

@@ -47,7 +47,7 @@ enum { GROUPS = 16, SETS = 2, MAXN = 32 };
 */
 __attribute__((target("avx2,f16c"), always_inline)) static inline bool
 qx_fit_body(const int n, const int nmax, const enum mq_qx_weights wk, const float *x, const float *qw, float sigma2,
-            float *scale_out, int8_t *L, float *wsum)
+            float *scale_out, int8_t *L, float *iscale_out, float *wsum)
 {
     const __m256 absmask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
     const __m256 flo = _mm256_set1_ps((float)-nmax), fhi = _mm256_set1_ps((float)(nmax - 1));
@@ -124,6 +124,11 @@ qx_fit_body(const int n, const int nmax, const enum mq_qx_weights wk, const floa
     int32_t tmp[MAXN][8];
     FOR_SET {
         _mm256_storeu_ps(scale_out + 8 * s, _mm256_and_ps(scale[s], active[s]));
+        /* the lazy form: the winning iscale, 0 for a group below GROUP_MAX_EPS (mq_qx_codes) */
+        if (!L) {
+            _mm256_storeu_ps(iscale_out + 8 * s, _mm256_and_ps(best_iscale[s], active[s]));
+            continue;
+        }
         for (int i = 0; i < n; i++) {
             __m256i l = mq_avx2_nearest_int(_mm256_mul_ps(best_iscale[s], X[s][i]));
             l = _mm256_add_epi32(_mm256_max_epi32(lo, _mm256_min_epi32(hi, l)), off);
@@ -138,19 +143,19 @@ qx_fit_body(const int n, const int nmax, const enum mq_qx_weights wk, const floa
 
 __attribute__((target("avx2,f16c"))) static bool qx_fit16(const int n, int nmax, enum mq_qx_weights wk,
                                                           const float *x, const float *qw, float sigma2,
-                                                          float *scales, int8_t *L, float *wsum)
+                                                          float *scales, int8_t *L, float *iscales, float *wsum)
 {
     if (n == 16) {
         switch (wk) {
-        case MQ_QX_W_X2: return qx_fit_body(16, nmax, MQ_QX_W_X2, x, qw, sigma2, scales, L, wsum);
-        case MQ_QX_W_RAW: return qx_fit_body(16, nmax, MQ_QX_W_RAW, x, qw, sigma2, scales, L, wsum);
-        default: return qx_fit_body(16, nmax, MQ_QX_W_SIGMA, x, qw, sigma2, scales, L, wsum);
+        case MQ_QX_W_X2: return qx_fit_body(16, nmax, MQ_QX_W_X2, x, qw, sigma2, scales, L, iscales, wsum);
+        case MQ_QX_W_RAW: return qx_fit_body(16, nmax, MQ_QX_W_RAW, x, qw, sigma2, scales, L, iscales, wsum);
+        default: return qx_fit_body(16, nmax, MQ_QX_W_SIGMA, x, qw, sigma2, scales, L, iscales, wsum);
         }
     }
     switch (wk) {
-    case MQ_QX_W_X2: return qx_fit_body(32, nmax, MQ_QX_W_X2, x, qw, sigma2, scales, L, wsum);
-    case MQ_QX_W_RAW: return qx_fit_body(32, nmax, MQ_QX_W_RAW, x, qw, sigma2, scales, L, wsum);
-    default: return qx_fit_body(32, nmax, MQ_QX_W_SIGMA, x, qw, sigma2, scales, L, wsum);
+    case MQ_QX_W_X2: return qx_fit_body(32, nmax, MQ_QX_W_X2, x, qw, sigma2, scales, L, iscales, wsum);
+    case MQ_QX_W_RAW: return qx_fit_body(32, nmax, MQ_QX_W_RAW, x, qw, sigma2, scales, L, iscales, wsum);
+    default: return qx_fit_body(32, nmax, MQ_QX_W_SIGMA, x, qw, sigma2, scales, L, iscales, wsum);
     }
 }
 
@@ -158,13 +163,13 @@ bool mq_qx_fit_lanes(int n, int nmax, enum mq_qx_weights wk, const float *x, con
                      float *scales, int8_t *L, float *wsum)
 {
     if ((n != 16 && n != 32) || nmax < 1 || nmax > 32 || ng < 1 || ng > GROUPS || !mq_cpu_avx2()) return false;
-    if (ng == GROUPS) return qx_fit16(n, nmax, wk, x, qw, sigma2, scales, L, wsum);
+    if (ng == GROUPS) return qx_fit16(n, nmax, wk, x, qw, sigma2, scales, L, NULL, wsum);
     /* a tail: zero groups after the ng given ones (below GROUP_MAX_EPS, results dropped) */
     float xb[GROUPS * MAXN] = {0}, qb[GROUPS * MAXN] = {0}, sb[GROUPS], wb[GROUPS];
     int8_t lb[GROUPS * MAXN];
     memcpy(xb, x, sizeof(float) * (size_t)(n * ng));
     if (wk != MQ_QX_W_X2) memcpy(qb, qw, sizeof(float) * (size_t)(n * ng));
-    if (!qx_fit16(n, nmax, wk, xb, qb, sigma2, sb, lb, wb)) return false;
+    if (!qx_fit16(n, nmax, wk, xb, qb, sigma2, sb, lb, NULL, wb)) return false;
     memcpy(scales, sb, sizeof(float) * (size_t)ng);
     memcpy(L, lb, (size_t)(n * ng));
     if (wsum) memcpy(wsum, wb, sizeof(float) * (size_t)ng);
@@ -242,10 +247,11 @@ bool mq_qx_fit_group(int n, int nmax, const float *x, const float *qw, int8_t *L
     return qx_fit_one(n, nmax, x, qw, L, scale);
 }
 
-/* kquants_simd.h: Q6_K's sixteen groups of 16 (callers have checked mq_cpu_avx2()) */
-bool mq_qx_fit_16x16(const float *x, const float *qw, float scale_out[16], int8_t L[256])
+bool mq_qx_fit16_lazy(int n, int nmax, enum mq_qx_weights wk, const float *x, const float *qw, float sigma2,
+                      float scales[16], float iscales[16], float *wsum)
 {
-    return mq_qx_fit_lanes(16, 32, qw ? MQ_QX_W_RAW : MQ_QX_W_X2, x, qw, 0.f, 16, scale_out, L, NULL);
+    if ((n != 16 && n != 32) || nmax < 1 || nmax > 32 || !mq_cpu_avx2()) return false;
+    return qx_fit16(n, nmax, wk, x, qw, sigma2, scales, NULL, iscales, wsum);
 }
 #else
 bool mq_qx_fit_lanes(int n, int nmax, enum mq_qx_weights wk, const float *x, const float *qw, float sigma2, int ng,
@@ -254,9 +260,21 @@ bool mq_qx_fit_lanes(int n, int nmax, enum mq_qx_weights wk, const float *x, con
     (void)n, (void)nmax, (void)wk, (void)x, (void)qw, (void)sigma2, (void)ng, (void)scales, (void)L, (void)wsum;
     return false;
 }
+bool mq_qx_fit16_lazy(int n, int nmax, enum mq_qx_weights wk, const float *x, const float *qw, float sigma2,
+                      float scales[16], float iscales[16], float *wsum)
+{
+    (void)n, (void)nmax, (void)wk, (void)x, (void)qw, (void)sigma2, (void)scales, (void)iscales, (void)wsum;
+    return false;
+}
 bool mq_qx_fit_group(int n, int nmax, const float *x, const float *qw, int8_t *L, float *scale)
 {
     (void)n, (void)nmax, (void)x, (void)qw, (void)L, (void)scale;
     return false;
 }
 #endif
+
+void mq_qx_codes(int n, int nmax, const float *x, float iscale, int8_t *L)
+{
+    for (int i = 0; i < n; i++)
+        L[i] = iscale == 0.f ? 0 : (int8_t)(nmax + mq_imax(-nmax, mq_imin(nmax - 1, mq_nearest_int(iscale * x[i]))));
+}

@@ -29,6 +29,20 @@ bool mq_qx_fit_lanes(int n, int nmax, enum mq_qx_weights wk, const float *x, con
                      float *scales, int8_t *L, float *wsum);
 
 /*
+** The lazy form for callers that recompute most codes anyway (Q6_K, Q3_K: only a group whose
+** quantized scale comes out 0 keeps the search's codes): sixteen groups exactly as
+** mq_qx_fit_lanes(..., 16, scales, L, wsum) but instead of L the winning inverse scale of each
+** group, iscales[g] (0 for a group below GROUP_MAX_EPS, whose codes are all 0); mq_qx_codes turns
+** one into that group's codes. The codes pass and its transposition were ~17% of Q6_K's fit.
+*/
+bool mq_qx_fit16_lazy(int n, int nmax, enum mq_qx_weights wk, const float *x, const float *qw, float sigma2,
+                      float scales[16], float iscales[16], float *wsum);
+
+/* make_qx_quants' codes of one group from its winning iscale (from mq_qx_fit16_lazy), stored + nmax:
+ * nmax + clamp(nearest_int(iscale * x), -nmax, nmax - 1) with ggml's rounding; all 0 for iscale 0. */
+void mq_qx_codes(int n, int nmax, const float *x, float iscale, int8_t *L);
+
+/*
 ** One group of n values with weights qw (make_qx_quants(n, nmax, x, L, 1, qw), e.g. Q3_K's sixteen
 ** sub-block scales): *scale and L (stored + nmax), the 19 candidate scales side by side in the
 ** lanes. false - nothing usable written - without AVX2, on a non-x86 build, or for a NaN/Inf x.

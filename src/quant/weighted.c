@@ -279,9 +279,11 @@ static void kquant_row(int nmax, const float *x, size_t row_len, const float *qw
 static void q6_k_block(const float *x, const float *qw, uint8_t *y)
 {
     int8_t L[QK_K];
-    float scales[QK_K / 16];
+    float scales[QK_K / 16], iscales[QK_K / 16];
     float max_scale = 0, max_abs_scale = 0;
-    if (!mq_q6_k_fit_weighted_fast(x, qw, scales, L))
+    /* the lanes give each group's winning iscale instead of codes (qx_lanes.h: lazy) */
+    const bool lazy = mq_qx_fit16_lazy(16, 32, MQ_QX_W_RAW, x, qw, 0.f, scales, iscales, NULL);
+    if (!lazy)
         for (int ib = 0; ib < QK_K / 16; ib++) scales[ib] = mq_make_qx_quants(16, 32, x + 16 * ib, L + 16 * ib, qw + 16 * ib);
     for (int ib = 0; ib < QK_K / 16; ib++) {
         const float scale = scales[ib];
@@ -303,7 +305,10 @@ static void q6_k_block(const float *x, const float *qw, uint8_t *y)
     const float dd = mq_get_f16(y + 208);
     for (int j = 0; j < QK_K / 16; j++) {
         const float d = dd * sc[j];
-        if (!d) continue;
+        if (!d) { /* keeps the fit's codes, as ggml */
+            if (lazy) mq_qx_codes(16, 32, x + 16 * j, iscales[j], L + 16 * j);
+            continue;
+        }
         for (int ii = 0; ii < 16; ii++) {
             int l = mq_imax(-32, mq_imin(31, mq_nearest_int(x[16 * j + ii] / d)));
             L[16 * j + ii] = (int8_t)(l + 32);
@@ -365,10 +370,11 @@ static void q2_k_block(const float *x, const float *qw, uint8_t *y)
 static void q3_k_block(const float *x, const float *qw, uint8_t *y)
 {
     int8_t L[QK_K], Ls[16];
-    float w[16], sw[16], scales[16], d[16];
+    float w[16], sw[16], scales[16], iscales[16], d[16];
     const float sigma2 = 2 * sum_sq(x, QK_K) / QK_K;
-    /* the sixteen fits on the lanes (qx_lanes.c) where they run, else here */
-    const bool fast = mq_qx_fit_lanes(16, 4, MQ_QX_W_SIGMA, x, qw, sigma2, 16, scales, L, sw);
+    /* the sixteen fits on the lanes (qx_lanes.c) where they run, else here; the lanes give each
+     * group's winning iscale: its codes are made below only if its scale codes to 0 */
+    const bool fast = mq_qx_fit16_lazy(16, 4, MQ_QX_W_SIGMA, x, qw, sigma2, scales, iscales, sw);
     if (!fast)
         for (int j = 0; j < 16; j++) {
             sw[j] = k16_weights(x + 16 * j, qw + 16 * j, sigma2, w);
@@ -382,7 +388,10 @@ static void q3_k_block(const float *x, const float *qw, uint8_t *y)
     for (int j = 0; j < 16; j++) mq_q3_k_put_scale(sc, j, (uint8_t)Ls[j]);
     mq_put_f16(y + 108, d_block);
     const float dd = mq_get_f16(y + 108);
-    for (int j = 0; j < 16; j++) d[j] = dd * mq_q3_k_scale(sc, j);
+    for (int j = 0; j < 16; j++) {
+        d[j] = dd * mq_q3_k_scale(sc, j);
+        if (fast && !d[j]) mq_qx_codes(16, 4, x + 16 * j, iscales[j], L + 16 * j);
+    }
     if (fast && mq_q3_k_codes_avx2(x, d, L, y)) return; /* q3_k_avx2.c: the loops below, same bytes */
     for (int j = 0; j < 16; j++) {
         if (!d[j]) continue; /* keeps the fit's codes, as ggml */
