@@ -35,6 +35,7 @@
 ** faster kernel whose bytes could drift from it.
 */
 #include "iq4_lanes.h"
+#include "legacy1_lanes.h"
 #include "qcommon.h"
 
 #include "modelq/imatrix.h"
@@ -132,40 +133,64 @@ static void pack_q5(const uint8_t *L, uint8_t *qh_le, uint8_t *qs)
     for (int i = 0; i < 4; i++) qh_le[i] = (uint8_t)(qh >> (8 * i));
 }
 
-/* ---- Q4_0, Q5_0, Q4_1, Q5_1: one row; sigma2 over the whole row ---- */
+/* ---- Q4_0, Q5_0 (and below Q4_1, Q5_1): one row; sigma2 over the whole row ---- */
 
 static void legacy_row(enum mq_codec c, const float *x, size_t n_per_row, const float *qw, uint8_t *y)
 {
     const float sigma2 = sum_sq(x, n_per_row) / (float)n_per_row;
     float weight[QK];
     int8_t L[QK];
-    uint8_t U[QK], Uaux[QK];
+    uint8_t U[QK];
     const size_t bytes = mq_codec_info(c)->block_bytes;
     for (size_t ib = 0; ib < n_per_row / QK; ib++, y += bytes) {
         const float *xb = x + QK * ib, *wb = qw + QK * ib;
         for (int j = 0; j < QK; j++) weight[j] = wb[j] * sqrtf(sigma2 + xb[j] * xb[j]);
-        float min;
         switch (c) {
         case MQ_CODEC_Q4_0:
             mq_put_f16(y, mq_make_qx_quants(QK, 8, xb, L, weight));
             for (int j = 0; j < 16; j++) y[2 + j] = (uint8_t)(L[j] | (L[j + 16] << 4));
             break;
-        case MQ_CODEC_Q5_0:
+        default: /* MQ_CODEC_Q5_0 (Q4_1 and Q5_1 go to q1_row) */
             mq_put_f16(y, mq_make_qx_quants(QK, 16, xb, L, weight));
             for (int j = 0; j < QK; j++) U[j] = (uint8_t)L[j];
             pack_q5(U, y + 2, y + 6);
             break;
-        case MQ_CODEC_Q4_1:
-            mq_put_f16(y, mq_make_qkx2_quants(QK, 15, xb, weight, U, &min, Uaux, -0.9f, 0.05f, 36, false));
-            mq_put_f16(y + 2, -min);
-            for (int j = 0; j < 16; j++) y[4 + j] = (uint8_t)(U[j] | (U[j + 16] << 4));
-            break;
-        default: /* MQ_CODEC_Q5_1 */
-            mq_put_f16(y, mq_make_qkx2_quants(QK, 31, xb, weight, U, &min, Uaux, -0.9f, 0.05f, 36, false));
-            mq_put_f16(y + 2, -min);
-            pack_q5(U, y + 4, y + 8);
-            break;
         }
+    }
+}
+
+/* One Q4_1 (nmax 15) or Q5_1 (nmax 31) block from its fit: d, -min as fp16, the codes packed. */
+static void q1_pack(int nmax, const struct mq_l1_fit *f, uint8_t *y)
+{
+    mq_put_f16(y, f->d);
+    mq_put_f16(y + 2, -f->the_min);
+    if (nmax == 15)
+        for (int j = 0; j < 16; j++) y[4 + j] = (uint8_t)(f->L[j] | (f->L[j + 16] << 4));
+    else
+        pack_q5(f->L, y + 4, y + 8);
+}
+
+/* One Q4_1/Q5_1 row: blocks in runs of 8 or 16 on the AVX2 lanes (legacy1_weighted.c), the
+ * rest (a tail of fewer than 8, or everything without AVX2) one at a time, same bytes. */
+static void q1_row(int nmax, const float *x, size_t n_per_row, const float *qw, uint8_t *y, size_t bytes)
+{
+    const float sigma2 = sum_sq(x, n_per_row) / (float)n_per_row;
+    const size_t nb = n_per_row / QK;
+    struct mq_l1_fit fit[MQ_L1_BATCH];
+    size_t ib = 0;
+    while (ib + 8 <= nb) {
+        const int n = nb - ib >= MQ_L1_BATCH ? MQ_L1_BATCH : 8;
+        if (!mq_l1_fit_weighted_fast(nmax, x + QK * ib, qw + QK * ib, sigma2, n, fit)) break;
+        for (int k = 0; k < n; k++) q1_pack(nmax, &fit[k], y + (ib + (size_t)k) * bytes);
+        ib += (size_t)n;
+    }
+    float weight[QK];
+    uint8_t Laux[QK];
+    for (; ib < nb; ib++) {
+        const float *xb = x + QK * ib, *wb = qw + QK * ib;
+        for (int j = 0; j < QK; j++) weight[j] = wb[j] * sqrtf(sigma2 + xb[j] * xb[j]);
+        fit[0].d = mq_make_qkx2_quants(QK, nmax, xb, weight, fit[0].L, &fit[0].the_min, Laux, -0.9f, 0.05f, 36, false);
+        q1_pack(nmax, &fit[0], y + ib * bytes);
     }
 }
 
@@ -428,6 +453,10 @@ enum mq_status mq_quantize_weighted(enum mq_codec c, const float *src, size_t n,
             break;
         case MQ_CODEC_IQ4_XS: /* its kernel takes the row's importances itself (ggml always weighs IQ4_XS) */
             mq_iq4_xs_quantize_rows_fast(src, row_len, row_len, imatrix, data);
+            break;
+        case MQ_CODEC_Q4_1:
+        case MQ_CODEC_Q5_1:
+            q1_row(c == MQ_CODEC_Q4_1 ? 15 : 31, src, row_len, imatrix, data, ci->block_bytes);
             break;
         default:
             legacy_row(c, src, row_len, imatrix, data);
