@@ -36,6 +36,7 @@
 */
 #include "iq4_lanes.h"
 #include "legacy1_lanes.h"
+#include "q2_k_lanes.h"
 #include "qcommon.h"
 
 #include "modelq/imatrix.h"
@@ -323,21 +324,32 @@ static float k16_weights(const float *x, const float *qw, float sigma2, float *w
     return sum;
 }
 
-/* One Q2_K super-block (quantize_row_q2_K_impl); layout in q2_k.c. */
-static void q2_k_block(const float *x, const float *qw, uint8_t *y)
+/* One Q2_K super-block (quantize_row_q2_K_impl); layout in q2_k.c. fit: the sub-block fits
+ * (and the codes) done by q2_k_avx2.c, or NULL. */
+static void q2_k_block(const float *x, const float *qw, uint8_t *y, const struct mq_q2_k_fit *fit)
 {
     uint8_t L[QK_K], Laux[16], Ls[16], Lm[16];
     float w[16], sw[16], scales[16], mins[16];
-    const float sigma2 = sum_sq(x, QK_K) / QK_K;
-    for (int j = 0; j < 16; j++) {
-        sw[j] = k16_weights(x + 16 * j, qw + 16 * j, sigma2, w);
-        /* make_qkx3_quants with weights: in the pinned release the search of make_qkx2_quants */
-        scales[j] = mq_make_qkx2_quants(16, 3, x + 16 * j, w, L + 16 * j, &mins[j], Laux, -0.9f, 0.05f, 36, false);
+    if (fit) {
+        memcpy(sw, fit->sw, sizeof sw);
+        memcpy(scales, fit->scale, sizeof scales);
+        memcpy(mins, fit->the_min, sizeof mins);
+    } else {
+        const float sigma2 = sum_sq(x, QK_K) / QK_K;
+        for (int j = 0; j < 16; j++) {
+            sw[j] = k16_weights(x + 16 * j, qw + 16 * j, sigma2, w);
+            /* make_qkx3_quants with weights: in the pinned release the search of make_qkx2_quants */
+            scales[j] = mq_make_qkx2_quants(16, 3, x + 16 * j, w, L + 16 * j, &mins[j], Laux, -0.9f, 0.05f, 36, false);
+        }
     }
     uint8_t *sc = y, *qs = y + 16;
     mq_put_f16(y + 80, make_qp_quants(16, 15, scales, Ls, sw));
     mq_put_f16(y + 82, make_qp_quants(16, 15, mins, Lm, sw));
     for (int j = 0; j < 16; j++) sc[j] = (uint8_t)(Ls[j] | (Lm[j] << 4));
+    if (fit) {
+        mq_q2_k_codes_avx2(x, fit, y);
+        return;
+    }
     const float dd = mq_get_f16(y + 80), dmin = mq_get_f16(y + 82);
     for (int j = 0; j < 16; j++) {
         const float d = dd * (sc[j] & 0xF);
@@ -347,6 +359,19 @@ static void q2_k_block(const float *x, const float *qw, uint8_t *y)
             L[16 * j + i] = (uint8_t)mq_imax(0, mq_imin(3, mq_nearest_int((x[16 * j + i] + m) / d)));
     }
     mq_k2_pack_codes(L, qs);
+}
+
+/* One Q2_K row, the fits two super-blocks at a time on the AVX2 lanes where they run. */
+static void q2_k_row(const float *x, size_t row_len, const float *qw, uint8_t *y, size_t bytes)
+{
+    struct mq_q2_k_fit fit[2];
+    const size_t nb = row_len / QK_K;
+    for (size_t b = 0; b < nb; b += 2) {
+        const int n = nb - b >= 2 ? 2 : 1;
+        const bool fast = mq_q2_k_fit_weighted_avx2(x + b * QK_K, qw + b * QK_K, n, fit);
+        for (int k = 0; k < n; k++)
+            q2_k_block(x + (b + k) * QK_K, qw + (b + k) * QK_K, y + (b + k) * bytes, fast ? &fit[k] : NULL);
+    }
 }
 
 /* One Q3_K super-block (quantize_row_q3_K_impl); layout in q3_k.c. */
@@ -441,10 +466,11 @@ enum mq_status mq_quantize_weighted(enum mq_codec c, const float *src, size_t n,
                 q6_k_block(src + b * QK_K, imatrix + b * QK_K, data + b * ci->block_bytes);
             break;
         case MQ_CODEC_Q2_K:
+            q2_k_row(src, row_len, imatrix, data, ci->block_bytes);
+            break;
         case MQ_CODEC_Q3_K:
             for (size_t b = 0; b < row_len / QK_K; b++)
-                (c == MQ_CODEC_Q2_K ? q2_k_block : q3_k_block)(src + b * QK_K, imatrix + b * QK_K,
-                                                               data + b * ci->block_bytes);
+                q3_k_block(src + b * QK_K, imatrix + b * QK_K, data + b * ci->block_bytes);
             break;
         case MQ_CODEC_IQ4_NL:
             if (mq_iq4_nl_quantize_avx2(src, row_len / QK, imatrix, data)) break; /* iq4_avx2.c, same bytes */
