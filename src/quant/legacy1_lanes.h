@@ -28,4 +28,8 @@ struct mq_l1_fit {
 */
 bool mq_l1_fit_weighted_fast(int nmax, const float *x, const float *qw, float sigma2, int nb, struct mq_l1_fit *out);
 
+/* 32-blocks fitted by mq_l1_fit_weighted_fast's lanes since the process started (all threads): the
+ * tests read it to show which path mq_quantize_weighted took. */
+uint64_t mq_l1_fast_blocks(void);
+
 #endif /* MODELQ_LEGACY1_LANES_H */

@@ -71,11 +71,16 @@ __attribute__((target("avx2,f16c"))) static void l1_fit_avx2(int nmax, const flo
 }
 #endif
 
+static uint64_t fast_blocks; /* mq_l1_fast_blocks */
+
+uint64_t mq_l1_fast_blocks(void) { return __atomic_load_n(&fast_blocks, __ATOMIC_RELAXED); }
+
 bool mq_l1_fit_weighted_fast(int nmax, const float *x, const float *qw, float sigma2, int nb, struct mq_l1_fit *out)
 {
 #ifdef MQ_KQ_SIMD
     if (mq_cpu_avx2() && (nb == 8 || nb == 16)) {
         l1_fit_avx2(nmax, x, qw, sigma2, nb, out);
+        __atomic_fetch_add(&fast_blocks, (uint64_t)nb, __ATOMIC_RELAXED);
         return true;
     }
 #endif

@@ -360,11 +360,16 @@ __attribute__((target("avx2,f16c"))) static void fit_weighted(const float *x, co
 }
 #endif
 
+static uint64_t weighted_blocks; /* mq_q2_k_weighted_fast_blocks */
+
+uint64_t mq_q2_k_weighted_fast_blocks(void) { return __atomic_load_n(&weighted_blocks, __ATOMIC_RELAXED); }
+
 bool mq_q2_k_fit_weighted_avx2(const float *x, const float *qw, int n, struct mq_q2_k_fit out[2])
 {
 #ifdef MQ_Q2K_AVX2
     if (mq_cpu_avx2() && (n == 1 || n == 2)) {
         fit_weighted(x, qw, n, out);
+        __atomic_fetch_add(&weighted_blocks, (uint64_t)n, __ATOMIC_RELAXED);
         return true;
     }
 #endif

@@ -32,6 +32,10 @@ struct mq_q2_k_fit {
 */
 bool mq_q2_k_fit_weighted_avx2(const float *x, const float *qw, int n, struct mq_q2_k_fit out[2]);
 
+/* super-blocks fitted by mq_q2_k_fit_weighted_avx2 since the process started (all threads): the
+ * tests read it to show which path mq_quantize_weighted took. */
+uint64_t mq_q2_k_weighted_fast_blocks(void);
+
 /*
 ** The rest of one super-block once y holds its scales (sc[16] @0, d @80, dmin @82 as fp16): the
 ** codes of x[256] (nearest((x + dmin * m) / (d * s)) clamped to 0..3; a sub-block with a 0 scale
