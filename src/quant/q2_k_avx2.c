@@ -1,14 +1,19 @@
 /*
-** q2_k_avx2.c - Q2_K without importance weights (q2_k.c's reference, ggml's quantize_row_q2_K_ref)
-** with AVX2: the make_qkx2_quants fits of a super-block's 16 sub-blocks of 16 run eight at a
-** time, sub-block k of a half in lane k (sub-blocks 0..7 and 8..15), two super-blocks at once.
+** q2_k_avx2.c - Q2_K with AVX2, without importance weights (q2_k.c's reference, ggml's
+** quantize_row_q2_K_ref) and with them (the fits and codes of weighted.c's q2_k_block, ggml's
+** quantize_row_q2_K_impl): the make_qkx2_quants fits of a super-block's 16 sub-blocks of 16 run
+** eight at a time, sub-block k of a half in lane k (sub-blocks 0..7 and 8..15), two super-blocks at
+** once. One fit body serves both searches (fit_body: plain = weights |x|, rmin -0.5, rdelta 0.1,
+** 15 steps, error |diff|; weighted = the given weights, rmin -0.9, rdelta 0.05, 36 steps, error
+** diff^2).
 **
 ** Every float operation is the scalar one, lane-wise and in the scalar order (w*l*l as (w*l)*l,
-** separate mul and add, true divisions, sums left to right over the 16 elements), nearest_int is
-** ggml's bit trick on every input, and every `if` is a per-lane blend, so each lane's scale, min
-** and codes equal the reference's for any input, NaN and Inf included. (A float round would not
-** do: once a fitted min is clamped to 0, iscale * (x - min) can pass 2^22, where ggml's
-** nearest_int returns mantissa bits.)
+** separate mul and add, true divisions, sums left to right over the 16 elements) and every `if`
+** is a per-lane blend, so each lane's scale, min and codes equal the reference's for any input,
+** NaN and Inf included. The codes of a step are ggml's nearest_int bit trick, or the float round
+** where that is provably the same (round_ok: every lane's iscale * (x - min) within
+** [-2^22, 2^22 - 1] and no NaN; outside it, e.g. once a fitted min is clamped to 0 and
+** iscale * (x - min) passes 2^22, nearest_int returns mantissa bits and only the trick agrees).
 **
 ** A step's codes are clamp(nearest(iscale * (x - min))) for that step's iscale and min, so the
 ** winning pair (l_iscale, l_min) is kept instead of the codes, and the codes are formed again from
@@ -18,7 +23,7 @@
 
 #include "q2_k_lanes.h"
 
-enum { QK_K = 256, SUB = 16, NSTEP = 15 };
+enum { QK_K = 256, SUB = 16 };
 
 #if defined(__x86_64__) || defined(__i386__)
 #include "avx2_lanes.h"

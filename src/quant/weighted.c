@@ -31,8 +31,10 @@
 **   Q8_0          ignores the importances (quantize_q8_0 drops them).
 ** qw is the importance vector of the row's columns (n_per_row floats); every row of a matrix
 ** uses the same one. Sums run left to right in float32 as in ggml-quants.c (the project builds
-** with -ffp-contract=off, so a*b+c is never fused). Only the plain C path exists: there is no
-** faster kernel whose bytes could drift from it.
+** with -ffp-contract=off, so a*b+c is never fused). The searches of Q4_1/Q5_1, Q4_K/Q5_K, Q6_K,
+** Q2_K and IQ4_NL/IQ4_XS run on AVX2 lane kernels where the CPU has them (legacy1_weighted.c,
+** kquants_weighted.c, q2_k_avx2.c, iq4_avx2.c), byte-identical to the scalar loops, which run
+** otherwise (and with SIMD off: MODELQ_NO_SIMD).
 */
 #include "iq4_lanes.h"
 #include "legacy1_lanes.h"
