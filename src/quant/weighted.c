@@ -39,6 +39,7 @@
 #include "iq4_lanes.h"
 #include "legacy1_lanes.h"
 #include "q2_k_lanes.h"
+#include "qp_lanes.h"
 #include "qcommon.h"
 
 #include "modelq/imatrix.h"
@@ -69,6 +70,14 @@ static float make_qp_quants(int n, int nmax, const float *x, uint8_t *L, const f
         float diff = x[i] - scale * L[i];
         best_mse += qw[i] * diff * diff;
     }
+    float trial_iscale[8], trial_mse[8];
+    if (mq_qp_trials_avx2(n, nmax, x, qw, max, trial_iscale, trial_mse)) { /* qp_avx2.c: the same trials */
+        for (int k = 0; k < 8; k++)
+            if (trial_mse[k] < best_mse) {
+                best_mse = trial_mse[k];
+                iscale = trial_iscale[k];
+            }
+    } else
     for (int is = -4; is <= 4; is++) {
         if (is == 0) continue;
         float iscale_is = (0.1f * is + nmax) / max;
