@@ -32,11 +32,16 @@
 ** qw is the importance vector of the row's columns (n_per_row floats); every row of a matrix
 ** uses the same one. Sums run left to right in float32 as in ggml-quants.c (the project builds
 ** with -ffp-contract=off, so a*b+c is never fused). The plain C loops here are the reference;
-** some steps also run on AVX2 lane kernels with the same bytes (iq4_avx2.c, kquants_weighted.c,
-** and qx_lanes.c for the make_qx_quants searches of Q4_0, Q5_0, Q3_K and Q6_K), each falling back
-** to the C loop where the lanes refuse (no AVX2, MODELQ_NO_SIMD, NaN/Inf in the values).
+** the searches also run on AVX2 lane kernels with the same bytes where the CPU has them: Q4_0,
+** Q5_0, Q3_K and Q6_K on the make_qx_quants lanes (qx_lanes.c), Q4_1/Q5_1 (legacy1_weighted.c)
+** and Q4_K/Q5_K (kquants_weighted.c) on the make_qkx2_quants lanes, Q2_K on its own
+** (q2_k_avx2.c), make_qp_quants' trials side by side (qp_avx2.c), IQ4_NL/IQ4_XS (iq4_avx2.c).
+** Each falls back to the C loop where the lanes refuse (no AVX2, MODELQ_NO_SIMD, NaN/Inf).
 */
 #include "iq4_lanes.h"
+#include "legacy1_lanes.h"
+#include "q2_k_lanes.h"
+#include "qp_lanes.h"
 #include "qcommon.h"
 #include "qx_lanes.h"
 
@@ -68,6 +73,14 @@ static float make_qp_quants(int n, int nmax, const float *x, uint8_t *L, const f
         float diff = x[i] - scale * L[i];
         best_mse += qw[i] * diff * diff;
     }
+    float trial_iscale[8], trial_mse[8];
+    if (mq_qp_trials_avx2(n, nmax, x, qw, max, trial_iscale, trial_mse)) { /* qp_avx2.c: the same trials */
+        for (int k = 0; k < 8; k++)
+            if (trial_mse[k] < best_mse) {
+                best_mse = trial_mse[k];
+                iscale = trial_iscale[k];
+            }
+    } else
     for (int is = -4; is <= 4; is++) {
         if (is == 0) continue;
         float iscale_is = (0.1f * is + nmax) / max;
@@ -135,38 +148,27 @@ static void pack_q5(const uint8_t *L, uint8_t *qh_le, uint8_t *qs)
     for (int i = 0; i < 4; i++) qh_le[i] = (uint8_t)(qh >> (8 * i));
 }
 
-/* ---- Q4_0, Q5_0, Q4_1, Q5_1: one row; sigma2 over the whole row ---- */
+/* ---- Q4_0, Q5_0 (and below Q4_1, Q5_1): one row; sigma2 over the whole row ---- */
 
 static void legacy_row(enum mq_codec c, const float *x, size_t n_per_row, const float *qw, uint8_t *y)
 {
     const float sigma2 = sum_sq(x, n_per_row) / (float)n_per_row;
     float weight[QK];
     int8_t L[QK];
-    uint8_t U[QK], Uaux[QK];
+    uint8_t U[QK];
     const size_t bytes = mq_codec_info(c)->block_bytes;
     for (size_t ib = 0; ib < n_per_row / QK; ib++, y += bytes) {
         const float *xb = x + QK * ib, *wb = qw + QK * ib;
         for (int j = 0; j < QK; j++) weight[j] = wb[j] * sqrtf(sigma2 + xb[j] * xb[j]);
-        float min;
         switch (c) {
         case MQ_CODEC_Q4_0:
             mq_put_f16(y, mq_make_qx_quants(QK, 8, xb, L, weight));
             for (int j = 0; j < 16; j++) y[2 + j] = (uint8_t)(L[j] | (L[j + 16] << 4));
             break;
-        case MQ_CODEC_Q5_0:
+        default: /* MQ_CODEC_Q5_0 (Q4_1 and Q5_1 go to q1_row) */
             mq_put_f16(y, mq_make_qx_quants(QK, 16, xb, L, weight));
             for (int j = 0; j < QK; j++) U[j] = (uint8_t)L[j];
             pack_q5(U, y + 2, y + 6);
-            break;
-        case MQ_CODEC_Q4_1:
-            mq_put_f16(y, mq_make_qkx2_quants(QK, 15, xb, weight, U, &min, Uaux, -0.9f, 0.05f, 36, false));
-            mq_put_f16(y + 2, -min);
-            for (int j = 0; j < 16; j++) y[4 + j] = (uint8_t)(U[j] | (U[j + 16] << 4));
-            break;
-        default: /* MQ_CODEC_Q5_1 */
-            mq_put_f16(y, mq_make_qkx2_quants(QK, 31, xb, weight, U, &min, Uaux, -0.9f, 0.05f, 36, false));
-            mq_put_f16(y + 2, -min);
-            pack_q5(U, y + 4, y + 8);
             break;
         }
     }
@@ -204,6 +206,41 @@ static bool q4_0_q5_0_row_fast(enum mq_codec c, const float *x, size_t n_per_row
         }
     }
     return true;
+}
+
+/* One Q4_1 (nmax 15) or Q5_1 (nmax 31) block from its fit: d, -min as fp16, the codes packed. */
+static void q1_pack(int nmax, const struct mq_l1_fit *f, uint8_t *y)
+{
+    mq_put_f16(y, f->d);
+    mq_put_f16(y + 2, -f->the_min);
+    if (nmax == 15)
+        for (int j = 0; j < 16; j++) y[4 + j] = (uint8_t)(f->L[j] | (f->L[j + 16] << 4));
+    else
+        pack_q5(f->L, y + 4, y + 8);
+}
+
+/* One Q4_1/Q5_1 row: blocks in runs of 8 or 16 on the AVX2 lanes (legacy1_weighted.c), the
+ * rest (a tail of fewer than 8, or everything without AVX2) one at a time, same bytes. */
+static void q1_row(int nmax, const float *x, size_t n_per_row, const float *qw, uint8_t *y, size_t bytes)
+{
+    const float sigma2 = sum_sq(x, n_per_row) / (float)n_per_row;
+    const size_t nb = n_per_row / QK;
+    struct mq_l1_fit fit[MQ_L1_BATCH];
+    size_t ib = 0;
+    while (ib + 8 <= nb) {
+        const int n = nb - ib >= MQ_L1_BATCH ? MQ_L1_BATCH : 8;
+        if (!mq_l1_fit_weighted_fast(nmax, x + QK * ib, qw + QK * ib, sigma2, n, fit)) break;
+        for (int k = 0; k < n; k++) q1_pack(nmax, &fit[k], y + (ib + (size_t)k) * bytes);
+        ib += (size_t)n;
+    }
+    float weight[QK];
+    uint8_t Laux[QK];
+    for (; ib < nb; ib++) {
+        const float *xb = x + QK * ib, *wb = qw + QK * ib;
+        for (int j = 0; j < QK; j++) weight[j] = wb[j] * sqrtf(sigma2 + xb[j] * xb[j]);
+        fit[0].d = mq_make_qkx2_quants(QK, nmax, xb, weight, fit[0].L, &fit[0].the_min, Laux, -0.9f, 0.05f, 36, false);
+        q1_pack(nmax, &fit[0], y + ib * bytes);
+    }
 }
 
 /* ---- Q4_K, Q5_K ---- */
@@ -340,21 +377,32 @@ static float k16_weights(const float *x, const float *qw, float sigma2, float *w
     return sum;
 }
 
-/* One Q2_K super-block (quantize_row_q2_K_impl); layout in q2_k.c. */
-static void q2_k_block(const float *x, const float *qw, uint8_t *y)
+/* One Q2_K super-block (quantize_row_q2_K_impl); layout in q2_k.c. fit: the sub-block fits
+ * (and the codes) done by q2_k_avx2.c, or NULL. */
+static void q2_k_block(const float *x, const float *qw, uint8_t *y, const struct mq_q2_k_fit *fit)
 {
     uint8_t L[QK_K], Laux[16], Ls[16], Lm[16];
     float w[16], sw[16], scales[16], mins[16];
-    const float sigma2 = sum_sq(x, QK_K) / QK_K;
-    for (int j = 0; j < 16; j++) {
-        sw[j] = k16_weights(x + 16 * j, qw + 16 * j, sigma2, w);
-        /* make_qkx3_quants with weights: in the pinned release the search of make_qkx2_quants */
-        scales[j] = mq_make_qkx2_quants(16, 3, x + 16 * j, w, L + 16 * j, &mins[j], Laux, -0.9f, 0.05f, 36, false);
+    if (fit) {
+        memcpy(sw, fit->sw, sizeof sw);
+        memcpy(scales, fit->scale, sizeof scales);
+        memcpy(mins, fit->the_min, sizeof mins);
+    } else {
+        const float sigma2 = sum_sq(x, QK_K) / QK_K;
+        for (int j = 0; j < 16; j++) {
+            sw[j] = k16_weights(x + 16 * j, qw + 16 * j, sigma2, w);
+            /* make_qkx3_quants with weights: in the pinned release the search of make_qkx2_quants */
+            scales[j] = mq_make_qkx2_quants(16, 3, x + 16 * j, w, L + 16 * j, &mins[j], Laux, -0.9f, 0.05f, 36, false);
+        }
     }
     uint8_t *sc = y, *qs = y + 16;
     mq_put_f16(y + 80, make_qp_quants(16, 15, scales, Ls, sw));
     mq_put_f16(y + 82, make_qp_quants(16, 15, mins, Lm, sw));
     for (int j = 0; j < 16; j++) sc[j] = (uint8_t)(Ls[j] | (Lm[j] << 4));
+    if (fit) {
+        mq_q2_k_codes_avx2(x, fit, y);
+        return;
+    }
     const float dd = mq_get_f16(y + 80), dmin = mq_get_f16(y + 82);
     for (int j = 0; j < 16; j++) {
         const float d = dd * (sc[j] & 0xF);
@@ -364,6 +412,19 @@ static void q2_k_block(const float *x, const float *qw, uint8_t *y)
             L[16 * j + i] = (uint8_t)mq_imax(0, mq_imin(3, mq_nearest_int((x[16 * j + i] + m) / d)));
     }
     mq_k2_pack_codes(L, qs);
+}
+
+/* One Q2_K row, the fits two super-blocks at a time on the AVX2 lanes where they run. */
+static void q2_k_row(const float *x, size_t row_len, const float *qw, uint8_t *y, size_t bytes)
+{
+    struct mq_q2_k_fit fit[2];
+    const size_t nb = row_len / QK_K;
+    for (size_t b = 0; b < nb; b += 2) {
+        const int n = nb - b >= 2 ? 2 : 1;
+        const bool fast = mq_q2_k_fit_weighted_avx2(x + b * QK_K, qw + b * QK_K, n, fit);
+        for (int k = 0; k < n; k++)
+            q2_k_block(x + (b + k) * QK_K, qw + (b + k) * QK_K, y + (b + k) * bytes, fast ? &fit[k] : NULL);
+    }
 }
 
 /* One Q3_K super-block (quantize_row_q3_K_impl); layout in q3_k.c. */
@@ -468,10 +529,11 @@ enum mq_status mq_quantize_weighted(enum mq_codec c, const float *src, size_t n,
                 q6_k_block(src + b * QK_K, imatrix + b * QK_K, data + b * ci->block_bytes);
             break;
         case MQ_CODEC_Q2_K:
+            q2_k_row(src, row_len, imatrix, data, ci->block_bytes);
+            break;
         case MQ_CODEC_Q3_K:
             for (size_t b = 0; b < row_len / QK_K; b++)
-                (c == MQ_CODEC_Q2_K ? q2_k_block : q3_k_block)(src + b * QK_K, imatrix + b * QK_K,
-                                                               data + b * ci->block_bytes);
+                q3_k_block(src + b * QK_K, imatrix + b * QK_K, data + b * ci->block_bytes);
             break;
         case MQ_CODEC_IQ4_NL:
             if (mq_iq4_nl_quantize_avx2(src, row_len / QK, imatrix, data)) break; /* iq4_avx2.c, same bytes */
@@ -484,6 +546,10 @@ enum mq_status mq_quantize_weighted(enum mq_codec c, const float *src, size_t n,
             break;
         case MQ_CODEC_IQ4_XS: /* its kernel takes the row's importances itself (ggml always weighs IQ4_XS) */
             mq_iq4_xs_quantize_rows_fast(src, row_len, row_len, imatrix, data);
+            break;
+        case MQ_CODEC_Q4_1:
+        case MQ_CODEC_Q5_1:
+            q1_row(c == MQ_CODEC_Q4_1 ? 15 : 31, src, row_len, imatrix, data, ci->block_bytes);
             break;
         default:
             legacy_row(c, src, row_len, imatrix, data);
