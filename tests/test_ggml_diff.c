@@ -133,11 +133,7 @@ Test(ggml_diff, fixed_seed_all_row_kinds)
 Test(ggml_diff, random_rows_printed_seed)
 {
     need_ggml();
-    uint64_t seed;
-    const char *env = getenv("MODELQ_DIFF_SEED");
-    if (env && *env) seed = strtoull(env, NULL, 0);
-    else seed = (uint64_t)time(NULL) ^ ((uint64_t)clock() << 20);
-    fprintf(stderr, "ggml_diff: random rows with seed %" PRIu64 " (replay: MODELQ_DIFF_SEED=%" PRIu64 ")\n", seed, seed);
+    const uint64_t seed = mq_test_diff_seed("ggml_diff");
     struct mq_test_rng r;
     mq_test_rng_seed(&r, seed);
     float x[ROW];

@@ -230,12 +230,7 @@ Test(imatrix_fast, fixed_seed_every_kind_and_shape)
 Test(imatrix_fast, random_seed_printed)
 {
     const bool g = need_ggml();
-    uint64_t seed;
-    const char *env = getenv("MODELQ_DIFF_SEED");
-    if (env && *env) seed = strtoull(env, NULL, 0);
-    else seed = (uint64_t)time(NULL) ^ ((uint64_t)clock() << 20);
-    fprintf(stderr, "imatrix_fast: random rows with seed %" PRIu64 " (replay: MODELQ_DIFF_SEED=%" PRIu64 ")\n", seed,
-            seed);
+    const uint64_t seed = mq_test_diff_seed("imatrix_fast");
     g_rows = 0;
     int bad = run_set(seed, 150, g);
     fprintf(stderr, "imatrix_fast: random set: %ld rows compared, %d mismatches\n", g_rows, bad);

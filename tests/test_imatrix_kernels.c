@@ -81,19 +81,10 @@ static int compare(const char *what, enum mq_codec c, const float *x, size_t nro
     size_t wrote = G.quantize_chunk(mq_codec_info(c)->ggml_type, x, want, 0, (int64_t)nrows, (int64_t)row_len, w);
     cr_assert_eq(wrote, nbytes, "ggml wrote %zu bytes for %s, expected %zu", wrote, mq_codec_info(c)->name, nbytes);
     cr_assert_eq(mq_quantize_weighted(c, x, n, row_len, w, got, NULL), MQ_OK);
-    int bad = 0;
-    for (size_t r = 0; r < nrows; r++) {
-        g_compared++;
-        if (memcmp(want + r * row_bytes, got + r * row_bytes, row_bytes) != 0) {
-            if (bad < 3) {
-                size_t k = 0;
-                while (want[r * row_bytes + k] == got[r * row_bytes + k]) k++;
-                cr_log_error("%s: %s row %zu differs from ggml at byte %zu (ggml %02x, ours %02x)", what,
-                             mq_codec_info(c)->name, r, k, want[r * row_bytes + k], got[r * row_bytes + k]);
-            }
-            bad++;
-        }
-    }
+    char label[320];
+    snprintf(label, sizeof label, "%s: %s", what, mq_codec_info(c)->name);
+    g_compared += (long)nrows;
+    const int bad = mq_test_row_diffs(label, want, got, nrows, row_bytes, 0);
     free(want);
     free(got);
     return bad;
@@ -137,12 +128,7 @@ Test(imatrix_kernels, fixed_seed_all_kinds)
 Test(imatrix_kernels, random_seed_printed)
 {
     need_ggml();
-    uint64_t seed;
-    const char *env = getenv("MODELQ_DIFF_SEED");
-    if (env && *env) seed = strtoull(env, NULL, 0);
-    else seed = (uint64_t)time(NULL) ^ ((uint64_t)clock() << 20);
-    fprintf(stderr, "imatrix_kernels: random rows with seed %" PRIu64 " (replay: MODELQ_DIFF_SEED=%" PRIu64 ")\n", seed,
-            seed);
+    const uint64_t seed = mq_test_diff_seed("imatrix_kernels");
     g_compared = 0;
     int bad = run_set(seed, 120);
     fprintf(stderr, "imatrix_kernels: random set: %ld rows compared, %d mismatches\n", g_compared, bad);

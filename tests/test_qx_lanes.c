@@ -47,13 +47,6 @@ static bool no_simd_env(void)
 /* SIMD as the environment asks (MODELQ_NO_SIMD: the scalar path only), else auto */
 static void simd_default(void) { mq_quant_set_simd(no_simd_env() ? 0 : -1); }
 
-static uint64_t pick_seed(void)
-{
-    const char *env = getenv("MODELQ_DIFF_SEED");
-    if (env && *env) return strtoull(env, NULL, 0);
-    return (uint64_t)time(NULL) ^ ((uint64_t)clock() << 20);
-}
-
 /* ---- inputs ---- */
 
 #define DATA_KINDS (MQ_TEST_ROW_KINDS + 4)
@@ -159,7 +152,7 @@ Test(qx_lanes, kernel_matches_scalar_every_shape)
     }
     const int ns[] = {16, 32}, nmaxes[] = {4, 8, 16, 32}, ngs[] = {1, 2, 7, 8, 9, 15, 16};
     const enum mq_qx_weights wks[] = {MQ_QX_W_X2, MQ_QX_W_RAW, MQ_QX_W_SIGMA};
-    uint64_t seeds[2] = {20251205, pick_seed()};
+    uint64_t seeds[2] = {20251205, mq_test_pick_seed()};
     fprintf(stderr, "qx_lanes: kernel cases with seeds %" PRIu64 " and %" PRIu64 " (replay: MODELQ_DIFF_SEED)\n",
             seeds[0], seeds[1]);
     float x[16 * 32], qw[16 * 32];
@@ -195,7 +188,7 @@ Test(qx_lanes, one_group_matches_scalar)
         return;
     }
     struct mq_test_rng r;
-    mq_test_rng_seed(&r, pick_seed());
+    mq_test_rng_seed(&r, mq_test_pick_seed());
     float x[32], w[32];
     int bad = 0;
     for (int rep = 0; rep < 4000; rep++) {
@@ -271,18 +264,10 @@ static int compare(const char *what, enum mq_codec c, const float *x, size_t nro
         mq_quant_set_simd(mode ? 0 : -1);
         memset(got, 0x5a, nbytes);
         cr_assert_eq(mq_quantize_weighted(c, x, n, row_len, w, got, NULL), MQ_OK);
-        for (size_t r = 0; r < nrows; r++) {
-            g_rows++;
-            if (memcmp(want + r * row_bytes, got + r * row_bytes, row_bytes) == 0) continue;
-            if (bad < 3) {
-                size_t k = 0;
-                while (want[r * row_bytes + k] == got[r * row_bytes + k]) k++;
-                cr_log_error("%s: %s (%s) row %zu differs from ggml at byte %zu (ggml %02x, ours %02x)", what,
-                             mq_codec_info(c)->name, mode ? "scalar" : "simd", r, k, want[r * row_bytes + k],
-                             got[r * row_bytes + k]);
-            }
-            bad++;
-        }
+        char label[320];
+        snprintf(label, sizeof label, "%s: %s (%s)", what, mq_codec_info(c)->name, mode ? "scalar" : "simd");
+        g_rows += (long)nrows;
+        bad += mq_test_row_diffs(label, want, got, nrows, row_bytes, bad);
     }
     simd_default();
     free(want);
@@ -336,8 +321,7 @@ Test(qx_lanes, ggml_fixed_seed)
 Test(qx_lanes, ggml_random_seed_printed)
 {
     if (!need_ggml()) return;
-    const uint64_t seed = pick_seed();
-    fprintf(stderr, "qx_lanes: random rows with seed %" PRIu64 " (replay: MODELQ_DIFF_SEED=%" PRIu64 ")\n", seed, seed);
+    const uint64_t seed = mq_test_diff_seed("qx_lanes");
     g_rows = 0;
     const int bad = run_set(seed, 300);
     fprintf(stderr, "qx_lanes: random set: %ld rows compared, %d mismatches\n", g_rows, bad);

@@ -191,6 +191,44 @@ static void print_row(const char *name, const struct dev_child *r, double sync_s
     fflush(stdout);
 }
 
+/* what every conversion row shares */
+struct bench_ctx {
+    const char *modelq, *model, *dir, *jobs;
+    int keep, repeats;
+    char *const *inputs;
+    int n_in;
+    uint64_t in_bytes;
+};
+
+/*
+** One conversion row: `modelq convert MODEL [FLAG VALUE] -o DIR/out-TYPE[-TAG].gguf --type TYPE -j N
+** --no-vocab`, printed as "TYPE" or "TYPE+TAG" with "x copy" relative to `baseline` (wall + sync).
+** Returns the child's status; *wall_sync (may be NULL) gets this run's wall + sync (0 on failure).
+*/
+static int convert_row(const struct bench_ctx *b, const char *type, const char *flag, const char *value,
+                       const char *tag, double baseline, double *wall_sync)
+{
+    char out[PATH_MAX + 64], name[64];
+    snprintf(out, sizeof out, "%s/out-%s%s%s.gguf", b->dir, type, tag ? "-" : "", tag ? tag : "");
+    snprintf(name, sizeof name, "%s%s%s", type, tag ? "+" : "", tag ? tag : "");
+    char *argv[16];
+    int k = 0;
+    argv[k++] = (char *)b->modelq;
+    argv[k++] = "convert";
+    argv[k++] = (char *)b->model;
+    if (flag) {
+        argv[k++] = (char *)flag;
+        argv[k++] = (char *)value;
+    }
+    char *rest[] = {"-o", out, "--type", (char *)type, "-j", (char *)b->jobs, "--no-vocab", NULL};
+    for (int i = 0; rest[i]; i++) argv[k++] = rest[i];
+    argv[k] = NULL;
+    struct measured m = measure(argv, out, b->keep, 1, b->repeats, b->inputs, b->n_in);
+    print_row(name, &m.r, m.sync_s, b->in_bytes, m.out_bytes, baseline);
+    if (wall_sync) *wall_sync = m.r.status == 0 ? m.r.wall + (m.sync_s > 0 ? m.sync_s : 0) : 0;
+    return m.r.status;
+}
+
 int main(int argc, char **argv)
 {
     const char *dir = "/tmp/modelq-bench", *preset = "issue", *modelq = NULL, *types_arg = "q8_0,q4_0,iq4_nl,f16,q4_K";
@@ -330,37 +368,15 @@ int main(int argc, char **argv)
     snprintf(types, sizeof types, "%s", types_arg);
     int failures = 0;
     char *save = NULL;
+    const struct bench_ctx bc = {modelq, model, dir, jobs, keep, repeats, inputs, n_in, in_bytes};
     for (char *t = strtok_r(types, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
-        snprintf(out, sizeof out, "%s/out-%s.gguf", dir, t);
-        char *cv_argv[] = {(char *)modelq, "convert", model, "-o", out, "--type", t, "-j", (char *)jobs, "--no-vocab",
-                           NULL};
-        struct measured m = measure(cv_argv, out, keep, 1, repeats, inputs, n_in);
-        print_row(t, &m.r, m.sync_s, in_bytes, m.out_bytes, copy_wall);
-        if (m.r.status != 0) {
-            fprintf(stderr, "bench_convert: `%s convert ... --type %s` exited with status %d (see its message above)\n",
-                    modelq, t, m.r.status);
+        double plain_wall = 0;
+        if (convert_row(&bc, t, NULL, NULL, NULL, copy_wall, &plain_wall) != 0) {
+            fprintf(stderr, "bench_convert: `%s convert ... --type %s` failed (see its message above)\n", modelq, t);
             failures++;
         }
-        const double plain_wall = m.r.status == 0 ? m.r.wall + (m.sync_s > 0 ? m.sync_s : 0) : 0;
-        if (with_imatrix) {
-            snprintf(out, sizeof out, "%s/out-%s-imx.gguf", dir, t);
-            char *iv_argv[] = {(char *)modelq, "convert", model, "--imatrix", imatrix, "-o", out, "--type", t, "-j",
-                               (char *)jobs, "--no-vocab", NULL};
-            struct measured mi = measure(iv_argv, out, keep, 1, repeats, inputs, n_in);
-            char name[64];
-            snprintf(name, sizeof name, "%s+imx", t);
-            print_row(name, &mi.r, mi.sync_s, in_bytes, mi.out_bytes, plain_wall);
-            if (mi.r.status != 0) failures++;
-        }
-        if (!lora_rank) continue;
-        snprintf(out, sizeof out, "%s/out-%s-lora.gguf", dir, t);
-        char *lv_argv[] = {(char *)modelq, "convert", model, "--lora", lora_dir, "-o", out, "--type", t, "-j",
-                           (char *)jobs, "--no-vocab", NULL};
-        struct measured ml = measure(lv_argv, out, keep, 1, repeats, inputs, n_in);
-        char name[64];
-        snprintf(name, sizeof name, "%s+lora", t);
-        print_row(name, &ml.r, ml.sync_s, in_bytes, ml.out_bytes, plain_wall);
-        if (ml.r.status != 0) failures++;
+        if (with_imatrix && convert_row(&bc, t, "--imatrix", imatrix, "imx", plain_wall, NULL) != 0) failures++;
+        if (lora_rank && convert_row(&bc, t, "--lora", lora_dir, "lora", plain_wall, NULL) != 0) failures++;
     }
     for (int i = 0; i < n_in; i++) free(inputs[i]);
     if (failures) fprintf(stderr, "bench_convert: %d conversion(s) failed\n", failures);

@@ -1,8 +1,12 @@
 /* quant_testdata.c - seeded inputs for the quantizer tests (see quant_testdata.h). */
 #include "quant_testdata.h"
 
+#include <inttypes.h>
 #include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 void mq_test_rng_seed(struct mq_test_rng *r, uint64_t seed) { r->s = seed ^ 0x9e3779b97f4a7c15ull; }
 
@@ -95,4 +99,35 @@ void mq_test_fill_row(struct mq_test_rng *r, int kind, float *x, size_t n)
         }
         break;
     }
+}
+
+uint64_t mq_test_pick_seed(void)
+{
+    const char *env = getenv("MODELQ_DIFF_SEED");
+    if (env && *env) return strtoull(env, NULL, 0);
+    return (uint64_t)time(NULL) ^ ((uint64_t)clock() << 20);
+}
+
+uint64_t mq_test_diff_seed(const char *what)
+{
+    const uint64_t seed = mq_test_pick_seed();
+    fprintf(stderr, "%s: random rows with seed %" PRIu64 " (replay: MODELQ_DIFF_SEED=%" PRIu64 ")\n", what, seed, seed);
+    return seed;
+}
+
+int mq_test_row_diffs(const char *label, const uint8_t *want, const uint8_t *got, size_t nrows, size_t row_bytes,
+                      int shown)
+{
+    int bad = 0;
+    for (size_t r = 0; r < nrows; r++) {
+        const uint8_t *a = want + r * row_bytes, *b = got + r * row_bytes;
+        if (memcmp(a, b, row_bytes) == 0) continue;
+        if (shown + bad < 3) {
+            size_t k = 0;
+            while (a[k] == b[k]) k++;
+            fprintf(stderr, "%s row %zu differs from ggml at byte %zu (ggml %02x, ours %02x)\n", label, r, k, a[k], b[k]);
+        }
+        bad++;
+    }
+    return bad;
 }

@@ -29,4 +29,14 @@ const char *mq_test_row_kind_name(int kind);
 */
 void mq_test_fill_row(struct mq_test_rng *r, int kind, float *x, size_t n);
 
+/* A seed for random test rows: MODELQ_DIFF_SEED=<n> when set (to replay a run), else drawn from
+ * the clock. mq_test_diff_seed also prints "<what>: random rows with seed N (replay: ...)". */
+uint64_t mq_test_pick_seed(void);
+/* Rows of row_bytes that differ between want (the reference, e.g. ggml) and got: their count; the
+ * first differing byte of each is printed to stderr ("<label> row R differs from ggml at byte K
+ * (ggml XX, ours YY)") while fewer than 3 have been shown, counting `shown` already shown. */
+int mq_test_row_diffs(const char *label, const uint8_t *want, const uint8_t *got, size_t nrows, size_t row_bytes,
+                      int shown);
+uint64_t mq_test_diff_seed(const char *what);
+
 #endif /* MODELQ_QUANT_TESTDATA_H */
