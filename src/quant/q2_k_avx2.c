@@ -369,11 +369,14 @@ static uint64_t weighted_blocks; /* mq_q2_k_weighted_fast_blocks */
 
 uint64_t mq_q2_k_weighted_fast_blocks(void) { return __atomic_load_n(&weighted_blocks, __ATOMIC_RELAXED); }
 
-bool mq_q2_k_fit_weighted_avx2(const float *x, const float *qw, int n, struct mq_q2_k_fit out[2])
+bool mq_q2_k_fit_weighted_avx2(const float *x, const float *qw, int n, struct mq_q2_k_fit *out)
 {
 #ifdef MQ_Q2K_AVX2
-    if (mq_cpu_avx2() && (n == 1 || n == 2)) {
-        fit_weighted(x, qw, n, out);
+    if (mq_cpu_avx2() && n >= 1 && n <= MQ_Q2K_FIT_MAX) {
+        if (mq_q2_k_pool_lockstep()) /* tests: the lockstep lanes, two super-blocks at a time */
+            for (int b = 0; b < n; b += 2) fit_weighted(x + b * QK_K, qw + b * QK_K, n - b >= 2 ? 2 : 1, out + b);
+        else
+            mq_q2_k_fit_weighted_pool(x, qw, n, out);
         __atomic_fetch_add(&weighted_blocks, (uint64_t)n, __ATOMIC_RELAXED);
         return true;
     }

@@ -414,13 +414,13 @@ static void q2_k_block(const float *x, const float *qw, uint8_t *y, const struct
     mq_k2_pack_codes(L, qs);
 }
 
-/* One Q2_K row, the fits two super-blocks at a time on the AVX2 lanes where they run. */
+/* One Q2_K row, the fits MQ_Q2K_FIT_MAX super-blocks at a time on the AVX2 lanes where they run. */
 static void q2_k_row(const float *x, size_t row_len, const float *qw, uint8_t *y, size_t bytes)
 {
-    struct mq_q2_k_fit fit[2];
+    struct mq_q2_k_fit fit[MQ_Q2K_FIT_MAX];
     const size_t nb = row_len / QK_K;
-    for (size_t b = 0; b < nb; b += 2) {
-        const int n = nb - b >= 2 ? 2 : 1;
+    for (size_t b = 0; b < nb; b += MQ_Q2K_FIT_MAX) {
+        const int n = nb - b >= MQ_Q2K_FIT_MAX ? MQ_Q2K_FIT_MAX : (int)(nb - b);
         const bool fast = mq_q2_k_fit_weighted_avx2(x + b * QK_K, qw + b * QK_K, n, fit);
         for (int k = 0; k < n; k++)
             q2_k_block(x + (b + k) * QK_K, qw + (b + k) * QK_K, y + (b + k) * bytes, fast ? &fit[k] : NULL);
