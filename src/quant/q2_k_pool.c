@@ -20,23 +20,29 @@
 **     and the clamp are monotone. An XM_i <= 0 gives a product in [-2^22, 0] (checked: see
 **     `safe`), so code 0 at every step; a code 3 stays 3.
 **  3. So the codes of s > s0 equal those of s0 if for every "candidate" i (XM_i > 0, l_i < 3)
-**     fl(iscale_s * XM_i) < l_i + 0.5. With R = max_i fl(XM_i * c(l_i)), c(l) = fl(1 / (l + 0.5))
-**     (2, 2/3, 0.4; 0 for l = 3, and an XM_i <= 0 gives a product <= 0 that cannot raise R from
-**     +0) and thr = fl(fl(1 / R) * (1 - 2^-20)), a step s with iscale_s < thr is skipped. Proof,
-**     u = 2^-24: for a candidate with a normal product, R >= XM_i c(l) (1 - u) >= XM_i (1 - u)^2 /
-**     (l + .5) and thr <= (1 + u)^2 (1 - 2^-20) / R, so iscale_s * XM_i < (l + .5) (1 + u)^2 (1 -
-**     16u) / (1 - u)^2, and fl(iscale_s * XM_i) <= that times (1 + u): (l + .5)(1 + u)^3 (1 -
-**     16u) / (1 - u)^2 = (l + .5)(1 - 11u + O(u^2)) < l + .5. Strict, so a tie at l + .5 (which
-**     rounds to even, possibly up) is never reached. A candidate whose XM_i * c(l) is below 2^-126
-**     (including R = +0, thr = +Inf) has XM_i < 2^-124, and iscale_s <= fl(3.9 / d) < 2^66 (d >=
-**     2^-64 is required), so its product stays below 2^-58: code 0 at every step.
+**     fl(iscale_s * XM_i) < l_i + 0.5. Per computed step R = max_i fl(XM_i * c(l_i)), c(l) =
+**     fl(1 / (l + 0.5)) (2, 2/3, 0.4; 0 for l = 3; an XM_i <= 0 gives a product <= 0 that cannot
+**     raise R from +0), and Q = fl(fl(d / R) * (1 - 2^-20)); a later step s is skipped while
+**     num_s < Q (num_s the exact float the kernel divides by d). Proof, u = 2^-24, for a candidate
+**     whose XM_i * c(l) is a normal float: R >= XM_i c(l)(1 - u) >= XM_i (1 - u)^2 / (l + .5);
+**     Q <= (d / R)(1 + u)^2 (1 - 16u); fl(iscale_s * XM_i) <= (num_s / d)(1 + u) XM_i (1 + u)
+**     < (Q / d)(1 + u)^2 XM_i <= (l + .5)(1 + u)^4 (1 - 16u) / (1 - u)^2 = (l + .5)(1 - 10u + O(u^2))
+**     < l + .5. Strict, so a tie at l + .5 (which rounds to even, possibly up) is never reached.
+**     If fl(d / R) overflows, d / R > FLT_MAX and every num_s (< 3.9) passes the exact bound too.
+**     A candidate whose XM_i * c(l) is below 2^-126 (so also R = +0, Q = +Inf) has XM_i < 2^-124,
+**     and iscale_s <= fl(3.86 / d) < 2^66 (d >= 2^-64 is required), so its product stays below
+**     2^-58: code 0 at every step. The margin is what the tests' negative control removes: with
+**     1 - 2^-30 (which is 1 in float) steps whose codes differ do get skipped.
 **  `safe` (per lane, else every step of the lane is computed): the sub-block's x all finite, 2^-64
-**  <= d <= FLT_MAX, and fl(iscale_36 * fl(lo - min)) >= -2^22 (lo the smallest x; the products of
-**  the lower x at every step lie above it, those of the others are <= iscale_36 * d ~ 3.9).
+**  <= d <= FLT_MAX, and fl(lo - min) >= -2^19 d (lo the smallest x): then every product of an
+**  XM_i <= 0 is >= -3.86 (1 + u)^2 2^19 > -2^22 at every step and those of the others are <=
+**  3.86 (1 + u)^2, all inside the range where ggml's nearest_int is round-half-even (should
+**  -2^19 d overflow to -Inf, |fl(lo - min)| <= FLT_MAX < 2^19 d holds anyway: min <= 0, lo finite).
 **
-** The next step of a lane that did not update is the smallest s > s0 with fl(num_s / d) >= thr
-** (or 37: done), estimated from thr * d and then settled exactly by stepping up and down with the
-** kernel's own float operations (iscale_s is monotone, so the skipped steps are a prefix).
+** The next step of a lane that did not update is then the smallest s > s0 with num_s >= Q (or 37:
+** done), estimated as ceil((Q - 2.1) * 20) and stepped down until num_{s-1} < Q holds (num_s is
+** non-decreasing, so every step in between passes too; an estimate that is too low only computes
+** a step that could have been skipped). No division but d / R per lane and step.
 ** Every computed step is the scalar step lane-wise (q2_k_avx2.c's rules: separate mul and add,
 ** true divisions, sums left to right, codes by ggml's bit trick, every `if` a per-lane blend), so
 ** results are the reference's for any input, NaN and Inf included (such lanes are never `safe`).
@@ -234,8 +240,8 @@ __attribute__((target("avx2,f16c"))) static unsigned pool_step(struct pool P[NPO
                 _mm256_sub_ps(_mm256_mul_ps(sl2[p], P[p].sum_x), _mm256_mul_ps(sl[p], sxl[p])), D[p]);
             const __m256 mpos = _mm256_cmp_ps(this_min[p], zero, _CMP_GT_OQ); /* if (this_min > 0) */
             this_min[p] = _mm256_andnot_ps(mpos, this_min[p]);
-            if (!_mm256_testz_ps(mpos, mpos))
-                this_scale[p] = _mm256_blendv_ps(this_scale[p], _mm256_div_ps(sxl[p], sl2[p]), mpos);
+            /* branch-free: which lanes need it is unpredictable, a division is cheaper than a miss */
+            this_scale[p] = _mm256_blendv_ps(this_scale[p], _mm256_div_ps(sxl[p], sl2[p]), mpos);
             e[p] = zero;
         }
         for (int i = 0; i < SUB; i++) /* the error chains side by side */
@@ -256,7 +262,6 @@ __attribute__((target("avx2,f16c"))) static unsigned pool_step(struct pool P[NPO
         }
     }
     /* the next step: s0 + 1, or for a safe lane that did not update the first s with num_s >= Q */
-    __m256 any2 = zero;
     __m256 dn[NPOOL], safe[NPOOL], Q[NPOOL];
     __m256i k1[NPOOL], ks[NPOOL];
     FOR_P {
@@ -269,25 +274,25 @@ __attribute__((target("avx2,f16c"))) static unsigned pool_step(struct pool P[NPO
         /* fl(lo - min) >= -2^19 d: every product iscale_s * XM_i >= -2^21 (iscale_s < 3.86 (1 + u) / d) */
         const __m256 low = _mm256_sub_ps(P[p].lo, P[p].min);
         safe[p] = _mm256_and_ps(sf, _mm256_cmp_ps(low, _mm256_mul_ps(dn[p], _mm256_set1_ps(-0x1p19f)), _CMP_GE_OQ));
-        any2 = _mm256_or_ps(any2, safe[p]);
         Q[p] = _mm256_mul_ps(_mm256_div_ps(dn[p], R[p]), _mm256_set1_ps(margin));
         /* estimate: num_s ~ 2.1 + 0.05 s < Q; NaN/Inf go to 37, then clamped to [k1, 37] */
         __m256 est = _mm256_ceil_ps(_mm256_mul_ps(_mm256_sub_ps(Q[p], _mm256_set1_ps(2.1f)), _mm256_set1_ps(20.f)));
         est = _mm256_max_ps(_mm256_min_ps(est, _mm256_set1_ps(37.f)), _mm256_cvtepi32_ps(k1[p]));
         ks[p] = _mm256_blendv_epi8(k1[p], _mm256_cvttps_epi32(est), _mm256_castps_si256(safe[p]));
     }
-    if (!_mm256_testz_ps(any2, any2)) {
-        for (;;) { /* down while ks > s0 + 1 and not num_{ks-1} < Q: then all of s0+1 .. ks-1 pass */
-            __m256i moved = _mm256_setzero_si256();
-            FOR_P {
-                const __m256i kd = _mm256_sub_epi32(ks[p], _mm256_set1_epi32(1));
-                __m256i m = _mm256_and_si256(_mm256_castps_si256(safe[p]), _mm256_cmpgt_epi32(ks[p], k1[p]));
-                m = _mm256_and_si256(m, _mm256_castps_si256(_mm256_cmp_ps(step_num(kd), Q[p], _CMP_NLT_UQ)));
-                ks[p] = _mm256_add_epi32(ks[p], m);
-                moved = _mm256_or_si256(moved, m);
-            }
-            if (_mm256_testz_si256(moved, moved)) break;
+    /* two steps down at most, then s0 + 1 (conservative); branch-free */
+    FOR_P {
+        const __m256i si = _mm256_castps_si256(safe[p]), one = _mm256_set1_epi32(1);
+        for (int t = 0; t < 2; t++) {
+            const __m256i kd = _mm256_sub_epi32(ks[p], one);
+            __m256i m = _mm256_and_si256(si, _mm256_cmpgt_epi32(ks[p], k1[p]));
+            m = _mm256_and_si256(m, _mm256_castps_si256(_mm256_cmp_ps(step_num(kd), Q[p], _CMP_NLT_UQ)));
+            ks[p] = _mm256_add_epi32(ks[p], m);
         }
+        const __m256i bad = _mm256_and_si256(_mm256_cmpgt_epi32(ks[p], k1[p]),
+                                             _mm256_castps_si256(_mm256_cmp_ps(
+                                                 step_num(_mm256_sub_epi32(ks[p], one)), Q[p], _CMP_NLT_UQ)));
+        ks[p] = _mm256_blendv_epi8(ks[p], k1[p], bad);
     }
     if (wrong) /* tests: each skipped step's codes, by the scalar's operations, against this step's */
         for (int p = 0; p < NPOOL; p++) {
@@ -391,10 +396,20 @@ __attribute__((target("avx2,f16c"))) static void pool_fit(const float *x, const 
                                                          struct mq_q2_k_fit *out)
 {
     float weights[MQ_Q2K_FIT_MAX * QK_K], sigma2[MQ_Q2K_FIT_MAX];
-    float s[MQ_Q2K_FIT_MAX] = {0};
-    for (int j = 0; j < QK_K; j++) /* the n chains side by side */
-        for (int b = 0; b < n; b++) s[b] += x[QK_K * b + j] * x[QK_K * b + j];
-    for (int b = 0; b < n; b++) sigma2[b] = s[b] / QK_K;
+    int b0 = 0;
+    for (; b0 + 8 <= n; b0 += 8) { /* eight blocks' chains side by side, block k in lane k */
+        __m256 acc = _mm256_setzero_ps(), t[8];
+        for (int j = 0; j < QK_K; j += 8) {
+            mq_avx2_load_t8(x + QK_K * b0 + j, QK_K, t);
+            for (int i = 0; i < 8; i++) acc = _mm256_add_ps(acc, _mm256_mul_ps(t[i], t[i]));
+        }
+        _mm256_storeu_ps(sigma2 + b0, _mm256_div_ps(acc, _mm256_set1_ps((float)QK_K)));
+    }
+    for (int b = b0; b < n; b++) {
+        float s = 0;
+        for (int j = 0; j < QK_K; j++) s += x[QK_K * b + j] * x[QK_K * b + j];
+        sigma2[b] = s / QK_K;
+    }
     for (int b = 0; b < n; b++) {
         const __m256 vs2 = _mm256_set1_ps(sigma2[b]);
         for (int i = 0; i < QK_K; i += 8) {
