@@ -5,7 +5,8 @@
 ** eight at a time, sub-block k of a half in lane k (sub-blocks 0..7 and 8..15), two super-blocks at
 ** once. One fit body serves both searches (fit_body: plain = weights |x|, rmin -0.5, rdelta 0.1,
 ** 15 steps, error |diff|; weighted = the given weights, rmin -0.9, rdelta 0.05, 36 steps, error
-** diff^2).
+** diff^2). The weighted fits normally run on q2_k_pool.c's pool of lanes instead (it skips the
+** steps that cannot change anything); this lockstep form stays as the tests' reference for it.
 **
 ** Every float operation is the scalar one, lane-wise and in the scalar order (w*l*l as (w*l)*l,
 ** separate mul and add, true divisions, sums left to right over the 16 elements) and every `if`

@@ -35,7 +35,7 @@
 ** the searches also run on AVX2 lane kernels with the same bytes where the CPU has them: Q4_0,
 ** Q5_0, Q3_K and Q6_K on the make_qx_quants lanes (qx_lanes.c), Q4_1/Q5_1 (legacy1_weighted.c)
 ** and Q4_K/Q5_K (kquants_weighted.c) on the make_qkx2_quants lanes, Q2_K on its own
-** (q2_k_avx2.c), make_qp_quants' trials side by side (qp_avx2.c), IQ4_NL/IQ4_XS (iq4_avx2.c).
+** pool of lanes (q2_k_pool.c, 16 super-blocks a call; codes in q2_k_avx2.c), make_qp_quants' trials side by side (qp_avx2.c), IQ4_NL/IQ4_XS (iq4_avx2.c).
 ** Each falls back to the C loop where the lanes refuse (no AVX2, MODELQ_NO_SIMD, NaN/Inf).
 */
 #include "iq4_lanes.h"
