@@ -40,9 +40,10 @@
 **  -2^19 d overflow to -Inf, |fl(lo - min)| <= FLT_MAX < 2^19 d holds anyway: min <= 0, lo finite).
 **
 ** The next step of a lane that did not update is then the smallest s > s0 with num_s >= Q (or 37:
-** done), estimated as ceil((Q - 2.1) * 20) and stepped down until num_{s-1} < Q holds (num_s is
-** non-decreasing, so every step in between passes too; an estimate that is too low only computes
-** a step that could have been skipped). No division but d / R per lane and step.
+** done), estimated as ceil((Q - 2.1) * 20), stepped down at most twice until num_{s-1} < Q holds
+** and else s0 + 1 (num_s is non-decreasing, so every step in between passes too; an estimate that
+** is too low, or the fallback, only computes a step that could have been skipped). One division
+** (d / R) per lane and step, no branches.
 ** Every computed step is the scalar step lane-wise (q2_k_avx2.c's rules: separate mul and add,
 ** true divisions, sums left to right, codes by ggml's bit trick, every `if` a per-lane blend), so
 ** results are the reference's for any input, NaN and Inf included (such lanes are never `safe`).
