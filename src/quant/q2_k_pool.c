@@ -161,31 +161,35 @@ __attribute__((target("avx2,f16c"))) static void first_pass8(const float *x, con
     }
 }
 
-/* Puts sub-block j (x, w: its 16 values and weights) at step 0 into lane `lane` of P. */
+/* lane `lane` of the vector at v (in memory) = f: one scalar store */
+static inline void put_lane(void *v, int lane, float f) { memcpy((char *)v + 4 * lane, &f, sizeof f); }
+
+/*
+** Puts sub-block j (x, w: its 16 values and weights) at step 0 into lane `lane` of P, XM included
+** (fl(x - min), the lane-wise subtraction): scalar stores into the vectors in memory, read again
+** only at the next step.
+*/
 __attribute__((target("avx2,f16c"))) static void lane_load(struct pool *P, int lane, int j, const float *x,
                                                           const float *w, const struct first *F)
 {
-    const __m256 m = _mm256_castsi256_ps(
-        _mm256_cmpeq_epi32(_mm256_set1_epi32(lane), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7)));
-#define PUT(field, v) (P->field = _mm256_blendv_ps(P->field, _mm256_set1_ps(v), m))
+    const float mn = F->min[j];
     for (int i = 0; i < SUB; i++) {
-        PUT(X[i], x[i]);
-        PUT(W[i], w[i]);
+        put_lane(&P->X[i], lane, x[i]);
+        put_lane(&P->W[i], lane, w[i]);
+        put_lane(&P->XM[i], lane, x[i] - mn);
     }
-    PUT(min, F->min[j]);
-    PUT(max, F->max[j]);
-    PUT(lo, F->lo[j]);
-    PUT(sum_w, F->sum_w[j]);
-    PUT(sum_x, F->sum_x[j]);
-    PUT(best, F->best[j]);
-    PUT(scale, F->scale[j]);
-    PUT(l_iscale, F->iscale[j]);
-    PUT(l_min, F->min[j]);
-#undef PUT
-    const __m256 all = _mm256_castsi256_ps(_mm256_set1_epi32(-1));
-    P->fin = _mm256_blendv_ps(P->fin, F->fin[j] ? all : _mm256_setzero_ps(), m);
-    P->live = _mm256_or_ps(P->live, m);
-    P->k = _mm256_andnot_si256(_mm256_castps_si256(m), P->k);
+    put_lane(&P->min, lane, mn);
+    put_lane(&P->max, lane, F->max[j]);
+    put_lane(&P->lo, lane, F->lo[j]);
+    put_lane(&P->sum_w, lane, F->sum_w[j]);
+    put_lane(&P->sum_x, lane, F->sum_x[j]);
+    put_lane(&P->best, lane, F->best[j]);
+    put_lane(&P->scale, lane, F->scale[j]);
+    put_lane(&P->l_iscale, lane, F->iscale[j]);
+    put_lane(&P->l_min, lane, mn);
+    put_lane(&P->fin, lane, mq_f32_from_bits(F->fin[j] ? 0xffffffffu : 0u));
+    put_lane(&P->live, lane, mq_f32_from_bits(0xffffffffu));
+    put_lane(&P->k, lane, 0.f); /* int 0 */
     P->id[lane] = j;
 }
 
@@ -349,7 +353,6 @@ __attribute__((target("avx2,f16c"))) static void pool_run(const float *x, const 
             lane_load(&P[p], lane, next, x + SUB * next, w + SUB * next, F);
             next++;
         }
-        for (int i = 0; i < SUB; i++) P[p].XM[i] = _mm256_sub_ps(P[p].X[i], P[p].min);
         live |= (unsigned)_mm256_movemask_ps(P[p].live) << (8 * p);
     }
     while (live) {
@@ -381,7 +384,6 @@ __attribute__((target("avx2,f16c"))) static void pool_run(const float *x, const 
                     P[p].live = _mm256_andnot_ps(m, P[p].live);
                 }
             }
-            for (int i = 0; i < SUB; i++) P[p].XM[i] = _mm256_sub_ps(P[p].X[i], P[p].min);
             live = (live & ~(0xffu << (8 * p))) | ((unsigned)_mm256_movemask_ps(P[p].live) << (8 * p));
         }
     }
