@@ -5,7 +5,8 @@
 ** eight at a time, sub-block k of a half in lane k (sub-blocks 0..7 and 8..15), two super-blocks at
 ** once. One fit body serves both searches (fit_body: plain = weights |x|, rmin -0.5, rdelta 0.1,
 ** 15 steps, error |diff|; weighted = the given weights, rmin -0.9, rdelta 0.05, 36 steps, error
-** diff^2).
+** diff^2). The weighted fits normally run on q2_k_pool.c's pool of lanes instead (it skips the
+** steps that cannot change anything); this lockstep form stays as the tests' reference for it.
 **
 ** Every float operation is the scalar one, lane-wise and in the scalar order (w*l*l as (w*l)*l,
 ** separate mul and add, true divisions, sums left to right over the 16 elements) and every `if`
@@ -369,11 +370,14 @@ static uint64_t weighted_blocks; /* mq_q2_k_weighted_fast_blocks */
 
 uint64_t mq_q2_k_weighted_fast_blocks(void) { return __atomic_load_n(&weighted_blocks, __ATOMIC_RELAXED); }
 
-bool mq_q2_k_fit_weighted_avx2(const float *x, const float *qw, int n, struct mq_q2_k_fit out[2])
+bool mq_q2_k_fit_weighted_avx2(const float *x, const float *qw, int n, struct mq_q2_k_fit *out)
 {
 #ifdef MQ_Q2K_AVX2
-    if (mq_cpu_avx2() && (n == 1 || n == 2)) {
-        fit_weighted(x, qw, n, out);
+    if (mq_cpu_avx2() && n >= 1 && n <= MQ_Q2K_FIT_MAX) {
+        if (mq_q2_k_pool_lockstep()) /* tests: the lockstep lanes, two super-blocks at a time */
+            for (int b = 0; b < n; b += 2) fit_weighted(x + b * QK_K, qw + b * QK_K, n - b >= 2 ? 2 : 1, out + b);
+        else
+            mq_q2_k_fit_weighted_pool(x, qw, n, out);
         __atomic_fetch_add(&weighted_blocks, (uint64_t)n, __ATOMIC_RELAXED);
         return true;
     }

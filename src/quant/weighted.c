@@ -35,7 +35,7 @@
 ** the searches also run on AVX2 lane kernels with the same bytes where the CPU has them: Q4_0,
 ** Q5_0, Q3_K and Q6_K on the make_qx_quants lanes (qx_lanes.c), Q4_1/Q5_1 (legacy1_weighted.c)
 ** and Q4_K/Q5_K (kquants_weighted.c) on the make_qkx2_quants lanes, Q2_K on its own
-** (q2_k_avx2.c), make_qp_quants' trials side by side (qp_avx2.c), IQ4_NL/IQ4_XS (iq4_avx2.c).
+** pool of lanes (q2_k_pool.c, 16 super-blocks a call; codes in q2_k_avx2.c), make_qp_quants' trials side by side (qp_avx2.c), IQ4_NL/IQ4_XS (iq4_avx2.c).
 ** Each falls back to the C loop where the lanes refuse (no AVX2, MODELQ_NO_SIMD, NaN/Inf).
 */
 #include "iq4_lanes.h"
@@ -414,13 +414,13 @@ static void q2_k_block(const float *x, const float *qw, uint8_t *y, const struct
     mq_k2_pack_codes(L, qs);
 }
 
-/* One Q2_K row, the fits two super-blocks at a time on the AVX2 lanes where they run. */
+/* One Q2_K row, the fits MQ_Q2K_FIT_MAX super-blocks at a time on the AVX2 lanes where they run. */
 static void q2_k_row(const float *x, size_t row_len, const float *qw, uint8_t *y, size_t bytes)
 {
-    struct mq_q2_k_fit fit[2];
+    struct mq_q2_k_fit fit[MQ_Q2K_FIT_MAX];
     const size_t nb = row_len / QK_K;
-    for (size_t b = 0; b < nb; b += 2) {
-        const int n = nb - b >= 2 ? 2 : 1;
+    for (size_t b = 0; b < nb; b += MQ_Q2K_FIT_MAX) {
+        const int n = nb - b >= MQ_Q2K_FIT_MAX ? MQ_Q2K_FIT_MAX : (int)(nb - b);
         const bool fast = mq_q2_k_fit_weighted_avx2(x + b * QK_K, qw + b * QK_K, n, fit);
         for (int k = 0; k < n; k++)
             q2_k_block(x + (b + k) * QK_K, qw + (b + k) * QK_K, y + (b + k) * bytes, fast ? &fit[k] : NULL);
