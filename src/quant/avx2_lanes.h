@@ -36,4 +36,28 @@ __attribute__((target("avx2,f16c"))) static inline __m256i mq_avx2_nearest_int(_
     return _mm256_sub_epi32(_mm256_and_si256(i, _mm256_set1_epi32(0x007fffff)), _mm256_set1_epi32(0x00400000));
 }
 
+/*
+** make_qkx2_quants' least-squares fit of one candidate, lane-wise in ggml's order (the lane kernels
+** of kquants.c, q2_k_avx2.c and q2_k_pool.c). mq_avx2_qkx2_det: D = sum_w*sum_l2 - sum_l*sum_l
+** (ggml evaluates the candidate where D > 0). mq_avx2_qkx2_solve: this_scale = (sum_w*sum_xl -
+** sum_x*sum_l) / D, this_min = (sum_l2*sum_x - sum_l*sum_xl) / D, and where this_min > 0 it becomes 0
+** with this_scale = sum_xl / sum_l2; branch-free (which lanes need that is unpredictable, and a
+** division is cheaper than a mispredicted branch).
+*/
+__attribute__((target("avx2,f16c"))) static inline __m256 mq_avx2_qkx2_det(__m256 sum_w, __m256 sum_l, __m256 sum_l2)
+{
+    return _mm256_sub_ps(_mm256_mul_ps(sum_w, sum_l2), _mm256_mul_ps(sum_l, sum_l));
+}
+
+__attribute__((target("avx2,f16c"))) static inline void mq_avx2_qkx2_solve(__m256 sum_w, __m256 sum_x, __m256 sum_l,
+                                                                          __m256 sum_l2, __m256 sum_xl, __m256 D,
+                                                                          __m256 *scale, __m256 *min)
+{
+    const __m256 s = _mm256_div_ps(_mm256_sub_ps(_mm256_mul_ps(sum_w, sum_xl), _mm256_mul_ps(sum_x, sum_l)), D);
+    const __m256 m = _mm256_div_ps(_mm256_sub_ps(_mm256_mul_ps(sum_l2, sum_x), _mm256_mul_ps(sum_l, sum_xl)), D);
+    const __m256 mpos = _mm256_cmp_ps(m, _mm256_setzero_ps(), _CMP_GT_OQ);
+    *min = _mm256_andnot_ps(mpos, m);
+    *scale = _mm256_blendv_ps(s, _mm256_div_ps(sum_xl, sum_l2), mpos);
+}
+
 #endif /* MODELQ_AVX2_LANES_H */

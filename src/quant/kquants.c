@@ -19,6 +19,7 @@
 ** make_qkx2_quants' nmax, rmin and step count.
 ** All sums run left to right in float32 exactly as in ggml-quants.c.
 */
+#include "avx2_lanes.h"
 #include "kquants_simd.h"
 #include "qx_lanes.h"
 
@@ -638,20 +639,14 @@ qkx2_fit_body(const float *const *xs, const struct mq_qkx2_params *p, struct mq_
             qkx2_step_sums(XM, X, W, Lf, iscale, nmax, CODES_CLAMP_LO | CODES_CLAMP_HI, sum_l, sum_l2, sum_xl, ng);
         __m256 any = zero;
         NG_FOR_G {
-            D[g] = _mm256_sub_ps(_mm256_mul_ps(sum_w[g], sum_l2[g]), _mm256_mul_ps(sum_l[g], sum_l[g]));
+            D[g] = mq_avx2_qkx2_det(sum_w[g], sum_l[g], sum_l2[g]);
             dpos[g] = _mm256_cmp_ps(D[g], zero, _CMP_GT_OQ);
             any = _mm256_or_ps(any, dpos[g]);
         }
         if (_mm256_testz_ps(any, any)) continue; /* no lane has D > 0 */
         __m256 this_scale[KQ_G], this_min[KQ_G], cur_error[KQ_G];
         NG_FOR_G {
-            this_scale[g] = _mm256_div_ps(
-                _mm256_sub_ps(_mm256_mul_ps(sum_w[g], sum_xl[g]), _mm256_mul_ps(sum_x[g], sum_l[g])), D[g]);
-            this_min[g] = _mm256_div_ps(
-                _mm256_sub_ps(_mm256_mul_ps(sum_l2[g], sum_x[g]), _mm256_mul_ps(sum_l[g], sum_xl[g])), D[g]);
-            const __m256 mpos = _mm256_cmp_ps(this_min[g], zero, _CMP_GT_OQ); /* if (this_min > 0) */
-            this_min[g] = _mm256_andnot_ps(mpos, this_min[g]);
-            this_scale[g] = _mm256_blendv_ps(this_scale[g], _mm256_div_ps(sum_xl[g], sum_l2[g]), mpos);
+            mq_avx2_qkx2_solve(sum_w[g], sum_x[g], sum_l[g], sum_l2[g], sum_xl[g], D[g], &this_scale[g], &this_min[g]);
             cur_error[g] = zero;
         }
         for (int i = 0; i < 32; i++) {

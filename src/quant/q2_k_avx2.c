@@ -179,21 +179,14 @@ fit_body(const float *const xs[2], const float *const ws[2], struct mq_q2_k_fit 
         }
         __m256 any = zero;
         FOR_G {
-            D[g] = _mm256_sub_ps(_mm256_mul_ps(sum_w[g], sum_l2[g]), _mm256_mul_ps(sum_l[g], sum_l[g]));
+            D[g] = mq_avx2_qkx2_det(sum_w[g], sum_l[g], sum_l2[g]);
             dpos[g] = _mm256_cmp_ps(D[g], zero, _CMP_GT_OQ);
             any = _mm256_or_ps(any, dpos[g]);
         }
         if (_mm256_testz_ps(any, any)) continue; /* no lane has D > 0 */
         __m256 this_scale[G], this_min[G], cur_error[G];
         FOR_G {
-            this_scale[g] = _mm256_div_ps(
-                _mm256_sub_ps(_mm256_mul_ps(sum_w[g], sum_xl[g]), _mm256_mul_ps(sum_x[g], sum_l[g])), D[g]);
-            this_min[g] = _mm256_div_ps(
-                _mm256_sub_ps(_mm256_mul_ps(sum_l2[g], sum_x[g]), _mm256_mul_ps(sum_l[g], sum_xl[g])), D[g]);
-            const __m256 mpos = _mm256_cmp_ps(this_min[g], zero, _CMP_GT_OQ); /* if (this_min > 0) */
-            this_min[g] = _mm256_andnot_ps(mpos, this_min[g]);
-            if (!_mm256_testz_ps(mpos, mpos))
-                this_scale[g] = _mm256_blendv_ps(this_scale[g], _mm256_div_ps(sum_xl[g], sum_l2[g]), mpos);
+            mq_avx2_qkx2_solve(sum_w[g], sum_x[g], sum_l[g], sum_l2[g], sum_xl[g], D[g], &this_scale[g], &this_min[g]);
             cur_error[g] = zero;
         }
         FOR_G {

@@ -232,21 +232,14 @@ __attribute__((target("avx2,f16c"))) static unsigned pool_step(struct pool P[NPO
     }
     __m256 any = zero;
     FOR_P {
-        D[p] = _mm256_sub_ps(_mm256_mul_ps(P[p].sum_w, sl2[p]), _mm256_mul_ps(sl[p], sl[p]));
+        D[p] = mq_avx2_qkx2_det(P[p].sum_w, sl[p], sl2[p]);
         dpos[p] = _mm256_and_ps(P[p].live, _mm256_cmp_ps(D[p], zero, _CMP_GT_OQ));
         any = _mm256_or_ps(any, dpos[p]);
         upd[p] = zero;
     }
     if (!_mm256_testz_ps(any, any)) {
         FOR_P {
-            this_scale[p] = _mm256_div_ps(
-                _mm256_sub_ps(_mm256_mul_ps(P[p].sum_w, sxl[p]), _mm256_mul_ps(P[p].sum_x, sl[p])), D[p]);
-            this_min[p] = _mm256_div_ps(
-                _mm256_sub_ps(_mm256_mul_ps(sl2[p], P[p].sum_x), _mm256_mul_ps(sl[p], sxl[p])), D[p]);
-            const __m256 mpos = _mm256_cmp_ps(this_min[p], zero, _CMP_GT_OQ); /* if (this_min > 0) */
-            this_min[p] = _mm256_andnot_ps(mpos, this_min[p]);
-            /* branch-free: which lanes need it is unpredictable, a division is cheaper than a miss */
-            this_scale[p] = _mm256_blendv_ps(this_scale[p], _mm256_div_ps(sxl[p], sl2[p]), mpos);
+            mq_avx2_qkx2_solve(P[p].sum_w, P[p].sum_x, sl[p], sl2[p], sxl[p], D[p], &this_scale[p], &this_min[p]);
             e[p] = zero;
         }
         for (int i = 0; i < SUB; i++) /* the error chains side by side */
