@@ -176,31 +176,31 @@ static char *family_gguf(const char *tmp, const char *family, const char *type)
     return path;
 }
 
+/* check_family on the family's q8_0 conversion, made in a temporary folder removed afterwards */
+static void check_family_q8_0(const char *family, const char *tag, int n_layer)
+{
+    char *tmp = make_temp_dir("gpu-place");
+    check_family(family_gguf(tmp, family, "q8_0"), tag, n_layer);
+    remove_tree(tmp);
+    free(tmp);
+}
+
 Test(gpu_placement, llama_untied_output)
 {
     need(2);
-    char *tmp = make_temp_dir("gpu-place");
-    check_family(family_gguf(tmp, "tiny-llama", "q8_0"), "llama q8_0", 2);
-    remove_tree(tmp);
-    free(tmp);
+    check_family_q8_0("tiny-llama", "llama q8_0", 2);
 }
 
 Test(gpu_placement, qwen3_tied_output)
 {
     need(2);
-    char *tmp = make_temp_dir("gpu-place");
-    check_family(family_gguf(tmp, "qwen3", "q8_0"), "qwen3 q8_0", 3);
-    remove_tree(tmp);
-    free(tmp);
+    check_family_q8_0("qwen3", "qwen3 q8_0", 3);
 }
 
 Test(gpu_placement, gemma2_sliding_window)
 {
     need(2);
-    char *tmp = make_temp_dir("gpu-place");
-    check_family(family_gguf(tmp, "gemma2", "q8_0"), "gemma2 q8_0", 4);
-    remove_tree(tmp);
-    free(tmp);
+    check_family_q8_0("gemma2", "gemma2 q8_0", 4);
 }
 
 /*

@@ -26,32 +26,20 @@
 
 #include "ggml_ref.h"
 #include "gguf_dump.h"
+#include "llama_need.h"
 #include "llama_quantize.h"
 #include "quantize_compare.h"
 #include "run_cmd.h"
 
-static struct mq_ggml G;
-static bool have_libs;
+static const struct mq_ggml *G; /* set by llama_quantize_or_skip() at the start of each test */
 static char why[4096];
 static char *tmp;
 
-static void setup(void)
-{
-    have_libs = mq_ggml_open(&G, why, sizeof why) && mq_llama_quantize_open(why, sizeof why);
-    tmp = make_temp_dir("imatrix-llama");
-}
+static void setup(void) { tmp = make_temp_dir("imatrix-llama"); }
 static void teardown(void)
 {
     if (tmp) remove_tree(tmp);
     free(tmp);
-    mq_ggml_close(&G);
-}
-
-static void need_libs(void)
-{
-    if (have_libs) return;
-    if (getenv("CI")) cr_assert_fail("llama.cpp libraries required when CI is set: %s", why);
-    cr_skip_test("llama-quantize --imatrix comparison skipped: %s", why);
 }
 
 /* Every llama_ftype whose tensors are quantized by an importance-taking ggml type. */
@@ -77,24 +65,24 @@ static void entries_load(struct entries *out, const char *path)
 {
     struct ggml_context *ctx = NULL;
     struct mq_gguf_init_params p = {false, &ctx};
-    struct gguf_context *g = G.gguf_init_from_file(path, p);
+    struct gguf_context *g = G->gguf_init_from_file(path, p);
     cr_assert(g, "ggml cannot read %s", path);
-    int64_t nt = G.gguf_get_n_tensors(g);
+    int64_t nt = G->gguf_get_n_tensors(g);
     out->e = calloc((size_t)nt + 1, sizeof *out->e);
     out->n_mat = calloc((size_t)nt + 1, sizeof *out->n_mat);
     out->n = 0;
     for (int64_t i = 0; i < nt; i++) {
-        const char *tn = G.gguf_get_tensor_name(g, i);
+        const char *tn = G->gguf_get_tensor_name(g, i);
         size_t len = strlen(tn), sfx = strlen(".in_sum2");
         if (len <= sfx || strcmp(tn + len - sfx, ".in_sum2") != 0) continue;
         char name[256], cn[300];
         snprintf(name, sizeof name, "%.*s", (int)(len - sfx), tn);
         snprintf(cn, sizeof cn, "%s.counts", name);
-        struct ggml_tensor *s = G.ggml_get_tensor(ctx, tn), *c = G.ggml_get_tensor(ctx, cn);
+        struct ggml_tensor *s = G->ggml_get_tensor(ctx, tn), *c = G->ggml_get_tensor(ctx, cn);
         cr_assert(s && c, "%s: %s without counts", path, tn);
         int64_t ne[4];
-        cr_assert(mq_ggml_tensor_ne(&G, s, ne, why, sizeof why), "%s", why);
-        const float *sd = G.ggml_get_data(s), *cd = G.ggml_get_data(c);
+        cr_assert(mq_ggml_tensor_ne(G, s, ne, why, sizeof why), "%s", why);
+        const float *sd = G->ggml_get_data(s), *cd = G->ggml_get_data(c);
         float *w = malloc((size_t)(ne[0] * ne[1]) * sizeof *w);
         for (int64_t m = 0; m < ne[1]; m++)
             for (int64_t k = 0; k < ne[0]; k++) w[m * ne[0] + k] = cd[m] > 0.0f ? sd[m * ne[0] + k] / cd[m] : 1.0f;
@@ -104,8 +92,8 @@ static void entries_load(struct entries *out, const char *path)
         e->size = (size_t)(ne[0] * ne[1]);
         out->n_mat[out->n - 1] = (size_t)ne[1];
     }
-    G.gguf_free(g);
-    G.ggml_free(ctx);
+    G->gguf_free(g);
+    G->ggml_free(ctx);
     cr_assert(out->n > 0, "%s: no entries", path);
 }
 
@@ -151,7 +139,7 @@ static void expert_slices_matter(const char *src, const char *base, const struct
     cr_assert_eq(r.code, 0, "%s", r.err);
     cmd_result_free(&r);
     cr_assert_eq(mq_llama_quantize_run_imatrix(base, ref, 15, 2, rot, why, sizeof why), 0, "%s", why);
-    int neg = quantize_compare_files(&G, "mixtral q4_K_M (experts rotated)", ours, ref, true, NULL);
+    int neg = quantize_compare_files(G, "mixtral q4_K_M (experts rotated)", ours, ref, true, NULL);
     cr_expect_eq(neg, rotated, "rotating the expert slices of %d entries changed %d tensors", rotated, neg);
     remove(ours);
     remove(ref);
@@ -187,7 +175,7 @@ static void check_model(const char *model, const char *src, bool moe)
         cr_assert_eq(mq_llama_quantize_run_imatrix(base, ref, targets[i].ftype, 2, es.e, why, sizeof why), 0, "%s",
                      why);
         snprintf(what, sizeof what, "imatrix_llama: %s %s", model, targets[i].type);
-        bad += quantize_compare_files(&G, what, ours, ref, false, &experts);
+        bad += quantize_compare_files(G, what, ours, ref, false, &experts);
         /* the legacy .dat gives the same importances for one matrix per entry */
         if (!moe && (strcmp(targets[i].type, "q3_K_M") == 0 || strcmp(targets[i].type, "q4_K_M") == 0)) {
             r = run_modelq("convert '%s' -o '%s' --type %s --imatrix '%s/%s-im.dat' -q", src, ours, targets[i].type,
@@ -195,7 +183,7 @@ static void check_model(const char *model, const char *src, bool moe)
             cr_assert_eq(r.code, 0, "%s %s .dat: %s", model, targets[i].type, r.err);
             cmd_result_free(&r);
             snprintf(what, sizeof what, "imatrix_llama: %s %s (.dat)", model, targets[i].type);
-            bad += quantize_compare_files(&G, what, ours, ref, false, NULL);
+            bad += quantize_compare_files(G, what, ours, ref, false, NULL);
         }
         /* negative control: another imatrix of the same shape gives other bytes */
         if (strcmp(targets[i].type, "q2_K") == 0 || strcmp(targets[i].type, "q4_K_M") == 0 ||
@@ -205,7 +193,7 @@ static void check_model(const char *model, const char *src, bool moe)
             cr_assert_eq(r.code, 0, "%s %s shuffled: %s", model, targets[i].type, r.err);
             cmd_result_free(&r);
             snprintf(what, sizeof what, "imatrix_llama: %s %s (shuffled)", model, targets[i].type);
-            int neg = quantize_compare_files(&G, what, ours, ref, true, NULL);
+            int neg = quantize_compare_files(G, what, ours, ref, true, NULL);
             cr_expect_gt(neg, 0, "%s: the shuffled imatrix gave llama-quantize's bytes", what);
         }
         remove(ours);
@@ -222,11 +210,11 @@ static void check_model(const char *model, const char *src, bool moe)
 
 TestSuite(imatrix_llama, .init = setup, .fini = teardown, .timeout = 900);
 
-Test(imatrix_llama, tiny_llama) { need_libs(); check_model("tiny-llama", "testdata/tiny-llama", false); }
+Test(imatrix_llama, tiny_llama) { G = llama_quantize_or_skip(); check_model("tiny-llama", "testdata/tiny-llama", false); }
 
 Test(imatrix_llama, mixtral_per_expert_importances)
 {
-    need_libs();
+    G = llama_quantize_or_skip();
     char dir[1024];
     snprintf(dir, sizeof dir, "%s/mixtral", tmp);
     run_shell("mkdir -p '%s' && '%s/mkfamily' mixtral '%s' > '%s.log' 2>&1 || { cat '%s.log' >&2; exit 1; }", dir,

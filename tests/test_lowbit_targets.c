@@ -24,34 +24,22 @@
 
 #include "ggml_ref.h"
 #include "gguf_dump.h"
+#include "llama_need.h"
 #include "llama_quantize.h"
 #include "quantize_compare.h"
 #include "run_cmd.h"
 #include "modelq/half.h"
 #include "stwrite.h"
 
-static struct mq_ggml G;
-static bool have_libs;
+static const struct mq_ggml *G; /* set by llama_quantize_or_skip() at the start of each test */
 static char why[4096];
 static char *tmp;
 
-static void setup(void)
-{
-    have_libs = mq_ggml_open(&G, why, sizeof why) && mq_llama_quantize_open(why, sizeof why);
-    tmp = make_temp_dir("lowbit-targets");
-}
+static void setup(void) { tmp = make_temp_dir("lowbit-targets"); }
 static void teardown(void)
 {
     if (tmp) remove_tree(tmp);
     free(tmp);
-    mq_ggml_close(&G);
-}
-
-static void need_libs(void)
-{
-    if (have_libs) return;
-    if (getenv("CI")) cr_assert_fail("llama.cpp libraries required when CI is set: %s", why);
-    cr_skip_test("llama-quantize comparison skipped: %s", why);
 }
 
 /* F16 values from a hash of (tensor name, index): roughly N(0, 0.02) with a few outliers. */
@@ -115,7 +103,7 @@ static void check_model(const char *model, const char *src, const char *flt)
         cr_assert_eq(mq_llama_quantize_run(base, ref, targets[i].ftype, 2, why, sizeof why), 0, "%s", why);
         char label[128];
         snprintf(label, sizeof label, "lowbit_targets: %s %s", model, targets[i].type);
-        bad += quantize_compare_files(&G, label, ours, ref, false, NULL);
+        bad += quantize_compare_files(G, label, ours, ref, false, NULL);
         remove(ours);
         remove(ref);
     }
@@ -135,11 +123,11 @@ static void check_model(const char *model, const char *src, const char *flt)
 
 TestSuite(lowbit_targets, .init = setup, .fini = teardown, .timeout = 900);
 
-Test(lowbit_targets, tiny_llama) { need_libs(); check_model("tiny-llama", "testdata/tiny-llama", "f32"); }
+Test(lowbit_targets, tiny_llama) { G = llama_quantize_or_skip(); check_model("tiny-llama", "testdata/tiny-llama", "f32"); }
 
 Test(lowbit_targets, mixtral_8_experts)
 {
-    need_libs();
+    G = llama_quantize_or_skip();
     char dir[1024];
     snprintf(dir, sizeof dir, "%s/mixtral", tmp);
     run_shell("mkdir -p '%s' && '%s/mkfamily' mixtral '%s' > '%s.log' 2>&1 || { cat '%s.log' >&2; exit 1; }", dir,
@@ -149,7 +137,7 @@ Test(lowbit_targets, mixtral_8_experts)
 
 Test(lowbit_targets, gqa4_16_layers_fallback_rows)
 {
-    need_libs();
+    G = llama_quantize_or_skip();
     char dir[1024];
     snprintf(dir, sizeof dir, "%s/gqa16", tmp);
     struct stw_llama s = {.layers = 16, .hidden = 256, .ffn = 384, .vocab = 384, .heads = 8, .kv_heads = 2,
@@ -160,7 +148,7 @@ Test(lowbit_targets, gqa4_16_layers_fallback_rows)
 
 Test(lowbit_targets, llama70b_shape_80_layers)
 {
-    need_libs();
+    G = llama_quantize_or_skip();
     char dir[1024];
     snprintf(dir, sizeof dir, "%s/l70b", tmp);
     struct stw_llama s = {.layers = 80, .hidden = 256, .ffn = 256, .vocab = 384, .heads = 8, .kv_heads = 1,
@@ -172,7 +160,7 @@ Test(lowbit_targets, llama70b_shape_80_layers)
 /* Phi-3: a fused attn_qkv (llama-quantize's attn_qkv rules) and fused gate_up. */
 Test(lowbit_targets, phi3_fused_qkv)
 {
-    need_libs();
+    G = llama_quantize_or_skip();
     char dir[1024];
     snprintf(dir, sizeof dir, "%s/phi3", tmp);
     run_shell("mkdir -p '%s' && '%s/mkfamily' phi3 '%s' > '%s.log' 2>&1 || { cat '%s.log' >&2; exit 1; }", dir,

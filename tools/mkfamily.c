@@ -56,6 +56,7 @@
 #include "../tests/helpers/llama_ref.c"
 #include "../tests/helpers/decoder_ref.c"
 #include "../tests/helpers/family_ref.c"
+#include "../tests/helpers/why.c"
 
 enum { N_VOCAB = 384, TOK_BOS = 382, TOK_EOS = 383, N_EMBD = 256, MAX_TENSORS = 512, MAX_SHARDS = 8 };
 #define SEED 0x6d6f64656c712d66ull /* "modelq-f" */

@@ -20,6 +20,7 @@
 ** mq_fake_gpu_register() checks these through the accessors before registering anything.
 */
 #include "fake_gpu.h"
+#include "why.h"
 
 #include <dlfcn.h>
 #include <stdarg.h>
@@ -193,15 +194,6 @@ static size_t reg_count(struct fg_reg *r) { (void)r; return (size_t)fg.n; }
 static ptr reg_device(struct fg_reg *r, size_t i) { (void)r; return i < (size_t)fg.n ? &fg.dev[i] : NULL; }
 static void *reg_proc(struct fg_reg *r, const char *name) { (void)r, (void)name; return NULL; }
 
-static void say(char *why, size_t why_len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void say(char *why, size_t why_len, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(why, why_len, fmt, ap);
-    va_end(ap);
-}
-
 int mq_fake_gpu_register(struct mq_llama_cpp *lc, int n, const uint64_t *mem_bytes, char *why, size_t why_len)
 {
     (void)lc; /* the libraries are loaded (by soname, RTLD_NOLOAD) once mq_llama_cpp_open succeeded */
@@ -210,17 +202,17 @@ int mq_fake_gpu_register(struct mq_llama_cpp *lc, int n, const uint64_t *mem_byt
             for (int i = 0; i < n; i++) fg.mem[i] = mem_bytes[i];
             return 0;
         }
-        say(why, why_len, "%d fake GPUs are registered already (ggml cannot unregister a device)", fg.n);
+        mq_test_why(why, why_len, "%d fake GPUs are registered already (ggml cannot unregister a device)", fg.n);
         return -1;
     }
     if (n < 1 || n > MQ_FAKE_GPU_MAX) {
-        say(why, why_len, "1 to %d fake GPUs", MQ_FAKE_GPU_MAX);
+        mq_test_why(why, why_len, "1 to %d fake GPUs", MQ_FAKE_GPU_MAX);
         return -1;
     }
     void *base = dlopen("libggml-base.so", RTLD_NOW | RTLD_NOLOAD), *ggml = NULL;
     if (base) ggml = dlopen("libggml.v0.5.0.so", RTLD_NOW | RTLD_NOLOAD);
     if (!base || !ggml) {
-        say(why, why_len, "libggml-base.so / libggml.v0.5.0.so are not loaded (%s)", dlerror());
+        mq_test_why(why, why_len, "libggml-base.so / libggml.v0.5.0.so are not loaded (%s)", dlerror());
         return -1;
     }
     struct {
@@ -238,7 +230,7 @@ int mq_fake_gpu_register(struct mq_llama_cpp *lc, int n, const uint64_t *mem_byt
     };
     for (size_t i = 0; i < sizeof s / sizeof s[0]; i++)
         if (!(s[i].p = dlsym(s[i].lib, s[i].name))) {
-            say(why, why_len, "missing symbol %s", s[i].name);
+            mq_test_why(why, why_len, "missing symbol %s", s[i].name);
             return -1;
         }
     ptr (*cpu_buft)(void) = (ptr(*)(void))s[0].p;
@@ -259,7 +251,7 @@ int mq_fake_gpu_register(struct mq_llama_cpp *lc, int n, const uint64_t *mem_byt
     fg.cpu_dev = by_type(0);
     fg.cpu_buft = cpu_buft();
     if (!fg.cpu_dev || !fg.cpu_buft) {
-        say(why, why_len, "no CPU device registered");
+        mq_test_why(why, why_len, "no CPU device registered");
         return -1;
     }
     /* the mirrored offsets, checked through the library's own accessors on the CPU's objects */
@@ -268,20 +260,20 @@ int mq_fake_gpu_register(struct mq_llama_cpp *lc, int n, const uint64_t *mem_byt
         !fg.cpu_buft->iface.is_host || !fg.cpu_buft->iface.is_host(fg.cpu_buft) ||
         reg_dev_count(cd->reg) != ((struct fg_reg *)cd->reg)->iface.get_device_count(cd->reg) ||
         cd->iface.get_type(cd) != 0) {
-        say(why, why_len, "ggml's backend structs are not laid out as mirrored in fake_gpu.c");
+        mq_test_why(why, why_len, "ggml's backend structs are not laid out as mirrored in fake_gpu.c");
         return -1;
     }
     struct fg_dev_props p;
     memset(&p, 0x5a, sizeof p);
     get_props(cd, &p);
     if (p.type != 0 || !p.name || strcmp(p.name, cd->iface.get_name(cd)) != 0) {
-        say(why, why_len, "ggml_backend_dev_props is not laid out as mirrored in fake_gpu.c");
+        mq_test_why(why, why_len, "ggml_backend_dev_props is not laid out as mirrored in fake_gpu.c");
         return -1;
     }
     void *probe = fg.cpu_buft->iface.alloc_buffer(fg.cpu_buft, 64);
     if (!probe || buffer_type(probe) != (ptr)fg.cpu_buft || fg.buffer_get_size(probe) != 64 ||
         *(void **)((char *)probe + FG_BUFFER_BUFT) != (void *)fg.cpu_buft) {
-        say(why, why_len, "ggml_backend_buffer is not laid out as mirrored in fake_gpu.c");
+        mq_test_why(why, why_len, "ggml_backend_buffer is not laid out as mirrored in fake_gpu.c");
         if (probe) buffer_free_fn(probe);
         return -1;
     }

@@ -3,6 +3,7 @@
 ** tools/mkfamily.c includes this file directly: no test-framework code, static names prefixed fr_.
 */
 #include "family_ref.h"
+#include "why.h"
 
 #include <math.h>
 #include <stdarg.h>
@@ -24,16 +25,6 @@ static const struct {
     {"Phi3ForCausalLM", FR_PHI3, false},        {"SmolLM3ForCausalLM", FR_SMOLLM3, true},
     {"GraniteForCausalLM", FR_GRANITE, false},  {"Olmo2ForCausalLM", FR_OLMO2, false},
 };
-
-static int fr_fail(char *why, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static int fr_fail(char *why, size_t len, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(why, len, fmt, ap);
-    va_end(ap);
-    return -1;
-}
 
 /* A number key: its value, or `dflt` when absent or null. */
 static double fr_num(const cJSON *c, const char *key, double dflt)
@@ -67,10 +58,10 @@ static int fr_rope_scaling(const cJSON *c, struct fref_model *m, int rot, char *
 {
     const cJSON *rs = cJSON_GetObjectItemCaseSensitive(c, "rope_scaling");
     if (!rs || cJSON_IsNull(rs)) return 0;
-    if (!cJSON_IsObject(rs)) return fr_fail(why, len, "config.json: rope_scaling is not an object");
+    if (!cJSON_IsObject(rs)) return mq_test_why(why, len, "config.json: rope_scaling is not an object");
     const cJSON *t = cJSON_GetObjectItemCaseSensitive(rs, "rope_type");
     if (!cJSON_IsString(t)) t = cJSON_GetObjectItemCaseSensitive(rs, "type");
-    if (!cJSON_IsString(t)) return fr_fail(why, len, "config.json: rope_scaling without rope_type");
+    if (!cJSON_IsString(t)) return mq_test_why(why, len, "config.json: rope_scaling without rope_type");
     const char *type = t->valuestring;
     struct llama_ref_rope *r = &m->cfg.rope;
     const double mp = fr_num(c, "max_position_embeddings", 0.0);
@@ -78,7 +69,7 @@ static int fr_rope_scaling(const cJSON *c, struct fref_model *m, int rot, char *
     if (strcmp(type, "longrope") == 0 || strcmp(type, "su") == 0) {
         if (rot / 2 > 256 || !fr_list(cJSON_GetObjectItemCaseSensitive(rs, "short_factor"), m->longrope_short, rot / 2) ||
             !fr_list(cJSON_GetObjectItemCaseSensitive(rs, "long_factor"), m->longrope_long, rot / 2))
-            return fr_fail(why, len, "config.json: rope_scaling short_factor/long_factor must have %d numbers", rot / 2);
+            return mq_test_why(why, len, "config.json: rope_scaling short_factor/long_factor must have %d numbers", rot / 2);
         struct dref_longrope *lr = &m->cfg.longrope;
         lr->short_factor = m->longrope_short;
         lr->long_factor = m->longrope_long;
@@ -102,7 +93,7 @@ static int fr_rope_scaling(const cJSON *c, struct fref_model *m, int rot, char *
         r->beta_slow = fr_num(rs, "beta_slow", 0.0);
         r->attention_factor = fr_num(rs, "attention_factor", 0.0);
     } else {
-        return fr_fail(why, len, "config.json: rope_scaling type \"%s\" is not in the reference", type);
+        return mq_test_why(why, len, "config.json: rope_scaling type \"%s\" is not in the reference", type);
     }
     return 0;
 }
@@ -120,11 +111,11 @@ int fref_bind(const cJSON *c, fref_get_fn get, void *user, struct fref_model *m,
     memset(m, 0, sizeof *m);
     const cJSON *archs = cJSON_GetObjectItemCaseSensitive(c, "architectures");
     const cJSON *a0 = cJSON_IsArray(archs) ? cJSON_GetArrayItem(archs, 0) : NULL;
-    if (!cJSON_IsString(a0)) return fr_fail(why, len, "config.json: no architectures[0]");
+    if (!cJSON_IsString(a0)) return mq_test_why(why, len, "config.json: no architectures[0]");
     int fi = -1;
     for (size_t i = 0; i < sizeof fr_archs / sizeof fr_archs[0]; i++)
         if (strcmp(fr_archs[i].arch, a0->valuestring) == 0) fi = (int)i;
-    if (fi < 0) return fr_fail(why, len, "config.json: architecture %s is not in the reference", a0->valuestring);
+    if (fi < 0) return mq_test_why(why, len, "config.json: architecture %s is not in the reference", a0->valuestring);
     snprintf(m->arch, sizeof m->arch, "%s", a0->valuestring);
     const enum fr_family fam = fr_archs[fi].fam;
     struct dref_config *g = &m->cfg;
@@ -136,7 +127,7 @@ int fref_bind(const cJSON *c, fref_get_fn get, void *user, struct fref_model *m,
     g->n_head = (int)fr_num(c, "num_attention_heads", 0);
     g->n_kv_head = (int)fr_num(c, "num_key_value_heads", g->n_head);
     if (g->n_embd <= 0 || g->n_head <= 0 || g->n_vocab <= 0 || g->n_layer <= 0 || g->n_layer > DREF_MAX_LAYERS)
-        return fr_fail(why, len, "config.json: sizes missing or out of the reference's range");
+        return mq_test_why(why, len, "config.json: sizes missing or out of the reference's range");
     g->head_dim = (int)fr_num(c, "head_dim", g->n_embd / g->n_head);
     g->rms_eps = fr_num(c, "rms_norm_eps", 1e-6);
     g->rope_theta = fr_num(c, "rope_theta", 10000.0);
@@ -144,7 +135,7 @@ int fref_bind(const cJSON *c, fref_get_fn get, void *user, struct fref_model *m,
     m->tied = fr_bool(c, "tie_word_embeddings", fr_archs[fi].tied_default);
     if (fr_rope_scaling(c, m, g->rot_dim, why, len) != 0) return -1;
     if (fr_bool(c, "use_sliding_window", false))
-        return fr_fail(why, len, "config.json: use_sliding_window true is not in the reference");
+        return mq_test_why(why, len, "config.json: use_sliding_window true is not in the reference");
 
     const int E = g->n_embd, H = g->n_head, KV = g->n_kv_head, D = g->head_dim, F = g->n_ff;
     const int L = g->n_layer;
@@ -184,12 +175,12 @@ int fref_bind(const cJSON *c, fref_get_fn get, void *user, struct fref_model *m,
         const cJSON *act = cJSON_GetObjectItemCaseSensitive(c, "hidden_activation");
         if (!cJSON_IsString(act)) act = cJSON_GetObjectItemCaseSensitive(c, "hidden_act");
         if (!cJSON_IsString(act) || strcmp(act->valuestring, "gelu_pytorch_tanh") != 0)
-            return fr_fail(why, len, "config.json: hidden_activation is not gelu_pytorch_tanh");
+            return mq_test_why(why, len, "config.json: hidden_activation is not gelu_pytorch_tanh");
         g->act = DREF_ACT_GELU_TANH;
         g->embed_scale = (double)(float)sqrt((double)E); /* torch.tensor(hidden_size ** 0.5), float32 */
         g->attn_scale = 1.0 / sqrt(fr_num(c, "query_pre_attn_scalar", 0.0));
         if (!(g->attn_scale > 0.0) || isinf(g->attn_scale))
-            return fr_fail(why, len, "config.json: query_pre_attn_scalar missing");
+            return mq_test_why(why, len, "config.json: query_pre_attn_scalar missing");
         g->attn_softcap = fr_num(c, "attn_logit_softcapping", fam == FR_GEMMA2 ? 50.0 : 0.0);
         g->final_softcap = fr_num(c, "final_logit_softcapping", fam == FR_GEMMA2 ? 30.0 : 0.0);
         g->sliding_window = (int)fr_num(c, "sliding_window", fam == FR_GEMMA2 ? 4096 : 512);
@@ -243,7 +234,7 @@ int fref_bind(const cJSON *c, fref_get_fn get, void *user, struct fref_model *m,
     w->final_norm = get(user, "model.norm.weight", E, 0, false);
     w->lm_head = m->tied ? w->embed : get(user, "lm_head.weight", g->n_vocab, E, false);
     if (!w->embed || !w->final_norm || !w->lm_head)
-        return fr_fail(why, len, "model.embed_tokens, model.norm or lm_head weight missing or misshapen");
+        return mq_test_why(why, len, "model.embed_tokens, model.norm or lm_head weight missing or misshapen");
     const int qn = g->qk_norm == DREF_QK_NORM_FULL ? H * D : D, kn = g->qk_norm == DREF_QK_NORM_FULL ? KV * D : D;
     for (int l = 0; l < L; l++) {
         struct dref_layer *y = &w->layers[l];
@@ -301,7 +292,7 @@ int fref_bind(const cJSON *c, fref_get_fn get, void *user, struct fref_model *m,
                 snprintf(s, sizeof s, "mlp.experts.%d.down_proj.weight", e);
                 y->experts[e].w_down = fr_layer(get, user, l, s, E, g->n_ff_exp, false);
             }
-            if (!y->router) return fr_fail(why, len, "layer %d: router (mlp.gate.weight) missing or misshapen", l);
+            if (!y->router) return mq_test_why(why, len, "layer %d: router (mlp.gate.weight) missing or misshapen", l);
         } else if (fam == FR_PHI3) {
             const float *gu = fr_layer(get, user, l, "mlp.gate_up_proj.weight", 2 * F, E, false);
             if (gu) {
@@ -315,14 +306,14 @@ int fref_bind(const cJSON *c, fref_get_fn get, void *user, struct fref_model *m,
             y->w_down = fr_layer(get, user, l, "mlp.down_proj.weight", E, F, false);
         }
         if (!y->wq || !y->wk || !y->wv || !y->wo)
-            return fr_fail(why, len, "layer %d: an attention projection is missing or misshapen", l);
+            return mq_test_why(why, len, "layer %d: an attention projection is missing or misshapen", l);
         if ((!olmo && !y->attn_norm) || (g->qk_norm && (!y->q_norm || !y->k_norm)))
-            return fr_fail(why, len, "layer %d: a norm weight is missing or misshapen", l);
+            return mq_test_why(why, len, "layer %d: a norm weight is missing or misshapen", l);
         if (!y->router && (!y->w_gate || !y->w_up || !y->w_down))
-            return fr_fail(why, len, "layer %d: an MLP weight is missing or misshapen", l);
+            return mq_test_why(why, len, "layer %d: an MLP weight is missing or misshapen", l);
         for (int e = 0; y->router && e < g->n_expert; e++)
             if (!y->experts[e].w_gate || !y->experts[e].w_up || !y->experts[e].w_down)
-                return fr_fail(why, len, "layer %d: expert %d is missing or misshapen", l, e);
+                return mq_test_why(why, len, "layer %d: expert %d is missing or misshapen", l, e);
     }
     return 0;
 }

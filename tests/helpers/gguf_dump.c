@@ -1,5 +1,6 @@
 /* gguf_dump.c - GGUF views from ggml and from @huggingface/gguf (see gguf_dump.h). */
 #include "gguf_dump.h"
+#include "why.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -13,16 +14,6 @@
 #include <xxhash.h>
 
 #define GGUF_DUMP_JS_DEFAULT "tools/interop/gguf-dump.mjs"
-
-static void say(char *why, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void say(char *why, size_t len, const char *fmt, ...)
-{
-    if (!why || !len) return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(why, len, fmt, ap);
-    va_end(ap);
-}
 
 static char *dup_str(const char *s)
 {
@@ -140,14 +131,14 @@ bool gguf_view_from_ggml(struct gguf_view *v, const struct mq_ggml *g, const cha
     memset(v, 0, sizeof *v);
     v->source = "ggml";
     if (!g || !g->handle) {
-        say(why, why_len, "ggml library not loaded");
+        mq_test_why(why, why_len, "ggml library not loaded");
         return false;
     }
     struct ggml_context *gctx = NULL;
     struct mq_gguf_init_params params = {no_alloc, &gctx};
     struct gguf_context *c = g->gguf_init_from_file(path, params);
     if (!c) {
-        say(why, why_len, "ggml refused %s (no_alloc=%s; ggml's reason is on stderr)", path,
+        mq_test_why(why, why_len, "ggml refused %s (no_alloc=%s; ggml's reason is on stderr)", path,
             no_alloc ? "true" : "false");
         return false;
     }
@@ -189,7 +180,7 @@ bool gguf_view_from_ggml(struct gguf_view *v, const struct mq_ggml *g, const cha
         t->nbytes = g->gguf_get_tensor_size(c, i);
         const struct ggml_tensor *gt = gctx ? g->ggml_get_tensor(gctx, t->name) : NULL;
         if (!gt) {
-            say(why, why_len, "%s: ggml has no tensor '%s' in its context", path, t->name);
+            mq_test_why(why, why_len, "%s: ggml has no tensor '%s' in its context", path, t->name);
             ok = false;
             break;
         }
@@ -202,7 +193,7 @@ bool gguf_view_from_ggml(struct gguf_view *v, const struct mq_ggml *g, const cha
         t->n_dims = (uint32_t)g->ggml_n_dims(gt);
         int64_t prod = t->ne[0] * t->ne[1] * t->ne[2] * t->ne[3];
         if (prod != g->ggml_nelements(gt) || (uint64_t)g->ggml_nbytes(gt) != t->nbytes) {
-            say(why, why_len,
+            mq_test_why(why, why_len,
                 "%s: tensor '%s': gguf ne gives %" PRId64 " elements and %" PRIu64 " bytes, ggml_tensor %" PRId64
                 " and %zu",
                 path, t->name, prod, t->nbytes, g->ggml_nelements(gt), g->ggml_nbytes(gt));
@@ -212,7 +203,7 @@ bool gguf_view_from_ggml(struct gguf_view *v, const struct mq_ggml *g, const cha
         if (!no_alloc) {
             const void *data = g->ggml_get_data(gt);
             if (!data && t->nbytes) {
-                say(why, why_len, "%s: tensor '%s' has no data with no_alloc=false", path, t->name);
+                mq_test_why(why, why_len, "%s: tensor '%s' has no data with no_alloc=false", path, t->name);
                 ok = false;
                 break;
             }
@@ -312,7 +303,7 @@ static bool parse_js(struct gguf_view *v, const cJSON *doc, char *why, size_t wh
         !json_u64(cJSON_GetObjectItemCaseSensitive(doc, "n_kv"), &v->n_kv) ||
         !json_u64(cJSON_GetObjectItemCaseSensitive(doc, "n_tensors"), &v->n_tensors) || !cJSON_IsArray(kv) ||
         !cJSON_IsArray(tensors)) {
-        say(why, why_len, "gguf-dump.mjs: unexpected JSON header fields");
+        mq_test_why(why, why_len, "gguf-dump.mjs: unexpected JSON header fields");
         return false;
     }
     v->version = (uint32_t)version;
@@ -328,7 +319,7 @@ static bool parse_js(struct gguf_view *v, const cJSON *doc, char *why, size_t wh
         if (!cJSON_IsString(key) || !json_int(cJSON_GetObjectItemCaseSensitive(it, "type"), &e->type) ||
             !json_int(cJSON_GetObjectItemCaseSensitive(it, "elem_type"), &e->elem_type) ||
             !json_u64(cJSON_GetObjectItemCaseSensitive(it, "n"), &e->n) || !value) {
-            say(why, why_len, "gguf-dump.mjs: bad kv entry '%s'", e->key);
+            mq_test_why(why, why_len, "gguf-dump.mjs: bad kv entry '%s'", e->key);
             return false;
         }
         bool ok;
@@ -346,7 +337,7 @@ static bool parse_js(struct gguf_view *v, const cJSON *doc, char *why, size_t wh
             ok = json_value(value, e->type, &e->val);
         }
         if (!ok) {
-            say(why, why_len, "gguf-dump.mjs: value of '%s' (%s) not decodable", e->key, gguf_view_type_name(e->type));
+            mq_test_why(why, why_len, "gguf-dump.mjs: value of '%s' (%s) not decodable", e->key, gguf_view_type_name(e->type));
             return false;
         }
     }
@@ -363,19 +354,19 @@ static bool parse_js(struct gguf_view *v, const cJSON *doc, char *why, size_t wh
             !json_int(cJSON_GetObjectItemCaseSensitive(it, "type"), &t->type) ||
             !json_u64(cJSON_GetObjectItemCaseSensitive(it, "offset"), &t->offset) || !cJSON_IsArray(ne) ||
             cJSON_GetArraySize(ne) != n_dims || n_dims > 4 || n_dims < 0) {
-            say(why, why_len, "gguf-dump.mjs: bad tensor entry '%s'", t->name);
+            mq_test_why(why, why_len, "gguf-dump.mjs: bad tensor entry '%s'", t->name);
             return false;
         }
         t->n_dims = (uint32_t)n_dims;
         for (int d = 0; d < 4; d++) t->ne[d] = 1;
         for (int d = 0; d < n_dims; d++)
             if (!json_i64(cJSON_GetArrayItem(ne, d), &t->ne[d])) {
-                say(why, why_len, "gguf-dump.mjs: bad ne of '%s'", t->name);
+                mq_test_why(why, why_len, "gguf-dump.mjs: bad ne of '%s'", t->name);
                 return false;
             }
         if (cJSON_IsNull(nbytes)) t->nbytes = UINT64_MAX;
         else if (!json_u64(nbytes, &t->nbytes)) {
-            say(why, why_len, "gguf-dump.mjs: bad nbytes of '%s'", t->name);
+            mq_test_why(why, why_len, "gguf-dump.mjs: bad nbytes of '%s'", t->name);
             return false;
         }
     }
@@ -392,12 +383,12 @@ bool gguf_view_from_js(struct gguf_view *v, const char *path, char *why, size_t 
     char cmd[8192] = "";
     if (!sh_quote(cmd, sizeof cmd, node, " ") || !sh_quote(cmd, sizeof cmd, script, " ") ||
         !sh_quote(cmd, sizeof cmd, path, " </dev/null")) {
-        say(why, why_len, "path too long: %s", path);
+        mq_test_why(why, why_len, "path too long: %s", path);
         return false;
     }
     FILE *p = popen(cmd, "r");
     if (!p) {
-        say(why, why_len, "popen(%s): %s", cmd, strerror(errno));
+        mq_test_why(why, why_len, "popen(%s): %s", cmd, strerror(errno));
         return false;
     }
     size_t len = 0, cap = 1 << 16;
@@ -418,9 +409,9 @@ bool gguf_view_from_js(struct gguf_view *v, const char *path, char *why, size_t 
     if (st == -1 || !WIFEXITED(st) || WEXITSTATUS(st) != 0) {
         int code = st != -1 && WIFEXITED(st) ? WEXITSTATUS(st) : -1;
         if (code == 127)
-            say(why, why_len, "'%s' not found (exit 127): install Node.js (tools/setup.sh)", node);
+            mq_test_why(why, why_len, "'%s' not found (exit 127): install Node.js (tools/setup.sh)", node);
         else
-            say(why, why_len,
+            mq_test_why(why, why_len,
                 "%s %s %s failed (exit %d; its message is on stderr); is @huggingface/gguf installed "
                 "(tools/setup.sh runs npm ci in tools/interop)?",
                 node, script, path, code);
@@ -430,7 +421,7 @@ bool gguf_view_from_js(struct gguf_view *v, const char *path, char *why, size_t 
     cJSON *doc = cJSON_ParseWithLength(buf, len);
     free(buf);
     if (!doc) {
-        say(why, why_len, "gguf-dump.mjs printed something that is not JSON for %s", path);
+        mq_test_why(why, why_len, "gguf-dump.mjs printed something that is not JSON for %s", path);
         return false;
     }
     bool ok = parse_js(v, doc, why, why_len);
@@ -462,7 +453,7 @@ bool gguf_view_compare(const struct gguf_view *a, const struct gguf_view *b, cha
     const char *A = a->source ? a->source : "a", *B = b->source ? b->source : "b";
 #define DIFF_U(field)                                                                                     \
     if ((uint64_t)a->field != (uint64_t)b->field) {                                                        \
-        say(why, why_len, #field ": %s %" PRIu64 ", %s %" PRIu64, A, (uint64_t)a->field, B, (uint64_t)b->field); \
+        mq_test_why(why, why_len, #field ": %s %" PRIu64 ", %s %" PRIu64, A, (uint64_t)a->field, B, (uint64_t)b->field); \
         return false;                                                                                      \
     }
     DIFF_U(version)
@@ -477,11 +468,11 @@ bool gguf_view_compare(const struct gguf_view *a, const struct gguf_view *b, cha
     for (size_t k = 0; k < a->kv_len; k++) {
         const struct gguf_view_kv *x = &a->kv[k], *y = &b->kv[k];
         if (strcmp(x->key, y->key) != 0) {
-            say(why, why_len, "kv %zu: key '%s' (%s) vs '%s' (%s)", k, x->key, A, y->key, B);
+            mq_test_why(why, why_len, "kv %zu: key '%s' (%s) vs '%s' (%s)", k, x->key, A, y->key, B);
             return false;
         }
         if (x->type != y->type || x->elem_type != y->elem_type || x->n != y->n) {
-            say(why, why_len, "kv '%s': type %s elem %s n %" PRIu64 " (%s) vs type %s elem %s n %" PRIu64 " (%s)",
+            mq_test_why(why, why_len, "kv '%s': type %s elem %s n %" PRIu64 " (%s) vs type %s elem %s n %" PRIu64 " (%s)",
                 x->key, gguf_view_type_name(x->type), gguf_view_type_name(x->elem_type), x->n, A,
                 gguf_view_type_name(y->type), gguf_view_type_name(y->elem_type), y->n, B);
             return false;
@@ -491,7 +482,7 @@ bool gguf_view_compare(const struct gguf_view *a, const struct gguf_view *b, cha
             if (!value_eq(x->type, &x->val, &y->val)) {
                 value_str(x->type, &x->val, s1, sizeof s1);
                 value_str(x->type, &y->val, s2, sizeof s2);
-                say(why, why_len, "kv '%s' (%s): %s %s, %s %s", x->key, gguf_view_type_name(x->type), A, s1, B, s2);
+                mq_test_why(why, why_len, "kv '%s' (%s): %s %s, %s %s", x->key, gguf_view_type_name(x->type), A, s1, B, s2);
                 return false;
             }
             continue;
@@ -500,7 +491,7 @@ bool gguf_view_compare(const struct gguf_view *a, const struct gguf_view *b, cha
             if (!value_eq(x->elem_type, &x->arr[j], &y->arr[j])) {
                 value_str(x->elem_type, &x->arr[j], s1, sizeof s1);
                 value_str(x->elem_type, &y->arr[j], s2, sizeof s2);
-                say(why, why_len, "kv '%s'[%" PRIu64 "] (%s): %s %s, %s %s", x->key, j,
+                mq_test_why(why, why_len, "kv '%s'[%" PRIu64 "] (%s): %s %s, %s %s", x->key, j,
                     gguf_view_type_name(x->elem_type), A, s1, B, s2);
                 return false;
             }
@@ -508,28 +499,28 @@ bool gguf_view_compare(const struct gguf_view *a, const struct gguf_view *b, cha
     for (size_t i = 0; i < a->tensors_len; i++) {
         const struct gguf_view_tensor *x = &a->tensors[i], *y = &b->tensors[i];
         if (strcmp(x->name, y->name) != 0) {
-            say(why, why_len, "tensor %zu: name '%s' (%s) vs '%s' (%s)", i, x->name, A, y->name, B);
+            mq_test_why(why, why_len, "tensor %zu: name '%s' (%s) vs '%s' (%s)", i, x->name, A, y->name, B);
             return false;
         }
         if (memcmp(x->ne, y->ne, sizeof x->ne) != 0) {
-            say(why, why_len,
+            mq_test_why(why, why_len,
                 "tensor '%s': ne [%" PRId64 ",%" PRId64 ",%" PRId64 ",%" PRId64 "] (%s) vs [%" PRId64 ",%" PRId64
                 ",%" PRId64 ",%" PRId64 "] (%s)",
                 x->name, x->ne[0], x->ne[1], x->ne[2], x->ne[3], A, y->ne[0], y->ne[1], y->ne[2], y->ne[3], B);
             return false;
         }
         if (x->type != y->type || x->offset != y->offset) {
-            say(why, why_len, "tensor '%s': type %d offset %" PRIu64 " (%s) vs type %d offset %" PRIu64 " (%s)",
+            mq_test_why(why, why_len, "tensor '%s': type %d offset %" PRIu64 " (%s) vs type %d offset %" PRIu64 " (%s)",
                 x->name, x->type, x->offset, A, y->type, y->offset, B);
             return false;
         }
         if (x->nbytes != UINT64_MAX && y->nbytes != UINT64_MAX && x->nbytes != y->nbytes) {
-            say(why, why_len, "tensor '%s': nbytes %" PRIu64 " (%s) vs %" PRIu64 " (%s)", x->name, x->nbytes, A,
+            mq_test_why(why, why_len, "tensor '%s': nbytes %" PRIu64 " (%s) vs %" PRIu64 " (%s)", x->name, x->nbytes, A,
                 y->nbytes, B);
             return false;
         }
         if (x->has_hash && y->has_hash && x->data_hash != y->data_hash) {
-            say(why, why_len, "tensor '%s': data xxh64 %016" PRIx64 " (%s) vs %016" PRIx64 " (%s)", x->name,
+            mq_test_why(why, why_len, "tensor '%s': data xxh64 %016" PRIx64 " (%s) vs %016" PRIx64 " (%s)", x->name,
                 x->data_hash, A, y->data_hash, B);
             return false;
         }
@@ -542,33 +533,33 @@ bool gguf_view_check_layout(const struct gguf_view *v, char *why, size_t why_len
     const char *S = v->source ? v->source : "view";
     uint64_t al = v->alignment;
     if (v->version != 3) {
-        say(why, why_len, "%s: version %" PRIu32 ", want 3", S, v->version);
+        mq_test_why(why, why_len, "%s: version %" PRIu32 ", want 3", S, v->version);
         return false;
     }
     if (al == 0 || (al & (al - 1)) != 0) {
-        say(why, why_len, "%s: alignment %" PRIu64 " is not a power of two", S, al);
+        mq_test_why(why, why_len, "%s: alignment %" PRIu64 " is not a power of two", S, al);
         return false;
     }
     if (v->data_offset % al != 0) {
-        say(why, why_len, "%s: data offset %" PRIu64 " not a multiple of %" PRIu64, S, v->data_offset, al);
+        mq_test_why(why, why_len, "%s: data offset %" PRIu64 " not a multiple of %" PRIu64, S, v->data_offset, al);
         return false;
     }
     uint64_t next = 0;
     for (size_t i = 0; i < v->tensors_len; i++) {
         const struct gguf_view_tensor *t = &v->tensors[i];
         if (t->nbytes == UINT64_MAX) {
-            say(why, why_len, "%s: tensor '%s' has a size this parser cannot tell (type %d)", S, t->name, t->type);
+            mq_test_why(why, why_len, "%s: tensor '%s' has a size this parser cannot tell (type %d)", S, t->name, t->type);
             return false;
         }
         if (t->offset != next) {
-            say(why, why_len, "%s: tensor '%s' at offset %" PRIu64 ", expected %" PRIu64 " (contiguous, padded to %" PRIu64
+            mq_test_why(why, why_len, "%s: tensor '%s' at offset %" PRIu64 ", expected %" PRIu64 " (contiguous, padded to %" PRIu64
                 ")", S, t->name, t->offset, next, al);
             return false;
         }
         next += (t->nbytes + al - 1) / al * al;
     }
     if (v->data_offset + next != v->file_size) {
-        say(why, why_len, "%s: file is %" PRIu64 " bytes, header + padded data make %" PRIu64, S, v->file_size,
+        mq_test_why(why, why_len, "%s: file is %" PRIu64 " bytes, header + padded data make %" PRIu64, S, v->file_size,
             v->data_offset + next);
         return false;
     }
@@ -595,11 +586,11 @@ static const struct gguf_view_kv *expect_kv(const struct gguf_view *v, const cha
 {
     const struct gguf_view_kv *e = gguf_view_find_kv(v, key);
     if (!e) {
-        say(why, why_len, "%s: no key '%s'", v->source, key);
+        mq_test_why(why, why_len, "%s: no key '%s'", v->source, key);
         return NULL;
     }
     if (e->type != type) {
-        say(why, why_len, "%s: key '%s' is %s, want %s", v->source, key, gguf_view_type_name(e->type),
+        mq_test_why(why, why_len, "%s: key '%s' is %s, want %s", v->source, key, gguf_view_type_name(e->type),
             gguf_view_type_name(type));
         return NULL;
     }
@@ -612,7 +603,7 @@ bool gguf_view_expect_uint(const struct gguf_view *v, const char *key, int type,
     const struct gguf_view_kv *e = expect_kv(v, key, type, why, why_len);
     if (!e) return false;
     if (!is_unsigned(type) || e->val.u != value) {
-        say(why, why_len, "%s: key '%s' = %" PRIu64 ", want %" PRIu64, v->source, key, e->val.u, value);
+        mq_test_why(why, why_len, "%s: key '%s' = %" PRIu64 ", want %" PRIu64, v->source, key, e->val.u, value);
         return false;
     }
     return true;
@@ -624,7 +615,7 @@ bool gguf_view_expect_int(const struct gguf_view *v, const char *key, int type, 
     const struct gguf_view_kv *e = expect_kv(v, key, type, why, why_len);
     if (!e) return false;
     if (!is_signed(type) || e->val.i != value) {
-        say(why, why_len, "%s: key '%s' = %" PRId64 ", want %" PRId64, v->source, key, e->val.i, value);
+        mq_test_why(why, why_len, "%s: key '%s' = %" PRId64 ", want %" PRId64, v->source, key, e->val.i, value);
         return false;
     }
     return true;
@@ -637,7 +628,7 @@ bool gguf_view_expect_float(const struct gguf_view *v, const char *key, int type
     if (!e) return false;
     double want = type == GGREF_GGUF_FLOAT32 ? (double)(float)value : value;
     if (!is_float(type) || memcmp(&e->val.f, &want, sizeof want) != 0) {
-        say(why, why_len, "%s: key '%s' = %.17g, want %.17g", v->source, key, e->val.f, want);
+        mq_test_why(why, why_len, "%s: key '%s' = %.17g, want %.17g", v->source, key, e->val.f, want);
         return false;
     }
     return true;
@@ -649,7 +640,7 @@ bool gguf_view_expect_str(const struct gguf_view *v, const char *key, const char
     const struct gguf_view_kv *e = expect_kv(v, key, GGREF_GGUF_STRING, why, why_len);
     if (!e) return false;
     if (strcmp(e->val.s, value) != 0) {
-        say(why, why_len, "%s: key '%s' = \"%.200s\", want \"%.200s\"", v->source, key, e->val.s, value);
+        mq_test_why(why, why_len, "%s: key '%s' = \"%.200s\", want \"%.200s\"", v->source, key, e->val.s, value);
         return false;
     }
     return true;
@@ -661,7 +652,7 @@ bool gguf_view_expect_array(const struct gguf_view *v, const char *key, int elem
     const struct gguf_view_kv *e = expect_kv(v, key, GGREF_GGUF_ARRAY, why, why_len);
     if (!e) return false;
     if (e->elem_type != elem_type || e->n != n) {
-        say(why, why_len, "%s: key '%s' is an array of %" PRIu64 " %s, want %" PRIu64 " %s", v->source, key, e->n,
+        mq_test_why(why, why_len, "%s: key '%s' is an array of %" PRIu64 " %s, want %" PRIu64 " %s", v->source, key, e->n,
             gguf_view_type_name(e->elem_type), n, gguf_view_type_name(elem_type));
         return false;
     }
@@ -673,11 +664,11 @@ bool gguf_view_expect_tensor(const struct gguf_view *v, const char *name, int ty
 {
     const struct gguf_view_tensor *t = gguf_view_find_tensor(v, name);
     if (!t) {
-        say(why, why_len, "%s: no tensor '%s'", v->source, name);
+        mq_test_why(why, why_len, "%s: no tensor '%s'", v->source, name);
         return false;
     }
     if (t->type != type || memcmp(t->ne, ne, sizeof t->ne) != 0 || (n_dims && t->n_dims != n_dims)) {
-        say(why, why_len,
+        mq_test_why(why, why_len,
             "%s: tensor '%s' is type %d n_dims %" PRIu32 " ne [%" PRId64 ",%" PRId64 ",%" PRId64 ",%" PRId64
             "], want type %d n_dims %" PRIu32 " ne [%" PRId64 ",%" PRId64 ",%" PRId64 ",%" PRId64 "]",
             v->source, name, t->type, t->n_dims, t->ne[0], t->ne[1], t->ne[2], t->ne[3], type, n_dims, ne[0], ne[1],

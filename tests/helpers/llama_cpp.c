@@ -11,6 +11,7 @@
 ** keep the library's defaults because we start from the struct the library returns.
 */
 #include "llama_cpp.h"
+#include "why.h"
 
 #include <dlfcn.h>
 #include <glob.h>
@@ -188,15 +189,6 @@ static void on_log(int level, const char *text, void *user)
     memcpy(lc->log + have, text, add + 1);
 }
 
-static void say(char *why, size_t why_len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void say(char *why, size_t why_len, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(why, why_len, fmt, ap);
-    va_end(ap);
-}
-
 /* ---- opening ------------------------------------------------------------------------------ */
 
 /* First file matching dir/pattern, into out. */
@@ -224,7 +216,7 @@ struct mq_llama_cpp *mq_llama_cpp_open(char *why, size_t why_len)
 {
     struct mq_llama_cpp *lc = calloc(1, sizeof *lc);
     if (!lc) {
-        say(why, why_len, "out of memory");
+        mq_test_why(why, why_len, "out of memory");
         return NULL;
     }
     const char *env = getenv("MODELQ_LLAMA_DIR");
@@ -233,19 +225,19 @@ struct mq_llama_cpp *mq_llama_cpp_open(char *why, size_t why_len)
     char path[1200];
     if (!find_lib(lc->dir, "libllama.v*.so", path, sizeof path) &&
         !find_lib(lc->dir, "libllama.so", path, sizeof path)) {
-        say(why, why_len, "no libllama in %s; run tools/setup.sh (npm ci in tools/interop)", lc->dir);
+        mq_test_why(why, why_len, "no libllama in %s; run tools/setup.sh (npm ci in tools/interop)", lc->dir);
         goto fail;
     }
     /* RTLD_LOCAL: llama.cpp's C++ symbols stay out of the global namespace. Its RUNPATH ($ORIGIN)
     ** finds libggml and libggml-base beside it. */
     if (!(lc->llama = dlopen(path, RTLD_NOW | RTLD_LOCAL))) {
-        say(why, why_len, "cannot load %s: %s", path, dlerror());
+        mq_test_why(why, why_len, "cannot load %s: %s", path, dlerror());
         goto fail;
     }
     if ((!find_lib(lc->dir, "libggml.v*.so", path, sizeof path) &&
          !find_lib(lc->dir, "libggml.so", path, sizeof path)) ||
         !(lc->ggml = dlopen(path, RTLD_NOW | RTLD_LOCAL))) {
-        say(why, why_len, "cannot load libggml from %s: %s", lc->dir, dlerror());
+        mq_test_why(why, why_len, "cannot load libggml from %s: %s", lc->dir, dlerror());
         goto fail;
     }
     struct {
@@ -292,7 +284,7 @@ struct mq_llama_cpp *mq_llama_cpp_open(char *why, size_t why_len)
     for (size_t i = 0; i < sizeof syms / sizeof syms[0]; i++) {
         void *p = dlsym(syms[i].lib, syms[i].name);
         if (!p) {
-            say(why, why_len, "%s: missing symbol %s (not the llama.cpp build these struct layouts are for)", lc->dir,
+            mq_test_why(why, why_len, "%s: missing symbol %s (not the llama.cpp build these struct layouts are for)", lc->dir,
                 syms[i].name);
             goto fail;
         }
@@ -303,7 +295,7 @@ struct mq_llama_cpp *mq_llama_cpp_open(char *why, size_t why_len)
     const char *cpu = getenv("MODELQ_LLAMA_CPU_BACKEND");
     if (cpu && *cpu) {
         if (!lc->load_backend(cpu)) {
-            say(why, why_len, "ggml_backend_load(%s) failed: %s", cpu, lc->log);
+            mq_test_why(why, why_len, "ggml_backend_load(%s) failed: %s", cpu, lc->log);
             goto fail;
         }
     } else {
@@ -311,7 +303,7 @@ struct mq_llama_cpp *mq_llama_cpp_open(char *why, size_t why_len)
     }
     dl_iterate_phdr(note_backend, lc);
     if (lc->reg_count() == 0 || lc->dev_count() == 0 || !lc->backend[0]) {
-        say(why, why_len, "no CPU backend registered from %s (%s)", cpu && *cpu ? cpu : lc->dir, lc->log);
+        mq_test_why(why, why_len, "no CPU backend registered from %s (%s)", cpu && *cpu ? cpu : lc->dir, lc->log);
         goto fail;
     }
 
@@ -320,14 +312,14 @@ struct mq_llama_cpp *mq_llama_cpp_open(char *why, size_t why_len)
     struct lc_context_params cp = lc->context_default_params();
     if (mp.devices || mp.n_gpu_layers != -1 || mp.split_mode != 1 || mp.load_mode != -1 || mp.main_gpu != 0 ||
         mp.tensor_split || mp.kv_overrides || mp.vocab_only || mp.check_tensors || !mp.use_extra_bufts || mp.no_alloc) {
-        say(why, why_len, "llama_model_default_params() does not match the mirrored llama_model_params layout");
+        mq_test_why(why, why_len, "llama_model_default_params() does not match the mirrored llama_model_params layout");
         goto fail;
     }
     if (cp.n_ctx != 512 || cp.n_batch != 2048 || cp.n_ubatch != 512 || cp.n_seq_max != 1 || cp.n_threads <= 0 ||
         cp.n_threads_batch <= 0 || cp.flash_attn_type != -1 || cp.type_k != LC_GGML_TYPE_F16 ||
         cp.type_v != LC_GGML_TYPE_F16 || cp.embeddings || !cp.offload_kqv || cp.kv_unified || cp.samplers ||
         cp.n_samplers || cp.ctx_other) {
-        say(why, why_len, "llama_context_default_params() does not match the mirrored llama_context_params layout");
+        mq_test_why(why, why_len, "llama_context_default_params() does not match the mirrored llama_context_params layout");
         goto fail;
     }
     lc->log[0] = '\0';
@@ -351,28 +343,36 @@ const char *mq_llama_cpp_dir(const struct mq_llama_cpp *lc) { return lc->dir; }
 
 /* ---- models ------------------------------------------------------------------------------- */
 
-struct mq_llama_cpp_model *mq_llama_cpp_load(struct mq_llama_cpp *lc, const char *gguf,
-                                             struct mq_llama_cpp_info *info, char *why, size_t why_len)
+/* llama_model_load_from_file with mp; the model, or NULL with the reason (llama.cpp's log) in why */
+static struct mq_llama_cpp_model *load_model(struct mq_llama_cpp *lc, const char *gguf, struct lc_model_params mp,
+                                             char *why, size_t why_len)
 {
     struct mq_llama_cpp_model *m = calloc(1, sizeof *m);
     if (!m) {
-        say(why, why_len, "out of memory");
+        mq_test_why(why, why_len, "out of memory");
         return NULL;
     }
     m->lc = lc;
     lc->log[0] = '\0';
-    struct lc_model_params mp = lc->model_default_params();
-    mp.n_gpu_layers = 0;
-    mp.load_mode = LC_LOAD_MODE_NONE; /* read the tensors into llama.cpp's buffers */
-    mp.check_tensors = true;
     m->model = lc->model_load(gguf, mp);
     if (!m->model) {
-        say(why, why_len, "llama.cpp cannot load %s: %s", gguf, lc->log[0] ? lc->log : "(no message)");
+        mq_test_why(why, why_len, "llama.cpp cannot load %s: %s", gguf, lc->log[0] ? lc->log : "(no message)");
         free(m);
         return NULL;
     }
     m->n_vocab = lc->vocab_n_tokens(lc->model_get_vocab(m->model));
-    if (info) {
+    return m;
+}
+
+struct mq_llama_cpp_model *mq_llama_cpp_load(struct mq_llama_cpp *lc, const char *gguf,
+                                             struct mq_llama_cpp_info *info, char *why, size_t why_len)
+{
+    struct lc_model_params mp = lc->model_default_params();
+    mp.n_gpu_layers = 0;
+    mp.load_mode = LC_LOAD_MODE_NONE; /* read the tensors into llama.cpp's buffers */
+    mp.check_tensors = true;
+    struct mq_llama_cpp_model *m = load_model(lc, gguf, mp, why, why_len);
+    if (m && info) {
         memset(info, 0, sizeof *info);
         if (lc->model_meta_val_str(m->model, "general.architecture", info->arch, sizeof info->arch) < 0)
             info->arch[0] = '\0';
@@ -394,16 +394,9 @@ struct mq_llama_cpp_model *mq_llama_cpp_load_placed(struct mq_llama_cpp *lc, con
     enum { LC_MAX_DEVICES = 16 }; /* llama_max_devices() */
     float split[LC_MAX_DEVICES] = {0};
     if (place->n_split < 0 || place->n_split > LC_MAX_DEVICES) {
-        say(why, why_len, "%d split ratios (at most %d)", place->n_split, LC_MAX_DEVICES);
+        mq_test_why(why, why_len, "%d split ratios (at most %d)", place->n_split, LC_MAX_DEVICES);
         return NULL;
     }
-    struct mq_llama_cpp_model *m = calloc(1, sizeof *m);
-    if (!m) {
-        say(why, why_len, "out of memory");
-        return NULL;
-    }
-    m->lc = lc;
-    lc->log[0] = '\0';
     memset(lc->layer_dev, 0, sizeof lc->layer_dev);
     struct lc_model_params mp = lc->model_default_params();
     mp.n_gpu_layers = place->n_gpu_layers;
@@ -412,14 +405,7 @@ struct mq_llama_cpp_model *mq_llama_cpp_load_placed(struct mq_llama_cpp *lc, con
         memcpy(split, place->tensor_split, (size_t)place->n_split * sizeof *split);
         mp.tensor_split = split; /* read during the load only */
     }
-    m->model = lc->model_load(gguf, mp);
-    if (!m->model) {
-        say(why, why_len, "llama.cpp cannot load %s: %s", gguf, lc->log[0] ? lc->log : "(no message)");
-        free(m);
-        return NULL;
-    }
-    m->n_vocab = lc->vocab_n_tokens(lc->model_get_vocab(m->model));
-    return m;
+    return load_model(lc, gguf, mp, why, why_len);
 }
 
 const char *mq_llama_cpp_layer_device(const struct mq_llama_cpp *lc, int il)
@@ -441,12 +427,12 @@ int mq_llama_cpp_eval(struct mq_llama_cpp_model *m, const struct mq_llama_cpp_ct
     const uint32_t n_ctx = opts && opts->n_ctx > 0 ? (uint32_t)opts->n_ctx : 128;
     const int32_t threads = opts && opts->n_threads > 0 ? opts->n_threads : 1;
     if (n == 0 || n > n_ctx) {
-        say(why, why_len, "%zu tokens do not fit a context of %u", n, n_ctx);
+        mq_test_why(why, why_len, "%zu tokens do not fit a context of %u", n, n_ctx);
         return -1;
     }
     for (size_t i = 0; i < n; i++)
         if (tokens[i] < 0 || tokens[i] >= m->n_vocab) {
-            say(why, why_len, "token %d at %zu is outside the vocabulary of %d", tokens[i], i, m->n_vocab);
+            mq_test_why(why, why_len, "token %d at %zu is outside the vocabulary of %d", tokens[i], i, m->n_vocab);
             return -1;
         }
     lc->log[0] = '\0';
@@ -459,7 +445,7 @@ int mq_llama_cpp_eval(struct mq_llama_cpp_model *m, const struct mq_llama_cpp_ct
     cp.type_k = cp.type_v = opts && opts->kv_f16 ? LC_GGML_TYPE_F16 : LC_GGML_TYPE_F32;
     void *ctx = lc->init_from_model(m->model, cp);
     if (!ctx) {
-        say(why, why_len, "llama_init_from_model failed: %s", lc->log);
+        mq_test_why(why, why_len, "llama_init_from_model failed: %s", lc->log);
         return -1;
     }
     int rc = -1;
@@ -468,13 +454,13 @@ int mq_llama_cpp_eval(struct mq_llama_cpp_model *m, const struct mq_llama_cpp_ct
     int32_t seq0 = 0, **seq = malloc(n * sizeof *seq);
     int8_t *out = malloc(n);
     if (!tok || !pos || !nseq || !seq || !out) {
-        say(why, why_len, "out of memory");
+        mq_test_why(why, why_len, "out of memory");
         goto done;
     }
     /* the context must have taken what was asked (a layout mismatch would show here) */
     if (lc->n_ctx(ctx) < n_ctx || lc->n_batch(ctx) != n_ctx || lc->n_ubatch(ctx) != n_ctx || lc->n_seq_max(ctx) != 1 ||
         lc->n_threads(ctx) != threads || lc->n_threads_batch(ctx) != threads) {
-        say(why, why_len,
+        mq_test_why(why, why_len,
             "context parameters not applied (n_ctx %u n_batch %u n_ubatch %u n_seq_max %u threads %d/%d): "
             "llama_context_params layout mismatch", lc->n_ctx(ctx), lc->n_batch(ctx), lc->n_ubatch(ctx),
             lc->n_seq_max(ctx), lc->n_threads(ctx), lc->n_threads_batch(ctx));
@@ -486,11 +472,11 @@ int mq_llama_cpp_eval(struct mq_llama_cpp_model *m, const struct mq_llama_cpp_ct
         adapter = lc->adapter_lora_init(m->model, opts->lora);
         float scale = opts->lora_scale;
         if (!adapter) {
-            say(why, why_len, "llama_adapter_lora_init(%s) failed: %s", opts->lora, lc->log);
+            mq_test_why(why, why_len, "llama_adapter_lora_init(%s) failed: %s", opts->lora, lc->log);
             goto done;
         }
         if (lc->set_adapters_lora(ctx, &adapter, 1, &scale) != 0) {
-            say(why, why_len, "llama_set_adapters_lora failed: %s", lc->log);
+            mq_test_why(why, why_len, "llama_set_adapters_lora failed: %s", lc->log);
             goto done;
         }
     }
@@ -504,13 +490,13 @@ int mq_llama_cpp_eval(struct mq_llama_cpp_model *m, const struct mq_llama_cpp_ct
     struct lc_batch b = {(int32_t)n, tok, NULL, pos, nseq, seq, out};
     int32_t r = lc->decode(ctx, b);
     if (r != 0) {
-        say(why, why_len, "llama_decode returned %d: %s", r, lc->log);
+        mq_test_why(why, why_len, "llama_decode returned %d: %s", r, lc->log);
         goto done;
     }
     for (size_t i = 0; i < n; i++) {
         const float *row = lc->get_logits_ith(ctx, (int32_t)i);
         if (!row) {
-            say(why, why_len, "no logits for position %zu: %s", i, lc->log);
+            mq_test_why(why, why_len, "no logits for position %zu: %s", i, lc->log);
             goto done;
         }
         memcpy(logits + i * (size_t)m->n_vocab, row, (size_t)m->n_vocab * sizeof *row);
@@ -546,7 +532,7 @@ int mq_llama_cpp_kv(struct mq_llama_cpp_model *m, const struct mq_llama_cpp_kv_o
     cp.type_v = o->type_v;
     void *ctx = lc->init_from_model(m->model, cp);
     if (!ctx) {
-        say(why, why_len, "llama_init_from_model failed: %s", lc->log);
+        mq_test_why(why, why_len, "llama_init_from_model failed: %s", lc->log);
         return -1;
     }
     out->n_ctx = lc->n_ctx(ctx);
@@ -560,7 +546,7 @@ int mq_llama_cpp_kv(struct mq_llama_cpp_model *m, const struct mq_llama_cpp_kv_o
         if (i >= lc->n_kv_lines ||
             sscanf(lc->kv_line[i], "llama_kv_cache: size = %lf MiB ( %u cells, %u layers, %u/%u seqs)", &mib, &cells,
                    &layers, &s1, &s2) != 5) {
-            say(why, why_len, "no KV cache size line in llama.cpp's log: '%s'", i < lc->n_kv_lines ? lc->kv_line[i] : "");
+            mq_test_why(why, why_len, "no KV cache size line in llama.cpp's log: '%s'", i < lc->n_kv_lines ? lc->kv_line[i] : "");
             return -1;
         }
         if (i == 0) out->mib = mib, out->cells = cells, out->layers = layers;
