@@ -150,27 +150,30 @@ static void pack_q5(const uint8_t *L, uint8_t *qh_le, uint8_t *qs)
 
 /* ---- Q4_0, Q5_0 (and below Q4_1, Q5_1): one row; sigma2 over the whole row ---- */
 
+/* One Q4_0 (nmax 8) or Q5_0 (nmax 16) block from its fit: d as fp16, the codes (0..2*nmax-1) packed. */
+static void q0_pack(int nmax, float d, const int8_t *L, uint8_t *y)
+{
+    mq_put_f16(y, d);
+    if (nmax == 8) {
+        for (int j = 0; j < 16; j++) y[2 + j] = (uint8_t)(L[j] | (L[j + 16] << 4));
+        return;
+    }
+    uint8_t U[QK];
+    for (int j = 0; j < QK; j++) U[j] = (uint8_t)L[j];
+    pack_q5(U, y + 2, y + 6);
+}
+
 static void legacy_row(enum mq_codec c, const float *x, size_t n_per_row, const float *qw, uint8_t *y)
 {
+    const int nmax = c == MQ_CODEC_Q4_0 ? 8 : 16;
     const float sigma2 = sum_sq(x, n_per_row) / (float)n_per_row;
     float weight[QK];
     int8_t L[QK];
-    uint8_t U[QK];
     const size_t bytes = mq_codec_info(c)->block_bytes;
     for (size_t ib = 0; ib < n_per_row / QK; ib++, y += bytes) {
         const float *xb = x + QK * ib, *wb = qw + QK * ib;
         for (int j = 0; j < QK; j++) weight[j] = wb[j] * sqrtf(sigma2 + xb[j] * xb[j]);
-        switch (c) {
-        case MQ_CODEC_Q4_0:
-            mq_put_f16(y, mq_make_qx_quants(QK, 8, xb, L, weight));
-            for (int j = 0; j < 16; j++) y[2 + j] = (uint8_t)(L[j] | (L[j + 16] << 4));
-            break;
-        default: /* MQ_CODEC_Q5_0 (Q4_1 and Q5_1 go to q1_row) */
-            mq_put_f16(y, mq_make_qx_quants(QK, 16, xb, L, weight));
-            for (int j = 0; j < QK; j++) U[j] = (uint8_t)L[j];
-            pack_q5(U, y + 2, y + 6);
-            break;
-        }
+        q0_pack(nmax, mq_make_qx_quants(QK, nmax, xb, L, weight), L, y);
     }
 }
 
@@ -192,18 +195,7 @@ static bool q4_0_q5_0_row_fast(enum mq_codec c, const float *x, size_t n_per_row
         const int ng = (int)(nb - b < BATCH ? nb - b : BATCH);
         if (!mq_qx_fit_lanes(QK, nmax, MQ_QX_W_SIGMA, x + QK * b, qw + QK * b, sigma2, ng, scales, L, NULL))
             return false;
-        for (int k = 0; k < ng; k++) {
-            uint8_t *yb = y + (b + (size_t)k) * bytes;
-            const int8_t *l = L + QK * k;
-            mq_put_f16(yb, scales[k]);
-            if (nmax == 8) {
-                for (int j = 0; j < 16; j++) yb[2 + j] = (uint8_t)(l[j] | (l[j + 16] << 4));
-            } else {
-                uint8_t U[QK];
-                for (int j = 0; j < QK; j++) U[j] = (uint8_t)l[j];
-                pack_q5(U, yb + 2, yb + 6);
-            }
-        }
+        for (int k = 0; k < ng; k++) q0_pack(nmax, scales[k], L + QK * k, y + (b + (size_t)k) * bytes);
     }
     return true;
 }
@@ -551,9 +543,8 @@ enum mq_status mq_quantize_weighted(enum mq_codec c, const float *src, size_t n,
         case MQ_CODEC_Q5_1:
             q1_row(c == MQ_CODEC_Q4_1 ? 15 : 31, src, row_len, imatrix, data, ci->block_bytes);
             break;
-        default:
-            legacy_row(c, src, row_len, imatrix, data);
-            break;
+        default: /* mq_codec_takes_imatrix and this switch disagree: a bug, never a wrong block */
+            return MQ_FAIL(err, MQ_E_INTERNAL, "codec", "%s: no weighted kernel", ci->name);
         }
     }
     return MQ_OK;
